@@ -1,0 +1,56 @@
+/*
+ * A dataplane core: one thread, share-nothing. It owns its listening sockets
+ * (one per listener, SO_REUSEPORT), its sessions, its timer wheel and its
+ * counters, and nothing it owns is touched by another thread, except the
+ * sessions' TLS buffers while a handshake job is out with a worker.
+ */
+#ifndef SLUICE_CORE_H
+#define SLUICE_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "counters.h"
+#include "io/stream.h"
+#include "timer.h"
+
+struct sess;
+struct listener;
+
+struct core {
+	unsigned id;
+	int epfd;
+	pthread_t thread;
+	struct stream *lsn;        /* one listening stream per listener */
+	struct stream wake;        /* worker completions (eventfd) */
+	struct wheel wheel;
+	uint64_t now_ms;           /* monotonic, refreshed once per loop */
+	uint64_t next_id;
+	struct sess *sessions;     /* all live sessions, for shutdown */
+	struct sess *dead;         /* closed this loop, freed at its end */
+	unsigned n_sess;
+	struct counters ctr;
+};
+
+/* Shared, read-only after start-up. */
+struct runtime {
+	const struct cfg *cfg;
+	struct listener *listeners;
+	unsigned n_listeners;
+	struct core *cores;
+	unsigned n_cores;
+	_Atomic bool stop;
+};
+extern struct runtime RT;
+
+static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[id]++; }
+static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[id] += n; }
+
+uint64_t clock_ms(void);
+
+/* Bind the listening sockets of core c. On error names the listener. */
+int core_listen(struct core *c, char *err, size_t errlen);
+void *core_main(void *arg);
+
+#endif

@@ -1,0 +1,21 @@
+/* Per-core counters, from counters.def. */
+#ifndef SLUICE_COUNTERS_H
+#define SLUICE_COUNTERS_H
+
+#include <stdint.h>
+
+enum counter_id {
+#define C(n, h) CTR_##n,
+#include "counters.def"
+#undef C
+	CTR__COUNT
+};
+
+struct counters {
+	uint64_t v[CTR__COUNT];
+};
+
+extern const char *const counter_names[CTR__COUNT];
+extern const char *const counter_help[CTR__COUNT];
+
+#endif

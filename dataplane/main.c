@@ -1,0 +1,270 @@
+/*
+ * sluice: start-up, cores, workers.
+ *
+ *   sluice [-c FILE]          run (without -c: the embedded default)
+ *   sluice --check [-c FILE]  validate the configuration and certificates
+ *
+ * Every check that can fail runs before anything starts; a failure prints
+ * FILE:LINE: KEY: reason and exits 1. Nothing fails fatally after that.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
+#include "core.h"
+#include "log.h"
+#include "session/backend.h"
+#include "session/session.h"
+#include "sluice-build.h"
+#include "tls.h"
+
+const char *const counter_names[CTR__COUNT] = {
+#define C(n, h) #n,
+#include "counters.def"
+#undef C
+};
+const char *const counter_help[CTR__COUNT] = {
+#define C(n, h) h,
+#include "counters.def"
+#undef C
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice [-c FILE] [--check]\n"
+		"  -c, --config FILE  configuration (default: the embedded quick-start one)\n"
+		"      --check        validate configuration and certificates, then exit\n"
+		"  -V, --version      print the version\n");
+}
+
+/* Per-listener run-time state: engine, backend pool, certificates. */
+static int setup_listeners(const struct cfg *c, struct be_pool *pools, char *err,
+			   size_t errlen)
+{
+	unsigned i, j;
+
+	RT.listeners = calloc(c->n_listeners, sizeof(*RT.listeners));
+	if (!RT.listeners)
+		return -ENOMEM;
+	RT.n_listeners = c->n_listeners;
+	for (i = 0; i < c->n_listeners; i++) {
+		struct listener *l = &RT.listeners[i];
+		const struct cfg_listener *cl = &c->listeners[i];
+		int rc;
+
+		l->cfg = cl;
+		l->idx = i;
+		l->ops = proto_get(cl->protocol);
+		if (!l->ops) {
+			snprintf(err, errlen, "%s:%u: listeners[%u].protocol: %s is not implemented yet",
+				 c->path, cl->line, i, cfg_proto_name(cl->protocol));
+			return -ENOTSUP;
+		}
+		for (j = 0; j < c->n_backends; j++)
+			if (&c->backends[j] == cl->be)
+				l->pool = &pools[j];
+		if (cl->tls == CFG_TLS_OFF)
+			continue;
+		rc = tls_certset_load(c, cl, &l->certs, err, errlen);
+		if (rc < 0)
+			return rc;
+		/* Rule 2.5: prove the set usable before STARTTLS is offered. */
+		SSL_CTX *probe = tls_ctx_new(NULL, &l->certs, err, errlen);
+
+		if (!probe)
+			return -EINVAL;
+		SSL_CTX_free(probe);
+		l->tls_available = true;
+		snprintf(l->certs_desc, sizeof(l->certs_desc), "%s",
+			 cl->n_certs ? "" : "generated ");
+		for (j = 0; j < l->certs.n; j++) {
+			size_t o = strlen(l->certs_desc);
+
+			snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s", j ? "," : "",
+				 l->certs.cert[j].kind);
+		}
+	}
+	return 0;
+}
+
+static void report_counters(void)
+{
+	uint64_t tot[CTR__COUNT] = { 0 };
+	char line[4096];
+	size_t o = 0;
+	unsigned i, k;
+
+	for (i = 0; i < RT.n_cores; i++)
+		for (k = 0; k < CTR__COUNT; k++)
+			tot[k] += RT.cores[i].ctr.v[k];
+	for (k = 0; k < CTR__COUNT && o < sizeof(line) - 64; k++)
+		if (tot[k])
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s=%llu", o ? " " : "",
+					      counter_names[k], (unsigned long long)tot[k]);
+	log_msg(LOG_INFO, "counters: %s", o ? line : "none");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = NULL;
+	bool check = false;
+	char err[1024] = "";
+	struct cfg *c = NULL;
+	struct be_pool *pools = NULL;
+	struct tls_certset **sets = NULL;
+	sigset_t sigs;
+	unsigned i;
+	int opt, rc, sig;
+
+	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'V':
+			printf("sluice %s\n", SLUICE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	/* Never the system openssl.cnf: the policy is set in tls_ctx_new. */
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	if (tls_bio_init() < 0) {
+		fprintf(stderr, "sluice: out of memory\n");
+		return 1;
+	}
+
+	rc = path ? cfg_load_file(path, &c, err, sizeof(err))
+		  : cfg_load_string(cfg_default_yaml, cfg_default_yaml_len, "(embedded default)",
+				    &c, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		return 1;
+	}
+	RT.cfg = c;
+	if ((rc = be_pools_init(c, &pools, err, sizeof(err))) < 0 ||
+	    (rc = setup_listeners(c, pools, err, sizeof(err))) < 0) {
+		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok: %u listeners, %u backends\n", c->path, c->n_listeners,
+		       c->n_backends);
+		goto out;
+	}
+
+	log_init(c->log_target);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads inherit: only main takes them */
+
+	RT.n_cores = c->cores;
+	RT.cores = calloc(c->cores, sizeof(*RT.cores));
+	sets = calloc(c->n_listeners, sizeof(*sets));
+	if (!RT.cores || !sets) {
+		fprintf(stderr, "sluice: out of memory\n");
+		return 1;
+	}
+	for (i = 0; i < c->cores; i++) {
+		RT.cores[i].id = i;
+		if (core_listen(&RT.cores[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "sluice: %s\n", err);
+			return 1;
+		}
+	}
+	for (i = 0; i < c->n_listeners; i++)
+		sets[i] = RT.listeners[i].tls_available ? &RT.listeners[i].certs : NULL;
+	if (tlsw_start(c->workers, c->cores, sets, c->n_listeners, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		return 1;
+	}
+
+	be_probe_all(pools, c->n_backends, c->hostname);
+	if (be_health_start(pools, c->n_backends, c->hostname) < 0)
+		log_msg(LOG_WARNING, "cannot start the health-check thread: backends are "
+			"probed only at start-up");
+	for (i = 0; i < c->n_listeners; i++) {
+		const struct listener *l = &RT.listeners[i];
+
+		log_msg(LOG_INFO, "listening %s %s proto=%s tls=%s backend=%s certs=%s",
+			l->cfg->name, l->cfg->address, l->ops->name, cfg_tls_name(l->cfg->tls),
+			l->cfg->be->name, l->tls_available ? l->certs_desc : "-");
+	}
+	for (i = 0; i < c->cores; i++) {
+		if ((rc = pthread_create(&RT.cores[i].thread, NULL, core_main, &RT.cores[i]))) {
+			log_msg(LOG_ERR, "cannot start core %u: %s", i, strerror(rc));
+			atomic_store(&RT.stop, true);
+			c->cores = i;
+			break;
+		}
+	}
+	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers, kernel stack",
+		SLUICE_VERSION, c->cores, c->workers);
+
+	while (!atomic_load(&RT.stop)) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			report_counters();
+		} else if (sig == SIGHUP) {
+			log_msg(LOG_INFO, "SIGHUP: reload is not supported yet; restart to apply "
+				"a new configuration");
+		} else {
+			log_msg(LOG_INFO, "signal %d: stopping", sig);
+			atomic_store(&RT.stop, true);
+		}
+	}
+	for (i = 0; i < c->cores; i++)
+		pthread_join(RT.cores[i].thread, NULL);
+	be_health_stop();
+	tlsw_stop();
+	report_counters();
+	for (i = 0; i < RT.n_cores; i++) {
+		close(RT.cores[i].epfd);
+		free(RT.cores[i].lsn);
+	}
+	free(RT.cores);
+out:
+	for (i = 0; RT.listeners && i < RT.n_listeners; i++)
+		tls_certset_free(&RT.listeners[i].certs);
+	free(RT.listeners);
+	free(sets);
+	be_pools_free(pools, c->n_backends);
+	cfg_free(c);
+	tls_bio_fini();
+	return 0;
+}

@@ -1,0 +1,494 @@
+/*
+ * SMTP engine (RFC 5321, STARTTLS per RFC 3207, opportunistic TLS per
+ * RFC 7435). Before the backend is connected, sluice answers the opening
+ * itself: banner, EHLO/HELO with the backend's capabilities plus STARTTLS,
+ * NOOP, RSET, HELP, QUIT, STARTTLS. The first command that needs the mail
+ * system (MAIL, RCPT, DATA, BDAT, VRFY, EXPN, ETRN; after TLS, EHLO) hands
+ * the session to the backend; this file then opens the backend: swallow its
+ * greeting, replay the client's EHLO on the plaintext path, or pass the
+ * backend's EHLO reply without STARTTLS inside TLS.
+ *
+ * A command table in the style of OpenSMTPD's smtp_session.c: each verb has
+ * one handler; policy (TLS first, HELO first) is read from flags.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto.h"
+
+#define SMTP_LINE_MAX 512  /* RFC 5321 4.5.3.1.4, CRLF included */
+#define SMTP_MAX_ERRORS 20 /* as Postfix's smtpd_hard_error_limit */
+
+enum smtp_phase {
+	SP_DIALOGUE,  /* sluice answers (before TLS, or in TLS before EHLO) */
+	SP_HELD,      /* client input held for the backend */
+};
+
+enum smtp_bphase {
+	BP_GREETING,  /* swallow the backend's 220 */
+	BP_REPLAY,    /* plaintext path: our replayed EHLO/HELO, swallow the 250 */
+	BP_FILTER,    /* TLS path: client's EHLO reply, without STARTTLS */
+	BP_DONE,
+};
+
+enum {
+	CMD_BACKEND = 1u << 0, /* needs the mail system */
+	CMD_GREETED = 1u << 1, /* needs HELO/EHLO first */
+};
+
+struct smtp_cmd {
+	const char *verb;
+	void (*fn)(const struct proto_env *, struct proto_sess *, const char *arg,
+		   struct proto_out *);
+	unsigned flags;
+};
+
+static void smtp_error(struct proto_sess *ps, struct proto_out *o, int ctr,
+		       const char *reason)
+{
+	ps->errors++;
+	o->counter = ctr;
+	o->reason = reason;
+}
+
+static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
+		     const char *arg, struct proto_out *o, bool ehlo)
+{
+	unsigned i, n = 0;
+	const char *last = NULL;
+	bool offer_tls = !ps->in_tls && env->tls_available &&
+			 env->tls_mode != CFG_TLS_OFF;
+
+	if (!*arg) {
+		po_reply(o, "501 5.5.4 Syntax: %s hostname\r\n", ehlo ? "EHLO" : "HELO");
+		smtp_error(ps, o, CTR_bad_syntax, "EHLO without a name");
+		return;
+	}
+	if (ps->in_tls) {
+		/* After TLS the backend answers EHLO: the client gets the real
+		 * capabilities (AUTH among them), STARTTLS filtered out. */
+		o->flags |= PO_BACKEND;
+		ps->phase = SP_HELD;
+		ps->bphase = BP_GREETING;
+		ps->ehlo = ehlo;
+		return;
+	}
+	free(ps->replay);
+	ps->replay = NULL;
+	if (asprintf(&ps->replay, "%s %s", ehlo ? "EHLO" : "HELO", arg) < 0)
+		ps->replay = NULL;
+	ps->greeted = true;
+	ps->ehlo = ehlo;
+	if (!ehlo) {
+		po_reply(o, "250 %s\r\n", env->hostname);
+		return;
+	}
+
+	/* Count what will be listed, to know which line is the last. */
+	for (i = 0; env->caps && i < env->caps->n; i++) {
+		const char *c = env->caps->item[i];
+
+		if (!strncasecmp(c, "AUTH", 4) || !strcasecmp(c, "STARTTLS"))
+			continue; /* AUTH never before TLS; STARTTLS is ours to offer */
+		last = c;
+		n++;
+	}
+	po_reply(o, "250%c%s\r\n", (n || offer_tls) ? '-' : ' ', env->hostname);
+	for (i = 0; env->caps && i < env->caps->n; i++) {
+		const char *c = env->caps->item[i];
+
+		if (!strncasecmp(c, "AUTH", 4) || !strcasecmp(c, "STARTTLS"))
+			continue;
+		po_reply(o, "250%c%s\r\n", (c == last && !offer_tls) ? ' ' : '-', c);
+	}
+	if (offer_tls)
+		po_reply(o, "250 STARTTLS\r\n");
+}
+
+static void cmd_ehlo_e(const struct proto_env *env, struct proto_sess *ps,
+		       const char *arg, struct proto_out *o)
+{
+	cmd_ehlo(env, ps, arg, o, true);
+}
+
+static void cmd_helo(const struct proto_env *env, struct proto_sess *ps,
+		     const char *arg, struct proto_out *o)
+{
+	cmd_ehlo(env, ps, arg, o, false);
+}
+
+static void cmd_starttls(const struct proto_env *env, struct proto_sess *ps,
+			 const char *arg, struct proto_out *o)
+{
+	if (ps->in_tls) {
+		po_reply(o, "554 5.5.1 Error: TLS already active\r\n");
+		smtp_error(ps, o, CTR_starttls_in_tls, "STARTTLS inside TLS");
+		return;
+	}
+	if (env->tls_mode == CFG_TLS_OFF) {
+		po_reply(o, "502 5.5.1 Error: command not implemented\r\n");
+		smtp_error(ps, o, CTR_unknown_command, "STARTTLS on a plaintext listener");
+		return;
+	}
+	if (!env->tls_available) {
+		po_reply(o, "454 4.7.0 TLS not available due to local problem\r\n");
+		return;
+	}
+	if (*arg) {
+		po_reply(o, "501 5.5.4 Syntax: STARTTLS\r\n");
+		smtp_error(ps, o, CTR_bad_syntax, "STARTTLS with an argument");
+		return;
+	}
+	po_reply(o, "220 2.0.0 Ready to start TLS\r\n");
+	o->flags |= PO_STARTTLS;
+}
+
+static void cmd_noop(const struct proto_env *env, struct proto_sess *ps,
+		     const char *arg, struct proto_out *o)
+{
+	po_reply(o, "250 2.0.0 Ok\r\n");
+}
+
+static void cmd_help(const struct proto_env *env, struct proto_sess *ps,
+		     const char *arg, struct proto_out *o)
+{
+	po_reply(o, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT STARTTLS\r\n");
+}
+
+static void cmd_quit(const struct proto_env *env, struct proto_sess *ps,
+		     const char *arg, struct proto_out *o)
+{
+	po_reply(o, "221 2.0.0 Bye\r\n");
+	o->flags |= PO_CLOSE;
+	o->reason = "client quit";
+}
+
+static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
+		     const char *arg, struct proto_out *o)
+{
+	/* AUTH is never offered before TLS, and never carried in plaintext. */
+	if (ps->in_tls) {
+		po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
+		smtp_error(ps, o, CTR_bad_syntax, "AUTH before EHLO");
+		return;
+	}
+	po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+	smtp_error(ps, o, CTR_refused_before_tls, "AUTH before TLS");
+}
+
+/* Placeholder handler for the commands that go to the backend. */
+static void cmd_backend(const struct proto_env *env, struct proto_sess *ps,
+			const char *arg, struct proto_out *o)
+{
+}
+
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "EHLO",     cmd_ehlo_e,   0 },
+	{ "HELO",     cmd_helo,     0 },
+	{ "STARTTLS", cmd_starttls, 0 },
+	{ "NOOP",     cmd_noop,     0 },
+	{ "RSET",     cmd_noop,     0 },
+	{ "HELP",     cmd_help,     0 },
+	{ "QUIT",     cmd_quit,     0 },
+	{ "AUTH",     cmd_auth,     0 },
+	{ "MAIL",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+	{ "RCPT",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+	{ "DATA",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+	{ "BDAT",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+	{ "VRFY",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+	{ "EXPN",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+	{ "ETRN",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+};
+
+static void smtp_greeting(const struct proto_env *env, struct proto_sess *ps,
+			  struct proto_out *o)
+{
+	po_reply(o, "220 %s ESMTP\r\n", env->hostname);
+}
+
+static void smtp_too_many(const struct proto_env *env, struct proto_sess *ps,
+			  struct proto_out *o)
+{
+	po_reply(o, "421 4.7.0 %s Error: too many errors\r\n", env->hostname);
+	o->flags |= PO_CLOSE;
+	o->counter = CTR_too_many_errors;
+	o->reason = "too many errors";
+}
+
+static void smtp_client_line(const struct proto_env *env, struct proto_sess *ps,
+			     const char *line, size_t len, bool has_nul,
+			     struct proto_out *o)
+{
+	char buf[SMTP_LINE_MAX + 1];
+	const char *arg;
+	size_t vlen;
+	unsigned i;
+
+	if (has_nul || len == 0 || len > SMTP_LINE_MAX) {
+		po_reply(o, "500 5.5.2 Error: bad syntax\r\n");
+		smtp_error(ps, o, CTR_bad_syntax, has_nul ? "NUL in command" : "empty command");
+		goto out;
+	}
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	/* Trailing blanks after a verb are common; they change nothing. */
+	while (len && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+		buf[--len] = 0;
+	vlen = strcspn(buf, " \t");
+	arg = buf + vlen;
+	while (*arg == ' ' || *arg == '\t')
+		arg++;
+
+	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
+		const struct smtp_cmd *c = &smtp_cmds[i];
+
+		if (strlen(c->verb) != vlen || strncasecmp(c->verb, buf, vlen))
+			continue;
+		if (c->flags & CMD_BACKEND) {
+			if (!ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED) {
+				po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+				smtp_error(ps, o, CTR_refused_before_tls, "mail command before TLS");
+				goto out;
+			}
+			if (!ps->greeted || ps->in_tls) {
+				/* In TLS, the EHLO goes to the backend and ends
+				 * sluice's part; anything before it is too early. */
+				po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
+				smtp_error(ps, o, CTR_bad_syntax, "command before EHLO");
+				goto out;
+			}
+			/* The plaintext path (RFC 7435): open the backend,
+			 * replay EHLO, then hand it this command. */
+			o->flags |= PO_BACKEND;
+			ps->phase = SP_HELD;
+			ps->bphase = BP_GREETING;
+			return;
+		}
+		c->fn(env, ps, arg, o);
+		goto out;
+	}
+	po_reply(o, "502 5.5.2 Error: command not recognized\r\n");
+	smtp_error(ps, o, CTR_unknown_command, "unknown command");
+out:
+	if (ps->errors >= SMTP_MAX_ERRORS && !(o->flags & PO_CLOSE))
+		smtp_too_many(env, ps, o);
+}
+
+static void smtp_too_long(const struct proto_env *env, struct proto_sess *ps,
+			  struct proto_out *o)
+{
+	po_reply(o, "500 5.5.2 Error: line too long\r\n");
+	smtp_error(ps, o, CTR_line_too_long, "line too long");
+	if (ps->errors >= SMTP_MAX_ERRORS)
+		smtp_too_many(env, ps, o);
+}
+
+/* Rule 2 of DESIGN.md: nothing learned before TLS survives it. */
+static void smtp_tls_started(struct proto_sess *ps)
+{
+	free(ps->replay);
+	ps->replay = NULL;
+	ps->greeted = false;
+	ps->ehlo = false;
+	ps->in_tls = true;
+	ps->phase = SP_DIALOGUE;
+}
+
+static void smtp_unavailable(const struct proto_env *env, struct proto_sess *ps,
+			     struct proto_out *o)
+{
+	po_reply(o, "421 4.4.2 %s Error: backend not available, try again later\r\n",
+		 env->hostname);
+	o->flags |= PO_CLOSE;
+}
+
+/* Parse "NNN-" / "NNN " / "NNN": returns the code, or -1. *final set. */
+static int smtp_reply_code(const char *l, size_t len, bool *final)
+{
+	if (len < 3 || !isdigit((unsigned char)l[0]) || !isdigit((unsigned char)l[1]) ||
+	    !isdigit((unsigned char)l[2]))
+		return -1;
+	if (len > 3 && l[3] != '-' && l[3] != ' ')
+		return -1;
+	*final = len == 3 || l[3] == ' ';
+	return (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
+}
+
+static bool smtp_is_starttls_line(const char *l, size_t len)
+{
+	const char *k = l + 4;
+	size_t n;
+
+	if (len < 4)
+		return false;
+	n = len - 4;
+	while (n && (k[n - 1] == ' ' || k[n - 1] == '\t'))
+		n--;
+	return n == 8 && !strncasecmp(k, "STARTTLS", 8);
+}
+
+static void smtp_backend_fail(const struct proto_env *env, struct proto_sess *ps,
+			      struct proto_out *o, const char *reason)
+{
+	smtp_unavailable(env, ps, o);
+	o->flags |= PO_FAIL;
+	o->counter = CTR_backend_refused;
+	o->reason = reason;
+}
+
+/* Append one line of the backend's EHLO reply, dropping STARTTLS. */
+static void smtp_filter(const struct proto_env *env, struct proto_sess *ps,
+			const char *l, size_t len, bool final, struct proto_out *o)
+{
+	bool drop = smtp_is_starttls_line(l, len);
+
+	if (!ps->acc) {
+		ps->acc = malloc(PO_REPLY_MAX);
+		ps->acc_len = 0;
+		if (!ps->acc) {
+			smtp_backend_fail(env, ps, o, "out of memory");
+			return;
+		}
+	}
+	if (!drop && ps->acc_len + len + 2 <= PO_REPLY_MAX) {
+		memcpy(ps->acc + ps->acc_len, l, len);
+		memcpy(ps->acc + ps->acc_len + len, "\r\n", 2);
+		ps->acc_len += len + 2;
+	}
+	if (!final)
+		return;
+	if (drop && ps->acc_len >= 6) {
+		/* STARTTLS was the last line: the one before becomes final. */
+		char *p = ps->acc + ps->acc_len - 2;
+
+		while (p > ps->acc && p[-1] != '\n')
+			p--;
+		if (p[3] == '-')
+			p[3] = ' ';
+	}
+	memcpy(o->reply, ps->acc, ps->acc_len);
+	o->reply_len = ps->acc_len;
+	free(ps->acc);
+	ps->acc = NULL;
+	ps->acc_len = 0;
+	o->flags |= PO_RELAY;
+	ps->bphase = BP_DONE;
+}
+
+static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps,
+			      const char *l, size_t len, struct proto_out *o)
+{
+	bool final = false;
+	int code = smtp_reply_code(l, len, &final);
+
+	if (code < 0) {
+		smtp_backend_fail(env, ps, o, "backend sent a malformed reply");
+		return;
+	}
+	switch (ps->bphase) {
+	case BP_GREETING:
+		if (!final)
+			return;
+		if (code != 220) {
+			smtp_backend_fail(env, ps, o, "backend greeting refused");
+			return;
+		}
+		if (ps->in_tls) {
+			o->flags |= PO_FLUSH_HELD; /* the client's own EHLO */
+			ps->bphase = BP_FILTER;
+		} else {
+			po_backend(o, "%s\r\n", ps->replay ? ps->replay : "EHLO localhost");
+			ps->bphase = BP_REPLAY;
+		}
+		return;
+	case BP_REPLAY:
+		if (!final)
+			return;
+		if (code != 250) {
+			smtp_backend_fail(env, ps, o, "backend refused the replayed EHLO");
+			return;
+		}
+		o->flags |= PO_FLUSH_HELD | PO_RELAY;
+		ps->bphase = BP_DONE;
+		return;
+	case BP_FILTER:
+		smtp_filter(env, ps, l, len, final, o);
+		return;
+	default:
+		return;
+	}
+}
+
+static void smtp_timeout(const struct proto_env *env, struct proto_sess *ps,
+			 struct proto_out *o)
+{
+	po_reply(o, "421 4.4.2 %s Error: timeout exceeded\r\n", env->hostname);
+	o->flags |= PO_CLOSE;
+}
+
+static void smtp_lost(const struct proto_env *env, struct proto_sess *ps,
+		      const char *last, size_t len, struct proto_out *o)
+{
+	/* After the backend's 221 or 421 the close is expected. Elsewhere the
+	 * client must learn that nothing was accepted: a 421 at a line
+	 * boundary (RFC 5321 3.8), never anything that reads as success. */
+	if (len >= 3 && (!strncmp(last, "221", 3) || !strncmp(last, "421", 3)))
+		return;
+	po_reply(o, "421 4.4.2 %s Error: backend connection lost\r\n", env->hostname);
+}
+
+/* Probe: *state 0 reads the greeting, 1 the EHLO reply's first line (the
+ * server's name), 2 its keywords. Returns 1 when the request is due, 2 when
+ * the capabilities are complete, 0 for more, -1 when the backend refuses. */
+static int smtp_probe_line(int *state, const char *l, size_t len,
+			   struct proto_caps *caps)
+{
+	bool final = false;
+	int code = smtp_reply_code(l, len, &final);
+
+	if (code < 0)
+		return -1;
+	if (*state == 0) {
+		if (code != 220)
+			return -1;
+		if (final)
+			*state = 1;
+		return final ? 1 : 0;
+	}
+	if (code != 250)
+		return -1;
+	if (*state == 2 && len > 4 && caps->n < CAPS_MAX) {
+		caps->item[caps->n] = strndup(l + 4, len - 4);
+		if (caps->item[caps->n])
+			caps->n++;
+	}
+	*state = 2;
+	return final ? 2 : 0;
+}
+
+static void smtp_fini(struct proto_sess *ps)
+{
+	free(ps->replay);
+	free(ps->acc);
+	ps->replay = ps->acc = NULL;
+}
+
+const struct proto_ops smtp_ops = {
+	.name = "smtp",
+	.line_max = SMTP_LINE_MAX,
+	.greeting = smtp_greeting,
+	.client_line = smtp_client_line,
+	.too_long = smtp_too_long,
+	.tls_started = smtp_tls_started,
+	.backend_line = smtp_backend_line,
+	.timeout = smtp_timeout,
+	.unavailable = smtp_unavailable,
+	.lost = smtp_lost,
+	.probe_request = "EHLO %s\r\n",
+	.probe_quit = "QUIT\r\n",
+	.probe_line = smtp_probe_line,
+	.fini = smtp_fini,
+};

@@ -1,0 +1,938 @@
+/*
+ * The proxy session (DESIGN.md §1, §2). One client connection goes through:
+ *
+ *   SS_DIALOGUE   sluice answers the plaintext opening (protocol engine)
+ *   SS_STARTTLS   the STARTTLS reply drains; bytes pipelined behind the
+ *                 command were discarded (rule 2.1), nothing more is read
+ *   SS_HANDSHAKE  handshake steps run on a worker; the core only moves bytes
+ *   SS_DIALOGUE   again inside TLS, knowing nothing from before (rule 2.2)
+ *   SS_BACKEND    the backend is connected, PROXY header sent, its opening
+ *                 handled by the engine; no plaintext moves to or from it
+ *                 before the handshake ended (rule 2.4)
+ *   SS_RELAY      bytes both ways, half-close propagated
+ *   SS_CLOSING    the last reply and close_notify drain, then close
+ *
+ * sess_run() is the only place that decides I/O for a session.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+#include "session/backend.h"
+#include "session/proxyproto.h"
+#include "session/session.h"
+
+#define CLOSE_LINGER_MS 5000u
+#define BACKEND_OPEN_MIN_S 30u
+#define BACKEND_LINE_MAX 4096u
+
+static void sess_run(struct sess *s);
+static void sess_finish(struct sess *s);
+
+static struct proto_env sess_env(const struct sess *s)
+{
+	struct proto_env e = {
+		.hostname = s->l->cfg->hostname,
+		.tls_mode = s->l->cfg->tls,
+		.tls_available = s->l->tls_available,
+		.caps = be_caps(s->l->pool),
+	};
+	return e;
+}
+
+static void sess_arm(struct sess *s, uint64_t ms)
+{
+	timer_arm(&s->core->wheel, &s->tm, s->core->now_ms + ms);
+}
+
+static void sess_set_result(struct sess *s, const char *result, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The first verdict stands: later ones are consequences of it. */
+static void sess_set_result(struct sess *s, const char *result, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->result)
+		return;
+	s->result = result;
+	va_start(ap, fmt);
+	vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Bytes for the client, through TLS when it is up. The callers made sure
+ * there is room, so a failure here is a broken TLS state. */
+static int sess_to_client(struct sess *s, const void *p, size_t len)
+{
+	char ebuf[120];
+	int n;
+
+	if (!len)
+		return 0;
+	if (!s->tls)
+		return buf_put(&s->cout, p, (uint32_t)len) == len ? 0 : -ENOBUFS;
+	ERR_clear_error();
+	n = SSL_write(s->ssl, p, (int)len);
+	if (n == (int)len)
+		return 0;
+	sess_set_result(s, "error", "TLS write failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+	return -EIO;
+}
+
+static void sess_close_backend(struct sess *s)
+{
+	if (s->be.fd >= 0 || s->be.kind != SK_DEAD)
+		stream_close(s->core, &s->be);
+	buf_free(&s->bin);
+	buf_free(&s->bout);
+}
+
+/* Stop relaying; the client gets what is queued for it, then the close. */
+static void sess_closing(struct sess *s, const char *result, const char *reason)
+{
+	if (reason)
+		sess_set_result(s, result, "%s", reason);
+	sess_close_backend(s);
+	if (s->tls && !s->tls_close_sent && !s->cli.failed) {
+		ERR_clear_error();
+		SSL_shutdown(s->ssl); /* close_notify into cout */
+		s->tls_close_sent = true;
+	}
+	s->state = SS_CLOSING;
+	sess_arm(s, CLOSE_LINGER_MS);
+}
+
+static void sess_apply(struct sess *s, const struct proto_out *o)
+{
+	ctr_inc(s->core, o->counter);
+	if (o->reply_len && sess_to_client(s, o->reply, o->reply_len) < 0) {
+		sess_closing(s, "error", "cannot queue a reply");
+		return;
+	}
+	if (o->to_backend_len)
+		buf_put(&s->bout, o->to_backend, (uint32_t)o->to_backend_len);
+	if (o->flags & PO_CLOSE) {
+		sess_closing(s, "ok", o->reason ? o->reason : "closed by sluice");
+	} else if (o->flags & PO_STARTTLS) {
+		/* Rule 2.1: whatever followed the command in the same read
+		 * was sent before the client could know TLS would start. */
+		struct buf *src = &s->cin;
+
+		ctr_inc(s->core, CTR_starttls);
+		if (buf_len(src)) {
+			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(src));
+			buf_consume(src, buf_len(src));
+		}
+		s->starttls = true;
+		s->state = SS_STARTTLS;
+		sess_arm(s, s->l->cfg->timeouts.handshake * 1000ull);
+	}
+}
+
+/* Decrypt client bytes into dst. Returns true if anything moved. */
+static bool sess_tls_pull(struct sess *s, struct buf *dst)
+{
+	char ebuf[120];
+	bool did = false;
+
+	while (buf_room(dst) && !s->cli.failed) {
+		uint8_t *p;
+		uint32_t room;
+		int n, e;
+
+		if (buf_space(dst, &p, &room) < 0)
+			break;
+		ERR_clear_error();
+		n = SSL_read(s->ssl, p, (int)room);
+		if (n > 0) {
+			dst->tail += (uint32_t)n;
+			did = true;
+			continue;
+		}
+		buf_consume(dst, 0);
+		e = SSL_get_error(s->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN ||
+		    (e == SSL_ERROR_SYSCALL && !ERR_peek_error())) {
+			s->tls_in_done = true; /* close_notify, or EOF */
+			break;
+		}
+		sess_set_result(s, "error", "TLS read failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+		s->cli.failed = true;
+		break;
+	}
+	return did;
+}
+
+/* Has the client finished sending (all its bytes taken)? */
+static bool sess_client_done(const struct sess *s)
+{
+	if (s->tls)
+		return s->tls_in_done;
+	return s->cli.eof && buf_len(&s->cin) == 0;
+}
+
+static void sess_backend_start(struct sess *s);
+
+/* SS_DIALOGUE: feed complete client lines to the engine. */
+static bool sess_dialogue(struct sess *s)
+{
+	struct buf *src = s->tls ? &s->pin : &s->cin;
+	struct proto_env env = sess_env(s);
+	struct proto_out o;
+	struct lr_line line;
+	bool did = false;
+
+	if (s->tls)
+		did |= sess_tls_pull(s, &s->pin);
+	while (s->state == SS_DIALOGUE && buf_len(src)) {
+		enum lr_event ev;
+		size_t used;
+
+		/* Leave room for the reply: a client that pipelines without
+		 * reading waits until it reads. */
+		if (buf_room(&s->cout) < PO_REPLY_MAX + 512)
+			break;
+		ev = lr_next(&s->lr, buf_head(src), buf_len(src), &line, &used);
+		if (ev == LR_NEED_MORE) {
+			if (used)
+				buf_consume(src, (uint32_t)used);
+			break;
+		}
+		po_reset(&o);
+		if (ev == LR_TOO_LONG)
+			s->l->ops->too_long(&env, &s->ps, &o);
+		else
+			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
+		if (!(o.flags & PO_BACKEND))
+			buf_consume(src, (uint32_t)used);
+		s->t_active = s->core->now_ms;
+		did = true;
+		sess_apply(s, &o);
+		if (o.flags & PO_BACKEND)
+			sess_backend_start(s);
+	}
+	if (s->state == SS_DIALOGUE && sess_client_done(s)) {
+		/* What is left is an unfinished line: nothing to answer. */
+		sess_set_result(s, "ok", "client closed before the backend was needed");
+		sess_finish(s);
+		return false;
+	}
+	return did;
+}
+
+/* The handshake is done: record what was agreed, forget the plaintext. */
+static void sess_tls_up(struct sess *s)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
+	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+	EVP_PKEY *k = SSL_get_privatekey(s->ssl);
+	struct proto_env env = sess_env(s);
+	struct proto_out o;
+
+	s->tls = true;
+	ctr_inc(s->core, CTR_handshake_ok);
+	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->ssl));
+	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", c ? SSL_CIPHER_get_name(c) : "-");
+	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
+	if (k)
+		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
+	s->l->ops->tls_started(&s->ps);
+	lr_init(&s->lr, s->l->ops->line_max);
+	s->state = SS_DIALOGUE;
+	s->t_active = s->core->now_ms;
+	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+	if (!s->starttls) {
+		po_reset(&o);
+		s->l->ops->greeting(&env, &s->ps, &o);
+		sess_apply(s, &o);
+	}
+}
+
+/* SS_HANDSHAKE: post the next step when its input is there. */
+static bool sess_handshake(struct sess *s)
+{
+	if (s->job_out)
+		return false;
+	if (buf_len(&s->cout))
+		return false; /* flush first: the client needs our flight */
+	if (s->ssl && !s->want_write_first && buf_len(&s->cin) == 0) {
+		if (s->cli.eof) {
+			ctr_inc(s->core, CTR_handshake_fail);
+			sess_set_result(s, "tls-failed", "client closed during the handshake");
+			sess_finish(s);
+		}
+		return false;
+	}
+	if (!s->ssl && buf_len(&s->cin) == 0) {
+		if (s->cli.eof) {
+			sess_set_result(s, "ok", "client closed before the handshake");
+			sess_finish(s);
+		}
+		return false;
+	}
+	s->want_write_first = false;
+	s->tio.in_eof = s->cli.eof;
+	s->job.owner = s;
+	s->job.ssl = s->ssl;
+	s->job.io = &s->tio;
+	s->job.listener = (uint16_t)s->l->idx;
+	s->job.reason[0] = 0;
+	if (!tlsw_post(s->core->id, &s->job)) {
+		ctr_inc(s->core, CTR_worker_queue_full);
+		sess_set_result(s, "overload", "all TLS workers are busy");
+		sess_finish(s);
+		return false;
+	}
+	ctr_inc(s->core, CTR_handshake_jobs);
+	s->job_out = true;
+	return true;
+}
+
+void sess_job_done(struct tls_job *j)
+{
+	struct sess *s = j->owner;
+
+	s->job_out = false;
+	s->ssl = j->ssl;
+	if (s->dead) {
+		sess_finish(s); /* now that the worker let go */
+		return;
+	}
+	switch (j->status) {
+	case TLSJ_DONE:
+		sess_tls_up(s);
+		break;
+	case TLSJ_WANT_READ:
+		break;
+	case TLSJ_WANT_WRITE:
+		s->want_write_first = true;
+		break;
+	default:
+		ctr_inc(s->core, CTR_handshake_fail);
+		sess_set_result(s, "tls-failed", "handshake: %s", j->reason);
+		/* An alert may be in cout: let it go out, then close. */
+		s->state = SS_CLOSING;
+		sess_arm(s, CLOSE_LINGER_MS);
+		break;
+	}
+	sess_run(s);
+}
+
+/* Connect the next backend server, or tell the client none is there. */
+static void sess_backend_next(struct sess *s)
+{
+	struct be_pool *p = s->l->pool;
+
+	for (;;) {
+		struct proto_env env;
+		struct proto_out o;
+		int idx = be_pick(p, s->id, s->be_tries++, s->core->now_ms);
+		int rc;
+
+		if (idx < 0) {
+			env = sess_env(s);
+			po_reset(&o);
+			ctr_inc(s->core, CTR_backend_unavailable);
+			s->l->ops->unavailable(&env, &s->ps, &o);
+			sess_set_result(s, "backend-failed", "no backend server reachable");
+			sess_apply(s, &o);
+			sess_closing(s, NULL, NULL);
+			return;
+		}
+		s->be.owner = s;
+		rc = stream_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr,
+				    p->srv[idx].len);
+		if (rc == 0) {
+			s->be_idx = idx;
+			sess_arm(s, p->cfg->connect_timeout * 1000ull);
+			return;
+		}
+		ctr_inc(s->core, CTR_backend_connect_fail);
+		be_mark_down(p, idx, s->core->now_ms);
+		log_msg(LOG_WARNING, "backend %s: connect: %s", p->srv[idx].name,
+			strerror(-rc));
+	}
+}
+
+static void sess_backend_start(struct sess *s)
+{
+	s->state = SS_BACKEND;
+	s->be_tries = 0;
+	sess_backend_next(s);
+}
+
+/* The backend accepted the connection: introduce the client. */
+static void sess_backend_up(struct sess *s)
+{
+	struct be_pool *p = s->l->pool;
+	uint8_t hdr[PP_MAX];
+	int n = 0;
+
+	s->be_connected = true;
+	ctr_inc(s->core, CTR_backend_connect_ok);
+	lr_init(&s->blr, BACKEND_LINE_MAX);
+	if (p->cfg->proxy == CFG_PROXY_V2) {
+		struct pp_tls t = { s->tls_version, s->tls_cipher, s->sni };
+
+		n = pp2_encode(hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
+			       (struct sockaddr *)&s->local, s->tls ? &t : NULL);
+	} else if (p->cfg->proxy == CFG_PROXY_V1) {
+		n = pp1_encode((char *)hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
+			       (struct sockaddr *)&s->local);
+	}
+	if (n > 0)
+		buf_put(&s->bout, hdr, (uint32_t)n);
+	sess_arm(s, (p->cfg->connect_timeout > BACKEND_OPEN_MIN_S ? p->cfg->connect_timeout
+								   : BACKEND_OPEN_MIN_S) * 1000ull);
+}
+
+static void sess_backend_failed(struct sess *s, const char *why)
+{
+	struct proto_env env = sess_env(s);
+	struct proto_out o;
+
+	po_reset(&o);
+	s->l->ops->unavailable(&env, &s->ps, &o);
+	sess_set_result(s, "backend-failed", "%s", why);
+	sess_apply(s, &o);
+	sess_closing(s, NULL, NULL);
+}
+
+/* SS_BACKEND: connect, then let the engine open the backend. */
+static bool sess_backend(struct sess *s)
+{
+	struct proto_env env;
+	struct lr_line line;
+	struct proto_out o;
+	bool did = false;
+
+	if (s->be.connecting) {
+		int rc;
+
+		if (!s->be.writable && !s->be.failed && !s->be.eof)
+			return false;
+		rc = stream_connected(&s->be);
+		if (rc == -EINPROGRESS)
+			return false;
+		if (rc < 0) {
+			ctr_inc(s->core, CTR_backend_connect_fail);
+			be_mark_down(s->l->pool, s->be_idx, s->core->now_ms);
+			log_msg(LOG_WARNING, "backend %s: connect: %s",
+				s->l->pool->srv[s->be_idx].name, strerror(-rc));
+			stream_close(s->core, &s->be);
+			sess_backend_next(s);
+			return true;
+		}
+		sess_backend_up(s);
+		did = true;
+	}
+	/* Hold the client's bytes (decrypted) until the backend is ready. */
+	if (s->tls && !s->c2b)
+		did |= sess_tls_pull(s, &s->pin);
+
+	env = sess_env(s);
+	while (s->state == SS_BACKEND && !s->b2c && buf_len(&s->bin)) {
+		size_t used;
+		enum lr_event ev = lr_next(&s->blr, buf_head(&s->bin), buf_len(&s->bin),
+					   &line, &used);
+
+		if (ev == LR_NEED_MORE) {
+			if (used)
+				buf_consume(&s->bin, (uint32_t)used);
+			break;
+		}
+		if (ev == LR_TOO_LONG) {
+			sess_backend_failed(s, "backend sent an overlong line");
+			return true;
+		}
+		po_reset(&o);
+		s->l->ops->backend_line(&env, &s->ps, line.p, line.len, &o);
+		buf_consume(&s->bin, (uint32_t)used);
+		did = true;
+		if (o.flags & PO_FAIL) {
+			sess_set_result(s, "backend-failed", "%s", o.reason ? o.reason : "refused");
+			sess_apply(s, &o);
+			sess_closing(s, NULL, NULL);
+			return true;
+		}
+		sess_apply(s, &o);
+		if (o.flags & PO_FLUSH_HELD) {
+			struct buf *held = s->tls ? &s->pin : &s->cin;
+			uint32_t n = buf_len(held);
+
+			buf_move(&s->bout, held);
+			s->bytes_in += n - buf_len(held);
+			s->c2b = true;
+		}
+		if (o.flags & PO_RELAY) {
+			s->b2c = true;
+			s->state = SS_RELAY;
+			if (!s->tls)
+				ctr_inc(s->core, CTR_plaintext_relayed);
+			s->t_active = s->core->now_ms;
+			sess_arm(s, s->l->cfg->timeouts.idle * 1000ull);
+		}
+	}
+	if (s->state == SS_BACKEND && (s->be.eof || s->be.failed) && !s->b2c) {
+		ctr_inc(s->core, CTR_backend_lost);
+		sess_backend_failed(s, "backend closed while being opened");
+		return true;
+	}
+	if (s->state == SS_BACKEND && s->cli.failed) {
+		sess_set_result(s, "client-error", "client connection failed");
+		sess_finish(s);
+		return false;
+	}
+	return did;
+}
+
+/* Remember how the last complete backend line began (for ->lost). */
+static void sess_track_lines(struct sess *s, const uint8_t *p, size_t n)
+{
+	const uint8_t *lf = memrchr(p, '\n', n);
+	const uint8_t *start;
+	size_t k;
+
+	if (!lf) {
+		for (k = 0; k < n && s->cur_len < sizeof(s->cur_line); k++)
+			s->cur_line[s->cur_len++] = (char)p[k];
+		return;
+	}
+	start = memrchr(p, '\n', (size_t)(lf - p));
+	if (start) {
+		start++;
+		s->last_len = 0;
+	} else {
+		memcpy(s->last_line, s->cur_line, s->cur_len);
+		s->last_len = s->cur_len;
+		start = p;
+	}
+	for (; start < lf && s->last_len < sizeof(s->last_line); start++)
+		s->last_line[s->last_len++] = (char)*start;
+	s->cur_len = 0;
+	for (start = lf + 1; start < p + n && s->cur_len < sizeof(s->cur_line); start++)
+		s->cur_line[s->cur_len++] = (char)*start;
+}
+
+/* Client -> backend. */
+static bool sess_pump_c2b(struct sess *s)
+{
+	uint32_t before = buf_len(&s->bout);
+	bool did = false;
+
+	if (buf_len(&s->pin)) {
+		buf_move(&s->bout, &s->pin);
+	} else if (s->tls) {
+		did = sess_tls_pull(s, &s->bout);
+	} else if (buf_len(&s->cin)) {
+		buf_move(&s->bout, &s->cin);
+	}
+	if (buf_len(&s->bout) != before) {
+		s->bytes_in += buf_len(&s->bout) - before;
+		did = true;
+	}
+	return did;
+}
+
+/* Backend -> client. */
+static bool sess_pump_b2c(struct sess *s)
+{
+	char ebuf[120];
+	bool did = false;
+
+	while (buf_len(&s->bin) && !s->cli.failed) {
+		uint32_t n = buf_len(&s->bin);
+
+		if (s->tls) {
+			int w, e;
+
+			if (buf_room(&s->cout) == 0)
+				break;
+			ERR_clear_error();
+			w = SSL_write(s->ssl, buf_head(&s->bin), (int)n);
+			if (w <= 0) {
+				e = SSL_get_error(s->ssl, w);
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+					break;
+				sess_set_result(s, "error", "TLS write failed: %s",
+						tls_err_string(ebuf, sizeof(ebuf)));
+				s->cli.failed = true;
+				break;
+			}
+			n = (uint32_t)w;
+		} else {
+			if (n > buf_room(&s->cout))
+				n = buf_room(&s->cout);
+			if (n == 0)
+				break;
+			buf_put(&s->cout, buf_head(&s->bin), n);
+		}
+		sess_track_lines(s, buf_head(&s->bin), n);
+		buf_consume(&s->bin, n);
+		s->bytes_out += n;
+		did = true;
+	}
+	return did;
+}
+
+/* SS_RELAY: both directions, then the half-closes. */
+static bool sess_relay(struct sess *s)
+{
+	bool did = false;
+
+	if (s->c2b)
+		did |= sess_pump_c2b(s);
+	did |= sess_pump_b2c(s);
+	if (did)
+		s->t_active = s->core->now_ms;
+
+	if (s->cli.failed) {
+		ctr_inc(s->core, CTR_client_reset);
+		sess_set_result(s, "client-error", "client connection failed");
+		sess_finish(s);
+		return false;
+	}
+	/* Client finished: pass the FIN on once its bytes are out. */
+	if (sess_client_done(s) && buf_len(&s->pin) == 0 && buf_len(&s->bout) == 0 &&
+	    !s->be_fin_sent && s->be.fd >= 0) {
+		stream_shutdown_wr(&s->be);
+		s->be_fin_sent = true;
+		did = true;
+	}
+	/* Backend finished or failed: its last bytes out, then close. */
+	if ((s->be.eof || s->be.failed) && buf_len(&s->bin) == 0) {
+		struct proto_env env = sess_env(s);
+		struct proto_out o;
+
+		po_reset(&o);
+		if (!sess_client_done(s)) {
+			/* The client is still there: it must not take this
+			 * close for success (DESIGN.md §1). */
+			if (s->cur_len == 0)
+				s->l->ops->lost(&env, &s->ps, s->last_line, s->last_len, &o);
+			if (o.reply_len || s->cur_len || s->be.failed) {
+				ctr_inc(s->core, CTR_backend_lost);
+				sess_set_result(s, "backend-lost", "%s",
+						s->be.failed ? "backend connection failed"
+							     : "backend closed mid-session");
+			}
+			sess_apply(s, &o);
+		}
+		sess_closing(s, "ok", "backend closed");
+		return true;
+	}
+	return did;
+}
+
+/* SS_CLOSING: drain cout, send FIN, wait for the client's or the timer. */
+static bool sess_closing_step(struct sess *s)
+{
+	if (s->cli.failed) {
+		sess_finish(s);
+		return false;
+	}
+	if (buf_len(&s->cout))
+		return false;
+	if (!s->cli.shut_wr) {
+		stream_shutdown_wr(&s->cli);
+		return true;
+	}
+	/* Read what the client still sends, so that close() sends FIN and not
+	 * a reset that could destroy our last reply in flight. */
+	if (buf_len(&s->cin))
+		buf_consume(&s->cin, buf_len(&s->cin));
+	if (s->cli.eof)
+		sess_finish(s);
+	return false;
+}
+
+static bool sess_read(struct sess *s)
+{
+	bool did = false;
+
+	if (s->state == SS_STARTTLS || s->job_out)
+		return false;
+	while (s->cli.readable && !s->cli.eof && !s->cli.failed && buf_room(&s->cin)) {
+		if (stream_recv(&s->cli, &s->cin) <= 0)
+			break;
+		did = true;
+		if (s->state == SS_CLOSING)
+			buf_consume(&s->cin, buf_len(&s->cin));
+	}
+	if (s->cli.eof)
+		s->tio.in_eof = true;
+	while (s->be.fd >= 0 && !s->be.connecting && s->be.readable && !s->be.eof &&
+	       !s->be.failed && buf_room(&s->bin)) {
+		if (stream_recv(&s->be, &s->bin) <= 0)
+			break;
+		did = true;
+	}
+	return did;
+}
+
+static bool sess_flush(struct sess *s)
+{
+	bool did = false;
+
+	while (buf_len(&s->cout) && s->cli.writable && !s->cli.failed)
+		if (stream_send(&s->cli, &s->cout) > 0)
+			did = true;
+		else
+			break;
+	while (s->be.fd >= 0 && buf_len(&s->bout) && s->be.writable && !s->be.connecting &&
+	       !s->be.failed)
+		if (stream_send(&s->be, &s->bout) > 0)
+			did = true;
+		else
+			break;
+	return did;
+}
+
+static void sess_run(struct sess *s)
+{
+	int guard;
+
+	for (guard = 0; guard < 64 && s->cli.kind != SK_DEAD; guard++) {
+		bool did;
+
+		if (s->job_out)
+			return;
+		did = sess_read(s);
+		switch (s->state) {
+		case SS_DIALOGUE:
+			did |= sess_dialogue(s);
+			break;
+		case SS_STARTTLS:
+			if (buf_len(&s->cout) == 0) {
+				/* Rule 2.3: the reply is out; now the handshake. */
+				s->state = SS_HANDSHAKE;
+				did = true;
+			}
+			break;
+		case SS_HANDSHAKE:
+			did |= sess_handshake(s);
+			break;
+		case SS_BACKEND:
+			did |= sess_backend(s);
+			break;
+		case SS_RELAY:
+			did |= sess_relay(s);
+			break;
+		case SS_CLOSING:
+			did |= sess_closing_step(s);
+			break;
+		}
+		if (s->cli.kind == SK_DEAD || s->job_out)
+			return;
+		did |= sess_flush(s);
+		if (s->cli.failed && s->state != SS_CLOSING) {
+			ctr_inc(s->core, CTR_client_reset);
+			sess_set_result(s, "client-error", "client connection failed");
+			sess_finish(s);
+			return;
+		}
+		if (!did)
+			break;
+	}
+}
+
+void sess_event(struct sess *s)
+{
+	if (s->cli.kind == SK_DEAD)
+		return;
+	sess_run(s);
+}
+
+void sess_timer(struct timer *t)
+{
+	struct sess *s = (struct sess *)((char *)t - offsetof(struct sess, tm));
+	const struct cfg_timeouts *to = &s->l->cfg->timeouts;
+	uint64_t now = s->core->now_ms;
+	struct proto_env env = sess_env(s);
+	struct proto_out o;
+
+	po_reset(&o);
+	switch (s->state) {
+	case SS_DIALOGUE:
+		if (now - s->t_active < to->plaintext * 1000ull) {
+			sess_arm(s, to->plaintext * 1000ull - (now - s->t_active));
+			return;
+		}
+		ctr_inc(s->core, CTR_timeout_plaintext);
+		sess_set_result(s, "timeout", "no command for %us", to->plaintext);
+		s->l->ops->timeout(&env, &s->ps, &o);
+		sess_apply(s, &o);
+		if (s->state != SS_CLOSING)
+			sess_closing(s, NULL, NULL);
+		break;
+	case SS_STARTTLS:
+	case SS_HANDSHAKE:
+		ctr_inc(s->core, CTR_timeout_handshake);
+		sess_set_result(s, "timeout", "TLS handshake not done in %us", to->handshake);
+		sess_finish(s);
+		return;
+	case SS_BACKEND:
+		if (!s->be_connected) {
+			ctr_inc(s->core, CTR_backend_connect_fail);
+			be_mark_down(s->l->pool, s->be_idx, now);
+			log_msg(LOG_WARNING, "backend %s: connect: timed out",
+				s->l->pool->srv[s->be_idx].name);
+			stream_close(s->core, &s->be);
+			sess_backend_next(s);
+		} else {
+			sess_backend_failed(s, "backend did not answer in time");
+		}
+		break;
+	case SS_RELAY:
+		if (now - s->t_active < to->idle * 1000ull) {
+			sess_arm(s, to->idle * 1000ull - (now - s->t_active));
+			return;
+		}
+		ctr_inc(s->core, CTR_timeout_idle);
+		sess_set_result(s, "timeout", "idle for %us", to->idle);
+		if (s->cur_len == 0)
+			s->l->ops->timeout(&env, &s->ps, &o);
+		o.flags &= ~PO_CLOSE;
+		sess_apply(s, &o);
+		sess_closing(s, NULL, NULL);
+		break;
+	case SS_CLOSING:
+		sess_finish(s);
+		return;
+	}
+	sess_run(s);
+}
+
+void sess_accept(struct core *c, const struct listener *l, int fd,
+		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local)
+{
+	struct sess *s = calloc(1, sizeof(*s));
+	struct proto_env env;
+	struct proto_out o;
+
+	if (!s) {
+		ctr_inc(c, CTR_conn_refused_overload);
+		close(fd);
+		return;
+	}
+	ctr_inc(c, CTR_conn_accepted);
+	s->core = c;
+	s->l = l;
+	s->id = ((uint64_t)c->id << 48) | ++c->next_id;
+	s->peer = *peer;
+	s->local = *local;
+	s->be.fd = -1;
+	s->be.kind = SK_DEAD;
+	s->be_idx = -1;
+	s->tio.in = &s->cin;
+	s->tio.out = &s->cout;
+	s->t_start = s->t_active = c->now_ms;
+	lr_init(&s->lr, l->ops->line_max);
+	if (stream_attach(c, &s->cli, fd, SK_CLIENT, s) < 0) {
+		ctr_inc(c, CTR_conn_refused_overload);
+		close(fd);
+		free(s);
+		return;
+	}
+	s->cli.writable = true;
+	s->next = c->sessions;
+	if (c->sessions)
+		c->sessions->prev = s;
+	c->sessions = s;
+	c->n_sess++;
+
+	if (l->cfg->tls == CFG_TLS_IMPLICIT) {
+		ctr_inc(c, CTR_implicit_tls);
+		s->state = SS_HANDSHAKE;
+		sess_arm(s, l->cfg->timeouts.handshake * 1000ull);
+	} else {
+		s->state = SS_DIALOGUE;
+		env = sess_env(s);
+		po_reset(&o);
+		l->ops->greeting(&env, &s->ps, &o);
+		sess_apply(s, &o);
+		sess_arm(s, l->cfg->timeouts.plaintext * 1000ull);
+	}
+	sess_run(s);
+}
+
+/* The one line per connection (DESIGN.md §9). */
+static void sess_log(struct sess *s)
+{
+	char peer[64], local[64];
+	const char *be = s->be_idx >= 0 ? s->l->pool->srv[s->be_idx].name : "-";
+
+	log_msg(LOG_INFO,
+		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
+		"sni=%s cert=%s starttls=%s backend=%s in=%llu out=%llu ms=%llu "
+		"result=%s reason=\"%s\"",
+		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
+		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
+		s->tls ? s->tls_version : "none", s->tls ? s->tls_cipher : "-",
+		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-",
+		s->starttls ? "yes" : "no", be, (unsigned long long)s->bytes_in,
+		(unsigned long long)s->bytes_out,
+		(unsigned long long)(s->core->now_ms - s->t_start),
+		s->result ? s->result : "ok", s->reason[0] ? s->reason : "-");
+}
+
+/* Close the sockets now; free the rest at the end of the loop, or when a
+ * worker still holding the TLS state gives it back. */
+static void sess_finish(struct sess *s)
+{
+	struct core *c = s->core;
+
+	if (s->cli.kind != SK_DEAD) {
+		stream_close(c, &s->cli);
+		sess_close_backend(s);
+		timer_cancel(&s->tm);
+		sess_log(s);
+		ctr_inc(c, CTR_conn_closed);
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			c->sessions = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		c->n_sess--;
+	}
+	if (s->job_out) {
+		s->dead = true; /* sess_job_done comes back here */
+		return;
+	}
+	s->next_dead = c->dead;
+	c->dead = s;
+}
+
+void sess_reap(struct core *c)
+{
+	struct sess *s;
+
+	while ((s = c->dead)) {
+		c->dead = s->next_dead;
+		SSL_free(s->ssl);
+		buf_free(&s->cin);
+		buf_free(&s->cout);
+		buf_free(&s->pin);
+		if (s->l->ops->fini)
+			s->l->ops->fini(&s->ps);
+		free(s);
+	}
+}
+
+void sess_close_all(struct core *c)
+{
+	while (c->sessions) {
+		sess_set_result(c->sessions, "shutdown", "sluice stopping");
+		sess_finish(c->sessions);
+	}
+}

@@ -1,0 +1,105 @@
+/*
+ * The proxy session: one client connection, its TLS, its backend connection
+ * and the protocol engine's state. sess_run() is the one function that
+ * decides all I/O for a session (in the manner of Postfix tlsproxy's
+ * tlsp_strategy); every event ends in a call to it.
+ */
+#ifndef SLUICE_SESSION_H
+#define SLUICE_SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "config.h"
+#include "core.h"
+#include "proto/linereader.h"
+#include "proto/proto.h"
+#include "tls.h"
+
+struct be_pool;
+
+/* A listener at run time; shared read-only by all cores. */
+struct listener {
+	const struct cfg_listener *cfg;
+	unsigned idx;
+	const struct proto_ops *ops;
+	struct be_pool *pool;
+	struct tls_certset certs;   /* empty for tls: off */
+	bool tls_available;         /* certificates loaded and usable */
+	char certs_desc[96];        /* "generated ecdsa-p256,rsa-2048" for logs */
+};
+
+enum sess_state {
+	SS_DIALOGUE,   /* sluice answers (plaintext, or TLS before the backend) */
+	SS_STARTTLS,   /* STARTTLS reply draining; nothing is read */
+	SS_HANDSHAKE,  /* TLS handshake, job with a worker or waiting for bytes */
+	SS_BACKEND,    /* backend connecting and being opened */
+	SS_RELAY,      /* bytes both ways */
+	SS_CLOSING,    /* last bytes to the client, then close */
+};
+
+struct sess {
+	struct sess *next, *prev;   /* core's session list */
+	struct sess *next_dead;
+	struct core *core;
+	const struct listener *l;
+	struct stream cli;          /* client socket */
+	struct stream be;           /* backend socket */
+	struct buf cin, cout;       /* client wire bytes (ciphertext under TLS) */
+	struct buf pin;             /* client plaintext after TLS, before relay */
+	struct buf bin, bout;       /* backend wire bytes */
+	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
+	SSL *ssl;                   /* set once a handshake started */
+	struct tls_job job;         /* the handshake job, when out */
+	struct linereader lr;       /* client lines */
+	struct linereader blr;      /* backend lines while opening it */
+	struct proto_sess ps;
+	struct timer tm;
+	uint64_t id;
+	uint64_t t_start, t_active; /* ms */
+	uint64_t bytes_in, bytes_out; /* plaintext relayed each way */
+	uint8_t state;              /* enum sess_state */
+	bool job_out;               /* the worker owns ssl, cin and cout */
+	bool dead;                  /* closed while the job was out */
+	bool want_write_first;      /* handshake: flush cout before posting */
+	bool c2b;                   /* client -> backend is a raw relay */
+	bool b2c;                   /* backend -> client is a raw relay */
+	bool tls;                   /* handshake completed */
+	bool starttls;              /* TLS came through STARTTLS */
+	bool tls_close_sent;
+	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
+	bool be_fin_sent;
+	bool be_connected;
+	bool counted_lost;
+	uint8_t be_tries;
+	int be_idx;                 /* server in use, -1 none */
+	uint8_t last_len, cur_len;  /* backend -> client line tracking */
+	char last_line[4], cur_line[4];
+	const char *result;         /* "ok", "timeout", ... */
+	char reason[128];
+	char tls_version[16];
+	char tls_cipher[64];
+	char sni[128];
+	char cert_kind[24];
+	struct sockaddr_storage peer, local;
+};
+
+/* A new client connection accepted on core c for listener l. */
+void sess_accept(struct core *c, const struct listener *l, int fd,
+		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
+/* Socket readiness changed. */
+void sess_event(struct sess *s);
+/* A handshake job came back. */
+void sess_job_done(struct tls_job *j);
+/* Timer callback. */
+void sess_timer(struct timer *t);
+/* Free what the core closed during this loop. */
+void sess_reap(struct core *c);
+/* Close everything (shutdown). */
+void sess_close_all(struct core *c);
+
+#endif

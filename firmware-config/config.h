@@ -1,0 +1,129 @@
+/*
+ * sluice configuration: the in-memory form of the YAML file.
+ *
+ * The libcyaml schema in config.c is the single source of truth for the file
+ * format; this header is what the rest of sluice reads after loading. Loading
+ * resolves every cross-reference (listener -> backend), parses every address,
+ * applies defaults, and records the line of every item, so that any later
+ * error (a certificate that does not load, a port already in use) can still
+ * name the file, the line and the key.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+enum cfg_proto {
+	CFG_PROTO_SMTP,
+	CFG_PROTO_IMAP,
+	CFG_PROTO_POP3,
+};
+
+enum cfg_tls {
+	CFG_TLS_OFF,      /* plaintext only, STARTTLS not offered */
+	CFG_TLS_STARTTLS, /* STARTTLS offered, plaintext allowed (RFC 7435) */
+	CFG_TLS_REQUIRED, /* STARTTLS offered, mail/auth refused before it */
+	CFG_TLS_IMPLICIT, /* TLS from the first byte (465, 993, 995) */
+};
+
+enum cfg_proxy {
+	CFG_PROXY_NONE,
+	CFG_PROXY_V1,
+	CFG_PROXY_V2,
+};
+
+enum cfg_log_target {
+	CFG_LOG_STDERR,
+	CFG_LOG_SYSLOG,
+};
+
+/* Timeouts in seconds; 0 in a listener means "inherit the global value". */
+struct cfg_timeouts {
+	unsigned plaintext; /* idle before TLS / in the plaintext dialogue */
+	unsigned handshake; /* whole TLS handshake */
+	unsigned idle;      /* relay idle, both directions silent */
+};
+
+struct cfg_cert {
+	char *cert;    /* PEM: leaf first, then the chain */
+	char *key;     /* PEM private key */
+	unsigned line; /* line of this entry in the file */
+};
+
+struct cfg_backend {
+	char *name;
+	enum cfg_proto protocol;
+	enum cfg_proxy proxy;
+	char **servers;           /* as written: "host:port", "[v6]:port" */
+	unsigned n_servers;
+	unsigned connect_timeout; /* seconds, default 5 */
+	unsigned health_interval; /* seconds between probes, default 10 */
+	unsigned line;
+	/* resolved by the loader, n_servers entries */
+	struct sockaddr_storage *addrs;
+	socklen_t *addrlens;
+};
+
+struct cfg_listener {
+	char *name;
+	char *address;            /* as written: "127.0.0.1:2525", "[::1]:25" */
+	enum cfg_proto protocol;
+	enum cfg_tls tls;
+	char *backend;            /* name of a backend */
+	char *hostname;           /* banner / EHLO name; default: global hostname */
+	struct cfg_cert *certs;   /* empty: a self-signed pair is generated */
+	unsigned n_certs;
+	struct cfg_timeouts timeouts; /* after loading: no zero left */
+	unsigned line;
+	/* resolved by the loader */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct cfg_backend *be;   /* points into cfg->backends */
+};
+
+struct cfg {
+	char *path;               /* file name used in messages */
+	char *hostname;           /* default: gethostname() */
+	unsigned cores;           /* dataplane threads, default 1 */
+	unsigned workers;         /* TLS handshake threads, default 1 */
+	enum cfg_log_target log_target; /* default stderr */
+	struct cfg_timeouts timeouts;   /* defaults 300 / 60 / 600 */
+	struct cfg_listener *listeners;
+	unsigned n_listeners;
+	struct cfg_backend *backends;
+	unsigned n_backends;
+};
+
+/*
+ * Load and validate a configuration file. On success *out owns everything and
+ * 0 is returned. On failure a message of the form
+ *   "FILE:LINE: KEY: reason"
+ * (KEY as a path, e.g. "listeners[1].tls") is written to err and a negative
+ * errno is returned; nothing is left allocated.
+ */
+int cfg_load_file(const char *path, struct cfg **out, char *err, size_t errlen);
+
+/* The same for a document held in memory; name is used in messages. */
+int cfg_load_string(const char *yaml, size_t len, const char *name,
+		    struct cfg **out, char *err, size_t errlen);
+
+void cfg_free(struct cfg *c);
+
+/* The embedded default configuration (examples/quickstart.yaml, see meson.build). */
+extern const char cfg_default_yaml[];
+extern const size_t cfg_default_yaml_len;
+
+/* Names of the enum values as written in the file. */
+const char *cfg_proto_name(enum cfg_proto p);
+const char *cfg_tls_name(enum cfg_tls t);
+const char *cfg_proxy_name(enum cfg_proxy p);
+
+/*
+ * Parse "a.b.c.d:port", "[v6]:port" or "host:port" (host resolved with
+ * getaddrinfo, numeric preferred) into ss. Returns 0 or a negative errno.
+ */
+int cfg_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif

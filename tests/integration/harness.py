@@ -1,0 +1,833 @@
+"""Integration-test harness: a real Postfix backend and a real sluice.
+
+Only the standard library and python3-yaml. Everything a test starts is
+stopped by the same object; every wait is bounded.
+
+    pf = Postfix(); pf.start()
+    sl = Sluice(load_example("mail-front.yaml")); sl.start()
+    ... drive clients, then pf.maildir_messages(), pf.client_of(msgid), ...
+    sl.stop(); pf.stop()
+
+Scratch files live under $SLUICE_TEST_SCRATCH (default /tmp/sluice-it): the
+Postfix instance in postfix/, sluice's configs and stderr next to it. They are
+kept after the run for post-mortems and wiped at the next start. /tmp rather
+than the checkout, because Postfix's unprivileged users (postfix, 65534) must
+be able to reach the queue and the Maildir, and a checkout under /root is
+closed to them.
+"""
+
+import atexit
+import itertools
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SCRATCH = Path(os.environ.get("SLUICE_TEST_SCRATCH")
+               or Path(tempfile.gettempdir()) / "sluice-it")
+EXAMPLES = REPO / "firmware-config" / "examples"
+
+POSTFIX_PLAIN = ("127.0.0.1", 10025)   # plain SMTP
+POSTFIX_PROXY = ("127.0.0.1", 10026)   # expects a PROXY header first
+SENDER = "sender@client.test"
+
+
+# Everything started and not yet stopped, stopped at exit whatever happens
+# (a failing setUpModule, an interrupted run).
+_running = []
+
+
+@atexit.register
+def _stop_everything():
+    for obj in reversed(_running[:]):
+        try:
+            obj.stop()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- waiting ---
+
+class WaitTimeout(AssertionError):
+    """A bounded wait ran out: a test failure, not an error."""
+
+
+def poll(fn, timeout, interval=0.05):
+    """Call fn() until it returns something true or timeout seconds pass.
+    Returns the last value (true on success, false on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def wait_until(fn, timeout, what):
+    """Like poll(), but a timeout fails the test, naming what was awaited."""
+    value = poll(fn, timeout)
+    if not value:
+        raise WaitTimeout(f"gave up after {timeout} s waiting for {what}")
+    return value
+
+
+# ------------------------------------------------------- processes, ports ---
+
+def tool(name):
+    """Absolute path of a command-line tool; a missing tool fails the test
+    (it must be installed, never skipped)."""
+    path = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name)
+         if p.exists()), None)
+    if not path:
+        raise AssertionError(f"required tool {name!r} is not installed")
+    return path
+
+
+def run(cmd, input=None, timeout=30, env=None):
+    """Run a client to completion. Returns (exit code, stdout+stderr as text);
+    a client that hangs past timeout is killed and fails the test."""
+    cmd = [str(c) for c in cmd]
+    cmd[0] = tool(cmd[0])
+    try:
+        p = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           env=None if env is None else {**os.environ, **env})
+    except subprocess.TimeoutExpired as e:
+        out = (e.output or b"").decode(errors="replace")
+        raise AssertionError(f"{shlex.join(cmd)} still running after {timeout} s;"
+                             f" output so far:\n{out}") from None
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def listening(host, port):
+    """True if some socket listens on host:port (or on the wildcard): the
+    kernel then completes connections, so connecting would succeed, without
+    the log noise of a probe connection."""
+    wanted = {(host, port), ("0.0.0.0", port)}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            local, state = line.split()[1], line.split()[3]
+            if state != "0A":                        # TCP_LISTEN
+                continue
+            addr, p = local.split(":")
+            ip = socket.inet_ntoa(bytes.fromhex(addr)[::-1])
+            if (ip, int(p, 16)) in wanted:
+                return True
+    return False
+
+
+def listener_pids(port):
+    """PIDs of the processes holding a listening socket on port."""
+    out = subprocess.run([tool("ss"), "-ltnpH", f"sport = :{port}"],
+                         stdout=subprocess.PIPE, text=True).stdout
+    return sorted({int(p) for p in re.findall(r"pid=(\d+)", out)})
+
+
+def _proc_env(pid):
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0")
+                if "=" in kv)
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return "?"
+
+
+def _session_pids(sid):
+    """All processes of session sid (Postfix's master runs setsid())."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid:
+            pids.append(int(d.name))
+    return pids
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ----------------------------------------------------------------- Postfix ---
+
+class Postfix:
+    """The reference Postfix (tests/integration/backends/*.cf.in) in a
+    scratch folder: 127.0.0.1:10025 plain, 10026 expecting PROXY; every
+    @test.local recipient lands in one Maildir, mail/inbox/new."""
+
+    def __init__(self, dir=None):
+        self.dir = Path(dir or SCRATCH / "postfix")
+        self.etc = self.dir / "etc"
+        self.spool = self.dir / "spool"
+        self.inbox = self.dir / "mail" / "inbox" / "new"
+        self.maillog = self.dir / "maillog"
+        self._rendered = False
+
+    # -- life cycle --
+
+    def start(self, timeout=20):
+        """Start Postfix (the first time: on a freshly rendered folder, after
+        stopping whatever an aborted run left behind). Returns when both
+        ports accept; on failure raises with Postfix's own complaints."""
+        if not self._rendered:
+            self._stop_stale()
+            self._render()
+            self._rendered = True
+            self._postfix("check")
+        self._postfix("start")
+        if self not in _running:
+            _running.append(self)
+        ok = poll(lambda: all(listening(*a) for a in (POSTFIX_PLAIN, POSTFIX_PROXY)),
+                  timeout)
+        if not ok:
+            raise RuntimeError("Postfix did not listen on 10025/10026 within "
+                               f"{timeout} s; maillog:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout=15):
+        """postfix stop, then kill -9 whatever of its session is left."""
+        if self in _running:
+            _running.remove(self)
+        pid = self.master_pid()
+        if pid is None:
+            return
+        self._postfix("stop", check=False)
+        poll(lambda: not _alive(pid), timeout)
+        for p in _session_pids(pid):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not any(_alive(p) for p in _session_pids(pid)),
+                   timeout, "Postfix processes to exit")
+        wait_until(lambda: not any(listening(*a) for a in (POSTFIX_PLAIN, POSTFIX_PROXY)),
+                   timeout, "Postfix ports to close")
+
+    def master_pid(self):
+        """PID of this instance's master(8), or None if it is not running."""
+        try:
+            pid = int((self.spool / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if _alive(pid) and _proc_env(pid).get("MAIL_CONFIG") == str(self.etc):
+            return pid
+        return None
+
+    def _stop_stale(self):
+        """Stop a Postfix left running by an aborted run: ours (same folder),
+        or another harness instance under SCRATCH holding our ports. Anything
+        else on the ports is not ours to kill: fail and name it."""
+        self.stop()
+        for _, port in (POSTFIX_PLAIN, POSTFIX_PROXY):
+            for pid in listener_pids(port):
+                master = os.getsid(pid)
+                conf = _proc_env(master).get("MAIL_CONFIG", "")
+                if conf.startswith(str(SCRATCH) + "/") and _alive(master):
+                    Postfix(Path(conf).parent).stop()
+                else:
+                    raise RuntimeError(
+                        f"127.0.0.1:{port} is in use by pid {pid} ({_cmdline(pid)}),"
+                        " which this harness did not start; stop it first")
+
+    def _render(self):
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        for d in (self.etc, self.spool, self.dir / "data", self.dir / "mail"):
+            d.mkdir(parents=True, mode=0o755)
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dir.parent, 0o755)
+        for name in ("main.cf", "master.cf"):
+            text = (HERE / "backends" / f"postfix-{name}.in").read_text()
+            (self.etc / name).write_text(text.replace("@DIR@", str(self.dir)))
+        # The backend's own STARTTLS certificate (main.cf offers STARTTLS).
+        subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-days", "30", "-subj", "/CN=backend.test",
+                        "-keyout", self.etc / "backend-key.pem",
+                        "-out", self.etc / "backend-cert.pem"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.chown(self.dir / "data", "postfix")
+        os.chown(self.dir / "mail", 65534, 65534)
+
+    def _postfix(self, *args, check=True):
+        """Run `postfix -c ETC ARGS` under script(1): postfix only writes its
+        errors to a terminal (else to syslog, which may not exist here)."""
+        cmd = shlex.join([tool("postfix"), "-c", str(self.etc), *args])
+        p = subprocess.run([tool("script"), "-qec", cmd, "/dev/null"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{cmd} exited {p.returncode}:\n"
+                               f"{p.stdout.decode(errors='replace')}\n"
+                               f"maillog:\n{self.log()[-3000:]}")
+        return p
+
+    # -- observations --
+
+    def log(self, since=0):
+        """Text of the maillog (from byte offset since)."""
+        try:
+            with open(self.maillog, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_mark(self):
+        """An offset for log(since=...): only what is logged from now on."""
+        try:
+            return self.maillog.stat().st_size
+        except OSError:
+            return 0
+
+    def wait_log(self, pattern, timeout=10, since=0):
+        """Wait until the maillog (from since) matches regex pattern; returns
+        the match."""
+        return wait_until(lambda: re.search(pattern, self.log(since), re.M),
+                          timeout, f"maillog line matching {pattern!r}")
+
+    def maildir_messages(self, containing=None, count=1, timeout=10):
+        """[(filename, bytes)] of the delivered messages, oldest first, only
+        those containing the bytes `containing` if given. Waits up to timeout
+        for at least `count` of them (count=0: no wait), then returns what
+        there is."""
+        def read():
+            out = []
+            for p in sorted(self.inbox.glob("*")) if self.inbox.is_dir() else []:
+                data = p.read_bytes()
+                if containing is None or containing in data:
+                    out.append((p.name, data))
+            return out
+        if count:
+            poll(lambda: len(read()) >= count, timeout)
+        return read()
+
+    def queue_empty(self):
+        """True if no message is being received or delivered."""
+        return not any(f for d in ("incoming", "active", "maildrop")
+                       for f in (self.spool / d).rglob("*") if f.is_file())
+
+    def wait_session_end(self, ip, port, timeout=15, since=0):
+        """Wait until smtpd logged the end of the session of client ip:port
+        and the queue is empty: after that, nothing of it will still land."""
+        self.wait_log(rf"disconnect from \S+\[{re.escape(ip)}\]:{port}\b", timeout, since)
+        wait_until(self.queue_empty, timeout, "the Postfix queue to drain")
+
+    def client_of(self, message_id, timeout=10):
+        """(ip, port) of the SMTP client that Postfix recorded for the message
+        with this Message-ID: the address sluice passed in PROXY v2."""
+        mid = re.escape(message_id.strip("<>"))
+        def find():
+            text = self.log()
+            m = re.search(rf"cleanup\[\d+\]: (\w+): message-id=<{mid}>", text)
+            if not m:
+                return None
+            c = re.search(rf"smtpd\[\d+\]: {m.group(1)}: client=\S+?\[([\d.]+)\]:(\d+)", text)
+            return c and (c.group(1), int(c.group(2)))
+        return wait_until(find, timeout, f"the client of {message_id} in the maillog")
+
+    def sessions(self, ip, port=None):
+        """maillog lines of smtpd sessions from ip (and port)."""
+        tail = rf":{port}\b" if port is not None else r":\d+"
+        return re.findall(rf"^.*smtpd\[\d+\]: .*\[{re.escape(ip)}\]{tail}.*$",
+                          self.log(), re.M)
+
+    # -- faults --
+
+    def kill_smtpd(self, timeout=10):
+        """kill -9 every smtpd of this instance (a backend dying mid-session).
+        Returns their pids once they are gone."""
+        master = self.master_pid()
+        assert master, "Postfix is not running"
+        pids = [p for p in _session_pids(master)
+                if Path(f"/proc/{p}/comm").read_text().strip() == "smtpd"]
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        wait_until(lambda: not any(_alive(p) for p in pids), timeout, "smtpd to die")
+        return pids
+
+
+# ------------------------------------------------------------------ sluice ---
+
+def sluice_bin():
+    return os.environ.get("SLUICE_BIN") or str(REPO / "build" / "dataplane" / "sluice")
+
+
+def load_example(name="mail-front.yaml"):
+    """An example config from firmware-config/examples as a dict, for tests
+    to adjust (timeouts, servers, addresses) before Sluice(...)."""
+    with open(EXAMPLES / name) as f:
+        return yaml.safe_load(f)
+
+
+def _addr(s):
+    host, port = s.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+_instances = itertools.count(1)
+
+
+class Sluice:
+    """sluice in the foreground on a config (a dict, written to a scratch
+    file, or the path of a file), stderr captured to a file."""
+
+    def __init__(self, config, name="sluice"):
+        self.name = f"{name}-{os.getpid()}-{next(_instances)}"
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        if isinstance(config, dict):
+            self.config = config
+            self.path = SCRATCH / f"{self.name}.yaml"
+            self.path.write_text(yaml.safe_dump(config, sort_keys=False))
+        else:
+            self.path = Path(config)
+            self.config = yaml.safe_load(self.path.read_text())
+        self.stderr_path = SCRATCH / f"{self.name}.stderr"
+        self.listeners = {l["name"]: _addr(l["address"]) for l in self.config["listeners"]}
+        self.proc = None
+
+    def addr(self, listener):
+        """(host, port) of the listener with that name."""
+        return self.listeners[listener]
+
+    def start(self, timeout=30):
+        """Start sluice; returns when every listener accepts. Fails if a port
+        is already taken or sluice exits first (with its stderr)."""
+        binary = sluice_bin()
+        assert os.access(binary, os.X_OK), \
+            f"{binary} does not exist: build first (meson compile -C build) or set SLUICE_BIN"
+        for host, port in self.listeners.values():
+            if listening(host, port):
+                _stop_stale_sluice(port)
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([binary, "-c", str(self.path)],
+                                     stdin=subprocess.DEVNULL, stdout=self._err,
+                                     stderr=self._err, start_new_session=True)
+        _running.append(self)
+        up = poll(lambda: self.proc.poll() is not None
+                  or all(listening(*a) for a in self.listeners.values()), timeout)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"sluice exited with {self.proc.returncode} at start:\n"
+                                 + self.log_text()[-3000:])
+        if not up:
+            self._kill()
+            raise AssertionError(f"sluice did not listen on {list(self.listeners.values())}"
+                                 f" within {timeout} s:\n" + self.log_text()[-3000:])
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def assert_running(self):
+        """Fail (with the end of its log) if sluice is no longer running."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"sluice died: {_exit_str(self.proc.returncode)}\n"
+                                 + self.log_text()[-3000:])
+
+    def stop(self, timeout=15):
+        """SIGTERM and wait. Fails if sluice had crashed (died by a signal or
+        exited non-zero), or if it does not exit in time (then killed)."""
+        if self.proc is None:
+            return
+        _running.remove(self)
+        proc, self.proc = self.proc, None
+        already = proc.poll()
+        if already is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill(proc)
+                raise AssertionError(f"sluice ignored SIGTERM for {timeout} s:\n"
+                                     + self.log_text()[-3000:])
+            finally:
+                self._err.close()
+        else:
+            self._err.close()
+        if proc.returncode != 0:
+            when = "before SIGTERM" if already is not None else "on SIGTERM"
+            raise AssertionError(f"sluice {_exit_str(proc.returncode)} {when}:\n"
+                                 + self.log_text()[-3000:])
+
+    def _kill(self, proc=None):
+        proc = proc or self.proc
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+
+    def log_text(self):
+        try:
+            return self.stderr_path.read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_lines(self):
+        """sluice's stderr, as lines."""
+        return self.log_text().splitlines()
+
+    def conn_logs(self):
+        """The per-connection lines (key=value, with client= and listener=)
+        as dicts."""
+        return [kv for kv in map(parse_kv, self.log_lines())
+                if "client" in kv and "listener" in kv]
+
+    def conn_log(self, ip, port=None, timeout=10):
+        """The per-connection line of client ip(:port), once it is written
+        (at close). With port=None the client's latest one."""
+        def find():
+            found = [kv for kv in self.conn_logs()
+                     if _addr(kv["client"])[0] == ip
+                     and (port is None or _addr(kv["client"])[1] == port)]
+            return found[-1] if found else None
+        return wait_until(find, timeout,
+                          f"sluice's connection log line for client={ip}:{port or '*'}")
+
+
+def _stop_stale_sluice(port):
+    """A sluice left by an aborted run (its config under SCRATCH) holding
+    port is stopped; anything else there fails the test, named."""
+    for pid in listener_pids(port):
+        cmd = _cmdline(pid)
+        if Path(cmd.split()[0]).name == "sluice" and f" {SCRATCH}/" in cmd:
+            os.kill(pid, signal.SIGTERM)
+            if not poll(lambda: not _alive(pid), 10):
+                os.kill(pid, signal.SIGKILL)
+        else:
+            raise AssertionError(f"127.0.0.1:{port} is in use by pid {pid} ({cmd})")
+    wait_until(lambda: not listener_pids(port), 10, f"port {port} to be free")
+
+
+def _exit_str(rc):
+    if rc < 0:
+        return f"died by signal {signal.Signals(-rc).name}"
+    return f"exited with status {rc}"
+
+
+def parse_kv(line):
+    """key=value pairs of a log line; values may be "double quoted"."""
+    out = {}
+    for k, v in re.findall(r'(?:^|\s)([\w.-]+)=("(?:[^"\\]|\\.)*"|\S*)', line):
+        out[k] = v[1:-1] if v.startswith('"') else v
+    return out
+
+
+# ------------------------------------------------------- messages, clients ---
+
+_seq = itertools.count(1)
+
+
+def unique(label="m"):
+    """A token no other message of any run shares: for recipients and ids."""
+    return f"{label}-{os.getpid()}-{time.time_ns() // 1000 % 10**10}-{next(_seq)}"
+
+
+def recipient(tag):
+    return f"{tag}@test.local"
+
+
+def message_id(tag):
+    return f"<{tag}@client.test>"
+
+
+def make_message(tag, rcpt=None, body=None):
+    """An RFC 5322 message with CRLF line ends, identified by tag (in the
+    Message-ID and the Subject). The default body has a line starting with a
+    dot (tests transparency), a blank line, a tab and a long line."""
+    rcpt = rcpt or recipient(tag)
+    if body is None:
+        body = ("Hello from the sluice integration tests.\r\n"
+                ".this line starts with a dot\r\n"
+                "\r\n"
+                "tab\tseparated\tand trailing space \r\n"
+                + "0123456789" * 30 + "\r\n"
+                "-- \r\nend\r\n")
+    head = (f"From: Test Sender <{SENDER}>\r\n"
+            f"To: <{rcpt}>\r\n"
+            f"Subject: sluice test {tag}\r\n"
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+            f"Message-ID: {message_id(tag)}\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n")
+    return (head + body).encode()
+
+
+def dot_stuff(msg):
+    """DATA transparency (RFC 5321 4.5.2) plus the terminating dot line."""
+    out = re.sub(rb"(?m)^\.", b"..", msg)
+    if not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    return out + b".\r\n"
+
+
+TRACE_HEADERS = (b"return-path:", b"delivered-to:", b"x-original-to:", b"received:")
+
+
+def compare_message(sent, delivered):
+    """None if the delivered Maildir file is the sent message (CRLF stored
+    as LF) preceded only by the trace headers Postfix adds (Return-Path,
+    Delivered-To, X-Original-To, Received); else what differs."""
+    expected = sent.replace(b"\r\n", b"\n")
+    if not delivered.endswith(expected):
+        # Find where they part, to show it.
+        body = delivered
+        start = delivered.find(expected.split(b"\n", 1)[0])
+        if start >= 0:
+            body = delivered[start:]
+        i = next((i for i, (a, b) in enumerate(zip(body, expected)) if a != b),
+                 min(len(body), len(expected)))
+        return (f"delivered message differs from the sent one at byte {i}:\n"
+                f"  sent:      {expected[max(0, i - 60):i + 60]!r}\n"
+                f"  delivered: {body[max(0, i - 60):i + 60]!r}")
+    prefix = delivered[:-len(expected)]
+    lines = prefix.split(b"\n")[:-1] if prefix else []
+    current = None
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and current:
+            continue
+        current = next((h for h in TRACE_HEADERS if line.lower().startswith(h)), None)
+        if current is None:
+            return f"unexpected line before the sent message: {line!r}"
+    if not any(l.lower().startswith(b"received:") for l in lines):
+        return "no Received: header added by Postfix"
+    return None
+
+
+def received_ip(delivered):
+    """The client address in Postfix's Received: header."""
+    m = re.search(rb"^Received: from .*?\[([\d.]+)\]", delivered, re.M | re.S)
+    return m and m.group(1).decode()
+
+
+def no_verify_context():
+    """A TLS client context that trusts anything (sluice's certificate is
+    generated at start-up and self-signed)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Closed(AssertionError):
+    """The server closed the connection where a reply was expected."""
+
+
+class Replies:
+    """SMTP reply parsing over some byte source (self._recv)."""
+
+    buf = b""
+
+    def reply(self):
+        """One complete (multi-line) reply: (code, [text lines]). Raises
+        Closed if the server closes first."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self._recv()
+                if not chunk:
+                    raise Closed(f"connection closed; partial reply {self.buf!r} after {lines}")
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            text = line.decode(errors="replace")
+            lines.append(text)
+            if not re.match(r"\d{3}[ -]", text):
+                raise AssertionError(f"not an SMTP reply line: {text!r}")
+            if text[3] == " ":
+                return int(text[:3]), lines
+
+    def cmd(self, line):
+        """Send one command line (CRLF added) and return its reply."""
+        self.send(line.encode() + b"\r\n" if isinstance(line, str) else line)
+        return self.reply()
+
+    def expect(self, line, code):
+        """Send a command and require the reply code; returns the lines."""
+        got, lines = self.cmd(line)
+        if got != code:
+            raise AssertionError(f"{line!r}: expected {code}, got {lines}")
+        return lines
+
+
+class Smtp(Replies):
+    """A raw SMTP client for transcripts: sends exactly the given bytes and
+    reads replies as (code, [lines]). Can switch to TLS in place."""
+
+    def __init__(self, addr, source=None, tls=False, timeout=10):
+        self.sock = socket.create_connection(
+            addr, timeout=timeout, source_address=(source, 0) if source else None)
+        self.local = self.sock.getsockname()       # (ip, port) sluice sees
+        self.buf = b""
+        if tls:
+            self.starttls_handshake()
+
+    def _recv(self):
+        try:
+            return self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return b""
+        except socket.timeout:
+            raise AssertionError(f"no reply within {self.sock.gettimeout()} s;"
+                                 f" pending {self.buf!r}") from None
+
+    def send(self, data):
+        try:
+            self.sock.sendall(data)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as e:
+            raise Closed(f"connection closed while sending: {e}") from None
+
+    def starttls_handshake(self, ctx=None):
+        """TLS handshake on the connection as it is (after `220` to STARTTLS,
+        or at once for implicit TLS)."""
+        assert not self.buf, f"bytes pending before TLS: {self.buf!r}"
+        self.sock = (ctx or no_verify_context()).wrap_socket(self.sock)
+
+    def starttls(self, ctx=None):
+        """STARTTLS, its 220, then the handshake."""
+        self.expect("STARTTLS", 220)
+        self.starttls_handshake(ctx)
+
+    def closed_by_peer(self, timeout=10):
+        """Wait for the server to close; returns what it sent meanwhile.
+        Fails if the connection is still open after timeout."""
+        self.sock.settimeout(timeout)
+        data, deadline = self.buf, time.monotonic() + timeout
+        self.buf = b""
+        while time.monotonic() < deadline:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+                return data
+            if not chunk:
+                return data
+            data += chunk
+        raise AssertionError(f"connection still open after {timeout} s; got {data!r}")
+
+    def close(self, reset=False):
+        """Close; reset=True sends an RST (a client that vanishes)."""
+        if reset:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+class Interactive(Replies):
+    """A command-line client (openssl s_client -quiet) driven over pipes:
+    what is written to its stdin goes to the server, replies are read from
+    its stdout. Its stderr goes to a file (certificate chatter)."""
+
+    def __init__(self, cmd, timeout=10):
+        cmd = [str(c) for c in cmd]
+        cmd[0] = tool(cmd[0])
+        self.cmd, self.timeout = cmd, timeout
+        self.errfile = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.errfile, bufsize=0)
+
+    def _recv(self):
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not ready:
+            raise AssertionError(f"no reply within {self.timeout} s from {self.cmd[0]};"
+                                 f" stderr:\n{self.stderr()}")
+        return os.read(self.proc.stdout.fileno(), 65536)
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+
+    def stderr(self):
+        self.errfile.seek(0)
+        return self.errfile.read().decode(errors="replace")
+
+    def wait(self, timeout=10):
+        """Exit status once the client has ended (the server closed)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.cmd[0]} still running after {timeout} s") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.errfile):
+            f.close()
+
+
+def ehlo_keywords(lines):
+    """The capability lines of an EHLO reply (without the greeting line),
+    upper-cased, as a set."""
+    return {l[4:].strip().upper() for l in lines[1:]}
+
+
+def backend_capabilities():
+    """What Postfix itself answers to EHLO (asked on its plain port)."""
+    with Smtp(POSTFIX_PLAIN) as c:
+        c.reply()
+        caps = ehlo_keywords(c.expect("EHLO client.test", 250))
+        c.expect("QUIT", 221)
+    return caps
+
+
+def posttls_finger_env():
+    """posttls-finger reads a main.cf; give it a minimal one of its own."""
+    d = SCRATCH / "posttls-finger"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "main.cf").write_text("compatibility_level = 3.6\n")
+    return {"MAIL_CONFIG": str(d)}
+
+
+def client_hello():
+    """The bytes of a real TLS ClientHello (from Python's ssl module)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = no_verify_context().wrap_bio(incoming, outgoing, server_hostname="mail-front.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()

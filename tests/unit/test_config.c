@@ -1,0 +1,474 @@
+/*
+ * Unit tests for the configuration loader (firmware-config/config.c).
+ *
+ * Read as scenarios: the shipped examples load with the values an operator
+ * expects, and a table of broken documents, each with the exact
+ * "FILE:LINE: KEY" its message must start with.
+ *
+ * Usage: test_config [EXAMPLES_DIR]  (or SLUICE_EXAMPLES in the environment)
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static const char *examples_dir = "firmware-config/examples";
+
+/* ---- the shipped files ---------------------------------------------------- */
+
+static struct cfg *load_example(const char *file)
+{
+	char path[512], err[512];
+	struct cfg *c = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", examples_dir, file);
+	rc = cfg_load_file(path, &c, err, sizeof(err));
+	if (rc)
+		print_error("%s\n", err);
+	assert_int_equal(rc, 0);
+	assert_non_null(c);
+	assert_string_equal(c->path, path);
+	return c;
+}
+
+static void assert_inet(const struct sockaddr_storage *ss, socklen_t len,
+			const char *ip, unsigned port)
+{
+	const struct sockaddr_in *sin = (const void *)ss;
+	char buf[INET_ADDRSTRLEN];
+
+	assert_int_equal(ss->ss_family, AF_INET);
+	assert_int_equal(len, sizeof(struct sockaddr_in));
+	assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
+	assert_string_equal(buf, ip);
+	assert_int_equal(ntohs(sin->sin_port), port);
+}
+
+static void assert_timeouts(const struct cfg_timeouts *t, unsigned p, unsigned h, unsigned i)
+{
+	assert_int_equal(t->plaintext, p);
+	assert_int_equal(t->handshake, h);
+	assert_int_equal(t->idle, i);
+}
+
+/* mail-front.yaml: every key written out, three listeners on one backend. */
+static void test_mail_front(void **state)
+{
+	static const struct { const char *name; unsigned port; enum cfg_tls tls; unsigned line; } want[] = {
+		{ "smtp",        2525, CFG_TLS_STARTTLS, 23 },
+		{ "submission",  2587, CFG_TLS_REQUIRED, 28 },
+		{ "submissions", 2465, CFG_TLS_IMPLICIT, 33 },
+	};
+	struct cfg *c = load_example("mail-front.yaml");
+
+	assert_string_equal(c->hostname, "mail-front.test");
+	assert_int_equal(c->cores, 2);
+	assert_int_equal(c->workers, 1);
+	assert_int_equal(c->log_target, CFG_LOG_STDERR);
+	assert_timeouts(&c->timeouts, 300, 60, 600);
+
+	assert_int_equal(c->n_backends, 1);
+	struct cfg_backend *b = &c->backends[0];
+	assert_string_equal(b->name, "postfix");
+	assert_int_equal(b->protocol, CFG_PROTO_SMTP);
+	assert_int_equal(b->proxy, CFG_PROXY_V2);
+	assert_int_equal(b->n_servers, 1);
+	assert_string_equal(b->servers[0], "127.0.0.1:10026");
+	assert_inet(&b->addrs[0], b->addrlens[0], "127.0.0.1", 10026);
+	assert_int_equal(b->connect_timeout, 5);
+	assert_int_equal(b->health_interval, 10);
+	assert_int_equal(b->line, 15);
+
+	assert_int_equal(c->n_listeners, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		struct cfg_listener *l = &c->listeners[i];
+
+		assert_string_equal(l->name, want[i].name);
+		assert_int_equal(l->protocol, CFG_PROTO_SMTP);
+		assert_int_equal(l->tls, want[i].tls);
+		assert_string_equal(l->backend, "postfix");
+		assert_ptr_equal(l->be, b);
+		assert_string_equal(l->hostname, "mail-front.test");
+		assert_int_equal(l->n_certs, 0);
+		assert_timeouts(&l->timeouts, 300, 60, 600);
+		assert_inet(&l->addr, l->addrlen, "127.0.0.1", want[i].port);
+		assert_int_equal(l->line, want[i].line);
+	}
+	cfg_free(c);
+}
+
+/* quickstart.yaml leaves most keys out: the defaults must fill them. */
+static void check_quickstart(const struct cfg *c)
+{
+	assert_string_equal(c->hostname, "localhost");
+	assert_int_equal(c->cores, 1);
+	assert_int_equal(c->workers, 1);
+	assert_timeouts(&c->timeouts, 300, 60, 600);
+	assert_int_equal(c->n_backends, 1);
+	assert_string_equal(c->backends[0].name, "local");
+	assert_int_equal(c->backends[0].proxy, CFG_PROXY_V2);
+	assert_int_equal(c->backends[0].connect_timeout, 5);
+	assert_int_equal(c->backends[0].health_interval, 10);
+	assert_inet(&c->backends[0].addrs[0], c->backends[0].addrlens[0], "127.0.0.1", 10026);
+	assert_int_equal(c->backends[0].line, 11);
+	assert_int_equal(c->n_listeners, 2);
+	assert_string_equal(c->listeners[0].name, "smtp");
+	assert_int_equal(c->listeners[0].tls, CFG_TLS_STARTTLS);
+	assert_inet(&c->listeners[0].addr, c->listeners[0].addrlen, "127.0.0.1", 8025);
+	assert_int_equal(c->listeners[0].line, 17);
+	assert_string_equal(c->listeners[1].name, "submissions");
+	assert_int_equal(c->listeners[1].tls, CFG_TLS_IMPLICIT);
+	assert_inet(&c->listeners[1].addr, c->listeners[1].addrlen, "127.0.0.1", 8465);
+	assert_int_equal(c->listeners[1].line, 22);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_ptr_equal(c->listeners[i].be, &c->backends[0]);
+		assert_string_equal(c->listeners[i].hostname, "localhost");
+		assert_timeouts(&c->listeners[i].timeouts, 300, 60, 600);
+	}
+}
+
+static void test_quickstart(void **state)
+{
+	struct cfg *c = load_example("quickstart.yaml");
+
+	check_quickstart(c);
+	cfg_free(c);
+}
+
+/* The compiled-in default is quickstart.yaml. */
+static void test_embedded_default(void **state)
+{
+	char err[512];
+	struct cfg *c = NULL;
+
+	assert_int_equal(cfg_load_string(cfg_default_yaml, cfg_default_yaml_len,
+					 "<default>", &c, err, sizeof(err)), 0);
+	assert_string_equal(c->path, "<default>");
+	check_quickstart(c);
+	cfg_free(c);
+}
+
+/* Defaults and inheritance that the examples do not exercise. */
+static void test_defaults_and_overrides(void **state)
+{
+	static const char doc[] =
+		"timeouts: {plaintext: 100}\n"                  /* 1 */
+		"log: syslog\n"                                 /* 2 */
+		"backends:\n"                                   /* 3 */
+		"  - name: dovecot\n"                           /* 4 */
+		"    protocol: imap\n"                          /* 5 */
+		"    proxy: none\n"                             /* 6 */
+		"    servers: ['[::1]:143', 127.0.0.1:1143]\n"  /* 7 */
+		"    connect_timeout: 300\n"                    /* 8 */
+		"listeners:\n"                                  /* 9 */
+		"  - name: imaps\n"                             /* 10 */
+		"    address: '[::1]:993'\n"                    /* 11 */
+		"    protocol: imap\n"                          /* 12 */
+		"    tls: implicit\n"                           /* 13 */
+		"    backend: dovecot\n"                        /* 14 */
+		"    hostname: imap.example\n"                  /* 15 */
+		"    timeouts: {handshake: 5, idle: 0}\n"       /* 16 */
+		"    certs:\n"                                  /* 17 */
+		"      - cert: /etc/a.pem\n"                    /* 18 */
+		"        key: /etc/a.key\n"                     /* 19 */
+		"      - {cert: /etc/b.pem, key: /etc/b.key}\n" /* 20 */
+		"  - name: imap\n"                              /* 21 */
+		"    address: '[::1]:143'\n"                    /* 22 */
+		"    protocol: imap\n"                          /* 23 */
+		"    tls: required\n"                           /* 24 */
+		"    backend: dovecot\n";                       /* 25 */
+	char err[512], host[256] = "";
+	struct cfg *c = NULL;
+
+	assert_int_equal(cfg_load_string(doc, strlen(doc), "d.yaml", &c, err, sizeof(err)), 0);
+	gethostname(host, sizeof(host) - 1);
+	assert_string_equal(c->hostname, host[0] ? host : "localhost");
+	assert_int_equal(c->log_target, CFG_LOG_SYSLOG);
+	assert_timeouts(&c->timeouts, 100, 60, 600);
+
+	struct cfg_backend *b = &c->backends[0];
+	assert_int_equal(b->protocol, CFG_PROTO_IMAP);
+	assert_int_equal(b->proxy, CFG_PROXY_NONE);
+	assert_int_equal(b->connect_timeout, 300);
+	assert_int_equal(b->health_interval, 10);
+	assert_int_equal(b->n_servers, 2);
+	assert_int_equal(b->addrs[0].ss_family, AF_INET6);
+	assert_int_equal(b->addrlens[0], sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&b->addrs[0])->sin6_port), 143);
+	assert_inet(&b->addrs[1], b->addrlens[1], "127.0.0.1", 1143);
+
+	struct cfg_listener *l = &c->listeners[0];
+	assert_string_equal(l->hostname, "imap.example");
+	assert_timeouts(&l->timeouts, 100, 5, 600);
+	assert_int_equal(l->addr.ss_family, AF_INET6);
+	assert_int_equal(l->n_certs, 2);
+	assert_string_equal(l->certs[0].cert, "/etc/a.pem");
+	assert_string_equal(l->certs[0].key, "/etc/a.key");
+	assert_int_equal(l->certs[0].line, 18);
+	assert_string_equal(l->certs[1].key, "/etc/b.key");
+	assert_int_equal(l->certs[1].line, 20);
+	assert_ptr_equal(l->be, b);
+	assert_string_equal(c->listeners[1].hostname, c->hostname);
+	assert_int_equal(c->listeners[1].line, 21);
+	assert_string_equal(cfg_proto_name(l->protocol), "imap");
+	assert_string_equal(cfg_tls_name(l->tls), "implicit");
+	assert_string_equal(cfg_proxy_name(b->proxy), "none");
+	cfg_free(c);
+}
+
+/* ---- broken documents ----------------------------------------------------- */
+
+/* A valid backend and listener; line numbers below count from the first. */
+#define BE \
+	"backends:\n" \
+	"  - name: pf\n" \
+	"    protocol: smtp\n" \
+	"    servers: [127.0.0.1:10026]\n"
+#define LS \
+	"listeners:\n" \
+	"  - name: smtp\n" \
+	"    address: 127.0.0.1:2525\n" \
+	"    protocol: smtp\n" \
+	"    tls: starttls\n" \
+	"    backend: pf\n"
+/* BE is 4 lines and LS 6: after "X\n" BE LS, listeners[0] starts at line 7. */
+
+struct bad_case {
+	const char *what;
+	const char *yaml;
+	const char *prefix;     /* the message must start with this */
+	const char *reason;     /* and, if set, contain this */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "unknown top-level key",
+	  "bogus: 1\n" BE LS,
+	  "t.yaml:1: bogus: unknown key", NULL },
+	{ "unknown key in a listener",
+	  BE LS "    colour: blue\n",
+	  "t.yaml:11: listeners[0].colour: unknown key", NULL },
+	{ "unknown key in a listener's timeouts",
+	  BE LS "    timeouts:\n      idel: 5\n",
+	  "t.yaml:12: listeners[0].timeouts.idel: unknown key", NULL },
+	{ "bad tls value",
+	  BE LS "  - name: x\n    address: 127.0.0.1:26\n    protocol: smtp\n"
+	  "    tls: sometimes\n    backend: pf\n",
+	  "t.yaml:14: listeners[1].tls: invalid value 'sometimes' "
+	  "(expected off, starttls, required, implicit)", NULL },
+	{ "tls as a number",
+	  BE "listeners:\n  - {name: a, address: 127.0.0.1:1, protocol: smtp, tls: 2,\n"
+	  "     backend: pf}\n",
+	  "t.yaml:6: listeners[0].tls: invalid value '2'", NULL },
+	{ "bad log target",
+	  "log: file\n" BE LS,
+	  "t.yaml:1: log: invalid value 'file' (expected stderr, syslog)", NULL },
+	{ "bad proxy",
+	  "backends:\n  - name: pf\n    protocol: smtp\n    proxy: v3\n"
+	  "    servers: [127.0.0.1:1]\n" LS,
+	  "t.yaml:4: backends[0].proxy: invalid value 'v3' (expected v2, v1, none)", NULL },
+	{ "listener without protocol",
+	  BE LS "  - name: x\n    address: 127.0.0.1:26\n    tls: off\n    backend: pf\n",
+	  "t.yaml:11: listeners[1]: missing required key 'protocol'", NULL },
+	{ "no listeners at all",
+	  BE,
+	  "t.yaml:1: missing required key 'listeners'", NULL },
+	{ "empty listeners",
+	  BE "listeners: []\n",
+	  "t.yaml:5: listeners: at least 1 entry required", NULL },
+	{ "cores is a sequence",
+	  "cores: [1]\n" BE LS,
+	  "t.yaml:1: cores: expected a non-negative integer, got a sequence", NULL },
+	{ "servers is a scalar",
+	  "backends:\n  - name: pf\n    protocol: smtp\n    servers: 127.0.0.1:1\n" LS,
+	  "t.yaml:4: backends[0].servers: expected a sequence, got a scalar", NULL },
+	{ "cores is not a number",
+	  "cores: many\n" BE LS,
+	  "t.yaml:1: cores: invalid value 'many'", NULL },
+	{ "cores out of range",
+	  "cores: 65\n" BE LS,
+	  "t.yaml:1: cores: 65 is out of range (1..64)", NULL },
+	{ "workers zero",
+	  "workers: 0\n" BE LS,
+	  "t.yaml:1: workers: 0 is out of range (1..64)", NULL },
+	{ "global timeout zero",
+	  "timeouts:\n  plaintext: 10\n  handshake: 0\n" BE LS,
+	  "t.yaml:3: timeouts.handshake: 0 is out of range (1..86400)", NULL },
+	{ "listener timeout too long",
+	  BE LS "    timeouts: {idle: 86401}\n",
+	  "t.yaml:11: listeners[0].timeouts.idle: 86401 is out of range (0..86400)", NULL },
+	{ "connect_timeout out of range",
+	  "backends:\n  - name: pf\n    protocol: smtp\n    servers: [127.0.0.1:1]\n"
+	  "    connect_timeout: 301\n" LS,
+	  "t.yaml:5: backends[0].connect_timeout: 301 is out of range (1..300)", NULL },
+	{ "server without port",
+	  "backends:\n  - name: pf\n    protocol: smtp\n    servers:\n"
+	  "      - 127.0.0.1:10026\n      - 127.0.0.1\n" LS,
+	  "t.yaml:6: backends[0].servers[1]: cannot parse address '127.0.0.1' "
+	  "(expected HOST:PORT)", NULL },
+	{ "listener port out of range",
+	  BE "listeners:\n  - name: smtp\n    address: 127.0.0.1:70000\n"
+	  "    protocol: smtp\n    tls: off\n    backend: pf\n",
+	  "t.yaml:7: listeners[0].address: port out of range", NULL },
+	{ "unbracketed IPv6 listener",
+	  BE "listeners:\n  - name: smtp\n    address: '::1:25'\n"
+	  "    protocol: smtp\n    tls: off\n    backend: pf\n",
+	  "t.yaml:7: listeners[0].address: cannot parse address '::1:25'", NULL },
+	{ "unknown backend",
+	  BE LS "  - name: x\n    address: 127.0.0.1:26\n    protocol: smtp\n"
+	  "    tls: off\n    backend: dovecot\n",
+	  "t.yaml:15: listeners[1].backend: no backend named 'dovecot'", NULL },
+	{ "protocol mismatch",
+	  BE "listeners:\n  - name: imap\n    address: 127.0.0.1:143\n"
+	  "    protocol: imap\n    tls: off\n    backend: pf\n",
+	  "t.yaml:10: listeners[0].backend: backend 'pf' speaks smtp, not imap", NULL },
+	{ "duplicate backend name",
+	  BE "  - name: pf\n    protocol: smtp\n    servers: [127.0.0.1:1]\n" LS,
+	  "t.yaml:5: backends[1].name: duplicate backend name 'pf'", "line 2" },
+	{ "duplicate listener name",
+	  BE LS "  - name: smtp\n    address: 127.0.0.1:26\n    protocol: smtp\n"
+	  "    tls: off\n    backend: pf\n",
+	  "t.yaml:11: listeners[1].name: duplicate listener name 'smtp'", "line 6" },
+	{ "duplicate listener address",
+	  BE LS "  - name: x\n    address: 127.0.0.1:2525\n    protocol: smtp\n"
+	  "    tls: off\n    backend: pf\n",
+	  "t.yaml:12: listeners[1].address: address '127.0.0.1:2525' already used by listeners[0]",
+	  NULL },
+	{ "cert entry without key",
+	  BE LS "    certs:\n      - cert: /a.pem\n        key: /a.key\n      - cert: /b.pem\n",
+	  "t.yaml:14: listeners[0].certs[1]: missing required key 'key'", NULL },
+	{ "duplicate key",
+	  "cores: 1\nworkers: 1\ncores: 2\n" BE LS,
+	  "t.yaml:3: cores: duplicate key", NULL },
+	{ "empty name",
+	  BE "listeners:\n  - name: ''\n    address: 127.0.0.1:1\n"
+	  "    protocol: smtp\n    tls: off\n    backend: pf\n",
+	  "t.yaml:6: listeners[0].name: must not be empty", NULL },
+	{ "YAML syntax error",
+	  BE "listeners:\n  - name: smtp\n    address: [127.0.0.1:25\n",
+	  "t.yaml:8:1: syntax error: ", NULL },
+	{ "bad indentation",
+	  BE "listeners:\n  - name: smtp\n   address: 127.0.0.1:25\n",
+	  "t.yaml:7:", "syntax error" },
+	{ "document is a sequence",
+	  "- a\n- b\n",
+	  "t.yaml:1: expected a mapping, got a sequence", NULL },
+	{ "empty document",
+	  "# nothing here\n",
+	  "t.yaml:1: empty configuration", NULL },
+};
+
+/* Every broken document: rejected, exact prefix, nothing left in *out. */
+static void test_bad_documents(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *t = &bad_cases[i];
+		struct cfg *c = (struct cfg *)&c; /* must be reset to NULL */
+		char err[512] = "";
+		int rc;
+
+		rc = cfg_load_string(t->yaml, strlen(t->yaml), "t.yaml", &c, err, sizeof(err));
+		if (rc != -EINVAL || strncmp(err, t->prefix, strlen(t->prefix)) ||
+		    (t->reason && !strstr(err, t->reason)))
+			fail_msg("%s: rc %d, got\n    %s\nwant prefix\n    %s%s%s", t->what, rc,
+				 err, t->prefix, t->reason ? "\nand\n    " : "",
+				 t->reason ? t->reason : "");
+		assert_null(c);
+	}
+}
+
+/* A bad document read from a file is named by its path. */
+static void test_bad_file(void **state)
+{
+	char dir[] = "/tmp/test_config.XXXXXX", path[64], err[512], want[128];
+	static const char doc[] = BE LS "bogus: 1\n";
+	struct cfg *c = NULL;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/mail.yaml", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(doc, f);
+	fclose(f);
+	assert_int_equal(cfg_load_file(path, &c, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:11: bogus: unknown key", path);
+	assert_string_equal(err, want);
+	assert_null(c);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A missing file: the message names the file and the system's reason. */
+static void test_missing_file(void **state)
+{
+	char err[512], want[256];
+	struct cfg *c = NULL;
+
+	assert_int_equal(cfg_load_file("/nonexistent/sluice.yaml", &c, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want), "/nonexistent/sluice.yaml: %s", strerror(ENOENT));
+	assert_string_equal(err, want);
+	assert_null(c);
+}
+
+/* cfg_parse_addr: the accepted forms and the errors. */
+static void test_parse_addr(void **state)
+{
+	static const struct { const char *s; int rc; int family; } cases[] = {
+		{ "127.0.0.1:25",     0,       AF_INET },
+		{ "[::1]:25",         0,       AF_INET6 },
+		{ "[2001:db8::1]:587", 0,      AF_INET6 },
+		{ "localhost:25",     0,       -1 },
+		{ "127.0.0.1",        -EINVAL, 0 },
+		{ "127.0.0.1:",       -EINVAL, 0 },
+		{ ":25",              -EINVAL, 0 },
+		{ "127.0.0.1:2x",     -EINVAL, 0 },
+		{ "::1:25",           -EINVAL, 0 },
+		{ "[::1]25",          -EINVAL, 0 },
+		{ "[localhost]:25",   -EINVAL, 0 },
+		{ "127.0.0.1:0",      -ERANGE, 0 },
+		{ "127.0.0.1:65536",  -ERANGE, 0 },
+	};
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = cfg_parse_addr(cases[i].s, &ss, &len);
+
+		if (rc != cases[i].rc)
+			fail_msg("%s: rc %d, want %d", cases[i].s, rc, cases[i].rc);
+		if (rc == 0 && cases[i].family > 0)
+			assert_int_equal(ss.ss_family, cases[i].family);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mail_front),
+		cmocka_unit_test(test_quickstart),
+		cmocka_unit_test(test_embedded_default),
+		cmocka_unit_test(test_defaults_and_overrides),
+		cmocka_unit_test(test_bad_documents),
+		cmocka_unit_test(test_bad_file),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_parse_addr),
+	};
+
+	if (argc > 1)
+		examples_dir = argv[1];
+	else if (getenv("SLUICE_EXAMPLES"))
+		examples_dir = getenv("SLUICE_EXAMPLES");
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

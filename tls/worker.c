@@ -1,0 +1,323 @@
+/*
+ * The handshake workers. Each worker thread owns an OSSL_LIB_CTX and one
+ * SSL_CTX per TLS listener, created at start-up so that algorithms are
+ * fetched once and no lock of a shared library context is taken per
+ * handshake (OpenSSL 3.0 loses most of its multi-thread speed there).
+ *
+ * Cores and workers meet on rings: for every (core, worker) pair one ring
+ * carries jobs to the worker and one carries them back. A core wakes a worker
+ * through the worker's eventfd, and a worker wakes a core through the core's
+ * eventfd, which sits in the core's epoll set.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "ring.h"
+#include "tls.h"
+
+#define TLSW_RING 1024
+
+struct tlsw {
+	pthread_t thread;
+	int evfd;              /* cores write here after posting */
+	OSSL_LIB_CTX *libctx;
+	SSL_CTX **ctx;         /* per listener; NULL where no TLS */
+	unsigned id;
+	char err[256];         /* start-up failure */
+	bool started;
+};
+
+static struct {
+	unsigned n_workers, n_cores, n_sets;
+	struct tlsw *w;
+	struct ring *to_w;     /* [core * n_workers + worker] */
+	struct ring *to_c;     /* [worker * n_cores + core] */
+	int *core_fd;          /* [core] */
+	unsigned *rr;          /* [core] next worker to try */
+	uint8_t *kick;         /* [core * n_workers + worker] posted since last kick */
+	uint32_t *out;         /* [core * n_workers + worker] jobs not yet back;
+				  kept below the ring size so returns never block */
+	struct tls_certset *const *sets;
+	_Atomic bool stop;
+	pthread_barrier_t ready;
+} P;
+
+int ring_init(struct ring *r, uint32_t size)
+{
+	atomic_init(&r->head, 0);
+	atomic_init(&r->tail, 0);
+	r->mask = size - 1;
+	r->slot = calloc(size, sizeof(void *));
+	return r->slot ? 0 : -ENOMEM;
+}
+
+void ring_fini(struct ring *r)
+{
+	free(r->slot);
+	r->slot = NULL;
+}
+
+/* Run one step of a handshake; the job says how far it got. */
+static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
+{
+	int rc, e;
+
+	ERR_clear_error();
+	if (!j->ssl) {
+		BIO *b;
+
+		j->ssl = SSL_new(w->ctx[j->listener]);
+		b = j->ssl ? tls_bio_new(j->io) : NULL;
+		if (!b) {
+			SSL_free(j->ssl);
+			j->ssl = NULL;
+			j->status = TLSJ_FAIL;
+			snprintf(j->reason, sizeof(j->reason), "out of memory");
+			return;
+		}
+		SSL_set_bio(j->ssl, b, b);
+		SSL_set_accept_state(j->ssl);
+	}
+	rc = SSL_do_handshake(j->ssl);
+	if (rc == 1) {
+		j->status = TLSJ_DONE;
+		return;
+	}
+	e = SSL_get_error(j->ssl, rc);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		j->status = TLSJ_WANT_READ;
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		j->status = TLSJ_WANT_WRITE;
+		return;
+	case SSL_ERROR_ZERO_RETURN:
+	case SSL_ERROR_SYSCALL:
+		j->status = TLSJ_FAIL;
+		if (ERR_peek_error())
+			tls_err_string(j->reason, sizeof(j->reason));
+		else
+			snprintf(j->reason, sizeof(j->reason), "client closed during the handshake");
+		return;
+	default:
+		j->status = TLSJ_FAIL;
+		tls_err_string(j->reason, sizeof(j->reason));
+		return;
+	}
+}
+
+static void *tlsw_main(void *arg)
+{
+	struct tlsw *w = arg;
+	uint8_t *woke = calloc(P.n_cores, 1);
+	unsigned i, c;
+	uint64_t v;
+
+	w->libctx = OSSL_LIB_CTX_new();
+	w->ctx = calloc(P.n_sets, sizeof(SSL_CTX *));
+	if (!woke || !w->libctx || !w->ctx) {
+		snprintf(w->err, sizeof(w->err), "worker %u: out of memory", w->id);
+		goto ready;
+	}
+	for (i = 0; i < P.n_sets; i++) {
+		if (!P.sets[i])
+			continue;
+		w->ctx[i] = tls_ctx_new(w->libctx, P.sets[i], w->err, sizeof(w->err));
+		if (!w->ctx[i])
+			goto ready;
+	}
+	w->started = true;
+ready:
+	pthread_barrier_wait(&P.ready);
+	if (!w->started) {
+		free(woke);
+		return NULL;
+	}
+
+	while (!atomic_load_explicit(&P.stop, memory_order_relaxed)) {
+		bool any;
+
+		do {
+			any = false;
+			for (c = 0; c < P.n_cores; c++) {
+				struct ring *in = &P.to_w[c * P.n_workers + w->id];
+				struct ring *out = &P.to_c[w->id * P.n_cores + c];
+				struct tls_job *j;
+
+				while ((j = ring_pop(in))) {
+					tlsw_handshake(w, j);
+					/* A core never has more jobs out with a
+					 * worker than the return ring holds
+					 * (P.out), so this cannot fail. */
+					ring_push(out, j);
+					woke[c] = 1;
+					any = true;
+				}
+			}
+			for (c = 0; c < P.n_cores; c++) {
+				if (woke[c]) {
+					v = 1;
+					(void)!write(P.core_fd[c], &v, sizeof(v)); /* counter overflow only: the core is awake */
+					woke[c] = 0;
+				}
+			}
+		} while (any);
+		if (read(w->evfd, &v, sizeof(v)) < 0 && errno != EINTR)
+			break;
+	}
+	free(woke);
+	return NULL;
+}
+
+int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *sets,
+	       unsigned n_sets, char *err, size_t errlen)
+{
+	unsigned i;
+	int rc = -ENOMEM;
+
+	memset(&P, 0, sizeof(P));
+	P.n_workers = n_workers;
+	P.n_cores = n_cores;
+	P.n_sets = n_sets;
+	P.sets = sets;
+	P.w = calloc(n_workers, sizeof(*P.w));
+	P.to_w = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
+	P.to_c = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
+	P.core_fd = calloc(n_cores, sizeof(int));
+	P.rr = calloc(n_cores, sizeof(unsigned));
+	P.kick = calloc((size_t)n_workers * n_cores, 1);
+	P.out = calloc((size_t)n_workers * n_cores, sizeof(uint32_t));
+	if (!P.w || !P.to_w || !P.to_c || !P.core_fd || !P.rr || !P.kick || !P.out)
+		goto fail;
+	for (i = 0; i < n_workers * n_cores; i++)
+		if (ring_init(&P.to_w[i], TLSW_RING) < 0 || ring_init(&P.to_c[i], TLSW_RING) < 0)
+			goto fail;
+	for (i = 0; i < n_cores; i++) {
+		P.core_fd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (P.core_fd[i] < 0) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	for (i = 0; i < n_workers; i++) {
+		P.w[i].evfd = eventfd(0, EFD_CLOEXEC);
+		P.w[i].id = i;
+		if (P.w[i].evfd < 0) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	pthread_barrier_init(&P.ready, NULL, n_workers + 1);
+	for (i = 0; i < n_workers; i++) {
+		rc = -pthread_create(&P.w[i].thread, NULL, tlsw_main, &P.w[i]);
+		if (rc < 0) {
+			/* Fatal at start-up; the process exits. */
+			snprintf(err, errlen, "cannot start TLS worker %u: %s", i, strerror(-rc));
+			return rc;
+		}
+	}
+	pthread_barrier_wait(&P.ready);
+	pthread_barrier_destroy(&P.ready);
+	for (i = 0; i < n_workers; i++) {
+		if (!P.w[i].started) {
+			snprintf(err, errlen, "TLS worker %u: %s", i, P.w[i].err);
+			tlsw_stop();
+			return -EINVAL;
+		}
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot set up TLS workers: %s", strerror(-rc));
+	return rc;
+}
+
+void tlsw_stop(void)
+{
+	unsigned i;
+	uint64_t v = 1;
+
+	atomic_store(&P.stop, true);
+	for (i = 0; P.w && i < P.n_workers; i++) {
+		(void)!write(P.w[i].evfd, &v, sizeof(v));
+		pthread_join(P.w[i].thread, NULL);
+		for (unsigned s = 0; P.w[i].ctx && s < P.n_sets; s++)
+			SSL_CTX_free(P.w[i].ctx[s]);
+		free(P.w[i].ctx);
+		OSSL_LIB_CTX_free(P.w[i].libctx);
+		close(P.w[i].evfd);
+	}
+	for (i = 0; P.to_w && i < P.n_workers * P.n_cores; i++) {
+		ring_fini(&P.to_w[i]);
+		ring_fini(&P.to_c[i]);
+	}
+	for (i = 0; P.core_fd && i < P.n_cores; i++)
+		if (P.core_fd[i] > 0)
+			close(P.core_fd[i]);
+	free(P.w);
+	free(P.to_w);
+	free(P.to_c);
+	free(P.core_fd);
+	free(P.rr);
+	free(P.kick);
+	free(P.out);
+	memset(&P, 0, sizeof(P));
+}
+
+bool tlsw_post(unsigned core, struct tls_job *job)
+{
+	unsigned i, w;
+
+	job->core = (uint16_t)core;
+	for (i = 0; i < P.n_workers; i++) {
+		w = (P.rr[core] + i) % P.n_workers;
+		if (P.out[core * P.n_workers + w] >= TLSW_RING)
+			continue;
+		if (ring_push(&P.to_w[core * P.n_workers + w], job)) {
+			P.rr[core] = w + 1;
+			P.kick[core * P.n_workers + w] = 1;
+			P.out[core * P.n_workers + w]++;
+			return true;
+		}
+	}
+	return false;
+}
+
+void tlsw_kick(unsigned core)
+{
+	unsigned w;
+	uint64_t v = 1;
+
+	for (w = 0; w < P.n_workers; w++) {
+		if (!P.kick[core * P.n_workers + w])
+			continue;
+		P.kick[core * P.n_workers + w] = 0;
+		(void)!write(P.w[w].evfd, &v, sizeof(v));
+	}
+}
+
+struct tls_job *tlsw_poll(unsigned core)
+{
+	unsigned w;
+	struct tls_job *j;
+
+	for (w = 0; w < P.n_workers; w++) {
+		if ((j = ring_pop(&P.to_c[w * P.n_cores + core]))) {
+			P.out[core * P.n_workers + w]--;
+			return j;
+		}
+	}
+	return NULL;
+}
+
+int tlsw_core_fd(unsigned core)
+{
+	return P.core_fd[core];
+}
