@@ -100,11 +100,15 @@ int be_pick(struct be_pool *p, uint64_t seed, unsigned attempt, uint64_t now_ms)
 	return -1;
 }
 
-void be_mark_down(struct be_pool *p, int idx, uint64_t now_ms)
+bool be_mark_down(struct be_pool *p, int idx, uint64_t now_ms)
 {
-	if (idx >= 0 && (unsigned)idx < p->n)
-		atomic_store_explicit(&p->srv[idx].down_until_ms, now_ms + DOWN_HOLD_MS,
-				      memory_order_relaxed);
+	uint64_t was;
+
+	if (idx < 0 || (unsigned)idx >= p->n)
+		return false;
+	was = atomic_exchange_explicit(&p->srv[idx].down_until_ms, now_ms + DOWN_HOLD_MS,
+				       memory_order_relaxed);
+	return was <= now_ms;
 }
 
 /* Connect with a timeout; returns the fd or -errno. */

@@ -8,6 +8,7 @@
 #define SLUICE_BACKEND_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -36,7 +37,8 @@ void be_pools_free(struct be_pool *pools, unsigned n);
 /* The server for the attempt-th try of a session (seed spreads sessions),
  * skipping servers marked down unless all are. -1 when attempts are used up. */
 int be_pick(struct be_pool *p, uint64_t seed, unsigned attempt, uint64_t now_ms);
-void be_mark_down(struct be_pool *p, int idx, uint64_t now_ms);
+/* Returns true if the server was believed up until now (log it once). */
+bool be_mark_down(struct be_pool *p, int idx, uint64_t now_ms);
 
 static inline const struct proto_caps *be_caps(struct be_pool *p)
 {

@@ -264,7 +264,7 @@ static bool sess_handshake(struct sess *s)
 		return false;
 	if (buf_len(&s->cout))
 		return false; /* flush first: the client needs our flight */
-	if (s->ssl && !s->want_write_first && buf_len(&s->cin) == 0) {
+	if (s->ssl && !s->want_write_first && buf_len(&s->cin) <= s->hs_left) {
 		if (s->cli.eof) {
 			ctr_inc(s->core, CTR_handshake_fail);
 			sess_set_result(s, "tls-failed", "client closed during the handshake");
@@ -312,6 +312,8 @@ void sess_job_done(struct tls_job *j)
 		sess_tls_up(s);
 		break;
 	case TLSJ_WANT_READ:
+		/* Post again only once more bytes came in. */
+		s->hs_left = buf_len(&s->cin);
 		break;
 	case TLSJ_WANT_WRITE:
 		s->want_write_first = true;
@@ -357,9 +359,9 @@ static void sess_backend_next(struct sess *s)
 			return;
 		}
 		ctr_inc(s->core, CTR_backend_connect_fail);
-		be_mark_down(p, idx, s->core->now_ms);
-		log_msg(LOG_WARNING, "backend %s: connect: %s", p->srv[idx].name,
-			strerror(-rc));
+		if (be_mark_down(p, idx, s->core->now_ms))
+			log_msg(LOG_WARNING, "backend %s: connect: %s", p->srv[idx].name,
+				strerror(-rc));
 	}
 }
 
@@ -425,9 +427,9 @@ static bool sess_backend(struct sess *s)
 			return false;
 		if (rc < 0) {
 			ctr_inc(s->core, CTR_backend_connect_fail);
-			be_mark_down(s->l->pool, s->be_idx, s->core->now_ms);
-			log_msg(LOG_WARNING, "backend %s: connect: %s",
-				s->l->pool->srv[s->be_idx].name, strerror(-rc));
+			if (be_mark_down(s->l->pool, s->be_idx, s->core->now_ms))
+				log_msg(LOG_WARNING, "backend %s: connect: %s",
+					s->l->pool->srv[s->be_idx].name, strerror(-rc));
 			stream_close(s->core, &s->be);
 			sess_backend_next(s);
 			return true;
@@ -783,9 +785,9 @@ void sess_timer(struct timer *t)
 	case SS_BACKEND:
 		if (!s->be_connected) {
 			ctr_inc(s->core, CTR_backend_connect_fail);
-			be_mark_down(s->l->pool, s->be_idx, now);
-			log_msg(LOG_WARNING, "backend %s: connect: timed out",
-				s->l->pool->srv[s->be_idx].name);
+			if (be_mark_down(s->l->pool, s->be_idx, now))
+				log_msg(LOG_WARNING, "backend %s: connect: timed out",
+					s->l->pool->srv[s->be_idx].name);
 			stream_close(s->core, &s->be);
 			sess_backend_next(s);
 		} else {

@@ -75,6 +75,7 @@ struct sess {
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
+	uint32_t hs_left;           /* cin bytes the last handshake step left */
 	uint8_t be_tries;
 	int be_idx;                 /* server in use, -1 none */
 	uint8_t last_len, cur_len;  /* backend -> client line tracking */
