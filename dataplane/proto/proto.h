@@ -74,6 +74,12 @@ struct proto_sess {
 	char *replay;           /* line to replay to the backend, malloc'd */
 	char *acc;              /* reply being accumulated from the backend */
 	size_t acc_len;
+	/* relay tracker (client -> backend), see ->c2b_scan */
+	uint8_t rmode;          /* engine-specific: command, data, chunk */
+	uint8_t rstate;         /* engine-specific: position in a line */
+	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
+	uint16_t denied;        /* commands the tracker kept from the backend */
+	char last_reply[4];     /* how the last complete backend line began */
 };
 
 struct proto_ops {
@@ -106,6 +112,11 @@ struct proto_ops {
 	const char *probe_quit;
 	int (*probe_line)(int *state, const char *line, size_t len,
 			  struct proto_caps *caps);
+	/* Relay: look at client bytes p[0, len) on their way to the backend.
+	 * May rewrite them in place (same length). Returns how many bytes,
+	 * from the start, may go now; the rest (an unfinished command line)
+	 * waits for more. NULL: everything passes. */
+	size_t (*c2b_scan)(struct proto_sess *, uint8_t *p, size_t len);
 	void (*fini)(struct proto_sess *);
 };
 

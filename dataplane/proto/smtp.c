@@ -469,6 +469,122 @@ static int smtp_probe_line(int *state, const char *l, size_t len,
 	return final ? 2 : 0;
 }
 
+/*
+ * The relay tracker. Inside TLS, after EHLO, the client's bytes go to the
+ * backend, which may itself offer STARTTLS (it is only hidden from the EHLO
+ * reply). A STARTTLS there would start a second handshake with the backend,
+ * so a STARTTLS command is rewritten to an unknown verb of the same length:
+ * the backend answers with its own error, in pipelining order (rule 2.2).
+ * To know what is a command, lines are framed by LF as Postfix frames them,
+ * and message content is skipped: after DATA and its 354, up to the line
+ * "."; after BDAT n, n bytes (RFC 3030).
+ */
+enum smtp_rmode { RM_COMMAND, RM_DATA_WAIT, RM_BODY, RM_CHUNK, RM_LONGLINE };
+
+#define SMTP_SCAN_HOLD 1024 /* longer command lines pass before their end */
+#define SMTP_DENIED_VERB "XTLSDENY" /* strlen("STARTTLS") */
+
+static bool smtp_verb_is(const uint8_t *p, size_t len, const char *verb)
+{
+	size_t n = strlen(verb);
+
+	return len >= n && !strncasecmp((const char *)p, verb, n) &&
+	       (len == n || p[n] == ' ' || p[n] == '\r' || p[n] == '\t');
+}
+
+static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		switch (ps->rmode) {
+		case RM_CHUNK: {
+			uint64_t n = len - i < ps->chunk_left ? len - i : ps->chunk_left;
+
+			i += n;
+			ps->chunk_left -= n;
+			if (!ps->chunk_left)
+				ps->rmode = RM_COMMAND;
+			break;
+		}
+		case RM_DATA_WAIT:
+			/* The client waits for DATA's reply before it sends
+			 * again (RFC 2920 3.1): it is known by now. */
+			ps->rmode = strncmp(ps->last_reply, "354", 3) ? RM_COMMAND : RM_BODY;
+			ps->rstate = 1;
+			break;
+		case RM_BODY:
+			for (; i < len && ps->rmode == RM_BODY; i++) {
+				uint8_t c = p[i];
+
+				switch (ps->rstate) {
+				case 0: /* inside a line */
+					ps->rstate = c == '\n';
+					break;
+				case 1: /* at a line start */
+					ps->rstate = c == '.' ? 2 : c == '\n';
+					break;
+				case 2: /* "." */
+					ps->rstate = c == '\r' ? 3 : 0;
+					if (c == '\n')
+						ps->rmode = RM_COMMAND;
+					break;
+				default: /* ".\r" */
+					ps->rstate = 0;
+					if (c == '\n')
+						ps->rmode = RM_COMMAND;
+					break;
+				}
+			}
+			break;
+		case RM_LONGLINE: {
+			const uint8_t *lf = memchr(p + i, '\n', len - i);
+
+			if (!lf)
+				return len;
+			i = (size_t)(lf - p) + 1;
+			ps->rmode = RM_COMMAND;
+			break;
+		}
+		default: { /* RM_COMMAND, at a line start */
+			const uint8_t *lf = memchr(p + i, '\n', len - i);
+			uint8_t *l = p + i;
+			size_t ll = lf ? (size_t)(lf - l) : len - i;
+
+			if (!lf) {
+				if (ll < SMTP_SCAN_HOLD)
+					return i; /* wait for the rest of the line */
+				ps->rmode = RM_LONGLINE; /* no verb of ours is that long */
+				break;
+			}
+			if (smtp_verb_is(l, ll, "STARTTLS")) {
+				memcpy(l, SMTP_DENIED_VERB, 8);
+				ps->denied++;
+			} else if (smtp_verb_is(l, ll, "DATA")) {
+				ps->rmode = RM_DATA_WAIT;
+			} else if (smtp_verb_is(l, ll, "BDAT")) {
+				char num[24];
+				size_t k = 4, d = 0;
+
+				while (k < ll && l[k] == ' ')
+					k++;
+				while (k < ll && d < sizeof(num) - 1 && isdigit(l[k]))
+					num[d++] = (char)l[k++];
+				num[d] = 0;
+				if (d && d < 20) {
+					ps->chunk_left = strtoull(num, NULL, 10);
+					if (ps->chunk_left)
+						ps->rmode = RM_CHUNK;
+				}
+			}
+			i += ll + 1;
+			break;
+		}
+		}
+	}
+	return i;
+}
+
 static void smtp_fini(struct proto_sess *ps)
 {
 	free(ps->replay);
@@ -490,5 +606,6 @@ const struct proto_ops smtp_ops = {
 	.probe_request = "EHLO %s\r\n",
 	.probe_quit = "QUIT\r\n",
 	.probe_line = smtp_probe_line,
+	.c2b_scan = smtp_c2b_scan,
 	.fini = smtp_fini,
 };

@@ -181,6 +181,7 @@ static bool sess_client_done(const struct sess *s)
 }
 
 static void sess_backend_start(struct sess *s);
+static bool sess_pump_c2b(struct sess *s);
 
 /* SS_DIALOGUE: feed complete client lines to the engine. */
 static bool sess_dialogue(struct sess *s)
@@ -440,6 +441,8 @@ static bool sess_backend(struct sess *s)
 	/* Hold the client's bytes (decrypted) until the backend is ready. */
 	if (s->tls && !s->c2b)
 		did |= sess_tls_pull(s, &s->pin);
+	if (s->c2b)
+		did |= sess_pump_c2b(s);
 
 	env = sess_env(s);
 	while (s->state == SS_BACKEND && !s->b2c && buf_len(&s->bin)) {
@@ -468,12 +471,8 @@ static bool sess_backend(struct sess *s)
 		}
 		sess_apply(s, &o);
 		if (o.flags & PO_FLUSH_HELD) {
-			struct buf *held = s->tls ? &s->pin : &s->cin;
-			uint32_t n = buf_len(held);
-
-			buf_move(&s->bout, held);
-			s->bytes_in += n - buf_len(held);
-			s->c2b = true;
+			s->c2b = true; /* the held bytes go first, scanned */
+			sess_pump_c2b(s);
 		}
 		if (o.flags & PO_RELAY) {
 			s->b2c = true;
@@ -523,23 +522,40 @@ static void sess_track_lines(struct sess *s, const uint8_t *p, size_t n)
 	s->cur_len = 0;
 	for (start = lf + 1; start < p + n && s->cur_len < sizeof(s->cur_line); start++)
 		s->cur_line[s->cur_len++] = (char)*start;
+	memset(s->ps.last_reply, 0, sizeof(s->ps.last_reply));
+	memcpy(s->ps.last_reply, s->last_line, s->last_len);
 }
 
-/* Client -> backend. */
+/* Client -> backend: plaintext from pin (TLS) or cin, through the engine's
+ * tracker, into bout. s->scan_ok bytes at the head are already approved. */
 static bool sess_pump_c2b(struct sess *s)
 {
-	uint32_t before = buf_len(&s->bout);
+	struct buf *src = s->tls ? &s->pin : &s->cin;
+	uint32_t n, room;
 	bool did = false;
 
-	if (buf_len(&s->pin)) {
-		buf_move(&s->bout, &s->pin);
-	} else if (s->tls) {
-		did = sess_tls_pull(s, &s->bout);
-	} else if (buf_len(&s->cin)) {
-		buf_move(&s->bout, &s->cin);
+	if (s->tls)
+		did = sess_tls_pull(s, &s->pin);
+	if (buf_len(src) > s->scan_ok) {
+		if (s->l->ops->c2b_scan)
+			s->scan_ok += (uint32_t)s->l->ops->c2b_scan(&s->ps, buf_head(src) + s->scan_ok,
+								    buf_len(src) - s->scan_ok);
+		else
+			s->scan_ok = buf_len(src);
+		/* At the end, an unfinished line goes as it is: no server
+		 * acts on a line without its LF. */
+		if (s->tls ? s->tls_in_done : s->cli.eof)
+			s->scan_ok = buf_len(src);
 	}
-	if (buf_len(&s->bout) != before) {
-		s->bytes_in += buf_len(&s->bout) - before;
+	n = s->scan_ok;
+	room = buf_room(&s->bout);
+	if (n > room)
+		n = room;
+	if (n) {
+		buf_put(&s->bout, buf_head(src), n);
+		buf_consume(src, n);
+		s->scan_ok -= n;
+		s->bytes_in += n;
 		did = true;
 	}
 	return did;
@@ -604,7 +620,8 @@ static bool sess_relay(struct sess *s)
 		return false;
 	}
 	/* Client finished: pass the FIN on once its bytes are out. */
-	if (sess_client_done(s) && buf_len(&s->pin) == 0 && buf_len(&s->bout) == 0 &&
+	if (sess_client_done(s) && buf_len(s->tls ? &s->pin : &s->cin) == 0 &&
+	    buf_len(&s->bout) == 0 &&
 	    !s->be_fin_sent && s->be.fd >= 0) {
 		stream_shutdown_wr(&s->be);
 		s->be_fin_sent = true;
@@ -897,6 +914,7 @@ static void sess_finish(struct sess *s)
 		stream_close(c, &s->cli);
 		sess_close_backend(s);
 		timer_cancel(&s->tm);
+		ctr_add(c, CTR_starttls_in_tls, s->ps.denied);
 		sess_log(s);
 		ctr_inc(c, CTR_conn_closed);
 		if (s->prev)

@@ -75,6 +75,8 @@ struct sess {
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
+	uint32_t scan_ok;           /* relay: bytes at the head of the client
+				       source the engine's tracker approved */
 	uint32_t hs_left;           /* cin bytes the last handshake step left */
 	uint8_t be_tries;
 	int be_idx;                 /* server in use, -1 none */

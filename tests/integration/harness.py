@@ -760,7 +760,7 @@ class Interactive(Replies):
     def __init__(self, cmd, timeout=10):
         cmd = [str(c) for c in cmd]
         cmd[0] = tool(cmd[0])
-        self.cmd, self.timeout = cmd, timeout
+        self.argv, self.timeout = cmd, timeout
         self.errfile = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.errfile, bufsize=0)
@@ -768,7 +768,7 @@ class Interactive(Replies):
     def _recv(self):
         ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
         if not ready:
-            raise AssertionError(f"no reply within {self.timeout} s from {self.cmd[0]};"
+            raise AssertionError(f"no reply within {self.timeout} s from {self.argv[0]};"
                                  f" stderr:\n{self.stderr()}")
         return os.read(self.proc.stdout.fileno(), 65536)
 
@@ -786,7 +786,7 @@ class Interactive(Replies):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"{self.cmd[0]} still running after {timeout} s") from None
+            raise AssertionError(f"{self.argv[0]} still running after {timeout} s") from None
 
     def __enter__(self):
         return self

@@ -54,7 +54,7 @@ def tearDownModule():
 
 def variant(port_offset, **changes):
     """mail-front.yaml on ports shifted by port_offset (2525 -> 2525+offset
-    ...), with top-level keys replaced by changes."""
+    ...; below the ephemeral range), with top-level keys replaced."""
     cfg = copy.deepcopy(FRONT)
     for listener in cfg["listeners"]:
         host, port = listener["address"].rsplit(":", 1)
@@ -284,7 +284,7 @@ class Clients(SluiceCase):
         self.posttls_finger(SUBMISSION, "-l", "may")
 
     def test_posttls_finger_implicit_tls(self):
-        self.posttls_finger(SUBMISSIONS, "-l", "encrypt", "-o", "smtp_tls_wrappermode=yes")
+        self.posttls_finger(SUBMISSIONS, "-l", "encrypt", "-w")
 
     def msmtp(self, listener, starttls):
         tag = unique("msmtp")
@@ -494,6 +494,8 @@ class BadInput(SluiceCase):
         rest = c.closed_by_peer()
         # A clean close: nothing, or a TLS alert record; no SMTP text.
         self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
+        # Closed for good, not only shut for writing: the connection's log
+        # line (written at close) comes while the client still holds its end.
         self.assert_conn_log(BAD, c.local[1], SMTP, tls=None, result="error")
         self.assert_still_serves()
 
@@ -525,7 +527,7 @@ class Timeouts(SluiceCase):
 
     @classmethod
     def setUpClass(cls):
-        cfg = variant(1000, timeouts={"plaintext": 2, "handshake": 2, "idle": 600})
+        cfg = variant(20000, timeouts={"plaintext": 2, "handshake": 2, "idle": 600})
         cfg["listeners"][1]["timeouts"] = {"plaintext": 30}
         cls.sl = Sluice(cfg, "timeouts").start()
 
@@ -608,7 +610,7 @@ class BackendFailure(SluiceCase):
 
     def test_backend_port_closed(self):
         self.assertFalse(listening("127.0.0.1", 10099))
-        cfg = variant(2000)
+        cfg = variant(21000)
         cfg["backends"][0]["servers"] = ["127.0.0.1:10099"]
         sl = Sluice(cfg, "nobackend").start()
         self.addCleanup(sl.stop)
