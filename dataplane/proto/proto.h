@@ -36,6 +36,7 @@ enum {
 	PO_RELAY      = 1u << 4, /* backend line: relay backend -> client raw from now */
 	PO_FAIL       = 1u << 5, /* backend line: backend refused; reply goes to the
 				    client, then close */
+	PO_ERROR      = 1u << 6, /* with PO_CLOSE: the client broke the protocol */
 };
 
 struct proto_out {

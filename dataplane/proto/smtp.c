@@ -213,7 +213,7 @@ static void smtp_too_many(const struct proto_env *env, struct proto_sess *ps,
 			  struct proto_out *o)
 {
 	po_reply(o, "421 4.7.0 %s Error: too many errors\r\n", env->hostname);
-	o->flags |= PO_CLOSE;
+	o->flags |= PO_CLOSE | PO_ERROR;
 	o->counter = CTR_too_many_errors;
 	o->reason = "too many errors";
 }

@@ -119,7 +119,8 @@ static void sess_apply(struct sess *s, const struct proto_out *o)
 	if (o->to_backend_len)
 		buf_put(&s->bout, o->to_backend, (uint32_t)o->to_backend_len);
 	if (o->flags & PO_CLOSE) {
-		sess_closing(s, "ok", o->reason ? o->reason : "closed by sluice");
+		sess_closing(s, (o->flags & PO_ERROR) ? "client-error" : "ok",
+			     o->reason ? o->reason : "closed by sluice");
 	} else if (o->flags & PO_STARTTLS) {
 		/* Rule 2.1: whatever followed the command in the same read
 		 * was sent before the client could know TLS would start. */
@@ -172,6 +173,12 @@ static bool sess_tls_pull(struct sess *s, struct buf *dst)
 	return did;
 }
 
+/* Has the client finished sending? (Bytes may still wait in our buffers.) */
+static bool sess_client_eof(const struct sess *s)
+{
+	return s->tls ? s->tls_in_done : s->cli.eof;
+}
+
 /* Has the client finished sending (all its bytes taken)? */
 static bool sess_client_done(const struct sess *s)
 {
@@ -190,7 +197,7 @@ static bool sess_dialogue(struct sess *s)
 	struct proto_env env = sess_env(s);
 	struct proto_out o;
 	struct lr_line line;
-	bool did = false;
+	bool did = false, starved = true;
 
 	if (s->tls)
 		did |= sess_tls_pull(s, &s->pin);
@@ -200,8 +207,10 @@ static bool sess_dialogue(struct sess *s)
 
 		/* Leave room for the reply: a client that pipelines without
 		 * reading waits until it reads. */
-		if (buf_room(&s->cout) < PO_REPLY_MAX + 512)
+		if (buf_room(&s->cout) < PO_REPLY_MAX + 512) {
+			starved = false;
 			break;
+		}
 		ev = lr_next(&s->lr, buf_head(src), buf_len(src), &line, &used);
 		if (ev == LR_NEED_MORE) {
 			if (used)
@@ -221,7 +230,7 @@ static bool sess_dialogue(struct sess *s)
 		if (o.flags & PO_BACKEND)
 			sess_backend_start(s);
 	}
-	if (s->state == SS_DIALOGUE && sess_client_done(s)) {
+	if (s->state == SS_DIALOGUE && starved && sess_client_eof(s)) {
 		/* What is left is an unfinished line: nothing to answer. */
 		sess_set_result(s, "ok", "client closed before the backend was needed");
 		sess_finish(s);
@@ -544,7 +553,7 @@ static bool sess_pump_c2b(struct sess *s)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
 		 * acts on a line without its LF. */
-		if (s->tls ? s->tls_in_done : s->cli.eof)
+		if (sess_client_eof(s))
 			s->scan_ok = buf_len(src);
 	}
 	n = s->scan_ok;
@@ -623,6 +632,7 @@ static bool sess_relay(struct sess *s)
 	if (sess_client_done(s) && buf_len(s->tls ? &s->pin : &s->cin) == 0 &&
 	    buf_len(&s->bout) == 0 &&
 	    !s->be_fin_sent && s->be.fd >= 0) {
+		sess_set_result(s, "ok", "client closed");
 		stream_shutdown_wr(&s->be);
 		s->be_fin_sent = true;
 		did = true;

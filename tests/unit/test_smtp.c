@@ -1,0 +1,892 @@
+/*
+ * Unit tests for the SMTP engine (dataplane/proto/smtp.c).
+ *
+ * Each scenario is a transcript: what the client (or, while the backend is
+ * being opened, the backend) sends, and what sluice must answer: the start
+ * of its reply (or all of it, for the exact multi-line ones), the exact
+ * PO_ flags, and the exact bytes it makes for the backend. The engine does
+ * no I/O, so the transcript is the whole test.
+ *
+ * Every client line is handed over in a buffer of exactly its length, with
+ * no NUL after it, as the session does (the line points into its buffer):
+ * valgrind sees any read past the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/proto.h"
+
+/* ---- the transcript runner ----------------------------------------------- */
+
+enum step_kind {
+	S_CLIENT,     /* .client is a client line (CRLF stripped) */
+	S_BACKEND,    /* .backend is a backend line while it is being opened */
+	S_GREETING,   /* the banner */
+	S_TOO_LONG,   /* a client line over line_max */
+	S_TLS,        /* the handshake finished: ->tls_started() */
+	S_TIMEOUT,    /* the session's timer fired */
+};
+
+struct step {
+	const char *client;              /* client line, CRLF stripped */
+	const char *expect_reply_prefix; /* NULL: sluice must say nothing */
+	unsigned expect_flags;           /* exactly these PO_ flags */
+	/* Optional. */
+	enum step_kind kind;
+	const char *backend;             /* S_BACKEND: the backend's line */
+	const char *expect_to_backend;   /* exact bytes for the backend; NULL: none */
+	bool exact;                      /* the reply is exactly expect_reply_prefix */
+	size_t len;                      /* client line length, when it holds a NUL */
+};
+
+/* A client line; its reply starts with R. */
+#define C(line, r, fl)      { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl) }
+/* A client line; its reply is exactly R. */
+#define CX(line, r, fl)     { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
+/* A client line given as a string literal that holds a NUL. */
+#define CNUL(lit, r, fl)    { .client = (lit), .len = sizeof(lit) - 1, .expect_reply_prefix = (r), .expect_flags = (fl) }
+/* A backend line: reply prefix, flags, exact bytes for the backend. */
+#define B(line, r, fl, tob) { .kind = S_BACKEND, .backend = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .expect_to_backend = (tob) }
+/* A backend line whose reply to the client is exactly R. */
+#define BX(line, r, fl)     { .kind = S_BACKEND, .backend = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
+#define GREETING(r)         { .kind = S_GREETING, .expect_reply_prefix = (r), .exact = true }
+#define TOO_LONG(r, fl)     { .kind = S_TOO_LONG, .expect_reply_prefix = (r), .expect_flags = (fl) }
+#define TLS_UP              { .kind = S_TLS }
+#define TIMEOUT(r, fl)      { .kind = S_TIMEOUT, .expect_reply_prefix = (r), .expect_flags = (fl) }
+
+/* What a listener and its backend pool look like to the engine. */
+struct setup {
+	enum cfg_tls mode;
+	bool tls_available;
+	const char *const *caps;  /* NULL-terminated backend EHLO keywords, or NULL */
+};
+
+/* A typical Postfix EHLO reply, keywords only. */
+static const char *const postfix_caps[] = {
+	"PIPELINING", "SIZE 10240000", "AUTH PLAIN LOGIN", "STARTTLS", "8BITMIME", NULL
+};
+
+static const struct setup starttls_caps = { CFG_TLS_STARTTLS, true, postfix_caps };
+static const struct setup starttls_nocaps = { CFG_TLS_STARTTLS, true, NULL };
+static const struct setup required_caps = { CFG_TLS_REQUIRED, true, postfix_caps };
+
+static struct proto_caps *caps_make(const char *const *list)
+{
+	struct proto_caps *c;
+
+	if (!list)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	for (; *list; list++) {
+		assert_true(c->n < CAPS_MAX);
+		c->item[c->n] = strdup(*list);
+		assert_non_null(c->item[c->n]);
+		c->n++;
+	}
+	return c;
+}
+
+static const char *flag_names(unsigned f, char *buf, size_t cap)
+{
+	static const char *const names[] = {
+		"CLOSE", "STARTTLS", "BACKEND", "FLUSH_HELD", "RELAY", "FAIL"
+	};
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < 6; i++)
+		if (f & (1u << i))
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "|" : "", names[i]);
+	if (!n)
+		snprintf(buf, cap, "0");
+	return buf;
+}
+
+/* Check one engine answer against a step; idx and the input name the step. */
+static void check_out(const struct step *st, unsigned idx, const char *input,
+		      const struct proto_out *o)
+{
+	char got[64], want[64];
+
+	if (o->flags != st->expect_flags)
+		fail_msg("step %u (%s): flags %s, want %s; reply \"%.*s\"", idx, input,
+			 flag_names(o->flags, got, sizeof(got)),
+			 flag_names(st->expect_flags, want, sizeof(want)),
+			 (int)o->reply_len, o->reply);
+	if (!st->expect_reply_prefix) {
+		if (o->reply_len)
+			fail_msg("step %u (%s): unexpected reply \"%.*s\"", idx, input,
+				 (int)o->reply_len, o->reply);
+	} else {
+		size_t n = strlen(st->expect_reply_prefix);
+
+		if (o->reply_len < n || memcmp(o->reply, st->expect_reply_prefix, n) ||
+		    (st->exact && o->reply_len != n))
+			fail_msg("step %u (%s): reply \"%.*s\", want %s \"%s\"", idx, input,
+				 (int)o->reply_len, o->reply, st->exact ? "exactly" : "a start of",
+				 st->expect_reply_prefix);
+		/* Whatever sluice says is whole lines. */
+		if (o->reply_len < 2 || memcmp(o->reply + o->reply_len - 2, "\r\n", 2))
+			fail_msg("step %u (%s): reply does not end in CRLF: \"%.*s\"", idx,
+				 input, (int)o->reply_len, o->reply);
+	}
+	if (!st->expect_to_backend) {
+		if (o->to_backend_len)
+			fail_msg("step %u (%s): unexpected bytes for the backend \"%.*s\"", idx,
+				 input, (int)o->to_backend_len, o->to_backend);
+	} else if (o->to_backend_len != strlen(st->expect_to_backend) ||
+		   memcmp(o->to_backend, st->expect_to_backend, o->to_backend_len)) {
+		fail_msg("step %u (%s): to backend \"%.*s\", want \"%s\"", idx, input,
+			 (int)o->to_backend_len, o->to_backend, st->expect_to_backend);
+	}
+}
+
+/*
+ * Run a transcript against a fresh session, then ->fini() it. Frees
+ * everything it made.
+ */
+static void run(const struct setup *su, const struct step *steps, size_t n)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_caps *caps = caps_make(su->caps);
+	struct proto_env env = {
+		.hostname = "mx.test",
+		.tls_mode = su->mode,
+		.tls_available = su->tls_available,
+		.caps = caps,
+	};
+	struct proto_sess ps;
+	struct proto_out *o = malloc(sizeof(*o));
+
+	assert_non_null(ops);
+	assert_non_null(o);
+	assert_int_equal(ops->line_max, 512);
+	memset(&ps, 0, sizeof(ps));
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct step *st = &steps[i];
+		const char *input = "";
+
+		/* Garbage in, so a field the engine forgets to set shows. */
+		memset(o, 0x5a, sizeof(*o));
+		po_reset(o);
+		switch (st->kind) {
+		case S_CLIENT: {
+			size_t len = st->len ? st->len : strlen(st->client);
+			char *line = malloc(len ? len : 1);
+
+			assert_non_null(line);
+			memcpy(line, st->client, len);
+			ops->client_line(&env, &ps, line, len, memchr(line, 0, len) != NULL, o);
+			free(line);
+			input = st->client;
+			break;
+		}
+		case S_BACKEND: {
+			size_t len = strlen(st->backend);
+			char *line = malloc(len ? len : 1);
+
+			assert_non_null(line);
+			memcpy(line, st->backend, len);
+			ops->backend_line(&env, &ps, line, len, o);
+			free(line);
+			input = st->backend;
+			break;
+		}
+		case S_GREETING:
+			ops->greeting(&env, &ps, o);
+			input = "(greeting)";
+			break;
+		case S_TOO_LONG:
+			ops->too_long(&env, &ps, o);
+			input = "(line too long)";
+			break;
+		case S_TLS:
+			ops->tls_started(&ps);
+			continue;
+		case S_TIMEOUT:
+			ops->timeout(&env, &ps, o);
+			input = "(timeout)";
+			break;
+		}
+		check_out(st, i, input, o);
+	}
+	ops->fini(&ps);
+	assert_null(ps.replay);
+	assert_null(ps.acc);
+	free(o);
+	caps_free(caps);
+}
+
+#define RUN(su, steps) run((su), (steps), sizeof(steps) / sizeof((steps)[0]))
+
+/* ---- before TLS: what sluice answers itself ------------------------------ */
+
+static void test_banner(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/*
+ * EHLO lists the backend's keywords, never AUTH (not before TLS) and never
+ * the backend's own STARTTLS, and adds sluice's STARTTLS as the last line.
+ */
+static void test_ehlo_lists_backend_caps(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+		CX("EHLO client.example",
+		   "250-mx.test\r\n"
+		   "250-PIPELINING\r\n"
+		   "250-SIZE 10240000\r\n"
+		   "250-8BITMIME\r\n"
+		   "250 STARTTLS\r\n", 0),
+		/* A second EHLO is answered the same way. */
+		CX("ehlo other.example",
+		   "250-mx.test\r\n"
+		   "250-PIPELINING\r\n"
+		   "250-SIZE 10240000\r\n"
+		   "250-8BITMIME\r\n"
+		   "250 STARTTLS\r\n", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/* Backend not known yet: the host line and STARTTLS only. */
+static void test_ehlo_without_caps(void **state)
+{
+	static const struct step t[] = {
+		CX("EHLO client.example", "250-mx.test\r\n250 STARTTLS\r\n", 0),
+	};
+
+	RUN(&starttls_nocaps, t);
+}
+
+static void test_helo(void **state)
+{
+	static const struct step t[] = {
+		CX("HELO client.example", "250 mx.test\r\n", 0),
+		CX("helo client.example", "250 mx.test\r\n", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+static void test_ehlo_helo_need_a_name(void **state)
+{
+	static const struct step t[] = {
+		C("EHLO", "501 5.5.4 ", 0),
+		C("EHLO   ", "501 5.5.4 ", 0),  /* blanks are no name */
+		C("HELO", "501 5.5.4 ", 0),
+		/* Without a greeting, mail commands are still too early. */
+		C("MAIL FROM:<a@example.org>", "503 5.5.1 ", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+static void test_starttls(void **state)
+{
+	static const struct step t[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("STARTTLS now", "501 5.5.4 ", 0),      /* RFC 3207 4: no parameters */
+		CX("STARTTLS", "220 2.0.0 Ready to start TLS\r\n", PO_STARTTLS),
+	};
+	static const struct step lower[] = {
+		C("starttls  ", "220 ", PO_STARTTLS),      /* case and trailing blanks */
+	};
+
+	RUN(&starttls_caps, t);
+	RUN(&starttls_caps, lower);
+}
+
+/* No usable certificate: STARTTLS is neither advertised nor accepted. */
+static void test_starttls_not_available(void **state)
+{
+	static const struct setup nocert = { CFG_TLS_STARTTLS, false, postfix_caps };
+	static const struct setup nocert_nocaps = { CFG_TLS_STARTTLS, false, NULL };
+	static const struct step t[] = {
+		CX("EHLO client.example",
+		   "250-mx.test\r\n"
+		   "250-PIPELINING\r\n"
+		   "250-SIZE 10240000\r\n"
+		   "250 8BITMIME\r\n", 0),
+		C("STARTTLS", "454 4.7.0 ", 0),
+	};
+	static const struct step bare[] = {
+		CX("EHLO client.example", "250 mx.test\r\n", 0),
+		C("STARTTLS", "454 4.7.0 ", 0),
+	};
+
+	RUN(&nocert, t);
+	RUN(&nocert_nocaps, bare);
+}
+
+/* tls: off: a plaintext listener knows no STARTTLS. */
+static void test_tls_off(void **state)
+{
+	static const struct setup off = { CFG_TLS_OFF, true, postfix_caps };
+	static const struct step t[] = {
+		CX("EHLO client.example",
+		   "250-mx.test\r\n"
+		   "250-PIPELINING\r\n"
+		   "250-SIZE 10240000\r\n"
+		   "250 8BITMIME\r\n", 0),
+		C("STARTTLS", "502 5.5.1 ", 0),
+		/* Plaintext relay is what this listener is for. */
+		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+	};
+
+	RUN(&off, t);
+}
+
+static void test_simple_commands(void **state)
+{
+	static const struct step t[] = {
+		C("NOOP", "250 2.0.0 ", 0),
+		C("RSET", "250 2.0.0 ", 0),
+		C("HELP", "214 ", 0),
+		C("noop", "250 2.0.0 ", 0),           /* verbs are case-insensitive */
+		C("Rset", "250 2.0.0 ", 0),
+		C("NOOP   ", "250 2.0.0 ", 0),        /* trailing blanks change nothing */
+		C("RSET\t", "250 2.0.0 ", 0),
+		C("NOOP some argument", "250 2.0.0 ", 0),
+		C("XYZZY", "502 5.5.2 ", 0),
+		C("NOOPS", "502 5.5.2 ", 0),          /* a verb is a whole word */
+		C("MAI", "502 5.5.2 ", 0),
+		C("QUIT", "221 2.0.0 ", PO_CLOSE),
+	};
+	static const struct step lower_quit[] = {
+		C("quit", "221 ", PO_CLOSE),
+	};
+
+	RUN(&starttls_caps, t);
+	RUN(&starttls_caps, lower_quit);
+}
+
+/* Lines that are not commands at all. */
+static void test_bad_lines(void **state)
+{
+	static const struct step t[] = {
+		CNUL("NOOP\0", "500 5.5.2 ", 0),
+		CNUL("MAIL FROM:<a\0@example.org>", "500 5.5.2 ", 0),
+		CNUL("\0", "500 5.5.2 ", 0),
+		TOO_LONG("500 5.5.2 ", 0),
+		C("", "500 5.5.2 ", 0),
+		/* And the session goes on. */
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("NOOP", "250 ", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/* tls: required (DESIGN.md 2.6): mail and auth refused before TLS. */
+static void test_required_refuses_before_tls(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+		C("MAIL FROM:<a@example.org>", "530 5.7.0 ", 0),  /* before EHLO too */
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("MAIL FROM:<a@example.org>", "530 5.7.0 ", 0),
+		C("RCPT TO:<b@example.org>", "530 5.7.0 ", 0),
+		C("DATA", "530 5.7.0 ", 0),
+		C("BDAT 100 LAST", "530 5.7.0 ", 0),
+		C("AUTH PLAIN AGFsaWNlAHNlY3JldA==", "530 5.7.0 ", 0),
+		C("mail from:<a@example.org>", "530 5.7.0 ", 0),
+		C("STARTTLS", "220 ", PO_STARTTLS),
+		TLS_UP,
+		/* Inside TLS the EHLO goes to the backend. */
+		C("EHLO client.example", NULL, PO_BACKEND),
+	};
+
+	RUN(&required_caps, t);
+}
+
+/* tls: starttls: AUTH is still never carried in plaintext. */
+static void test_starttls_mode_auth_before_tls(void **state)
+{
+	static const struct step t[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("AUTH LOGIN", "530 5.7.0 ", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+static void test_mail_before_ehlo(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+		C("MAIL FROM:<a@example.org>", "503 5.5.1 ", 0),
+		C("RCPT TO:<b@example.org>", "503 5.5.1 ", 0),
+		C("DATA", "503 5.5.1 ", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/* ---- the plaintext path (RFC 7435): MAIL opens the backend --------------- */
+
+/*
+ * The first MAIL hands the session to the backend: its greeting is
+ * swallowed, the client's EHLO replayed, the EHLO reply swallowed, and only
+ * then do the held client bytes (the MAIL line) go through.
+ */
+static void test_plaintext_backend_opening(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+		B("220-backend.test ESMTP Postfix", NULL, 0, NULL),
+		B("220 backend.test continued", NULL, 0, "EHLO client.example\r\n"),
+		B("250-backend.test", NULL, 0, NULL),
+		B("250-PIPELINING", NULL, 0, NULL),
+		B("250-SIZE 10240000", NULL, 0, NULL),
+		B("250 8BITMIME", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
+	};
+	/* Lowercase verb and trailing blanks: the replay is clean. */
+	static const struct step lower[] = {
+		C("ehlo client.example  ", "250-mx.test\r\n", 0),
+		C("mail from:<a@example.org>", NULL, PO_BACKEND),
+		B("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
+		B("250 backend.test", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
+	};
+	/* HELO is replayed as HELO; the last greeting wins. */
+	static const struct step helo[] = {
+		C("EHLO first.example", "250-mx.test\r\n", 0),
+		C("HELO client.example", "250 mx.test\r\n", 0),
+		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+		B("220 backend.test ESMTP", NULL, 0, "HELO client.example\r\n"),
+		B("250 backend.test", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
+	};
+
+	RUN(&starttls_caps, t);
+	RUN(&starttls_caps, lower);
+	RUN(&starttls_caps, helo);
+}
+
+/* A backend that refuses: the client gets 421 4.4.2 and is closed. */
+static void test_backend_greeting_refused(void **state)
+{
+	static const struct step busy[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+		B("421 4.3.2 backend.test busy", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+	};
+	static const struct step refused[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+		B("554-backend.test", NULL, 0, NULL),
+		B("554 no SMTP service here", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+	};
+	static const struct step ehlo_refused[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+		B("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
+		B("550 5.7.1 go away", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+	};
+
+	RUN(&starttls_caps, busy);
+	RUN(&starttls_caps, refused);
+	RUN(&starttls_caps, ehlo_refused);
+}
+
+/* Anything that is not "NNN", "NNN-..." or "NNN ..." ends the opening. */
+static void test_backend_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"hello", "22", "", "220x backend.test", "2x0 backend.test", "-220 x",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const struct step greeting[] = {
+			C("EHLO client.example", "250-mx.test\r\n", 0),
+			C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+			B(bad[i], "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+		};
+		const struct step reply[] = {
+			C("EHLO client.example", "250-mx.test\r\n", 0),
+			C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
+			B("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
+			B("250-backend.test", NULL, 0, NULL),
+			B(bad[i], "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+		};
+
+		print_message("malformed backend line \"%s\"\n", bad[i]);
+		RUN(&starttls_caps, greeting);
+		RUN(&starttls_caps, reply);
+	}
+}
+
+/* ---- inside TLS ---------------------------------------------------------- */
+
+/*
+ * After the handshake the client's EHLO goes to the backend; the backend's
+ * reply reaches the client with AUTH (now allowed) and without STARTTLS
+ * (DESIGN.md 2.2), here in the middle of the list.
+ */
+static void test_tls_ehlo_filters_starttls_middle(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("STARTTLS", "220 ", PO_STARTTLS),
+		TLS_UP,
+		C("EHLO client.example", NULL, PO_BACKEND),
+		/* The client's own EHLO is the held line: nothing replayed. */
+		B("220 backend.test ESMTP Postfix", NULL, PO_FLUSH_HELD, NULL),
+		B("250-backend.test", NULL, 0, NULL),
+		B("250-PIPELINING", NULL, 0, NULL),
+		B("250-STARTTLS", NULL, 0, NULL),
+		B("250-AUTH PLAIN LOGIN", NULL, 0, NULL),
+		BX("250 8BITMIME",
+		   "250-backend.test\r\n"
+		   "250-PIPELINING\r\n"
+		   "250-AUTH PLAIN LOGIN\r\n"
+		   "250 8BITMIME\r\n", PO_RELAY),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/* STARTTLS as the last line: the line before it becomes the final one. */
+static void test_tls_ehlo_filters_starttls_last(void **state)
+{
+	static const struct step t[] = {
+		C("STARTTLS", "220 ", PO_STARTTLS),
+		TLS_UP,
+		C("EHLO client.example", NULL, PO_BACKEND),
+		B("220-backend.test ESMTP", NULL, 0, NULL),
+		B("220 ready", NULL, PO_FLUSH_HELD, NULL),
+		B("250-backend.test", NULL, 0, NULL),
+		B("250-PIPELINING", NULL, 0, NULL),
+		B("250-AUTH PLAIN LOGIN", NULL, 0, NULL),
+		BX("250 STARTTLS",
+		   "250-backend.test\r\n"
+		   "250-PIPELINING\r\n"
+		   "250 AUTH PLAIN LOGIN\r\n", PO_RELAY),
+	};
+	/* Any case, trailing blanks; a lone host line survives. */
+	static const struct step lower[] = {
+		TLS_UP,
+		C("ehlo client.example", NULL, PO_BACKEND),
+		B("220 ready", NULL, PO_FLUSH_HELD, NULL),
+		B("250-backend.test", NULL, 0, NULL),
+		BX("250 starttls ", "250 backend.test\r\n", PO_RELAY),
+	};
+
+	RUN(&starttls_caps, t);
+	RUN(&starttls_caps, lower);
+}
+
+/* A second STARTTLS inside TLS gets a clean error (DESIGN.md 2.2). */
+static void test_tls_second_starttls(void **state)
+{
+	static const struct step t[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("STARTTLS", "220 ", PO_STARTTLS),
+		TLS_UP,
+		C("STARTTLS", "554 5.5.1 ", 0),
+		C("starttls", "554 5.5.1 ", 0),
+		C("NOOP", "250 ", 0),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/* Implicit TLS: nothing before EHLO reaches the mail system. */
+static void test_tls_mail_before_ehlo(void **state)
+{
+	static const struct setup implicit = { CFG_TLS_IMPLICIT, true, postfix_caps };
+	static const struct step t[] = {
+		TLS_UP,
+		GREETING("220 mx.test ESMTP\r\n"),
+		C("MAIL FROM:<a@example.org>", "503 5.5.1 ", 0),
+		C("RCPT TO:<b@example.org>", "503 5.5.1 ", 0),
+		C("AUTH PLAIN AGFsaWNlAHNlY3JldA==", "503 5.5.1 ", 0),
+		C("EHLO client.example", NULL, PO_BACKEND),
+	};
+
+	RUN(&implicit, t);
+}
+
+/*
+ * DESIGN.md 2.2: the EHLO from before TLS is forgotten. MAIL right after the
+ * handshake is too early, and the backend gets only what the client says
+ * inside TLS, no replay of the plaintext EHLO.
+ */
+static void test_tls_forgets_ehlo(void **state)
+{
+	static const struct step t[] = {
+		C("EHLO plain.example", "250-mx.test\r\n", 0),
+		C("STARTTLS", "220 ", PO_STARTTLS),
+		TLS_UP,
+		C("MAIL FROM:<a@example.org>", "503 5.5.1 ", 0),
+		C("EHLO secret.example", NULL, PO_BACKEND),
+		B("220 backend.test ESMTP", NULL, PO_FLUSH_HELD, NULL),
+		BX("250 backend.test", "250 backend.test\r\n", PO_RELAY),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/* ---- sluice's own endings ------------------------------------------------ */
+
+/* As Postfix's smtpd_hard_error_limit: the 20th error also gets 421. */
+static void test_too_many_errors(void **state)
+{
+	struct step t[21];
+	unsigned n = 0;
+
+	for (int i = 0; i < 19; i++) {
+		struct step s;
+
+		switch (i % 4) {
+		case 0: s = (struct step)C("XYZZY", "502 5.5.2 ", 0); break;
+		case 1: s = (struct step)CNUL("NO\0OP", "500 5.5.2 ", 0); break;
+		case 2: s = (struct step)TOO_LONG("500 5.5.2 ", 0); break;
+		default: s = (struct step)C("EHLO", "501 5.5.4 ", 0); break;
+		}
+		t[n++] = s;
+		if (i == 9) /* good commands do not reset the count */
+			t[n++] = (struct step)C("NOOP", "250 ", 0);
+	}
+	t[n++] = (struct step)CX("XYZZY",
+				  "502 5.5.2 Error: command not recognized\r\n"
+				  "421 4.7.0 mx.test Error: too many errors\r\n", PO_CLOSE);
+	assert_int_equal(n, 21);
+	run(&starttls_caps, t, n);
+}
+
+static void test_too_many_errors_too_long(void **state)
+{
+	struct step t[20];
+
+	for (int i = 0; i < 19; i++)
+		t[i] = (struct step)TOO_LONG("500 5.5.2 ", 0);
+	t[19] = (struct step)TOO_LONG("500 5.5.2 Error: line too long\r\n"
+				      "421 4.7.0 mx.test Error: too many errors\r\n", PO_CLOSE);
+	t[19].exact = true;
+	run(&starttls_caps, t, 20);
+}
+
+static void test_timeout(void **state)
+{
+	static const struct step t[] = {
+		GREETING("220 mx.test ESMTP\r\n"),
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		TIMEOUT("421 4.4.2 mx.test ", PO_CLOSE),
+	};
+
+	RUN(&starttls_caps, t);
+}
+
+/*
+ * The backend vanished mid-relay: a 421 where the client still waits for
+ * an answer, nothing after the backend's own 221 or 421.
+ */
+static void test_backend_lost(void **state)
+{
+	static const struct {
+		const char *last;
+		const char *reply;  /* NULL: none */
+	} cases[] = {
+		{ "250 2.1.0 Ok",                 "421 4.4.2 " },
+		{ "354 End data with <CR><LF>.<CR><LF>", "421 4.4.2 " },
+		{ "",                             "421 4.4.2 " },
+		{ "221 2.0.0 Bye",                NULL },
+		{ "421 4.3.2 backend.test shutting down", NULL },
+	};
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct proto_sess ps;
+		struct proto_out o;
+		size_t len = strlen(cases[i].last);
+		char *last = malloc(len ? len : 1);
+
+		assert_non_null(last);
+		memcpy(last, cases[i].last, len);
+		memset(&ps, 0, sizeof(ps));
+		po_reset(&o);
+		ops->lost(&env, &ps, last, len, &o);
+		if (!cases[i].reply) {
+			if (o.reply_len)
+				fail_msg("after \"%s\": unexpected reply \"%.*s\"", cases[i].last,
+					 (int)o.reply_len, o.reply);
+		} else if (o.reply_len < strlen(cases[i].reply) ||
+			   memcmp(o.reply, cases[i].reply, strlen(cases[i].reply)) ||
+			   memcmp(o.reply + o.reply_len - 2, "\r\n", 2)) {
+			fail_msg("after \"%s\": reply \"%.*s\", want \"%s...\"", cases[i].last,
+				 (int)o.reply_len, o.reply, cases[i].reply);
+		}
+		assert_int_equal(o.to_backend_len, 0);
+		ops->fini(&ps);
+		free(last);
+	}
+}
+
+/* ---- the capability probe ------------------------------------------------ */
+
+struct probe_step {
+	const char *line;
+	int rc;           /* what probe_line returns */
+};
+
+static struct proto_caps *probe(const struct probe_step *t, size_t n)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_caps *caps = calloc(1, sizeof(*caps));
+	int st = 0;
+
+	assert_non_null(caps);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(t[i].line);
+		char *line = malloc(len ? len : 1);
+		int rc;
+
+		assert_non_null(line);
+		memcpy(line, t[i].line, len);
+		rc = ops->probe_line(&st, line, len, caps);
+		free(line);
+		if (rc != t[i].rc)
+			fail_msg("probe step %zu \"%s\": %d, want %d", i, t[i].line, rc, t[i].rc);
+	}
+	return caps;
+}
+
+/* Greeting, then the EHLO reply: its keywords (not the host line) are kept. */
+static void test_probe(void **state)
+{
+	static const struct probe_step t[] = {
+		{ "220-backend.test ESMTP Postfix", 0 },
+		{ "220 backend.test", 1 },               /* send the EHLO now */
+		{ "250-backend.test", 0 },
+		{ "250-PIPELINING", 0 },
+		{ "250-SIZE 10240000", 0 },
+		{ "250-AUTH PLAIN LOGIN", 0 },
+		{ "250-STARTTLS", 0 },
+		{ "250 8BITMIME", 2 },                   /* complete */
+	};
+	static const char *const want[] = {
+		"PIPELINING", "SIZE 10240000", "AUTH PLAIN LOGIN", "STARTTLS", "8BITMIME",
+	};
+	struct proto_caps *caps = probe(t, sizeof(t) / sizeof(t[0]));
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
+	struct proto_sess ps;
+	struct proto_out o;
+
+	assert_int_equal(caps->n, 5);
+	for (unsigned i = 0; i < 5; i++)
+		assert_string_equal(caps->item[i], want[i]);
+
+	/* And what the client is told from them. */
+	memset(&ps, 0, sizeof(ps));
+	po_reset(&o);
+	ops->client_line(&env, &ps, "EHLO client.example", 19, false, &o);
+	assert_int_equal(o.reply_len, strlen("250-mx.test\r\n250-PIPELINING\r\n"
+					     "250-SIZE 10240000\r\n250-8BITMIME\r\n"
+					     "250 STARTTLS\r\n"));
+	assert_memory_equal(o.reply, "250-mx.test\r\n250-PIPELINING\r\n"
+			    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n",
+			    o.reply_len);
+	ops->fini(&ps);
+	caps_free(caps);
+}
+
+/* A one-line EHLO reply: no keywords, complete. */
+static void test_probe_no_keywords(void **state)
+{
+	static const struct probe_step t[] = {
+		{ "220 backend.test ESMTP", 1 },
+		{ "250 backend.test", 2 },
+	};
+	struct proto_caps *caps = probe(t, sizeof(t) / sizeof(t[0]));
+
+	assert_int_equal(caps->n, 0);
+	caps_free(caps);
+}
+
+/* A backend that refuses (or speaks something else) gives -1. */
+static void test_probe_refused(void **state)
+{
+	static const struct probe_step greeting554[] = {
+		{ "554 5.3.2 backend.test no service", -1 },
+	};
+	static const struct probe_step greeting554_multi[] = {
+		{ "554-backend.test", -1 },
+	};
+	static const struct probe_step ehlo_refused[] = {
+		{ "220 backend.test ESMTP", 1 },
+		{ "502 5.5.2 Error: command not recognized", -1 },
+	};
+	static const struct probe_step garbage[] = {
+		{ "* OK IMAP4rev1 ready", -1 },
+	};
+	struct proto_caps *caps;
+
+	caps = probe(greeting554, 1);
+	assert_int_equal(caps->n, 0);
+	caps_free(caps);
+	caps = probe(greeting554_multi, 1);
+	caps_free(caps);
+	caps = probe(ehlo_refused, 2);
+	assert_int_equal(caps->n, 0);
+	caps_free(caps);
+	caps = probe(garbage, 1);
+	caps_free(caps);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_banner),
+		cmocka_unit_test(test_ehlo_lists_backend_caps),
+		cmocka_unit_test(test_ehlo_without_caps),
+		cmocka_unit_test(test_helo),
+		cmocka_unit_test(test_ehlo_helo_need_a_name),
+		cmocka_unit_test(test_starttls),
+		cmocka_unit_test(test_starttls_not_available),
+		cmocka_unit_test(test_tls_off),
+		cmocka_unit_test(test_simple_commands),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_required_refuses_before_tls),
+		cmocka_unit_test(test_starttls_mode_auth_before_tls),
+		cmocka_unit_test(test_mail_before_ehlo),
+		cmocka_unit_test(test_plaintext_backend_opening),
+		cmocka_unit_test(test_backend_greeting_refused),
+		cmocka_unit_test(test_backend_malformed),
+		cmocka_unit_test(test_tls_ehlo_filters_starttls_middle),
+		cmocka_unit_test(test_tls_ehlo_filters_starttls_last),
+		cmocka_unit_test(test_tls_second_starttls),
+		cmocka_unit_test(test_tls_mail_before_ehlo),
+		cmocka_unit_test(test_tls_forgets_ehlo),
+		cmocka_unit_test(test_too_many_errors),
+		cmocka_unit_test(test_too_many_errors_too_long),
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_backend_lost),
+		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_probe_no_keywords),
+		cmocka_unit_test(test_probe_refused),
+	};
+
+	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
+}
