@@ -112,29 +112,39 @@ def run(cmd, input=None, timeout=30, env=None):
     return p.returncode, p.stdout.decode(errors="replace")
 
 
+def _listen_sockets():
+    """[(ip, port, inode)] of the IPv4 TCP sockets in LISTEN state."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] != "0A":                   # TCP_LISTEN
+                continue
+            addr, port = fields[1].split(":")
+            out.append((socket.inet_ntoa(bytes.fromhex(addr)[::-1]), int(port, 16),
+                        fields[9]))
+    return out
+
+
 def listening(host, port):
     """True if some socket listens on host:port (or on the wildcard): the
     kernel then completes connections, so connecting would succeed, without
     the log noise of a probe connection."""
-    wanted = {(host, port), ("0.0.0.0", port)}
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            local, state = line.split()[1], line.split()[3]
-            if state != "0A":                        # TCP_LISTEN
-                continue
-            addr, p = local.split(":")
-            ip = socket.inet_ntoa(bytes.fromhex(addr)[::-1])
-            if (ip, int(p, 16)) in wanted:
-                return True
-    return False
+    return any(p == port and ip in (host, "0.0.0.0") for ip, p, _ in _listen_sockets())
 
 
 def listener_pids(port):
     """PIDs of the processes holding a listening socket on port."""
-    out = subprocess.run([tool("ss"), "-ltnpH", f"sport = :{port}"],
-                         stdout=subprocess.PIPE, text=True).stdout
-    return sorted({int(p) for p in re.findall(r"pid=(\d+)", out)})
+    inodes = {f"socket:[{ino}]" for _, p, ino in _listen_sockets() if p == port}
+    pids = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pids.add(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return sorted(pids)
 
 
 def _proc_env(pid):
