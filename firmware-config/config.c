@@ -577,7 +577,9 @@ static int cfg_cyaml_fail(struct cfg_ld *ld, cyaml_err_t e)
 	unsigned first = 0, a, b;
 	size_t n = 0;
 
-	if (e == CYAML_ERR_OOM)
+	/* The document already parsed cleanly once: a libyaml failure now is memory. */
+	if (e == CYAML_ERR_OOM || e == CYAML_ERR_LIBYAML_PARSER_INIT ||
+	    e == CYAML_ERR_LIBYAML_EVENT_INIT || e == CYAML_ERR_LIBYAML_PARSER)
 		return cfg_oom(ld);
 	/* These are raised with the previous field (or the count) on top. */
 	if (ld->n_bt && ((ld->bt[0].kind == CFG_BT_FIELD &&

@@ -22,7 +22,8 @@
 #include "config.h"
 #include "counters.h"
 
-#define PO_REPLY_MAX 2048
+#define BACKEND_LINE_MAX 1024 /* longest backend line while it is opened */
+#define PO_REPLY_MAX 2560     /* holds two backend lines and more */
 #define PO_BACKEND_MAX 600
 
 /* What the session must do after an engine call. */
@@ -75,12 +76,17 @@ struct proto_sess {
 	char *replay;           /* line to replay to the backend, malloc'd */
 	char *acc;              /* reply being accumulated from the backend */
 	size_t acc_len;
-	/* relay tracker (client -> backend), see ->c2b_scan */
+	/* relay trackers, see ->c2b_scan and ->b2c_scan */
 	uint8_t rmode;          /* engine-specific: command, data, chunk */
 	uint8_t rstate;         /* engine-specific: position in a line */
-	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
+	uint8_t b_cur_len;      /* bytes of b_cur: >0 means inside a backend line */
 	uint16_t denied;        /* commands the tracker kept from the backend */
+	char b_cur[4];          /* how the backend line in progress began */
 	char last_reply[4];     /* how the last complete backend line began */
+	uint32_t cmds;          /* client commands relayed */
+	uint32_t replies;       /* final backend replies relayed */
+	uint32_t data_at;       /* cmds count at the last DATA */
+	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
 };
 
 struct proto_ops {
@@ -118,6 +124,9 @@ struct proto_ops {
 	 * from the start, may go now; the rest (an unfinished command line)
 	 * waits for more. NULL: everything passes. */
 	size_t (*c2b_scan)(struct proto_sess *, uint8_t *p, size_t len);
+	/* Relay: look at backend bytes on their way to the client (count
+	 * replies, remember how the last line began). May be NULL. */
+	void (*b2c_scan)(struct proto_sess *, const uint8_t *p, size_t len);
 	void (*fini)(struct proto_sess *);
 };
 

@@ -37,6 +37,7 @@ enum smtp_bphase {
 enum {
 	CMD_BACKEND = 1u << 0, /* needs the mail system */
 	CMD_GREETED = 1u << 1, /* needs HELO/EHLO first */
+	CMD_AUTH    = 1u << 2, /* a backend command where TLS is off */
 };
 
 struct smtp_cmd {
@@ -58,7 +59,6 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 		     const char *arg, struct proto_out *o, bool ehlo)
 {
 	unsigned i, n = 0;
-	const char *last = NULL;
 	bool offer_tls = !ps->in_tls && env->tls_available &&
 			 env->tls_mode != CFG_TLS_OFF;
 
@@ -87,23 +87,24 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 		return;
 	}
 
-	/* Count what will be listed, to know which line is the last. */
+	/* Choose what is listed: AUTH never before TLS, STARTTLS is ours to
+	 * offer, and the reply must fit (a backend with absurd keywords
+	 * loses the ones that do not). */
+	const char *list[CAPS_MAX];
+	size_t budget = PO_REPLY_MAX - strlen(env->hostname) - 32;
+
 	for (i = 0; env->caps && i < env->caps->n; i++) {
 		const char *c = env->caps->item[i];
+		size_t l = strlen(c) + 6;
 
-		if (!strncasecmp(c, "AUTH", 4) || !strcasecmp(c, "STARTTLS"))
-			continue; /* AUTH never before TLS; STARTTLS is ours to offer */
-		last = c;
-		n++;
+		if (!strncasecmp(c, "AUTH", 4) || !strcasecmp(c, "STARTTLS") || l > budget)
+			continue;
+		budget -= l;
+		list[n++] = c;
 	}
 	po_reply(o, "250%c%s\r\n", (n || offer_tls) ? '-' : ' ', env->hostname);
-	for (i = 0; env->caps && i < env->caps->n; i++) {
-		const char *c = env->caps->item[i];
-
-		if (!strncasecmp(c, "AUTH", 4) || !strcasecmp(c, "STARTTLS"))
-			continue;
-		po_reply(o, "250%c%s\r\n", (c == last && !offer_tls) ? ' ' : '-', c);
-	}
+	for (i = 0; i < n; i++)
+		po_reply(o, "250%c%s\r\n", (i == n - 1 && !offer_tls) ? ' ' : '-', list[i]);
 	if (offer_tls)
 		po_reply(o, "250 STARTTLS\r\n");
 }
@@ -169,7 +170,8 @@ static void cmd_quit(const struct proto_env *env, struct proto_sess *ps,
 static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
 		     const char *arg, struct proto_out *o)
 {
-	/* AUTH is never offered before TLS, and never carried in plaintext. */
+	/* AUTH is never offered before TLS, and never carried in plaintext
+	 * where TLS is offered. (On tls: off it goes to the backend.) */
 	if (ps->in_tls) {
 		po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
 		smtp_error(ps, o, CTR_bad_syntax, "AUTH before EHLO");
@@ -193,7 +195,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "RSET",     cmd_noop,     0 },
 	{ "HELP",     cmd_help,     0 },
 	{ "QUIT",     cmd_quit,     0 },
-	{ "AUTH",     cmd_auth,     0 },
+	{ "AUTH",     cmd_auth,     CMD_AUTH },
 	{ "MAIL",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
 	{ "RCPT",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
 	{ "DATA",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
@@ -247,7 +249,8 @@ static void smtp_client_line(const struct proto_env *env, struct proto_sess *ps,
 
 		if (strlen(c->verb) != vlen || strncasecmp(c->verb, buf, vlen))
 			continue;
-		if (c->flags & CMD_BACKEND) {
+		if ((c->flags & CMD_BACKEND) ||
+		    ((c->flags & CMD_AUTH) && env->tls_mode == CFG_TLS_OFF)) {
 			if (!ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED) {
 				po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
 				smtp_error(ps, o, CTR_refused_before_tls, "mail command before TLS");
@@ -339,41 +342,46 @@ static void smtp_backend_fail(const struct proto_env *env, struct proto_sess *ps
 	o->reason = reason;
 }
 
-/* Append one line of the backend's EHLO reply, dropping STARTTLS. */
+/*
+ * One line of the backend's EHLO reply inside TLS, passed on without
+ * STARTTLS. Lines go out as they come, one behind: the line held in ps->acc
+ * becomes the final one ("250 ") if the final line turns out to be the
+ * STARTTLS that is dropped.
+ */
 static void smtp_filter(const struct proto_env *env, struct proto_sess *ps,
 			const char *l, size_t len, bool final, struct proto_out *o)
 {
 	bool drop = smtp_is_starttls_line(l, len);
 
 	if (!ps->acc) {
-		ps->acc = malloc(PO_REPLY_MAX);
+		ps->acc = malloc(BACKEND_LINE_MAX + 2);
 		ps->acc_len = 0;
 		if (!ps->acc) {
 			smtp_backend_fail(env, ps, o, "out of memory");
 			return;
 		}
 	}
-	if (!drop && ps->acc_len + len + 2 <= PO_REPLY_MAX) {
-		memcpy(ps->acc + ps->acc_len, l, len);
-		memcpy(ps->acc + ps->acc_len + len, "\r\n", 2);
-		ps->acc_len += len + 2;
+	if (final && drop && ps->acc_len >= 4)
+		ps->acc[3] = ' ';
+	if (!drop || final) {
+		/* the held line can go now */
+		memcpy(o->reply + o->reply_len, ps->acc, ps->acc_len);
+		o->reply_len += ps->acc_len;
+		ps->acc_len = 0;
+	}
+	if (!drop && len <= BACKEND_LINE_MAX) {
+		memcpy(ps->acc, l, len);
+		memcpy(ps->acc + len, "\r\n", 2);
+		ps->acc_len = len + 2;
 	}
 	if (!final)
 		return;
-	if (drop && ps->acc_len >= 6) {
-		/* STARTTLS was the last line: the one before becomes final. */
-		char *p = ps->acc + ps->acc_len - 2;
-
-		while (p > ps->acc && p[-1] != '\n')
-			p--;
-		if (p[3] == '-')
-			p[3] = ' ';
-	}
-	memcpy(o->reply, ps->acc, ps->acc_len);
-	o->reply_len = ps->acc_len;
+	memcpy(o->reply + o->reply_len, ps->acc, ps->acc_len);
+	o->reply_len += ps->acc_len;
 	free(ps->acc);
 	ps->acc = NULL;
 	ps->acc_len = 0;
+	ps->replies++; /* the client's EHLO was relayed and counted */
 	o->flags |= PO_RELAY;
 	ps->bphase = BP_DONE;
 }
@@ -508,8 +516,11 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			break;
 		}
 		case RM_DATA_WAIT:
-			/* The client waits for DATA's reply before it sends
-			 * again (RFC 2920 3.1): it is known by now. */
+			/* What follows DATA is content only if DATA's own reply
+			 * was 354. A client waits for that reply (RFC 2920
+			 * 3.1); bytes sent before it are held until it came. */
+			if (ps->replies < ps->data_at)
+				return i;
 			ps->rmode = strncmp(ps->last_reply, "354", 3) ? RM_COMMAND : RM_BODY;
 			ps->rstate = 1;
 			break;
@@ -526,13 +537,17 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 					break;
 				case 2: /* "." */
 					ps->rstate = c == '\r' ? 3 : 0;
-					if (c == '\n')
+					if (c == '\n') {
 						ps->rmode = RM_COMMAND;
+						ps->cmds++; /* the end of data gets a reply */
+					}
 					break;
 				default: /* ".\r" */
 					ps->rstate = 0;
-					if (c == '\n')
+					if (c == '\n') {
 						ps->rmode = RM_COMMAND;
+						ps->cmds++;
+					}
 					break;
 				}
 			}
@@ -555,13 +570,16 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 				if (ll < SMTP_SCAN_HOLD)
 					return i; /* wait for the rest of the line */
 				ps->rmode = RM_LONGLINE; /* no verb of ours is that long */
+				ps->cmds++;
 				break;
 			}
+			ps->cmds++;
 			if (smtp_verb_is(l, ll, "STARTTLS")) {
 				memcpy(l, SMTP_DENIED_VERB, 8);
 				ps->denied++;
 			} else if (smtp_verb_is(l, ll, "DATA")) {
 				ps->rmode = RM_DATA_WAIT;
+				ps->data_at = ps->cmds;
 			} else if (smtp_verb_is(l, ll, "BDAT")) {
 				char num[24];
 				size_t k = 4, d = 0;
@@ -583,6 +601,27 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 		}
 	}
 	return i;
+}
+
+/* Count the backend's final reply lines ("NNN " or "NNN") and remember how
+ * the last line began. */
+static void smtp_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
+{
+	const uint8_t *end = p + len, *lf;
+
+	while (p < end) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		for (; p < (lf ? lf : end) && ps->b_cur_len < sizeof(ps->b_cur); p++)
+			ps->b_cur[ps->b_cur_len++] = (char)*p;
+		if (!lf)
+			return;
+		memset(ps->last_reply, 0, sizeof(ps->last_reply));
+		memcpy(ps->last_reply, ps->b_cur, ps->b_cur_len);
+		if (ps->b_cur_len < 4 || ps->b_cur[3] == ' ' || ps->b_cur[3] == '\r')
+			ps->replies++;
+		ps->b_cur_len = 0;
+		p = lf + 1;
+	}
 }
 
 static void smtp_fini(struct proto_sess *ps)
@@ -607,5 +646,6 @@ const struct proto_ops smtp_ops = {
 	.probe_quit = "QUIT\r\n",
 	.probe_line = smtp_probe_line,
 	.c2b_scan = smtp_c2b_scan,
+	.b2c_scan = smtp_b2c_scan,
 	.fini = smtp_fini,
 };

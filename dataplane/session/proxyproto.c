@@ -25,7 +25,7 @@ int pp2_encode(uint8_t *out, size_t cap, const struct sockaddr *src,
 	size_t off = 16, ssl_at, sub;
 	int rc;
 
-	if (cap < 16 + 36)
+	if (cap < 16 + 12)
 		return -ENOSPC;
 	memcpy(out, PP2_SIG, PP2_SIG_LEN);
 	out[12] = PP2_VERSION | PP2_CMD_PROXY;
@@ -41,6 +41,8 @@ int pp2_encode(uint8_t *out, size_t cap, const struct sockaddr *src,
 	} else if (src->sa_family == AF_INET6 && dst->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s = (const void *)src, *d = (const void *)dst;
 
+		if (cap < 16 + 36)
+			return -ENOSPC;
 		out[13] = PP2_FAM_TCP6;
 		memcpy(out + off, &s->sin6_addr, 16);
 		memcpy(out + off + 16, &d->sin6_addr, 16);

@@ -30,7 +30,6 @@
 
 #define CLOSE_LINGER_MS 5000u
 #define BACKEND_OPEN_MIN_S 30u
-#define BACKEND_LINE_MAX 4096u
 
 static void sess_run(struct sess *s);
 static void sess_finish(struct sess *s);
@@ -505,36 +504,6 @@ static bool sess_backend(struct sess *s)
 	return did;
 }
 
-/* Remember how the last complete backend line began (for ->lost). */
-static void sess_track_lines(struct sess *s, const uint8_t *p, size_t n)
-{
-	const uint8_t *lf = memrchr(p, '\n', n);
-	const uint8_t *start;
-	size_t k;
-
-	if (!lf) {
-		for (k = 0; k < n && s->cur_len < sizeof(s->cur_line); k++)
-			s->cur_line[s->cur_len++] = (char)p[k];
-		return;
-	}
-	start = memrchr(p, '\n', (size_t)(lf - p));
-	if (start) {
-		start++;
-		s->last_len = 0;
-	} else {
-		memcpy(s->last_line, s->cur_line, s->cur_len);
-		s->last_len = s->cur_len;
-		start = p;
-	}
-	for (; start < lf && s->last_len < sizeof(s->last_line); start++)
-		s->last_line[s->last_len++] = (char)*start;
-	s->cur_len = 0;
-	for (start = lf + 1; start < p + n && s->cur_len < sizeof(s->cur_line); start++)
-		s->cur_line[s->cur_len++] = (char)*start;
-	memset(s->ps.last_reply, 0, sizeof(s->ps.last_reply));
-	memcpy(s->ps.last_reply, s->last_line, s->last_len);
-}
-
 /* Client -> backend: plaintext from pin (TLS) or cin, through the engine's
  * tracker, into bout. s->scan_ok bytes at the head are already approved. */
 static bool sess_pump_c2b(struct sess *s)
@@ -603,7 +572,8 @@ static bool sess_pump_b2c(struct sess *s)
 				break;
 			buf_put(&s->cout, buf_head(&s->bin), n);
 		}
-		sess_track_lines(s, buf_head(&s->bin), n);
+		if (s->l->ops->b2c_scan)
+			s->l->ops->b2c_scan(&s->ps, buf_head(&s->bin), n);
 		buf_consume(&s->bin, n);
 		s->bytes_out += n;
 		did = true;
@@ -646,9 +616,10 @@ static bool sess_relay(struct sess *s)
 		if (!sess_client_done(s)) {
 			/* The client is still there: it must not take this
 			 * close for success (DESIGN.md §1). */
-			if (s->cur_len == 0)
-				s->l->ops->lost(&env, &s->ps, s->last_line, s->last_len, &o);
-			if (o.reply_len || s->cur_len || s->be.failed) {
+			if (s->ps.b_cur_len == 0)
+				s->l->ops->lost(&env, &s->ps, s->ps.last_reply,
+						strnlen(s->ps.last_reply, sizeof(s->ps.last_reply)), &o);
+			if (o.reply_len || s->ps.b_cur_len || s->be.failed) {
 				ctr_inc(s->core, CTR_backend_lost);
 				sess_set_result(s, "backend-lost", "%s",
 						s->be.failed ? "backend connection failed"
@@ -828,7 +799,7 @@ void sess_timer(struct timer *t)
 		}
 		ctr_inc(s->core, CTR_timeout_idle);
 		sess_set_result(s, "timeout", "idle for %us", to->idle);
-		if (s->cur_len == 0)
+		if (s->ps.b_cur_len == 0)
 			s->l->ops->timeout(&env, &s->ps, &o);
 		o.flags &= ~PO_CLOSE;
 		sess_apply(s, &o);

@@ -80,8 +80,6 @@ struct sess {
 	uint32_t hs_left;           /* cin bytes the last handshake step left */
 	uint8_t be_tries;
 	int be_idx;                 /* server in use, -1 none */
-	uint8_t last_len, cur_len;  /* backend -> client line tracking */
-	char last_line[4], cur_line[4];
 	const char *result;         /* "ok", "timeout", ... */
 	char reason[128];
 	char tls_version[16];

@@ -89,7 +89,8 @@ class SluiceCase(unittest.TestCase):
             dead, SL = SL, Sluice(FRONT, "front").start()
             dead.stop()         # raises: "sluice died by signal ..." + its log
 
-    def assert_delivered(self, tag, sent, ip, port=None, listener=SMTP, tls=True):
+    def assert_delivered(self, tag, sent, ip, port=None, listener=SMTP, tls=True,
+                         sluice=None):
         """Exactly one copy of the message landed, byte for byte; Postfix
         logged ip (and port) as the client; sluice's connection line names
         the same client, the listener and the TLS version."""
@@ -105,7 +106,7 @@ class SluiceCase(unittest.TestCase):
         if port is not None:
             self.assertEqual(got_port, port, "client port in Postfix's log (PROXY v2)")
         self.assertEqual(received_ip(delivered), ip, "address in Postfix's Received:")
-        self.assert_conn_log(ip, got_port, listener, tls, result="ok")
+        self.assert_conn_log(ip, got_port, listener, tls, result="ok", sluice=sluice)
 
     def assert_conn_log(self, ip, port, listener, tls, result=None, sluice=None):
         """sluice's key=value line for the connection of ip:port: tls True
@@ -142,16 +143,16 @@ class SluiceCase(unittest.TestCase):
         """Postfix logged a session of client ip:port (it came through PROXY)."""
         PF.wait_log(rf"connect from \S+\[{ip}\]:{port}\b")
 
-    def assert_still_serves(self):
+    def assert_still_serves(self, sluice=None):
         """After whatever a test did, a normal STARTTLS session delivers."""
         tag = unique("after")
         msg = make_message(tag)
-        with smtplib.SMTP(*SL.addr(SMTP), local_hostname="client.test",
+        with smtplib.SMTP(*(sluice or SL).addr(SMTP), local_hostname="client.test",
                           source_address=(BAD, 0), timeout=15) as s:
             port = s.sock.getsockname()[1]
             s.starttls(context=no_verify_context())
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
-        self.assert_delivered(tag, msg, BAD, port, SMTP)
+        self.assert_delivered(tag, msg, BAD, port, SMTP, sluice=sluice)
 
 
 # ----------------------------------------------------------------- clients ---
@@ -554,6 +555,7 @@ class Timeouts(SluiceCase):
         c.closed_by_peer()
         line = self.sl.conn_log(BAD, c.local[1])
         self.assertNotEqual(line.get("result"), "ok", line)
+        self.assert_still_serves(self.sl)
 
     def test_stalled_handshake_is_closed(self):
         c = self.connect(SUBMISSION)
@@ -567,6 +569,7 @@ class Timeouts(SluiceCase):
         self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
         line = self.sl.conn_log(BAD, c.local[1])
         self.assertNotEqual(line.get("result"), "ok", line)
+        self.assert_still_serves(self.sl)
 
     def test_silent_client_on_implicit_tls_is_closed(self):
         c = self.connect(SUBMISSIONS)
@@ -574,6 +577,7 @@ class Timeouts(SluiceCase):
         rest = c.closed_by_peer(15)
         self.assertLess(time.monotonic() - start, 10)
         self.assertEqual(rest, b"")             # no plaintext banner on 465
+        self.assert_still_serves(self.sl)
 
     def test_listener_timeout_overrides_the_global_one(self):
         c = self.connect(SUBMISSION)

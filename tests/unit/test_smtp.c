@@ -117,7 +117,7 @@ static const char *flag_names(unsigned f, char *buf, size_t cap)
  * 4.2.1): lines "NNN-text" or "NNN text" ending in CR LF, the last one with
  * a space: otherwise the client waits for the rest of a reply forever.
  */
-static bool reply_well_formed(const char *r, size_t len)
+static bool reply_well_formed(const char *r, size_t len, bool need_final)
 {
 	const char *end = r + len, *line = r;
 	bool final = false;
@@ -137,46 +137,57 @@ static bool reply_well_formed(const char *r, size_t len)
 		final = line[3] == ' ';
 		line = crlf + 2;
 	}
-	return final;
+	return final || !need_final;
 }
 
-/* Check one engine answer against a step; idx and the input name the step. */
-static void check_out(const struct step *st, unsigned idx, const char *input,
-		      const struct proto_out *o)
+/*
+ * Check one engine answer against a step; idx and the input name the step.
+ * Returns false with the reason in why[] (the caller cleans up, then fails).
+ */
+#define MISMATCH(...) do { snprintf(why, cap, __VA_ARGS__); return false; } while (0)
+static bool check_out(const struct step *st, unsigned idx, const char *input,
+		      const struct proto_out *o, char *why, size_t cap)
 {
 	char got[128], want[128];
+	size_t tail = o->reply_len > 120 ? o->reply_len - 120 : 0;
 
 	if (o->flags != st->expect_flags)
-		fail_msg("step %u (%s): flags %s (0x%x), want %s (0x%x); reply \"%.*s\"", idx, input,
-			 flag_names(o->flags, got, sizeof(got)), o->flags,
+		MISMATCH("step %u (%s): flags %s (0x%x), want %s (0x%x); reply \"%.*s\"", idx,
+			 input, flag_names(o->flags, got, sizeof(got)), o->flags,
 			 flag_names(st->expect_flags, want, sizeof(want)), st->expect_flags,
 			 (int)o->reply_len, o->reply);
 	if (!st->expect_reply_prefix) {
 		if (o->reply_len)
-			fail_msg("step %u (%s): unexpected reply \"%.*s\"", idx, input,
+			MISMATCH("step %u (%s): unexpected reply \"%.*s\"", idx, input,
 				 (int)o->reply_len, o->reply);
 	} else {
 		size_t n = strlen(st->expect_reply_prefix);
 
 		if (o->reply_len < n || memcmp(o->reply, st->expect_reply_prefix, n) ||
 		    (st->exact && o->reply_len != n))
-			fail_msg("step %u (%s): reply \"%.*s\", want %s \"%s\"", idx, input,
+			MISMATCH("step %u (%s): reply \"%.*s\", want %s \"%s\"", idx, input,
 				 (int)o->reply_len, o->reply, st->exact ? "exactly" : "a start of",
 				 st->expect_reply_prefix);
-		if (!reply_well_formed(o->reply, o->reply_len))
-			fail_msg("step %u (%s): not a complete SMTP reply: \"%.*s\"", idx,
-				 input, (int)o->reply_len, o->reply);
+		/* The backend's EHLO reply inside TLS streams through line by
+		 * line: complete lines, and a final one at the end. */
+		if (!reply_well_formed(o->reply, o->reply_len,
+				       st->kind != S_BACKEND || (o->flags & (PO_RELAY | PO_FAIL))))
+			MISMATCH("step %u (%s): not a complete SMTP reply (%zu bytes): \"%s%.*s\"",
+				 idx, input, o->reply_len, tail ? "..." : "",
+				 (int)(o->reply_len - tail), o->reply + tail);
 	}
 	if (!st->expect_to_backend) {
 		if (o->to_backend_len)
-			fail_msg("step %u (%s): unexpected bytes for the backend \"%.*s\"", idx,
+			MISMATCH("step %u (%s): unexpected bytes for the backend \"%.*s\"", idx,
 				 input, (int)o->to_backend_len, o->to_backend);
 	} else if (o->to_backend_len != strlen(st->expect_to_backend) ||
 		   memcmp(o->to_backend, st->expect_to_backend, o->to_backend_len)) {
-		fail_msg("step %u (%s): to backend \"%.*s\", want \"%s\"", idx, input,
+		MISMATCH("step %u (%s): to backend \"%.*s\", want \"%s\"", idx, input,
 			 (int)o->to_backend_len, o->to_backend, st->expect_to_backend);
 	}
+	return true;
 }
+#undef MISMATCH
 
 /*
  * Run a transcript against a fresh session, then ->fini() it. Frees
@@ -194,6 +205,8 @@ static void run(const struct setup *su, const struct step *steps, size_t n)
 	};
 	struct proto_sess ps;
 	struct proto_out *o = malloc(sizeof(*o));
+	char why[4096] = "";
+	bool ok = true;
 
 	assert_non_null(ops);
 	assert_non_null(o);
@@ -246,13 +259,18 @@ static void run(const struct setup *su, const struct step *steps, size_t n)
 			input = "(timeout)";
 			break;
 		}
-		check_out(st, i, input, o);
+		if (!check_out(st, i, input, o, why, sizeof(why))) {
+			ok = false;
+			break;
+		}
 	}
 	ops->fini(&ps);
-	assert_null(ps.replay);
-	assert_null(ps.acc);
 	free(o);
 	caps_free(caps);
+	if (!ok)
+		fail_msg("%s", why);
+	assert_null(ps.replay);
+	assert_null(ps.acc);
 }
 
 #define RUN(su, steps) run((su), (steps), sizeof(steps) / sizeof((steps)[0]))
@@ -578,13 +596,12 @@ static void test_tls_ehlo_filters_starttls_middle(void **state)
 		C("EHLO client.example", NULL, PO_BACKEND),
 		/* The client's own EHLO is the held line: nothing replayed. */
 		B("220 backend.test ESMTP Postfix", NULL, PO_FLUSH_HELD, NULL),
+		/* Lines go on one behind, so the last can still be fixed. */
 		B("250-backend.test", NULL, 0, NULL),
-		B("250-PIPELINING", NULL, 0, NULL),
+		BX("250-PIPELINING", "250-backend.test\r\n", 0),
 		B("250-STARTTLS", NULL, 0, NULL),
-		B("250-AUTH PLAIN LOGIN", NULL, 0, NULL),
+		BX("250-AUTH PLAIN LOGIN", "250-PIPELINING\r\n", 0),
 		BX("250 8BITMIME",
-		   "250-backend.test\r\n"
-		   "250-PIPELINING\r\n"
 		   "250-AUTH PLAIN LOGIN\r\n"
 		   "250 8BITMIME\r\n", PO_RELAY),
 	};
@@ -602,12 +619,9 @@ static void test_tls_ehlo_filters_starttls_last(void **state)
 		B("220-backend.test ESMTP", NULL, 0, NULL),
 		B("220 ready", NULL, PO_FLUSH_HELD, NULL),
 		B("250-backend.test", NULL, 0, NULL),
-		B("250-PIPELINING", NULL, 0, NULL),
-		B("250-AUTH PLAIN LOGIN", NULL, 0, NULL),
-		BX("250 STARTTLS",
-		   "250-backend.test\r\n"
-		   "250-PIPELINING\r\n"
-		   "250 AUTH PLAIN LOGIN\r\n", PO_RELAY),
+		BX("250-PIPELINING", "250-backend.test\r\n", 0),
+		BX("250-AUTH PLAIN LOGIN", "250-PIPELINING\r\n", 0),
+		BX("250 STARTTLS", "250 AUTH PLAIN LOGIN\r\n", PO_RELAY),
 	};
 	/* Any case, trailing blanks; a lone host line survives. */
 	static const struct step lower[] = {
@@ -671,6 +685,91 @@ static void test_tls_forgets_ehlo(void **state)
 	};
 
 	RUN(&starttls_caps, t);
+}
+
+/*
+ * A long EHLO reply from the backend (more than PO_REPLY_MAX bytes) must
+ * still reach the client as one complete reply, its last line final;
+ * otherwise the client waits for the rest of it and the session is stuck.
+ */
+static void test_tls_ehlo_long_reply_stays_complete(void **state)
+{
+	enum { KW = 40 };
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_sess ps;
+	struct proto_out o;
+	static char all[16384];
+	size_t alen = 0;
+	char kw[128];
+
+	memset(&ps, 0, sizeof(ps));
+	ops->tls_started(&ps);
+	po_reset(&o);
+	ops->client_line(&env, &ps, "EHLO c", 6, false, &o);
+	assert_int_equal(o.flags, PO_BACKEND);
+	po_reset(&o);
+	ops->backend_line(&env, &ps, "220 backend.test", 16, &o);
+	assert_int_equal(o.flags, PO_FLUSH_HELD);
+	for (int i = -1; i <= KW; i++) {
+		if (i < 0)
+			snprintf(kw, sizeof(kw), "250-backend.test");
+		else if (i == KW)
+			snprintf(kw, sizeof(kw), "250 8BITMIME");
+		else
+			snprintf(kw, sizeof(kw), "250-X-VENDOR-EXTENSION-%02d "
+				 "with-a-long-parameter-list-aaaaaaaaaaaaaaaaaaaa", i);
+		po_reset(&o);
+		ops->backend_line(&env, &ps, kw, strlen(kw), &o);
+		assert_true(reply_well_formed(o.reply, o.reply_len, i == KW) || o.reply_len == 0);
+		assert_int_equal(o.flags, i == KW ? PO_RELAY : 0);
+		assert_true(alen + o.reply_len < sizeof(all));
+		memcpy(all + alen, o.reply, o.reply_len);
+		alen += o.reply_len;
+	}
+	/* Everything arrived, in order, and the whole is one complete reply. */
+	assert_true(reply_well_formed(all, alen, true));
+	assert_int_equal(memcmp(all, "250-backend.test\r\n", 18), 0);
+	assert_int_equal(memcmp(all + alen - 14, "250 8BITMIME\r\n", 14), 0);
+	assert_non_null(memmem(all, alen, "EXTENSION-39 ", 13));
+	ops->fini(&ps);
+	assert_null(ps.acc);
+}
+
+/*
+ * The same for sluice's own EHLO reply: however many keywords the probe
+ * learned, the reply is complete and STARTTLS is still offered, last.
+ */
+static void test_ehlo_many_caps_reply_stays_complete(void **state)
+{
+	static char kw[CAPS_MAX][80];
+	static const char *list[CAPS_MAX + 1];
+	struct setup su = { CFG_TLS_STARTTLS, true, list };
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_caps *caps;
+	struct proto_env env;
+	struct proto_sess ps;
+	struct proto_out o;
+	static const char tail[] = "\r\n250 STARTTLS\r\n";
+
+	for (int i = 0; i < CAPS_MAX; i++) {
+		snprintf(kw[i], sizeof(kw[i]), "X-VENDOR-EXTENSION-%02d "
+			 "with-a-long-parameter-list-aaaaaaaaaaaaaaaaaaaa", i);
+		list[i] = kw[i];
+	}
+	list[CAPS_MAX] = NULL;
+	caps = caps_make(su.caps);
+	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps };
+	memset(&ps, 0, sizeof(ps));
+	po_reset(&o);
+	ops->client_line(&env, &ps, "EHLO client.example", 19, false, &o);
+	ops->fini(&ps);
+	caps_free(caps);
+	if (!reply_well_formed(o.reply, o.reply_len, true))
+		fail_msg("EHLO reply of %zu bytes is not a complete reply; it ends \"%.*s\"",
+			 o.reply_len, 60, o.reply_len > 60 ? o.reply + o.reply_len - 60 : o.reply);
+	assert_true(o.reply_len > sizeof(tail));
+	assert_memory_equal(o.reply + o.reply_len - (sizeof(tail) - 1), tail, sizeof(tail) - 1);
 }
 
 /* ---- sluice's own endings ------------------------------------------------ */
@@ -770,6 +869,116 @@ static void test_backend_lost(void **state)
 		ops->fini(&ps);
 		free(last);
 	}
+}
+
+/* ---- the relay tracker (client -> backend inside TLS) -------------------- */
+
+/*
+ * Segments of client bytes on their way to the backend, each with the
+ * start of the backend's last complete line at that moment (what the
+ * session keeps in ps->last_reply). A STARTTLS command must never reach
+ * the backend as a command; STARTTLS inside message content is content.
+ */
+struct seg {
+	const char *backend;     /* what the backend sends first, relayed */
+	const char *in;          /* new client bytes */
+	const char *out;         /* what may go to the backend now */
+};
+
+static void run_tracker(const char *name, const struct seg *t, size_t n)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_sess ps;
+	uint8_t buf[1024];
+	size_t held = 0;
+
+	assert_non_null(ops->c2b_scan);
+	assert_non_null(ops->b2c_scan);
+	memset(&ps, 0, sizeof(ps));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(t[i].in), went;
+
+		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		/* As the session does: bytes held back are offered again,
+		 * with the new ones behind them. */
+		assert_true(held + len <= sizeof(buf));
+		memcpy(buf + held, t[i].in, len);
+		len += held;
+		went = ops->c2b_scan(&ps, buf, len);
+		if (went != strlen(t[i].out) || memcmp(buf, t[i].out, went)) {
+			char got[512];
+
+			snprintf(got, sizeof(got), "%.*s", (int)went, (const char *)buf);
+			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want \"%s\"", name, i,
+				 went, got, t[i].out);
+		}
+		memmove(buf, buf + went, len - went);
+		held = len - went;
+	}
+	ops->fini(&ps);
+}
+
+#define TRACK(t) run_tracker(#t, (t), sizeof(t) / sizeof((t)[0]))
+
+static void test_relay_tracker(void **state)
+{
+	static const struct seg starttls[] = {
+		{ "", "STARTTLS\r\n", "XTLSDENY\r\n" },
+		{ "454 no\r\n", "starttls\r\nNOOP\r\n", "XTLSDENY\r\nNOOP\r\n" },
+		{ "502 no\r\n250 ok\r\n", "STARTTLS", "" },   /* unfinished: waits */
+		{ "502 no\r\n", "\r\n", "XTLSDENY\r\n" },
+	};
+	static const struct seg data_body[] = {
+		{ "", "DATA\r\n", "DATA\r\n" },
+		{ "354 go\r\n", "Subject: x\r\n\r\nSTARTTLS\r\n.\r\n",
+				   "Subject: x\r\n\r\nSTARTTLS\r\n.\r\n" },
+		{ "250 queued\r\n", "STARTTLS\r\n", "XTLSDENY\r\n" },
+	};
+	static const struct seg data_refused[] = {
+		{ "", "DATA\r\n", "DATA\r\n" },
+		{ "554 no valid recipients\r\n", "STARTTLS\r\n", "XTLSDENY\r\n" },
+	};
+	/* Pipelined MAIL RCPT DATA: DATA's reply is the third. */
+	static const struct seg pipelined[] = {
+		{ "", "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
+		      "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n" },
+		{ "250 ok\r\n250-multi\r\n250 line\r\n354 go\r\n", "STARTTLS\r\n.\r\n",
+		  "STARTTLS\r\n.\r\n" },
+	};
+	static const struct seg bdat[] = {
+		{ "", "BDAT 10\r\nSTARTTLS\r\n", "BDAT 10\r\nSTARTTLS\r\n" },
+		{ "250 ok\r\n", "STARTTLS\r\n", "XTLSDENY\r\n" },
+	};
+
+	TRACK(starttls);
+	TRACK(data_body);
+	TRACK(data_refused);
+	TRACK(pipelined);
+	TRACK(bdat);
+}
+
+/*
+ * A client that does not wait for DATA's reply (RFC 2920 forbids it, an
+ * attacker does it anyway): after one message, it sends the end of the
+ * body, a new transaction whose RCPT the backend refuses, DATA, and
+ * STARTTLS, all in one segment. The backend answers that DATA with 554 and
+ * would read STARTTLS as a command. The bytes after DATA wait until DATA's
+ * own reply is known, then go as what it makes them.
+ */
+static void test_relay_tracker_data_not_awaited(void **state)
+{
+	static const struct seg bypass[] = {
+		{ "", "DATA\r\n", "DATA\r\n" },
+		{ "354 go\r\n", "x\r\n.\r\nMAIL FROM:<a@example.org>\r\n"
+			 "RCPT TO:<nobody@example.org>\r\nDATA\r\nSTARTTLS\r\n",
+			 "x\r\n.\r\nMAIL FROM:<a@example.org>\r\n"
+			 "RCPT TO:<nobody@example.org>\r\nDATA\r\n" },
+		/* queued, MAIL ok, RCPT refused: still not DATA's reply */
+		{ "250 queued\r\n250 ok\r\n550 no such user\r\n", "", "" },
+		{ "554 5.5.1 no valid recipients\r\n", "", "XTLSDENY\r\n" },
+	};
+
+	TRACK(bypass);
 }
 
 /* ---- the capability probe ------------------------------------------------ */
@@ -908,10 +1117,14 @@ int main(void)
 		cmocka_unit_test(test_tls_second_starttls),
 		cmocka_unit_test(test_tls_mail_before_ehlo),
 		cmocka_unit_test(test_tls_forgets_ehlo),
+		cmocka_unit_test(test_tls_ehlo_long_reply_stays_complete),
+		cmocka_unit_test(test_ehlo_many_caps_reply_stays_complete),
 		cmocka_unit_test(test_too_many_errors),
 		cmocka_unit_test(test_too_many_errors_too_long),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_backend_lost),
+		cmocka_unit_test(test_relay_tracker),
+		cmocka_unit_test(test_relay_tracker_data_not_awaited),
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_probe_no_keywords),
 		cmocka_unit_test(test_probe_refused),
