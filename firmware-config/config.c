@@ -131,6 +131,7 @@ static const cyaml_schema_value_t cfg_schema = {
 /* cyaml_config.mem_fn: plain realloc/free, as the defaults we strdup() use. */
 static void *cfg_cyaml_mem(void *ctx, void *ptr, size_t size)
 {
+	(void)ctx;
 	if (size == 0) {
 		free(ptr);
 		return NULL;
@@ -342,7 +343,8 @@ static int cfg_walk_node(struct cfg_ld *ld, struct cfg_walk *w, const yaml_event
 		ld->marks[f->rec].vline = line;
 		memcpy(path, f->key, sizeof(path));
 	} else {
-		snprintf(path, sizeof(path), "%s[%u]", f->path, f->idx++);
+		if (snprintf(path, sizeof(path), "%s[%u]", f->path, f->idx++) >= (int)sizeof(path))
+			path[0] = '\0';        /* absurdly deep: the root's line will do */
 		rc = cfg_mark_add(ld, path, line);
 	}
 	if (rc < 0)

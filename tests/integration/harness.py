@@ -460,12 +460,6 @@ class Sluice:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def assert_running(self):
-        """Fail (with the end of its log) if sluice is no longer running."""
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"sluice died: {_exit_str(self.proc.returncode)}\n"
-                                 + self.log_text()[-3000:])
-
     def stop(self, timeout=15):
         """SIGTERM and wait. Fails if sluice had crashed (died by a signal or
         exited non-zero), or if it does not exit in time (then killed)."""

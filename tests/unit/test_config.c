@@ -66,6 +66,7 @@ static void assert_timeouts(const struct cfg_timeouts *t, unsigned p, unsigned h
 /* mail-front.yaml: every key written out, three listeners on one backend. */
 static void test_mail_front(void **state)
 {
+	(void)state;
 	static const struct { const char *name; unsigned port; enum cfg_tls tls; unsigned line; } want[] = {
 		{ "smtp",        2525, CFG_TLS_STARTTLS, 23 },
 		{ "submission",  2587, CFG_TLS_REQUIRED, 28 },
@@ -141,6 +142,7 @@ static void check_quickstart(const struct cfg *c)
 
 static void test_quickstart(void **state)
 {
+	(void)state;
 	struct cfg *c = load_example("quickstart.yaml");
 
 	check_quickstart(c);
@@ -150,6 +152,7 @@ static void test_quickstart(void **state)
 /* The compiled-in default is quickstart.yaml. */
 static void test_embedded_default(void **state)
 {
+	(void)state;
 	char err[512];
 	struct cfg *c = NULL;
 
@@ -163,6 +166,7 @@ static void test_embedded_default(void **state)
 /* Defaults and inheritance that the examples do not exercise. */
 static void test_defaults_and_overrides(void **state)
 {
+	(void)state;
 	static const char doc[] =
 		"timeouts: {plaintext: 100}\n"                  /* 1 */
 		"log: syslog\n"                                 /* 2 */
@@ -372,6 +376,7 @@ static const struct bad_case bad_cases[] = {
 /* Every broken document: rejected, exact prefix, nothing left in *out. */
 static void test_bad_documents(void **state)
 {
+	(void)state;
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		const struct bad_case *t = &bad_cases[i];
 		struct cfg *c = (struct cfg *)&c; /* must be reset to NULL */
@@ -391,6 +396,7 @@ static void test_bad_documents(void **state)
 /* A bad document read from a file is named by its path. */
 static void test_bad_file(void **state)
 {
+	(void)state;
 	char dir[] = "/tmp/test_config.XXXXXX", path[64], err[512], want[128];
 	static const char doc[] = BE LS "bogus: 1\n";
 	struct cfg *c = NULL;
@@ -413,6 +419,7 @@ static void test_bad_file(void **state)
 /* A missing file: the message names the file and the system's reason. */
 static void test_missing_file(void **state)
 {
+	(void)state;
 	char err[512], want[256];
 	struct cfg *c = NULL;
 
@@ -425,6 +432,7 @@ static void test_missing_file(void **state)
 /* cfg_parse_addr: the accepted forms and the errors. */
 static void test_parse_addr(void **state)
 {
+	(void)state;
 	static const struct { const char *s; int rc; int family; } cases[] = {
 		{ "127.0.0.1:25",     0,       AF_INET },
 		{ "[::1]:25",         0,       AF_INET6 },
