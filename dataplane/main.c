@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -93,6 +95,27 @@ static int setup_listeners(const struct cfg *c, struct be_pool *pools, char *err
 			snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s", j ? "," : "",
 				 l->certs.cert[j].kind);
 		}
+	}
+	return 0;
+}
+
+/* Become user (its uid, gid and groups) for good. */
+static int drop_privileges(const char *user, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		snprintf(err, errlen, "user: no such user '%s'", user);
+		return -ENOENT;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "cannot become user '%s': %s", user, strerror(errno));
+		return -errno;
+	}
+	if (setuid(0) == 0) { /* must not be able to come back */
+		snprintf(err, errlen, "cannot drop root for user '%s'", user);
+		return -EPERM;
 	}
 	return 0;
 }
@@ -205,6 +228,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "sluice: %s\n", err);
 			return 1;
 		}
+	}
+	/* Ports are bound and certificates read: root is no longer needed. */
+	if (c->user && drop_privileges(c->user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		return 1;
 	}
 	for (i = 0; i < c->n_listeners; i++)
 		sets[i] = RT.listeners[i].tls_available ? &RT.listeners[i].certs : NULL;

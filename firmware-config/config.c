@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -115,6 +116,7 @@ static const cyaml_schema_value_t cfg_listener_schema = {
 
 static const cyaml_schema_field_t cfg_fields[] = {
 	STR("hostname", OPT, struct cfg, hostname),
+	STR("user", OPT, struct cfg, user),
 	CYAML_FIELD_UINT("cores", OPT, struct cfg, cores),
 	CYAML_FIELD_UINT("workers", OPT, struct cfg, workers),
 	ENUM("log", OPT, struct cfg, log_target, cfg_log_strs),
@@ -762,6 +764,8 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 		if (!(c->hostname = strdup(host)))
 			return cfg_oom(ld);
 	}
+	if (c->user && !getpwnam(c->user))
+		return cfg_err(ld, "user", "no such user '%s'", c->user);
 	if ((rc = cfg_uint(ld, "cores", &c->cores, 1, 1, CFG_CORES_MAX)) ||
 	    (rc = cfg_uint(ld, "workers", &c->workers, 1, 1, CFG_CORES_MAX)))
 		return rc;

@@ -86,6 +86,7 @@ struct cfg_listener {
 struct cfg {
 	char *path;               /* file name used in messages */
 	char *hostname;           /* default: gethostname() */
+	char *user;               /* after binding, run as this user; NULL: stay */
 	unsigned cores;           /* dataplane threads, default 1 */
 	unsigned workers;         /* TLS handshake threads, default 1 */
 	enum cfg_log_target log_target; /* default stderr */

@@ -257,6 +257,9 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "user that does not exist",
+	  "user: no-such-user-here\n" BE LS,
+	  "t.yaml:1: user: no such user 'no-such-user-here'", NULL },
 	{ "unknown top-level key",
 	  "bogus: 1\n" BE LS,
 	  "t.yaml:1: bogus: unknown key", NULL },
