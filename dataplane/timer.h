@@ -73,6 +73,10 @@ static inline void wheel_advance(struct wheel *w, uint64_t now_ms, void (*fn)(st
 		struct timer **s = &w->slot[n % WHEEL_SLOTS];
 		struct timer *local = *s, *t;
 
+		/* The wheel stands at n before the slot is looked at: a timer
+		 * (re)armed from here on lands in a later slot, never in the
+		 * one being emptied, where it would wait a whole turn. */
+		w->tick = n;
 		/* Detach the slot first: fn may arm or cancel any timer,
 		 * including others of this slot. */
 		*s = 0;
@@ -83,7 +87,7 @@ static inline void wheel_advance(struct wheel *w, uint64_t now_ms, void (*fn)(st
 			if (t->expire_ms <= now_ms)
 				fn(t);
 			else
-				timer_arm(w, t, t->expire_ms); /* a later turn */
+				timer_arm(w, t, t->expire_ms); /* later in this tick, or a later turn */
 		}
 	}
 	w->tick = end;

@@ -9,8 +9,8 @@ stopped by the same object; every wait is bounded.
     sl.stop(); pf.stop()
 
 Scratch files live under $SLUICE_TEST_SCRATCH (default /tmp/sluice-it): the
-Postfix instance in postfix/, sluice's configs and stderr next to it. They are
-kept after the run for post-mortems and wiped at the next start. /tmp rather
+Postfix instance in postfix/ (wiped when the next run starts it), sluice's
+configs and stderr next to it (kept a day, for post-mortems). /tmp rather
 than the checkout, because Postfix's unprivileged users (postfix, 65534) must
 be able to reach the queue and the Maildir, and a checkout under /root is
 closed to them.
@@ -410,21 +410,32 @@ def _addr(s):
 _instances = itertools.count(1)
 
 
+def scratch():
+    """SCRATCH, created; files older than a day (configs, logs and messages
+    of earlier runs) are removed on the first call of a process."""
+    if not getattr(scratch, "done", False):
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        for f in SCRATCH.iterdir():
+            if f.is_file() and time.time() - f.stat().st_mtime > 86400:
+                f.unlink()
+        scratch.done = True
+    return SCRATCH
+
+
 class Sluice:
     """sluice in the foreground on a config (a dict, written to a scratch
     file, or the path of a file), stderr captured to a file."""
 
     def __init__(self, config, name="sluice"):
         self.name = f"{name}-{os.getpid()}-{next(_instances)}"
-        SCRATCH.mkdir(parents=True, exist_ok=True)
         if isinstance(config, dict):
             self.config = config
-            self.path = SCRATCH / f"{self.name}.yaml"
+            self.path = scratch() / f"{self.name}.yaml"
             self.path.write_text(yaml.safe_dump(config, sort_keys=False))
         else:
             self.path = Path(config)
             self.config = yaml.safe_load(self.path.read_text())
-        self.stderr_path = SCRATCH / f"{self.name}.stderr"
+        self.stderr_path = scratch() / f"{self.name}.stderr"
         self.listeners = {l["name"]: _addr(l["address"]) for l in self.config["listeners"]}
         self.proc = None
 
@@ -820,7 +831,7 @@ def backend_capabilities():
 
 def posttls_finger_env():
     """posttls-finger reads a main.cf; give it a minimal one of its own."""
-    d = SCRATCH / "posttls-finger"
+    d = scratch() / "posttls-finger"
     d.mkdir(parents=True, exist_ok=True)
     (d / "main.cf").write_text("compatibility_level = 3.6\n")
     return {"MAIL_CONFIG": str(d)}

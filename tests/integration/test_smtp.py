@@ -18,11 +18,11 @@ import smtplib
 import time
 import unittest
 
-from harness import (EXAMPLES, SCRATCH, SENDER, Closed, Interactive, Postfix, Sluice,
+from harness import (EXAMPLES, SENDER, Closed, Interactive, Postfix, Sluice,
                      Smtp, backend_capabilities, client_hello, compare_message,
                      dot_stuff, ehlo_keywords, listening, load_example, make_message,
                      message_id, no_verify_context, posttls_finger_env, received_ip,
-                     recipient, run, sluice_bin, unique, wait_until)
+                     recipient, run, scratch, sluice_bin, unique, wait_until)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -74,7 +74,7 @@ def mail_transaction(c, tag, msg):
 
 
 def scratch_file(name, data):
-    path = SCRATCH / name
+    path = scratch() / name
     path.write_bytes(data)
     return path
 
@@ -746,7 +746,7 @@ class Config(unittest.TestCase):
     def test_bad_config_is_rejected_with_file_line_and_key(self):
         for name, text, line, key in self.bad_files():
             with self.subTest(name):
-                path = SCRATCH / f"bad-{unique('cfg')}.yaml"
+                path = scratch() / f"bad-{unique('cfg')}.yaml"
                 path.write_text(text)
                 where = f"{path}:{line}: {key}:"
                 rc, out = self.sluice("--check", "-c", path)

@@ -1,0 +1,142 @@
+/*
+ * The timer wheel: every timer fires once, no earlier than its deadline and
+ * no later than one tick after it, however the wheel is advanced (small
+ * steps, big jumps, deadlines in the middle of a tick, re-arming from the
+ * callback, timers further out than one turn).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "timer.h"
+
+#define N 400
+
+struct item {
+	struct timer t;
+	uint64_t deadline;
+	uint64_t fired_at;
+	int fired;
+	int rearm;           /* re-arm this many more times, 7 ms later each */
+};
+
+static struct wheel W;
+static uint64_t now;
+
+static void on_fire(struct timer *t)
+{
+	struct item *it = (struct item *)((char *)t - offsetof(struct item, t));
+
+	it->fired++;
+	it->fired_at = now;
+	if (it->rearm > 0) {
+		it->rearm--;
+		it->fired--;
+		it->deadline = now + 7;
+		timer_arm(&W, &it->t, it->deadline);
+	}
+}
+
+static void run(uint64_t start, const uint64_t *steps, size_t nsteps, uint64_t horizon)
+{
+	static struct item items[N];
+	size_t i, k = 0;
+
+	now = start;
+	wheel_init(&W, now);
+	for (i = 0; i < N; i++) {
+		items[i] = (struct item){ 0 };
+		/* deadlines spread over the horizon, at odd milliseconds */
+		items[i].deadline = now + 1 + (i * 7919u) % horizon;
+		items[i].rearm = i % 5 == 0 ? 3 : 0;
+		timer_arm(&W, &items[i].t, items[i].deadline);
+	}
+	for (;;) {
+		int waiting = 0;
+
+		for (i = 0; i < N; i++)
+			waiting += !items[i].fired;
+		if (!waiting)
+			break;
+		if (now > start + horizon + 200000)
+			fail_msg("%d timers never fired", waiting);
+		now += steps[k++ % nsteps];
+		wheel_advance(&W, now, on_fire);
+		for (i = 0; i < N; i++) {
+			if (items[i].fired)
+				continue;
+			/* not yet fired: it must not be overdue by more than a tick */
+			if (now > items[i].deadline + WHEEL_TICK_MS + steps[(k - 1) % nsteps])
+				fail_msg("timer %zu due at %llu still waits at %llu", i,
+					 (unsigned long long)items[i].deadline,
+					 (unsigned long long)now);
+		}
+	}
+	for (i = 0; i < N; i++) {
+		assert_int_equal(items[i].fired, 1);
+		assert_true(items[i].fired_at >= items[i].deadline);
+		assert_false(timer_armed(&items[i].t));
+	}
+}
+
+static void test_small_steps(void **state)
+{
+	static const uint64_t steps[] = { 1, 3, 2, 9, 11, 4 };
+
+	run(1000003, steps, 6, 3000);
+}
+
+static void test_steps_of_a_tick(void **state)
+{
+	static const uint64_t steps[] = { WHEEL_TICK_MS };
+
+	run(5, steps, 1, 2000);
+}
+
+static void test_long_timers(void **state)
+{
+	/* deadlines up to three turns of the wheel away */
+	static const uint64_t steps[] = { 13, 50, 7 };
+
+	run(777, steps, 3, 3 * WHEEL_SLOTS * WHEEL_TICK_MS);
+}
+
+static void test_big_jumps(void **state)
+{
+	static const uint64_t steps[] = { 5, 20000, 3, 45000 };
+
+	run(12345, steps, 4, 60000);
+}
+
+static void test_cancel(void **state)
+{
+	struct item a = { 0 }, b = { 0 };
+
+	now = 100;
+	wheel_init(&W, now);
+	timer_arm(&W, &a.t, 150);
+	timer_arm(&W, &b.t, 150);
+	timer_cancel(&a.t);
+	timer_cancel(&a.t); /* twice is harmless */
+	now = 300;
+	wheel_advance(&W, now, on_fire);
+	assert_int_equal(a.fired, 0);
+	assert_int_equal(b.fired, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_small_steps),
+		cmocka_unit_test(test_steps_of_a_tick),
+		cmocka_unit_test(test_long_timers),
+		cmocka_unit_test(test_big_jumps),
+		cmocka_unit_test(test_cancel),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
