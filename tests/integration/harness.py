@@ -846,3 +846,27 @@ def client_hello():
     except ssl.SSLWantReadError:
         pass
     return outgoing.read()
+
+
+def main(argv):
+    """python3 harness.py postfix-start DIR | postfix-stop DIR
+
+    Start (or stop) the reference Postfix in DIR and leave it running: the
+    local backend of the Quick start in README.md."""
+    if len(argv) != 3 or argv[1] not in ("postfix-start", "postfix-stop"):
+        print(main.__doc__.strip())
+        return 2
+    pf = Postfix(argv[2])
+    if argv[1] == "postfix-stop":
+        pf.stop()
+        return 0
+    pf.start()
+    _running.remove(pf)  # outlive this script
+    print(f"Postfix runs in {pf.dir}: 127.0.0.1:10025 plain, 127.0.0.1:10026 PROXY; "
+          f"mail for @test.local lands in {pf.inbox}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv))
