@@ -444,8 +444,10 @@ class Sluice:
         return self.listeners[listener]
 
     def start(self, timeout=30):
-        """Start sluice; returns when every listener accepts. Fails if a port
-        is already taken or sluice exits first (with its stderr)."""
+        """Start sluice; returns when every listener accepts and sluice has
+        logged that it started (its cores run, the backends were probed).
+        Fails if a port is already taken or sluice exits first (with its
+        stderr)."""
         binary = sluice_bin()
         assert os.access(binary, os.X_OK), \
             f"{binary} does not exist: build first (meson compile -C build) or set SLUICE_BIN"
@@ -458,7 +460,8 @@ class Sluice:
                                      stderr=self._err, start_new_session=True)
         _running.append(self)
         up = poll(lambda: self.proc.poll() is not None
-                  or all(listening(*a) for a in self.listeners.values()), timeout)
+                  or (all(listening(*a) for a in self.listeners.values())
+                      and " started: " in self.log_text()), timeout)
         if self.proc.poll() is not None:
             raise AssertionError(f"sluice exited with {self.proc.returncode} at start:\n"
                                  + self.log_text()[-3000:])
