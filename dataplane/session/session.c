@@ -147,6 +147,11 @@ static bool sess_tls_pull(struct sess *s, struct buf *dst)
 		uint32_t room;
 		int n, e;
 
+		/* Nothing to decrypt: do not call SSL_read, which would set up
+		 * its 16 KiB record buffer and keep it through an idle wait. */
+		if (buf_len(&s->cin) == 0 && !s->tio.in_eof && !SSL_has_pending(s->ssl))
+			break;
+
 		if (buf_space(dst, &p, &room) < 0)
 			break;
 		ERR_clear_error();
