@@ -9,6 +9,12 @@ enum lr_event lr_next(struct linereader *lr, const uint8_t *buf, size_t len,
 	size_t n;
 
 	*consumed = 0;
+	if (lr->literal) {
+		n = len < lr->literal ? len : (size_t)lr->literal;
+		lr->literal -= n;
+		*consumed = n;
+		return n ? LR_LITERAL : LR_NEED_MORE;
+	}
 	if (lr->discarding) {
 		lf = memchr(buf, '\n', len);
 		if (!lf) {

@@ -23,6 +23,7 @@ const struct proto_ops *proto_get(enum cfg_proto p)
 void po_reset(struct proto_out *o)
 {
 	o->flags = 0;
+	o->literal = 0;
 	o->counter = -1;
 	o->reason = NULL;
 	o->reply_len = 0;

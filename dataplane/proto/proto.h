@@ -42,6 +42,8 @@ enum {
 
 struct proto_out {
 	unsigned flags;
+	uint64_t literal;                 /* client line: skip this many bytes of
+					     literal that follow it */
 	int counter;                      /* a CTR_ to bump, or -1 */
 	const char *reason;               /* a word or phrase for the log, or NULL */
 	size_t reply_len;

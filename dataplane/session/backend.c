@@ -3,9 +3,11 @@
  *
  * The probe speaks the protocol's opening to each server (for SMTP: read the
  * greeting, EHLO, read the capabilities, QUIT) with blocking sockets and
- * timeouts, on the start-up thread first and then on one health thread. It
- * announces itself with a PROXY v2 LOCAL header where the backend expects
- * PROXY, so that the backend logs it as a health check and not as a client.
+ * timeouts, on the start-up thread first and then on one health thread.
+ * Where the backend expects PROXY v2, the probe's header carries the SSL TLV:
+ * the backend then shows the capabilities a TLS client of sluice gets (Dovecot
+ * hides USER, SASL mechanisms and AUTH= from insecure connections), and the
+ * engines derive the list shown before TLS by removing what needs TLS.
  *
  * Capabilities are published as an immutable snapshot by pointer. A core
  * reads the pointer only while composing one reply and never keeps it, so
@@ -185,10 +187,22 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 		return fd;
 	}
 	rc = 0;
-	if (p->cfg->proxy == CFG_PROXY_V2)
-		rc = send_all(fd, hdr, (size_t)pp2_encode_local(hdr, sizeof(hdr)));
-	else if (p->cfg->proxy == CFG_PROXY_V1)
+	if (p->cfg->proxy == CFG_PROXY_V2) {
+		static const struct pp_tls as_tls = { "TLSv1.3", "TLS_AES_128_GCM_SHA256", NULL };
+		struct sockaddr_storage me, peer;
+		socklen_t ml = sizeof(me), pl = sizeof(peer);
+		int n = -1;
+
+		if (!getsockname(fd, (struct sockaddr *)&me, &ml) &&
+		    !getpeername(fd, (struct sockaddr *)&peer, &pl))
+			n = pp2_encode(hdr, sizeof(hdr), (struct sockaddr *)&me,
+				       (struct sockaddr *)&peer, &as_tls);
+		if (n < 0)
+			n = pp2_encode_local(hdr, sizeof(hdr));
+		rc = send_all(fd, hdr, (size_t)n);
+	} else if (p->cfg->proxy == CFG_PROXY_V1) {
 		rc = send_all(fd, "PROXY UNKNOWN\r\n", 15);
+	}
 	if (rc < 0)
 		goto io_fail;
 

@@ -221,6 +221,11 @@ static bool sess_dialogue(struct sess *s)
 				buf_consume(src, (uint32_t)used);
 			break;
 		}
+		if (ev == LR_LITERAL) { /* data of a command's literal, not a line */
+			buf_consume(src, (uint32_t)used);
+			did = true;
+			continue;
+		}
 		po_reset(&o);
 		if (ev == LR_TOO_LONG)
 			s->l->ops->too_long(&env, &s->ps, &o);
@@ -228,6 +233,8 @@ static bool sess_dialogue(struct sess *s)
 			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
 		if (!(o.flags & PO_BACKEND))
 			buf_consume(src, (uint32_t)used);
+		if (o.literal)
+			lr_literal(&s->lr, o.literal);
 		s->t_active = s->core->now_ms;
 		did = true;
 		sess_apply(s, &o);
@@ -468,7 +475,7 @@ static bool sess_backend(struct sess *s)
 				buf_consume(&s->bin, (uint32_t)used);
 			break;
 		}
-		if (ev == LR_TOO_LONG) {
+		if (ev != LR_LINE) {
 			sess_backend_failed(s, "backend sent an overlong line");
 			return true;
 		}

@@ -389,6 +389,292 @@ class Postfix:
         return pids
 
 
+# ----------------------------------------------------------------- Dovecot ---
+
+DOVECOT_IMAP = ("127.0.0.1", 10143)         # plain IMAP
+DOVECOT_POP3 = ("127.0.0.1", 10110)         # plain POP3
+DOVECOT_IMAP_PROXY = ("127.0.0.1", 10144)   # IMAP, expects a PROXY header first
+DOVECOT_POP3_PROXY = ("127.0.0.1", 10111)   # POP3, expects a PROXY header first
+DOVECOT_PORTS = (DOVECOT_IMAP, DOVECOT_POP3, DOVECOT_IMAP_PROXY, DOVECOT_POP3_PROXY)
+MAIL_USER, MAIL_PASSWORD = "bob", "secret"
+# The one client address that Dovecot lets log in without TLS (dovecot.conf.in).
+PLAINTEXT_ALLOWED = "127.0.0.99"
+
+
+class Dovecot:
+    """The reference Dovecot (tests/integration/backends/dovecot.conf.in) in
+    a scratch folder: 127.0.0.1:10143 (IMAP) and 10110 (POP3) plain, 10144
+    and 10111 expecting PROXY; one user bob:secret, Maildir under
+    mail/bob/Maildir; disable_plaintext_auth = yes except for clients from
+    127.0.0.99. The login log lines carry rip=, rport= and whether the login
+    was secured (see login())."""
+
+    def __init__(self, dir=None):
+        self.dir = Path(dir or SCRATCH / "dovecot")
+        self.conf = self.dir / "dovecot.conf"
+        self.logfile = self.dir / "dovecot.log"
+        self.pidfile = self.dir / "run" / "master.pid"
+        self._rendered = False
+
+    # -- life cycle --
+
+    def start(self, timeout=20):
+        """Start Dovecot (the first time: on a freshly rendered folder, after
+        stopping whatever an aborted run left behind). Returns when all four
+        ports accept; on failure raises with Dovecot's own complaints."""
+        if not self._rendered:
+            self._stop_stale()
+            self._render()
+            self._rendered = True
+            # Fails on any config error (dovecot names file, line and key).
+            self._dovecot("-n")
+        self._dovecot()
+        if self not in _running:
+            _running.append(self)
+        ok = poll(lambda: all(listening(*a) for a in DOVECOT_PORTS), timeout)
+        if not ok:
+            raise RuntimeError(f"Dovecot did not listen on {DOVECOT_PORTS} within "
+                               f"{timeout} s; log:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout=15):
+        """SIGTERM to the master, then kill -9 whatever of its session is
+        left; returns when the ports are closed."""
+        if self in _running:
+            _running.remove(self)
+        pid = self.master_pid()
+        if pid is None:
+            return
+        _stop_dovecot_master(pid, timeout)
+
+    def running(self):
+        return self.master_pid() is not None
+
+    def master_pid(self):
+        """PID of this instance's master, or None if it is not running."""
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if _alive(pid) and _dovecot_conf_of(pid) == str(self.conf):
+            return pid
+        return None
+
+    def _stop_stale(self):
+        """Stop a Dovecot left running by an aborted run: ours (same folder),
+        or another harness instance under SCRATCH holding our ports. Anything
+        else on the ports is not ours to kill: fail and name it."""
+        self.stop()
+        for _, port in DOVECOT_PORTS:
+            for pid in listener_pids(port):
+                master = os.getsid(pid)
+                conf = _dovecot_conf_of(master) or ""
+                if conf.startswith(str(SCRATCH) + "/") and _alive(master):
+                    _stop_dovecot_master(master, 15)
+                else:
+                    raise RuntimeError(
+                        f"127.0.0.1:{port} is in use by pid {pid} ({_cmdline(pid)}),"
+                        " which this harness did not start; stop it first")
+
+    def _render(self):
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, mode=0o755)
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dir.parent, 0o755)
+        text = (HERE / "backends" / "dovecot.conf.in").read_text()
+        self.conf.write_text(text.replace("@DIR@", str(self.dir)))
+        (self.dir / "users").write_text(
+            f"{MAIL_USER}:{{PLAIN}}{MAIL_PASSWORD}:65534:65534::"
+            f"{self.dir}/mail/{MAIL_USER}::\n")
+        home = self.dir / "mail" / MAIL_USER
+        home.mkdir(parents=True)
+        for d in (home.parent, home):
+            os.chown(d, 65534, 65534)
+
+    def _dovecot(self, *args):
+        """Run `dovecot -c CONF ARGS` (the master daemonizes: this returns
+        once it runs, or with its start-up errors)."""
+        cmd = [tool("dovecot"), "-c", str(self.conf), *args]
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError(f"{shlex.join(cmd)} exited {p.returncode}:\n"
+                               f"{p.stdout.decode(errors='replace')}\n"
+                               f"log:\n{self.log()[-3000:]}")
+        return p.stdout.decode(errors="replace")
+
+    def doveadm(self, *args, input=None, timeout=60):
+        """Run `doveadm -c CONF ARGS`; returns its stdout, fails with its
+        output on a non-zero exit."""
+        cmd = [tool("doveadm"), "-c", str(self.conf), *map(str, args)]
+        p = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        if p.returncode != 0:
+            raise AssertionError(f"{shlex.join(cmd)} exited {p.returncode}:\n"
+                                 f"{p.stderr.decode(errors='replace')}")
+        return p.stdout.decode(errors="replace")
+
+    # -- mail --
+
+    def append(self, user, mailbox, data):
+        """Store the message (bytes, CRLF or LF line ends) in user's mailbox
+        with `doveadm save`, as the user's uid; returns its IMAP UID. IMAP
+        and POP3 serve it back with CRLF line ends."""
+        tag = re.search(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)", data)
+        assert tag, "append() needs a message with a Message-ID"
+        self.doveadm("save", "-u", user, "-m", mailbox, input=data)
+        return self.uid_of(user, mailbox, tag.group(1).decode())
+
+    def uid_of(self, user, mailbox, msgid):
+        """IMAP UID of the (newest) message with this Message-ID."""
+        out = self.doveadm("fetch", "-u", user, "uid", "mailbox", mailbox,
+                           "header", "message-id", msgid)
+        uids = [int(u) for u in re.findall(r"(?m)^uid: (\d+)", out)]
+        assert uids, f"no message {msgid} in {user}'s {mailbox}"
+        return uids[-1]
+
+    def message_count(self, user="bob", mailbox="INBOX"):
+        out = self.doveadm("mailbox", "status", "-u", user, "messages", mailbox)
+        return int(out.split("=", 1)[1])
+
+    # -- observations --
+
+    def log(self, since=0):
+        """Text of dovecot.log (from byte offset since)."""
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_mark(self):
+        """An offset for log(since=...): only what is logged from now on."""
+        try:
+            return self.logfile.stat().st_size
+        except OSError:
+            return 0
+
+    def wait_log(self, pattern, timeout=10, since=0):
+        """Wait until the log (from since) matches regex pattern; returns the
+        match."""
+        return wait_until(lambda: re.search(pattern, self.log(since), re.M),
+                          timeout, f"dovecot.log line matching {pattern!r}")
+
+    def login_lines(self, ip, port=None, since=0):
+        """The imap-login/pop3-login lines (logins, failures, disconnects)
+        of the client ip(:port) as Dovecot knew it: through a PROXY port,
+        the address and port in the header."""
+        tail = rf", rport={port}," if port is not None else r", rport=\d+,"
+        return re.findall(rf"^.* (?:imap|pop3)-login: .*\brip={re.escape(ip)}{tail}.*$",
+                          self.log(since), re.M)
+
+    def login(self, ip, port=None, timeout=10, since=0):
+        """The successful login of client ip(:port), waited for: a dict with
+        proto (imap, pop3), user, method, rip, rport, lip, lport, real_rip
+        (the peer of Dovecot's socket: sluice) and secured (True when the
+        session was TLS: Dovecot's own, or the PROXY v2 SSL TLV)."""
+        def find():
+            lines = [l for l in self.login_lines(ip, port, since)
+                     if re.search(r"-login: Info: Login: ", l)]
+            return lines[-1] if lines else None
+        line = wait_until(find, timeout,
+                          f"Dovecot's login line for rip={ip} rport={port or '*'}")
+        return parse_login(line)
+
+    def refused(self, ip, port=None, timeout=10, since=0):
+        """Wait for Dovecot's 'Plaintext authentication disabled' line of
+        client ip(:port); returns it."""
+        def find():
+            lines = [l for l in self.login_lines(ip, port, since)
+                     if "Plaintext authentication disabled" in l]
+            return lines[-1] if lines else None
+        return wait_until(find, timeout,
+                          f"Dovecot refusing plaintext auth of rip={ip} rport={port or '*'}")
+
+    def kill_sessions(self, proto=("imap", "pop3"), timeout=10):
+        """kill -9 every imap/pop3 mail process of this instance (a backend
+        dying mid-session). Returns their pids once they are gone."""
+        master = self.master_pid()
+        assert master, "Dovecot is not running"
+        pids = [p for p in _session_pids(master)
+                if _comm(p) in proto]
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not any(_alive(p) for p in pids), timeout,
+                   "Dovecot's mail processes to die")
+        return pids
+
+
+def parse_login(line):
+    """A Dovecot login line ("...-login: Info: Login: user=<bob>, method=PLAIN,
+    rip=..., rport=..., ..., secured, secured=<secured>, ...") as a dict."""
+    m = re.search(r" (imap|pop3)-login: Info: Login: (.*)$", line)
+    assert m, f"not a Dovecot login line: {line!r}"
+    out = {"proto": m.group(1), "line": line}
+    for item in m.group(2).split(", "):
+        k, sep, v = item.partition("=")
+        if sep:
+            out[k] = v[1:-1] if v.startswith("<") and v.endswith(">") else v
+    out["rport"] = int(out["rport"])
+    out["secured"] = out.get("secured") == "secured"
+    return out
+
+
+def _comm(pid):
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _dovecot_conf_of(pid):
+    """The config file of a Dovecot master ("dovecot -c FILE"), or None."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") \
+        if Path(f"/proc/{pid}/cmdline").exists() else []
+    argv = [a.decode(errors="replace") for a in argv]
+    if not argv or Path(argv[0]).name != "dovecot" or "-c" not in argv[:-1]:
+        return None
+    return argv[argv.index("-c") + 1]
+
+
+def _stop_dovecot_master(pid, timeout):
+    """SIGTERM to a Dovecot master, then SIGKILL to its session; returns
+    when the processes are gone and the ports are closed."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    poll(lambda: not _alive(pid), timeout)
+    for p in _session_pids(pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: not any(_alive(p) for p in _session_pids(pid)),
+               timeout, "Dovecot processes to exit")
+    wait_until(lambda: not any(listening(*a) for a in DOVECOT_PORTS),
+               timeout, "Dovecot ports to close")
+
+
+def proxy_v2_header(src, dst, ssl_version=None):
+    """A PROXY protocol v2 header (TCP over IPv4) for client src=(ip, port)
+    talking to dst=(ip, port); with ssl_version (e.g. "TLSv1.3") it carries
+    PP2_TYPE_SSL with the PP2_CLIENT_SSL flag, as sluice sends after TLS."""
+    tlv = b""
+    if ssl_version:
+        sub = b"\x21" + len(ssl_version).to_bytes(2, "big") + ssl_version.encode()
+        value = b"\x01" + (0).to_bytes(4, "big") + sub      # client, verify
+        tlv = b"\x20" + len(value).to_bytes(2, "big") + value
+    body = (socket.inet_aton(src[0]) + socket.inet_aton(dst[0])
+            + src[1].to_bytes(2, "big") + dst[1].to_bytes(2, "big") + tlv)
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11"
+            + len(body).to_bytes(2, "big") + body)
+
+
 # ------------------------------------------------------------------ sluice ---
 
 def sluice_bin():

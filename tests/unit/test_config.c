@@ -67,10 +67,22 @@ static void assert_timeouts(const struct cfg_timeouts *t, unsigned p, unsigned h
 static void test_mail_front(void **state)
 {
 	(void)state;
-	static const struct { const char *name; unsigned port; enum cfg_tls tls; unsigned line; } want[] = {
-		{ "smtp",        2525, CFG_TLS_STARTTLS, 23 },
-		{ "submission",  2587, CFG_TLS_REQUIRED, 28 },
-		{ "submissions", 2465, CFG_TLS_IMPLICIT, 33 },
+	static const struct {
+		const char *name; unsigned port; enum cfg_proto proto; enum cfg_tls tls;
+		unsigned line; unsigned backend;
+	} want[] = {
+		{ "smtp",        2525, CFG_PROTO_SMTP, CFG_TLS_STARTTLS, 33, 0 },
+		{ "submission",  2587, CFG_PROTO_SMTP, CFG_TLS_REQUIRED, 38, 0 },
+		{ "submissions", 2465, CFG_PROTO_SMTP, CFG_TLS_IMPLICIT, 43, 0 },
+		{ "imap",        2143, CFG_PROTO_IMAP, CFG_TLS_STARTTLS, 52, 1 },
+		{ "imaps",       2993, CFG_PROTO_IMAP, CFG_TLS_IMPLICIT, 57, 1 },
+		{ "pop3",        2110, CFG_PROTO_POP3, CFG_TLS_STARTTLS, 62, 2 },
+		{ "pop3s",       2995, CFG_PROTO_POP3, CFG_TLS_IMPLICIT, 67, 2 },
+	};
+	static const struct { const char *name; enum cfg_proto proto; unsigned port; } wantb[] = {
+		{ "postfix", CFG_PROTO_SMTP, 10026 },
+		{ "dovecot-imap", CFG_PROTO_IMAP, 10144 },
+		{ "dovecot-pop3", CFG_PROTO_POP3, 10111 },
 	};
 	struct cfg *c = load_example("mail-front.yaml");
 
@@ -80,27 +92,30 @@ static void test_mail_front(void **state)
 	assert_int_equal(c->log_target, CFG_LOG_STDERR);
 	assert_timeouts(&c->timeouts, 300, 60, 600);
 
-	assert_int_equal(c->n_backends, 1);
-	struct cfg_backend *b = &c->backends[0];
-	assert_string_equal(b->name, "postfix");
-	assert_int_equal(b->protocol, CFG_PROTO_SMTP);
-	assert_int_equal(b->proxy, CFG_PROXY_V2);
-	assert_int_equal(b->n_servers, 1);
-	assert_string_equal(b->servers[0], "127.0.0.1:10026");
-	assert_inet(&b->addrs[0], b->addrlens[0], "127.0.0.1", 10026);
-	assert_int_equal(b->connect_timeout, 5);
-	assert_int_equal(b->health_interval, 10);
-	assert_int_equal(b->line, 15);
-
-	assert_int_equal(c->n_listeners, 3);
+	assert_int_equal(c->n_backends, 3);
 	for (unsigned i = 0; i < 3; i++) {
+		struct cfg_backend *b = &c->backends[i];
+
+		assert_string_equal(b->name, wantb[i].name);
+		assert_int_equal(b->protocol, wantb[i].proto);
+		assert_int_equal(b->proxy, CFG_PROXY_V2);
+		assert_int_equal(b->n_servers, 1);
+		assert_inet(&b->addrs[0], b->addrlens[0], "127.0.0.1", wantb[i].port);
+		assert_int_equal(b->connect_timeout, 5);
+		assert_int_equal(b->health_interval, 10);
+	}
+	assert_string_equal(c->backends[0].servers[0], "127.0.0.1:10026");
+	assert_int_equal(c->backends[0].line, 17);
+
+	assert_int_equal(c->n_listeners, 7);
+	for (unsigned i = 0; i < 7; i++) {
 		struct cfg_listener *l = &c->listeners[i];
 
 		assert_string_equal(l->name, want[i].name);
-		assert_int_equal(l->protocol, CFG_PROTO_SMTP);
+		assert_int_equal(l->protocol, want[i].proto);
 		assert_int_equal(l->tls, want[i].tls);
-		assert_string_equal(l->backend, "postfix");
-		assert_ptr_equal(l->be, b);
+		assert_string_equal(l->backend, wantb[want[i].backend].name);
+		assert_ptr_equal(l->be, &c->backends[want[i].backend]);
 		assert_string_equal(l->hostname, "mail-front.test");
 		assert_int_equal(l->n_certs, 0);
 		assert_timeouts(&l->timeouts, 300, 60, 600);

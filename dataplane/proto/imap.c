@@ -1,0 +1,432 @@
+/*
+ * IMAP engine (RFC 9051 / RFC 3501, STARTTLS per RFC 2595, LITERAL+ per
+ * RFC 7888). Before login, sluice answers the not-authenticated state
+ * itself: greeting, CAPABILITY, NOOP, LOGOUT, STARTTLS, ID. LOGIN and
+ * AUTHENTICATE are refused with NO [PRIVACYREQUIRED] where TLS is required
+ * and not yet up; otherwise they hand the session to the backend, whose
+ * greeting is swallowed. Tags are kept.
+ *
+ * Literals: a command line ending in {n} or {n+} is followed by n bytes of
+ * data. The line reader is told to skip them (lr_literal), so a literal that
+ * holds "a STARTTLS" is never read as a command. A synchronizing literal
+ * {n} waits for our "+" continuation: sluice gives it only to commands it
+ * will complete itself (ID); the others get their tagged answer at once and
+ * the client sends no literal. A non-synchronizing {n+} literal comes
+ * anyway: it is skipped (at most IMAP_LITERAL_MAX bytes; larger ones end
+ * the session with BYE, as RFC 7888 allows).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto.h"
+
+#define IMAP_LINE_MAX 8192     /* RFC 7162 3.2.1 recommends at least 8000 */
+#define IMAP_LITERAL_MAX 65536 /* literals sluice reads itself, before login */
+#define IMAP_MAX_ERRORS 10
+#define IMAP_TAG_MAX 64
+
+enum imap_phase {
+	IP_DIALOGUE,  /* sluice answers */
+	IP_CONT,      /* the rest of a command whose literal was skipped */
+	IP_HELD,      /* client input held for the backend */
+};
+
+/* What ends a command continued over literals. Before the backend is
+ * involved, ps->bphase holds it (and ps->replay the command's tag). */
+enum imap_pending {
+	PEND_IGNORE,    /* already answered */
+	PEND_ID,
+};
+
+/* Is c allowed in a tag? (RFC 9051: astring-char except "+") */
+static bool imap_tag_char(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && !strchr("(){%*\"\\+", c);
+}
+
+/* Does the line end in a literal announcement {n} or {n+}? */
+static bool imap_literal_at_end(const char *l, size_t len, uint64_t *n, bool *sync)
+{
+	size_t i, d = 0;
+	uint64_t v = 0;
+
+	if (len < 3 || l[len - 1] != '}')
+		return false;
+	i = len - 2;
+	*sync = l[i] != '+';
+	if (!*sync)
+		i--;
+	while (i > 0 && isdigit((unsigned char)l[i])) {
+		i--;
+		d++;
+	}
+	if (!d || d > 19 || l[i] != '{')
+		return false;
+	for (size_t k = i + 1; k < i + 1 + d; k++)
+		v = v * 10 + (uint64_t)(l[k] - '0');
+	*n = v;
+	return true;
+}
+
+/* The capability list sluice shows: the backend's, without STARTTLS and
+ * LOGINDISABLED, without AUTH= where TLS is required and not up; plus
+ * STARTTLS while it can be used, plus LOGINDISABLED where it must be. */
+static void imap_caps(const struct proto_env *env, const struct proto_sess *ps,
+		      struct proto_out *o)
+{
+	bool offer_tls = !ps->in_tls && env->tls_available && env->tls_mode != CFG_TLS_OFF;
+	bool must_tls = !ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED;
+	const char *sep = "";
+	unsigned i;
+
+	if (!env->caps || !env->caps->n)
+		po_reply(o, "IMAP4rev1");
+	for (i = 0; env->caps && i < env->caps->n; i++) {
+		const char *c = env->caps->item[i];
+
+		if (!strcasecmp(c, "STARTTLS") || !strcasecmp(c, "LOGINDISABLED") ||
+		    (must_tls && !strncasecmp(c, "AUTH=", 5)))
+			continue;
+		po_reply(o, "%s%s", sep, c);
+		sep = " ";
+	}
+	if (offer_tls)
+		po_reply(o, " STARTTLS");
+	if (must_tls)
+		po_reply(o, " LOGINDISABLED");
+}
+
+static void imap_greeting(const struct proto_env *env, struct proto_sess *ps,
+			  struct proto_out *o)
+{
+	po_reply(o, "* OK [CAPABILITY ");
+	imap_caps(env, ps, o);
+	po_reply(o, "] %s IMAP ready.\r\n", env->hostname);
+}
+
+static void imap_error(const struct proto_env *env, struct proto_sess *ps,
+		       struct proto_out *o, int ctr, const char *reason)
+{
+	ps->errors++;
+	o->counter = ctr;
+	o->reason = reason;
+	if (ps->errors >= IMAP_MAX_ERRORS && !(o->flags & PO_CLOSE)) {
+		po_reply(o, "* BYE Too many invalid IMAP commands.\r\n");
+		o->flags |= PO_CLOSE | PO_ERROR;
+		o->counter = CTR_too_many_errors;
+		o->reason = "too many errors";
+	}
+}
+
+static void imap_bye(struct proto_out *o, const char *text, const char *reason)
+{
+	po_reply(o, "* BYE %s\r\n", text);
+	o->flags |= PO_CLOSE | PO_ERROR;
+	o->reason = reason;
+}
+
+/* Skip a literal that follows; false (and BYE) if it is too large. */
+static bool imap_skip(struct proto_sess *ps, struct proto_out *o, uint64_t n)
+{
+	if (n > IMAP_LITERAL_MAX) {
+		imap_bye(o, "Literal too large.", "literal too large");
+		o->counter = CTR_line_too_long;
+		return false;
+	}
+	o->literal = n;
+	ps->phase = IP_CONT;
+	return true;
+}
+
+static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
+			     const char *line, size_t len, bool has_nul, struct proto_out *o)
+{
+	char tag[IMAP_TAG_MAX + 1], cmd[32];
+	size_t i = 0, t, c;
+	uint64_t lit = 0;
+	bool sync = false, has_lit = imap_literal_at_end(line, len, &lit, &sync);
+
+	if (ps->phase == IP_CONT) {
+		/* The remainder of a command after a skipped literal. */
+		if (has_lit) {
+			if (sync && ps->bphase == PEND_ID)
+				po_reply(o, "+ Ready for literal data\r\n");
+			imap_skip(ps, o, lit);
+			return;
+		}
+		ps->phase = IP_DIALOGUE;
+		if (ps->bphase == PEND_ID && ps->replay)
+			po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", ps->replay);
+		free(ps->replay);
+		ps->replay = NULL;
+		return;
+	}
+
+	for (t = 0; t < len && t < IMAP_TAG_MAX && imap_tag_char((unsigned char)line[t]); t++)
+		tag[t] = line[t];
+	tag[t] = 0;
+	if (t == 0 || (t < len && line[t] != ' ') || has_nul) {
+		po_reply(o, "* BAD Error in IMAP command received by server.\r\n");
+		imap_error(env, ps, o, CTR_bad_syntax,
+			   has_nul ? "NUL in command" : len ? "bad tag" : "empty line");
+		goto literal;
+	}
+	i = t;
+	while (i < len && line[i] == ' ')
+		i++;
+	for (c = 0; i < len && c < sizeof(cmd) - 1 && isalpha((unsigned char)line[i]); i++)
+		cmd[c++] = (char)line[i];
+	cmd[c] = 0;
+	if (c == 0 || (i < len && line[i] != ' ')) {
+		po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
+		imap_error(env, ps, o, CTR_bad_syntax, "no command");
+		goto literal;
+	}
+	while (i < len && line[i] == ' ')
+		i++;
+
+	if (!strcasecmp(cmd, "LOGIN") || !strcasecmp(cmd, "AUTHENTICATE")) {
+		if (!ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED) {
+			po_reply(o, "%s NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
+				 "on non-secure (SSL/TLS) connections.\r\n", tag);
+			ps->errors++;
+			o->counter = CTR_refused_before_tls;
+			o->reason = "login before TLS";
+			if (has_lit && !sync && !imap_skip(ps, o, lit))
+				return;
+			ps->bphase = PEND_IGNORE;
+			return;
+		}
+		/* The backend authenticates; literals are its business. */
+		o->flags |= PO_BACKEND;
+		ps->phase = IP_HELD;
+		ps->bphase = 0;
+		return;
+	}
+	if (has_lit && strcasecmp(cmd, "ID")) {
+		po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
+		imap_error(env, ps, o, CTR_bad_syntax, "literal in a command without one");
+		goto literal;
+	}
+	if (!strcasecmp(cmd, "CAPABILITY") && i == len) {
+		po_reply(o, "* CAPABILITY ");
+		imap_caps(env, ps, o);
+		po_reply(o, "\r\n%s OK Capability completed.\r\n", tag);
+	} else if (!strcasecmp(cmd, "NOOP") && i == len) {
+		po_reply(o, "%s OK NOOP completed.\r\n", tag);
+	} else if (!strcasecmp(cmd, "LOGOUT") && i == len) {
+		po_reply(o, "* BYE Logging out\r\n%s OK Logout completed.\r\n", tag);
+		o->flags |= PO_CLOSE;
+		o->reason = "client logged out";
+	} else if (!strcasecmp(cmd, "STARTTLS") && i == len) {
+		if (ps->in_tls) {
+			po_reply(o, "%s BAD TLS is already active.\r\n", tag);
+			imap_error(env, ps, o, CTR_starttls_in_tls, "STARTTLS inside TLS");
+		} else if (env->tls_mode == CFG_TLS_OFF) {
+			po_reply(o, "%s BAD Unknown command.\r\n", tag);
+			imap_error(env, ps, o, CTR_unknown_command, "STARTTLS on a plaintext listener");
+		} else if (!env->tls_available) {
+			po_reply(o, "%s NO [UNAVAILABLE] TLS is not available.\r\n", tag);
+		} else {
+			po_reply(o, "%s OK Begin TLS negotiation now.\r\n", tag);
+			o->flags |= PO_STARTTLS;
+		}
+	} else if (!strcasecmp(cmd, "ID")) {
+		if (has_lit) {
+			/* Answered once the command is complete. */
+			free(ps->replay);
+			ps->replay = strdup(tag);
+			ps->bphase = PEND_ID;
+			if (sync)
+				po_reply(o, "+ Ready for literal data\r\n");
+			imap_skip(ps, o, lit);
+			return;
+		}
+		po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", tag);
+	} else {
+		po_reply(o, "%s BAD Command not permitted before login.\r\n", tag);
+		imap_error(env, ps, o, CTR_unknown_command, "command before login");
+	}
+	return;
+literal:
+	/* A rejected command's non-synchronizing literal comes anyway. */
+	if (has_lit && !sync && !(o->flags & PO_CLOSE) && imap_skip(ps, o, lit))
+		ps->bphase = PEND_IGNORE;
+}
+
+static void imap_too_long(const struct proto_env *env, struct proto_sess *ps,
+			  struct proto_out *o)
+{
+	po_reply(o, "* BAD Command line too long.\r\n");
+	imap_error(env, ps, o, CTR_line_too_long, "line too long");
+}
+
+static void imap_tls_started(struct proto_sess *ps)
+{
+	free(ps->replay);
+	ps->replay = NULL;
+	ps->in_tls = true;
+	ps->phase = IP_DIALOGUE;
+}
+
+static void imap_unavailable(const struct proto_env *env, struct proto_sess *ps,
+			     struct proto_out *o)
+{
+	po_reply(o, "* BYE [UNAVAILABLE] %s backend not available, try again later.\r\n",
+		 env->hostname);
+	o->flags |= PO_CLOSE;
+}
+
+/* The backend's greeting is swallowed; then the held command goes. */
+static void imap_backend_line(const struct proto_env *env, struct proto_sess *ps,
+			      const char *l, size_t len, struct proto_out *o)
+{
+	if (len >= 4 && !strncasecmp(l, "* OK", 4) && (len == 4 || l[4] == ' ')) {
+		o->flags |= PO_FLUSH_HELD | PO_RELAY;
+		return;
+	}
+	imap_unavailable(env, ps, o);
+	o->flags |= PO_FAIL;
+	o->counter = CTR_backend_refused;
+	o->reason = "backend greeting refused";
+}
+
+static void imap_timeout(const struct proto_env *env, struct proto_sess *ps,
+			 struct proto_out *o)
+{
+	po_reply(o, "* BYE Disconnected for inactivity.\r\n");
+	o->flags |= PO_CLOSE;
+}
+
+/* A lost backend gets no words from sluice: the client may be inside a
+ * literal, where any line would read as message data. It sees the close. */
+static void imap_lost(const struct proto_env *env, struct proto_sess *ps,
+		      const char *last, size_t len, struct proto_out *o)
+{
+}
+
+/* Probe: greeting, then "a CAPABILITY": its tokens are the capabilities. */
+static int imap_probe_line(int *state, const char *l, size_t len, struct proto_caps *caps)
+{
+	if (*state == 0) {
+		if (len >= 4 && !strncasecmp(l, "* OK", 4)) {
+			*state = 1;
+			return 1;
+		}
+		return -1;
+	}
+	if (len > 13 && !strncasecmp(l, "* CAPABILITY ", 13)) {
+		size_t i = 13;
+
+		while (i < len && caps->n < CAPS_MAX) {
+			size_t s = i;
+
+			while (i < len && l[i] != ' ')
+				i++;
+			if (i > s && (caps->item[caps->n] = strndup(l + s, i - s)))
+				caps->n++;
+			while (i < len && l[i] == ' ')
+				i++;
+		}
+		return 0;
+	}
+	if (len >= 4 && !strncasecmp(l, "a OK", 4))
+		return 2;
+	if (len >= 2 && !strncmp(l, "a ", 2))
+		return -1;
+	return 0;
+}
+
+/*
+ * The relay tracker: a command "tag STARTTLS" inside the relayed session
+ * is rewritten to an unknown command of the same length, so a backend that
+ * offers STARTTLS answers BAD instead of starting a second handshake.
+ * Literals (both kinds) are skipped: they are data. The line after a
+ * literal continues its command.
+ */
+enum { RM_LINE, RM_CONT, RM_LITERAL, RM_LONG };
+
+#define IMAP_SCAN_HOLD 1024
+
+static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (ps->rmode == RM_LITERAL) {
+			uint64_t n = len - i < ps->chunk_left ? len - i : ps->chunk_left;
+
+			i += n;
+			ps->chunk_left -= n;
+			if (!ps->chunk_left)
+				ps->rmode = RM_CONT;
+			continue;
+		}
+		const uint8_t *lf = memchr(p + i, '\n', len - i);
+		uint8_t *l = p + i;
+		size_t ll = lf ? (size_t)(lf - l) : len - i, e;
+		uint64_t n;
+		bool sync;
+
+		if (ps->rmode == RM_LONG) {
+			if (!lf)
+				return len;
+			ps->rmode = RM_LINE;
+			i += ll + 1;
+			continue;
+		}
+		if (!lf) {
+			if (ll < IMAP_SCAN_HOLD)
+				return i; /* wait for the whole line */
+			ps->rmode = RM_LONG; /* no STARTTLS line is that long */
+			continue;
+		}
+		e = ll && l[ll - 1] == '\r' ? ll - 1 : ll;
+		if (ps->rmode == RM_LINE) {
+			size_t t = 0;
+
+			while (t < e && imap_tag_char(l[t]))
+				t++;
+			if (t && t + 9 == e && l[t] == ' ' &&
+			    !strncasecmp((const char *)l + t + 1, "STARTTLS", 8)) {
+				memcpy(l + t + 1, "XTLSDENY", 8);
+				ps->denied++;
+			}
+		}
+		i += ll + 1;
+		if (imap_literal_at_end((const char *)l, e, &n, &sync) && n) {
+			ps->chunk_left = n;
+			ps->rmode = RM_LITERAL;
+		} else {
+			ps->rmode = RM_LINE;
+		}
+	}
+	return i;
+}
+
+static void imap_fini(struct proto_sess *ps)
+{
+	free(ps->replay);
+	ps->replay = NULL;
+}
+
+const struct proto_ops imap_ops = {
+	.name = "imap",
+	.line_max = IMAP_LINE_MAX,
+	.greeting = imap_greeting,
+	.client_line = imap_client_line,
+	.too_long = imap_too_long,
+	.tls_started = imap_tls_started,
+	.backend_line = imap_backend_line,
+	.timeout = imap_timeout,
+	.unavailable = imap_unavailable,
+	.lost = imap_lost,
+	.probe_request = "a CAPABILITY\r\n",
+	.probe_quit = "b LOGOUT\r\n",
+	.probe_line = imap_probe_line,
+	.c2b_scan = imap_c2b_scan,
+	.fini = imap_fini,
+};
