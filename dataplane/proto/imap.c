@@ -47,7 +47,8 @@ static bool imap_tag_char(unsigned char c)
 	return c > 0x20 && c < 0x7f && !strchr("(){%*\"\\+", c);
 }
 
-/* Does the line end in a literal announcement {n} or {n+}? */
+/* Does the line end in a literal announcement {n} or {n+}? Leading zeros
+ * are allowed (RFC 9051 number); a huge n saturates (and is refused). */
 static bool imap_literal_at_end(const char *l, size_t len, uint64_t *n, bool *sync)
 {
 	size_t i, d = 0;
@@ -63,10 +64,10 @@ static bool imap_literal_at_end(const char *l, size_t len, uint64_t *n, bool *sy
 		i--;
 		d++;
 	}
-	if (!d || d > 19 || l[i] != '{')
+	if (!d || l[i] != '{')
 		return false;
 	for (size_t k = i + 1; k < i + 1 + d; k++)
-		v = v * 10 + (uint64_t)(l[k] - '0');
+		v = v > UINT64_MAX / 20 ? UINT64_MAX / 2 : v * 10 + (uint64_t)(l[k] - '0');
 	*n = v;
 	return true;
 }
@@ -79,22 +80,29 @@ static void imap_caps(const struct proto_env *env, const struct proto_sess *ps,
 {
 	bool offer_tls = !ps->in_tls && env->tls_available && env->tls_mode != CFG_TLS_OFF;
 	bool must_tls = !ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED;
+	/* Room for the words around the list and for what sluice adds: a
+	 * backend with absurd capabilities loses those that do not fit. */
+	size_t budget = PO_REPLY_MAX - strlen(env->hostname) - IMAP_TAG_MAX - 96;
 	const char *sep = "";
 	unsigned i;
 
-	if (!env->caps || !env->caps->n)
+	if (!env->caps || !env->caps->n) {
 		po_reply(o, "IMAP4rev1");
+		sep = " ";
+	}
 	for (i = 0; env->caps && i < env->caps->n; i++) {
 		const char *c = env->caps->item[i];
+		size_t l = strlen(c) + 1;
 
 		if (!strcasecmp(c, "STARTTLS") || !strcasecmp(c, "LOGINDISABLED") ||
-		    (must_tls && !strncasecmp(c, "AUTH=", 5)))
+		    (must_tls && !strncasecmp(c, "AUTH=", 5)) || l > budget)
 			continue;
+		budget -= l;
 		po_reply(o, "%s%s", sep, c);
 		sep = " ";
 	}
 	if (offer_tls)
-		po_reply(o, " STARTTLS");
+		po_reply(o, "%sSTARTTLS", sep);
 	if (must_tls)
 		po_reply(o, " LOGINDISABLED");
 }
@@ -150,9 +158,11 @@ static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 	bool sync = false, has_lit = imap_literal_at_end(line, len, &lit, &sync);
 
 	if (ps->phase == IP_CONT) {
-		/* The remainder of a command after a skipped literal. */
-		if (has_lit) {
-			if (sync && ps->bphase == PEND_ID)
+		/* The remainder of a command after a skipped literal. A
+		 * synchronizing literal comes only when invited, and only the
+		 * command sluice completes itself (ID) is invited. */
+		if (has_lit && (!sync || ps->bphase == PEND_ID)) {
+			if (sync && lit <= IMAP_LITERAL_MAX)
 				po_reply(o, "+ Ready for literal data\r\n");
 			imap_skip(ps, o, lit);
 			return;
@@ -192,12 +202,9 @@ static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 		if (!ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED) {
 			po_reply(o, "%s NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
 				 "on non-secure (SSL/TLS) connections.\r\n", tag);
-			ps->errors++;
-			o->counter = CTR_refused_before_tls;
-			o->reason = "login before TLS";
-			if (has_lit && !sync && !imap_skip(ps, o, lit))
-				return;
-			ps->bphase = PEND_IGNORE;
+			imap_error(env, ps, o, CTR_refused_before_tls, "login before TLS");
+			if (has_lit && !sync && !(o->flags & PO_CLOSE) && imap_skip(ps, o, lit))
+				ps->bphase = PEND_IGNORE;
 			return;
 		}
 		/* The backend authenticates; literals are its business. */
@@ -240,6 +247,11 @@ static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 			free(ps->replay);
 			ps->replay = strdup(tag);
 			ps->bphase = PEND_ID;
+			if (sync && lit > IMAP_LITERAL_MAX) {
+				po_reply(o, "%s BAD Literal too large.\r\n", tag);
+				imap_error(env, ps, o, CTR_line_too_long, "literal too large");
+				return;
+			}
 			if (sync)
 				po_reply(o, "+ Ready for literal data\r\n");
 			imap_skip(ps, o, lit);
@@ -257,11 +269,13 @@ literal:
 		ps->bphase = PEND_IGNORE;
 }
 
+/* A line over the limit may have ended in a literal announcement that went
+ * with it: what follows cannot be told from commands any more. Close. */
 static void imap_too_long(const struct proto_env *env, struct proto_sess *ps,
 			  struct proto_out *o)
 {
-	po_reply(o, "* BAD Command line too long.\r\n");
-	imap_error(env, ps, o, CTR_line_too_long, "line too long");
+	imap_bye(o, "Command line too long.", "line too long");
+	o->counter = CTR_line_too_long;
 }
 
 static void imap_tls_started(struct proto_sess *ps)
@@ -341,21 +355,90 @@ static int imap_probe_line(int *state, const char *l, size_t len, struct proto_c
 }
 
 /*
- * The relay tracker: a command "tag STARTTLS" inside the relayed session
- * is rewritten to an unknown command of the same length, so a backend that
- * offers STARTTLS answers BAD instead of starting a second handshake.
- * Literals (both kinds) are skipped: they are data. The line after a
- * literal continues its command.
+ * The relay trackers. Client -> backend: a command "tag STARTTLS ..." inside
+ * the relayed session is rewritten to an unknown command of the same length,
+ * so a backend that offers STARTTLS answers BAD instead of starting a second
+ * handshake. Literals are data and are skipped. A non-synchronizing literal
+ * {n+} follows its line at once; a synchronizing one {n} follows only if the
+ * backend invites it with "+", and not if it answers the command instead:
+ * the bytes after such a line wait until the backend has said which
+ * (backend -> client tracker, which skips the backend's own literals).
  */
-enum { RM_LINE, RM_CONT, RM_LITERAL, RM_LONG };
+enum { RM_LINE, RM_CONT, RM_LITERAL, RM_LONG, RM_SYNC_WAIT };
 
 #define IMAP_SCAN_HOLD 1024
+#define IMAP_TAIL 24
+
+struct imap_track {
+	char tag[IMAP_TAG_MAX + 2];  /* "tag " of the command whose literal waits */
+	uint8_t tag_len;
+	int8_t verdict;              /* 0 waiting, 1 invited ("+"), -1 answered */
+	bool b_long;                 /* backend line longer than head: skip to LF */
+	uint8_t head_len, tail_len;
+	char head[IMAP_TAG_MAX + 2]; /* first bytes of the backend line in progress */
+	char tail[IMAP_TAIL];        /* its last bytes */
+	uint64_t b_literal;          /* backend literal bytes still to pass */
+};
+
+static struct imap_track *imap_track(struct proto_sess *ps)
+{
+	if (!ps->acc)
+		ps->acc = calloc(1, sizeof(struct imap_track));
+	return (struct imap_track *)ps->acc;
+}
+
+/* Keep the last IMAP_TAIL bytes seen of a line. */
+static void imap_tail_add(char *tail, uint8_t *tlen, const uint8_t *p, size_t n)
+{
+	if (n >= IMAP_TAIL) {
+		memcpy(tail, p + n - IMAP_TAIL, IMAP_TAIL);
+		*tlen = IMAP_TAIL;
+		return;
+	}
+	if (*tlen + n > IMAP_TAIL) {
+		size_t drop = *tlen + n - IMAP_TAIL;
+
+		memmove(tail, tail + drop, *tlen - drop);
+		*tlen = (uint8_t)(*tlen - drop);
+	}
+	memcpy(tail + *tlen, p, n);
+	*tlen = (uint8_t)(*tlen + n);
+}
+
+/* A command line ends: what follows it? */
+static void imap_c2b_after_line(struct proto_sess *ps, struct imap_track *t,
+				const uint8_t *l, size_t e)
+{
+	uint64_t n;
+	bool sync;
+
+	if (!imap_literal_at_end((const char *)l, e, &n, &sync)) {
+		ps->rmode = RM_LINE;
+	} else if (n == 0) {
+		ps->rmode = RM_CONT;
+	} else if (!sync || !t || !t->tag_len) {
+		ps->chunk_left = n;
+		ps->rmode = RM_LITERAL;
+	} else {
+		ps->chunk_left = n;
+		t->verdict = 0;
+		ps->rmode = RM_SYNC_WAIT;
+	}
+}
 
 static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 {
+	struct imap_track *t = imap_track(ps);
 	size_t i = 0;
 
 	while (i < len) {
+		if (ps->rmode == RM_SYNC_WAIT) {
+			if (!t->verdict)
+				return i; /* the backend has not said yet */
+			ps->rmode = t->verdict > 0 ? RM_LITERAL : RM_LINE;
+			t->tag_len = 0;
+			continue;
+		}
 		if (ps->rmode == RM_LITERAL) {
 			uint64_t n = len - i < ps->chunk_left ? len - i : ps->chunk_left;
 
@@ -368,49 +451,103 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 		const uint8_t *lf = memchr(p + i, '\n', len - i);
 		uint8_t *l = p + i;
 		size_t ll = lf ? (size_t)(lf - l) : len - i, e;
-		uint64_t n;
-		bool sync;
 
 		if (ps->rmode == RM_LONG) {
 			if (!lf)
 				return len;
-			ps->rmode = RM_LINE;
+			/* Its end is here (an announcement split exactly across
+			 * two reads of a line this long is not seen). */
+			e = ll && l[ll - 1] == '\r' ? ll - 1 : ll;
+			imap_c2b_after_line(ps, t, l, e);
 			i += ll + 1;
 			continue;
 		}
-		if (!lf) {
-			if (ll < IMAP_SCAN_HOLD)
-				return i; /* wait for the whole line */
-			ps->rmode = RM_LONG; /* no STARTTLS line is that long */
-			continue;
-		}
-		e = ll && l[ll - 1] == '\r' ? ll - 1 : ll;
+		if (!lf && ll < IMAP_SCAN_HOLD)
+			return i; /* wait for the whole line */
+		e = lf && ll && l[ll - 1] == '\r' ? ll - 1 : ll;
 		if (ps->rmode == RM_LINE) {
-			size_t t = 0;
+			size_t k = 0;
 
-			while (t < e && imap_tag_char(l[t]))
-				t++;
-			if (t && t + 9 == e && l[t] == ' ' &&
-			    !strncasecmp((const char *)l + t + 1, "STARTTLS", 8)) {
-				memcpy(l + t + 1, "XTLSDENY", 8);
+			while (k < e && imap_tag_char(l[k]))
+				k++;
+			if (t) {
+				/* remember the tag: its literal may have to wait */
+				t->tag_len = 0;
+				if (k && k <= IMAP_TAG_MAX) {
+					memcpy(t->tag, l, k);
+					t->tag[k] = ' ';
+					t->tag_len = (uint8_t)(k + 1);
+				}
+			}
+			if (k && k + 9 <= e && l[k] == ' ' &&
+			    !strncasecmp((const char *)l + k + 1, "STARTTLS", 8) &&
+			    (k + 9 == e || l[k + 9] == ' ' || l[k + 9] == '\t')) {
+				memcpy(l + k + 1, "XTLSDENY", 8);
 				ps->denied++;
 			}
 		}
-		i += ll + 1;
-		if (imap_literal_at_end((const char *)l, e, &n, &sync) && n) {
-			ps->chunk_left = n;
-			ps->rmode = RM_LITERAL;
-		} else {
-			ps->rmode = RM_LINE;
+		if (!lf) {
+			ps->rmode = RM_LONG; /* no STARTTLS line is that long */
+			return len;
 		}
+		imap_c2b_after_line(ps, t, l, e);
+		i += ll + 1;
 	}
 	return i;
+}
+
+static void imap_b2c_line(struct imap_track *t)
+{
+	uint64_t n;
+	bool sync;
+	size_t e = t->tail_len;
+
+	if (e && t->tail[e - 1] == '\r')
+		e--;
+	if (t->tag_len && !t->verdict) {
+		if (t->head_len && t->head[0] == '+')
+			t->verdict = 1;
+		else if (t->head_len >= t->tag_len && !memcmp(t->head, t->tag, t->tag_len))
+			t->verdict = -1;
+	}
+	if (imap_literal_at_end(t->tail, e, &n, &sync))
+		t->b_literal = n;
+	t->head_len = t->tail_len = 0;
+	t->b_long = false;
+}
+
+static void imap_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
+{
+	struct imap_track *t = imap_track(ps);
+	size_t i = 0;
+
+	while (t && i < len) {
+		if (t->b_literal) {
+			uint64_t n = len - i < t->b_literal ? len - i : t->b_literal;
+
+			i += n;
+			t->b_literal -= n;
+			continue;
+		}
+		const uint8_t *lf = memchr(p + i, '\n', len - i);
+		size_t n = lf ? (size_t)(lf - (p + i)) : len - i;
+		size_t h = sizeof(t->head) - t->head_len;
+
+		memcpy(t->head + t->head_len, p + i, n < h ? n : h);
+		t->head_len = (uint8_t)(t->head_len + (n < h ? n : h));
+		imap_tail_add(t->tail, &t->tail_len, p + i, n);
+		if (!lf)
+			return;
+		imap_b2c_line(t);
+		i += n + 1;
+	}
 }
 
 static void imap_fini(struct proto_sess *ps)
 {
 	free(ps->replay);
-	ps->replay = NULL;
+	free(ps->acc);
+	ps->replay = ps->acc = NULL;
 }
 
 const struct proto_ops imap_ops = {
@@ -428,5 +565,6 @@ const struct proto_ops imap_ops = {
 	.probe_quit = "b LOGOUT\r\n",
 	.probe_line = imap_probe_line,
 	.c2b_scan = imap_c2b_scan,
+	.b2c_scan = imap_b2c_scan,
 	.fini = imap_fini,
 };

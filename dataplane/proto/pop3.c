@@ -36,15 +36,18 @@ static void pop3_capa(const struct proto_env *env, const struct proto_sess *ps,
 {
 	bool offer_tls = !ps->in_tls && env->tls_available && env->tls_mode != CFG_TLS_OFF;
 	bool must_tls = !ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED;
+	size_t budget = PO_REPLY_MAX - 64; /* what does not fit is left out */
 	unsigned i;
 
 	po_reply(o, "+OK Capability list follows\r\n");
 	for (i = 0; env->caps && i < env->caps->n; i++) {
 		const char *c = env->caps->item[i];
+		size_t l = strlen(c) + 2;
 
-		if (!strcasecmp(c, "STLS") ||
+		if (!strcasecmp(c, "STLS") || l > budget ||
 		    (must_tls && (!strcasecmp(c, "USER") || !strncasecmp(c, "SASL", 4))))
 			continue;
+		budget -= l;
 		po_reply(o, "%s\r\n", c);
 	}
 	if (offer_tls)
@@ -82,6 +85,9 @@ static void pop3_client_line(const struct proto_env *env, struct proto_sess *ps,
 		pop3_error(ps, o, CTR_bad_syntax, "NUL in command");
 		return;
 	}
+	/* Trailing blanks after a verb change nothing. */
+	while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
 	while (i < len && c < sizeof(cmd) - 1 && isalpha((unsigned char)line[i]))
 		cmd[c++] = (char)line[i++];
 	cmd[c] = 0;
@@ -92,9 +98,6 @@ static void pop3_client_line(const struct proto_env *env, struct proto_sess *ps,
 	}
 	while (i < len && line[i] == ' ')
 		i++;
-	/* Trailing blanks after a verb change nothing. */
-	while (len > i && (line[len - 1] == ' ' || line[len - 1] == '\t'))
-		len--;
 
 	if (pop3_is(cmd, "USER") || pop3_is(cmd, "PASS") || pop3_is(cmd, "APOP") ||
 	    pop3_is(cmd, "AUTH")) {
@@ -226,7 +229,8 @@ static size_t pop3_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			return len;
 		}
 		e = ll && l[ll - 1] == '\r' ? ll - 1 : ll;
-		if (!ps->rmode && e == 4 && !strncasecmp((const char *)l, "STLS", 4)) {
+		if (!ps->rmode && e >= 4 && !strncasecmp((const char *)l, "STLS", 4) &&
+		    (e == 4 || l[4] == ' ' || l[4] == '\t')) {
 			memcpy(l, "XTLS", 4);
 			ps->denied++;
 		}
