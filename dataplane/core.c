@@ -127,6 +127,8 @@ void *core_main(void *arg)
 		for (i = 0; i < RT.n_listeners; i++)
 			if (c->lsn[i].readable)
 				wait = 0;
+		if (c->again)
+			wait = 0;
 		n = epoll_wait(c->epfd, ev, CORE_EVENTS, wait);
 		c->now_ms = clock_ms();
 		for (k = 0; k < n; k++) {
@@ -155,6 +157,7 @@ void *core_main(void *arg)
 		for (i = 0; i < RT.n_listeners; i++)
 			if (c->lsn[i].readable)
 				core_accept(c, &c->lsn[i]);
+		sess_run_again(c);
 		wheel_advance(&c->wheel, c->now_ms, sess_timer);
 		tlsw_kick(c->id);
 		sess_reap(c);

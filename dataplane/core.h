@@ -29,6 +29,7 @@ struct core {
 	uint64_t next_id;
 	struct sess *sessions;     /* all live sessions, for shutdown */
 	struct sess *dead;         /* closed this loop, freed at its end */
+	struct sess *again;        /* to run again next round (work left) */
 	unsigned n_sess;
 	struct counters ctr;
 };

@@ -73,8 +73,10 @@ static bool imap_literal_at_end(const char *l, size_t len, uint64_t *n, bool *sy
 }
 
 /* The capability list sluice shows: the backend's, without STARTTLS and
- * LOGINDISABLED, without AUTH= where TLS is required and not up; plus
- * STARTTLS while it can be used, plus LOGINDISABLED where it must be. */
+ * LOGINDISABLED; without AUTH= while STARTTLS is offered and not done (no
+ * mechanism is invited in plaintext; LOGIN stays possible where policy
+ * allows it); plus STARTTLS while it can be used, plus LOGINDISABLED where
+ * TLS is required. */
 static void imap_caps(const struct proto_env *env, const struct proto_sess *ps,
 		      struct proto_out *o)
 {
@@ -95,7 +97,7 @@ static void imap_caps(const struct proto_env *env, const struct proto_sess *ps,
 		size_t l = strlen(c) + 1;
 
 		if (!strcasecmp(c, "STARTTLS") || !strcasecmp(c, "LOGINDISABLED") ||
-		    (must_tls && !strncasecmp(c, "AUTH=", 5)) || l > budget)
+		    ((must_tls || offer_tls) && !strncasecmp(c, "AUTH=", 5)) || l > budget)
 			continue;
 		budget -= l;
 		po_reply(o, "%s%s", sep, c);

@@ -709,11 +709,28 @@ static bool sess_flush(struct sess *s)
 	return did;
 }
 
+/* Run s again in the core's next round: it stopped with work left, and no
+ * edge of epoll may come to wake it. */
+static void sess_again(struct sess *s)
+{
+	if (s->again)
+		return;
+	s->again = true;
+	s->next_again = s->core->again;
+	s->core->again = s;
+}
+
+#define SESS_ROUNDS 64 /* per wake-up, so that one busy session cannot starve the others */
+
 static void sess_run(struct sess *s)
 {
 	int guard;
 
-	for (guard = 0; guard < 64 && s->cli.kind != SK_DEAD; guard++) {
+	for (guard = 0; s->cli.kind != SK_DEAD; guard++) {
+		if (guard == SESS_ROUNDS) {
+			sess_again(s);
+			return;
+		}
 		bool did;
 
 		if (s->job_out)
@@ -926,12 +943,31 @@ static void sess_finish(struct sess *s)
 	c->dead = s;
 }
 
+void sess_run_again(struct core *c)
+{
+	struct sess *list = c->again, *s;
+
+	c->again = NULL;
+	while ((s = list)) {
+		list = s->next_again;
+		s->again = false;
+		if (s->cli.kind != SK_DEAD)
+			sess_run(s);
+	}
+}
+
 void sess_reap(struct core *c)
 {
-	struct sess *s;
+	struct sess *s, *keep = NULL;
 
 	while ((s = c->dead)) {
 		c->dead = s->next_dead;
+		if (s->again) {
+			/* Still on the run-again list: freed once it left it. */
+			s->next_dead = keep;
+			keep = s;
+			continue;
+		}
 		SSL_free(s->ssl);
 		buf_free(&s->cin);
 		buf_free(&s->cout);
@@ -940,12 +976,18 @@ void sess_reap(struct core *c)
 			s->l->ops->fini(&s->ps);
 		free(s);
 	}
+	c->dead = keep;
 }
 
 void sess_close_all(struct core *c)
 {
+	struct sess *s;
+
 	while (c->sessions) {
 		sess_set_result(c->sessions, "shutdown", "sluice stopping");
 		sess_finish(c->sessions);
 	}
+	for (s = c->again; s; s = s->next_again)
+		s->again = false;
+	c->again = NULL;
 }

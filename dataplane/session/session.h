@@ -45,6 +45,8 @@ enum sess_state {
 struct sess {
 	struct sess *next, *prev;   /* core's session list */
 	struct sess *next_dead;
+	struct sess *next_again;    /* core's run-again list */
+	bool again;                 /* on it */
 	struct core *core;
 	const struct listener *l;
 	struct stream cli;          /* client socket */
@@ -98,6 +100,8 @@ void sess_event(struct sess *s);
 void sess_job_done(struct tls_job *j);
 /* Timer callback. */
 void sess_timer(struct timer *t);
+/* Run the sessions that stopped with work left in the last round. */
+void sess_run_again(struct core *c);
 /* Free what the core closed during this loop. */
 void sess_reap(struct core *c);
 /* Close everything (shutdown). */

@@ -504,7 +504,7 @@ static void stream_all_cuts(const struct setup *su, const char *data, const char
 static void test_greeting(void **state)
 {
 	static const struct step starttls[] = {
-		GREETING("* OK [CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH " STARTTLS] "
+		GREETING("* OK [CAPABILITY " DOVECOT_LIST " STARTTLS] "
 			 "mx.test IMAP ready.\r\n"),
 	};
 	static const struct step required[] = {
@@ -546,10 +546,10 @@ static void test_capability(void **state)
 {
 	static const struct step starttls[] = {
 		CX("a CAPABILITY",
-		   "* CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH " STARTTLS\r\n"
+		   "* CAPABILITY " DOVECOT_LIST " STARTTLS\r\n"
 		   "a OK Capability completed.\r\n", 0),
 		CX("b capability",
-		   "* CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH " STARTTLS\r\n"
+		   "* CAPABILITY " DOVECOT_LIST " STARTTLS\r\n"
 		   "b OK Capability completed.\r\n", 0),
 		CX("c STARTTLS", "c OK Begin TLS negotiation now.\r\n", PO_STARTTLS),
 		TLS_UP,
@@ -687,7 +687,7 @@ static void test_tags_kept(void **state)
 		CX("!#$&'-./:;<=>?@[]^_`|~ NOOP", NOOP_DONE("!#$&'-./:;<=>?@[]^_`|~"), 0),
 		CX("NOOP NOOP", NOOP_DONE("NOOP"), 0),         /* a tag that looks like a verb */
 		CX("LOGIN CAPABILITY",
-		   "* CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH " STARTTLS\r\n"
+		   "* CAPABILITY " DOVECOT_LIST " STARTTLS\r\n"
 		   "LOGIN OK Capability completed.\r\n", 0),
 		CX("q ID", ID_DONE("q"), 0),
 		/* 64 characters: the longest tag sluice keeps. */
@@ -1226,7 +1226,7 @@ static void test_stream_too_long_line_with_literal(void **state)
 static void test_backend_opening(void **state)
 {
 	static const struct step t[] = {
-		GREETING("* OK [CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH " STARTTLS] "
+		GREETING("* OK [CAPABILITY " DOVECOT_LIST " STARTTLS] "
 			 "mx.test IMAP ready.\r\n"),
 		C("a LOGIN bob secret", NULL, PO_BACKEND),
 		/* The backend's greeting is swallowed; the held LOGIN goes. */
@@ -1271,7 +1271,7 @@ static void test_backend_refused(void **state)
 static void test_timeout_unavailable_lost(void **state)
 {
 	static const struct step t[] = {
-		GREETING("* OK [CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH " STARTTLS] "
+		GREETING("* OK [CAPABILITY " DOVECOT_LIST " STARTTLS] "
 			 "mx.test IMAP ready.\r\n"),
 		TIMEOUT("* BYE Disconnected for inactivity.\r\n", PO_CLOSE),
 	};
