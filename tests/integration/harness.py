@@ -1,4 +1,5 @@
-"""Integration-test harness: a real Postfix backend and a real sluice.
+"""Integration-test harness: real Postfix and Dovecot backends and a real
+sluice.
 
 Only the standard library and python3-yaml. Everything a test starts is
 stopped by the same object; every wait is bounded.
@@ -8,17 +9,26 @@ stopped by the same object; every wait is bounded.
     ... drive clients, then pf.maildir_messages(), pf.client_of(msgid), ...
     sl.stop(); pf.stop()
 
+    dv = Dovecot(); dv.start(); uid = dv.append("bob", "INBOX", message)
+    ... IMAP/POP3 clients through sluice, then dv.login(ip, port)["secured"]
+    dv.stop()
+
 Scratch files live under $SLUICE_TEST_SCRATCH (default /tmp/sluice-it): the
-Postfix instance in postfix/ (wiped when the next run starts it), sluice's
-configs and stderr next to it (kept a day, for post-mortems). /tmp rather
-than the checkout, because Postfix's unprivileged users (postfix, 65534) must
-be able to reach the queue and the Maildir, and a checkout under /root is
-closed to them.
+Postfix instance in postfix/ and the Dovecot one in dovecot/ (each wiped
+when the next run starts it), sluice's configs and stderr next to them (kept
+a day, for post-mortems). /tmp rather than the checkout, because the
+backends' unprivileged users (postfix, dovenull, 65534) must be able to reach
+the queue and the Maildirs, and a checkout under /root is closed to them.
 """
 
 import atexit
+import base64
+import hashlib
+import imaplib
 import itertools
 import os
+import poplib
+import random
 import re
 import select
 import shlex
@@ -495,13 +505,16 @@ class Dovecot:
         """Run `dovecot -c CONF ARGS` (the master daemonizes: this returns
         once it runs, or with its start-up errors)."""
         cmd = [tool("dovecot"), "-c", str(self.conf), *args]
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
+        # A file, not a pipe: the daemonized master keeps its stdout open.
+        with tempfile.TemporaryFile() as out:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                               stderr=subprocess.STDOUT, timeout=60)
+            out.seek(0)
+            text = out.read().decode(errors="replace")
         if p.returncode != 0:
-            raise RuntimeError(f"{shlex.join(cmd)} exited {p.returncode}:\n"
-                               f"{p.stdout.decode(errors='replace')}\n"
+            raise RuntimeError(f"{shlex.join(cmd)} exited {p.returncode}:\n{text}\n"
                                f"log:\n{self.log()[-3000:]}")
-        return p.stdout.decode(errors="replace")
+        return text
 
     def doveadm(self, *args, input=None, timeout=60):
         """Run `doveadm -c CONF ARGS`; returns its stdout, fails with its
@@ -532,6 +545,15 @@ class Dovecot:
         uids = [int(u) for u in re.findall(r"(?m)^uid: (\d+)", out)]
         assert uids, f"no message {msgid} in {user}'s {mailbox}"
         return uids[-1]
+
+    def seq_of(self, user, mailbox, msgid):
+        """Sequence number of the message with this Message-ID: its POP3
+        message number, as long as no earlier message is expunged."""
+        out = self.doveadm("fetch", "-u", user, "seq", "mailbox", mailbox,
+                           "header", "message-id", msgid)
+        seqs = [int(u) for u in re.findall(r"(?m)^seq: (\d+)", out)]
+        assert seqs, f"no message {msgid} in {user}'s {mailbox}"
+        return seqs[-1]
 
     def message_count(self, user="bob", mailbox="INBOX"):
         out = self.doveadm("mailbox", "status", "-u", user, "messages", mailbox)
@@ -1135,6 +1157,319 @@ def client_hello():
     except ssl.SSLWantReadError:
         pass
     return outgoing.read()
+
+
+# ------------------------------------------------------ IMAP, POP3 clients ---
+
+class ImapResponse:
+    """A tagged IMAP response and what came before it: status (OK, NO,
+    BAD), tagged (the tagged line), untagged (the lines before it, literal
+    data shown as {n}), literals (the literal data, in order)."""
+
+    def __init__(self, tag, tagged, untagged, literals):
+        self.tag, self.tagged, self.untagged, self.literals = tag, tagged, untagged, literals
+        rest = tagged[len(tag) + 1:]
+        self.status = rest.split(" ", 1)[0].upper()
+
+    @property
+    def lines(self):
+        return self.untagged + [self.tagged]
+
+    def __repr__(self):
+        shown = [l if len(l) < 300 else l[:300] + "..." for l in self.lines]
+        return f"<IMAP {self.status}: {shown}>"
+
+
+class ImapReplies:
+    """IMAP response parsing over some byte source (self._recv), literals
+    included: a raw IMAP client for transcripts (Imap) or for a
+    command-line client driven over pipes (ImapInteractive)."""
+
+    buf = b""
+    _tags = itertools.count(1)
+
+    def _fill(self, what):
+        chunk = self._recv()
+        if not chunk:
+            raise Closed(f"connection closed waiting for {what}; pending {self.buf[:300]!r}")
+        self.buf += chunk
+
+    def raw_line(self):
+        """One line as sent, without its CRLF (bytes)."""
+        while b"\r\n" not in self.buf:
+            self._fill("a line")
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_exact(self, n):
+        try:
+            while len(self.buf) < n:
+                self._fill(f"{n} bytes of a literal")
+        except AssertionError as e:
+            raise type(e)(f"{e} (had {len(self.buf)} of the {n} bytes of a literal)") from None
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def logical(self):
+        """One response line with its literals: (text, [literal bytes]);
+        in text each literal stays as its {n} announcement."""
+        text, literals = "", []
+        while True:
+            line = self.raw_line()
+            text += line.decode(errors="replace")
+            m = re.search(rb"\{(\d+)\}$", line)
+            if not m:
+                return text, literals
+            literals.append(self.read_exact(int(m.group(1))))
+
+    def greeting(self):
+        """The server's greeting line (must be untagged)."""
+        text, _ = self.logical()
+        if not text.startswith("* "):
+            raise AssertionError(f"not an IMAP greeting: {text!r}")
+        return text
+
+    def new_tag(self):
+        return f"t{next(self._tags)}"
+
+    def response(self, tag):
+        """Lines up to the tagged response of tag. A close first raises
+        Closed; what came until then is kept in self.partial."""
+        untagged, literals = [], []
+        self.partial = untagged
+        while True:
+            text, lits = self.logical()
+            literals += lits
+            if text.startswith(tag + " "):
+                return ImapResponse(tag, text, untagged, literals)
+            untagged.append(text)
+
+    def cmd(self, command, tag=None):
+        """Send `TAG COMMAND` (str or bytes; CRLF added) and return its
+        ImapResponse."""
+        tag = tag or self.new_tag()
+        if isinstance(command, str):
+            command = command.encode()
+        self.send(tag.encode() + b" " + command + b"\r\n")
+        return self.response(tag)
+
+    def ok(self, command, tag=None):
+        """A command that must succeed; returns its ImapResponse."""
+        r = self.cmd(command, tag)
+        if r.status != "OK":
+            raise AssertionError(f"{command!r}: expected OK, got {r}")
+        return r
+
+    def starttls(self, ctx=None):
+        """STARTTLS, its OK, then the handshake."""
+        r = self.ok("STARTTLS")
+        self.starttls_handshake(ctx)
+        return r
+
+
+class Pop3Replies:
+    """POP3 reply parsing over some byte source (self._recv)."""
+
+    buf = b""
+
+    def raw_line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self._recv()
+            if not chunk:
+                raise Closed(f"connection closed; partial line {self.buf[:300]!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def status(self):
+        """One status line (+OK ... or -ERR ...), as text."""
+        text = self.raw_line().decode(errors="replace")
+        if not re.match(r"^(\+OK|-ERR)( |$)", text):
+            raise AssertionError(f"not a POP3 status line: {text!r}")
+        return text
+
+    greeting = status
+
+    def multi(self):
+        """The lines of a multi-line answer up to the final dot, dot
+        stuffing removed (bytes)."""
+        lines = []
+        while True:
+            line = self.raw_line()
+            if line == b".":
+                return lines
+            lines.append(line[1:] if line.startswith(b".") else line)
+
+    def cmd(self, command):
+        """Send one command (CRLF added); returns its status line."""
+        if isinstance(command, str):
+            command = command.encode()
+        self.send(command + b"\r\n")
+        return self.status()
+
+    def ok(self, command):
+        text = self.cmd(command)
+        if not text.startswith("+OK"):
+            raise AssertionError(f"{command!r}: expected +OK, got {text!r}")
+        return text
+
+    def capa(self):
+        """CAPA: the capability lines, as text."""
+        self.ok("CAPA")
+        return [l.decode(errors="replace") for l in self.multi()]
+
+    def starttls(self, ctx=None):
+        r = self.ok("STLS")
+        self.starttls_handshake(ctx)
+        return r
+
+
+class _ShortPending:
+    """Smtp._recv's timeout message shows the pending bytes, which may be
+    megabytes here (a message being read): show their size and start."""
+
+    def _recv(self):
+        try:
+            return super()._recv()
+        except AssertionError:
+            if len(self.buf) <= 300:
+                raise
+            raise AssertionError(f"no reply within {self.sock.gettimeout()} s;"
+                                 f" {len(self.buf)} bytes pending, starting"
+                                 f" {self.buf[:200]!r}") from None
+
+
+class Imap(ImapReplies, _ShortPending, Smtp):
+    """A raw IMAP client (the socket handling of Smtp): sends exactly the
+    given bytes, reads responses with their literals, can switch to TLS."""
+
+
+class Pop3(Pop3Replies, _ShortPending, Smtp):
+    """A raw POP3 client (the socket handling of Smtp)."""
+
+
+class ImapInteractive(ImapReplies, Interactive):
+    """openssl s_client / gnutls-cli carrying an IMAP dialogue."""
+
+
+class Pop3Interactive(Pop3Replies, Interactive):
+    """openssl s_client / gnutls-cli carrying a POP3 dialogue."""
+
+
+def imap_capabilities(text):
+    """The capability atoms in `* CAPABILITY ...` or `[CAPABILITY ...]`,
+    upper-cased, as a set."""
+    m = re.search(r"(?:^\* |\[)CAPABILITY ([^\]]*)", text, re.I)
+    if not m:
+        raise AssertionError(f"no capability list in {text!r}")
+    return {a.upper() for a in m.group(1).split()}
+
+
+def pop3_capabilities(lines):
+    """CAPA lines as {keyword: arguments}, keyword upper-cased."""
+    out = {}
+    for line in lines:
+        word, _, args = line.strip().partition(" ")
+        out[word.upper()] = args
+    return out
+
+
+def dovecot_imap_capabilities(addr=DOVECOT_IMAP):
+    """What Dovecot itself advertises before login (greeting), asked on its
+    plain port from 127.0.0.1: a loopback client talking to itself counts
+    as secured for Dovecot, so this is the list a TLS client gets."""
+    with Imap(addr) as c:
+        caps = imap_capabilities(c.greeting())
+        c.ok("LOGOUT")
+    return caps
+
+
+def dovecot_pop3_capabilities(addr=DOVECOT_POP3):
+    """Dovecot's CAPA before login (as secured, like above)."""
+    with Pop3(addr) as c:
+        c.greeting()
+        caps = pop3_capabilities(c.capa())
+        c.ok("QUIT")
+    return caps
+
+
+class _SourceMixin:
+    def _plain_socket(self, timeout):
+        return socket.create_connection(
+            (self.host, self.port), timeout,
+            source_address=(self._source, 0) if self._source else None)
+
+
+class IMAP4(_SourceMixin, imaplib.IMAP4):
+    """imaplib.IMAP4 bound to a source address (imaplib has no such
+    argument before Python 3.14)."""
+
+    def __init__(self, host, port, source=None, timeout=30):
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return self._plain_socket(timeout)
+
+
+class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
+    def __init__(self, host, port, source=None, timeout=30, ssl_context=None):
+        self._source = source
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return self.ssl_context.wrap_socket(self._plain_socket(timeout),
+                                            server_hostname=self.host)
+
+
+class POP3(_SourceMixin, poplib.POP3):
+    """poplib.POP3 bound to a source address."""
+
+    def __init__(self, host, port, source=None, timeout=30):
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return self._plain_socket(timeout)
+
+
+class POP3_SSL(_SourceMixin, poplib.POP3_SSL):
+    def __init__(self, host, port, source=None, timeout=30, context=None):
+        self._source = source
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _create_socket(self, timeout):
+        return self.context.wrap_socket(self._plain_socket(timeout),
+                                        server_hostname=self.host)
+
+
+def big_message(tag, size=10 * 1024 * 1024, seed=None):
+    """(message, payload): an RFC 5322 + MIME message with CRLF line ends,
+    Message-ID <tag@client.test>, whose body is `size` random bytes
+    (payload), base64-encoded in 76-character lines."""
+    payload = random.Random(seed if seed is not None else tag).randbytes(size)
+    body = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    head = (f"From: Test Sender <{SENDER}>\r\n"
+            f"To: <bob@test.local>\r\n"
+            f"Subject: sluice big message {tag}\r\n"
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+            f"Message-ID: {message_id(tag)}\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: application/octet-stream; name=\"random.bin\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n"
+            "\r\n").encode()
+    return head + body, payload
+
+
+def mime_payload(message):
+    """The decoded body of a message made by big_message() (CRLF or LF)."""
+    sep = re.search(rb"\r?\n\r?\n", message)
+    assert sep, "no end of header"
+    return base64.b64decode(message[sep.end():])
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 def main(argv):
