@@ -108,6 +108,7 @@ static const cyaml_schema_field_t cfg_listener_fields[] = {
 				   n_certs, &cfg_cert_schema, 0, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING("timeouts", OPT, struct cfg_listener, timeouts,
 			    cfg_timeouts_fields),
+	CYAML_FIELD_UINT("detect_implicit_ms", OPT, struct cfg_listener, detect_implicit_ms),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_listener_schema = {
@@ -846,6 +847,11 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		snprintf(p, sizeof(p), "listeners[%u].certs[%u]", i, j);
 		l->certs[j].line = cfg_line(ld, p, false, false);
 	}
+	snprintf(p, sizeof(p), "listeners[%u].detect_implicit_ms", i);
+	if ((rc = cfg_uint(ld, p, &l->detect_implicit_ms, 0, 0, 5000)))
+		return rc;
+	if (l->detect_implicit_ms && l->tls != CFG_TLS_STARTTLS && l->tls != CFG_TLS_REQUIRED)
+		return cfg_err(ld, p, "only for a listener with tls: starttls or required");
 	snprintf(p, sizeof(p), "listeners[%u].timeouts", i);
 	return cfg_timeouts(ld, p, &l->timeouts, &c->timeouts);
 }

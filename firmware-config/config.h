@@ -76,6 +76,10 @@ struct cfg_listener {
 	struct cfg_cert *certs;   /* empty: a self-signed pair is generated */
 	unsigned n_certs;
 	struct cfg_timeouts timeouts; /* after loading: no zero left */
+	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting this
+					 long; a ClientHello meanwhile switches the
+					 connection to implicit TLS (iOS Mail on 587).
+					 0: greet at once */
 	unsigned line;
 	/* resolved by the loader */
 	struct sockaddr_storage addr;

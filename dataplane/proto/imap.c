@@ -324,6 +324,20 @@ static void imap_lost(const struct proto_env *env, struct proto_sess *ps,
 {
 }
 
+/* "tag STARTTLS" again, any tag (Outlook mobile's second STARTTLS). */
+static bool imap_starttls_again(const struct proto_env *env, struct proto_sess *ps,
+				const char *l, size_t len, struct proto_out *o)
+{
+	size_t t = 0;
+
+	while (t < len && t < IMAP_TAG_MAX && imap_tag_char((unsigned char)l[t]))
+		t++;
+	if (!t || len != t + 9 || l[t] != ' ' || strncasecmp(l + t + 1, "STARTTLS", 8))
+		return false;
+	po_reply(o, "%.*s OK Begin TLS negotiation now.\r\n", (int)t, l);
+	return true;
+}
+
 /* Probe: greeting, then "a CAPABILITY": its tokens are the capabilities. */
 static int imap_probe_line(int *state, const char *l, size_t len, struct proto_caps *caps)
 {
@@ -566,6 +580,7 @@ const struct proto_ops imap_ops = {
 	.probe_request = "a CAPABILITY\r\n",
 	.probe_quit = "b LOGOUT\r\n",
 	.probe_line = imap_probe_line,
+	.starttls_again = imap_starttls_again,
 	.c2b_scan = imap_c2b_scan,
 	.b2c_scan = imap_b2c_scan,
 	.fini = imap_fini,

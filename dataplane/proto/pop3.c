@@ -187,6 +187,16 @@ static void pop3_lost(const struct proto_env *env, struct proto_sess *ps,
 {
 }
 
+/* "STLS" again, exactly (Outlook mobile's second STARTTLS). */
+static bool pop3_starttls_again(const struct proto_env *env, struct proto_sess *ps,
+				const char *l, size_t len, struct proto_out *o)
+{
+	if (len != 4 || strncasecmp(l, "STLS", 4))
+		return false;
+	po_reply(o, "+OK Begin TLS negotiation now.\r\n");
+	return true;
+}
+
 /* Probe: greeting, then CAPA: one capability a line up to ".". */
 static int pop3_probe_line(int *state, const char *l, size_t len, struct proto_caps *caps)
 {
@@ -254,5 +264,6 @@ const struct proto_ops pop3_ops = {
 	.probe_request = "CAPA\r\n",
 	.probe_quit = "QUIT\r\n",
 	.probe_line = pop3_probe_line,
+	.starttls_again = pop3_starttls_again,
 	.c2b_scan = pop3_c2b_scan,
 };

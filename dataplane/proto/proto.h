@@ -121,6 +121,12 @@ struct proto_ops {
 	const char *probe_quit;
 	int (*probe_line)(int *state, const char *line, size_t len,
 			  struct proto_caps *caps);
+	/* The client sent this complete line right after sluice's STARTTLS OK,
+	 * where a ClientHello was due. If it is the protocol's STARTTLS
+	 * command again, exactly (Outlook for iOS/Android does this), fill in
+	 * the same OK and return true. */
+	bool (*starttls_again)(const struct proto_env *, struct proto_sess *,
+			       const char *line, size_t len, struct proto_out *);
 	/* Relay: look at client bytes p[0, len) on their way to the backend.
 	 * May rewrite them in place (same length). Returns how many bytes,
 	 * from the start, may go now; the rest (an unfinished command line)

@@ -448,6 +448,15 @@ static void smtp_lost(const struct proto_env *env, struct proto_sess *ps,
 	po_reply(o, "421 4.4.2 %s Error: backend connection lost\r\n", env->hostname);
 }
 
+static bool smtp_starttls_again(const struct proto_env *env, struct proto_sess *ps,
+				const char *l, size_t len, struct proto_out *o)
+{
+	if (len != 8 || strncasecmp(l, "STARTTLS", 8))
+		return false;
+	po_reply(o, "220 2.0.0 Ready to start TLS\r\n");
+	return true;
+}
+
 /* Probe: *state 0 reads the greeting, 1 the EHLO reply's first line (the
  * server's name), 2 its keywords. Returns 1 when the request is due, 2 when
  * the capabilities are complete, 0 for more, -1 when the backend refuses. */
@@ -645,6 +654,7 @@ const struct proto_ops smtp_ops = {
 	.probe_request = "EHLO %s\r\n",
 	.probe_quit = "QUIT\r\n",
 	.probe_line = smtp_probe_line,
+	.starttls_again = smtp_starttls_again,
 	.c2b_scan = smtp_c2b_scan,
 	.b2c_scan = smtp_b2c_scan,
 	.fini = smtp_fini,

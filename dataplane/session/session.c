@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "quirk/quirk.h"
 #include "session/backend.h"
 #include "session/proxyproto.h"
 #include "session/session.h"
@@ -33,6 +34,19 @@
 
 static void sess_run(struct sess *s);
 static void sess_finish(struct sess *s);
+
+static const int quirk_ctr[QUIRK__COUNT] = {
+#define Q(n, w, h) CTR_quirk_##n,
+#include "quirk/quirk.def"
+#undef Q
+};
+
+/* A client quirk was seen: counted, and named in the log line. */
+static void sess_quirk(struct sess *s, enum quirk_id q)
+{
+	s->quirks |= 1u << q;
+	ctr_inc(s->core, quirk_ctr[q]);
+}
 
 static struct proto_env sess_env(const struct sess *s)
 {
@@ -111,6 +125,8 @@ static void sess_closing(struct sess *s, const char *result, const char *reason)
 static void sess_apply(struct sess *s, const struct proto_out *o)
 {
 	ctr_inc(s->core, o->counter);
+	if (o->counter == CTR_starttls_in_tls)
+		sess_quirk(s, QUIRK_starttls_in_tls);
 	if (o->reply_len && sess_to_client(s, o->reply, o->reply_len) < 0) {
 		sess_closing(s, "error", "cannot queue a reply");
 		return;
@@ -127,6 +143,7 @@ static void sess_apply(struct sess *s, const struct proto_out *o)
 
 		ctr_inc(s->core, CTR_starttls);
 		if (buf_len(src)) {
+			sess_quirk(s, QUIRK_pipelined_starttls);
 			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(src));
 			buf_consume(src, buf_len(src));
 		}
@@ -194,6 +211,20 @@ static bool sess_client_done(const struct sess *s)
 static void sess_backend_start(struct sess *s);
 static bool sess_pump_c2b(struct sess *s);
 
+/* Send the greeting that was held back. */
+static void sess_greet(struct sess *s)
+{
+	struct proto_env env = sess_env(s);
+	struct proto_out o;
+
+	s->greet_held = false;
+	po_reset(&o);
+	s->l->ops->greeting(&env, &s->ps, &o);
+	sess_apply(s, &o);
+	s->t_active = s->core->now_ms;
+	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+}
+
 /* SS_DIALOGUE: feed complete client lines to the engine. */
 static bool sess_dialogue(struct sess *s)
 {
@@ -203,6 +234,20 @@ static bool sess_dialogue(struct sess *s)
 	struct lr_line line;
 	bool did = false, starved = true;
 
+	if (s->greet_held && buf_len(&s->cin)) {
+		uint8_t b = buf_head(&s->cin)[0];
+
+		if (b == 0x16 || (b & 0x80)) {
+			/* A ClientHello where the greeting was due: the client
+			 * expects implicit TLS here (iOS Mail on 587). */
+			sess_quirk(s, QUIRK_implicit_on_starttls);
+			s->greet_held = false;
+			s->state = SS_HANDSHAKE;
+			sess_arm(s, s->l->cfg->timeouts.handshake * 1000ull);
+			return true;
+		}
+		sess_greet(s); /* an early talker: greeted, then answered */
+	}
 	if (s->tls)
 		did |= sess_tls_pull(s, &s->pin);
 	while (s->state == SS_DIALOGUE && buf_len(src)) {
@@ -227,10 +272,13 @@ static bool sess_dialogue(struct sess *s)
 			continue;
 		}
 		po_reset(&o);
-		if (ev == LR_TOO_LONG)
+		if (ev == LR_TOO_LONG) {
 			s->l->ops->too_long(&env, &s->ps, &o);
-		else
+		} else {
+			if (!line.crlf)
+				sess_quirk(s, QUIRK_bare_lf);
 			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
+		}
 		if (!(o.flags & PO_BACKEND))
 			buf_consume(src, (uint32_t)used);
 		if (o.literal)
@@ -278,11 +326,65 @@ static void sess_tls_up(struct sess *s)
 	}
 }
 
+#define REPEAT_LINE_MAX 128 /* "tag STARTTLS" fits many times over */
+
+/*
+ * The first bytes after sluice's STARTTLS OK. A TLS record (0x16, or the
+ * high bit of an SSLv2-format hello) goes on to the handshake. The STARTTLS
+ * command again, exactly and alone (Outlook for iOS/Android), is answered
+ * with the same OK, twice at most. Anything else closes the connection: no
+ * other plaintext is ever read there. Returns true when the handshake may
+ * start; false while waiting, or when the session went elsewhere.
+ */
+static bool sess_after_starttls(struct sess *s)
+{
+	const uint8_t *p = buf_head(&s->cin);
+	struct linereader lr;
+	struct lr_line line;
+	struct proto_env env;
+	struct proto_out o;
+	size_t used;
+	enum lr_event ev;
+
+	if (p[0] == 0x16 || (p[0] & 0x80))
+		return true;
+	lr_init(&lr, REPEAT_LINE_MAX);
+	ev = lr_next(&lr, p, buf_len(&s->cin), &line, &used);
+	if (ev == LR_NEED_MORE && !s->cli.eof && buf_len(&s->cin) < REPEAT_LINE_MAX)
+		return false; /* a repeat may still be on its way */
+	env = sess_env(s);
+	po_reset(&o);
+	if (ev == LR_LINE && line.crlf && s->starttls_repeats < 2 && s->l->ops->starttls_again &&
+	    s->l->ops->starttls_again(&env, &s->ps, line.p, line.len, &o)) {
+		s->starttls_repeats++;
+		sess_quirk(s, QUIRK_second_starttls);
+		buf_consume(&s->cin, (uint32_t)used);
+		if (buf_len(&s->cin)) { /* rule 2.1 again */
+			sess_quirk(s, QUIRK_pipelined_starttls);
+			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(&s->cin));
+			buf_consume(&s->cin, buf_len(&s->cin));
+		}
+		if (sess_to_client(s, o.reply, o.reply_len) < 0) {
+			sess_finish(s);
+			return false;
+		}
+		s->state = SS_STARTTLS; /* the OK drains, then the handshake */
+		return false;
+	}
+	sess_quirk(s, QUIRK_not_tls_after_starttls);
+	sess_set_result(s, "client-error", "plaintext after the STARTTLS OK%s",
+			s->starttls_repeats >= 2 ? " (STARTTLS repeated too often)" : "");
+	sess_finish(s);
+	return false;
+}
+
 /* SS_HANDSHAKE: post the next step when its input is there. */
 static bool sess_handshake(struct sess *s)
 {
 	if (s->job_out)
 		return false;
+	if (!s->ssl && s->starttls && buf_len(&s->cin) && !sess_after_starttls(s))
+		return s->state == SS_STARTTLS;
 	if (buf_len(&s->cout))
 		return false; /* flush first: the client needs our flight */
 	if (s->ssl && !s->want_write_first && buf_len(&s->cin) <= s->hs_left) {
@@ -792,6 +894,10 @@ void sess_timer(struct timer *t)
 	po_reset(&o);
 	switch (s->state) {
 	case SS_DIALOGUE:
+		if (s->greet_held) {
+			sess_greet(s); /* nothing came in the window: plaintext it is */
+			break;
+		}
 		if (now - s->t_active < to->plaintext * 1000ull) {
 			sess_arm(s, to->plaintext * 1000ull - (now - s->t_active));
 			return;
@@ -883,6 +989,11 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 		ctr_inc(c, CTR_implicit_tls);
 		s->state = SS_HANDSHAKE;
 		sess_arm(s, l->cfg->timeouts.handshake * 1000ull);
+	} else if (l->cfg->detect_implicit_ms) {
+		/* Hold the greeting: a ClientHello may come first. */
+		s->state = SS_DIALOGUE;
+		s->greet_held = true;
+		sess_arm(s, l->cfg->detect_implicit_ms);
 	} else {
 		s->state = SS_DIALOGUE;
 		env = sess_env(s);
@@ -897,18 +1008,22 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 /* The one line per connection (DESIGN.md §9). */
 static void sess_log(struct sess *s)
 {
-	char peer[64], local[64];
+	char peer[64], local[64], quirks[160];
 	const char *be = s->be_idx >= 0 ? s->l->pool->srv[s->be_idx].name : "-";
+
+	if (s->ps.denied)
+		s->quirks |= 1u << QUIRK_starttls_in_tls;
 
 	log_msg(LOG_INFO,
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
-		"sni=%s cert=%s starttls=%s backend=%s in=%llu out=%llu ms=%llu "
+		"sni=%s cert=%s starttls=%s quirks=%s backend=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
 		s->tls ? s->tls_version : "none", s->tls ? s->tls_cipher : "-",
 		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-",
-		s->starttls ? "yes" : "no", be, (unsigned long long)s->bytes_in,
+		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), be,
+		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),
 		s->result ? s->result : "ok", s->reason[0] ? s->reason : "-");
@@ -925,6 +1040,8 @@ static void sess_finish(struct sess *s)
 		sess_close_backend(s);
 		timer_cancel(&s->tm);
 		ctr_add(c, CTR_starttls_in_tls, s->ps.denied);
+		if (s->ps.denied)
+			ctr_inc(c, CTR_quirk_starttls_in_tls);
 		sess_log(s);
 		ctr_inc(c, CTR_conn_closed);
 		if (s->prev)

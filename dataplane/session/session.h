@@ -74,6 +74,7 @@ struct sess {
 	bool starttls;              /* TLS came through STARTTLS */
 	bool tls_close_sent;
 	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
+	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
@@ -81,6 +82,8 @@ struct sess {
 				       source the engine's tracker approved */
 	uint32_t hs_left;           /* cin bytes the last handshake step left */
 	uint8_t be_tries;
+	uint8_t starttls_repeats;   /* STARTTLS answered again (quirk) */
+	uint32_t quirks;            /* set of enum quirk_id seen */
 	int be_idx;                 /* server in use, -1 none */
 	const char *result;         /* "ok", "timeout", ... */
 	char reason[128];

@@ -272,6 +272,14 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "detect_implicit_ms out of range",
+	  BE LS "    detect_implicit_ms: 9000\n",
+	  "t.yaml:11: listeners[0].detect_implicit_ms: 9000 is out of range (0..5000)", NULL },
+	{ "detect_implicit_ms on an implicit listener",
+	  BE "listeners:\n  - name: smtps\n    address: 127.0.0.1:2465\n    protocol: smtp\n"
+	  "    tls: implicit\n    backend: pf\n    detect_implicit_ms: 200\n",
+	  "t.yaml:11: listeners[0].detect_implicit_ms: only for a listener with tls: starttls or required",
+	  NULL },
 	{ "user that does not exist",
 	  "user: no-such-user-here\n" BE LS,
 	  "t.yaml:1: user: no such user 'no-such-user-here'", NULL },

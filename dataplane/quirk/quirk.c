@@ -1,0 +1,24 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "quirk/quirk.h"
+
+const char *const quirk_words[QUIRK__COUNT] = {
+#define Q(n, w, h) w,
+#include "quirk/quirk.def"
+#undef Q
+};
+
+char *quirk_list(uint32_t set, char *out, size_t len)
+{
+	size_t o = 0;
+	unsigned i;
+
+	out[0] = 0;
+	for (i = 0; i < QUIRK__COUNT && o + 1 < len; i++)
+		if (set & (1u << i))
+			o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "", quirk_words[i]);
+	if (!o)
+		snprintf(out, len, "-");
+	return out;
+}

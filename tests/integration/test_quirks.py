@@ -1,0 +1,274 @@
+"""Client quirks (DESIGN.md section 3), with real Postfix and Dovecot behind.
+
+The second STARTTLS of Outlook for iOS/Android: after sluice's OK the client
+sends the STARTTLS command once more, and only then its ClientHello. An
+OpenSSL server reads that line as a broken record and cuts the connection;
+sluice answers OK again (twice at most) and the session goes on. Anything
+else after the OK that is not a TLS record closes the connection: no other
+plaintext is ever read there.
+"""
+
+import copy
+import smtplib
+import socket
+import ssl
+import time
+import unittest
+
+from harness import (SENDER, Dovecot, Postfix, Sluice, load_example, make_message,
+                     message_id, no_verify_context, recipient, unique)
+
+FRONT = load_example("mail-front.yaml")
+CLIENT = "127.0.0.31"
+PF = DV = SL = None
+
+
+def setUpModule():
+    global PF, DV, SL
+    PF = Postfix()
+    PF.start()
+    DV = Dovecot()
+    DV.start()
+    SL = Sluice(FRONT, "quirks").start()
+
+
+def tearDownModule():
+    try:
+        if SL:
+            SL.stop()
+    finally:
+        for b in (DV, PF):
+            if b:
+                b.stop()
+
+
+class Conn:
+    """A raw client: exact bytes out, lines in; TLS in place."""
+
+    def __init__(self, listener):
+        self.sock = socket.create_connection(SL.addr(listener), timeout=10,
+                                             source_address=(CLIENT, 0))
+        self.port = self.sock.getsockname()[1]
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError(f"closed; pending {self.buf!r}")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode()
+
+    def lines_until(self, pred):
+        out = []
+        while True:
+            out.append(self.line())
+            if pred(out[-1]):
+                return out
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def tls(self):
+        assert not self.buf, self.buf
+        self.sock = no_verify_context().wrap_socket(self.sock, server_hostname="mail-front.test")
+
+    def closed(self, wait=5):
+        """True if sluice closes the connection (after whatever it sends)."""
+        self.sock.settimeout(wait)
+        try:
+            while self.sock.recv(65536):
+                pass
+            return True
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+class SecondStarttls(unittest.TestCase):
+
+    def conn(self, listener):
+        c = Conn(listener)
+        self.addCleanup(c.close)
+        return c
+
+    def assert_log(self, c, quirks, result="ok"):
+        line = SL.conn_log(CLIENT, c.port)
+        self.assertEqual(line["quirks"], quirks, line)
+        self.assertEqual(line["result"], result, line)
+        return line
+
+    def test_smtp_outlook_delivers(self):
+        tag = unique("outlook")
+        msg = make_message(tag)
+        c = self.conn("submission")
+        self.assertTrue(c.line().startswith("220 "))
+        c.send(b"EHLO client.test\r\n")
+        c.lines_until(lambda l: l.startswith("250 "))
+        c.send(b"STARTTLS\r\n")
+        self.assertEqual(c.line(), "220 2.0.0 Ready to start TLS")
+        c.send(b"STARTTLS\r\n")                       # Outlook mobile's second one
+        self.assertEqual(c.line(), "220 2.0.0 Ready to start TLS")
+        c.tls()
+        c.send(b"EHLO client.test\r\n")
+        ehlo = c.lines_until(lambda l: l.startswith("250 "))
+        self.assertNotIn("STARTTLS", " ".join(ehlo))
+        for cmd, code in ((f"MAIL FROM:<{SENDER}>", "250"), (f"RCPT TO:<{recipient(tag)}>", "250"),
+                          ("DATA", "354")):
+            c.send(cmd.encode() + b"\r\n")
+            self.assertTrue(c.line().startswith(code))
+        c.send(msg.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        self.assertRegex(c.line(), r"^250 2\.0\.0 Ok: queued")
+        c.send(b"QUIT\r\n")
+        self.assertTrue(c.line().startswith("221"))
+        got = PF.maildir_messages(message_id(tag).encode(), count=1, timeout=15)
+        self.assertEqual(len(got), 1)
+        self.assert_log(c, "second-starttls")
+
+    def test_imap_outlook_logs_in(self):
+        c = self.conn("imap")
+        self.assertTrue(c.line().startswith("* OK"))
+        c.send(b"a STARTTLS\r\n")
+        self.assertEqual(c.line(), "a OK Begin TLS negotiation now.")
+        c.send(b"b STARTTLS\r\n")                     # any tag
+        self.assertEqual(c.line(), "b OK Begin TLS negotiation now.")
+        c.tls()
+        c.send(b"c LOGIN bob secret\r\n")
+        self.assertRegex(c.lines_until(lambda l: l.startswith("c "))[-1], r"^c OK ")
+        c.send(b"d SELECT INBOX\r\n")
+        self.assertRegex(c.lines_until(lambda l: l.startswith("d "))[-1], r"^d OK ")
+        c.send(b"e LOGOUT\r\n")
+        c.lines_until(lambda l: l.startswith("e "))
+        login = DV.login(CLIENT, c.port)
+        self.assertTrue(login["secured"], login)
+        self.assert_log(c, "second-starttls")
+
+    def test_pop3_outlook_logs_in(self):
+        c = self.conn("pop3")
+        self.assertTrue(c.line().startswith("+OK"))
+        c.send(b"STLS\r\n")
+        self.assertTrue(c.line().startswith("+OK"))
+        c.send(b"stls\r\n")                           # case-insensitive, exact line
+        self.assertTrue(c.line().startswith("+OK"))
+        c.tls()
+        for cmd in (b"USER bob", b"PASS secret", b"STAT"):
+            c.send(cmd + b"\r\n")
+            self.assertTrue(c.line().startswith("+OK"), cmd)
+        c.send(b"QUIT\r\n")
+        c.line()
+        login = DV.login(CLIENT, c.port)
+        self.assertTrue(login["secured"], login)
+        self.assert_log(c, "second-starttls")
+
+    def test_third_repeat_closes(self):
+        c = self.conn("pop3")
+        c.line()
+        c.send(b"STLS\r\n")
+        c.line()
+        for _ in range(2):
+            c.send(b"STLS\r\n")
+            self.assertTrue(c.line().startswith("+OK"))
+        c.send(b"STLS\r\n")
+        self.assertTrue(c.closed())
+        self.assert_log(c, "second-starttls,not-tls-after-starttls", "client-error")
+
+    def test_plaintext_after_the_ok_closes(self):
+        mark = len(PF.log())
+        c = self.conn("smtp")
+        c.line()
+        c.send(b"EHLO client.test\r\n")
+        c.lines_until(lambda l: l.startswith("250 "))
+        c.send(b"STARTTLS\r\n")
+        c.line()
+        c.send(f"MAIL FROM:<{SENDER}>\r\n".encode())   # not TLS, not a repeat
+        self.assertTrue(c.closed())
+        self.assert_log(c, "not-tls-after-starttls", "client-error")
+        time.sleep(0.5)
+        self.assertNotIn(f"[{CLIENT}]:{c.port}", PF.log()[mark:], "it reached Postfix")
+
+    def test_repeat_with_an_argument_closes(self):
+        c = self.conn("smtp")
+        c.line()
+        c.send(b"STARTTLS\r\n")
+        c.line()
+        c.send(b"STARTTLS now\r\n")
+        self.assertTrue(c.closed())
+        self.assert_log(c, "not-tls-after-starttls", "client-error")
+
+    def test_sluice_still_serves(self):
+        with socket.create_connection(SL.addr("imaps"), timeout=10) as s:
+            t = no_verify_context().wrap_socket(s, server_hostname="mail-front.test")
+            self.assertTrue(t.recv(4096).startswith(b"* OK"))
+            t.close()
+
+
+class ImplicitTlsOnStarttlsPort(unittest.TestCase):
+    """iOS Mail speaks TLS at once to port 587. A listener with
+    detect_implicit_ms holds its greeting that long: a ClientHello in the
+    window switches the connection to implicit TLS; silence gets the
+    greeting and the ordinary STARTTLS dialogue."""
+
+    @classmethod
+    def setUpClass(cls):
+        cfg = copy.deepcopy(FRONT)
+        for l in cfg["listeners"]:
+            host, port = l["address"].rsplit(":", 1)
+            l["address"] = f"{host}:{int(port) + 52000}"
+            if l["name"] == "submission":
+                l["detect_implicit_ms"] = 300
+        cls.sl = Sluice(cfg, "detect").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sl.stop()
+
+    def test_tls_at_once_delivers(self):
+        tag = unique("ios")
+        msg = make_message(tag)
+        host, port = self.sl.addr("submission")
+        with smtplib.SMTP_SSL(host, port, local_hostname="client.test",
+                              source_address=(CLIENT, 0), timeout=15,
+                              context=no_verify_context()) as s:
+            cport = s.sock.getsockname()[1]
+            self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
+        self.assertEqual(len(PF.maildir_messages(message_id(tag).encode(), count=1,
+                                                 timeout=15)), 1)
+        line = self.sl.conn_log(CLIENT, cport)
+        self.assertEqual(line["quirks"], "implicit-tls-on-starttls-port", line)
+        self.assertEqual(line["starttls"], "no", line)
+        self.assertRegex(line["tls"], r"^TLSv1\.[23]$", line)
+
+    def test_a_plaintext_client_is_greeted_after_the_window(self):
+        tag = unique("plain587")
+        msg = make_message(tag)
+        host, port = self.sl.addr("submission")
+        t0 = time.monotonic()
+        with smtplib.SMTP(host, port, local_hostname="client.test",
+                          source_address=(CLIENT, 0), timeout=15) as s:
+            waited = time.monotonic() - t0
+            self.assertGreaterEqual(waited, 0.25)
+            self.assertLess(waited, 3)
+            self.assertEqual(s.starttls(context=no_verify_context())[0], 220)
+            self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
+        self.assertEqual(len(PF.maildir_messages(message_id(tag).encode(), count=1,
+                                                 timeout=15)), 1)
+
+    def test_an_early_talker_is_greeted_then_answered(self):
+        c = socket.create_connection(self.sl.addr("submission"), timeout=10)
+        self.addCleanup(c.close)
+        c.sendall(b"EHLO early.test\r\n")
+        data = b""
+        while data.count(b"\r\n250 ") < 1:
+            chunk = c.recv(4096)
+            self.assertTrue(chunk, data)
+            data += chunk
+        self.assertTrue(data.startswith(b"220 mail-front.test ESMTP\r\n250-mail-front.test"), data)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,96 @@
+/*
+ * The quirk table and the engines' "STARTTLS again" detectors: which lines
+ * after the STARTTLS OK are Outlook mobile's repeat (answered with the same
+ * OK) and which are not (the session closes).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/proto.h"
+#include "quirk/quirk.h"
+
+struct again_case {
+	enum cfg_proto proto;
+	const char *line;     /* CR LF stripped */
+	const char *reply;    /* NULL: not a repeat */
+};
+
+static const struct again_case cases[] = {
+	{ CFG_PROTO_SMTP, "STARTTLS", "220 2.0.0 Ready to start TLS\r\n" },
+	{ CFG_PROTO_SMTP, "starttls", "220 2.0.0 Ready to start TLS\r\n" },
+	{ CFG_PROTO_SMTP, "STARTTLS ", NULL },
+	{ CFG_PROTO_SMTP, "STARTTLS x", NULL },
+	{ CFG_PROTO_SMTP, "MAIL FROM:<a@b>", NULL },
+	{ CFG_PROTO_SMTP, "", NULL },
+	{ CFG_PROTO_IMAP, "a STARTTLS", "a OK Begin TLS negotiation now.\r\n" },
+	{ CFG_PROTO_IMAP, "A0002 starttls", "A0002 OK Begin TLS negotiation now.\r\n" },
+	{ CFG_PROTO_IMAP, "STARTTLS", NULL },
+	{ CFG_PROTO_IMAP, "a STARTTLS x", NULL },
+	{ CFG_PROTO_IMAP, "a  STARTTLS", NULL },
+	{ CFG_PROTO_IMAP, "* STARTTLS", NULL },
+	{ CFG_PROTO_IMAP, "a LOGIN bob secret", NULL },
+	{ CFG_PROTO_POP3, "STLS", "+OK Begin TLS negotiation now.\r\n" },
+	{ CFG_PROTO_POP3, "stls", "+OK Begin TLS negotiation now.\r\n" },
+	{ CFG_PROTO_POP3, "STLS ", NULL },
+	{ CFG_PROTO_POP3, "USER bob", NULL },
+};
+
+static void test_starttls_again(void **state)
+{
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct proto_ops *ops = proto_get(cases[i].proto);
+		struct proto_sess ps;
+		struct proto_out o;
+		bool again;
+
+		memset(&ps, 0, sizeof(ps));
+		po_reset(&o);
+		assert_non_null(ops->starttls_again);
+		again = ops->starttls_again(&env, &ps, cases[i].line, strlen(cases[i].line), &o);
+		if (again != (cases[i].reply != NULL))
+			fail_msg("%s \"%s\": repeat %d, want %d", ops->name, cases[i].line, again,
+				 cases[i].reply != NULL);
+		if (cases[i].reply) {
+			assert_int_equal(o.reply_len, strlen(cases[i].reply));
+			assert_memory_equal(o.reply, cases[i].reply, o.reply_len);
+		} else {
+			assert_int_equal(o.reply_len, 0);
+		}
+		assert_int_equal(o.flags, 0);
+	}
+}
+
+static void test_quirk_list(void **state)
+{
+	char buf[160];
+
+	assert_string_equal(quirk_list(0, buf, sizeof(buf)), "-");
+	assert_string_equal(quirk_list(1u << QUIRK_second_starttls, buf, sizeof(buf)),
+			    "second-starttls");
+	assert_string_equal(quirk_list((1u << QUIRK_second_starttls) |
+				       (1u << QUIRK_not_tls_after_starttls), buf, sizeof(buf)),
+			    "second-starttls,not-tls-after-starttls");
+	/* Every quirk has its own word. */
+	for (unsigned i = 0; i < QUIRK__COUNT; i++)
+		for (unsigned j = i + 1; j < QUIRK__COUNT; j++)
+			assert_string_not_equal(quirk_words[i], quirk_words[j]);
+	/* A short buffer stays terminated. */
+	assert_true(strlen(quirk_list(~0u, buf, 12)) < 12);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_starttls_again),
+		cmocka_unit_test(test_quirk_list),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
