@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "quirk/quirk.h"
+#include "hello.h"
 #include "session/backend.h"
 #include "session/proxyproto.h"
 #include "session/session.h"
@@ -378,6 +379,39 @@ static bool sess_after_starttls(struct sess *s)
 	return false;
 }
 
+/*
+ * Read the ClientHello on the core before the first handshake step
+ * (DESIGN.md §3): its fingerprint goes to the log line, what it shows goes
+ * to the quirk counters, and a broken one is explained in words. OpenSSL
+ * still decides the handshake. Returns false while more of it is due.
+ */
+static bool sess_read_hello(struct sess *s)
+{
+	struct hello h;
+	enum hello_reason why;
+	enum hello_result r = hello_parse(buf_head(&s->cin), buf_len(&s->cin), &h, &why);
+
+	if (r == HELLO_MORE && buf_room(&s->cin) && !s->cli.eof)
+		return false; /* the worker gets the whole hello in one step */
+	s->hello_seen = true;
+	if (r == HELLO_OK) {
+		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
+		if (h.flags & HELLO_F_SSLV2)
+			sess_quirk(s, QUIRK_sslv2_hello);
+		if (h.flags & HELLO_F_FALLBACK_SCSV)
+			sess_quirk(s, QUIRK_fallback_scsv);
+		if (!(h.flags & HELLO_F_EMS) && h.version < 0x0304)
+			sess_quirk(s, QUIRK_no_ems);
+	} else if (r == HELLO_BAD) {
+		char why_text[96];
+
+		sess_quirk(s, QUIRK_bad_hello);
+		hello_explain(&h, why_text, sizeof(why_text));
+		snprintf(s->hello_err, sizeof(s->hello_err), "%s", why_text);
+	}
+	return true;
+}
+
 /* SS_HANDSHAKE: post the next step when its input is there. */
 static bool sess_handshake(struct sess *s)
 {
@@ -385,6 +419,8 @@ static bool sess_handshake(struct sess *s)
 		return false;
 	if (!s->ssl && s->starttls && buf_len(&s->cin) && !sess_after_starttls(s))
 		return s->state == SS_STARTTLS;
+	if (!s->ssl && !s->hello_seen && buf_len(&s->cin) && !sess_read_hello(s))
+		return false;
 	if (buf_len(&s->cout))
 		return false; /* flush first: the client needs our flight */
 	if (s->ssl && !s->want_write_first && buf_len(&s->cin) <= s->hs_left) {
@@ -443,7 +479,11 @@ void sess_job_done(struct tls_job *j)
 		break;
 	default:
 		ctr_inc(s->core, CTR_handshake_fail);
-		sess_set_result(s, "tls-failed", "handshake: %s", j->reason);
+		if (s->hello_err[0])
+			sess_set_result(s, "tls-failed", "handshake: %s; ClientHello: %s", j->reason,
+					s->hello_err);
+		else
+			sess_set_result(s, "tls-failed", "handshake: %s", j->reason);
 		/* An alert may be in cout: let it go out, then close. */
 		s->state = SS_CLOSING;
 		sess_arm(s, CLOSE_LINGER_MS);
@@ -1016,12 +1056,12 @@ static void sess_log(struct sess *s)
 
 	log_msg(LOG_INFO,
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
-		"sni=%s cert=%s starttls=%s quirks=%s backend=%s in=%llu out=%llu ms=%llu "
+		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s backend=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
 		s->tls ? s->tls_version : "none", s->tls ? s->tls_cipher : "-",
-		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-",
+		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
 		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), be,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,

@@ -75,6 +75,7 @@ struct sess {
 	bool tls_close_sent;
 	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
+	bool hello_seen;            /* the ClientHello was read (tls/hello) */
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
@@ -91,6 +92,8 @@ struct sess {
 	char tls_cipher[64];
 	char sni[128];
 	char cert_kind[24];
+	char ja4[40];               /* the client's JA4 fingerprint */
+	char hello_err[96];         /* why the ClientHello breaks the rules */
 	struct sockaddr_storage peer, local;
 };
 

@@ -9,7 +9,11 @@ plaintext is ever read there.
 """
 
 import copy
+import os
+import re
+import signal
 import smtplib
+import subprocess
 import socket
 import ssl
 import time
@@ -205,6 +209,47 @@ class SecondStarttls(unittest.TestCase):
             t = no_verify_context().wrap_socket(s, server_hostname="mail-front.test")
             self.assertTrue(t.recv(4096).startswith(b"* OK"))
             t.close()
+
+
+def counters(sl):
+    """sluice's counters, from the line SIGUSR1 makes it log."""
+    before = sl.log_text().count("counters: ")
+    os.kill(sl.proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while sl.log_text().count("counters: ") == before:
+        if time.monotonic() > deadline:
+            raise AssertionError("no counters line after SIGUSR1")
+        time.sleep(0.05)
+    line = [l for l in sl.log_text().splitlines() if "counters: " in l][-1]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.split("counters: ", 1)[1])}
+
+
+class ClientHelloQuirks(unittest.TestCase):
+    """What the ClientHello shows, read on the core before the handshake."""
+
+    def test_fallback_scsv_gets_inappropriate_fallback(self):
+        before = counters(SL).get("quirk_fallback_scsv", 0)
+        host, port = SL.addr("submissions")
+        p = subprocess.run(["openssl", "s_client", "-connect", f"{host}:{port}", "-tls1_2",
+                            "-fallback_scsv"], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=20, text=True)
+        self.assertIn("inappropriate fallback", p.stdout + p.stderr)
+        self.assertEqual(counters(SL).get("quirk_fallback_scsv", 0), before + 1)
+        line = [l for l in SL.conn_logs() if "fallback-scsv" in l.get("quirks", "")][-1]
+        self.assertEqual(line["result"], "tls-failed", line)
+        self.assertRegex(line["ja4"], r"^t12[di]\d{4}\w\w_[0-9a-f]{12}_[0-9a-f]{12}$", line)
+
+    def test_ja4_of_a_tls13_client_is_logged(self):
+        host, port = SL.addr("submissions")
+        with socket.create_connection((host, port), timeout=10, source_address=(CLIENT, 0)) as s:
+            cport = s.getsockname()[1]
+            t = no_verify_context().wrap_socket(s, server_hostname="mail-front.test")
+            self.assertTrue(t.recv(4096).startswith(b"220 "))
+            t.sendall(b"QUIT\r\n")
+            t.recv(4096)
+        line = SL.conn_log(CLIENT, cport)
+        self.assertRegex(line["ja4"], r"^t13d\d{4}\w\w_[0-9a-f]{12}_[0-9a-f]{12}$", line)
+        self.assertEqual(line["tls"], "TLSv1.3", line)
 
 
 class ImplicitTlsOnStarttlsPort(unittest.TestCase):
