@@ -54,6 +54,9 @@ static const cyaml_strval_t cfg_proxy_strs[] = {
 static const cyaml_strval_t cfg_log_strs[] = {
 	{ "stderr", CFG_LOG_STDERR }, { "syslog", CFG_LOG_SYSLOG },
 };
+static const cyaml_strval_t cfg_quirk_strs[] = {
+	{ "allow", CFG_QUIRK_ALLOW }, { "close", CFG_QUIRK_CLOSE },
+};
 
 #define OPT   CYAML_FLAG_OPTIONAL
 #define PTR   CYAML_FLAG_POINTER
@@ -67,6 +70,13 @@ static const cyaml_schema_field_t cfg_timeouts_fields[] = {
 	CYAML_FIELD_UINT("plaintext", OPT, struct cfg_timeouts, plaintext),
 	CYAML_FIELD_UINT("handshake", OPT, struct cfg_timeouts, handshake),
 	CYAML_FIELD_UINT("idle", OPT, struct cfg_timeouts, idle),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t cfg_quirks_fields[] = {
+	ENUM("second_starttls", OPT, struct cfg_quirks, second_starttls, cfg_quirk_strs),
+	ENUM("pipelined_starttls", OPT, struct cfg_quirks, pipelined_starttls, cfg_quirk_strs),
+	ENUM("bare_lf", OPT, struct cfg_quirks, bare_lf, cfg_quirk_strs),
 	CYAML_FIELD_END
 };
 
@@ -109,6 +119,7 @@ static const cyaml_schema_field_t cfg_listener_fields[] = {
 	CYAML_FIELD_MAPPING("timeouts", OPT, struct cfg_listener, timeouts,
 			    cfg_timeouts_fields),
 	CYAML_FIELD_UINT("detect_implicit_ms", OPT, struct cfg_listener, detect_implicit_ms),
+	CYAML_FIELD_MAPPING("quirks", OPT, struct cfg_listener, quirks, cfg_quirks_fields),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_listener_schema = {

@@ -46,6 +46,20 @@ struct cfg_timeouts {
 	unsigned idle;      /* relay idle, both directions silent */
 };
 
+enum cfg_quirk_action {
+	CFG_QUIRK_ALLOW,  /* work around it (the default) */
+	CFG_QUIRK_CLOSE,  /* close the connection */
+};
+
+/* Per-listener switches of the quirks that have an action (DESIGN.md §3);
+ * the others are only counted. */
+struct cfg_quirks {
+	enum cfg_quirk_action second_starttls;    /* Outlook mobile's repeat */
+	enum cfg_quirk_action pipelined_starttls; /* bytes behind STARTTLS:
+						     discarded, or close */
+	enum cfg_quirk_action bare_lf;            /* LF-only command lines */
+};
+
 struct cfg_cert {
 	char *cert;    /* PEM: leaf first, then the chain */
 	char *key;     /* PEM private key */
@@ -76,6 +90,7 @@ struct cfg_listener {
 	struct cfg_cert *certs;   /* empty: a self-signed pair is generated */
 	unsigned n_certs;
 	struct cfg_timeouts timeouts; /* after loading: no zero left */
+	struct cfg_quirks quirks;
 	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting this
 					 long; a ClientHello meanwhile switches the
 					 connection to implicit TLS (iOS Mail on 587).

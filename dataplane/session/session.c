@@ -147,6 +147,11 @@ static void sess_apply(struct sess *s, const struct proto_out *o)
 			sess_quirk(s, QUIRK_pipelined_starttls);
 			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(src));
 			buf_consume(src, buf_len(src));
+			if (s->l->cfg->quirks.pipelined_starttls == CFG_QUIRK_CLOSE) {
+				sess_closing(s, "client-error", "bytes pipelined behind STARTTLS "
+					     "(quirks.pipelined_starttls: close)");
+				return;
+			}
 		}
 		s->starttls = true;
 		s->state = SS_STARTTLS;
@@ -276,8 +281,14 @@ static bool sess_dialogue(struct sess *s)
 		if (ev == LR_TOO_LONG) {
 			s->l->ops->too_long(&env, &s->ps, &o);
 		} else {
-			if (!line.crlf)
+			if (!line.crlf) {
 				sess_quirk(s, QUIRK_bare_lf);
+				if (s->l->cfg->quirks.bare_lf == CFG_QUIRK_CLOSE) {
+					sess_closing(s, "client-error", "a command line ended in a "
+						     "bare LF (quirks.bare_lf: close)");
+					return true;
+				}
+			}
 			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
 		}
 		if (!(o.flags & PO_BACKEND))
@@ -357,13 +368,25 @@ static bool sess_after_starttls(struct sess *s)
 	po_reset(&o);
 	if (ev == LR_LINE && line.crlf && s->starttls_repeats < 2 && s->l->ops->starttls_again &&
 	    s->l->ops->starttls_again(&env, &s->ps, line.p, line.len, &o)) {
-		s->starttls_repeats++;
 		sess_quirk(s, QUIRK_second_starttls);
+		if (s->l->cfg->quirks.second_starttls == CFG_QUIRK_CLOSE) {
+			sess_set_result(s, "client-error", "STARTTLS repeated after its OK "
+					"(quirks.second_starttls: close)");
+			sess_finish(s);
+			return false;
+		}
+		s->starttls_repeats++;
 		buf_consume(&s->cin, (uint32_t)used);
 		if (buf_len(&s->cin)) { /* rule 2.1 again */
 			sess_quirk(s, QUIRK_pipelined_starttls);
 			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(&s->cin));
 			buf_consume(&s->cin, buf_len(&s->cin));
+			if (s->l->cfg->quirks.pipelined_starttls == CFG_QUIRK_CLOSE) {
+				sess_set_result(s, "client-error", "bytes pipelined behind STARTTLS "
+						"(quirks.pipelined_starttls: close)");
+				sess_finish(s);
+				return false;
+			}
 		}
 		if (sess_to_client(s, o.reply, o.reply_len) < 0) {
 			sess_finish(s);

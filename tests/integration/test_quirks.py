@@ -252,6 +252,79 @@ class ClientHelloQuirks(unittest.TestCase):
         self.assertEqual(line["tls"], "TLSv1.3", line)
 
 
+class SwitchedToClose(unittest.TestCase):
+    """Each quirk with an action can be switched per listener: here the
+    smtp listener closes instead of working around."""
+
+    @classmethod
+    def setUpClass(cls):
+        cfg = copy.deepcopy(FRONT)
+        for l in cfg["listeners"]:
+            host, port = l["address"].rsplit(":", 1)
+            l["address"] = f"{host}:{int(port) + 53000}"
+            if l["name"] == "smtp":
+                l["quirks"] = {"second_starttls": "close", "pipelined_starttls": "close",
+                               "bare_lf": "close"}
+        cls.sl = Sluice(cfg, "strict").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sl.stop()
+
+    def conn(self):
+        s = socket.create_connection(self.sl.addr("smtp"), timeout=10,
+                                     source_address=(CLIENT, 0))
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"220 "))
+        return s, f
+
+    def closed(self, s):
+        s.settimeout(5)
+        try:
+            while s.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        return True
+
+    def log(self, s):
+        return self.sl.conn_log(CLIENT, s.getsockname()[1])
+
+    def test_second_starttls_closes(self):
+        s, f = self.conn()
+        s.sendall(b"STARTTLS\r\n")
+        self.assertTrue(f.readline().startswith(b"220 2.0.0"))
+        s.sendall(b"STARTTLS\r\n")
+        self.assertEqual(f.read(), b"")
+        line = self.log(s)
+        self.assertEqual((line["quirks"], line["result"]), ("second-starttls", "client-error"))
+
+    def test_pipelined_behind_starttls_closes(self):
+        s, f = self.conn()
+        s.sendall(b"STARTTLS\r\nNOOP\r\n")
+        self.assertTrue(f.readline().startswith(b"220 2.0.0"))
+        self.assertEqual(f.read(), b"")
+        line = self.log(s)
+        self.assertEqual((line["quirks"], line["result"]),
+                         ("pipelined-after-starttls", "client-error"))
+
+    def test_bare_lf_closes(self):
+        s, f = self.conn()
+        s.sendall(b"NOOP\n")
+        self.assertEqual(f.read(), b"")
+        line = self.log(s)
+        self.assertEqual((line["quirks"], line["result"]), ("bare-lf", "client-error"))
+
+    def test_other_listeners_still_allow(self):
+        s = socket.create_connection(self.sl.addr("submission"), timeout=10)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"NOOP\n")
+        self.assertTrue(f.readline().startswith(b"250 "))
+
+
 class ImplicitTlsOnStarttlsPort(unittest.TestCase):
     """iOS Mail speaks TLS at once to port 587. A listener with
     detect_implicit_ms holds its greeting that long: a ClientHello in the

@@ -73,11 +73,11 @@ static void test_mail_front(void **state)
 	} want[] = {
 		{ "smtp",        2525, CFG_PROTO_SMTP, CFG_TLS_STARTTLS, 33, 0 },
 		{ "submission",  2587, CFG_PROTO_SMTP, CFG_TLS_REQUIRED, 38, 0 },
-		{ "submissions", 2465, CFG_PROTO_SMTP, CFG_TLS_IMPLICIT, 43, 0 },
-		{ "imap",        2143, CFG_PROTO_IMAP, CFG_TLS_STARTTLS, 52, 1 },
-		{ "imaps",       2993, CFG_PROTO_IMAP, CFG_TLS_IMPLICIT, 57, 1 },
-		{ "pop3",        2110, CFG_PROTO_POP3, CFG_TLS_STARTTLS, 62, 2 },
-		{ "pop3s",       2995, CFG_PROTO_POP3, CFG_TLS_IMPLICIT, 67, 2 },
+		{ "submissions", 2465, CFG_PROTO_SMTP, CFG_TLS_IMPLICIT, 48, 0 },
+		{ "imap",        2143, CFG_PROTO_IMAP, CFG_TLS_STARTTLS, 57, 1 },
+		{ "imaps",       2993, CFG_PROTO_IMAP, CFG_TLS_IMPLICIT, 62, 1 },
+		{ "pop3",        2110, CFG_PROTO_POP3, CFG_TLS_STARTTLS, 67, 2 },
+		{ "pop3s",       2995, CFG_PROTO_POP3, CFG_TLS_IMPLICIT, 72, 2 },
 	};
 	static const struct { const char *name; enum cfg_proto proto; unsigned port; } wantb[] = {
 		{ "postfix", CFG_PROTO_SMTP, 10026 },
@@ -272,6 +272,13 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "quirk switch with a bad value",
+	  BE LS "    quirks:\n      bare_lf: sometimes\n",
+	  "t.yaml:12: listeners[0].quirks.bare_lf: invalid value 'sometimes' (expected allow, close)",
+	  NULL },
+	{ "unknown quirk switch",
+	  BE LS "    quirks:\n      second_starttls: close\n      colour: red\n",
+	  "t.yaml:13: listeners[0].quirks.colour: unknown key", NULL },
 	{ "detect_implicit_ms out of range",
 	  BE LS "    detect_implicit_ms: 9000\n",
 	  "t.yaml:11: listeners[0].detect_implicit_ms: 9000 is out of range (0..5000)", NULL },
