@@ -825,6 +825,16 @@ class Sluice:
         """sluice's stderr, as lines."""
         return self.log_text().splitlines()
 
+    def counters(self, timeout=10):
+        """sluice's counters, from the line SIGUSR1 makes it log."""
+        before = self.log_text().count("counters: ")
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        wait_until(lambda: self.log_text().count("counters: ") > before, timeout,
+                   "sluice's counters line after SIGUSR1")
+        line = [l for l in self.log_text().splitlines() if "counters: " in l][-1]
+        return {k: int(v) for k, v in
+                re.findall(r"(\w+)=(\d+)", line.split("counters: ", 1)[1])}
+
     def conn_logs(self):
         """The per-connection lines (key=value, with client= and listener=)
         as dicts."""

@@ -212,16 +212,7 @@ class SecondStarttls(unittest.TestCase):
 
 
 def counters(sl):
-    """sluice's counters, from the line SIGUSR1 makes it log."""
-    before = sl.log_text().count("counters: ")
-    os.kill(sl.proc.pid, signal.SIGUSR1)
-    deadline = time.monotonic() + 10
-    while sl.log_text().count("counters: ") == before:
-        if time.monotonic() > deadline:
-            raise AssertionError("no counters line after SIGUSR1")
-        time.sleep(0.05)
-    line = [l for l in sl.log_text().splitlines() if "counters: " in l][-1]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.split("counters: ", 1)[1])}
+    return sl.counters()
 
 
 class ClientHelloQuirks(unittest.TestCase):
