@@ -78,21 +78,6 @@ static inline uint32_t buf_put(struct buf *b, const void *src, uint32_t n)
 	return n;
 }
 
-/* Move everything of src to dst; a pointer swap when dst is empty. */
-static inline void buf_move(struct buf *dst, struct buf *src)
-{
-	if (buf_len(dst) == 0) {
-		struct buf t = *dst;
-		*dst = *src;
-		*src = t;
-		free(src->data); /* dst was empty: nothing live is lost */
-		src->data = NULL;
-		src->head = src->tail = 0;
-		return;
-	}
-	buf_consume(src, buf_put(dst, buf_head(src), buf_len(src)));
-}
-
 static inline void buf_free(struct buf *b)
 {
 	free(b->data);

@@ -45,12 +45,6 @@ static inline void *ring_pop(struct ring *r)
 	return p;
 }
 
-static inline uint32_t ring_count(struct ring *r)
-{
-	return atomic_load_explicit(&r->tail, memory_order_acquire) -
-	       atomic_load_explicit(&r->head, memory_order_acquire);
-}
-
 /* size must be a power of two. Returns 0 or -ENOMEM. */
 int ring_init(struct ring *r, uint32_t size);
 void ring_fini(struct ring *r);

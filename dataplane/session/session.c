@@ -842,8 +842,6 @@ static bool sess_read(struct sess *s)
 		if (stream_recv(&s->cli, &s->cin) <= 0)
 			break;
 		did = true;
-		if (s->state == SS_CLOSING)
-			buf_consume(&s->cin, buf_len(&s->cin));
 	}
 	if (s->cli.eof)
 		s->tio.in_eof = true;
