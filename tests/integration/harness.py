@@ -54,6 +54,41 @@ POSTFIX_PROXY = ("127.0.0.1", 10026)   # expects a PROXY header first
 SENDER = "sender@client.test"
 
 
+# Client source ports. Each test names its client by (address, port) in
+# what sluice, Postfix and Dovecot log; with ephemeral ports a port comes
+# round again over a run and an earlier connection's line would answer for
+# a later one. So test clients bind ports handed out once per run, in order,
+# from a range outside the kernel's ephemeral range and the test listeners.
+SOURCE_PORTS = range(12000, 20000)
+
+
+def client_source(ip="127.0.0.1"):
+    """(ip, port) for a test client's source_address: a port no other test
+    client of this run has used (a counter in SCRATCH, shared by the test
+    processes) and that is free now."""
+    import fcntl
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    with open(SCRATCH / "source-ports", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        n = int(f.read().strip() or 0)
+        for _ in range(len(SOURCE_PORTS)):
+            port = SOURCE_PORTS[n % len(SOURCE_PORTS)]
+            n += 1
+            with socket.socket() as probe:
+                try:
+                    probe.bind((ip, port))
+                except OSError:
+                    continue
+            break
+        else:
+            raise AssertionError(f"no free source port for {ip}")
+        f.seek(0)
+        f.truncate()
+        f.write(str(n))
+    return (ip, port)
+
+
 # Everything started and not yet stopped, stopped at exit whatever happens
 # (a failing setUpModule, an interrupted run).
 _running = []
@@ -1024,7 +1059,7 @@ class Smtp(Replies):
 
     def __init__(self, addr, source=None, tls=False, timeout=10):
         self.sock = socket.create_connection(
-            addr, timeout=timeout, source_address=(source, 0) if source else None)
+            addr, timeout=timeout, source_address=client_source(source or "127.0.0.1"))
         self.local = self.sock.getsockname()       # (ip, port) sluice sees
         self.buf = b""
         if tls:
@@ -1407,7 +1442,7 @@ class _SourceMixin:
     def _plain_socket(self, timeout):
         return socket.create_connection(
             (self.host, self.port), timeout,
-            source_address=(self._source, 0) if self._source else None)
+            source_address=client_source(self._source or "127.0.0.1"))
 
 
 class IMAP4(_SourceMixin, imaplib.IMAP4):

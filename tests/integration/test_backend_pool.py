@@ -15,7 +15,7 @@ import socket
 import time
 import unittest
 
-from harness import (SENDER, Postfix, Sluice, Smtp, listening, load_example,
+from harness import (client_source, SENDER, Postfix, Sluice, Smtp, listening, load_example,
                      make_message, message_id, no_verify_context, recipient,
                      unique, wait_until)
 
@@ -93,7 +93,7 @@ class Pool(unittest.TestCase):
         msg = make_message(tag)
         t0 = time.monotonic()
         with smtplib.SMTP(*sl.addr(listener), local_hostname="client.test",
-                          source_address=(CLIENT, 0), timeout=20) as s:
+                          source_address=client_source(CLIENT), timeout=20) as s:
             port = s.sock.getsockname()[1]
             self.assertEqual(s.starttls(context=no_verify_context())[0], 220)
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})

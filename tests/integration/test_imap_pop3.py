@@ -132,6 +132,11 @@ def imap_ok_lines(lines):
 class MailboxCase(unittest.TestCase):
     maxDiff = None
 
+    def setUp(self):
+        # Ephemeral ports come round again over a run: what Dovecot logged
+        # for this test's clients is only what it logs from now on.
+        self.dv_since = DV.log_mark()
+
     def tearDown(self):
         # A test that crashed sluice fails itself; the next ones get a new one.
         global SL
@@ -546,7 +551,7 @@ class ImapProtocol(MailboxCase):
         self.assertRegex(r.untagged[0], r"^\* BYE\b")
         self.assertEqual(c.closed_by_peer(), b"")
         self.assert_conn_log(RAW, c.local[1], IMAP, tls=False)
-        self.assertEqual([l for l in DV.login_lines(RAW, c.local[1])], [],
+        self.assertEqual([l for l in DV.login_lines(RAW, c.local[1], since=self.dv_since)], [],
                          "Dovecot was contacted for commands sluice answers")
 
     def test_pipelined_commands_are_answered_in_order(self):
@@ -587,7 +592,7 @@ class ImapProtocol(MailboxCase):
         self.assertNotEqual(r.status, "OK", r)
         c.ok("LOGOUT")
         c.closed_by_peer()
-        self.assertFalse([l for l in DV.login_lines(RAW, c.local[1]) if "Login: " in l],
+        self.assertFalse([l for l in DV.login_lines(RAW, c.local[1], since=self.dv_since) if "Login: " in l],
                          "the injected LOGIN was executed")
 
 
@@ -642,7 +647,7 @@ class Pop3Protocol(MailboxCase):
         c.ok("QUIT")
         self.assertEqual(c.closed_by_peer(), b"")
         self.assert_conn_log(RAW, c.local[1], POP3L, tls=False)
-        self.assertEqual(DV.login_lines(RAW, c.local[1]), [])
+        self.assertEqual(DV.login_lines(RAW, c.local[1], since=self.dv_since), [])
 
     def test_pipelined_commands_are_answered_in_order(self):
         c = self.connect()
@@ -676,7 +681,7 @@ class Pop3Protocol(MailboxCase):
         self.assertTrue(c.cmd(f"PASS {MAIL_PASSWORD}").startswith("-ERR"))
         c.ok("QUIT")
         c.closed_by_peer()
-        self.assertFalse([l for l in DV.login_lines(RAW, c.local[1]) if "Login: " in l])
+        self.assertFalse([l for l in DV.login_lines(RAW, c.local[1], since=self.dv_since) if "Login: " in l])
 
 
 # -------------------------------------------------- tls: required, plaintext ---
@@ -716,7 +721,7 @@ class Required(MailboxCase):
         c.ok("LOGOUT")
         self.assertEqual(c.closed_by_peer(), b"")
         self.assert_conn_log(RAW, c.local[1], IMAP, tls=False, sluice=self.sl)
-        self.assertEqual(DV.login_lines(RAW, c.local[1]), [],
+        self.assertEqual(DV.login_lines(RAW, c.local[1], since=self.dv_since), [],
                          "Dovecot was contacted before TLS")
         # With TLS, the same listener logs in.
         port = self.imaplib_session(self.sl)
@@ -738,7 +743,7 @@ class Required(MailboxCase):
         c.ok("QUIT")
         self.assertEqual(c.closed_by_peer(), b"")
         self.assert_conn_log(RAW, c.local[1], POP3L, tls=False, sluice=self.sl)
-        self.assertEqual(DV.login_lines(RAW, c.local[1]), [],
+        self.assertEqual(DV.login_lines(RAW, c.local[1], since=self.dv_since), [],
                          "Dovecot was contacted before TLS")
         # After STLS: USER and SASL are back, and the login works.
         c = Pop3(self.sl.addr(POP3L), source=RAW)
@@ -782,7 +787,7 @@ class PlaintextPath(MailboxCase):
         DV.refused(DENIED, c.local[1])
         c.cmd("LOGOUT")
         c.closed_by_peer()
-        self.assertFalse([l for l in DV.login_lines(DENIED, c.local[1]) if "Login: " in l])
+        self.assertFalse([l for l in DV.login_lines(DENIED, c.local[1], since=self.dv_since) if "Login: " in l])
 
     def test_pop3_allowed_address_logs_in_without_tls(self):
         c = Pop3(SL.addr(POP3L), source=PLAIN, timeout=30)
@@ -808,7 +813,7 @@ class PlaintextPath(MailboxCase):
         DV.refused(DENIED, c.local[1])
         c.cmd("QUIT")
         c.closed_by_peer()
-        self.assertFalse([l for l in DV.login_lines(DENIED, c.local[1]) if "Login: " in l])
+        self.assertFalse([l for l in DV.login_lines(DENIED, c.local[1], since=self.dv_since) if "Login: " in l])
 
 
 # -------------------------------------------------------------------- IDLE ---
@@ -1005,7 +1010,7 @@ class BadInput(MailboxCase):
         c.close()
         self.assert_conn_log(BAD, c.local[1], IMAP, tls=False)
         # LOGIN before TLS may go to Dovecot (plaintext path); no login.
-        self.assertFalse([l for l in DV.login_lines(BAD, c.local[1]) if "Login: " in l])
+        self.assertFalse([l for l in DV.login_lines(BAD, c.local[1], since=self.dv_since) if "Login: " in l])
         c = self.imap(IMAPS, greeting=False)
         c.starttls_handshake()
         c.greeting()
@@ -1034,7 +1039,7 @@ class BadInput(MailboxCase):
         # A clean close: nothing, or a TLS alert record; no IMAP text.
         self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
         self.assert_conn_log(BAD, c.local[1], IMAP, tls=None, result="error")
-        self.assertEqual(DV.login_lines(BAD, c.local[1]), [])
+        self.assertEqual(DV.login_lines(BAD, c.local[1], since=self.dv_since), [])
         self.assert_still_serves()
 
     # -- POP3 --
@@ -1070,7 +1075,7 @@ class BadInput(MailboxCase):
         c = self.pop3()
         self.assertTrue(c.cmd(b"USER b\x00b").startswith("-ERR"))
         self.pop3_continues_or_closed(c)
-        self.assertEqual(DV.login_lines(BAD, c.local[1]), [])
+        self.assertEqual(DV.login_lines(BAD, c.local[1], since=self.dv_since), [])
         self.assert_still_serves(proto="pop3")
 
     def test_pop3_client_vanishes_mid_handshake(self):
@@ -1092,7 +1097,7 @@ class BadInput(MailboxCase):
         rest = c.closed_by_peer()
         self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
         self.assert_conn_log(BAD, c.local[1], POP3L, tls=None, result="error")
-        self.assertEqual(DV.login_lines(BAD, c.local[1]), [])
+        self.assertEqual(DV.login_lines(BAD, c.local[1], since=self.dv_since), [])
         self.assert_still_serves(proto="pop3")
 
 

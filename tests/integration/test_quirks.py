@@ -19,7 +19,7 @@ import ssl
 import time
 import unittest
 
-from harness import (SENDER, Dovecot, Postfix, Sluice, load_example, make_message,
+from harness import (client_source, SENDER, Dovecot, Postfix, Sluice, load_example, make_message,
                      message_id, no_verify_context, recipient, unique)
 
 FRONT = load_example("mail-front.yaml")
@@ -51,7 +51,7 @@ class Conn:
 
     def __init__(self, listener):
         self.sock = socket.create_connection(SL.addr(listener), timeout=10,
-                                             source_address=(CLIENT, 0))
+                                             source_address=client_source(CLIENT))
         self.port = self.sock.getsockname()[1]
         self.buf = b""
 
@@ -232,7 +232,7 @@ class ClientHelloQuirks(unittest.TestCase):
 
     def test_ja4_of_a_tls13_client_is_logged(self):
         host, port = SL.addr("submissions")
-        with socket.create_connection((host, port), timeout=10, source_address=(CLIENT, 0)) as s:
+        with socket.create_connection((host, port), timeout=10, source_address=client_source(CLIENT)) as s:
             cport = s.getsockname()[1]
             t = no_verify_context().wrap_socket(s, server_hostname="mail-front.test")
             self.assertTrue(t.recv(4096).startswith(b"220 "))
@@ -264,7 +264,7 @@ class SwitchedToClose(unittest.TestCase):
 
     def conn(self):
         s = socket.create_connection(self.sl.addr("smtp"), timeout=10,
-                                     source_address=(CLIENT, 0))
+                                     source_address=client_source(CLIENT))
         self.addCleanup(s.close)
         f = s.makefile("rb")
         self.assertTrue(f.readline().startswith(b"220 "))
@@ -341,7 +341,7 @@ class ImplicitTlsOnStarttlsPort(unittest.TestCase):
         msg = make_message(tag)
         host, port = self.sl.addr("submission")
         with smtplib.SMTP_SSL(host, port, local_hostname="client.test",
-                              source_address=(CLIENT, 0), timeout=15,
+                              source_address=client_source(CLIENT), timeout=15,
                               context=no_verify_context()) as s:
             cport = s.sock.getsockname()[1]
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
@@ -358,7 +358,7 @@ class ImplicitTlsOnStarttlsPort(unittest.TestCase):
         host, port = self.sl.addr("submission")
         t0 = time.monotonic()
         with smtplib.SMTP(host, port, local_hostname="client.test",
-                          source_address=(CLIENT, 0), timeout=15) as s:
+                          source_address=client_source(CLIENT), timeout=15) as s:
             waited = time.monotonic() - t0
             self.assertGreaterEqual(waited, 0.25)
             self.assertLess(waited, 3)

@@ -18,7 +18,7 @@ import smtplib
 import time
 import unittest
 
-from harness import (EXAMPLES, SENDER, Closed, Interactive, Postfix, Sluice,
+from harness import (client_source, EXAMPLES, SENDER, Closed, Interactive, Postfix, Sluice,
                      Smtp, backend_capabilities, client_hello, compare_message,
                      dot_stuff, ehlo_keywords, listening, load_example, make_message,
                      message_id, no_verify_context, posttls_finger_env, received_ip,
@@ -148,7 +148,7 @@ class SluiceCase(unittest.TestCase):
         tag = unique("after")
         msg = make_message(tag)
         with smtplib.SMTP(*(sluice or SL).addr(SMTP), local_hostname="client.test",
-                          source_address=(BAD, 0), timeout=15) as s:
+                          source_address=client_source(BAD), timeout=15) as s:
             port = s.sock.getsockname()[1]
             s.starttls(context=no_verify_context())
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
@@ -218,7 +218,7 @@ class Clients(SluiceCase):
                 tag = unique("smtplib")
                 msg = make_message(tag)
                 with smtplib.SMTP(*SL.addr(listener), local_hostname="client.test",
-                                  source_address=(SMTPLIB, 0), timeout=15) as s:
+                                  source_address=client_source(SMTPLIB), timeout=15) as s:
                     port = s.sock.getsockname()[1]
                     s.ehlo()
                     self.assertTrue(s.has_extn("starttls"), s.esmtp_features)
@@ -233,7 +233,7 @@ class Clients(SluiceCase):
         tag = unique("smtplib-ssl")
         msg = make_message(tag)
         with smtplib.SMTP_SSL(*SL.addr(SUBMISSIONS), local_hostname="client.test",
-                              source_address=(SMTPLIB, 0), timeout=15,
+                              source_address=client_source(SMTPLIB), timeout=15,
                               context=no_verify_context()) as s:
             port = s.sock.getsockname()[1]
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
@@ -427,7 +427,7 @@ class Protocol(SluiceCase):
         tag = unique("plain")
         msg = make_message(tag)
         with smtplib.SMTP(*SL.addr(SMTP), local_hostname="client.test",
-                          source_address=(PLAIN, 0), timeout=15) as s:
+                          source_address=client_source(PLAIN), timeout=15) as s:
             port = s.sock.getsockname()[1]
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
         self.assert_delivered(tag, msg, PLAIN, port, SMTP, tls=False)
@@ -655,7 +655,7 @@ class BackendFailure(SluiceCase):
         close: nothing else is acceptable while the backend is away."""
         try:
             with smtplib.SMTP(*SL.addr(SUBMISSION), local_hostname="client.test",
-                              source_address=(BAD, 0), timeout=15) as s:
+                              source_address=client_source(BAD), timeout=15) as s:
                 port = s.sock.getsockname()[1]
                 self.assertEqual(s.starttls(context=no_verify_context())[0], 220)
                 self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
