@@ -77,6 +77,9 @@ static const cyaml_schema_field_t cfg_quirks_fields[] = {
 	ENUM("second_starttls", OPT, struct cfg_quirks, second_starttls, cfg_quirk_strs),
 	ENUM("pipelined_starttls", OPT, struct cfg_quirks, pipelined_starttls, cfg_quirk_strs),
 	ENUM("bare_lf", OPT, struct cfg_quirks, bare_lf, cfg_quirk_strs),
+	ENUM("trailing_blanks", OPT, struct cfg_quirks, trailing_blanks, cfg_quirk_strs),
+	ENUM("sslv2_hello", OPT, struct cfg_quirks, sslv2_hello, cfg_quirk_strs),
+	ENUM("no_ems", OPT, struct cfg_quirks, no_ems, cfg_quirk_strs),
 	CYAML_FIELD_END
 };
 

@@ -58,6 +58,9 @@ struct cfg_quirks {
 	enum cfg_quirk_action pipelined_starttls; /* bytes behind STARTTLS:
 						     discarded, or close */
 	enum cfg_quirk_action bare_lf;            /* LF-only command lines */
+	enum cfg_quirk_action trailing_blanks;    /* blanks before the CRLF */
+	enum cfg_quirk_action sslv2_hello;        /* SSLv2-format ClientHello */
+	enum cfg_quirk_action no_ems;             /* TLS <= 1.2 hello without EMS */
 };
 
 struct cfg_cert {

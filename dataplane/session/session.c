@@ -289,6 +289,15 @@ static bool sess_dialogue(struct sess *s)
 					return true;
 				}
 			}
+			if (line.len && (line.p[line.len - 1] == ' ' ||
+					 line.p[line.len - 1] == '\t')) {
+				sess_quirk(s, QUIRK_trailing_blanks);
+				if (s->l->cfg->quirks.trailing_blanks == CFG_QUIRK_CLOSE) {
+					sess_closing(s, "client-error", "blanks at the end of a "
+						     "command line (quirks.trailing_blanks: close)");
+					return true;
+				}
+			}
 			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
 		}
 		if (!(o.flags & PO_BACKEND))
@@ -406,25 +415,34 @@ static bool sess_after_starttls(struct sess *s)
  * Read the ClientHello on the core before the first handshake step
  * (DESIGN.md §3): its fingerprint goes to the log line, what it shows goes
  * to the quirk counters, and a broken one is explained in words. OpenSSL
- * still decides the handshake. Returns false while more of it is due.
+ * still decides the handshake, unless the listener closes on a quirk the
+ * hello shows (quirks.sslv2_hello, quirks.no_ems). Returns 0 while more of
+ * it is due, 1 when it was read, -1 when the session was closed for it.
  */
-static bool sess_read_hello(struct sess *s)
+static int sess_read_hello(struct sess *s)
 {
+	const struct cfg_quirks *q = &s->l->cfg->quirks;
 	struct hello h;
 	enum hello_reason why;
 	enum hello_result r = hello_parse(buf_head(&s->cin), buf_len(&s->cin), &h, &why);
 
 	if (r == HELLO_MORE && buf_room(&s->cin) && !s->cli.eof)
-		return false; /* the worker gets the whole hello in one step */
+		return 0; /* the worker gets the whole hello in one step */
 	s->hello_seen = true;
 	if (r == HELLO_OK) {
 		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
-		if (h.flags & HELLO_F_SSLV2)
-			sess_quirk(s, QUIRK_sslv2_hello);
 		if (h.flags & HELLO_F_FALLBACK_SCSV)
 			sess_quirk(s, QUIRK_fallback_scsv);
-		if (!(h.flags & HELLO_F_EMS) && h.version < 0x0304)
+		if (h.flags & HELLO_F_SSLV2) {
+			sess_quirk(s, QUIRK_sslv2_hello);
+			if (q->sslv2_hello == CFG_QUIRK_CLOSE)
+				goto refuse;
+		}
+		if (!(h.flags & HELLO_F_EMS) && h.version < 0x0304) {
 			sess_quirk(s, QUIRK_no_ems);
+			if (q->no_ems == CFG_QUIRK_CLOSE)
+				goto refuse;
+		}
 	} else if (r == HELLO_BAD) {
 		char why_text[96];
 
@@ -432,7 +450,18 @@ static bool sess_read_hello(struct sess *s)
 		hello_explain(&h, why_text, sizeof(why_text));
 		snprintf(s->hello_err, sizeof(s->hello_err), "%s", why_text);
 	}
-	return true;
+	return 1;
+
+refuse:
+	/* No alert: the record layer has not started, and a client this old
+	 * would not read one that names the reason. The log line does. */
+	ctr_inc(s->core, CTR_handshake_fail);
+	sess_set_result(s, "tls-refused", "%s (quirks.%s: close)",
+			(h.flags & HELLO_F_SSLV2) ? "an SSLv2-format ClientHello"
+						  : "a ClientHello without extended_master_secret",
+			(h.flags & HELLO_F_SSLV2) ? "sslv2_hello" : "no_ems");
+	sess_finish(s);
+	return -1;
 }
 
 /* SS_HANDSHAKE: post the next step when its input is there. */
@@ -442,7 +471,7 @@ static bool sess_handshake(struct sess *s)
 		return false;
 	if (!s->ssl && s->starttls && buf_len(&s->cin) && !sess_after_starttls(s))
 		return s->state == SS_STARTTLS;
-	if (!s->ssl && !s->hello_seen && buf_len(&s->cin) && !sess_read_hello(s))
+	if (!s->ssl && !s->hello_seen && buf_len(&s->cin) && sess_read_hello(s) <= 0)
 		return false;
 	if (buf_len(&s->cout))
 		return false; /* flush first: the client needs our flight */
