@@ -34,11 +34,16 @@ struct core {
 	struct counters ctr;
 };
 
+struct tls_certset;
+
 /* Shared, read-only after start-up. */
 struct runtime {
 	const struct cfg *cfg;
 	struct listener *listeners;
 	unsigned n_listeners;
+	struct tls_certset **sets; /* every cert set: the named ones, then the
+				      listeners' own */
+	unsigned n_sets;
 	struct core *cores;
 	unsigned n_cores;
 	_Atomic bool stop;

@@ -412,6 +412,24 @@ static bool sess_after_starttls(struct sess *s)
 }
 
 /*
+ * The cert set the client's SNI names (the listener's first when it names
+ * none of them), and the certificate of it.
+ */
+static void sess_choose_cert(struct sess *s, const struct hello *h)
+{
+	const struct listener *l = s->l;
+
+	s->set = 0;
+	s->cert = TLS_CERT_ANY;
+	if (h->flags & HELLO_F_SNI)
+		for (unsigned i = 0; i < l->n_sets; i++)
+			if (tls_certset_matches(l->sets[i], h->sni)) {
+				s->set = (uint8_t)i;
+				break;
+			}
+}
+
+/*
  * Read the ClientHello on the core before the first handshake step
  * (DESIGN.md §3): its fingerprint goes to the log line, what it shows goes
  * to the quirk counters, and a broken one is explained in words. OpenSSL
@@ -431,6 +449,7 @@ static int sess_read_hello(struct sess *s)
 	s->hello_seen = true;
 	if (r == HELLO_OK) {
 		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
+		sess_choose_cert(s, &h);
 		if (h.flags & HELLO_F_FALLBACK_SCSV)
 			sess_quirk(s, QUIRK_fallback_scsv);
 		if (h.flags & HELLO_F_SSLV2) {
@@ -496,6 +515,9 @@ static bool sess_handshake(struct sess *s)
 	s->job.ssl = s->ssl;
 	s->job.io = &s->tio;
 	s->job.listener = (uint16_t)s->l->idx;
+	s->job.set = s->l->set_ids[s->set];
+	s->job.cert = s->cert;
+	s->job.policy = s->policy;
 	s->job.reason[0] = 0;
 	if (!tlsw_post(s->core->id, &s->job)) {
 		ctr_inc(s->core, CTR_worker_queue_full);
@@ -1054,6 +1076,8 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 	s->l = l;
 	s->id = ((uint64_t)c->id << 48) | ++c->next_id;
 	s->peer = *peer;
+	s->policy = (uint8_t)cfg_policy_for(l->cfg, (const struct sockaddr *)peer);
+	s->cert = TLS_CERT_ANY;
 	s->local = *local;
 	s->be.fd = -1;
 	s->be.kind = SK_DEAD;
