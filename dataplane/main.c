@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -27,6 +28,7 @@
 #include "session/backend.h"
 #include "session/session.h"
 #include "sluice-build.h"
+#include "resume.h"
 #include "tls.h"
 
 const char *const counter_names[CTR__COUNT] = {
@@ -263,7 +265,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	RT.cfg = c;
-	if ((rc = be_pools_init(c, &pools, err, sizeof(err))) < 0 ||
+	if ((rc = tls_resume_init(c, log_msg, err, sizeof(err))) < 0 ||
+	    (rc = be_pools_init(c, &pools, err, sizeof(err))) < 0 ||
 	    (rc = setup_listeners(c, pools, err, sizeof(err))) < 0) {
 		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
 		return 1;
@@ -281,6 +284,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads inherit: only main takes them */
 
 	RT.n_cores = c->cores;
@@ -333,10 +337,20 @@ int main(int argc, char **argv)
 		SLUICE_VERSION, c->cores, c->workers);
 
 	while (!atomic_load(&RT.stop)) {
-		if (sigwait(&sigs, &sig) != 0)
+		struct timespec tick = { 1, 0 };
+
+		tls_resume_tick((long long)time(NULL));
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0)
 			continue;
 		if (sig == SIGUSR1) {
 			report_counters();
+		} else if (sig == SIGUSR2) {
+			if (RT.cfg->tickets.key_file)
+				log_msg(LOG_INFO, "SIGUSR2: ticket keys come from %s; rotate them "
+					"there", RT.cfg->tickets.key_file);
+			else
+				tls_resume_rotate_now();
 		} else if (sig == SIGHUP) {
 			log_msg(LOG_INFO, "SIGHUP: reload is not supported yet; restart to apply "
 				"a new configuration");
@@ -365,6 +379,7 @@ out:
 		free(RT.sets[i]);
 	}
 	free(RT.sets);
+	sesscache_fini();
 	free(RT.listeners);
 	free(sids);
 	be_pools_free(pools, c->n_backends);

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "resume.h"
 #include "tls.h"
 
 const char *tls_err_string(char *buf, size_t len)
@@ -86,12 +87,14 @@ static int read_file(const char *path, char **out)
 			p = q;
 			cap = cap ? cap * 2 : 8192;
 		}
-		size_t r = fread(p + n, 1, cap - n - 1, f);
+		size_t r;
 
+		errno = 0;
+		r = fread(p + n, 1, cap - n - 1, f);
 		n += r;
 		if (r == 0) {
 			if (ferror(f))
-				rc = -EIO;
+				rc = errno ? -errno : -EIO; /* EISDIR for a directory */
 			break;
 		}
 	}
@@ -730,10 +733,12 @@ SSL_CTX *tls_ctx_new(OSSL_LIB_CTX *libctx, const struct tls_certset *set, unsign
 			    /* mail clients often close without close_notify;
 			     * SMTP, IMAP and POP3 frame their own data */
 			    SSL_OP_IGNORE_UNEXPECTED_EOF);
-	/* Resumption comes with shared ticket keys; until then no tickets,
-	 * which a per-worker SSL_CTX could not honour on another worker. */
-	SSL_CTX_set_num_tickets(ctx, 0);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Tickets under keys every worker shares, and the shared session-ID
+	 * cache: resumption works whichever worker takes the handshake. */
+	if (tls_resume_setup(ctx) < 0) {
+		snprintf(err, errlen, "session tickets: %s", tls_err_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	if (apply_policy(ctx, policy) < 0 ||

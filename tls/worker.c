@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "ring.h"
+#include "resume.h"
 #include "tls.h"
 
 #define TLSW_RING 1024
@@ -151,7 +152,7 @@ static void *tlsw_main(void *arg)
 
 	w->libctx = OSSL_LIB_CTX_new();
 	w->ctx = calloc((size_t)P.n_sets * CTX_PER_SET, sizeof(SSL_CTX *));
-	if (!woke || !w->libctx || !w->ctx) {
+	if (!woke || !w->libctx || !w->ctx || tls_resume_thread_init(w->libctx) < 0) {
 		snprintf(w->err, sizeof(w->err), "worker %u: out of memory", w->id);
 		goto ready;
 	}
@@ -176,6 +177,7 @@ static void *tlsw_main(void *arg)
 ready:
 	pthread_barrier_wait(&P.ready);
 	if (!w->started) {
+		tls_resume_thread_fini();
 		free(woke);
 		return NULL;
 	}
@@ -211,6 +213,7 @@ ready:
 		if (read(w->evfd, &v, sizeof(v)) < 0 && errno != EINTR)
 			break;
 	}
+	tls_resume_thread_fini();
 	free(woke);
 	return NULL;
 }
@@ -286,9 +289,14 @@ void tlsw_stop(void)
 	uint64_t v = 1;
 
 	atomic_store(&P.stop, true);
-	for (i = 0; P.w && i < P.n_workers; i++) {
+	for (i = 0; P.w && i < P.n_workers; i++)
 		(void)!write(P.w[i].evfd, &v, sizeof(v));
+	for (i = 0; P.w && i < P.n_workers; i++)
 		pthread_join(P.w[i].thread, NULL);
+	/* Only now: a worker that ran a step for an SSL object made in another
+	 * worker's library context holds thread state of that context until
+	 * it exits. */
+	for (i = 0; P.w && i < P.n_workers; i++) {
 		for (size_t s = 0; P.w[i].ctx && s < (size_t)P.n_sets * CTX_PER_SET; s++)
 			SSL_CTX_free(P.w[i].ctx[s]);
 		free(P.w[i].ctx);

@@ -319,6 +319,38 @@ static bool sess_dialogue(struct sess *s)
 	return did;
 }
 
+/* What the handshake agreed on, into the counters. */
+static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
+{
+	struct core *c = s->core;
+	int nid = SSL_get_negotiated_group(s->ssl);
+
+	switch (SSL_version(s->ssl)) {
+	case TLS1_VERSION:   ctr_inc(c, CTR_tls_v1_0); break;
+	case TLS1_1_VERSION: ctr_inc(c, CTR_tls_v1_1); break;
+	case TLS1_2_VERSION: ctr_inc(c, CTR_tls_v1_2); break;
+	case TLS1_3_VERSION: ctr_inc(c, CTR_tls_v1_3); break;
+	}
+	ctr_inc(c, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
+		CTR_group_p256 : nid == NID_secp384r1 ? CTR_group_p384 : CTR_group_other);
+	s->resumed = SSL_session_reused(s->ssl) == 1;
+	if (s->resumed) {
+		ctr_inc(c, CTR_handshake_resumed);
+		snprintf(s->cert_kind, sizeof(s->cert_kind), "-"); /* none was sent */
+		return;
+	}
+	if (!k)
+		return;
+	if (EVP_PKEY_is_a(k, "RSA"))
+		ctr_inc(c, CTR_cert_rsa);
+	else if (EVP_PKEY_is_a(k, "ED25519"))
+		ctr_inc(c, CTR_cert_ed25519);
+	else if (!strcmp(s->cert_kind, "ecdsa-p384"))
+		ctr_inc(c, CTR_cert_ecdsa_p384);
+	else if (!strcmp(s->cert_kind, "ecdsa-p256"))
+		ctr_inc(c, CTR_cert_ecdsa_p256);
+}
+
 /* The handshake is done: record what was agreed, forget the plaintext. */
 static void sess_tls_up(struct sess *s)
 {
@@ -335,6 +367,7 @@ static void sess_tls_up(struct sess *s)
 	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
 	if (k)
 		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
+	sess_count_tls(s, k);
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
@@ -1130,11 +1163,14 @@ static void sess_log(struct sess *s)
 
 	log_msg(LOG_INFO,
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
+		"policy=%s resumed=%s "
 		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s backend=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
 		s->tls ? s->tls_version : "none", s->tls ? s->tls_cipher : "-",
+		s->l->tls_available ? cfg_policy_name((enum cfg_policy)s->policy) : "-",
+		s->tls ? (s->resumed ? "yes" : "no") : "-",
 		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
 		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), be,
 		(unsigned long long)s->bytes_in,

@@ -79,6 +79,7 @@ struct sess {
 	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool hello_seen;            /* the ClientHello was read (tls/hello) */
+	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
