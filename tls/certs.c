@@ -670,7 +670,7 @@ static int apply_policy(SSL_CTX *ctx, enum cfg_policy policy)
 		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
 		"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
 		"ECDHE-RSA-AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA:"
-		"AES256-SHA:DES-CBC3-SHA@SECLEVEL=0";
+		"AES256-SHA:DES-CBC3-SHA";
 
 	switch (policy) {
 	case CFG_POLICY_MODERN:
@@ -678,6 +678,8 @@ static int apply_policy(SSL_CTX *ctx, enum cfg_policy policy)
 		return SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) &&
 		       SSL_CTX_set_cipher_list(ctx, ecdhe_aead) ? 0 : -EINVAL;
 	case CFG_POLICY_LEGACY:
+		/* TLS 1.0 and 1.1 sign with MD5+SHA-1: below security level 1 */
+		SSL_CTX_set_security_level(ctx, 0);
 		return SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION) &&
 		       SSL_CTX_set_cipher_list(ctx, legacy) ? 0 : -EINVAL;
 	case CFG_POLICY_INTERMEDIATE:

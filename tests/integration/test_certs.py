@@ -215,6 +215,72 @@ class CertSets(unittest.TestCase):
         self.assertEqual(cn, NAME)   # the listener's first set is the default
 
 
+class Policies(unittest.TestCase):
+    """A listener's policy, and another one for clients from listed
+    networks: an old TLS 1.0 client on one network, TLS 1.2+ for the rest."""
+
+    OLD = "127.0.0.42"      # the network with the legacy policy
+    NEW = "127.0.0.43"
+
+    @classmethod
+    def setUpClass(cls):
+        cfg = config([listener("smtps", 7, policy_by_network=[
+                          {"networks": [f"{cls.OLD}/32", "192.0.2.0/24"], "policy": "legacy"}]),
+                      listener("modern", 8, policy="modern")])
+        cls.sl = Sluice(cfg, "policies").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sl.stop()
+
+    def handshake(self, listener, source, version, ciphers=None):
+        """A Python ssl client of one TLS version from source: (ok, the
+        connection's log line)."""
+        import socket
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = version
+        if ciphers:
+            ctx.set_ciphers(ciphers)
+        s = socket.create_connection(self.sl.addr(listener), timeout=10,
+                                     source_address=client_source(source))
+        port = s.getsockname()[1]
+        try:
+            with ctx.wrap_socket(s) as t:
+                ok = t.recv(1024).startswith(b"220 ")
+                t.sendall(b"QUIT\r\n")
+                t.recv(1024)
+        except (ssl.SSLError, ConnectionResetError):
+            ok = False
+        return ok, self.sl.conn_log(source, port)
+
+    def test_legacy_network_gets_tls_1_0(self):
+        import ssl
+        ok, line = self.handshake("smtps", self.OLD, ssl.TLSVersion.TLSv1,
+                                  "ECDHE-RSA-AES128-SHA:AES128-SHA:@SECLEVEL=0")
+        self.assertTrue(ok, line)
+        self.assertEqual((line["tls"], line["policy"]), ("TLSv1", "legacy"), line)
+
+    def test_other_networks_do_not(self):
+        import ssl
+        ok, line = self.handshake("smtps", self.NEW, ssl.TLSVersion.TLSv1,
+                                  "ECDHE-RSA-AES128-SHA:AES128-SHA:@SECLEVEL=0")
+        self.assertFalse(ok, line)
+        self.assertEqual((line["result"], line["policy"]), ("tls-failed", "intermediate"), line)
+        ok, line = self.handshake("smtps", self.NEW, ssl.TLSVersion.TLSv1_2)
+        self.assertTrue(ok, line)
+
+    def test_modern_is_tls_1_3_only(self):
+        import ssl
+        ok, line = self.handshake("modern", self.NEW, ssl.TLSVersion.TLSv1_2)
+        self.assertFalse(ok, line)
+        ok, line = self.handshake("modern", self.NEW, ssl.TLSVersion.TLSv1_3)
+        self.assertTrue(ok, line)
+        self.assertEqual((line["tls"], line["policy"]), ("TLSv1.3", "modern"), line)
+
+
 class Resumption(unittest.TestCase):
 
     def setUp(self):
