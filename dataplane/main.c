@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "core.h"
+#include "explain.h"
 #include "log.h"
 #include "session/backend.h"
 #include "session/session.h"
@@ -46,6 +47,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice [-c FILE] [--check]\n"
+		"       sluice explain [-c FILE] [--listener NAME] [--from ADDR] HEX | fields\n"
 		"  -c, --config FILE  configuration (default: the embedded quick-start one)\n"
 		"      --check        validate configuration and certificates, then exit\n"
 		"  -V, --version      print the version\n");
@@ -226,6 +228,10 @@ int main(int argc, char **argv)
 	unsigned i;
 	int opt, rc, sig;
 
+	if (argc > 1 && !strcmp(argv[1], "explain")) {
+		OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+		return explain_main(argc - 1, argv + 1);
+	}
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

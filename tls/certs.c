@@ -247,6 +247,29 @@ static bool cert_covers(const struct tls_cert *tc, const char *name)
 	return false;
 }
 
+unsigned tls_certset_for_sni(struct tls_certset *const *sets, unsigned n, const struct hello *h)
+{
+	unsigned i, j;
+
+	if (!(h->flags & HELLO_F_SNI) || !h->sni[0])
+		return 0;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < sets[i]->n_names; j++)
+			if (certsel_name_match(sets[i]->names[j], h->sni) == 2)
+				return i;
+	for (i = 0; i < n; i++)
+		if (tls_certset_matches(sets[i], h->sni))
+			return i;
+	return 0;
+}
+
+const struct policy *tls_policy(enum cfg_policy p)
+{
+	const struct policy *pol = policy_by_name(cfg_policy_name(p));
+
+	return pol ? pol : policy_by_name("intermediate");
+}
+
 bool tls_certset_matches(const struct tls_certset *set, const char *host)
 {
 	for (unsigned i = 0; i < set->n_names; i++)
@@ -357,6 +380,7 @@ static int check_cert(const struct cert_at *at, const struct cfg_cert *cc, unsig
 		goto out;
 	}
 	tc->sig_nid = X509_get_signature_nid(leaf);
+	tc->self_signed = (X509_get_extension_flags(leaf) & EXFLAG_SS) != 0;
 	tc->not_before = asn1_time(X509_get0_notBefore(leaf));
 	tc->not_after = asn1_time(X509_get0_notAfter(leaf));
 	if (tc->not_after && tc->not_after < now) {
@@ -450,6 +474,7 @@ static int make_selfsigned(EVP_PKEY *k, const char *hostname, struct tls_cert *t
 	tc->type = (enum tls_key_type)key_type(k, tc->kind, sizeof(tc->kind));
 	tc->bits = (unsigned)EVP_PKEY_get_bits(k);
 	tc->sig_nid = X509_get_signature_nid(x);
+	tc->self_signed = true;
 	tc->not_before = asn1_time(X509_get0_notBefore(x));
 	tc->not_after = asn1_time(X509_get0_notAfter(x));
 	snprintf(tc->source, sizeof(tc->source), "generated");
@@ -462,6 +487,26 @@ out:
 	X509_EXTENSION_free(ext);
 	X509_free(x);
 	return rc;
+}
+
+/* The TLS signature scheme (RFC 8446 4.2.3) of an X.509 signature
+ * algorithm, for the signature_algorithms_cert checks; 0 if none. */
+static uint16_t sig_scheme(int nid)
+{
+	switch (nid) {
+	case NID_sha1WithRSAEncryption:      return 0x0201;
+	case NID_sha256WithRSAEncryption:    return 0x0401;
+	case NID_sha384WithRSAEncryption:    return 0x0501;
+	case NID_sha512WithRSAEncryption:    return 0x0601;
+	case NID_ecdsa_with_SHA1:            return 0x0203;
+	case NID_ecdsa_with_SHA256:          return 0x0403;
+	case NID_ecdsa_with_SHA384:          return 0x0503;
+	case NID_ecdsa_with_SHA512:          return 0x0603;
+	case NID_ED25519:                    return 0x0807;
+	case NID_ED448:                      return 0x0808;
+	case NID_rsassaPss:                  return 0x0804;
+	default:                             return 0;
+	}
 }
 
 /* Fill set->order: the configured preference, then the default
@@ -483,6 +528,32 @@ static void set_order(struct tls_certset *set, char *const *prefer, unsigned n_p
 				used[i] = true;
 				set->order[k++] = (uint8_t)i;
 			}
+	/* What tls/certsel knows of each: it chooses by explicit preference,
+	 * then by signing cost; an explicit order here is the preference. */
+	for (unsigned i = 0; i < set->n; i++) {
+		const struct tls_cert *tc = &set->cert[i];
+		static const uint8_t keys[TLS_KEY__COUNT] = {
+			[TLS_KEY_ECDSA_P256] = CERTSEL_KEY_P256, [TLS_KEY_ED25519] = CERTSEL_KEY_ED25519,
+			[TLS_KEY_ECDSA_P384] = CERTSEL_KEY_P384, [TLS_KEY_RSA] = CERTSEL_KEY_RSA,
+		};
+		struct certsel_cert *c = &set->sel[i];
+
+		memset(c, 0, sizeof(*c));
+		snprintf(set->cert[i].label, sizeof(set->cert[i].label), "%s %s", tc->kind,
+			 tc->source);
+		c->label = tc->label;
+		c->key = keys[tc->type];
+		c->bits = (uint16_t)tc->bits;
+		c->issuer_sig = sig_scheme(tc->sig_nid);
+		c->self_signed = tc->self_signed;
+		c->is_default = true;
+		c->names = (const char *const *)set->names;
+		c->n_names = set->n_names;
+		c->not_before = tc->not_before;
+		c->not_after = tc->not_after;
+	}
+	for (unsigned p = 0; n_prefer && p < set->n; p++)
+		set->sel[set->order[p]].pref = (uint8_t)(p + 1);
 }
 
 static int dup_names(struct tls_certset *set, char *const *names, unsigned n)
@@ -654,42 +725,6 @@ void tls_certset_free(struct tls_certset *set)
 	memset(set, 0, sizeof(*set));
 }
 
-/*
- * The cipher policies, set here so that the system openssl.cnf never
- * decides (Debian's sets SECLEVEL=2 and TLS 1.2 minimum).
- */
-static int apply_policy(SSL_CTX *ctx, enum cfg_policy policy)
-{
-	static const char ecdhe_aead[] =
-		"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-	static const char legacy[] =
-		"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-		"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
-		"ECDHE-RSA-AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA:"
-		"AES256-SHA:DES-CBC3-SHA";
-
-	switch (policy) {
-	case CFG_POLICY_MODERN:
-		SSL_CTX_set_security_level(ctx, 1);
-		return SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) &&
-		       SSL_CTX_set_cipher_list(ctx, ecdhe_aead) ? 0 : -EINVAL;
-	case CFG_POLICY_LEGACY:
-		/* TLS 1.0 and 1.1 sign with MD5+SHA-1: below security level 1 */
-		SSL_CTX_set_security_level(ctx, 0);
-		return SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION) &&
-		       SSL_CTX_set_cipher_list(ctx, legacy) ? 0 : -EINVAL;
-	case CFG_POLICY_INTERMEDIATE:
-	default:
-		SSL_CTX_set_security_level(ctx, 1);
-		return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) &&
-		       SSL_CTX_set_cipher_list(ctx, ecdhe_aead) ? 0 : -EINVAL;
-	}
-}
-
 /* Put certificate tc into ctx. */
 static int use_cert(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const struct tls_cert *tc,
 		    char *err, size_t errlen)
@@ -730,8 +765,7 @@ SSL_CTX *tls_ctx_new(OSSL_LIB_CTX *libctx, const struct tls_certset *set, unsign
 		return NULL;
 	}
 	SSL_CTX_set_max_proto_version(ctx, 0);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-			    SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
 			    /* mail clients often close without close_notify;
 			     * SMTP, IMAP and POP3 frame their own data */
 			    SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -743,10 +777,8 @@ SSL_CTX *tls_ctx_new(OSSL_LIB_CTX *libctx, const struct tls_certset *set, unsign
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-	if (apply_policy(ctx, policy) < 0 ||
-	    !SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")) {
-		snprintf(err, errlen, "cipher policy %s: %s", cfg_policy_name(policy),
-			 tls_err_string(ebuf, sizeof(ebuf)));
+	if (policy_apply(ctx, tls_policy(policy), ebuf, sizeof(ebuf)) < 0) {
+		snprintf(err, errlen, "cipher policy %s: %s", cfg_policy_name(policy), ebuf);
 		goto fail;
 	}
 	if (cert != TLS_CERT_ANY) {

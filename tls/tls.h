@@ -22,7 +22,10 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "certsel.h"
 #include "config.h"
+#include "hello.h"
+#include "policy.h"
 
 /* The key types a cert set holds one each of (DESIGN.md section 4). */
 enum tls_key_type {
@@ -40,8 +43,10 @@ struct tls_cert {
 	enum tls_key_type type;
 	unsigned bits;    /* key size (RSA: modulus) */
 	int sig_nid;      /* the signature on the leaf (its issuer's algorithm) */
+	bool self_signed;
 	char kind[24];    /* "ecdsa-p256", "rsa-2048", ... */
 	char source[160]; /* file name, or "generated" */
+	char label[190];  /* "ecdsa-p256 /etc/sluice/mail.pem" for explain */
 	char **names;     /* DNS names of the leaf (subjectAltName, else CN) */
 	unsigned n_names;
 	long long not_before, not_after; /* validity, seconds since the epoch */
@@ -60,6 +65,8 @@ struct tls_certset {
 	unsigned n_names;
 	uint8_t order[TLS_CERTS_MAX]; /* cert indexes, preferred (cheapest
 				 signer) first */
+	struct certsel_cert sel[TLS_CERTS_MAX]; /* what tls/certsel knows of
+				 each certificate (names point into this set) */
 	bool generated;       /* self-signed, made at start-up */
 	uint8_t policies;     /* bit per enum cfg_policy some listener uses */
 };
@@ -81,6 +88,11 @@ void tls_certset_free(struct tls_certset *set);
 
 /* Does the set answer SNI name host (exact, or "*.x" for one more label)? */
 bool tls_certset_matches(const struct tls_certset *set, const char *host);
+/* Which of sets[0, n) the client's SNI picks: the first that names it
+ * exactly, else the first whose wildcard covers it, else 0 (the default). */
+unsigned tls_certset_for_sni(struct tls_certset *const *sets, unsigned n, const struct hello *h);
+/* The policy table entry (tls/policy.def) of a configured policy. */
+const struct policy *tls_policy(enum cfg_policy p);
 
 /*
  * A server SSL_CTX in libctx (NULL: default) for set under policy: the

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -35,6 +36,12 @@
 
 static void sess_run(struct sess *s);
 static void sess_finish(struct sess *s);
+
+static const int certsel_ctr[CERTSEL_R_COUNT] = {
+#define R(name, label, kind, rfc, sentence, fix, ossl) CTR_certsel_##name,
+#include "certsel_rules.def"
+#undef R
+};
 
 static const int quirk_ctr[QUIRK__COUNT] = {
 #define Q(n, w, h) CTR_quirk_##n,
@@ -351,6 +358,34 @@ static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
 		ctr_inc(c, CTR_cert_ecdsa_p256);
 }
 
+/* Did OpenSSL fail for a reason of its own negotiation (what certsel
+ * models), rather than the client's alert or a broken connection? */
+static bool tls_negotiation_failed(const char *reason)
+{
+	static const char *const words[] = {
+		"no shared cipher", "no suitable signature algorithm",
+		"no shared signature algorithms", "unsupported protocol",
+		"no suitable key share", "inappropriate fallback",
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(reason, words[i]))
+			return true;
+	return false;
+}
+
+/* tls/certsel and OpenSSL disagreed: a bug in the model, counted and
+ * logged with what it takes to reproduce it (the fingerprint). */
+static void sess_certsel_disagree(struct sess *s, const char *what)
+{
+	ctr_inc(s->core, CTR_certsel_disagree);
+	log_msg(LOG_WARNING, "certsel: %s: conn=%llx listener=%s ja4=%s cert=%d policy=%s "
+		"certsel=\"%s\"", what, (unsigned long long)s->id, s->l->cfg->name,
+		s->ja4[0] ? s->ja4 : "-", s->cert == TLS_CERT_ANY ? -1 : s->cert,
+		cfg_policy_name((enum cfg_policy)s->policy),
+		s->certsel_err[0] ? s->certsel_err : "ok");
+}
+
 /* The handshake is done: record what was agreed, forget the plaintext. */
 static void sess_tls_up(struct sess *s)
 {
@@ -451,15 +486,24 @@ static bool sess_after_starttls(struct sess *s)
 static void sess_choose_cert(struct sess *s, const struct hello *h)
 {
 	const struct listener *l = s->l;
+	const struct tls_certset *set;
+	struct certsel_verdict v;
 
-	s->set = 0;
+	s->set = (uint8_t)tls_certset_for_sni(l->sets, l->n_sets, h);
+	set = l->sets[s->set];
 	s->cert = TLS_CERT_ANY;
-	if (h->flags & HELLO_F_SNI)
-		for (unsigned i = 0; i < l->n_sets; i++)
-			if (tls_certset_matches(l->sets[i], h->sni)) {
-				s->set = (uint8_t)i;
-				break;
-			}
+	s->certsel_rule = CERTSEL_R_OK;
+	if (certsel_choose(h, set->sel, set->n, tls_policy((enum cfg_policy)s->policy),
+			   (int64_t)time(NULL), &v) == 0) {
+		s->cert = (uint8_t)v.chosen;
+		return;
+	}
+	/* Nothing works: OpenSSL gets the set's combined SSL_CTX and fails
+	 * with its alert; the log says which rule, in words. */
+	s->certsel_rule = (uint8_t)v.rule;
+	ctr_inc(s->core, certsel_ctr[v.rule]);
+	certsel_reason(h, set->sel, set->n, tls_policy((enum cfg_policy)s->policy), &v, -1,
+		       s->certsel_err, sizeof(s->certsel_err));
 }
 
 /*
@@ -575,6 +619,8 @@ void sess_job_done(struct tls_job *j)
 	}
 	switch (j->status) {
 	case TLSJ_DONE:
+		if (s->certsel_rule != CERTSEL_R_OK)
+			sess_certsel_disagree(s, "OpenSSL completed a handshake certsel said fails");
 		sess_tls_up(s);
 		break;
 	case TLSJ_WANT_READ:
@@ -586,9 +632,15 @@ void sess_job_done(struct tls_job *j)
 		break;
 	default:
 		ctr_inc(s->core, CTR_handshake_fail);
+		if (s->cert != TLS_CERT_ANY && tls_negotiation_failed(j->reason))
+			sess_certsel_disagree(s, "OpenSSL failed a handshake certsel chose a "
+					      "certificate for");
 		if (s->hello_err[0])
 			sess_set_result(s, "tls-failed", "handshake: %s; ClientHello: %s", j->reason,
 					s->hello_err);
+		else if (s->certsel_err[0])
+			sess_set_result(s, "tls-failed", "handshake: %s; %s", j->reason,
+					s->certsel_err);
 		else
 			sess_set_result(s, "tls-failed", "handshake: %s", j->reason);
 		/* An alert may be in cout: let it go out, then close. */

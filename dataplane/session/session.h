@@ -94,13 +94,15 @@ struct sess {
 	uint32_t quirks;            /* set of enum quirk_id seen */
 	int be_idx;                 /* server in use, -1 none */
 	const char *result;         /* "ok", "timeout", ... */
-	char reason[128];
+	char reason[360];
 	char tls_version[16];
 	char tls_cipher[64];
 	char sni[128];
 	char cert_kind[24];
 	char ja4[40];               /* the client's JA4 fingerprint */
 	char hello_err[96];         /* why the ClientHello breaks the rules */
+	char certsel_err[200];      /* why no certificate can serve it */
+	uint8_t certsel_rule;       /* enum certsel_rule; OK when one can */
 	struct sockaddr_storage peer, local;
 };
 
