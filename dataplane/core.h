@@ -32,9 +32,11 @@ struct core {
 	struct sess *again;        /* to run again next round (work left) */
 	unsigned n_sess;
 	struct counters ctr;
+	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 };
 
 struct tls_certset;
+struct fp_table;
 
 /* Shared, read-only after start-up. */
 struct runtime {

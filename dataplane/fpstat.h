@@ -15,7 +15,7 @@ struct fp_entry {
 	bool used;
 	uint64_t hello, ok, fail;   /* ClientHellos read, handshakes done, failed */
 	char client[48];            /* the last client address */
-	char version[12];           /* the last version agreed, "TLSv1.2" */
+	char version[16];           /* the last version agreed, "TLSv1.2" */
 	const char *verdict[FP_POLICIES]; /* under each policy, with the
 				       listener's cert set: "ok", or the
 				       tls/certsel rule that fails (static) */

@@ -25,6 +25,7 @@
 
 #include "core.h"
 #include "explain.h"
+#include "fpstat.h"
 #include "log.h"
 #include "session/backend.h"
 #include "session/session.h"
@@ -42,6 +43,8 @@ const char *const counter_help[CTR__COUNT] = {
 #include "counters.def"
 #undef C
 };
+
+#define CFG_CORES_MAX_RT 64
 
 static void usage(FILE *f)
 {
@@ -209,6 +212,26 @@ static void report_counters(void)
 	log_msg(LOG_INFO, "counters: %s", o ? line : "none");
 }
 
+static void report_line(const char *line)
+{
+	log_msg(LOG_INFO, "%s", line);
+}
+
+/* One line per client fingerprint seen: hellos, handshakes done and
+ * failed, and under each policy whether a certificate would serve it. */
+static void report_fingerprints(void)
+{
+	struct fp_table *t[CFG_CORES_MAX_RT];
+	const char *names[CFG_POLICY_COUNT];
+	unsigned n = RT.n_cores < CFG_CORES_MAX_RT ? RT.n_cores : CFG_CORES_MAX_RT;
+
+	for (unsigned i = 0; i < n; i++)
+		t[i] = RT.cores[i].fp;
+	for (unsigned p = 0; p < CFG_POLICY_COUNT; p++)
+		names[p] = cfg_policy_name((enum cfg_policy)p);
+	fp_report(t, n, names, CFG_POLICY_COUNT, report_line);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -351,6 +374,7 @@ int main(int argc, char **argv)
 			continue;
 		if (sig == SIGUSR1) {
 			report_counters();
+			report_fingerprints();
 		} else if (sig == SIGUSR2) {
 			if (RT.cfg->tickets.key_file)
 				log_msg(LOG_INFO, "SIGUSR2: ticket keys come from %s; rotate them "
@@ -371,6 +395,7 @@ int main(int argc, char **argv)
 	tlsw_stop();
 	report_counters();
 	for (i = 0; i < RT.n_cores; i++) {
+		fp_table_free(RT.cores[i].fp);
 		close(RT.cores[i].epfd);
 		free(RT.cores[i].lsn);
 	}

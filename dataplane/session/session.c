@@ -30,12 +30,14 @@
 #include "session/backend.h"
 #include "session/proxyproto.h"
 #include "session/session.h"
+#include "fpstat.h"
 
 #define CLOSE_LINGER_MS 5000u
 #define BACKEND_OPEN_MIN_S 30u
 
 static void sess_run(struct sess *s);
 static void sess_finish(struct sess *s);
+static void sess_fingerprint_done(struct sess *s, bool ok);
 
 static const int certsel_ctr[CERTSEL_R_COUNT] = {
 #define R(name, label, kind, rfc, sentence, fix, ossl) CTR_certsel_##name,
@@ -403,6 +405,7 @@ static void sess_tls_up(struct sess *s)
 	if (k)
 		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
 	sess_count_tls(s, k);
+	sess_fingerprint_done(s, true);
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
@@ -507,6 +510,49 @@ static void sess_choose_cert(struct sess *s, const struct hello *h)
 }
 
 /*
+ * The client's fingerprint in the core's table; the first time it is seen,
+ * whether its hello would get a certificate under each policy (with the
+ * cert set its SNI picks), for the report of who breaks under a stricter
+ * one.
+ */
+static void sess_fingerprint(struct sess *s, const struct hello *h)
+{
+	bool created;
+	struct fp_entry *e = fp_find(s->core->fp, s->ja4, &created);
+	const struct tls_certset *set = s->l->sets[s->set];
+
+	if (!e)
+		return;
+	e->hello++;
+	fmt_addr(&s->peer, e->client, sizeof(e->client));
+	if (!created)
+		return;
+	for (unsigned p = 0; p < CFG_POLICY_COUNT && p < FP_POLICIES; p++) {
+		struct certsel_verdict v;
+
+		e->verdict[p] = certsel_choose(h, set->sel, set->n, tls_policy((enum cfg_policy)p),
+					       (int64_t)time(NULL), &v) == 0
+				? "ok" : certsel_rule_label(v.rule);
+	}
+}
+
+/* The fingerprint's handshake ended: done (version agreed) or failed. */
+static void sess_fingerprint_done(struct sess *s, bool ok)
+{
+	bool created;
+	struct fp_entry *e = s->ja4[0] ? fp_find(s->core->fp, s->ja4, &created) : NULL;
+
+	if (!e)
+		return;
+	if (ok) {
+		e->ok++;
+		snprintf(e->version, sizeof(e->version), "%s", s->tls_version);
+	} else {
+		e->fail++;
+	}
+}
+
+/*
  * Read the ClientHello on the core before the first handshake step
  * (DESIGN.md §3): its fingerprint goes to the log line, what it shows goes
  * to the quirk counters, and a broken one is explained in words. OpenSSL
@@ -527,6 +573,7 @@ static int sess_read_hello(struct sess *s)
 	if (r == HELLO_OK) {
 		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
 		sess_choose_cert(s, &h);
+		sess_fingerprint(s, &h);
 		if (h.flags & HELLO_F_FALLBACK_SCSV)
 			sess_quirk(s, QUIRK_fallback_scsv);
 		if (h.flags & HELLO_F_SSLV2) {
@@ -632,6 +679,7 @@ void sess_job_done(struct tls_job *j)
 		break;
 	default:
 		ctr_inc(s->core, CTR_handshake_fail);
+		sess_fingerprint_done(s, false);
 		if (s->cert != TLS_CERT_ANY && tls_negotiation_failed(j->reason))
 			sess_certsel_disagree(s, "OpenSSL failed a handshake certsel chose a "
 					      "certificate for");
