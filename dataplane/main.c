@@ -198,7 +198,7 @@ static int drop_privileges(const char *user, char *err, size_t errlen)
 static void report_counters(void)
 {
 	uint64_t tot[CTR__COUNT] = { 0 };
-	char line[4096];
+	char line[16384];
 	size_t o = 0;
 	unsigned i, k;
 

@@ -328,11 +328,25 @@ static bool sess_dialogue(struct sess *s)
 	return did;
 }
 
+/* The counter of a cipher suite, by its code point; -1 if sluice does not
+ * know it. */
+static int cipher_ctr(uint16_t id)
+{
+	switch (id) {
+#define SUITE(sid, ossl, iana, kx, auth, aead, minv, maxv, bits) case sid: return CTR_cipher_##sid;
+#include "policy.def"
+#undef SUITE
+	default:
+		return -1;
+	}
+}
+
 /* What the handshake agreed on, into the counters. */
 static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
 {
 	struct core *c = s->core;
 	int nid = SSL_get_negotiated_group(s->ssl);
+	const SSL_CIPHER *ciph = SSL_get_current_cipher(s->ssl);
 
 	switch (SSL_version(s->ssl)) {
 	case TLS1_VERSION:   ctr_inc(c, CTR_tls_v1_0); break;
@@ -342,6 +356,8 @@ static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
 	}
 	ctr_inc(c, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
 		CTR_group_p256 : nid == NID_secp384r1 ? CTR_group_p384 : CTR_group_other);
+	if (ciph)
+		ctr_inc(c, cipher_ctr((uint16_t)SSL_CIPHER_get_protocol_id(ciph)));
 	s->resumed = SSL_session_reused(s->ssl) == 1;
 	if (s->resumed) {
 		ctr_inc(c, CTR_handshake_resumed);

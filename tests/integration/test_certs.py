@@ -215,6 +215,97 @@ class CertSets(unittest.TestCase):
         self.assertEqual(cn, NAME)   # the listener's first set is the default
 
 
+class CurveRule(unittest.TestCase):
+    """A TLS 1.2 client (an old Exchange, say) that offers ECDHE-ECDSA and
+    RSA suites but only secp256r1: a set of ECDSA P-384 and RSA serves it
+    RSA; P-384 alone cannot serve it (RFC 8422 5.1), and both the log line
+    and `sluice explain` say so in those words."""
+
+    CLIENT = ["-tls1_2", "-groups", "P-256", "-sigalgs",
+              "ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:rsa_pkcs1_sha256:rsa_pss_rsae_sha256",
+              "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"]
+
+    @classmethod
+    def setUpClass(cls):
+        d = Path(tempfile.mkdtemp(prefix="curve-", dir=scratch()))
+        p384, rsa = pki.leaf(d, "p384"), pki.leaf(d, "rsa")
+        cfg = config([listener("both", 9, cert_sets=["p384-rsa"]),
+                      listener("p384", 10, cert_sets=["p384"])],
+                     cert_sets=[{"name": "p384-rsa", "certs": [p384, rsa]},
+                                {"name": "p384", "certs": [p384]}])
+        cls.sl = Sluice(cfg, "curve").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sl.stop()
+
+    def line_of(self, listener, before):
+        return wait_until(lambda: (lambda n: n[-1] if n else None)(
+            [l for l in self.sl.conn_logs()[before:] if l["listener"] == listener]),
+            10, "the connection's log line")
+
+    def test_p384_and_rsa_serves_rsa(self):
+        before = len(self.sl.conn_logs())
+        rc, out, kind = s_client(self.sl.addr("both"), *self.CLIENT)
+        self.assertIn("220 ", out)
+        self.assertRegex(out, r"Cipher is ECDHE-RSA-AES128-GCM-SHA256")
+        self.assertEqual(self.line_of("both", before)["cert"], "rsa-2048")
+
+    def test_p384_alone_fails_on_the_curve_rule(self):
+        before = len(self.sl.conn_logs())
+        rc, out, kind = s_client(self.sl.addr("p384"), *self.CLIENT)
+        self.assertNotIn("220 ", out)
+        self.assertIn("alert handshake failure", out)
+        line = self.line_of("p384", before)
+        self.assertEqual(line["result"], "tls-failed", line)
+        self.assertRegex(line["reason"], r"ecdsa_curve_not_offered: the client offers only "
+                                         r"secp256r1; this ECDSA certificate is on secp384r1")
+        self.assertEqual(self.sl.counters().get("certsel_ECDSA_CURVE_NOT_OFFERED", 0), 1)
+
+    def test_explain_names_the_rule_and_the_fix(self):
+        fields = ["--versions", "tls1.2", "--groups", "P-256",
+                  "--sigalgs", "ecdsa_secp256r1_sha256,rsa_pkcs1_sha256",
+                  "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256,ECDHE-RSA-AES128-GCM-SHA256"]
+        rc, out = run([sluice_bin(), "explain", "-c", self.sl.path, "--listener", "p384",
+                       *fields])
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"FAIL ecdsa_curve_not_offered \[RFC 8422 5\.1")
+        self.assertIn("TLS 1.2 forbids it", out)
+        self.assertIn("fix: add an RSA or a P-256 certificate", out)
+        rc, out = run([sluice_bin(), "explain", "-c", self.sl.path, "--listener", "both",
+                       *fields])
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"verdict: cert 1 rsa-2048 .*ECDHE-RSA-AES128-GCM-SHA256")
+
+    def test_explain_takes_wireshark_hex(self):
+        """The same client's hello as Wireshark's hex dump (offsets, bytes,
+        ASCII column), as an operator pastes it."""
+        relay_hello = None
+        import socket
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        port = lsn.getsockname()[1]
+        p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                              *self.CLIENT], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        c, _ = lsn.accept()
+        c.settimeout(5)
+        relay_hello = c.recv(65536)
+        c.close()
+        lsn.close()
+        p.wait(10)
+        dump = "\n".join(
+            f"{i:04x}   " + " ".join(f"{b:02x}" for b in relay_hello[i:i + 16]) + "   " +
+            "".join(chr(b) if 32 <= b < 127 else "." for b in relay_hello[i:i + 16])
+            for i in range(0, len(relay_hello), 16))
+        r = subprocess.run([sluice_bin(), "explain", "-c", str(self.sl.path), "--listener",
+                            "p384", "-"], input=dump.encode(), capture_output=True, timeout=20)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 1, out + r.stderr.decode())
+        self.assertIn("ecdsa_curve_not_offered", out)
+
+
 class Policies(unittest.TestCase):
     """A listener's policy, and another one for clients from listed
     networks: an old TLS 1.0 client on one network, TLS 1.2+ for the rest."""
