@@ -392,7 +392,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < c->cores; i++)
 		pthread_join(RT.cores[i].thread, NULL);
 	be_health_stop();
-	tlsw_stop();
+	tlsw_stop(sess_job_orphan);
 	report_counters();
 	for (i = 0; i < RT.n_cores; i++) {
 		fp_table_free(RT.cores[i].fp);

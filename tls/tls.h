@@ -151,7 +151,9 @@ struct tls_job {
 int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *sets,
 	       unsigned n_sets, const char *const *sid, unsigned n_listeners,
 	       char *err, size_t errlen);
-void tlsw_stop(void);
+/* Stop the workers (after the cores); every job still on a ring, posted
+ * or done, goes to orphan (may be NULL), which then owns it. */
+void tlsw_stop(void (*orphan)(struct tls_job *));
 /* Post a job from core; false if every ring of that core is full (the
  * caller keeps the job). */
 bool tlsw_post(unsigned core, struct tls_job *job);

@@ -273,7 +273,7 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 	for (i = 0; i < n_workers; i++) {
 		if (!P.w[i].started) {
 			snprintf(err, errlen, "TLS worker %u: %s", i, P.w[i].err);
-			tlsw_stop();
+			tlsw_stop(NULL);
 			return -EINVAL;
 		}
 	}
@@ -283,7 +283,7 @@ fail:
 	return rc;
 }
 
-void tlsw_stop(void)
+void tlsw_stop(void (*orphan)(struct tls_job *))
 {
 	unsigned i;
 	uint64_t v = 1;
@@ -293,6 +293,16 @@ void tlsw_stop(void)
 		(void)!write(P.w[i].evfd, &v, sizeof(v));
 	for (i = 0; P.w && i < P.n_workers; i++)
 		pthread_join(P.w[i].thread, NULL);
+	/* The cores have stopped: what is on the rings is nobody's. Freed
+	 * before the library contexts its SSL objects come from. */
+	for (i = 0; orphan && P.to_w && i < P.n_workers * P.n_cores; i++) {
+		struct tls_job *j;
+
+		while (P.to_w[i].slot && (j = ring_pop(&P.to_w[i])))
+			orphan(j);
+		while (P.to_c[i].slot && (j = ring_pop(&P.to_c[i])))
+			orphan(j);
+	}
 	/* Only now: a worker that ran a step for an SSL object made in another
 	 * worker's library context holds thread state of that context until
 	 * it exits. */

@@ -1362,6 +1362,19 @@ void sess_reap(struct core *c)
 	c->dead = keep;
 }
 
+void sess_job_orphan(struct tls_job *j)
+{
+	struct sess *s = j->owner;
+
+	SSL_free(j->ssl);
+	buf_free(&s->cin);
+	buf_free(&s->cout);
+	buf_free(&s->pin);
+	if (s->l->ops->fini)
+		s->l->ops->fini(&s->ps);
+	free(s);
+}
+
 void sess_close_all(struct core *c)
 {
 	struct sess *s;

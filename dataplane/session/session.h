@@ -113,6 +113,9 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 void sess_event(struct sess *s);
 /* A handshake job came back. */
 void sess_job_done(struct tls_job *j);
+/* At shutdown, after the cores stopped: a job that never came back; its
+ * session (closed already) is freed. */
+void sess_job_orphan(struct tls_job *j);
 /* Timer callback. */
 void sess_timer(struct timer *t);
 /* Run the sessions that stopped with work left in the last round. */
