@@ -51,7 +51,7 @@ def workload_table(data, w):
             "MiB/s" if bulk else "ops/s", "p50 ms", "p99 ms"]
     if resume:
         head.append("resumed")
-    head += ["errors", "load gen. CPU"]
+    head += ["errors", "server CPU busy", "load gen. CPU"]
     rows = []
     for name, s in data["servers"].items():
         r = s["results"].get(key)
@@ -70,8 +70,10 @@ def workload_table(data, w):
         if resume:
             row.append(f"{100 * r['resumed_fraction']:.0f} %")
         errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v) or "0"
-        cpu_pct = 100 * r["client_cpu_s"] / r["duration_s"] if r["duration_s"] else 0
-        row += [f"{errs} of {r['started']}", f"{cpu_pct:.0f} %"]
+        dur = r["duration_s"] or 0
+        busy = 100 * r["server_cpu_s"] / dur / data["workers"] if dur else 0
+        cpu_pct = 100 * r["client_cpu_s"] / dur if dur else 0
+        row += [f"{errs} of {r['started']}", f"{busy:.0f} %", f"{cpu_pct:.0f} %"]
         rows.append(row)
     out = [f"### {key}: {w['title']}", ""]
     out.append(f"Crypto bound {fmt(bound)} {unit}, OpenSSL floor {fmt(floor)} {unit}.")
@@ -195,6 +197,14 @@ def write(data, results, plots_dir):
             "over the measured run, divided by the operations completed; a warm-up run "
             "comes first. Latency is from the load generator (closed loop at the "
             "concurrency shown in the JSON, so it includes queueing at saturation).",
+            "- Reading the tables: × crypto bound and × OpenSSL floor divide the "
+            "server's CPU per operation by the references below; \"sluice ÷ server\" "
+            "below 1 means sluice spent less CPU than that server. \"server CPU busy\" "
+            "is the server's share of its CPUs during the run: well below 100 % means "
+            "the server waited (on the load generator, whose own CPU is the last column, "
+            "or on timers: a p50 near 40 ms at low busy points at Nagle's algorithm "
+            "meeting the client's delayed ACK), so its ops/s is not its capacity; the "
+            "CPU per operation holds either way.",
             "- Backend: `build/bench/sink` (SMTP/IMAP/POP3, PROXY v1/v2), on the load "
             "generator's CPU.", ""]
     out += ["## References (same run, same OpenSSL)", "",
