@@ -385,6 +385,7 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 				return;
 			}
 			c->held = false;        /* released by the rig */
+			g->held--;
 			r = STEP_DONE;
 			break;
 		case OP_END:
