@@ -176,7 +176,12 @@ def write(data, results, plots_dir):
     out += ["The machine is shared with other engineers' builds and tests while the rig "
             "runs, so absolute figures move from run to run; ratios measured in the same "
             "run move less.", "",
-            "## Set-up", "",
+            "## Set-up", ""]
+    if data.get("loadavg"):
+        la = data["loadavg"]
+        out += [f"- Load average (1 min) of the machine: {la.get('start')} when the run "
+                f"began, {la.get('end')} when it ended (the rig itself adds about 1-2)."]
+    out += [
             f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_mib']} MiB, "
             f"kernel {m['kernel']}, {m['os']}.",
             f"- Pinning (taskset): servers on CPU {pin['server_cpus']}, the load generator "
@@ -237,8 +242,9 @@ def write(data, results, plots_dir):
     else:
         out += ["(No plots: python3-matplotlib is not installed.)", ""]
     out += ["## Reproduce", "", "```sh", "sudo " + data["command"], "```", "",
-            "Every figure of this run is also in the JSON file the rig writes "
-            "(`/tmp/sluice-bench/results.json` unless `--json` says otherwise).", ""]
+            "Every figure of this run is also in the JSON file beside this report "
+            "(`RESULTS.json`); `bench/run --report-from RESULTS.json` writes this report "
+            "and the plots again from it.", ""]
     results.write_text("\n".join(out))
 
 
@@ -310,8 +316,9 @@ def make_plots(data, d):
         for phase in ("plain", "tls"):
             vals.append([((data["servers"][n]["results"].get(idle[0]) or {})
                           .get(f"bytes_per_conn_{phase}") or 0) / 1024 for n in names])
-        bars(ax, labels, ["before TLS", "after TLS"], vals, "KiB per idle connection (PSS)",
-             log=False)
+        vals = [[max(v, 0.1) for v in row] for row in vals]   # log scale: no zero
+        bars(ax, labels, ["before TLS", "after TLS"], vals,
+             "KiB per idle connection (PSS, log)")
         ax.axhline(GOAL_IDLE_KIB, color="black", linestyle="dashed", linewidth=0.8)
         ax.set_title("Server memory per idle connection (dashed: the 8 KiB goal)")
         fig.tight_layout()
