@@ -600,8 +600,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: set-up failed\n");
 		goto out;
 	}
-	if (run(&g) < 0) {
-		fprintf(stderr, "loadgen: event loop: %s\n", strerror(errno));
+	if ((rc = run(&g)) < 0) {
+		fprintf(stderr, "loadgen: %s\n", rc == -EPIPE ? "stdin closed before the idle"
+			" phases ended" : strerror(-rc));
+		rc = 1;
 		goto out;
 	}
 	print_json(&g);
