@@ -92,20 +92,47 @@ static void sess_set_result(struct sess *s, const char *result, const char *fmt,
 
 /* Bytes for the client, through TLS when it is up. The callers made sure
  * there is room, so a failure here is a broken TLS state. */
-static int sess_to_client(struct sess *s, const void *p, size_t len)
+/*
+ * Seal p[0, len) for the client into cout: with tls/rl, or OpenSSL's
+ * SSL_write. Returns the bytes taken (> 0), 0 when cout has no room, or
+ * -1 on an error (reason set).
+ */
+static int sess_tls_write(struct sess *s, const void *p, size_t len)
 {
 	char ebuf[120];
+	int n, e;
+
+	if (s->rl) {
+		n = tls_rl_write(s->rl, p, len, &s->cout);
+		if (n > 0 || n == TLS_RL_WANT)
+			return n > 0 ? n : 0;
+		sess_set_result(s, "error", "TLS write failed");
+		return -1;
+	}
+	ERR_clear_error();
+	n = SSL_write(s->ssl, p, (int)len);
+	if (n > 0)
+		return n;
+	e = SSL_get_error(s->ssl, n);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+		return 0;
+	sess_set_result(s, "error", "TLS write failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+	return -1;
+}
+
+static int sess_to_client(struct sess *s, const void *p, size_t len)
+{
 	int n;
 
 	if (!len)
 		return 0;
 	if (!s->tls)
 		return buf_put(&s->cout, p, (uint32_t)len) == len ? 0 : -ENOBUFS;
-	ERR_clear_error();
-	n = SSL_write(s->ssl, p, (int)len);
+	n = sess_tls_write(s, p, len);
 	if (n == (int)len)
 		return 0;
-	sess_set_result(s, "error", "TLS write failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+	if (n >= 0)
+		sess_set_result(s, "error", "TLS write failed: no room for a reply");
 	return -EIO;
 }
 
@@ -125,7 +152,10 @@ static void sess_closing(struct sess *s, const char *result, const char *reason)
 	sess_close_backend(s);
 	if (s->tls && !s->tls_close_sent && !s->cli.failed) {
 		ERR_clear_error();
-		SSL_shutdown(s->ssl); /* close_notify into cout */
+		if (s->rl) /* close_notify into cout */
+			(void)tls_rl_close_notify(s->rl, &s->cout);
+		else
+			SSL_shutdown(s->ssl);
 		s->tls_close_sent = true;
 	}
 	s->state = SS_CLOSING;
@@ -180,12 +210,40 @@ static bool sess_tls_pull(struct sess *s, struct buf *dst)
 		int n, e;
 
 		/* Nothing to decrypt: do not call SSL_read, which would set up
-		 * its 16 KiB record buffer and keep it through an idle wait. */
-		if (buf_len(&s->cin) == 0 && !s->tio.in_eof && !SSL_has_pending(s->ssl))
+		 * its 16 KiB record buffer and keep it through an idle wait;
+		 * tls/rl drops its cipher contexts. */
+		if (buf_len(&s->cin) == 0 && !s->tio.in_eof &&
+		    (s->rl || !SSL_has_pending(s->ssl))) {
+			if (s->rl && buf_len(&s->cout) == 0)
+				tls_rl_idle(s->rl);
 			break;
+		}
 
 		if (buf_space(dst, &p, &room) < 0)
 			break;
+		if (s->rl) {
+			char why[96];
+
+			n = tls_rl_read(s->rl, &s->cin, p, room, &s->cout, why, sizeof(why));
+			if (n > 0) {
+				dst->tail += (uint32_t)n;
+				did = true;
+				continue;
+			}
+			buf_consume(dst, 0);
+			if (n == TLS_RL_WANT) {
+				if (s->tio.in_eof && buf_len(&s->cin) < 5)
+					s->tls_in_done = true; /* EOF without close_notify */
+				break;
+			}
+			if (n == TLS_RL_EOF) {
+				s->tls_in_done = true;
+				break;
+			}
+			sess_set_result(s, "error", "TLS read failed: %s", why);
+			s->cli.failed = true;
+			break;
+		}
 		ERR_clear_error();
 		n = SSL_read(s->ssl, p, (int)room);
 		if (n > 0) {
@@ -422,6 +480,14 @@ static void sess_tls_up(struct sess *s)
 		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
 	sess_count_tls(s, k);
 	sess_fingerprint_done(s, true);
+	/* From here sluice's own record layer, where it can: the SSL object
+	 * (15 KiB) goes, a few hundred bytes of keys stay. */
+	if ((s->rl = tls_rl_new(s->ssl, &s->job.rlk))) {
+		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		ctr_inc(s->core, CTR_tls_own_records);
+	}
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
@@ -919,26 +985,20 @@ static bool sess_pump_c2b(struct sess *s)
 /* Backend -> client. */
 static bool sess_pump_b2c(struct sess *s)
 {
-	char ebuf[120];
 	bool did = false;
 
 	while (buf_len(&s->bin) && !s->cli.failed) {
 		uint32_t n = buf_len(&s->bin);
 
 		if (s->tls) {
-			int w, e;
+			int w;
 
 			if (buf_room(&s->cout) == 0)
 				break;
-			ERR_clear_error();
-			w = SSL_write(s->ssl, buf_head(&s->bin), (int)n);
+			w = sess_tls_write(s, buf_head(&s->bin), n);
 			if (w <= 0) {
-				e = SSL_get_error(s->ssl, w);
-				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-					break;
-				sess_set_result(s, "error", "TLS write failed: %s",
-						tls_err_string(ebuf, sizeof(ebuf)));
-				s->cli.failed = true;
+				if (w < 0)
+					s->cli.failed = true;
 				break;
 			}
 			n = (uint32_t)w;
@@ -1352,6 +1412,7 @@ void sess_reap(struct core *c)
 			continue;
 		}
 		SSL_free(s->ssl);
+		tls_rl_free(s->rl);
 		buf_free(&s->cin);
 		buf_free(&s->cout);
 		buf_free(&s->pin);
@@ -1367,6 +1428,7 @@ void sess_job_orphan(struct tls_job *j)
 	struct sess *s = j->owner;
 
 	SSL_free(j->ssl);
+	tls_rl_free(s->rl);
 	buf_free(&s->cin);
 	buf_free(&s->cout);
 	buf_free(&s->pin);

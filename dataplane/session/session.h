@@ -58,7 +58,9 @@ struct sess {
 	struct buf pin;             /* client plaintext after TLS, before relay */
 	struct buf bin, bout;       /* backend wire bytes */
 	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
-	SSL *ssl;                   /* set once a handshake started */
+	SSL *ssl;                   /* set once a handshake started; freed
+				       when tls/rl takes over after it */
+	struct tls_rl *rl;          /* sluice's record layer, or NULL: OpenSSL's */
 	struct tls_job job;         /* the handshake job, when out */
 	struct linereader lr;       /* client lines */
 	struct linereader blr;      /* backend lines while opening it */

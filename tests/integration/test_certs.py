@@ -30,7 +30,7 @@ import pki
 from harness import Sluice, client_source, run, scratch, sluice_bin, wait_until
 
 CLIENT = "127.0.0.41"
-BASE = 36000          # listener ports: BASE + n
+BASE = 39000          # listener ports: BASE + n (clear of the other tests' ranges)
 NAME = "mail.example.test"
 
 

@@ -203,21 +203,24 @@ static const struct certsel_cert C_RSA_SHA1 = CERT("rsa-2048-sha1", RSA, 2048, 0
 
 /* The issue's client: TLS 1.2, ECDHE-ECDSA and RSA suites, only secp256r1
  * (a Windows Exchange sender). */
-static const struct client exchange = {
-	.ciphers = L(0xc02c, 0xc02b, 0xc030, 0xc02f, 0x009d, 0x009c, 0xc024, 0xc028, 0x003d, 0x003c),
-	.groups = L(0x0017),
-	.sigalgs = L(0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603),
-	.sni = "mail.example.com",
-};
+#define EXCHANGE { \
+	.ciphers = L(0xc02c, 0xc02b, 0xc030, 0xc02f, 0x009d, 0x009c, 0xc024, 0xc028, 0x003d, 0x003c), \
+	.groups = L(0x0017), \
+	.sigalgs = L(0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603), \
+	.sni = "mail.example.com", \
+}
 
 /* A TLS 1.3 client (OpenSSL s_client's defaults, shortened). */
-static const struct client tls13 = {
-	.versions = L(0x0304, 0x0303),
-	.ciphers = L(0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0xc02b, 0xc02f, 0xcca9, 0xcca8),
-	.groups = L(0x001d, 0x0017, 0x001e, 0x0018),
-	.sigalgs = L(0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601),
-	.sni = "mail.example.com",
-};
+#define TLS13_CLIENT { \
+	.versions = L(0x0304, 0x0303), \
+	.ciphers = L(0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0xc02b, 0xc02f, 0xcca9, 0xcca8), \
+	.groups = L(0x001d, 0x0017, 0x001e, 0x0018), \
+	.sigalgs = L(0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601), \
+	.sni = "mail.example.com", \
+}
+/* (macros, not const objects: C wants constants in the table below) */
+static const struct client exchange = EXCHANGE;
+static const struct client tls13 = TLS13_CLIENT;
 
 /* ------------------------------------------------------------ scenarios --- */
 
@@ -240,19 +243,19 @@ struct row {
 
 static const struct row rows[] = {
 	/* The issue (RFC 8422 5.1). */
-	{ "exchange: P-384 + RSA gives RSA", exchange, SET(&C_P384, &C_RSA), POLICY_INTERMEDIATE,
+	{ "exchange: P-384 + RSA gives RSA", EXCHANGE, SET(&C_P384, &C_RSA), POLICY_INTERMEDIATE,
 	  OK_(1, 0x0303, 0xc02f, 0x0017, 0x0804) },
-	{ "exchange: P-384 alone fails on the curve", exchange, SET(&C_P384), POLICY_INTERMEDIATE,
+	{ "exchange: P-384 alone fails on the curve", EXCHANGE, SET(&C_P384), POLICY_INTERMEDIATE,
 	  FAIL_(ECDSA_CURVE_NOT_OFFERED, 0x0303) },
-	{ "exchange: P-256 + RSA gives the cheaper P-256", exchange, SET(&C_RSA, &C_P256), POLICY_INTERMEDIATE,
+	{ "exchange: P-256 + RSA gives the cheaper P-256", EXCHANGE, SET(&C_RSA, &C_P256), POLICY_INTERMEDIATE,
 	  OK_(1, 0x0303, 0xc02b, 0x0017, 0x0403) },
-	{ "exchange: legacy policy, P-384 alone still fails", exchange, SET(&C_P384), POLICY_LEGACY,
+	{ "exchange: legacy policy, P-384 alone still fails", EXCHANGE, SET(&C_P384), POLICY_LEGACY,
 	  FAIL_(ECDSA_CURVE_NOT_OFFERED, 0x0303) },
-	{ "exchange: modern policy wants TLS 1.3", exchange, SET(&C_RSA), POLICY_MODERN,
+	{ "exchange: modern policy wants TLS 1.3", EXCHANGE, SET(&C_RSA), POLICY_MODERN,
 	  FAIL_(VERSION_CLIENT_TOO_OLD, 0) },
 
 	/* TLS 1.3: the signature scheme names the curve (RFC 8446 4.2.3). */
-	{ "tls13: P-384 + RSA gives P-384", tls13, SET(&C_RSA, &C_P384), POLICY_INTERMEDIATE,
+	{ "tls13: P-384 + RSA gives P-384", TLS13_CLIENT, SET(&C_RSA, &C_P384), POLICY_INTERMEDIATE,
 	  OK_(1, 0x0304, 0x1301, 0x001d, 0x0503) },
 	{ "tls13: client without ecdsa_secp384r1_sha384",
 	  { .versions = L(0x0304), .ciphers = L(0x1301), .groups = L(0x001d),
@@ -264,7 +267,7 @@ static const struct row rows[] = {
 	{ "tls13: RSA PKCS#1 is not a TLS 1.3 signature",
 	  { .versions = L(0x0304), .ciphers = L(0x1301), .groups = L(0x001d), .sigalgs = L(0x0401, 0x0403) },
 	  SET(&C_RSA), POLICY_INTERMEDIATE, FAIL_(TLS13_NO_SCHEME_FOR_KEY, 0x0304) },
-	{ "tls13: Ed25519", tls13, SET(&C_ED, &C_RSA), POLICY_MODERN,
+	{ "tls13: Ed25519", TLS13_CLIENT, SET(&C_ED, &C_RSA), POLICY_MODERN,
 	  OK_(0, 0x0304, 0x1301, 0x001d, 0x0807) },
 	{ "tls13: key share on P-384 used as sent",
 	  { .versions = L(0x0304), .ciphers = L(0x1302), .groups = L(0x001d, 0x0018),
@@ -379,15 +382,15 @@ static const struct row rows[] = {
 	  SET(&C_RSA), POLICY_MODERN, FAIL_(BAD_LEGACY_VERSION, 0) },
 
 	/* The certificate and the security level. */
-	{ "RSA-1024 under intermediate (level 2)", exchange, SET(&C_RSA1024), POLICY_INTERMEDIATE,
+	{ "RSA-1024 under intermediate (level 2)", EXCHANGE, SET(&C_RSA1024), POLICY_INTERMEDIATE,
 	  FAIL_(CERT_KEY_TOO_SMALL, 0) },
-	{ "RSA-1024 under legacy (level 0)", exchange, SET(&C_RSA1024), POLICY_LEGACY,
+	{ "RSA-1024 under legacy (level 0)", EXCHANGE, SET(&C_RSA1024), POLICY_LEGACY,
 	  OK_(0, 0x0303, 0xc02f, 0x0017, 0x0804) },
-	{ "SHA-1 signed certificate under intermediate", exchange, SET(&C_RSA_SHA1, &C_P256),
+	{ "SHA-1 signed certificate under intermediate", EXCHANGE, SET(&C_RSA_SHA1, &C_P256),
 	  POLICY_INTERMEDIATE, OK_(1, 0x0303, 0xc02b, 0x0017, 0x0403) },
-	{ "SHA-1 signed certificate alone", exchange, SET(&C_RSA_SHA1), POLICY_INTERMEDIATE,
+	{ "SHA-1 signed certificate alone", EXCHANGE, SET(&C_RSA_SHA1), POLICY_INTERMEDIATE,
 	  FAIL_(CERT_MD_TOO_WEAK, 0) },
-	{ "empty set", exchange, SET(NULL), POLICY_INTERMEDIATE, FAIL_(NO_CERTS, 0) },
+	{ "empty set", EXCHANGE, SET(NULL), POLICY_INTERMEDIATE, FAIL_(NO_CERTS, 0) },
 };
 
 static unsigned set_of(const struct row *r, struct certsel_cert *out)
