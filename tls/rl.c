@@ -204,20 +204,18 @@ out:
 	return rc;
 }
 
-struct tls_rl *tls_rl_new(SSL *ssl, const struct tls_rl_keys *k)
+/* A record layer for version and suite id, keys still to set; NULL if
+ * tls/rl does not do that suite. */
+static struct tls_rl *rl_alloc(int version, uint16_t id)
 {
-	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-	int version = SSL_version(ssl);
 	struct tls_rl *rl;
-	uint16_t id;
 
 	pthread_once(&aead_once, aead_fetch);
-	if (!c || SSL_has_pending(ssl) || (version != TLS1_2_VERSION && version != TLS1_3_VERSION))
+	if (version != TLS1_2_VERSION && version != TLS1_3_VERSION)
 		return NULL;
 	if (!(rl = calloc(1, sizeof(*rl))))
 		return NULL;
 	rl->version = (uint16_t)version;
-	id = (uint16_t)SSL_CIPHER_get_protocol_id(c);
 	switch (id) {
 	case 0x1301: case 0xc02b: case 0xc02f: case 0x009c: case 0x009e:
 		rl->aead = RL_AES128GCM;
@@ -236,6 +234,54 @@ struct tls_rl *tls_rl_new(SSL *ssl, const struct tls_rl_keys *k)
 	}
 	if (!aead_ciphers[rl->aead])
 		goto no;
+	if (version == TLS1_2_VERSION)
+		rl->iv_len = rl->aead == RL_CHACHA ? 12 : 4;
+	return rl;
+no:
+	tls_rl_free(rl);
+	return NULL;
+}
+
+struct tls_rl *tls_rl_from_keys(int version, uint16_t suite, const uint8_t *csec,
+				const uint8_t *ssec, unsigned sec_len, const uint8_t *key_block,
+				bool server)
+{
+	struct tls_rl *rl = rl_alloc(version, suite);
+	struct rl_dir *c, *s;
+
+	if (!rl)
+		return NULL;
+	c = server ? &rl->rd : &rl->wr; /* what the client writes */
+	s = server ? &rl->wr : &rl->rd;
+	if (version == TLS1_3_VERSION) {
+		if (sec_len != 32 && sec_len != 48)
+			goto no;
+		rl->sec_len = (uint8_t)sec_len;
+		memcpy(c->secret, csec, sec_len);
+		memcpy(s->secret, ssec, sec_len);
+		if (dir_from_secret(rl, c, rl_md(rl)) || dir_from_secret(rl, s, rl_md(rl)))
+			goto no;
+	} else {
+		memcpy(c->key, key_block, rl->key_len);
+		memcpy(s->key, key_block + rl->key_len, rl->key_len);
+		memcpy(c->iv, key_block + 2 * rl->key_len, rl->iv_len);
+		memcpy(s->iv, key_block + 2 * rl->key_len + rl->iv_len, rl->iv_len);
+	}
+	return rl;
+no:
+	tls_rl_free(rl);
+	return NULL;
+}
+
+struct tls_rl *tls_rl_new(SSL *ssl, const struct tls_rl_keys *k)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	int version = SSL_version(ssl);
+	struct tls_rl *rl;
+
+	if (!c || SSL_has_pending(ssl) ||
+	    !(rl = rl_alloc(version, (uint16_t)SSL_CIPHER_get_protocol_id(c))))
+		return NULL;
 	if (version == TLS1_3_VERSION) {
 		if (k->got != 3)
 			goto no;
@@ -247,7 +293,6 @@ struct tls_rl *tls_rl_new(SSL *ssl, const struct tls_rl_keys *k)
 		rl->rd.seq = 0;            /* the client's Finished had handshake keys */
 		rl->wr.seq = k->tickets13; /* what OpenSSL sealed after its Finished */
 	} else {
-		rl->iv_len = rl->aead == RL_CHACHA ? 12 : 4;
 		if (tls12_keys(rl, ssl))
 			goto no;
 		rl->rd.seq = 1;            /* each side's Finished was record 0 */
@@ -422,6 +467,13 @@ int tls_rl_write(struct tls_rl *rl, const uint8_t *p, size_t len, struct buf *ou
 		done += n;
 	}
 	return done ? (int)done : TLS_RL_WANT;
+}
+
+int tls_rl_seal(struct tls_rl *rl, uint8_t type, const uint8_t *p, size_t len, struct buf *out)
+{
+	if (len > REC_MAX_PLAIN || buf_room(out) < len + overhead(rl))
+		return TLS_RL_WANT;
+	return seal(rl, type, p, len, out) ? TLS_RL_ERROR : 0;
 }
 
 int tls_rl_close_notify(struct tls_rl *rl, struct buf *out)

@@ -63,6 +63,17 @@ void tls_rl_ctx_setup(SSL_CTX *ctx);
 struct tls_rl *tls_rl_new(SSL *ssl, const struct tls_rl_keys *k);
 void tls_rl_free(struct tls_rl *rl);
 
+/* For tests and fuzzing: a record layer from raw keys. version
+ * TLS1_2_VERSION or TLS1_3_VERSION; suite an AEAD suite's code point;
+ * secret (TLS 1.3, sec_len bytes) or key_block (TLS 1.2: client key,
+ * server key, client IV, server IV) as the server sees them; server false
+ * gives the client's view (the directions swapped). NULL if unusable. */
+struct tls_rl *tls_rl_from_keys(int version, uint16_t suite, const uint8_t *csec,
+				const uint8_t *ssec, unsigned sec_len, const uint8_t *key_block,
+				bool server);
+/* Seal one record of content type with p[0, len) (tests: any type). */
+int tls_rl_seal(struct tls_rl *rl, uint8_t type, const uint8_t *p, size_t len, struct buf *out);
+
 /*
  * Open whole records from in (consumed as they are opened) into out[0,
  * cap). Protocol answers (a TLS 1.3 KeyUpdate the peer asked for) go to
