@@ -345,14 +345,15 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 		}
 		return;
 	}
+	/* SYN in a synchronized state, whatever its sequence (RFC 5961 §4.2,
+	 * before the window check) */
+	if (s.flags & TH_SYN) {
+		tcp_send_challenge_ack(c);
+		return;
+	}
 	if (!seq_acceptable(c, s.seq, seglen)) {
 		net_count(st, NET_C_drop_tcp_seq);
 		tcp_send_ack(c);
-		return;
-	}
-	/* SYN in a synchronized state, whatever its sequence: RFC 5961 §4.2 */
-	if (s.flags & TH_SYN) {
-		tcp_send_challenge_ack(c);
 		return;
 	}
 	if (!(s.flags & TH_ACK)) {
