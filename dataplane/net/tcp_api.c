@@ -232,7 +232,7 @@ static bool queue_fin(struct tcp_conn *c)
 {
 	if (c->fin_queued)
 		return false;
-	if (c->state == TCP_ESTABLISHED || c->state == TCP_SYN_RECEIVED)
+	if (c->state == TCP_ESTABLISHED)
 		tcp_set_state(c, TCP_FIN_WAIT_1);
 	else if (c->state == TCP_CLOSE_WAIT)
 		tcp_set_state(c, TCP_LAST_ACK);
@@ -262,9 +262,10 @@ void tcp_close(struct tcp_conn *c)
 	c->app_gone = true;
 	if (c->state == TCP_SYN_SENT || c->state == TCP_CLOSED) {
 		tcp_conn_destroy(c);
-	} else if (tcp_readable(c) > 0) {
+	} else if (tcp_readable(c) > 0 || c->state == TCP_SYN_RECEIVED) {
 		/* RFC 9293 §3.10.4 / RFC 2525 §2.17: unread data means the
-		 * peer must learn its data was not consumed. */
+		 * peer must learn its data was not consumed. A handshake
+		 * still in SYN-RECEIVED (simultaneous open) is simply reset. */
 		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
 		tcp_conn_destroy(c);
 	} else {

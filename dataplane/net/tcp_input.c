@@ -334,7 +334,7 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 				tcp_conn_destroy(c);  /* back to LISTEN: nobody to tell */
 			else if (c->state == TCP_SYN_RECEIVED)
 				tcp_conn_fail(c, -ECONNREFUSED);
-			else if (c->state == TCP_TIME_WAIT || c->state == TCP_CLOSING || c->state == TCP_LAST_ACK)
+			else if (c->state == TCP_TIME_WAIT)
 				tcp_conn_destroy(c);
 			else
 				tcp_conn_fail(c, -ECONNRESET);

@@ -42,7 +42,8 @@ static void tcp_xmit(struct net_stack *st, const struct xmit *x)
 	wr16(th + 14, x->wnd);
 	wr16(th + 16, 0);
 	wr16(th + 18, 0);
-	memcpy(th + NET_TCP_HLEN, x->opt, x->optlen);
+	if (x->optlen)
+		memcpy(th + NET_TCP_HLEN, x->opt, x->optlen);
 	if (x->dlen) {
 		const struct tcp_conn *c = x->data;
 		uint32_t pos = x->seq & (c->sbuf_size - 1), first = c->sbuf_size - pos;
