@@ -143,11 +143,23 @@ static void eth_input(struct net_stack *st, const uint8_t *f, uint32_t len)
 /* Public entry: see net.h. */
 void net_input(struct net_stack *st, const uint8_t *frame, uint32_t len, uint64_t now_us)
 {
+	uint64_t t0 = net_cycles_now(st);
+
 	if (now_us > st->now_us)
 		st->now_us = now_us;
 	st->depth++;
+	st->cur = NULL;
 	net_count(st, NET_C_rx_frames);
 	eth_input(st, frame, len);
+	if (st->cfg.cycles) {
+		uint64_t d = net_cycles_now(st) - t0;
+
+		st->cyc.rx_frames++;
+		st->cyc.rx_cycles += d;
+		if (st->cur) /* dead or alive: freed only by the reap below */
+			st->cur->cycles += d;
+	}
+	st->cur = NULL;
 	if (--st->depth == 0)
 		net_reap(st);
 }

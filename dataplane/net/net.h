@@ -76,6 +76,11 @@ struct net_config {
 	uint8_t secret[16];        /* key for ISNs, cookies, hashes: the caller's randomness */
 	void (*tx)(void *ctx, const uint8_t *frame, uint32_t len);
 	void *tx_ctx;
+	/* Optional cycle counter (rdtsc on a core, a fake one in tests): when
+	 * set, the stack charges the cycles of each frame, timer run and API
+	 * call to the stack and to the connection it served. */
+	uint64_t (*cycles)(void *ctx);
+	void *cycles_ctx;
 	struct tcp_params tcp;
 };
 
@@ -103,6 +108,14 @@ void net_input(struct net_stack *st, const uint8_t *frame, uint32_t len, uint64_
 void net_poll(struct net_stack *st, uint64_t now_us);
 /* The counters of the stack. */
 const uint64_t *net_counters(const struct net_stack *st);
+/* Busy cycles over work done (with net_config.cycles set). */
+struct net_cycle_stats {
+	uint64_t rx_frames, rx_cycles;     /* net_input */
+	uint64_t polls, poll_cycles;       /* net_poll (timers, neighbour upkeep) */
+	uint64_t api_calls, api_cycles;    /* tcp_send, tcp_read, tcp_close... from outside the stack */
+};
+void net_cycle_stats(const struct net_stack *st, struct net_cycle_stats *out);
+
 /* Add the stack's configured addresses to *a (family as asked). Returns 0 or -EAFNOSUPPORT. */
 int net_local_addr(const struct net_stack *st, uint8_t family, struct net_addr *a);
 
@@ -189,6 +202,7 @@ struct tcp_info {
 	uint8_t snd_wscale, rcv_wscale;
 	bool sack, timestamps, cookie;
 	uint64_t retransmits, bytes_acked, bytes_received;
+	uint64_t cycles;           /* charged to this connection (net_config.cycles) */
 };
 void tcp_get_info(const struct tcp_conn *c, struct tcp_info *i);
 

@@ -218,6 +218,7 @@ struct tcp_conn {
 	void *ctx;
 	uint64_t last_rx_us;         /* keepalive idle */
 	uint64_t retransmits, bytes_acked_total, bytes_rcvd_total;
+	uint64_t cycles;             /* busy cycles charged to this connection */
 };
 
 /* ---- the stack ---------------------------------------------------------- */
@@ -240,11 +241,18 @@ struct net_stack {
 	uint64_t chack_second;       /* RFC 5961 §7 rate limit window */
 	uint32_t chack_count;
 	uint32_t port_next;          /* RFC 6056 alg. 3 counter */
+	struct net_cycle_stats cyc;
+	struct tcp_conn *cur;        /* the connection the current frame went to */
+	uint64_t api_t0;             /* cycle count when an outside API call began */
 	uint8_t frame[NET_MAX_FRAME + 64]; /* output scratch */
 };
 
 static inline void net_count(struct net_stack *st, enum net_counter c) { st->c[c]++; }
 static inline void net_count_n(struct net_stack *st, enum net_counter c, uint64_t n) { st->c[c] += n; }
+static inline uint64_t net_cycles_now(const struct net_stack *st)
+{
+	return st->cfg.cycles ? st->cfg.cycles(st->cfg.cycles_ctx) : 0;
+}
 static inline uint64_t net_now_ms(const struct net_stack *st) { return st->now_us / 1000; }
 
 /* Internet checksum (RFC 1071): ones' complement sum of 16-bit words. */

@@ -140,6 +140,8 @@ void net_stack_free(struct net_stack *st)
 /* Run every timer due by now_us, then the neighbour maintenance. */
 void net_poll(struct net_stack *st, uint64_t now_us)
 {
+	uint64_t t0 = net_cycles_now(st);
+
 	if (now_us > st->now_us)
 		st->now_us = now_us;
 	st->depth++;
@@ -148,11 +150,17 @@ void net_poll(struct net_stack *st, uint64_t now_us)
 		neigh_poll(st);
 		st->neigh_scan_us = st->now_us + 100000;
 	}
+	if (st->cfg.cycles) {
+		st->cyc.polls++;
+		st->cyc.poll_cycles += net_cycles_now(st) - t0;
+	}
 	if (--st->depth == 0)
 		net_reap(st);
 }
 
 const uint64_t *net_counters(const struct net_stack *st) { return st->c; }
+
+void net_cycle_stats(const struct net_stack *st, struct net_cycle_stats *out) { *out = st->cyc; }
 
 /* Our address of the given family (the global one for IPv6). Returns 0 or -EAFNOSUPPORT. */
 int net_local_addr(const struct net_stack *st, uint8_t family, struct net_addr *a)

@@ -8,12 +8,30 @@
 
 #include "net/net_int.h"
 
-static void enter(struct net_stack *st) { st->depth++; }
-static void leave(struct net_stack *st)
+/* Calls from outside the stack (depth 0) are charged to the stack's API
+ * cycles and to the connection; calls from callbacks are already inside
+ * a frame's or a timer's account. */
+static void enter(struct net_stack *st)
 {
+	if (st->depth++ == 0)
+		st->api_t0 = net_cycles_now(st);
+}
+
+static void leave_conn(struct net_stack *st, struct tcp_conn *c)
+{
+	if (st->depth == 1 && st->cfg.cycles) {
+		uint64_t d = net_cycles_now(st) - st->api_t0;
+
+		st->cyc.api_calls++;
+		st->cyc.api_cycles += d;
+		if (c)
+			c->cycles += d;
+	}
 	if (--st->depth == 0)
 		net_reap(st);
 }
+
+static void leave(struct net_stack *st) { leave_conn(st, NULL); }
 
 int tcp_listen(struct net_stack *st, const struct net_addr *addr, uint16_t port,
 	       tcp_accept_fn accept, void *lctx, struct tcp_listener **out)
@@ -134,7 +152,7 @@ int tcp_connect(struct net_stack *st, const struct tcp_connect_req *r, struct tc
 	c->rtx_mode = RTX_RETRANSMIT;
 	tcp_arm(c, TCP_T_RTX, c->rto_us);
 	*out = c;
-	leave(st);
+	leave_conn(st, c);
 	return 0;
 }
 
@@ -159,7 +177,7 @@ uint32_t tcp_send_space(const struct tcp_conn *c)
 	return c->sbuf_size - (c->snd_qend - snd_data_una(c));
 }
 
-ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len)
+static ssize_t send_inner(struct tcp_conn *c, const void *data, size_t len)
 {
 	uint32_t room, n, pos, first;
 
@@ -180,10 +198,18 @@ ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len)
 	memcpy(c->sbuf + pos, data, first);
 	memcpy(c->sbuf, (const uint8_t *)data + first, n - first);
 	c->snd_qend += n;
-	enter(c->st);
 	tcp_output(c);
-	leave(c->st);
 	return n;
+}
+
+ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len)
+{
+	ssize_t r;
+
+	enter(c->st);
+	r = send_inner(c, data, len);
+	leave_conn(c->st, c);
+	return r;
 }
 
 uint32_t tcp_readable(const struct tcp_conn *c)
@@ -196,7 +222,7 @@ bool tcp_eof(const struct tcp_conn *c)
 	return c->fin_rcvd && tcp_readable(c) == 0;
 }
 
-ssize_t tcp_read(struct tcp_conn *c, void *buf, size_t len)
+static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 {
 	uint32_t avail, n, pos, first, edge, thresh;
 
@@ -218,12 +244,19 @@ ssize_t tcp_read(struct tcp_conn *c, void *buf, size_t len)
 	edge = c->rcv_read + c->rbuf_size - (1u << c->rcv_ws);
 	thresh = c->rbuf_size / 2 < 2 * tcp_eff_mss(c) ? c->rbuf_size / 2 : 2 * tcp_eff_mss(c);
 	if (!c->fin_rcvd && seq_gt(edge, c->rcv_adv) && edge - c->rcv_adv >= thresh &&
-	    (c->state == TCP_ESTABLISHED || c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2)) {
-		enter(c->st);
+	    (c->state == TCP_ESTABLISHED || c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2))
 		tcp_send_ack(c);
-		leave(c->st);
-	}
 	return n;
+}
+
+ssize_t tcp_read(struct tcp_conn *c, void *buf, size_t len)
+{
+	ssize_t r;
+
+	enter(c->st);
+	r = read_inner(c, buf, len);
+	leave_conn(c->st, c);
+	return r;
 }
 
 /* Queue our FIN: ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK
@@ -249,7 +282,7 @@ void tcp_shutdown_wr(struct tcp_conn *c)
 	enter(c->st);
 	if (queue_fin(c))
 		tcp_output(c);
-	leave(c->st);
+	leave_conn(c->st, c);
 }
 
 void tcp_close(struct tcp_conn *c)
@@ -276,7 +309,7 @@ void tcp_close(struct tcp_conn *c)
 			tcp_arm(c, TCP_T_RTX, st->tp.fin_wait2_us);
 		}
 	}
-	leave(st);
+	leave_conn(st, c);
 }
 
 void tcp_abort(struct tcp_conn *c)
@@ -290,7 +323,7 @@ void tcp_abort(struct tcp_conn *c)
 	if (c->state != TCP_SYN_SENT && c->state != TCP_CLOSED && c->state != TCP_TIME_WAIT)
 		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
 	tcp_conn_destroy(c);
-	leave(st);
+	leave_conn(st, c);
 }
 
 void tcp_set_keepalive(struct tcp_conn *c, bool on)
@@ -330,4 +363,5 @@ void tcp_get_info(const struct tcp_conn *c, struct tcp_info *i)
 	i->retransmits = c->retransmits;
 	i->bytes_acked = c->bytes_acked_total;
 	i->bytes_received = c->bytes_rcvd_total;
+	i->cycles = c->cycles;
 }

@@ -89,23 +89,30 @@ static void tcp_finish(struct tcp_conn *c, int err)
 }
 
 /* Take the connection out of the stack: timers, flow table, listener;
- * freed by net_reap(). The application is told first if it is still there. */
+ * freed by net_reap(). The application is told first if it is still there
+ * (closed(0)), unless it has bytes left to read: then the object stays,
+ * CLOSED, until the application's tcp_close(). */
 void tcp_conn_destroy(struct tcp_conn *c)
 {
 	int k;
 
 	if (c->dead)
 		return;
-	tcp_finish(c, 0);
-	c->dead = true;
 	for (k = 0; k < TCP_T__N; k++)
 		timer_cancel(&c->tm[k].t);
-	flow_remove(c->st, c);
 	if (c->lst) {
 		c->lst->nsynq--;
 		c->lst = NULL;
 	}
 	c->state = TCP_CLOSED;
+	/* Bytes the application has not read yet stay readable: the object
+	 * stays (CLOSED, ignored by tcp_input, its 4-tuple still taken) until
+	 * tcp_close(). */
+	if (!c->app_gone && tcp_readable(c) > 0)
+		return;
+	flow_remove(c->st, c);
+	tcp_finish(c, 0);
+	c->dead = true;
 	c->gnext = c->st->graveyard;
 	c->st->graveyard = c;
 }
@@ -174,10 +181,11 @@ void net_reap(struct net_stack *st)
 	}
 }
 
+/* TIME-WAIT: the application keeps its handle (it may still read) until
+ * it closes it or 2 MSL end the connection (closed(0) then). */
 void tcp_enter_timewait(struct tcp_conn *c)
 {
 	tcp_set_state(c, TCP_TIME_WAIT);
-	tcp_finish(c, 0);
 	timer_cancel(&c->tm[TCP_T_KEEP].t);
 	timer_cancel(&c->tm[TCP_T_DELACK].t);
 	c->rtx_mode = RTX_TIMEWAIT;

@@ -421,6 +421,8 @@ void tcp_input(struct net_stack *st, const struct net_addr *src, const struct ne
 	if (tcp_parse(st, src, dst, p, len, &s) < 0)
 		return;
 	c = flow_lookup(st, &s.t);
+	if (c && c->state == TCP_CLOSED)
+		c = NULL; /* ended, held only for its unread bytes */
 	/* RFC 1122 §4.2.2.13 (and RFC 6191 with timestamps): a new SYN above
 	 * the old sequence space ends TIME_WAIT early. */
 	if (c && c->state == TCP_TIME_WAIT && (s.flags & (TH_SYN | TH_ACK)) == TH_SYN &&
@@ -430,6 +432,7 @@ void tcp_input(struct net_stack *st, const struct net_addr *src, const struct ne
 		c = NULL;
 	}
 	if (c) {
+		st->cur = c;
 		if (c->state == TCP_SYN_SENT)
 			tcp_syn_sent_input(c, &s);
 		else

@@ -176,15 +176,10 @@ void tcp_keep_reset(struct tcp_conn *c)
 		tcp_arm(c, TCP_T_KEEP, c->st->tp.keep_idle_us);
 }
 
-/* The wheel's callback for every TCP timer. */
-void tcp_timer_fire(struct timer *t)
+/* One timer of c ran out. */
+static void timer_fire(struct tcp_conn *c, uint8_t kind)
 {
-	struct tcp_timer *tt = NET_CONTAINER(t, struct tcp_timer, t);
-	struct tcp_conn *c = (struct tcp_conn *)(void *)((char *)(tt - tt->kind) - offsetof(struct tcp_conn, tm));
-
-	if (c->dead)
-		return;
-	switch (tt->kind) {
+	switch (kind) {
 	case TCP_T_RTX:
 		switch (c->rtx_mode) {
 		case RTX_RETRANSMIT:
@@ -212,4 +207,18 @@ void tcp_timer_fire(struct timer *t)
 		keep_expired(c);
 		break;
 	}
+}
+
+/* The wheel's callback for every TCP timer: find the connection from the
+ * timer's kind, run it, charge its cycles. */
+void tcp_timer_fire(struct timer *t)
+{
+	struct tcp_timer *tt = NET_CONTAINER(t, struct tcp_timer, t);
+	struct tcp_conn *c = (struct tcp_conn *)(void *)((char *)(tt - tt->kind) - offsetof(struct tcp_conn, tm));
+	uint64_t t0 = net_cycles_now(c->st);
+
+	if (c->dead)
+		return;
+	timer_fire(c, tt->kind);
+	c->cycles += net_cycles_now(c->st) - t0; /* still allocated: reaped after the poll */
 }

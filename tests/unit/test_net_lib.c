@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -370,6 +371,10 @@ static void c_data(struct tcp_conn *c, void *ctx)
 	while (tcp_read(c, buf, sizeof(buf)) > 0)
 		;
 	if (tcp_eof(c) && !b->client_eof) {
+		struct tcp_info i;
+
+		tcp_get_info(c, &i);
+		b->client_cycles = i.cycles;
 		b->client_eof = true;
 		b->client_closed = true;
 		tcp_close(c);
@@ -400,6 +405,10 @@ static void s_data(struct tcp_conn *c, void *ctx)
 		b->received += (uint64_t)n;
 	}
 	if (tcp_eof(c) && !b->server_eof) {
+		struct tcp_info i;
+
+		tcp_get_info(c, &i);
+		b->server_cycles = i.cycles;
 		b->server_eof = true;
 		b->server_closed = true;
 		tcp_close(c);

@@ -90,6 +90,7 @@ struct tn_bulk {
 	bool connected, client_eof, server_eof, client_closed, server_closed;
 	int client_err, server_err;
 	bool v6;
+	uint64_t client_cycles, server_cycles; /* tcp_info.cycles just before close */
 };
 void tn_bulk_init(struct tn_bulk *b, uint64_t seed, const struct simlink_params *p01,
 		  const struct simlink_params *p10, const struct tcp_params *tp, bool v6);
