@@ -28,9 +28,12 @@ struct listener {
 	unsigned idx;
 	const struct proto_ops *ops;
 	struct be_pool *pool;
-	struct tls_certset certs;   /* empty for tls: off */
+	struct tls_certset **sets;  /* its cert sets, the default first; none
+				       for tls: off */
+	uint16_t *set_ids;          /* their indexes in the workers' tables */
+	unsigned n_sets;
 	bool tls_available;         /* certificates loaded and usable */
-	char certs_desc[96];        /* "generated ecdsa-p256,rsa-2048" for logs */
+	char certs_desc[160];       /* "generated ecdsa-p256,rsa-2048" for logs */
 };
 
 enum sess_state {
@@ -76,6 +79,7 @@ struct sess {
 	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool hello_seen;            /* the ClientHello was read (tls/hello) */
+	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
@@ -84,16 +88,21 @@ struct sess {
 	uint32_t hs_left;           /* cin bytes the last handshake step left */
 	uint8_t be_tries;
 	uint8_t starttls_repeats;   /* STARTTLS answered again (quirk) */
+	uint8_t policy;             /* enum cfg_policy for this client */
+	uint8_t set;                /* cert set chosen (index in l->sets) */
+	uint8_t cert;               /* certificate chosen, or TLS_CERT_ANY */
 	uint32_t quirks;            /* set of enum quirk_id seen */
 	int be_idx;                 /* server in use, -1 none */
 	const char *result;         /* "ok", "timeout", ... */
-	char reason[128];
+	char reason[360];
 	char tls_version[16];
 	char tls_cipher[64];
 	char sni[128];
 	char cert_kind[24];
 	char ja4[40];               /* the client's JA4 fingerprint */
 	char hello_err[96];         /* why the ClientHello breaks the rules */
+	char certsel_err[200];      /* why no certificate can serve it */
+	uint8_t certsel_rule;       /* enum certsel_rule; OK when one can */
 	struct sockaddr_storage peer, local;
 };
 
