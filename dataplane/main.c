@@ -426,13 +426,13 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < c->cores; i++)
 		pthread_join(RT.cores[i].thread, NULL);
-#if HAVE_DPDK
-	if (c->native)
-		nat_fini();
-#endif
 	be_health_stop();
 	tlsw_stop();
 	report_counters();
+#if HAVE_DPDK
+	if (c->native)
+		nat_fini();  /* after the last report, which reads the stacks */
+#endif
 	for (i = 0; i < RT.n_cores; i++) {
 		fp_table_free(RT.cores[i].fp);
 		close(RT.cores[i].epfd);

@@ -378,7 +378,7 @@ void nat_core_main(struct core *c)
 
 /* The EAL's argv from native.eal and native.ports. Returns argc or -E2BIG. */
 static int nat_eal_argv(const struct cfg_native *n, cpu_set_t *aff, char **argv, char *mem,
-			char *lcore)
+			char *lcore, char *prefix)
 {
 	int argc = 0, cpu = 0;
 
@@ -388,10 +388,16 @@ static int nat_eal_argv(const struct cfg_native *n, cpu_set_t *aff, char **argv,
 	argv[argc++] = "sluice";
 	argv[argc++] = "-l";
 	argv[argc++] = lcore;
-	argv[argc++] = "--in-memory";   /* no files in /var/run: instances stay apart */
 	argv[argc++] = "--no-telemetry";
-	if (!n->eal.hugepages)
+	if (n->eal.hugepages) {
+		argv[argc++] = "--in-memory";   /* no files in /var/run: instances stay apart */
+	} else {
+		/* --no-huge is legacy memory, which --in-memory refuses. */
+		snprintf(prefix, 32, "--file-prefix=sluice%ld", (long)getpid());
 		argv[argc++] = "--no-huge";
+		argv[argc++] = "--no-shconf";
+		argv[argc++] = prefix;
+	}
 	if (n->eal.memory_mb) {
 		snprintf(mem, 16, "%u", n->eal.memory_mb);
 		argv[argc++] = "-m";
@@ -549,7 +555,7 @@ int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *er
 	     size_t errlen)
 {
 	const struct cfg_native *n = c->native;
-	char *argv[NAT_EAL_ARGS + 1], mem[16], lcore[16], ring[RTE_RING_NAMESIZE];
+	char *argv[NAT_EAL_ARGS + 1], mem[16], lcore[16], prefix[32], ring[RTE_RING_NAMESIZE];
 	cpu_set_t aff;
 	unsigned i, k;
 	int argc, rc;
@@ -560,7 +566,7 @@ int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *er
 		return -EIO;
 	if (sched_getaffinity(0, sizeof(aff), &aff) < 0)
 		return -errno;
-	if ((argc = nat_eal_argv(n, &aff, argv, mem, lcore)) < 0) {
+	if ((argc = nat_eal_argv(n, &aff, argv, mem, lcore, prefix)) < 0) {
 		snprintf(err, errlen, "%s:%u: native.eal.args: too many EAL arguments", c->path,
 			 n->line);
 		return argc;
@@ -625,6 +631,7 @@ void nat_fini(void)
 		if (!N.cores[k])
 			continue;
 		nat_stacks_fini(N.cores[k]);
+		N.cores[k]->core->nat = NULL;
 		rte_ring_free(N.cores[k]->in);
 		rte_free(N.cores[k]);
 	}

@@ -907,8 +907,9 @@ static bool sess_pump_c2b(struct sess *s)
 	room = buf_room(&s->bout);
 	if (n > room)
 		n = room;
+	if (n)
+		n = buf_put(&s->bout, buf_head(src), n);
 	if (n) {
-		buf_put(&s->bout, buf_head(src), n);
 		buf_consume(src, n);
 		s->scan_ok -= n;
 		s->bytes_in += n;
@@ -948,7 +949,7 @@ static bool sess_pump_b2c(struct sess *s)
 				n = buf_room(&s->cout);
 			if (n == 0)
 				break;
-			buf_put(&s->cout, buf_head(&s->bin), n);
+			n = buf_put(&s->cout, buf_head(&s->bin), n);
 		}
 		if (s->l->ops->b2c_scan)
 			s->l->ops->b2c_scan(&s->ps, buf_head(&s->bin), n);
