@@ -182,7 +182,7 @@ struct cfg_native_port {
 	unsigned char mac_addr[6];
 	unsigned char ip4[4], gw4[4];
 	unsigned char ip6[16], gw6[16];
-	unsigned ip4_plen, ip6_plen;
+	unsigned ip4_prefix, ip6_prefix;
 };
 
 /* The DPDK environment (EAL) the native stack runs in. */

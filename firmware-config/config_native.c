@@ -177,14 +177,14 @@ static int cfg_check_port(struct cfg_ld *ld, struct cfg *c, unsigned i)
 	}
 	snprintf(p, sizeof(p), "native.ports[%u].ipv4", i);
 	if (pt->ipv4) {
-		if (cfg_parse_ifaddr(pt->ipv4, AF_INET, pt->ip4, &pt->ip4_plen) < 0)
+		if (cfg_parse_ifaddr(pt->ipv4, AF_INET, pt->ip4, &pt->ip4_prefix) < 0)
 			return cfg_err(ld, p, "cannot parse '%s' (expected ADDRESS/PREFIX, e.g. "
 				       "192.0.2.10/24)", pt->ipv4);
 		pt->has_ip4 = true;
 	}
 	snprintf(p, sizeof(p), "native.ports[%u].ipv6", i);
 	if (pt->ipv6) {
-		if (cfg_parse_ifaddr(pt->ipv6, AF_INET6, pt->ip6, &pt->ip6_plen) < 0)
+		if (cfg_parse_ifaddr(pt->ipv6, AF_INET6, pt->ip6, &pt->ip6_prefix) < 0)
 			return cfg_err(ld, p, "cannot parse '%s' (expected ADDRESS/PREFIX, e.g. "
 				       "2001:db8::10/64)", pt->ipv6);
 		if (pt->ip6[0] == 0xfe && (pt->ip6[1] & 0xc0) == 0x80)
@@ -203,7 +203,7 @@ static int cfg_check_port(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		if (inet_pton(AF_INET, pt->ipv4_gateway, pt->gw4) != 1)
 			return cfg_err(ld, p, "cannot parse '%s' (expected an IPv4 address)",
 				       pt->ipv4_gateway);
-		if (!cfg_same_net(pt->gw4, pt->ip4, pt->ip4_plen))
+		if (!cfg_same_net(pt->gw4, pt->ip4, pt->ip4_prefix))
 			return cfg_err(ld, p, "%s is not on the port's network %s",
 				       pt->ipv4_gateway, pt->ipv4);
 		pt->has_gw4 = true;
@@ -216,7 +216,7 @@ static int cfg_check_port(struct cfg_ld *ld, struct cfg *c, unsigned i)
 			return cfg_err(ld, p, "cannot parse '%s' (expected an IPv6 address)",
 				       pt->ipv6_gateway);
 		if (!(pt->gw6[0] == 0xfe && (pt->gw6[1] & 0xc0) == 0x80) &&
-		    !cfg_same_net(pt->gw6, pt->ip6, pt->ip6_plen))
+		    !cfg_same_net(pt->gw6, pt->ip6, pt->ip6_prefix))
 			return cfg_err(ld, p, "%s is neither link-local nor on the port's "
 				       "network %s", pt->ipv6_gateway, pt->ipv6);
 		pt->has_gw6 = true;
@@ -274,10 +274,10 @@ static int cfg_check_native_backend(struct cfg_ld *ld, struct cfg *c, unsigned i
 
 			if (v4)
 				ok = pt->has_ip4 && (pt->has_gw4 ||
-						     cfg_same_net(a, pt->ip4, pt->ip4_plen));
+						     cfg_same_net(a, pt->ip4, pt->ip4_prefix));
 			else
 				ok = pt->has_ip6 && (pt->has_gw6 ||
-						     cfg_same_net(a, pt->ip6, pt->ip6_plen));
+						     cfg_same_net(a, pt->ip6, pt->ip6_prefix));
 		}
 		if (!ok) {
 			snprintf(p, sizeof(p), "backends[%u].servers[%u]", i, k);
