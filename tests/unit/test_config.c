@@ -537,9 +537,9 @@ static void test_native(void **state)
 	assert_memory_equal(n->ports[0].mac_addr, mac, 6);
 	assert_true(n->ports[0].has_ip4);
 	assert_memory_equal(n->ports[0].ip4, ip4, 4);
-	assert_int_equal(n->ports[0].ip4_plen, 24);
+	assert_int_equal(n->ports[0].ip4_prefix, 24);
 	assert_false(n->ports[0].has_gw4);
-	assert_int_equal(n->ports[0].ip6_plen, 64);
+	assert_int_equal(n->ports[0].ip6_prefix, 64);
 	assert_int_equal(n->ports[0].mtu, 9000);
 	assert_int_equal(n->ports[0].line, 18);
 	assert_string_equal(n->ports[1].name, "0000:03:00.0");
