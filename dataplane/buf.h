@@ -63,7 +63,7 @@ static inline void buf_consume(struct buf *b, uint32_t n)
 	}
 }
 
-/* Append up to n bytes; returns how many fit. */
+/* Append up to n bytes; returns how many fit: min(n, buf_room()). */
 static inline uint32_t buf_put(struct buf *b, const void *src, uint32_t n)
 {
 	uint8_t *p;
@@ -71,6 +71,15 @@ static inline uint32_t buf_put(struct buf *b, const void *src, uint32_t n)
 
 	if (n == 0 || buf_space(b, &p, &room) < 0)
 		return 0;
+	if (n > room && b->head > 0) {
+		/* buf_space() left the dead head in place, but buf_room()
+		 * counted it: callers size n by buf_room(). */
+		memmove(b->data, b->data + b->head, b->tail - b->head);
+		b->tail -= b->head;
+		b->head = 0;
+		p = b->data + b->tail;
+		room = BUF_CAP - b->tail;
+	}
 	if (n > room)
 		n = room;
 	memcpy(p, src, n);

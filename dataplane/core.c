@@ -15,6 +15,10 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "sluice-build.h"
+#if HAVE_DPDK
+#include "io/native.h"
+#endif
 #include "fpstat.h"
 #include "log.h"
 #include "session/session.h"
@@ -117,6 +121,12 @@ void *core_main(void *arg)
 	struct epoll_event ev[CORE_EVENTS];
 	unsigned i;
 
+#if HAVE_DPDK
+	if (c->nat) {
+		nat_core_main(c);
+		return NULL;
+	}
+#endif
 	c->now_ms = clock_ms();
 	wheel_init(&c->wheel, c->now_ms);
 	if (stream_attach(c, &c->wake, tlsw_core_fd(c->id), SK_WAKE, NULL) < 0) {

@@ -17,6 +17,7 @@
 
 struct sess;
 struct listener;
+struct nat_core;
 
 struct core {
 	unsigned id;
@@ -33,6 +34,7 @@ struct core {
 	unsigned n_sess;
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
+	struct nat_core *nat;      /* native stack (io/native.h); NULL: kernel */
 };
 
 struct tls_certset;

@@ -32,6 +32,9 @@
 #include "sluice-build.h"
 #include "resume.h"
 #include "tls.h"
+#if HAVE_DPDK
+#include "io/native.h"
+#endif
 
 const char *const counter_names[CTR__COUNT] = {
 #define C(n, h) #n,
@@ -220,6 +223,10 @@ static void report_counters(void)
 		if (tot[k])
 			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s=%llu", o ? " " : "",
 					      counter_names[k], (unsigned long long)tot[k]);
+#if HAVE_DPDK
+	if (RT.cfg->native)
+		o = nat_report(line, sizeof(line), o);
+#endif
 	log_msg(LOG_INFO, "counters: %s", o ? line : "none");
 }
 
@@ -336,10 +343,30 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < c->cores; i++) {
 		RT.cores[i].id = i;
-		if (core_listen(&RT.cores[i], err, sizeof(err)) < 0) {
+		if (c->native) {
+			/* The native stack listens in its own stacks (nat_init). */
+			RT.cores[i].epfd = -1;
+			if (!(RT.cores[i].fp = fp_table_new())) {
+				fprintf(stderr, "sluice: out of memory\n");
+				return 1;
+			}
+		} else if (core_listen(&RT.cores[i], err, sizeof(err)) < 0) {
 			fprintf(stderr, "sluice: %s\n", err);
 			return 1;
 		}
+	}
+	if (c->native) {
+#if HAVE_DPDK
+		if ((rc = nat_init(c, RT.cores, c->cores, err, sizeof(err))) < 0) {
+			fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
+			nat_fini();
+			return 1;
+		}
+#else
+		fprintf(stderr, "sluice: %s:%u: native: this sluice was built without DPDK "
+			"(libdpdk-dev, then meson setup -Ddpdk=enabled)\n", c->path, c->native->line);
+		return 1;
+#endif
 	}
 	/* Ports are bound and certificates read: root is no longer needed. */
 	if (c->user && drop_privileges(c->user, err, sizeof(err)) < 0) {
@@ -354,10 +381,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	be_probe_all(pools, c->n_backends, c->hostname);
-	if (be_health_start(pools, c->n_backends, c->hostname) < 0)
-		log_msg(LOG_WARNING, "cannot start the health-check thread: backends are "
-			"probed only at start-up");
+	if (c->native) {
+		/* The probes use kernel sockets; the backends sit behind the
+		 * native ports. Until probes run over the native stack, the
+		 * engines advertise their default capabilities. */
+		log_msg(LOG_INFO, "native stack: backend probes and health checks are not run "
+			"(capabilities: defaults; a failed connect marks a server down)");
+	} else {
+		be_probe_all(pools, c->n_backends, c->hostname);
+		if (be_health_start(pools, c->n_backends, c->hostname) < 0)
+			log_msg(LOG_WARNING, "cannot start the health-check thread: backends are "
+				"probed only at start-up");
+	}
 	for (i = 0; i < c->n_listeners; i++) {
 		const struct listener *l = &RT.listeners[i];
 
@@ -373,8 +408,8 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers, kernel stack",
-		SLUICE_VERSION, c->cores, c->workers);
+	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers, %s stack",
+		SLUICE_VERSION, c->cores, c->workers, c->native ? "native" : "kernel");
 
 	while (!atomic_load(&RT.stop)) {
 		struct timespec tick = { 1, 0 };
@@ -405,6 +440,10 @@ int main(int argc, char **argv)
 	be_health_stop();
 	tlsw_stop(sess_job_orphan);
 	report_counters();
+#if HAVE_DPDK
+	if (c->native)
+		nat_fini();  /* after the last report, which reads the stacks */
+#endif
 	for (i = 0; i < RT.n_cores; i++) {
 		fp_table_free(RT.cores[i].fp);
 		close(RT.cores[i].epfd);

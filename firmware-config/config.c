@@ -17,6 +17,7 @@
 #define _GNU_SOURCE     /* memmem */
 #endif
 #include "config.h"
+#include "config_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,7 +34,6 @@
 #include <cyaml/cyaml.h>
 #include <yaml.h>
 
-#define CFG_PATH_MAX  256
 #define CFG_MSG_MAX   512
 #define CFG_DEPTH_MAX 32        /* deeper nodes are not indexed */
 #define CFG_BT_MAX    16
@@ -187,6 +187,7 @@ static const cyaml_schema_field_t cfg_fields[] = {
 				   &cfg_cert_set_schema, 1, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING("tickets", OPT, struct cfg, tickets, cfg_tickets_fields),
 	CYAML_FIELD_UINT("session_cache", OPT, struct cfg, session_cache),
+	CYAML_FIELD_MAPPING_PTR("native", OPT, struct cfg, native, cfg_native_fields),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_schema = {
@@ -243,7 +244,6 @@ struct cfg_ld {
 	bool bt_open;
 };
 
-static unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bool last);
 
 /* Write "NAME:LINE: PATH: reason" (no LINE if 0, no PATH if empty); returns rc. */
 static int cfg_vfail(struct cfg_ld *ld, int rc, unsigned line, const char *path,
@@ -278,7 +278,7 @@ static int cfg_fail(struct cfg_ld *ld, int rc, unsigned line, const char *path,
 }
 
 /* An error about the value at path, on its line; returns -EINVAL. */
-static int cfg_err(struct cfg_ld *ld, const char *path, const char *fmt, ...)
+int cfg_err(struct cfg_ld *ld, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -288,7 +288,7 @@ static int cfg_err(struct cfg_ld *ld, const char *path, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static int cfg_oom(struct cfg_ld *ld)
+int cfg_oom(struct cfg_ld *ld)
 {
 	return cfg_fail(ld, -ENOMEM, 0, NULL, "out of memory");
 }
@@ -336,7 +336,7 @@ static const struct cfg_mark *cfg_mark_find(const struct cfg_ld *ld, const char 
  * the document (a default, a node reached through an alias) gets the line of
  * its nearest ancestor that is.
  */
-static unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bool last)
+unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bool last)
 {
 	char p[CFG_PATH_MAX];
 	const struct cfg_mark *m;
@@ -354,7 +354,7 @@ static unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bo
 	}
 }
 
-static bool cfg_present(const struct cfg_ld *ld, const char *path)
+bool cfg_present(const struct cfg_ld *ld, const char *path)
 {
 	return cfg_mark_find(ld, path, false) != NULL;
 }
@@ -843,7 +843,7 @@ static bool cfg_addr_equal(const struct sockaddr_storage *a, const struct sockad
 /* ---- semantic checks and defaults ---------------------------------------- */
 
 /* Check lo <= *v <= hi, or apply def if path is absent; 0 or -EINVAL. */
-static int cfg_uint(struct cfg_ld *ld, const char *path, unsigned *v, unsigned def,
+int cfg_uint(struct cfg_ld *ld, const char *path, unsigned *v, unsigned def,
 		    unsigned lo, unsigned hi)
 {
 	if (!cfg_present(ld, path))
@@ -1172,6 +1172,8 @@ int cfg_load_string(const char *yaml, size_t len, const char *name,
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		if ((rc = cfg_check_listener(&ld, c, i)))
 			goto fail;
+	if (c->native && (rc = cfg_check_native(&ld, c)))
+		goto fail;
 	*out = c;
 	c = NULL;
 	rc = 0;

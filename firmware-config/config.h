@@ -164,6 +164,55 @@ struct cfg_listener {
 	struct cfg_cert_set **sets; /* n_cert_sets, into cfg->cert_sets */
 };
 
+/* One DPDK port of the native stack (DESIGN.md §6). */
+struct cfg_native_port {
+	char *device;             /* "net_tap0,iface=sl0" (a vdev, with its
+				     arguments) or "0000:03:00.0" (PCI) */
+	char *mac;                /* "02:00:5e:00:53:01"; NULL: the device's */
+	char *ipv4;               /* "192.0.2.10/24" */
+	char *ipv4_gateway;       /* "192.0.2.1"; NULL: on-link only */
+	char *ipv6;               /* "2001:db8::10/64" */
+	char *ipv6_gateway;       /* usually link-local "fe80::1" */
+	unsigned mtu;             /* IP MTU, default 1500 */
+	unsigned line;
+	/* resolved by the loader */
+	char name[64];            /* the DPDK port name: device before the first comma */
+	bool pci;                 /* device is a PCI address (EAL -a), else --vdev */
+	bool has_mac, has_ip4, has_gw4, has_ip6, has_gw6;
+	unsigned char mac_addr[6];
+	unsigned char ip4[4], gw4[4];
+	unsigned char ip6[16], gw6[16];
+	unsigned ip4_prefix, ip6_prefix;
+};
+
+/* The DPDK environment (EAL) the native stack runs in. */
+struct cfg_native_eal {
+	bool hugepages;           /* default true; false: --no-huge (anonymous memory) */
+	unsigned memory_mb;       /* -m; 0: EAL's default (with hugepages: what is free) */
+	bool no_pci;              /* --no-pci; default: true unless a port is PCI */
+	char **args;              /* more EAL arguments, passed as written */
+	unsigned n_args;
+};
+
+enum cfg_native_cc {
+	CFG_CC_NEWRENO,
+	CFG_CC_CUBIC,
+};
+
+/* Present: sluice runs its own TCP/IP on DPDK ports instead of the kernel's. */
+struct cfg_native {
+	struct cfg_native_eal eal;
+	struct cfg_native_port *ports;
+	unsigned n_ports;
+	unsigned *cpus;           /* pin core i to cpus[i]; none: not pinned */
+	unsigned n_cpus;
+	unsigned idle_polls;      /* empty polls in a row before a pause (default 64) */
+	unsigned idle_pause_us;   /* the pause; 0: busy-poll (default 100) */
+	unsigned mbufs;           /* per port; default 4096 + 2048 per core */
+	enum cfg_native_cc cc;    /* default cubic */
+	unsigned line;
+};
+
 struct cfg {
 	char *path;               /* file name used in messages */
 	char *hostname;           /* default: gethostname() */
@@ -181,6 +230,7 @@ struct cfg {
 	struct cfg_tickets tickets;
 	unsigned session_cache;   /* session-ID cache entries shared by all
 				     cores; 0: none. Default 20480 */
+	struct cfg_native *native; /* NULL: the kernel stack */
 };
 
 /*
@@ -214,6 +264,7 @@ enum cfg_policy cfg_policy_for(const struct cfg_listener *l, const struct sockad
 int cfg_parse_net(const char *s, struct cfg_net *n);
 bool cfg_net_contains(const struct cfg_net *n, const struct sockaddr *sa);
 const char *cfg_proxy_name(enum cfg_proxy p);
+const char *cfg_cc_name(enum cfg_native_cc cc);
 
 /*
  * Parse "a.b.c.d:port", "[v6]:port" or "host:port" (host resolved with

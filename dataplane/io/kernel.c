@@ -1,5 +1,6 @@
 /*
- * The kernel stack: sockets and an edge-triggered epoll set per core.
+ * The kernel stack: sockets and an edge-triggered epoll set per core
+ * (io/stream.h calls these for streams that are not native).
  * Readiness is remembered in the stream's flags, so the session reads and
  * writes when it is ready to, without changing the epoll set.
  */
@@ -34,7 +35,7 @@ int stream_attach(struct core *c, struct stream *s, int fd, uint8_t kind, void *
 	return 0;
 }
 
-ssize_t stream_recv(struct stream *s, struct buf *b)
+ssize_t kern_stream_recv(struct stream *s, struct buf *b)
 {
 	uint8_t *p;
 	uint32_t room;
@@ -63,7 +64,7 @@ ssize_t stream_recv(struct stream *s, struct buf *b)
 	return 0;
 }
 
-ssize_t stream_send(struct stream *s, struct buf *b)
+ssize_t kern_stream_send(struct stream *s, struct buf *b)
 {
 	ssize_t n;
 
@@ -85,7 +86,7 @@ ssize_t stream_send(struct stream *s, struct buf *b)
 	return 0;
 }
 
-void stream_shutdown_wr(struct stream *s)
+void kern_stream_shutdown_wr(struct stream *s)
 {
 	if (s->fd >= 0 && !s->shut_wr) {
 		shutdown(s->fd, SHUT_WR);
@@ -93,7 +94,7 @@ void stream_shutdown_wr(struct stream *s)
 	}
 }
 
-int stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
+int kern_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
 		   socklen_t len)
 {
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -116,7 +117,7 @@ int stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr
 	return 0;
 }
 
-int stream_connected(struct stream *s)
+int kern_stream_connected(struct stream *s)
 {
 	int err = 0;
 	socklen_t l = sizeof(err);
@@ -137,7 +138,7 @@ int stream_connected(struct stream *s)
 	return -err;
 }
 
-void stream_close(struct core *c, struct stream *s)
+void kern_stream_close(struct core *c, struct stream *s)
 {
 	if (s->fd >= 0) {
 		epoll_ctl(c->epfd, EPOLL_CTL_DEL, s->fd, NULL);

@@ -30,6 +30,7 @@
 #include "session/backend.h"
 #include "session/proxyproto.h"
 #include "session/session.h"
+#include "net/tcp_stream.h"
 #include "fpstat.h"
 
 #define CLOSE_LINGER_MS 5000u
@@ -138,7 +139,7 @@ static int sess_to_client(struct sess *s, const void *p, size_t len)
 
 static void sess_close_backend(struct sess *s)
 {
-	if (s->be.fd >= 0 || s->be.kind != SK_DEAD)
+	if (stream_is_open(&s->be))
 		stream_close(s->core, &s->be);
 	buf_free(&s->bin);
 	buf_free(&s->bout);
@@ -972,8 +973,9 @@ static bool sess_pump_c2b(struct sess *s)
 	room = buf_room(&s->bout);
 	if (n > room)
 		n = room;
+	if (n)
+		n = buf_put(&s->bout, buf_head(src), n);
 	if (n) {
-		buf_put(&s->bout, buf_head(src), n);
 		buf_consume(src, n);
 		s->scan_ok -= n;
 		s->bytes_in += n;
@@ -1007,7 +1009,7 @@ static bool sess_pump_b2c(struct sess *s)
 				n = buf_room(&s->cout);
 			if (n == 0)
 				break;
-			buf_put(&s->cout, buf_head(&s->bin), n);
+			n = buf_put(&s->cout, buf_head(&s->bin), n);
 		}
 		if (s->l->ops->b2c_scan)
 			s->l->ops->b2c_scan(&s->ps, buf_head(&s->bin), n);
@@ -1038,7 +1040,7 @@ static bool sess_relay(struct sess *s)
 	/* Client finished: pass the FIN on once its bytes are out. */
 	if (sess_client_done(s) && buf_len(s->tls ? &s->pin : &s->cin) == 0 &&
 	    buf_len(&s->bout) == 0 &&
-	    !s->be_fin_sent && s->be.fd >= 0) {
+	    !s->be_fin_sent && stream_is_open(&s->be)) {
 		sess_set_result(s, "ok", "client closed");
 		stream_shutdown_wr(&s->be);
 		s->be_fin_sent = true;
@@ -1105,7 +1107,7 @@ static bool sess_read(struct sess *s)
 	}
 	if (s->cli.eof)
 		s->tio.in_eof = true;
-	while (s->be.fd >= 0 && !s->be.connecting && s->be.readable && !s->be.eof &&
+	while (stream_is_open(&s->be) && !s->be.connecting && s->be.readable && !s->be.eof &&
 	       !s->be.failed && buf_room(&s->bin)) {
 		if (stream_recv(&s->be, &s->bin) <= 0)
 			break;
@@ -1123,7 +1125,7 @@ static bool sess_flush(struct sess *s)
 			did = true;
 		else
 			break;
-	while (s->be.fd >= 0 && buf_len(&s->bout) && s->be.writable && !s->be.connecting &&
+	while (stream_is_open(&s->be) && buf_len(&s->bout) && s->be.writable && !s->be.connecting &&
 	       !s->be.failed)
 		if (stream_send(&s->be, &s->bout) > 0)
 			did = true;
@@ -1268,17 +1270,17 @@ void sess_timer(struct timer *t)
 	sess_run(s);
 }
 
-void sess_accept(struct core *c, const struct listener *l, int fd,
-		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local)
+/* A session for a new client connection, its streams not attached yet;
+ * NULL when out of memory (counted). */
+static struct sess *sess_new(struct core *c, const struct listener *l,
+			     const struct sockaddr_storage *peer,
+			     const struct sockaddr_storage *local)
 {
 	struct sess *s = calloc(1, sizeof(*s));
-	struct proto_env env;
-	struct proto_out o;
 
 	if (!s) {
 		ctr_inc(c, CTR_conn_refused_overload);
-		close(fd);
-		return;
+		return NULL;
 	}
 	ctr_inc(c, CTR_conn_accepted);
 	s->core = c;
@@ -1295,12 +1297,18 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 	s->tio.out = &s->cout;
 	s->t_start = s->t_active = c->now_ms;
 	lr_init(&s->lr, l->ops->line_max);
-	if (stream_attach(c, &s->cli, fd, SK_CLIENT, s) < 0) {
-		ctr_inc(c, CTR_conn_refused_overload);
-		close(fd);
-		free(s);
-		return;
-	}
+	return s;
+}
+
+/* The client stream is attached: join the core's list and open the
+ * dialogue (greeting, or a handshake for implicit TLS). */
+static void sess_begin(struct sess *s)
+{
+	struct core *c = s->core;
+	const struct listener *l = s->l;
+	struct proto_env env;
+	struct proto_out o;
+
 	s->cli.writable = true;
 	s->next = c->sessions;
 	if (c->sessions)
@@ -1325,7 +1333,51 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 		sess_apply(s, &o);
 		sess_arm(s, l->cfg->timeouts.plaintext * 1000ull);
 	}
+}
+
+void sess_accept(struct core *c, const struct listener *l, int fd,
+		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local)
+{
+	struct sess *s = sess_new(c, l, peer, local);
+
+	if (!s) {
+		close(fd);
+		return;
+	}
+	if (stream_attach(c, &s->cli, fd, SK_CLIENT, s) < 0) {
+		ctr_inc(c, CTR_conn_refused_overload);
+		close(fd);
+		free(s);
+		return;
+	}
+	sess_begin(s);
 	sess_run(s);
+}
+
+_Static_assert(sizeof(struct tcp_stream) <= sizeof(struct sess_stream) &&
+	       offsetof(struct tcp_stream, s) == 0,
+	       "a session's streams must hold a native stream");
+
+void sess_stream_wake(struct tcp_stream *ts, void *arg)
+{
+	(void)ts;
+	sess_again(arg);
+}
+
+int sess_accept_native(struct core *c, const struct listener *l, struct tcp_conn *tc,
+		       const struct sockaddr_storage *peer, const struct sockaddr_storage *local)
+{
+	struct sess *s = sess_new(c, l, peer, local);
+
+	if (!s)
+		return -ENOMEM;
+	tcp_stream_attach((struct tcp_stream *)&s->cli, tc, SK_CLIENT, s, sess_stream_wake, s);
+	s->cli.native = true;
+	sess_begin(s);
+	/* Not from inside the stack's accept callback: the core runs it
+	 * after the burst, with the others it woke. */
+	sess_again(s);
+	return 0;
 }
 
 /* The one line per connection (DESIGN.md §9). */

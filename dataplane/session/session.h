@@ -21,6 +21,8 @@
 #include "tls.h"
 
 struct be_pool;
+struct tcp_conn;
+struct tcp_stream;
 
 /* A listener at run time; shared read-only by all cores. */
 struct listener {
@@ -34,6 +36,17 @@ struct listener {
 	unsigned n_sets;
 	bool tls_available;         /* certificates loaded and usable */
 	char certs_desc[160];       /* "generated ecdsa-p256,rsa-2048" for logs */
+};
+
+/*
+ * Room for a stream of either stack. A native stream (struct tcp_stream,
+ * net/tcp_stream.h) is a struct stream followed by three pointers; its
+ * header is not included here because net/net.h's names (TCP_LISTEN,
+ * struct tcp_info) collide with <netinet/tcp.h>. session.c checks the size.
+ */
+struct sess_stream {
+	struct stream s;
+	void *native_tail[3];
 };
 
 enum sess_state {
@@ -52,8 +65,14 @@ struct sess {
 	bool again;                 /* on it */
 	struct core *core;
 	const struct listener *l;
-	struct stream cli;          /* client socket */
-	struct stream be;           /* backend socket */
+	union {
+		struct stream cli;          /* client connection */
+		struct sess_stream cli_room; /* room for a native one */
+	};
+	union {
+		struct stream be;           /* backend connection */
+		struct sess_stream be_room;
+	};
 	struct buf cin, cout;       /* client wire bytes (ciphertext under TLS) */
 	struct buf pin;             /* client plaintext after TLS, before relay */
 	struct buf bin, bout;       /* backend wire bytes */
@@ -111,6 +130,14 @@ struct sess {
 /* A new client connection accepted on core c for listener l. */
 void sess_accept(struct core *c, const struct listener *l, int fd,
 		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
+/* The same for a connection of the native stack (net/tcp_stream.h), from
+ * the listener's accept callback: the session runs in the core's next
+ * round. 0, or -ENOMEM (the caller refuses the connection). */
+int sess_accept_native(struct core *c, const struct listener *l, struct tcp_conn *tc,
+		       const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
+/* A native stream's readiness changed (tcp_stream wake; arg: the session):
+ * the session runs in the core's next round. */
+void sess_stream_wake(struct tcp_stream *ts, void *arg);
 /* Socket readiness changed. */
 void sess_event(struct sess *s);
 /* A handshake job came back. */

@@ -466,6 +466,196 @@ static void test_missing_file(void **state)
 	assert_null(c);
 }
 
+/* ---- the native stack ----------------------------------------------------- */
+
+/* A backend behind a gateway and a listener on the port's address. */
+#define NB \
+	"backends:\n" \
+	"  - name: pf\n" \
+	"    protocol: smtp\n" \
+	"    servers: [\"198.51.100.2:10026\", \"[2001:db8:2::2]:10026\"]\n" \
+	"listeners:\n" \
+	"  - name: smtp\n" \
+	"    address: 192.0.2.10:2525\n" \
+	"    protocol: smtp\n" \
+	"    tls: starttls\n" \
+	"    backend: pf\n"
+/* A port that makes NB valid: lines 11 to 17 after NB. */
+#define NP \
+	"native:\n" \
+	"  ports:\n" \
+	"    - device: net_tap0,iface=sl0\n" \
+	"      ipv4: 192.0.2.10/24\n" \
+	"      ipv4_gateway: 192.0.2.1\n" \
+	"      ipv6: 2001:db8:1::10/64\n" \
+	"      ipv6_gateway: fe80::1\n"
+
+/* Every key of the native section, read back; defaults where absent. */
+static void test_native(void **state)
+{
+	(void)state;
+	static const char doc[] =
+		"cores: 2\n" NB
+		"native:\n"
+		"  eal:\n"
+		"    hugepages: false\n"
+		"    memory_mb: 512\n"
+		"    args: [\"--log-level=pmd.net.tap:debug\"]\n"
+		"  ports:\n"
+		"    - device: net_tap0,iface=sl0\n"
+		"      mac: 02:00:5e:00:53:01\n"
+		"      ipv4: 192.0.2.10/24\n"
+		"      ipv6: 2001:db8:1::10/64\n"
+		"      mtu: 9000\n"
+		"    - device: 0000:03:00.0\n"
+		"      ipv4: 198.51.100.10/24\n"
+		"      ipv6: 2001:db8:2::10/48\n"
+		"      ipv6_gateway: 2001:db8:2::1\n"
+		"  cpus: [1, 0]\n"
+		"  idle_polls: 10\n"
+		"  idle_pause_us: 0\n"
+		"  cc: newreno\n";
+	static const unsigned char ip4[4] = { 192, 0, 2, 10 }, mac[6] = { 2, 0, 0x5e, 0, 0x53, 1 };
+	char err[512] = "";
+	struct cfg *c = NULL;
+	struct cfg_native *n;
+
+	if (cfg_load_string(doc, strlen(doc), "n.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	n = c->native;
+	assert_non_null(n);
+	assert_int_equal(n->line, 12);
+	assert_false(n->eal.hugepages);
+	assert_int_equal(n->eal.memory_mb, 512);
+	assert_true(n->eal.no_pci == false); /* a PCI port: PCI stays on */
+	assert_int_equal(n->eal.n_args, 1);
+	assert_string_equal(n->eal.args[0], "--log-level=pmd.net.tap:debug");
+	assert_int_equal(n->n_ports, 2);
+	assert_string_equal(n->ports[0].name, "net_tap0");
+	assert_false(n->ports[0].pci);
+	assert_true(n->ports[0].has_mac);
+	assert_memory_equal(n->ports[0].mac_addr, mac, 6);
+	assert_true(n->ports[0].has_ip4);
+	assert_memory_equal(n->ports[0].ip4, ip4, 4);
+	assert_int_equal(n->ports[0].ip4_prefix, 24);
+	assert_false(n->ports[0].has_gw4);
+	assert_int_equal(n->ports[0].ip6_prefix, 64);
+	assert_int_equal(n->ports[0].mtu, 9000);
+	assert_int_equal(n->ports[0].line, 18);
+	assert_string_equal(n->ports[1].name, "0000:03:00.0");
+	assert_true(n->ports[1].pci);
+	assert_false(n->ports[1].has_mac);
+	assert_true(n->ports[1].has_gw6);
+	assert_int_equal(n->ports[1].mtu, 1500);
+	assert_int_equal(n->n_cpus, 2);
+	assert_int_equal(n->cpus[0], 1);
+	assert_int_equal(n->idle_polls, 10);
+	assert_int_equal(n->idle_pause_us, 0);
+	assert_int_equal(n->mbufs, 4096 + 2 * 2048);
+	assert_string_equal(cfg_cc_name(n->cc), "newreno");
+	cfg_free(c);
+
+	/* The smallest native section: defaults, vdevs only (PCI off). */
+	if (cfg_load_string(NB NP, strlen(NB NP), "n.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	n = c->native;
+	assert_true(n->eal.hugepages);
+	assert_int_equal(n->eal.memory_mb, 0);
+	assert_true(n->eal.no_pci);
+	assert_int_equal(n->idle_polls, 64);
+	assert_int_equal(n->idle_pause_us, 100);
+	assert_string_equal(cfg_cc_name(n->cc), "cubic");
+	assert_true(n->ports[0].has_gw4 && n->ports[0].has_gw6);
+	cfg_free(c);
+
+	/* Without the section: the kernel stack. */
+	if (cfg_load_string(BE LS, strlen(BE LS), "k.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_null(c->native);
+	cfg_free(c);
+}
+
+static const struct bad_case native_bad_cases[] = {
+	{ "multicast MAC",
+	  NB NP "      mac: 01:00:5e:00:00:01\n",
+	  "t.yaml:18: native.ports[0].mac: '01:00:5e:00:00:01' is not a unicast MAC address", NULL },
+	{ "address without a prefix",
+	  NB "native:\n  ports:\n    - device: net_tap0\n      ipv4: 192.0.2.10\n",
+	  "t.yaml:14: native.ports[0].ipv4: cannot parse '192.0.2.10' (expected ADDRESS/PREFIX", NULL },
+	{ "gateway off the port's network",
+	  NB "native:\n  ports:\n    - device: net_tap0\n      ipv4: 192.0.2.10/24\n"
+	  "      ipv4_gateway: 198.51.100.1\n",
+	  "t.yaml:15: native.ports[0].ipv4_gateway: 198.51.100.1 is not on the port's network "
+	  "192.0.2.10/24", NULL },
+	{ "link-local port address",
+	  NB "native:\n  ports:\n    - device: net_tap0\n      ipv6: fe80::10/64\n",
+	  "t.yaml:14: native.ports[0].ipv6: 'fe80::10/64' is link-local", NULL },
+	{ "port without an address",
+	  NB "native:\n  ports:\n    - device: net_tap0\n      mtu: 1500\n",
+	  "t.yaml:13: native.ports[0]: a port needs ipv4 or ipv6", NULL },
+	{ "device that is neither PCI nor a vdev",
+	  NB "native:\n  ports:\n    - device: eth0\n      ipv4: 192.0.2.10/24\n",
+	  "t.yaml:13: native.ports[0].device: 'eth0' is neither a PCI address nor a vdev", NULL },
+	{ "the same device twice",
+	  NB NP "    - device: net_tap0,iface=other\n      ipv4: 203.0.113.1/24\n",
+	  "t.yaml:18: native.ports[1].device: device 'net_tap0' is already native.ports[0] (line 13)",
+	  NULL },
+	{ "MTU too small for IPv6",
+	  NB NP "      mtu: 1000\n",
+	  "t.yaml:18: native.ports[0].mtu: 1000 is out of range (1280..9000)", NULL },
+	{ "listener on an address no port has",
+	  NB "native:\n  ports:\n    - device: net_tap0\n      ipv4: 192.0.2.20/24\n"
+	  "      ipv4_gateway: 192.0.2.1\n      ipv6: 2001:db8:1::10/64\n"
+	  "      ipv6_gateway: fe80::1\n",
+	  "t.yaml:7: listeners[0].address: '192.0.2.10:2525' is not an address of a native port", NULL },
+	{ "backend no port reaches",
+	  NB "native:\n  ports:\n    - device: net_tap0\n      ipv4: 192.0.2.10/24\n",
+	  "t.yaml:4: backends[0].servers[0]: '198.51.100.2:10026' is on no native port's network", NULL },
+	{ "one CPU per core",
+	  NB NP "  cpus: [0, 1]\n",
+	  "t.yaml:18: native.cpus: 2 CPUs for 1 cores (one per core)", NULL },
+	{ "idle pause out of range",
+	  NB NP "  idle_pause_us: 1000000\n",
+	  "t.yaml:18: native.idle_pause_us: 1000000 is out of range (0..100000)", NULL },
+	{ "unknown congestion control",
+	  NB NP "  cc: bbr\n",
+	  "t.yaml:18: native.cc: invalid value 'bbr' (expected cubic, newreno)", NULL },
+	{ "unknown key in a port",
+	  NB NP "      speed: 10G\n",
+	  "t.yaml:18: native.ports[0].speed: unknown key", NULL },
+	{ "PCI off with a PCI port",
+	  NB "native:\n  eal:\n    no_pci: true\n  ports:\n    - device: 0000:03:00.0\n"
+	  "      ipv4: 192.0.2.10/24\n      ipv4_gateway: 192.0.2.1\n"
+	  "      ipv6: 2001:db8:1::10/64\n      ipv6_gateway: fe80::1\n",
+	  "t.yaml:13: native.eal.no_pci: a port is a PCI device", NULL },
+	{ "hugepages off with too little memory",
+	  NB "native:\n  eal:\n    hugepages: false\n    memory_mb: 16\n  ports:\n"
+	  "    - device: net_tap0\n      ipv4: 192.0.2.10/24\n      ipv4_gateway: 192.0.2.1\n"
+	  "      ipv6: 2001:db8:1::10/64\n      ipv6_gateway: fe80::1\n",
+	  "t.yaml:14: native.eal.memory_mb: 16 is out of range (64..1048576)", NULL },
+	{ "no ports",
+	  NB "native:\n  idle_polls: 5\n",
+	  "t.yaml:12: native: missing required key 'ports'", NULL },
+};
+
+/* Every broken native section: rejected with file, line and key. */
+static void test_native_bad(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(native_bad_cases) / sizeof(native_bad_cases[0]); i++) {
+		const struct bad_case *t = &native_bad_cases[i];
+		struct cfg *c = (struct cfg *)&c;
+		char err[512] = "";
+		int rc;
+
+		rc = cfg_load_string(t->yaml, strlen(t->yaml), "t.yaml", &c, err, sizeof(err));
+		if (rc != -EINVAL || strncmp(err, t->prefix, strlen(t->prefix)))
+			fail_msg("%s: rc %d, got\n    %s\nwant prefix\n    %s", t->what, rc, err,
+				 t->prefix);
+		assert_null(c);
+	}
+}
+
 /* cfg_parse_addr: the accepted forms and the errors. */
 static void test_parse_addr(void **state)
 {
@@ -509,6 +699,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_native),
+		cmocka_unit_test(test_native_bad),
 	};
 
 	if (argc > 1)

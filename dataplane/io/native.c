@@ -1,0 +1,303 @@
+/*
+ * The native stack's side of the sessions: one struct net_stack per core
+ * and port, the listeners on them, accepted connections handed to the
+ * session code as native streams (net/tcp_stream.h), backend connections
+ * from the port that reaches the server with a source port that brings the
+ * answer back to this core, and the stacks' counters and cycles.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "config.h"
+#include "core.h"
+#include "io/native.h"
+#include "net/net.h"
+#include "net/tcp_stream.h"
+#include "session/session.h"
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void to_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == NET_AF4) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, a->a, 4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->a, 16);
+	}
+}
+
+/* sockaddr -> net_addr and port; false for another family. */
+static bool from_sockaddr(const struct sockaddr *sa, struct net_addr *a, uint16_t *port)
+{
+	memset(a, 0, sizeof(*a));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		a->family = NET_AF4;
+		memcpy(a->a, &s4->sin_addr, 4);
+		*port = ntohs(s4->sin_port);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		a->family = NET_AF6;
+		memcpy(a->a, &s6->sin6_addr, 16);
+		*port = ntohs(s6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+/* A connection reached ESTABLISHED on a listener: a session takes it. */
+static int nat_accept(void *lctx, struct tcp_conn *tc)
+{
+	struct nat_lsn *ls = lctx;
+	struct sockaddr_storage peer, local;
+	struct tcp_info ti;
+
+	tcp_get_info(tc, &ti);
+	to_sockaddr(&ti.raddr, ti.rport, &peer);
+	to_sockaddr(&ti.laddr, ti.lport, &local);
+	return sess_accept_native(ls->q->nc->core, ls->l, tc, &peer, &local);
+}
+
+/* Does listener l listen on port pc? Sets *a to the address to bind
+ * (the port's, or the family's wildcard). */
+static bool nat_listens(const struct cfg_listener *l, const struct cfg_native_port *pc,
+			struct net_addr *a)
+{
+	static const uint8_t zero[16];
+	uint16_t port;
+
+	from_sockaddr((const struct sockaddr *)&l->addr, a, &port);
+	if (a->family == NET_AF4)
+		return pc->has_ip4 && (!memcmp(a->a, zero, 4) || !memcmp(a->a, pc->ip4, 4));
+	return pc->has_ip6 && (!memcmp(a->a, zero, 16) || !memcmp(a->a, pc->ip6, 16));
+}
+
+int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t errlen)
+{
+	uint64_t t = now_us();
+
+	for (unsigned i = 0; i < nc->n_pq; i++) {
+		struct nat_pq *q = &nc->pq[i];
+		const struct cfg_native_port *pc = q->port->cfg;
+		struct net_config nf;
+		unsigned k;
+		int rc;
+
+		memset(&nf, 0, sizeof(nf));
+		memcpy(nf.mac, q->port->mac, 6);
+		nf.mtu = pc->mtu;
+		nf.has_ip4 = pc->has_ip4;
+		memcpy(nf.ip4, pc->ip4, 4);
+		if (pc->has_gw4)
+			memcpy(nf.ip4_gw, pc->gw4, 4);
+		nf.ip4_plen = (uint8_t)pc->ip4_prefix;
+		nf.has_ip6 = pc->has_ip6;
+		memcpy(nf.ip6, pc->ip6, 16);
+		if (pc->has_gw6)
+			memcpy(nf.ip6_gw, pc->gw6, 16);
+		nf.ip6_plen = (uint8_t)pc->ip6_prefix;
+		if (getrandom(nf.secret, sizeof(nf.secret), 0) != sizeof(nf.secret))
+			return -EIO;
+		nf.tx = nat_tx;
+		nf.tx_ctx = q;
+		nf.cycles = nat_cycles;
+		nf.tcp.cc = c->native->cc == CFG_CC_NEWRENO ? NET_CC_NEWRENO : NET_CC_CUBIC;
+		q->st = net_stack_new(&nf, t);
+		if (!q->st) {
+			snprintf(err, errlen, "%s:%u: native.ports[%u]: the stack refuses this "
+				 "port's settings: %s", c->path, pc->line, i, strerror(errno));
+			return -EINVAL;
+		}
+		q->lsn = calloc(RT.n_listeners, sizeof(*q->lsn));
+		if (!q->lsn)
+			return -ENOMEM;
+		for (k = 0; k < RT.n_listeners; k++) {
+			const struct cfg_listener *l = RT.listeners[k].cfg;
+			struct nat_lsn *ls = &q->lsn[q->n_lsn];
+			struct net_addr a;
+			uint16_t port = 0;
+
+			if (!nat_listens(l, pc, &a))
+				continue;
+			from_sockaddr((const struct sockaddr *)&l->addr, &a, &port);
+			ls->q = q;
+			ls->l = &RT.listeners[k];
+			rc = tcp_listen(q->st, &a, port, nat_accept, ls, &ls->tl);
+			if (rc < 0) {
+				snprintf(err, errlen, "%s:%u: listeners[%u].address: cannot listen "
+					 "on %s natively: %s", c->path, l->line, k, l->address,
+					 strerror(-rc));
+				return rc;
+			}
+			q->n_lsn++;
+		}
+	}
+	return 0;
+}
+
+void nat_stacks_fini(struct nat_core *nc)
+{
+	for (unsigned i = 0; i < nc->n_pq; i++) {
+		struct nat_pq *q = &nc->pq[i];
+
+		if (q->st)
+			net_stack_free(q->st);   /* listeners and connections with it */
+		q->st = NULL;
+		free(q->lsn);
+		q->lsn = NULL;
+	}
+}
+
+/* Do a and b agree on the first plen bits? */
+static bool same_net(const uint8_t *a, const uint8_t *b, unsigned plen)
+{
+	unsigned full = plen / 8, rest = plen % 8;
+
+	if (memcmp(a, b, full))
+		return false;
+	return !rest || !((a[full] ^ b[full]) & (0xff00 >> rest));
+}
+
+/* The port that reaches a: on-link first, then one with a gateway. */
+static struct nat_pq *nat_route(struct nat_core *nc, const struct net_addr *a)
+{
+	bool v4 = a->family == NET_AF4;
+
+	for (unsigned i = 0; i < nc->n_pq; i++) {
+		const struct cfg_native_port *pc = nc->pq[i].port->cfg;
+
+		if (v4 ? pc->has_ip4 && same_net(a->a, pc->ip4, pc->ip4_prefix)
+		       : pc->has_ip6 && same_net(a->a, pc->ip6, pc->ip6_prefix))
+			return &nc->pq[i];
+	}
+	for (unsigned i = 0; i < nc->n_pq; i++) {
+		const struct cfg_native_port *pc = nc->pq[i].port->cfg;
+
+		if (v4 ? pc->has_gw4 : pc->has_gw6)
+			return &nc->pq[i];
+	}
+	return NULL;
+}
+
+/* tcp_connect_req.port_ok: the answer to this source port comes back here. */
+static bool nat_port_ok(void *arg, const struct net_addr *laddr, uint16_t lport,
+			const struct net_addr *raddr, uint16_t rport)
+{
+	const struct nat_pq *q = arg;
+
+	return nat_flow_owner(q->port, raddr, rport, laddr, lport) == q->nc->core->id;
+}
+
+int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
+		       socklen_t len)
+{
+	struct tcp_stream *ts = (struct tcp_stream *)s;
+	struct tcp_connect_req req;
+	struct nat_pq *q;
+	void *owner = s->owner;
+	int rc;
+
+	(void)len;
+	memset(&req, 0, sizeof(req));
+	if (!from_sockaddr(addr, &req.raddr, &req.rport))
+		return -EAFNOSUPPORT;
+	if (!(q = nat_route(c->nat, &req.raddr)))
+		return -ENETUNREACH;
+	req.port_ok = nat_port_ok;
+	req.port_arg = q;
+	rc = tcp_stream_connect(q->st, ts, &req, owner, sess_stream_wake, owner);
+	s->native = true;
+	if (rc < 0)
+		s->kind = SK_DEAD;
+	return rc;
+}
+
+#define OUT(...)                                                               \
+	do {                                                                   \
+		if (o < len)                                                   \
+			o += (size_t)snprintf(line + o, len - o, __VA_ARGS__); \
+	} while (0)
+
+size_t nat_report(char *line, size_t len, size_t o)
+{
+	uint64_t net[NET_C__COUNT] = { 0 };
+	struct net_cycle_stats cs, tot = { 0 };
+	uint64_t rx = 0, tx = 0, txd = 0, nomb = 0, sout = 0, sdrop = 0, pauses = 0;
+	uint64_t busy = 0, idle = 0, rxb = 0, txb = 0;
+	unsigned k, i, n;
+
+	for (k = 0; k < RT.n_cores; k++) {
+		const struct nat_core *nc = RT.cores[k].nat;
+
+		if (!nc)
+			continue;
+		for (i = 0; i < nc->n_pq; i++) {
+			const struct nat_pq *q = &nc->pq[i];
+			const uint64_t *v = net_counters(q->st);
+
+			for (n = 0; n < NET_C__COUNT; n++)
+				net[n] += v[n];
+			net_cycle_stats(q->st, &cs);
+			tot.rx_frames += cs.rx_frames;
+			tot.rx_cycles += cs.rx_cycles;
+			tot.polls += cs.polls;
+			tot.poll_cycles += cs.poll_cycles;
+			tot.api_calls += cs.api_calls;
+			tot.api_cycles += cs.api_cycles;
+			rx += q->rx_frames;
+			rxb += q->rx_bytes;
+			tx += q->tx_frames;
+			txb += q->tx_bytes;
+			txd += q->tx_drops;
+			nomb += q->tx_nombuf;
+		}
+		sout += nc->spread_out;
+		sdrop += nc->spread_drops;
+		pauses += nc->pauses;
+		busy += nc->busy_cycles;
+		idle += nc->idle_cycles;
+	}
+	for (n = 0; n < NET_C__COUNT; n++)
+		if (net[n])
+			OUT(" net_%s=%llu", net_counter_names[n], (unsigned long long)net[n]);
+	OUT(" nat_rx_frames=%llu nat_rx_bytes=%llu nat_tx_frames=%llu nat_tx_bytes=%llu "
+	    "nat_tx_drops=%llu nat_tx_nombuf=%llu nat_spread_out=%llu nat_spread_drops=%llu "
+	    "nat_pauses=%llu",
+	    (unsigned long long)rx, (unsigned long long)rxb, (unsigned long long)tx,
+	    (unsigned long long)txb, (unsigned long long)txd, (unsigned long long)nomb,
+	    (unsigned long long)sout, (unsigned long long)sdrop, (unsigned long long)pauses);
+	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,
+	 * per API call, and the share of loop time that found work. */
+	OUT(" nat_cycles_per_frame=%llu nat_cycles_per_poll=%llu nat_cycles_per_call=%llu "
+	    "nat_busy_permille=%llu",
+	    (unsigned long long)(tot.rx_frames ? tot.rx_cycles / tot.rx_frames : 0),
+	    (unsigned long long)(tot.polls ? tot.poll_cycles / tot.polls : 0),
+	    (unsigned long long)(tot.api_calls ? tot.api_cycles / tot.api_calls : 0),
+	    (unsigned long long)(busy + idle ? busy * 1000 / (busy + idle) : 0));
+	return o < len ? o : len - 1;
+}

@@ -1,0 +1,193 @@
+/*
+ * A TCP connection's life: creation, state changes, buffers, the end
+ * (with or without the application), and the graveyard that frees
+ * connections only once no caller up the stack can still hold them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "net/net_int.h"
+
+/* A connection for t, in the flow table, state CLOSED. NULL if the table is
+ * full or memory is short. */
+struct tcp_conn *tcp_conn_new(struct net_stack *st, const struct tcp_tuple *t)
+{
+	struct tcp_conn *c;
+	int k;
+
+	if (st->nconns >= st->tp.max_conns)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->st = st;
+	c->t = *t;
+	for (k = 0; k < TCP_T__N; k++)
+		c->tm[k].kind = (uint8_t)k;
+	c->nodelay = !st->tp.nagle;
+	c->rto_us = st->tp.rto_init_us;
+	c->pmtu = (uint16_t)st->cfg.mtu;
+	c->peer_mss = t->laddr.family == NET_AF4 ? 536 : 1220; /* RFC 9293 §3.7.1, RFC 8200 §8.3 */
+	c->ts_offset = tcp_ts_offset(st, t);
+	flow_insert(st, c);
+	return c;
+}
+
+void tcp_set_state(struct tcp_conn *c, uint8_t state)
+{
+	c->state = state;
+}
+
+/* Receive and send buffers, at ESTABLISHED (a SYN flood costs no buffer).
+ * Returns 0 or -ENOMEM. */
+int tcp_conn_buffers(struct tcp_conn *c)
+{
+	if (c->sbuf)
+		return 0;
+	c->sbuf_size = c->st->tp.sndbuf;
+	c->rbuf_size = c->st->tp.rcvbuf;
+	c->sbuf = malloc(c->sbuf_size);
+	c->rbuf = malloc(c->rbuf_size);
+	if (!c->sbuf || !c->rbuf) {
+		free(c->sbuf);
+		free(c->rbuf);
+		c->sbuf = c->rbuf = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Payload bytes per segment: RFC 9293 §3.7.1 Eff.snd.MSS =
+ * min(SendMSS + 20, MMS_S) - TCPhdrsize - IPoptionsize, with the
+ * timestamp option counted in the header. */
+uint32_t tcp_eff_mss(const struct tcp_conn *c)
+{
+	uint32_t iph = c->t.laddr.family == NET_AF4 ? NET_IP4_HLEN : NET_IP6_HLEN;
+	uint32_t mms = c->pmtu - iph, m = c->peer_mss + NET_TCP_HLEN;
+
+	if (m > mms)
+		m = mms;
+	m -= NET_TCP_HLEN + (c->ts_ok ? 12 : 0);
+	return m < 64 ? 64 : m;
+}
+
+/* Our TSval: a millisecond clock plus the connection's offset. */
+uint32_t tcp_ts_now(const struct tcp_conn *c)
+{
+	return (uint32_t)net_now_ms(c->st) + c->ts_offset;
+}
+
+/* Tell the application the connection is over (err 0: orderly), once.
+ * The handle is the stack's from here on. */
+static void tcp_finish(struct tcp_conn *c, int err)
+{
+	if (c->app_gone)
+		return;
+	c->app_gone = true;
+	if (c->ops && c->ops->closed)
+		c->ops->closed(c, c->ctx, err);
+}
+
+/* Take the connection out of the stack: timers, flow table, listener;
+ * freed by net_reap(). The application is told first if it is still there
+ * (closed(0)), unless it has bytes left to read: then the object stays,
+ * CLOSED, until the application's tcp_close(). */
+void tcp_conn_destroy(struct tcp_conn *c)
+{
+	int k;
+
+	if (c->dead)
+		return;
+	for (k = 0; k < TCP_T__N; k++)
+		timer_cancel(&c->tm[k].t);
+	if (c->lst) {
+		c->lst->nsynq--;
+		c->lst = NULL;
+	}
+	c->state = TCP_CLOSED;
+	/* Bytes the application has not read yet stay readable: the object
+	 * stays (CLOSED, ignored by tcp_input, its 4-tuple still taken) until
+	 * tcp_close(). */
+	if (!c->app_gone && tcp_readable(c) > 0)
+		return;
+	flow_remove(c->st, c);
+	tcp_finish(c, 0);
+	c->dead = true;
+	c->gnext = c->st->graveyard;
+	c->st->graveyard = c;
+}
+
+/* The connection failed (reset, timeout, refused): tell the application
+ * with err, then destroy. */
+void tcp_conn_fail(struct tcp_conn *c, int err)
+{
+	if (err == -ECONNRESET)
+		net_count(c->st, NET_C_tcp_reset_rx_conn);
+	else if (err == -ETIMEDOUT)
+		net_count(c->st, NET_C_tcp_timeout);
+	tcp_finish(c, err);
+	tcp_conn_destroy(c);
+}
+
+/* SYN-RECEIVED or SYN-SENT reached ESTABLISHED (RFC 9293 §3.10.7.3-4):
+ * buffers, congestion state, and the application's turn (accept or
+ * connected). The connection may be dead on return. */
+void tcp_established(struct tcp_conn *c)
+{
+	struct tcp_listener *l = c->lst;
+
+	if (tcp_conn_buffers(c) < 0) {
+		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+		tcp_conn_fail(c, -ENOMEM);
+		return;
+	}
+	c->rcv_read = c->rcv_nxt;
+	tcp_set_state(c, TCP_ESTABLISHED);
+	tcp_cc_init(c);
+	c->last_rx_us = c->st->now_us;
+	if (c->passive) {
+		if (l) {
+			l->nsynq--;
+			c->lst = NULL;
+		}
+		if (!l || l->accept(l->ctx, c) < 0) {
+			net_count(c->st, NET_C_tcp_refused_by_app);
+			c->app_gone = true;
+			tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+			tcp_conn_destroy(c);
+			return;
+		}
+		net_count(c->st, NET_C_tcp_passive_open);
+	} else {
+		net_count(c->st, NET_C_tcp_active_open);
+		if (c->ops && c->ops->connected)
+			c->ops->connected(c, c->ctx);
+	}
+	if (!c->dead && c->keepalive)
+		tcp_keep_reset(c);
+}
+
+/* Free the connections destroyed since the last call. Called when the
+ * outermost entry point returns, so no frame still holds one. */
+void net_reap(struct net_stack *st)
+{
+	struct tcp_conn *c;
+
+	while ((c = st->graveyard)) {
+		st->graveyard = c->gnext;
+		free(c->sbuf);
+		free(c->rbuf);
+		free(c);
+	}
+}
+
+/* TIME-WAIT: the application keeps its handle (it may still read) until
+ * it closes it or 2 MSL end the connection (closed(0) then). */
+void tcp_enter_timewait(struct tcp_conn *c)
+{
+	tcp_set_state(c, TCP_TIME_WAIT);
+	timer_cancel(&c->tm[TCP_T_KEEP].t);
+	timer_cancel(&c->tm[TCP_T_DELACK].t);
+	c->rtx_mode = RTX_TIMEWAIT;
+	tcp_arm(c, TCP_T_RTX, 2ull * c->st->tp.msl_us); /* RFC 9293 §3.10.7.4: 2 MSL */
+}

@@ -1,0 +1,167 @@
+/* struct stream over the native TCP (tcp_stream.h). */
+#include <errno.h>
+
+#include "net/tcp_stream.h"
+
+static void wake(struct tcp_stream *ts)
+{
+	if (ts->wake)
+		ts->wake(ts, ts->wake_arg);
+}
+
+static void ev_connected(struct tcp_conn *c, void *ctx)
+{
+	struct tcp_stream *ts = ctx;
+
+	(void)c;
+	ts->s.writable = true;
+	wake(ts);
+}
+
+static void ev_data(struct tcp_conn *c, void *ctx)
+{
+	struct tcp_stream *ts = ctx;
+
+	(void)c;
+	ts->s.readable = true;
+	wake(ts);
+}
+
+static void ev_writable(struct tcp_conn *c, void *ctx)
+{
+	struct tcp_stream *ts = ctx;
+
+	(void)c;
+	ts->s.writable = true;
+	wake(ts);
+}
+
+/* The connection ended without our close: an error, or the orderly end
+ * of a connection whose both directions are finished. */
+static void ev_closed(struct tcp_conn *c, void *ctx, int err)
+{
+	struct tcp_stream *ts = ctx;
+
+	(void)c;
+	ts->c = NULL;
+	ts->s.readable = true; /* so that the session looks, and sees eof/failed */
+	if (err) {
+		ts->s.failed = true;
+		ts->s.err = -err;
+	} else {
+		ts->s.eof = true;
+	}
+	wake(ts);
+}
+
+static const struct tcp_ops stream_ops = { ev_connected, ev_data, ev_writable, ev_closed };
+
+static void init(struct tcp_stream *ts, uint8_t kind, void *owner, tcp_stream_wake_fn w, void *arg)
+{
+	ts->s = (struct stream){ .kind = kind, .fd = -1, .owner = owner };
+	ts->wake = w;
+	ts->wake_arg = arg;
+}
+
+void tcp_stream_attach(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind, void *owner,
+		       tcp_stream_wake_fn w, void *arg)
+{
+	init(ts, kind, owner, w, arg);
+	ts->c = c;
+	ts->s.writable = true;
+	tcp_set_ops(c, &stream_ops, ts);
+}
+
+int tcp_stream_connect(struct net_stack *st, struct tcp_stream *ts, struct tcp_connect_req *req,
+		       void *owner, tcp_stream_wake_fn w, void *arg)
+{
+	int rc;
+
+	init(ts, SK_BACKEND, owner, w, arg);
+	req->ops = &stream_ops;
+	req->ctx = ts;
+	rc = tcp_connect(st, req, &ts->c);
+	if (rc < 0) {
+		ts->c = NULL;
+		return rc;
+	}
+	ts->s.connecting = true;
+	return 0;
+}
+
+ssize_t tcp_stream_recv(struct tcp_stream *ts, struct buf *b)
+{
+	uint8_t *p;
+	uint32_t room;
+	ssize_t n;
+
+	if (!ts->c || ts->s.eof || ts->s.failed || !ts->s.readable)
+		return 0;
+	if (buf_space(b, &p, &room) < 0 || room == 0)
+		return 0;
+	n = tcp_read(ts->c, p, room);
+	if (n > 0) {
+		b->tail += (uint32_t)n;
+		return n;
+	}
+	buf_consume(b, 0);
+	if (n < 0) {
+		ts->s.failed = true;
+		ts->s.err = (int)-n;
+	} else if (tcp_eof(ts->c)) {
+		ts->s.eof = true;
+	} else {
+		ts->s.readable = false;
+	}
+	return 0;
+}
+
+ssize_t tcp_stream_send(struct tcp_stream *ts, struct buf *b)
+{
+	ssize_t n;
+
+	if (!ts->c || ts->s.failed || ts->s.connecting || !ts->s.writable || buf_len(b) == 0)
+		return 0;
+	n = tcp_send(ts->c, buf_head(b), buf_len(b));
+	if (n > 0) {
+		if ((uint32_t)n < buf_len(b))
+			ts->s.writable = false;
+		buf_consume(b, (uint32_t)n);
+		return n;
+	}
+	if (n == 0) {
+		ts->s.writable = false;
+	} else {
+		ts->s.failed = true;
+		ts->s.err = (int)-n;
+	}
+	return 0;
+}
+
+void tcp_stream_shutdown_wr(struct tcp_stream *ts)
+{
+	if (ts->c && !ts->s.shut_wr) {
+		tcp_shutdown_wr(ts->c);
+		ts->s.shut_wr = true;
+	}
+}
+
+int tcp_stream_connected(struct tcp_stream *ts)
+{
+	if (ts->s.failed)
+		return -ts->s.err;
+	if (!ts->c)
+		return -ENOTCONN;
+	if (!ts->s.writable) /* a stale wake-up: still under way */
+		return -EINPROGRESS;
+	ts->s.connecting = false;
+	return 0;
+}
+
+void tcp_stream_close(struct tcp_stream *ts)
+{
+	if (ts->c)
+		tcp_close(ts->c);
+	ts->c = NULL;
+	ts->s.kind = SK_DEAD;
+}
