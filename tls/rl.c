@@ -428,13 +428,31 @@ static int seal(struct tls_rl *rl, uint8_t type, const uint8_t *p, size_t len, s
 	return 0;
 }
 
+static void compact(struct buf *b);
+
+/* Contiguous room at the tail of out, moving its live bytes to the
+ * start when that leaves less than need (buf_room() counts both ends). */
+static uint32_t tail_room(struct buf *out, size_t need)
+{
+	uint8_t *p;
+	uint32_t room;
+
+	if (buf_space(out, &p, &room) < 0)
+		return 0;
+	if (room < need && out->head > 0) {
+		compact(out);
+		room = BUF_CAP - out->tail;
+	}
+	return room;
+}
+
 /* The KeyUpdate the peer asked for, then our new write keys (RFC 8446
  * 4.6.3). 0, TLS_RL_WANT (no room yet: still owed) or TLS_RL_ERROR. */
 static int send_key_update(struct tls_rl *rl, struct buf *out)
 {
 	static const uint8_t ku[5] = { 24, 0, 0, 1, 0 }; /* update_not_requested */
 
-	if (buf_room(out) < sizeof(ku) + overhead(rl))
+	if (tail_room(out, sizeof(ku) + overhead(rl)) < sizeof(ku) + overhead(rl))
 		return TLS_RL_WANT;
 	if (seal(rl, 22, ku, sizeof(ku), out) ||
 	    hkdf_label(rl_md(rl), rl->wr.secret, rl->sec_len, "traffic upd",
@@ -453,7 +471,8 @@ int tls_rl_write(struct tls_rl *rl, const uint8_t *p, size_t len, struct buf *ou
 	if (rl->ku_owed && (rc = send_key_update(rl, out)) != 0)
 		return rc;
 	while (done < len) {
-		uint32_t room = buf_room(out);
+		uint32_t room = tail_room(out, (len - done < REC_MAX_PLAIN ? len - done : REC_MAX_PLAIN) +
+						   overhead(rl));
 		size_t n = len - done;
 
 		if (n > REC_MAX_PLAIN)
@@ -471,7 +490,7 @@ int tls_rl_write(struct tls_rl *rl, const uint8_t *p, size_t len, struct buf *ou
 
 int tls_rl_seal(struct tls_rl *rl, uint8_t type, const uint8_t *p, size_t len, struct buf *out)
 {
-	if (len > REC_MAX_PLAIN || buf_room(out) < len + overhead(rl))
+	if (len > REC_MAX_PLAIN || tail_room(out, len + overhead(rl)) < len + overhead(rl))
 		return TLS_RL_WANT;
 	return seal(rl, type, p, len, out) ? TLS_RL_ERROR : 0;
 }
@@ -480,7 +499,7 @@ int tls_rl_close_notify(struct tls_rl *rl, struct buf *out)
 {
 	static const uint8_t alert[2] = { 1, 0 }; /* warning, close_notify */
 
-	if (buf_room(out) < sizeof(alert) + overhead(rl))
+	if (tail_room(out, sizeof(alert) + overhead(rl)) < sizeof(alert) + overhead(rl))
 		return TLS_RL_WANT;
 	return seal(rl, 21, alert, sizeof(alert), out) ? TLS_RL_ERROR : 0;
 }
