@@ -299,11 +299,9 @@ static void rtt_time(struct tcp_conn *c, uint32_t end)
 	}
 }
 
-/* Send a retransmission of [seq, seq+len), counted. */
-static void retransmit(struct tcp_conn *c, uint32_t seq, uint32_t len)
+/* Send a retransmission of [seq, seq+len), with the FIN if asked, counted. */
+static void retransmit(struct tcp_conn *c, uint32_t seq, uint32_t len, bool fin)
 {
-	bool fin = c->fin_queued && seq + len == c->snd_qend;
-
 	tcp_send_segment(c, seq, len, (uint8_t)(fin ? TH_FIN : 0) | (len ? TH_PSH : 0));
 	c->retransmits++;
 	net_count(c->st, NET_C_tcp_retrans_segs);
@@ -327,7 +325,9 @@ static bool sack_recovery_send(struct tcp_conn *c)
 			tcp_send_segment(c, seq, len, (uint8_t)(fin ? TH_FIN : 0) | TH_PSH);
 			c->snd_nxt = c->snd_max = seq + len + (fin ? 1 : 0);
 		} else {
-			retransmit(c, seq, len);
+			/* the FIN rides along only if it was sent before */
+			retransmit(c, seq, len, c->fin_queued && seq + len == c->snd_qend &&
+				   seq_gt(c->snd_max, c->snd_qend));
 			c->high_rxt = seq + len;
 		}
 		sent = true;
@@ -375,7 +375,7 @@ void tcp_output(struct tcp_conn *c)
 		if (len && len < mss && len == avail && !fin && !c->nodelay && c->snd_nxt != c->snd_una)
 			break; /* Nagle, RFC 9293 §3.7.4 */
 		if (seq_lt(c->snd_nxt, c->snd_max))
-			retransmit(c, c->snd_nxt, len); /* go-back-N after an RTO */
+			retransmit(c, c->snd_nxt, len, fin); /* go-back-N after an RTO */
 		else
 			tcp_send_segment(c, c->snd_nxt, len, (uint8_t)((fin ? TH_FIN : 0) | (len ? TH_PSH : 0)));
 		if (seq_geq(c->snd_nxt, c->snd_max) && len)
