@@ -30,8 +30,10 @@ bool net_is_local(const struct net_stack *st, const struct net_addr *a)
 	return false;
 }
 
+/* fe80::/10 (RFC 4291 §2.5.6). */
 static bool ip6_link_local(const uint8_t *a) { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
 
+/* True if a and b share their first plen bits. */
 static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned plen)
 {
 	unsigned full = plen / 8, rest = plen % 8;

@@ -22,6 +22,7 @@ const char *const tcp_state_names[TCP__NSTATES] = {
 
 #define DEF(f, v) do { if (!tp->f) tp->f = (v); } while (0)
 
+/* True for a power of two. */
 static bool pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 /* Fill unset tunables with their defaults; reject impossible ones.
@@ -158,8 +159,10 @@ void net_poll(struct net_stack *st, uint64_t now_us)
 		net_reap(st);
 }
 
+/* The counters, indexed by enum net_counter. */
 const uint64_t *net_counters(const struct net_stack *st) { return st->c; }
 
+/* Busy cycles over work done, as charged so far. */
 void net_cycle_stats(const struct net_stack *st, struct net_cycle_stats *out) { *out = st->cyc; }
 
 /* Our address of the given family (the global one for IPv6). Returns 0 or -EAFNOSUPPORT. */

@@ -12,6 +12,7 @@
 #define CUBIC_C 0.4
 #define CUBIC_BETA 0.7
 
+/* FlightSize (RFC 5681 §2): sent and not yet acknowledged. */
 static uint32_t flight(const struct tcp_conn *c) { return c->snd_max - c->snd_una; }
 
 /* RFC 6928 initial window (10 segments, at least 2, with the 14600-byte

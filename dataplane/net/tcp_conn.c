@@ -33,6 +33,7 @@ struct tcp_conn *tcp_conn_new(struct net_stack *st, const struct tcp_tuple *t)
 	return c;
 }
 
+/* Every state change goes through here (one place to trace or count them). */
 void tcp_set_state(struct tcp_conn *c, uint8_t state)
 {
 	c->state = state;

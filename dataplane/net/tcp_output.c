@@ -264,6 +264,7 @@ void tcp_send_rst_for(struct net_stack *st, const struct tcp_seg *s)
 	tcp_xmit(st, &x);
 }
 
+/* A pure ACK at SND.NXT. */
 void tcp_send_ack(struct tcp_conn *c)
 {
 	tcp_send_segment(c, c->snd_nxt, 0, 0);
