@@ -341,7 +341,7 @@ static bool sack_recovery_send(struct tcp_conn *c)
 /* Send what the windows allow, then a pure ACK if one is owed. */
 void tcp_output(struct tcp_conn *c)
 {
-	uint32_t mss, win, flight, avail, usable, len;
+	uint32_t mss, win, flight, avail, usable, len, lt;
 	bool sent = false;
 
 	if (c->dead)
@@ -361,7 +361,10 @@ void tcp_output(struct tcp_conn *c)
 	else for (;;) {
 		bool fin;
 
-		win = c->snd_wnd < c->cwnd ? c->snd_wnd : c->cwnd;
+		/* RFC 3042 §2 limited transmit: the first two duplicate ACKs
+		 * each let one new segment out beyond cwnd */
+		lt = !c->in_recovery && c->dupacks > 0 && c->dupacks < 3 ? c->dupacks * mss : 0;
+		win = c->snd_wnd < c->cwnd + lt ? c->snd_wnd : c->cwnd + lt;
 		flight = c->snd_nxt - c->snd_una;
 		avail = seq_lt(c->snd_nxt, c->snd_qend) ? c->snd_qend - c->snd_nxt : 0;
 		usable = win > flight ? win - flight : 0;
