@@ -183,12 +183,35 @@ static void test_window(void **state)
 	tn_peer_free(&r.p);
 }
 
+/* Data for a connection the application has closed cannot be delivered:
+ * the peer gets a RST. */
+static void test_data_after_close(void **state)
+{
+	struct rx r;
+	struct tn_seg a;
+
+	(void)state;
+	rx_open(&r, NULL);
+	tcp_close(r.c);
+	assert_int_equal(r.p.n, 1);
+	tn_peer_tcp(&r.p, 0, &a);
+	assert_true(a.flags & TH_FIN);
+	rx_data(&r, 0, 100);
+	assert_int_equal(r.p.n, 2);
+	tn_peer_tcp(&r.p, 1, &a);
+	assert_true(a.flags & TH_RST);
+	assert_int_equal(tn_counter(r.p.st, NET_C_tcp_data_after_close), 1);
+	assert_int_equal(r.p.st->nconns, 0);
+	tn_peer_free(&r.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delayed_ack),
 		cmocka_unit_test(test_ooo_sack_blocks),
 		cmocka_unit_test(test_window),
+		cmocka_unit_test(test_data_after_close),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -231,6 +231,35 @@ static void test_port_predicate(void **state)
 	tn_peer_free(&p);
 }
 
+/* A FIN retransmitted into TIME-WAIT is ACKed and starts 2 MSL again. */
+static void test_time_wait_restart(void **state)
+{
+	struct tcp_params tp = { .msl_us = 1000000 };
+	struct act a;
+	struct tn_seg s, r;
+	struct tcp_tuple t;
+
+	(void)state;
+	act_open(&a, &tp);
+	t = a.c->t;
+	tcp_close(a.c);
+	tn_peer_tcp(&a.p, 0, &r);
+	s = from_peer(&a, TH_ACK | TH_FIN, a.peer, r.seq + 1);
+	tn_peer_send_seg(&a.p, &s);
+	assert_int_equal(a.c->state, TCP_TIME_WAIT);
+	tn_peer_advance(&a.p, 1500000);
+	tn_peer_clear(&a.p);
+	tn_peer_send_seg(&a.p, &s);                  /* our ACK was lost: the FIN again */
+	assert_int_equal(a.p.n, 1);
+	tn_peer_tcp(&a.p, 0, &r);
+	assert_int_equal(r.ack, a.peer + 1);
+	tn_peer_advance(&a.p, 1000000);              /* 2.5 s: past the first 2 MSL */
+	assert_non_null(flow_lookup(a.p.st, &t));
+	tn_peer_advance(&a.p, 1100000);
+	assert_null(flow_lookup(a.p.st, &t));
+	tn_peer_free(&a.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_rto_after_syn_loss),
 		cmocka_unit_test(test_syn_sent_answers),
 		cmocka_unit_test(test_port_predicate),
+		cmocka_unit_test(test_time_wait_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
