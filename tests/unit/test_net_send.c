@@ -260,6 +260,37 @@ static void test_time_wait_restart(void **state)
 	tn_peer_free(&a.p);
 }
 
+/* The reduction on a loss: NewReno halves the flight (RFC 5681 eq. 4),
+ * CUBIC multiplies cwnd by beta = 0.7 (RFC 9438 §4.6). */
+static void test_loss_reduction(void **state)
+{
+	static uint8_t data[10 * 1460];
+	const struct { uint8_t cc; uint32_t ssthresh_segs; } cases[] = {
+		{ NET_CC_NEWRENO, 5 }, /* flight 10 segments / 2 */
+		{ NET_CC_CUBIC, 7 },   /* cwnd 10 segments * 0.7 */
+	};
+	size_t k;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct tcp_params tp = { .cc = cases[k].cc };
+		struct act a;
+		struct tn_seg s;
+		struct tcp_info i;
+		int d;
+
+		act_open(&a, &tp);
+		assert_int_equal(tcp_send(a.c, data, sizeof(data)), sizeof(data));
+		s = from_peer(&a, TH_ACK, a.peer, a.iss + 1);
+		for (d = 0; d < 3; d++)
+			tn_peer_send_seg(&a.p, &s);
+		tcp_get_info(a.c, &i);
+		assert_int_equal(i.ssthresh, cases[k].ssthresh_segs * 1460);
+		assert_int_equal(i.cwnd, i.ssthresh + 3 * 1460); /* no SACK: NewReno inflation */
+		tn_peer_free(&a.p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +300,7 @@ int main(void)
 		cmocka_unit_test(test_syn_sent_answers),
 		cmocka_unit_test(test_port_predicate),
 		cmocka_unit_test(test_time_wait_restart),
+		cmocka_unit_test(test_loss_reduction),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
