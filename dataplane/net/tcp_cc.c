@@ -113,11 +113,12 @@ void tcp_cc_loss(struct tcp_conn *c)
 	c->bytes_acked = 0;
 }
 
-/* RTO: ssthresh as for a loss, cwnd to the loss window of one segment
- * (RFC 5681 §3.1). */
+/* RTO: ssthresh as for a loss, but held when the segment was already
+ * resent by the timer (RFC 5681 §3.1, after eq. 4); cwnd to the loss
+ * window of one segment. The caller counted this expiry in backoff. */
 void tcp_cc_rto(struct tcp_conn *c)
 {
-	if (!c->in_recovery)
+	if (c->backoff <= 1)
 		tcp_cc_loss(c);
 	c->cwnd = tcp_eff_mss(c);
 	c->recover = c->snd_max; /* RFC 6582 §3.2 step 1 after a timeout */
