@@ -7,7 +7,8 @@
  *   - a kernel client sends 4 MiB to our echo server and checks what comes
  *     back (IPv4, then IPv6: ARP and NDP both ways on the way);
  *   - our client fetches 4 MiB from a kernel server and checks its CRC-32;
- *   - ICMP and ICMPv6 echo from the kernel's raw sockets.
+ *   - ICMP and ICMPv6 echo from the kernel's raw sockets;
+ *   - the echo again with 2% of the frames lost each way.
  * Needs root (netns, TAP); meson suite 'netns', not 'unit'. The namespace
  * and the device are removed at the end.
  */
@@ -38,6 +39,21 @@
 static char ns[32], dev[IFNAMSIZ], out[64];
 static int tapfd = -1;
 static struct net_stack *st;
+static uint32_t loss_ppm;            /* frames dropped each way by the pump */
+static uint64_t rng = 0x2545F4914F6CDD1DULL, lost;
+
+static bool lose(void)
+{
+	if (!loss_ppm)
+		return false;
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	if ((rng * 0x2545F4914F6CDD1DULL) % 1000000u >= loss_ppm)
+		return false;
+	lost++;
+	return true;
+}
 
 static uint64_t now_us(void)
 {
@@ -61,6 +77,8 @@ static int run(const char *fmt, ...)
 static void tap_tx(void *ctx, const uint8_t *f, uint32_t len)
 {
 	(void)ctx;
+	if (lose())
+		return;
 	if (write(tapfd, f, len) < 0 && errno != EAGAIN)
 		perror("tap write");
 }
@@ -82,7 +100,8 @@ static int pump(int ms, pid_t pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 		poll(&p, 1, 1);
 		while ((n = read(tapfd, f, sizeof(f))) > 0)
-			net_input(st, f, (uint32_t)n, now_us());
+			if (!lose())
+				net_input(st, f, (uint32_t)n, now_us());
 		net_poll(st, now_us());
 	}
 	return -1;
@@ -271,8 +290,12 @@ static void print_drops(void)
 	for (k = 0; k < NET_C__COUNT; k++)
 		if (strncmp(net_counter_names[k], "drop_", 5) == 0 && net_counters(st)[k])
 			printf("# %s = %llu\n", net_counter_names[k], (unsigned long long)net_counters(st)[k]);
-	printf("# segments sent %llu, retransmitted %llu\n", (unsigned long long)net_counters(st)[NET_C_tcp_segs_tx],
-	       (unsigned long long)net_counters(st)[NET_C_tcp_retrans_segs]);
+	printf("# segments sent %llu, retransmitted %llu; RTOs %llu, fast retransmits %llu, dupacks in %llu\n",
+	       (unsigned long long)net_counters(st)[NET_C_tcp_segs_tx],
+	       (unsigned long long)net_counters(st)[NET_C_tcp_retrans_segs],
+	       (unsigned long long)net_counters(st)[NET_C_tcp_rto],
+	       (unsigned long long)net_counters(st)[NET_C_tcp_fast_retransmit],
+	       (unsigned long long)net_counters(st)[NET_C_tcp_dupack_rx]);
 }
 
 static void test_kernel_client_v4(void **state)
@@ -288,6 +311,24 @@ static void test_kernel_client_v6(void **state)
 	(void)state;
 	echo_through_kernel("2001:db8::2");
 	assert_true(net_counters(st)[NET_C_ndp_ns_rx] > 0);
+	print_drops();
+}
+
+/* The same with 2% of the frames lost each way: both TCPs recover (the
+ * kernel's with its own SACK, RACK and CUBIC, ours with RFC 6675). */
+static void test_kernel_client_lossy(void **state)
+{
+	uint64_t rtx = net_counters(st)[NET_C_tcp_retrans_segs];
+
+	(void)state;
+	loss_ppm = 20000;
+	lost = 0;
+	echo_through_kernel("192.0.2.2");
+	loss_ppm = 0;
+	printf("# %llu frames lost by the pump; we retransmitted %llu segments\n", (unsigned long long)lost,
+	       (unsigned long long)(net_counters(st)[NET_C_tcp_retrans_segs] - rtx));
+	assert_true(lost > 0);
+	assert_true(net_counters(st)[NET_C_tcp_retrans_segs] > rtx);
 	print_drops();
 }
 
@@ -446,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_kernel_client_v4),
 		cmocka_unit_test(test_kernel_client_v6),
 		cmocka_unit_test(test_our_client_v4),
+		cmocka_unit_test(test_kernel_client_lossy),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
