@@ -160,7 +160,8 @@ void tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fl
 	}
 	/* RFC 2018 §4: SACK blocks in ACKs while data is held out of order,
 	 * as many as fit beside the payload in the path MTU. */
-	hdr_room = c->pmtu - (c->t.laddr.family == NET_AF4 ? NET_IP4_HLEN : NET_IP6_HLEN) - NET_TCP_HLEN - len;
+	hdr_room = (c->t.laddr.family == NET_AF4 ? NET_IP4_HLEN : NET_IP6_HLEN) + NET_TCP_HLEN + len;
+	hdr_room = hdr_room < c->pmtu ? c->pmtu - hdr_room : 0; /* option bytes the path MTU leaves */
 	if (c->sack_ok && c->nooo && !(flags & (TH_SYN | TH_RST))) {
 		uint32_t k, nb = c->nooo, maxb = (40 - n - 2) / 8;
 
