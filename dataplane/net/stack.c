@@ -93,9 +93,8 @@ struct net_stack *net_stack_new(const struct net_config *cfg, uint64_t now_us)
 		a[14] = cfg->mac[4];
 		a[15] = cfg->mac[5];
 	}
-	mask = st->cfg.ip4_plen ? 0xffffffffu >> st->cfg.ip4_plen : 0xffffffffu;
-	if (st->cfg.ip4_plen == 32)
-		mask = 0;
+	/* host part of the prefix (no shift by 32: undefined) */
+	mask = st->cfg.ip4_plen >= 32 ? 0 : 0xffffffffu >> st->cfg.ip4_plen;
 	for (i = 0; i < 4; i++)
 		st->ip4_bcast[i] = (uint8_t)(st->cfg.ip4[i] | (uint8_t)(mask >> (24 - 8 * i)));
 	st->now_us = now_us;
