@@ -431,6 +431,18 @@ static void test_bad_config(void **state)
 		if (st || errno != EINVAL)
 			fail_msg("%s: accepted", cases[i].what);
 	}
+	/* the edges that are valid: a /32 and a /0 */
+	for (i = 0; i <= 32; i += 32) {
+		struct net_config cfg;
+		struct net_stack *st;
+
+		tn_config(&cfg, 1, NULL);
+		cfg.tx = no_tx;
+		cfg.ip4_plen = (uint8_t)i;
+		st = net_stack_new(&cfg, 0);
+		assert_non_null(st);
+		net_stack_free(st);
+	}
 }
 
 /* ---- malformed frames ---- */
