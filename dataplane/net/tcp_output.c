@@ -339,6 +339,30 @@ static bool sack_recovery_send(struct tcp_conn *c)
 	return sent;
 }
 
+/* Going back after an RTO, the scoreboard was emptied (RFC 2018 §8) but
+ * refills from the ACKs that follow; RFC 6675 §5.1: a sender SHOULD use
+ * that SACK information during the recovery after an RTO. So SND.NXT
+ * skips over what has been SACKed since ... */
+static void skip_sacked(struct tcp_conn *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nsack; i++)
+		if (seq_leq(c->sack[i].start, c->snd_nxt) && seq_lt(c->snd_nxt, c->sack[i].end))
+			c->snd_nxt = seq_min(c->sack[i].end, c->snd_max);
+}
+
+/* ... and a resent segment stops where the next SACKed range starts. */
+static uint32_t sacked_limit(const struct tcp_conn *c, uint32_t len)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nsack; i++)
+		if (seq_gt(c->sack[i].start, c->snd_nxt) && seq_lt(c->sack[i].start, c->snd_nxt + len))
+			len = c->sack[i].start - c->snd_nxt;
+	return len;
+}
+
 /* Send what the windows allow, then a pure ACK if one is owed. */
 void tcp_output(struct tcp_conn *c)
 {
@@ -366,12 +390,16 @@ void tcp_output(struct tcp_conn *c)
 		 * each let one new segment out beyond cwnd */
 		lt = !c->in_recovery && c->dupacks > 0 && c->dupacks < 3 ? c->dupacks * mss : 0;
 		win = c->snd_wnd < c->cwnd + lt ? c->snd_wnd : c->cwnd + lt;
+		if (seq_lt(c->snd_nxt, c->snd_max) && c->nsack)
+			skip_sacked(c);
 		flight = c->snd_nxt - c->snd_una;
 		avail = seq_lt(c->snd_nxt, c->snd_qend) ? c->snd_qend - c->snd_nxt : 0;
 		usable = win > flight ? win - flight : 0;
 		len = avail < usable ? avail : usable;
 		if (len > mss)
 			len = mss;
+		if (seq_lt(c->snd_nxt, c->snd_max) && c->nsack)
+			len = sacked_limit(c, len);
 		fin = c->fin_queued && c->snd_nxt + len == c->snd_qend && seq_leq(c->snd_nxt, c->snd_qend);
 		if (len == 0 && !fin)
 			break;
