@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUF_CAP 16384u
+#define BUF_CAP 20480u /* a whole TLS record fits: 5 + 2^14 + 2048 */
 
 struct buf {
 	uint8_t *data;  /* NULL until first use */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "fpstat.h"
 #include "log.h"
 #include "session/session.h"
 
@@ -43,7 +44,8 @@ int core_listen(struct core *c, char *err, size_t errlen)
 		return -errno;
 	}
 	c->lsn = calloc(RT.n_listeners, sizeof(*c->lsn));
-	if (!c->lsn)
+	c->fp = fp_table_new();
+	if (!c->lsn || !c->fp)
 		return -ENOMEM;
 	for (i = 0; i < RT.n_listeners; i++) {
 		const struct cfg_listener *l = RT.listeners[i].cfg;

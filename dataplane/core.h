@@ -32,13 +32,20 @@ struct core {
 	struct sess *again;        /* to run again next round (work left) */
 	unsigned n_sess;
 	struct counters ctr;
+	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 };
+
+struct tls_certset;
+struct fp_table;
 
 /* Shared, read-only after start-up. */
 struct runtime {
 	const struct cfg *cfg;
 	struct listener *listeners;
 	unsigned n_listeners;
+	struct tls_certset **sets; /* every cert set: the named ones, then the
+				      listeners' own */
+	unsigned n_sets;
 	struct core *cores;
 	unsigned n_cores;
 	_Atomic bool stop;

@@ -17,16 +17,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include "core.h"
+#include "explain.h"
+#include "fpstat.h"
 #include "log.h"
 #include "session/backend.h"
 #include "session/session.h"
 #include "sluice-build.h"
+#include "resume.h"
 #include "tls.h"
 
 const char *const counter_names[CTR__COUNT] = {
@@ -40,13 +44,75 @@ const char *const counter_help[CTR__COUNT] = {
 #undef C
 };
 
+#define CFG_CORES_MAX_RT 64
+
+#if HAVE_JEMALLOC
+/*
+ * jemalloc's own settings (read at its start; MALLOC_CONF still wins): a
+ * handshake allocates and frees some 100 KiB, and without a purging thread
+ * an idle process keeps those pages dirty for good, so that 1000 idle TLS
+ * sessions looked like 50 MiB instead of 3.5. A background thread returns
+ * freed pages after a second.
+ */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice [-c FILE] [--check]\n"
+		"       sluice explain [-c FILE] [--listener NAME] [--from ADDR] HEX | fields\n"
 		"  -c, --config FILE  configuration (default: the embedded quick-start one)\n"
 		"      --check        validate configuration and certificates, then exit\n"
 		"  -V, --version      print the version\n");
+}
+
+/* A new entry of RT.sets; NULL when out of memory. */
+static struct tls_certset *new_set(void)
+{
+	struct tls_certset **v = realloc(RT.sets, (RT.n_sets + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	RT.sets = v;
+	if (!(v[RT.n_sets] = calloc(1, sizeof(**v))))
+		return NULL;
+	return v[RT.n_sets++];
+}
+
+/* Rule 2.5: prove each certificate of set usable under policy before
+ * STARTTLS is offered with it. */
+static int probe_set(const struct tls_certset *set, enum cfg_policy policy, char *err,
+		     size_t errlen)
+{
+	for (unsigned k = 0; k <= set->n; k++) {
+		SSL_CTX *probe = tls_ctx_new(NULL, set, k ? k - 1 : TLS_CERT_ANY, policy,
+					     err, errlen);
+
+		if (!probe)
+			return -EINVAL;
+		SSL_CTX_free(probe);
+	}
+	return 0;
+}
+
+/* "mail: ecdsa-p256,rsa-2048; other: ..." */
+static void describe_sets(struct listener *l)
+{
+	size_t o = 0;
+
+	l->certs_desc[0] = 0;
+	for (unsigned i = 0; i < l->n_sets && o < sizeof(l->certs_desc); i++) {
+		const struct tls_certset *set = l->sets[i];
+
+		o += (size_t)snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s%s",
+				      i ? "; " : "", set->generated ? "generated " : "",
+				      set->generated || l->cfg->n_certs ? "" : set->name);
+		for (unsigned j = 0; j < set->n && o < sizeof(l->certs_desc); j++)
+			o += (size_t)snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s",
+					      j ? "," : (set->generated || l->cfg->n_certs ? "" : ": "),
+					      set->cert[set->order[j]].kind);
+	}
 }
 
 /* Per-listener run-time state: engine, backend pool, certificates. */
@@ -54,15 +120,24 @@ static int setup_listeners(const struct cfg *c, struct be_pool *pools, char *err
 			   size_t errlen)
 {
 	unsigned i, j;
+	int rc;
 
 	RT.listeners = calloc(c->n_listeners, sizeof(*RT.listeners));
 	if (!RT.listeners)
 		return -ENOMEM;
 	RT.n_listeners = c->n_listeners;
+	for (i = 0; i < c->n_cert_sets; i++) {
+		struct tls_certset *set = new_set();
+
+		if (!set)
+			return -ENOMEM;
+		if ((rc = tls_certset_load(c, &c->cert_sets[i], set, err, errlen)) < 0)
+			return rc;
+	}
 	for (i = 0; i < c->n_listeners; i++) {
 		struct listener *l = &RT.listeners[i];
 		const struct cfg_listener *cl = &c->listeners[i];
-		int rc;
+		uint8_t policies;
 
 		l->cfg = cl;
 		l->idx = i;
@@ -77,24 +152,35 @@ static int setup_listeners(const struct cfg *c, struct be_pool *pools, char *err
 				l->pool = &pools[j];
 		if (cl->tls == CFG_TLS_OFF)
 			continue;
-		rc = tls_certset_load(c, cl, &l->certs, err, errlen);
-		if (rc < 0)
-			return rc;
-		/* Rule 2.5: prove the set usable before STARTTLS is offered. */
-		SSL_CTX *probe = tls_ctx_new(NULL, &l->certs, err, errlen);
-
-		if (!probe)
-			return -EINVAL;
-		SSL_CTX_free(probe);
-		l->tls_available = true;
-		snprintf(l->certs_desc, sizeof(l->certs_desc), "%s",
-			 cl->n_certs ? "" : "generated ");
-		for (j = 0; j < l->certs.n; j++) {
-			size_t o = strlen(l->certs_desc);
-
-			snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s", j ? "," : "",
-				 l->certs.cert[j].kind);
+		l->n_sets = cl->n_cert_sets ? cl->n_cert_sets : 1;
+		l->sets = calloc(l->n_sets, sizeof(*l->sets));
+		l->set_ids = calloc(l->n_sets, sizeof(*l->set_ids));
+		if (!l->sets || !l->set_ids)
+			return -ENOMEM;
+		if (cl->n_cert_sets) {
+			for (j = 0; j < cl->n_cert_sets; j++) {
+				l->set_ids[j] = (uint16_t)(cl->sets[j] - c->cert_sets);
+				l->sets[j] = RT.sets[l->set_ids[j]];
+			}
+		} else {
+			if (!(l->sets[0] = new_set()))
+				return -ENOMEM;
+			l->set_ids[0] = (uint16_t)(RT.n_sets - 1);
+			if ((rc = tls_certset_load_listener(c, cl, l->sets[0], err, errlen)) < 0)
+				return rc;
 		}
+		policies = (uint8_t)(1u << cl->policy);
+		for (j = 0; j < cl->n_policy_rules; j++)
+			policies |= (uint8_t)(1u << cl->policy_by_network[j].policy);
+		for (j = 0; j < l->n_sets; j++) {
+			for (unsigned p = 0; p < CFG_POLICY_COUNT; p++)
+				if ((policies & (1u << p)) && !(l->sets[j]->policies & (1u << p)) &&
+				    (rc = probe_set(l->sets[j], (enum cfg_policy)p, err, errlen)) < 0)
+					return rc;
+			l->sets[j]->policies |= policies;
+		}
+		l->tls_available = true;
+		describe_sets(l);
 	}
 	return 0;
 }
@@ -123,7 +209,7 @@ static int drop_privileges(const char *user, char *err, size_t errlen)
 static void report_counters(void)
 {
 	uint64_t tot[CTR__COUNT] = { 0 };
-	char line[4096];
+	char line[16384];
 	size_t o = 0;
 	unsigned i, k;
 
@@ -135,6 +221,26 @@ static void report_counters(void)
 			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s=%llu", o ? " " : "",
 					      counter_names[k], (unsigned long long)tot[k]);
 	log_msg(LOG_INFO, "counters: %s", o ? line : "none");
+}
+
+static void report_line(const char *line)
+{
+	log_msg(LOG_INFO, "%s", line);
+}
+
+/* One line per client fingerprint seen: hellos, handshakes done and
+ * failed, and under each policy whether a certificate would serve it. */
+static void report_fingerprints(void)
+{
+	struct fp_table *t[CFG_CORES_MAX_RT];
+	const char *names[CFG_POLICY_COUNT];
+	unsigned n = RT.n_cores < CFG_CORES_MAX_RT ? RT.n_cores : CFG_CORES_MAX_RT;
+
+	for (unsigned i = 0; i < n; i++)
+		t[i] = RT.cores[i].fp;
+	for (unsigned p = 0; p < CFG_POLICY_COUNT; p++)
+		names[p] = cfg_policy_name((enum cfg_policy)p);
+	fp_report(t, n, names, CFG_POLICY_COUNT, report_line);
 }
 
 int main(int argc, char **argv)
@@ -151,11 +257,15 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	struct cfg *c = NULL;
 	struct be_pool *pools = NULL;
-	struct tls_certset **sets = NULL;
+	const char **sids = NULL;
 	sigset_t sigs;
 	unsigned i;
 	int opt, rc, sig;
 
+	if (argc > 1 && !strcmp(argv[1], "explain")) {
+		OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+		return explain_main(argc - 1, argv + 1);
+	}
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -195,7 +305,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	RT.cfg = c;
-	if ((rc = be_pools_init(c, &pools, err, sizeof(err))) < 0 ||
+	if ((rc = tls_resume_init(c, log_msg, err, sizeof(err))) < 0 ||
+	    (rc = be_pools_init(c, &pools, err, sizeof(err))) < 0 ||
 	    (rc = setup_listeners(c, pools, err, sizeof(err))) < 0) {
 		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
 		return 1;
@@ -213,12 +324,13 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads inherit: only main takes them */
 
 	RT.n_cores = c->cores;
 	RT.cores = calloc(c->cores, sizeof(*RT.cores));
-	sets = calloc(c->n_listeners, sizeof(*sets));
-	if (!RT.cores || !sets) {
+	sids = calloc(c->n_listeners, sizeof(*sids));
+	if (!RT.cores || !sids) {
 		fprintf(stderr, "sluice: out of memory\n");
 		return 1;
 	}
@@ -235,8 +347,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < c->n_listeners; i++)
-		sets[i] = RT.listeners[i].tls_available ? &RT.listeners[i].certs : NULL;
-	if (tlsw_start(c->workers, c->cores, sets, c->n_listeners, err, sizeof(err)) < 0) {
+		sids[i] = c->listeners[i].name;
+	if (tlsw_start(c->workers, c->cores, RT.sets, RT.n_sets, sids, c->n_listeners,
+		       err, sizeof(err)) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);
 		return 1;
 	}
@@ -264,10 +377,21 @@ int main(int argc, char **argv)
 		SLUICE_VERSION, c->cores, c->workers);
 
 	while (!atomic_load(&RT.stop)) {
-		if (sigwait(&sigs, &sig) != 0)
+		struct timespec tick = { 1, 0 };
+
+		tls_resume_tick((long long)time(NULL));
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0)
 			continue;
 		if (sig == SIGUSR1) {
 			report_counters();
+			report_fingerprints();
+		} else if (sig == SIGUSR2) {
+			if (RT.cfg->tickets.key_file)
+				log_msg(LOG_INFO, "SIGUSR2: ticket keys come from %s; rotate them "
+					"there", RT.cfg->tickets.key_file);
+			else
+				tls_resume_rotate_now();
 		} else if (sig == SIGHUP) {
 			log_msg(LOG_INFO, "SIGHUP: reload is not supported yet; restart to apply "
 				"a new configuration");
@@ -279,18 +403,27 @@ int main(int argc, char **argv)
 	for (i = 0; i < c->cores; i++)
 		pthread_join(RT.cores[i].thread, NULL);
 	be_health_stop();
-	tlsw_stop();
+	tlsw_stop(sess_job_orphan);
 	report_counters();
 	for (i = 0; i < RT.n_cores; i++) {
+		fp_table_free(RT.cores[i].fp);
 		close(RT.cores[i].epfd);
 		free(RT.cores[i].lsn);
 	}
 	free(RT.cores);
 out:
-	for (i = 0; RT.listeners && i < RT.n_listeners; i++)
-		tls_certset_free(&RT.listeners[i].certs);
+	for (i = 0; RT.listeners && i < RT.n_listeners; i++) {
+		free(RT.listeners[i].sets);
+		free(RT.listeners[i].set_ids);
+	}
+	for (i = 0; i < RT.n_sets; i++) {
+		tls_certset_free(RT.sets[i]);
+		free(RT.sets[i]);
+	}
+	free(RT.sets);
+	sesscache_fini();
 	free(RT.listeners);
-	free(sets);
+	free(sids);
 	be_pools_free(pools, c->n_backends);
 	cfg_free(c);
 	tls_bio_fini();

@@ -18,6 +18,7 @@
 #endif
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <limits.h>
@@ -54,6 +55,10 @@ static const cyaml_strval_t cfg_proxy_strs[] = {
 static const cyaml_strval_t cfg_log_strs[] = {
 	{ "stderr", CFG_LOG_STDERR }, { "syslog", CFG_LOG_SYSLOG },
 };
+static const cyaml_strval_t cfg_policy_strs[] = {
+	{ "modern", CFG_POLICY_MODERN }, { "intermediate", CFG_POLICY_INTERMEDIATE },
+	{ "legacy", CFG_POLICY_LEGACY },
+};
 static const cyaml_strval_t cfg_quirk_strs[] = {
 	{ "allow", CFG_QUIRK_ALLOW }, { "close", CFG_QUIRK_CLOSE },
 };
@@ -77,6 +82,9 @@ static const cyaml_schema_field_t cfg_quirks_fields[] = {
 	ENUM("second_starttls", OPT, struct cfg_quirks, second_starttls, cfg_quirk_strs),
 	ENUM("pipelined_starttls", OPT, struct cfg_quirks, pipelined_starttls, cfg_quirk_strs),
 	ENUM("bare_lf", OPT, struct cfg_quirks, bare_lf, cfg_quirk_strs),
+	ENUM("trailing_blanks", OPT, struct cfg_quirks, trailing_blanks, cfg_quirk_strs),
+	ENUM("sslv2_hello", OPT, struct cfg_quirks, sslv2_hello, cfg_quirk_strs),
+	ENUM("no_ems", OPT, struct cfg_quirks, no_ems, cfg_quirk_strs),
 	CYAML_FIELD_END
 };
 
@@ -89,8 +97,40 @@ static const cyaml_schema_value_t cfg_cert_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_cert, cfg_cert_fields),
 };
 
-static const cyaml_schema_value_t cfg_server_schema = {
+static const cyaml_schema_value_t cfg_string_schema = {
 	CYAML_VALUE_STRING(PTR, char, 1, CYAML_UNLIMITED),
+};
+
+static const cyaml_schema_field_t cfg_cert_set_fields[] = {
+	STR("name", 0, struct cfg_cert_set, name),
+	CYAML_FIELD_SEQUENCE_COUNT("names", OPT | PTR, struct cfg_cert_set, names, n_names,
+				   &cfg_string_schema, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_SEQUENCE_COUNT("prefer", OPT | PTR, struct cfg_cert_set, prefer, n_prefer,
+				   &cfg_string_schema, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_SEQUENCE_COUNT("certs", PTR, struct cfg_cert_set, certs, n_certs,
+				   &cfg_cert_schema, 1, CYAML_UNLIMITED),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t cfg_cert_set_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_cert_set, cfg_cert_set_fields),
+};
+
+static const cyaml_schema_field_t cfg_policy_rule_fields[] = {
+	CYAML_FIELD_SEQUENCE_COUNT("networks", PTR, struct cfg_policy_rule, networks, n_networks,
+				   &cfg_string_schema, 1, CYAML_UNLIMITED),
+	ENUM("policy", 0, struct cfg_policy_rule, policy, cfg_policy_strs),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t cfg_policy_rule_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_policy_rule, cfg_policy_rule_fields),
+};
+
+static const cyaml_schema_field_t cfg_tickets_fields[] = {
+	CYAML_FIELD_BOOL("enabled", OPT, struct cfg_tickets, enabled),
+	STR("key_file", OPT, struct cfg_tickets, key_file),
+	CYAML_FIELD_UINT("rotate", OPT, struct cfg_tickets, rotate),
+	CYAML_FIELD_UINT("lifetime", OPT, struct cfg_tickets, lifetime),
+	CYAML_FIELD_END
 };
 
 static const cyaml_schema_field_t cfg_backend_fields[] = {
@@ -98,7 +138,7 @@ static const cyaml_schema_field_t cfg_backend_fields[] = {
 	ENUM("protocol", 0, struct cfg_backend, protocol, cfg_proto_strs),
 	ENUM("proxy", OPT, struct cfg_backend, proxy, cfg_proxy_strs),
 	CYAML_FIELD_SEQUENCE_COUNT("servers", PTR, struct cfg_backend, servers,
-				   n_servers, &cfg_server_schema, 1, CYAML_UNLIMITED),
+				   n_servers, &cfg_string_schema, 1, CYAML_UNLIMITED),
 	CYAML_FIELD_UINT("connect_timeout", OPT, struct cfg_backend, connect_timeout),
 	CYAML_FIELD_UINT("health_interval", OPT, struct cfg_backend, health_interval),
 	CYAML_FIELD_END
@@ -116,6 +156,12 @@ static const cyaml_schema_field_t cfg_listener_fields[] = {
 	STR("hostname", OPT, struct cfg_listener, hostname),
 	CYAML_FIELD_SEQUENCE_COUNT("certs", OPT | PTR, struct cfg_listener, certs,
 				   n_certs, &cfg_cert_schema, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_SEQUENCE_COUNT("cert_sets", OPT | PTR, struct cfg_listener, cert_sets,
+				   n_cert_sets, &cfg_string_schema, 1, CYAML_UNLIMITED),
+	ENUM("policy", OPT, struct cfg_listener, policy, cfg_policy_strs),
+	CYAML_FIELD_SEQUENCE_COUNT("policy_by_network", OPT | PTR, struct cfg_listener,
+				   policy_by_network, n_policy_rules, &cfg_policy_rule_schema,
+				   1, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING("timeouts", OPT, struct cfg_listener, timeouts,
 			    cfg_timeouts_fields),
 	CYAML_FIELD_UINT("detect_implicit_ms", OPT, struct cfg_listener, detect_implicit_ms),
@@ -137,6 +183,10 @@ static const cyaml_schema_field_t cfg_fields[] = {
 				   &cfg_backend_schema, 1, CYAML_UNLIMITED),
 	CYAML_FIELD_SEQUENCE_COUNT("listeners", PTR, struct cfg, listeners, n_listeners,
 				   &cfg_listener_schema, 1, CYAML_UNLIMITED),
+	CYAML_FIELD_SEQUENCE_COUNT("cert_sets", OPT | PTR, struct cfg, cert_sets, n_cert_sets,
+				   &cfg_cert_set_schema, 1, CYAML_UNLIMITED),
+	CYAML_FIELD_MAPPING("tickets", OPT, struct cfg, tickets, cfg_tickets_fields),
+	CYAML_FIELD_UINT("session_cache", OPT, struct cfg, session_cache),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_schema = {
@@ -713,6 +763,67 @@ static int cfg_addr_at(struct cfg_ld *ld, const char *path, const char *s,
 	}
 }
 
+int cfg_parse_net(const char *s, struct cfg_net *n)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long prefix;
+	char *end;
+
+	memset(n, 0, sizeof(*n));
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hlen);
+	host[hlen] = 0;
+	if (inet_pton(AF_INET, host, n->addr) == 1)
+		n->family = AF_INET;
+	else if (inet_pton(AF_INET6, host, n->addr) == 1)
+		n->family = AF_INET6;
+	else
+		return -EINVAL;
+	prefix = n->family == AF_INET ? 32 : 128;
+	if (slash) {
+		unsigned long max = prefix;
+
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (!slash[1] || *end || errno || prefix > max)
+			return -EINVAL;
+	}
+	n->prefix = (unsigned)prefix;
+	/* Host bits set ("192.0.2.1/24") would be a typo: refuse it. */
+	for (unsigned b = n->prefix; b < (n->family == AF_INET ? 32u : 128u); b++)
+		if (n->addr[b / 8] & (0x80 >> (b % 8)))
+			return -EINVAL;
+	return 0;
+}
+
+bool cfg_net_contains(const struct cfg_net *n, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+	if (sa->sa_family == AF_INET && n->family == AF_INET) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (n->family == AF_INET) {
+			/* an IPv4 client on a dual-stack socket: ::ffff:a.b.c.d */
+			static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+			if (memcmp(a, mapped, 12))
+				return false;
+			a += 12;
+		}
+	} else {
+		return false;
+	}
+	if (memcmp(a, n->addr, full))
+		return false;
+	return !rest || !((a[full] ^ n->addr[full]) & (0xff00 >> rest));
+}
+
 /* Same family, address and port. */
 static bool cfg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
@@ -779,8 +890,17 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	if (c->user && !getpwnam(c->user))
 		return cfg_err(ld, "user", "no such user '%s'", c->user);
 	if ((rc = cfg_uint(ld, "cores", &c->cores, 1, 1, CFG_CORES_MAX)) ||
-	    (rc = cfg_uint(ld, "workers", &c->workers, 1, 1, CFG_CORES_MAX)))
+	    (rc = cfg_uint(ld, "workers", &c->workers, 1, 1, CFG_CORES_MAX)) ||
+	    (rc = cfg_uint(ld, "session_cache", &c->session_cache, 20480, 0, 10000000)) ||
+	    (rc = cfg_uint(ld, "tickets.rotate", &c->tickets.rotate, 3600, 60, 7 * 86400)) ||
+	    /* RFC 8446 4.6.1: no ticket lives longer than seven days */
+	    (rc = cfg_uint(ld, "tickets.lifetime", &c->tickets.lifetime, 7200, 60, 7 * 86400)))
 		return rc;
+	if (!cfg_present(ld, "tickets.enabled"))
+		c->tickets.enabled = true;
+	if (c->tickets.key_file && cfg_present(ld, "tickets.rotate"))
+		return cfg_err(ld, "tickets.rotate", "not with tickets.key_file: the key "
+			       "file's keys are used, in its order, and it is re-read when it changes");
 	return cfg_timeouts(ld, "timeouts", &c->timeouts, NULL);
 }
 
@@ -816,6 +936,131 @@ static int cfg_check_backend(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		snprintf(p, sizeof(p), "backends[%u].servers[%u]", i, j);
 		if ((rc = cfg_addr_at(ld, p, b->servers[j], &b->addrs[j], &b->addrlens[j])))
 			return rc;
+	}
+	return 0;
+}
+
+static const char *const cfg_key_kinds[] = { "ecdsa-p256", "ecdsa-p384", "ed25519", "rsa" };
+
+/* A host name as a certificate may carry it: labels of letters, digits and
+ * hyphens, or "*." before such a name (RFC 6125 6.4.3: leftmost label only). */
+static bool cfg_host_name_ok(const char *n)
+{
+	size_t label = 0;
+
+	if (!strncmp(n, "*.", 2))
+		n += 2;
+	if (!*n || strlen(n) > 253)
+		return false;
+	for (; *n; n++) {
+		if (*n == '.') {
+			if (!label)
+				return false;
+			label = 0;
+		} else if ((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
+			   (*n >= '0' && *n <= '9') || (*n == '-' && label)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0;
+}
+
+/* Cert set i: unique name, valid names and key types, lines. */
+static int cfg_check_cert_set(struct cfg_ld *ld, struct cfg *c, unsigned i)
+{
+	struct cfg_cert_set *cs = &c->cert_sets[i];
+	char p[CFG_PATH_MAX];
+
+	snprintf(p, sizeof(p), "cert_sets[%u]", i);
+	cs->line = cfg_line(ld, p, false, false);
+	snprintf(p, sizeof(p), "cert_sets[%u].name", i);
+	for (unsigned j = 0; j < i; j++)
+		if (!strcmp(c->cert_sets[j].name, cs->name))
+			return cfg_err(ld, p, "duplicate cert set name '%s' (first at line %u)",
+				       cs->name, c->cert_sets[j].line);
+	for (unsigned j = 0; j < cs->n_names; j++) {
+		snprintf(p, sizeof(p), "cert_sets[%u].names[%u]", i, j);
+		if (!cfg_host_name_ok(cs->names[j]))
+			return cfg_err(ld, p, "'%s' is not a host name (a wildcard is '*.' "
+				       "before a name)", cs->names[j]);
+	}
+	for (unsigned j = 0; j < cs->n_prefer; j++) {
+		size_t k;
+
+		snprintf(p, sizeof(p), "cert_sets[%u].prefer[%u]", i, j);
+		for (k = 0; k < CYAML_ARRAY_LEN(cfg_key_kinds); k++)
+			if (!strcmp(cs->prefer[j], cfg_key_kinds[k]))
+				break;
+		if (k == CYAML_ARRAY_LEN(cfg_key_kinds))
+			return cfg_err(ld, p, "unknown key type '%s' (expected ecdsa-p256, "
+				       "ecdsa-p384, ed25519, rsa)", cs->prefer[j]);
+		for (unsigned m = 0; m < j; m++)
+			if (!strcmp(cs->prefer[m], cs->prefer[j]))
+				return cfg_err(ld, p, "'%s' is listed twice", cs->prefer[j]);
+	}
+	for (unsigned j = 0; j < cs->n_certs; j++) {
+		snprintf(p, sizeof(p), "cert_sets[%u].certs[%u]", i, j);
+		cs->certs[j].line = cfg_line(ld, p, false, false);
+	}
+	return 0;
+}
+
+/* The policy of the listener, or of its first rule whose networks hold
+ * the client. */
+enum cfg_policy cfg_policy_for(const struct cfg_listener *l, const struct sockaddr *sa)
+{
+	for (unsigned i = 0; i < l->n_policy_rules; i++)
+		for (unsigned j = 0; j < l->policy_by_network[i].n_networks; j++)
+			if (cfg_net_contains(&l->policy_by_network[i].nets[j], sa))
+				return l->policy_by_network[i].policy;
+	return l->policy;
+}
+
+/* Listener i: cert sets resolved, policy and its network rules. */
+static int cfg_check_listener_tls(struct cfg_ld *ld, struct cfg *c, unsigned i)
+{
+	struct cfg_listener *l = &c->listeners[i];
+	char p[CFG_PATH_MAX];
+
+	if (l->n_certs && l->n_cert_sets) {
+		snprintf(p, sizeof(p), "listeners[%u].cert_sets", i);
+		return cfg_err(ld, p, "a listener names its certificates with certs or "
+			       "cert_sets, not both");
+	}
+	if (l->n_cert_sets && !(l->sets = calloc(l->n_cert_sets, sizeof(*l->sets))))
+		return cfg_oom(ld);
+	for (unsigned j = 0; j < l->n_cert_sets; j++) {
+		snprintf(p, sizeof(p), "listeners[%u].cert_sets[%u]", i, j);
+		for (unsigned k = 0; k < c->n_cert_sets && !l->sets[j]; k++)
+			if (!strcmp(c->cert_sets[k].name, l->cert_sets[j]))
+				l->sets[j] = &c->cert_sets[k];
+		if (!l->sets[j])
+			return cfg_err(ld, p, "no cert set named '%s'", l->cert_sets[j]);
+		for (unsigned k = 0; k < j; k++)
+			if (l->sets[k] == l->sets[j])
+				return cfg_err(ld, p, "cert set '%s' is listed twice", l->cert_sets[j]);
+	}
+	snprintf(p, sizeof(p), "listeners[%u].policy", i);
+	if (!cfg_present(ld, p))
+		l->policy = CFG_POLICY_INTERMEDIATE;
+	for (unsigned j = 0; j < l->n_policy_rules; j++) {
+		struct cfg_policy_rule *r = &l->policy_by_network[j];
+
+		snprintf(p, sizeof(p), "listeners[%u].policy_by_network[%u]", i, j);
+		r->line = cfg_line(ld, p, false, false);
+		if (!(r->nets = calloc(r->n_networks, sizeof(*r->nets))))
+			return cfg_oom(ld);
+		for (unsigned k = 0; k < r->n_networks; k++) {
+			snprintf(p, sizeof(p), "listeners[%u].policy_by_network[%u].networks[%u]",
+				 i, j, k);
+			if (cfg_parse_net(r->networks[k], &r->nets[k]) < 0)
+				return cfg_err(ld, p, "cannot parse network '%s' (expected "
+					       "ADDRESS/PREFIX, e.g. 192.0.2.0/24 or "
+					       "2001:db8::/32)", r->networks[k]);
+		}
 	}
 	return 0;
 }
@@ -863,6 +1108,8 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		return rc;
 	if (l->detect_implicit_ms && l->tls != CFG_TLS_STARTTLS && l->tls != CFG_TLS_REQUIRED)
 		return cfg_err(ld, p, "only for a listener with tls: starttls or required");
+	if ((rc = cfg_check_listener_tls(ld, c, i)))
+		return rc;
 	snprintf(p, sizeof(p), "listeners[%u].timeouts", i);
 	return cfg_timeouts(ld, p, &l->timeouts, &c->timeouts);
 }
@@ -904,8 +1151,12 @@ int cfg_load_string(const char *yaml, size_t len, const char *name,
 		c->backends[i].addrs = NULL;
 		c->backends[i].addrlens = NULL;
 	}
-	for (unsigned i = 0; i < c->n_listeners; i++)
+	for (unsigned i = 0; i < c->n_listeners; i++) {
 		c->listeners[i].be = NULL;
+		c->listeners[i].sets = NULL;
+		for (unsigned j = 0; j < c->listeners[i].n_policy_rules; j++)
+			c->listeners[i].policy_by_network[j].nets = NULL;
+	}
 	if (!(c->path = strdup(ld.name))) {
 		rc = cfg_oom(&ld);
 		goto fail;
@@ -914,6 +1165,9 @@ int cfg_load_string(const char *yaml, size_t len, const char *name,
 		goto fail;
 	for (unsigned i = 0; i < c->n_backends; i++)
 		if ((rc = cfg_check_backend(&ld, c, i)))
+			goto fail;
+	for (unsigned i = 0; i < c->n_cert_sets; i++)
+		if ((rc = cfg_check_cert_set(&ld, c, i)))
 			goto fail;
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		if ((rc = cfg_check_listener(&ld, c, i)))
@@ -975,6 +1229,11 @@ void cfg_free(struct cfg *c)
 		free(c->backends[i].addrs);
 		free(c->backends[i].addrlens);
 	}
+	for (unsigned i = 0; i < c->n_listeners; i++) {
+		free(c->listeners[i].sets);
+		for (unsigned j = 0; j < c->listeners[i].n_policy_rules; j++)
+			free(c->listeners[i].policy_by_network[j].nets);
+	}
 	free(c->path);
 	cyaml_free(&cfg_cyaml_free_cfg, &cfg_schema, c, 0);
 }
@@ -996,6 +1255,11 @@ const char *cfg_proto_name(enum cfg_proto p)
 const char *cfg_tls_name(enum cfg_tls t)
 {
 	return cfg_strval(cfg_tls_strs, CYAML_ARRAY_LEN(cfg_tls_strs), t);
+}
+
+const char *cfg_policy_name(enum cfg_policy p)
+{
+	return cfg_strval(cfg_policy_strs, CYAML_ARRAY_LEN(cfg_policy_strs), p);
 }
 
 const char *cfg_proxy_name(enum cfg_proxy p)

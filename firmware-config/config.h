@@ -34,6 +34,14 @@ enum cfg_proxy {
 	CFG_PROXY_V2,
 };
 
+/* Cipher policies (tls/policy.def holds what each one is). */
+enum cfg_policy {
+	CFG_POLICY_MODERN,       /* TLS 1.3 only */
+	CFG_POLICY_INTERMEDIATE, /* TLS 1.2+, ECDHE and AEAD (the default) */
+	CFG_POLICY_LEGACY,       /* TLS 1.0+, CBC and RSA key exchange too */
+};
+#define CFG_POLICY_COUNT 3
+
 enum cfg_log_target {
 	CFG_LOG_STDERR,
 	CFG_LOG_SYSLOG,
@@ -58,12 +66,57 @@ struct cfg_quirks {
 	enum cfg_quirk_action pipelined_starttls; /* bytes behind STARTTLS:
 						     discarded, or close */
 	enum cfg_quirk_action bare_lf;            /* LF-only command lines */
+	enum cfg_quirk_action trailing_blanks;    /* blanks before the CRLF */
+	enum cfg_quirk_action sslv2_hello;        /* SSLv2-format ClientHello */
+	enum cfg_quirk_action no_ems;             /* TLS <= 1.2 hello without EMS */
 };
 
 struct cfg_cert {
 	char *cert;    /* PEM: leaf first, then the chain */
 	char *key;     /* PEM private key */
 	unsigned line; /* line of this entry in the file */
+};
+
+/* A cert set: certificates for some host names, one per key type. */
+struct cfg_cert_set {
+	char *name;
+	char **names;             /* SNI names, exact or "*.example.net";
+				     none: the names the certificates carry */
+	unsigned n_names;
+	char **prefer;            /* key types, cheapest first: "ecdsa-p256",
+				     "ed25519", "ecdsa-p384", "rsa" */
+	unsigned n_prefer;
+	struct cfg_cert *certs;
+	unsigned n_certs;
+	unsigned line;
+};
+
+/* An IPv4 or IPv6 network, "192.0.2.0/24". */
+struct cfg_net {
+	int family;               /* AF_INET, AF_INET6 */
+	unsigned prefix;
+	unsigned char addr[16];   /* network order; host bits zero */
+};
+
+/* Clients from these networks get this policy instead of the listener's. */
+struct cfg_policy_rule {
+	char **networks;          /* as written */
+	unsigned n_networks;
+	enum cfg_policy policy;
+	unsigned line;
+	struct cfg_net *nets;     /* resolved by the loader, n_networks */
+};
+
+/* Session tickets (RFC 5077, RFC 8446 4.6.1). */
+struct cfg_tickets {
+	bool enabled;             /* default true */
+	char *key_file;           /* keys shared by a fleet: 80 bytes each
+				     (name 16, HMAC 32, AES 32), the first
+				     encrypts, all decrypt; re-read when it
+				     changes. NULL: keys made at start-up */
+	unsigned rotate;          /* seconds between new keys (no key_file);
+				     default 3600 */
+	unsigned lifetime;        /* seconds a ticket is honoured; default 7200 */
 };
 
 struct cfg_backend {
@@ -87,8 +140,16 @@ struct cfg_listener {
 	enum cfg_tls tls;
 	char *backend;            /* name of a backend */
 	char *hostname;           /* banner / EHLO name; default: global hostname */
-	struct cfg_cert *certs;   /* empty: a self-signed pair is generated */
+	struct cfg_cert *certs;   /* a cert set of this listener's own; with
+				     neither certs nor cert_sets a self-signed
+				     pair is generated */
 	unsigned n_certs;
+	char **cert_sets;         /* names of cert sets; the first is the
+				     default when SNI matches none */
+	unsigned n_cert_sets;
+	enum cfg_policy policy;   /* default intermediate */
+	struct cfg_policy_rule *policy_by_network;
+	unsigned n_policy_rules;
 	struct cfg_timeouts timeouts; /* after loading: no zero left */
 	struct cfg_quirks quirks;
 	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting this
@@ -100,6 +161,7 @@ struct cfg_listener {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	struct cfg_backend *be;   /* points into cfg->backends */
+	struct cfg_cert_set **sets; /* n_cert_sets, into cfg->cert_sets */
 };
 
 struct cfg {
@@ -114,6 +176,11 @@ struct cfg {
 	unsigned n_listeners;
 	struct cfg_backend *backends;
 	unsigned n_backends;
+	struct cfg_cert_set *cert_sets;
+	unsigned n_cert_sets;
+	struct cfg_tickets tickets;
+	unsigned session_cache;   /* session-ID cache entries shared by all
+				     cores; 0: none. Default 20480 */
 };
 
 /*
@@ -138,6 +205,14 @@ extern const size_t cfg_default_yaml_len;
 /* Names of the enum values as written in the file. */
 const char *cfg_proto_name(enum cfg_proto p);
 const char *cfg_tls_name(enum cfg_tls t);
+const char *cfg_policy_name(enum cfg_policy p);
+
+/* The policy for a client at sa (the listener's, or a rule's). */
+enum cfg_policy cfg_policy_for(const struct cfg_listener *l, const struct sockaddr *sa);
+
+/* Parse "192.0.2.0/24", "2001:db8::/32" or a bare address; 0 or -EINVAL. */
+int cfg_parse_net(const char *s, struct cfg_net *n);
+bool cfg_net_contains(const struct cfg_net *n, const struct sockaddr *sa);
 const char *cfg_proxy_name(enum cfg_proxy p);
 
 /*

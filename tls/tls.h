@@ -22,36 +22,87 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "certsel.h"
 #include "config.h"
+#include "hello.h"
+#include "policy.h"
+#include "rl.h"
+
+/* The key types a cert set holds one each of (DESIGN.md section 4). */
+enum tls_key_type {
+	TLS_KEY_ECDSA_P256,
+	TLS_KEY_ED25519,
+	TLS_KEY_ECDSA_P384,
+	TLS_KEY_RSA,
+	TLS_KEY__COUNT
+};
 
 /* One certificate with its chain and key, as PEM, plus what it is. */
 struct tls_cert {
 	char *cert_pem;   /* leaf, then chain */
 	char *key_pem;
+	enum tls_key_type type;
+	unsigned bits;    /* key size (RSA: modulus) */
+	int sig_nid;      /* the signature on the leaf (its issuer's algorithm) */
+	bool self_signed;
 	char kind[24];    /* "ecdsa-p256", "rsa-2048", ... */
 	char source[160]; /* file name, or "generated" */
+	char label[190];  /* "ecdsa-p256 /etc/sluice/mail.pem" for explain */
+	char **names;     /* DNS names of the leaf (subjectAltName, else CN) */
+	unsigned n_names;
+	long long not_before, not_after; /* validity, seconds since the epoch */
 };
 
 #define TLS_CERTS_MAX 4
+#define TLS_CERT_ANY  0xff /* job.cert: the set's combined SSL_CTX */
+
+/* A cert set: certificates for the same names, one per key type. */
 struct tls_certset {
+	char name[64];        /* the configuration's name, or "listener NAME" */
 	unsigned n;
 	struct tls_cert cert[TLS_CERTS_MAX];
+	char **names;         /* SNI names it answers (configured, else every
+				 name of its certificates); may hold "*.x" */
+	unsigned n_names;
+	uint8_t order[TLS_CERTS_MAX]; /* cert indexes, preferred (cheapest
+				 signer) first */
+	struct certsel_cert sel[TLS_CERTS_MAX]; /* what tls/certsel knows of
+				 each certificate (names point into this set) */
+	bool generated;       /* self-signed, made at start-up */
+	uint8_t policies;     /* bit per enum cfg_policy some listener uses */
 };
 
 /*
- * Load the certificates of a listener and check them (readable, PEM, key
- * matching certificate, one per key type), or generate a self-signed
- * ECDSA P-256 + RSA-2048 pair for hostname when the listener names none.
- * On error writes "FILE:LINE: KEY: PATH: reason" to err and returns <0.
+ * Load and check the certificates of a named cert set, or of a listener
+ * (its own certs:, or a self-signed ECDSA P-256 + RSA-2048 pair for its
+ * hostname when it names none). Checks: readable, PEM, the key matches the
+ * certificate, the chain is in order (each certificate signed by the next),
+ * valid now, one per key type of RSA, ECDSA P-256/P-384 and Ed25519, and
+ * every configured name covered by each certificate. On error writes
+ * "FILE:LINE: KEY: PATH: reason" to err and returns <0; nothing is kept.
  */
-int tls_certset_load(const struct cfg *c, const struct cfg_listener *l,
+int tls_certset_load(const struct cfg *c, const struct cfg_cert_set *cs,
 		     struct tls_certset *set, char *err, size_t errlen);
+int tls_certset_load_listener(const struct cfg *c, const struct cfg_listener *l,
+			      struct tls_certset *set, char *err, size_t errlen);
 void tls_certset_free(struct tls_certset *set);
 
-/* A server SSL_CTX in libctx (NULL: default) serving every cert of set.
- * The protocol and cipher settings are explicit, never openssl.cnf's. */
-SSL_CTX *tls_ctx_new(OSSL_LIB_CTX *libctx, const struct tls_certset *set,
-		     char *err, size_t errlen);
+/* Does the set answer SNI name host (exact, or "*.x" for one more label)? */
+bool tls_certset_matches(const struct tls_certset *set, const char *host);
+/* Which of sets[0, n) the client's SNI picks: the first that names it
+ * exactly, else the first whose wildcard covers it, else 0 (the default). */
+unsigned tls_certset_for_sni(struct tls_certset *const *sets, unsigned n, const struct hello *h);
+/* The policy table entry (tls/policy.def) of a configured policy. */
+const struct policy *tls_policy(enum cfg_policy p);
+
+/*
+ * A server SSL_CTX in libctx (NULL: default) for set under policy: the
+ * certificate cert of the set alone, or with TLS_CERT_ANY every certificate
+ * OpenSSL can hold at once (one EC key: the preferred one). The protocol and
+ * cipher settings are explicit, never openssl.cnf's.
+ */
+SSL_CTX *tls_ctx_new(OSSL_LIB_CTX *libctx, const struct tls_certset *set, unsigned cert,
+		     enum cfg_policy policy, char *err, size_t errlen);
 
 /* The two byte buffers a session's SSL object reads and writes. */
 struct tls_io {
@@ -82,20 +133,29 @@ struct tls_job {
 	void *owner;        /* the session; the worker never looks inside */
 	SSL *ssl;           /* NULL on the first post: the worker creates it */
 	struct tls_io *io;
-	uint16_t listener;  /* index of the listener: which SSL_CTX */
+	uint16_t listener;  /* index of the listener */
+	uint16_t set;       /* which cert set (index given to tlsw_start) */
+	uint8_t cert;       /* which certificate of it, or TLS_CERT_ANY */
+	uint8_t policy;     /* enum cfg_policy */
 	uint16_t core;      /* which core to return to */
 	uint8_t status;     /* enum tls_job_status, set by the worker */
+	struct tls_rl_keys rlk; /* what the handshake leaves for tls/rl */
 	char reason[120];   /* on TLSJ_FAIL */
 };
 
 /*
  * The worker pool. tlsw_start() creates n_workers threads, each with its own
- * OSSL_LIB_CTX and one SSL_CTX per entry of sets (NULL entries: listener
- * without TLS), and a ring pair per (core, worker).
+ * OSSL_LIB_CTX and, for every cert set and every policy it is used with,
+ * one SSL_CTX per certificate and one combined, and a ring pair per (core,
+ * worker). sid_ctx[listener] is the session ID context of each listener
+ * (sessions resume only on the listener that made them).
  */
 int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *sets,
-	       unsigned n_sets, char *err, size_t errlen);
-void tlsw_stop(void);
+	       unsigned n_sets, const char *const *sid, unsigned n_listeners,
+	       char *err, size_t errlen);
+/* Stop the workers (after the cores); every job still on a ring, posted
+ * or done, goes to orphan (may be NULL), which then owns it. */
+void tlsw_stop(void (*orphan)(struct tls_job *));
 /* Post a job from core; false if every ring of that core is full (the
  * caller keeps the job). */
 bool tlsw_post(unsigned core, struct tls_job *job);

@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "ring.h"
+#include "resume.h"
 #include "tls.h"
 
 #define TLSW_RING 1024
@@ -29,7 +30,7 @@ struct tlsw {
 	pthread_t thread;
 	int evfd;              /* cores write here after posting */
 	OSSL_LIB_CTX *libctx;
-	SSL_CTX **ctx;         /* per listener; NULL where no TLS */
+	SSL_CTX **ctx;         /* [ctx_slot(set, cert, policy)]; NULL where unused */
 	unsigned id;
 	char err[256];         /* start-up failure */
 	bool started;
@@ -46,6 +47,8 @@ static struct {
 	uint32_t *out;         /* [core * n_workers + worker] jobs not yet back;
 				  kept below the ring size so returns never block */
 	struct tls_certset *const *sets;
+	const char *const *sid;  /* [listener] session ID context */
+	unsigned n_listeners;
 	_Atomic bool stop;
 	pthread_barrier_t ready;
 } P;
@@ -65,6 +68,16 @@ void ring_fini(struct ring *r)
 	r->slot = NULL;
 }
 
+#define CTX_PER_SET ((TLS_CERTS_MAX + 1) * CFG_POLICY_COUNT)
+
+/* Index in a worker's ctx table: per set, the combined SSL_CTX and one per
+ * certificate, each under every policy. */
+static size_t ctx_slot(unsigned set, unsigned cert, unsigned policy)
+{
+	return (size_t)set * CTX_PER_SET +
+	       (cert == TLS_CERT_ANY ? 0 : cert + 1) * CFG_POLICY_COUNT + policy;
+}
+
 /* Run one step of a handshake; the job says how far it got. */
 static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 {
@@ -74,8 +87,27 @@ static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 	if (!j->ssl) {
 		BIO *b;
 
-		j->ssl = SSL_new(w->ctx[j->listener]);
+		SSL_CTX *ctx = j->set < P.n_sets && j->policy < CFG_POLICY_COUNT &&
+			       (j->cert == TLS_CERT_ANY || j->cert < TLS_CERTS_MAX)
+			       ? w->ctx[ctx_slot(j->set, j->cert, j->policy)] : NULL;
+		const char *sid = j->listener < P.n_listeners ? P.sid[j->listener] : "";
+
+		if (!ctx) { /* the core asked for what it never configured */
+			j->status = TLSJ_FAIL;
+			snprintf(j->reason, sizeof(j->reason), "no SSL_CTX for set %u cert %u "
+				 "policy %u", j->set, j->cert, j->policy);
+			return;
+		}
+		j->ssl = SSL_new(ctx);
 		b = j->ssl ? tls_bio_new(j->io) : NULL;
+		memset(&j->rlk, 0, sizeof(j->rlk));
+		if (j->ssl)
+			SSL_set_app_data(j->ssl, &j->rlk);
+		if (b && SSL_set_session_id_context(j->ssl, (const unsigned char *)sid,
+						    (unsigned)strnlen(sid, SSL_MAX_SID_CTX_LENGTH)) != 1) {
+			BIO_free(b);
+			b = NULL;
+		}
 		if (!b) {
 			SSL_free(j->ssl);
 			j->ssl = NULL;
@@ -122,22 +154,33 @@ static void *tlsw_main(void *arg)
 	uint64_t v;
 
 	w->libctx = OSSL_LIB_CTX_new();
-	w->ctx = calloc(P.n_sets, sizeof(SSL_CTX *));
-	if (!woke || !w->libctx || !w->ctx) {
+	w->ctx = calloc((size_t)P.n_sets * CTX_PER_SET, sizeof(SSL_CTX *));
+	if (!woke || !w->libctx || !w->ctx || tls_resume_thread_init(w->libctx) < 0) {
 		snprintf(w->err, sizeof(w->err), "worker %u: out of memory", w->id);
 		goto ready;
 	}
 	for (i = 0; i < P.n_sets; i++) {
-		if (!P.sets[i])
-			continue;
-		w->ctx[i] = tls_ctx_new(w->libctx, P.sets[i], w->err, sizeof(w->err));
-		if (!w->ctx[i])
-			goto ready;
+		const struct tls_certset *set = P.sets[i];
+
+		for (unsigned pol = 0; pol < CFG_POLICY_COUNT; pol++) {
+			if (!(set->policies & (1u << pol)))
+				continue;
+			for (unsigned k = 0; k <= set->n; k++) {
+				unsigned cert = k ? k - 1 : TLS_CERT_ANY;
+				SSL_CTX **slot = &w->ctx[ctx_slot(i, cert, pol)];
+
+				*slot = tls_ctx_new(w->libctx, set, cert, (enum cfg_policy)pol,
+						    w->err, sizeof(w->err));
+				if (!*slot)
+					goto ready;
+			}
+		}
 	}
 	w->started = true;
 ready:
 	pthread_barrier_wait(&P.ready);
 	if (!w->started) {
+		tls_resume_thread_fini();
 		free(woke);
 		return NULL;
 	}
@@ -173,12 +216,14 @@ ready:
 		if (read(w->evfd, &v, sizeof(v)) < 0 && errno != EINTR)
 			break;
 	}
+	tls_resume_thread_fini();
 	free(woke);
 	return NULL;
 }
 
 int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *sets,
-	       unsigned n_sets, char *err, size_t errlen)
+	       unsigned n_sets, const char *const *sid, unsigned n_listeners,
+	       char *err, size_t errlen)
 {
 	unsigned i;
 	int rc = -ENOMEM;
@@ -188,6 +233,8 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 	P.n_cores = n_cores;
 	P.n_sets = n_sets;
 	P.sets = sets;
+	P.sid = sid;
+	P.n_listeners = n_listeners;
 	P.w = calloc(n_workers, sizeof(*P.w));
 	P.to_w = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
 	P.to_c = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
@@ -229,7 +276,7 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 	for (i = 0; i < n_workers; i++) {
 		if (!P.w[i].started) {
 			snprintf(err, errlen, "TLS worker %u: %s", i, P.w[i].err);
-			tlsw_stop();
+			tlsw_stop(NULL);
 			return -EINVAL;
 		}
 	}
@@ -239,16 +286,31 @@ fail:
 	return rc;
 }
 
-void tlsw_stop(void)
+void tlsw_stop(void (*orphan)(struct tls_job *))
 {
 	unsigned i;
 	uint64_t v = 1;
 
 	atomic_store(&P.stop, true);
-	for (i = 0; P.w && i < P.n_workers; i++) {
+	for (i = 0; P.w && i < P.n_workers; i++)
 		(void)!write(P.w[i].evfd, &v, sizeof(v));
+	for (i = 0; P.w && i < P.n_workers; i++)
 		pthread_join(P.w[i].thread, NULL);
-		for (unsigned s = 0; P.w[i].ctx && s < P.n_sets; s++)
+	/* The cores have stopped: what is on the rings is nobody's. Freed
+	 * before the library contexts its SSL objects come from. */
+	for (i = 0; orphan && P.to_w && i < P.n_workers * P.n_cores; i++) {
+		struct tls_job *j;
+
+		while (P.to_w[i].slot && (j = ring_pop(&P.to_w[i])))
+			orphan(j);
+		while (P.to_c[i].slot && (j = ring_pop(&P.to_c[i])))
+			orphan(j);
+	}
+	/* Only now: a worker that ran a step for an SSL object made in another
+	 * worker's library context holds thread state of that context until
+	 * it exits. */
+	for (i = 0; P.w && i < P.n_workers; i++) {
+		for (size_t s = 0; P.w[i].ctx && s < (size_t)P.n_sets * CTX_PER_SET; s++)
 			SSL_CTX_free(P.w[i].ctx[s]);
 		free(P.w[i].ctx);
 		OSSL_LIB_CTX_free(P.w[i].libctx);

@@ -534,13 +534,22 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			ps->rstate = 1;
 			break;
 		case RM_BODY:
-			for (; i < len && ps->rmode == RM_BODY; i++) {
-				uint8_t c = p[i];
+			while (i < len && ps->rmode == RM_BODY) {
+				uint8_t c;
 
+				if (ps->rstate == 0) { /* inside a line: on to its end */
+					const uint8_t *lf = memchr(p + i, '\n', len - i);
+
+					if (!lf) {
+						i = len;
+						break;
+					}
+					i = (size_t)(lf - p) + 1;
+					ps->rstate = 1;
+					continue;
+				}
+				c = p[i++];
 				switch (ps->rstate) {
-				case 0: /* inside a line */
-					ps->rstate = c == '\n';
-					break;
 				case 1: /* at a line start */
 					ps->rstate = c == '.' ? 2 : c == '\n';
 					break;

@@ -28,9 +28,12 @@ struct listener {
 	unsigned idx;
 	const struct proto_ops *ops;
 	struct be_pool *pool;
-	struct tls_certset certs;   /* empty for tls: off */
+	struct tls_certset **sets;  /* its cert sets, the default first; none
+				       for tls: off */
+	uint16_t *set_ids;          /* their indexes in the workers' tables */
+	unsigned n_sets;
 	bool tls_available;         /* certificates loaded and usable */
-	char certs_desc[96];        /* "generated ecdsa-p256,rsa-2048" for logs */
+	char certs_desc[160];       /* "generated ecdsa-p256,rsa-2048" for logs */
 };
 
 enum sess_state {
@@ -55,7 +58,9 @@ struct sess {
 	struct buf pin;             /* client plaintext after TLS, before relay */
 	struct buf bin, bout;       /* backend wire bytes */
 	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
-	SSL *ssl;                   /* set once a handshake started */
+	SSL *ssl;                   /* set once a handshake started; freed
+				       when tls/rl takes over after it */
+	struct tls_rl *rl;          /* sluice's record layer, or NULL: OpenSSL's */
 	struct tls_job job;         /* the handshake job, when out */
 	struct linereader lr;       /* client lines */
 	struct linereader blr;      /* backend lines while opening it */
@@ -76,6 +81,7 @@ struct sess {
 	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool hello_seen;            /* the ClientHello was read (tls/hello) */
+	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
 	bool counted_lost;
@@ -84,16 +90,21 @@ struct sess {
 	uint32_t hs_left;           /* cin bytes the last handshake step left */
 	uint8_t be_tries;
 	uint8_t starttls_repeats;   /* STARTTLS answered again (quirk) */
+	uint8_t policy;             /* enum cfg_policy for this client */
+	uint8_t set;                /* cert set chosen (index in l->sets) */
+	uint8_t cert;               /* certificate chosen, or TLS_CERT_ANY */
 	uint32_t quirks;            /* set of enum quirk_id seen */
 	int be_idx;                 /* server in use, -1 none */
 	const char *result;         /* "ok", "timeout", ... */
-	char reason[128];
+	char reason[360];
 	char tls_version[16];
 	char tls_cipher[64];
 	char sni[128];
 	char cert_kind[24];
 	char ja4[40];               /* the client's JA4 fingerprint */
 	char hello_err[96];         /* why the ClientHello breaks the rules */
+	char certsel_err[200];      /* why no certificate can serve it */
+	uint8_t certsel_rule;       /* enum certsel_rule; OK when one can */
 	struct sockaddr_storage peer, local;
 };
 
@@ -104,6 +115,9 @@ void sess_accept(struct core *c, const struct listener *l, int fd,
 void sess_event(struct sess *s);
 /* A handshake job came back. */
 void sess_job_done(struct tls_job *j);
+/* At shutdown, after the cores stopped: a job that never came back; its
+ * session (closed already) is freed. */
+void sess_job_orphan(struct tls_job *j);
 /* Timer callback. */
 void sess_timer(struct timer *t);
 /* Run the sessions that stopped with work left in the last round. */

@@ -20,7 +20,7 @@ import time
 import unittest
 
 from harness import (client_source, SENDER, Dovecot, Postfix, Sluice, load_example, make_message,
-                     message_id, no_verify_context, recipient, unique)
+                     message_id, no_verify_context, recipient, unique, wait_until)
 
 FRONT = load_example("mail-front.yaml")
 CLIENT = "127.0.0.31"
@@ -92,6 +92,38 @@ class Conn:
 
     def close(self):
         self.sock.close()
+
+
+# GnuTLS without the extended master secret (RFC 7627), TLS 1.2.
+NO_EMS = "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_SESSION_HASH"
+
+
+def gnutls_starttls(sl, listener, priority):
+    """gnutls-cli through STARTTLS to listener of sl (from 127.0.0.1:
+    gnutls-cli cannot bind a source): (exit code, output, sluice's log line
+    of that connection)."""
+    before = len(sl.conn_logs())
+    host, port = sl.addr(listener)
+    proto = {"smtp": "smtp", "submission": "smtp"}.get(listener, listener)
+    p = subprocess.run(["gnutls-cli", "--insecure", f"--starttls-proto={proto}",
+                        f"--priority={priority}", "-p", str(port), host],
+                       input=b"", capture_output=True, timeout=30)
+    def found():
+        new = [kv for kv in sl.conn_logs()[before:] if kv["client"].startswith("127.0.0.1:")]
+        return new[-1] if new else None
+    return p.returncode, (p.stdout + p.stderr).decode(errors="replace"), \
+        wait_until(found, 10, "sluice's log line of the gnutls-cli connection")
+
+
+def sslv2_client_hello(version=0x0303):
+    """An SSLv2-compatible CLIENT-HELLO (RFC 5246 E.2), as IE6 on XP and
+    Java 6 sent it: two-byte header with the high bit, no extensions, so no
+    EMS either."""
+    specs = bytes.fromhex("00c02f" "00009c" "00002f" "000035" "0000ff")
+    challenge = os.urandom(32)
+    body = bytes([1]) + version.to_bytes(2, "big") + len(specs).to_bytes(2, "big") \
+        + (0).to_bytes(2, "big") + len(challenge).to_bytes(2, "big") + specs + challenge
+    return (0x8000 | len(body)).to_bytes(2, "big") + body
 
 
 class SecondStarttls(unittest.TestCase):
@@ -230,6 +262,35 @@ class ClientHelloQuirks(unittest.TestCase):
         self.assertEqual(line["result"], "tls-failed", line)
         self.assertRegex(line["ja4"], r"^t12[di]\d{4}\w\w_[0-9a-f]{12}_[0-9a-f]{12}$", line)
 
+    def test_sslv2_hello_is_read_and_counted(self):
+        """An SSLv2-format hello after the STARTTLS OK: parsed on the core
+        (its JA4, the quirk), then OpenSSL decides; whatever it decides, the
+        connection ends cleanly with a line that says so."""
+        before = counters(SL).get("quirk_sslv2_hello", 0)
+        c = Conn("smtp")
+        self.addCleanup(c.close)
+        c.line()
+        c.send(b"STARTTLS\r\n")
+        self.assertTrue(c.line().startswith("220 2.0.0"))
+        c.send(sslv2_client_hello())
+        self.assertTrue(c.closed(10))
+        line = SL.conn_log(CLIENT, c.port)
+        self.assertIn("sslv2-hello", line["quirks"].split(","), line)
+        self.assertRegex(line["ja4"], r"^t12i05\d\d00_", line)  # 5 specs, no extensions
+        self.assertEqual(counters(SL).get("quirk_sslv2_hello", 0), before + 1)
+
+    def test_trailing_blanks_are_ignored_and_counted(self):
+        c = Conn("smtp")
+        self.addCleanup(c.close)
+        c.line()
+        c.send(b"EHLO client.test \r\n")
+        self.assertTrue(c.lines_until(lambda l: l.startswith("250 "))[0].startswith("250-"))
+        c.send(b"NOOP\t \r\nQUIT \r\n")
+        self.assertTrue(c.line().startswith("250 "))
+        self.assertTrue(c.line().startswith("221 "))
+        line = SL.conn_log(CLIENT, c.port)
+        self.assertEqual((line["quirks"], line["result"]), ("trailing-blanks", "ok"), line)
+
     def test_ja4_of_a_tls13_client_is_logged(self):
         host, port = SL.addr("submissions")
         with socket.create_connection((host, port), timeout=10, source_address=client_source(CLIENT)) as s:
@@ -255,7 +316,8 @@ class SwitchedToClose(unittest.TestCase):
             l["address"] = f"{host}:{int(port) + 53000}"
             if l["name"] == "smtp":
                 l["quirks"] = {"second_starttls": "close", "pipelined_starttls": "close",
-                               "bare_lf": "close"}
+                               "bare_lf": "close", "trailing_blanks": "close",
+                               "sslv2_hello": "close", "no_ems": "close"}
         cls.sl = Sluice(cfg, "strict").start()
 
     @classmethod
@@ -307,6 +369,30 @@ class SwitchedToClose(unittest.TestCase):
         line = self.log(s)
         self.assertEqual((line["quirks"], line["result"]), ("bare-lf", "client-error"))
 
+    def test_trailing_blanks_close(self):
+        s, f = self.conn()
+        s.sendall(b"NOOP \r\n")
+        self.assertEqual(f.read(), b"")
+        line = self.log(s)
+        self.assertEqual((line["quirks"], line["result"]), ("trailing-blanks", "client-error"))
+
+    def test_sslv2_hello_closes(self):
+        s, f = self.conn()
+        s.sendall(b"STARTTLS\r\n")
+        self.assertTrue(f.readline().startswith(b"220 2.0.0"))
+        s.sendall(sslv2_client_hello())
+        self.assertEqual(f.read(), b"")
+        line = self.log(s)
+        self.assertEqual((line["quirks"], line["result"]), ("sslv2-hello", "tls-refused"))
+        self.assertIn("quirks.sslv2_hello: close", line["reason"])
+
+    def test_no_ems_closes(self):
+        """A real client without extended_master_secret (GnuTLS told so)."""
+        rc, out, line = gnutls_starttls(self.sl, "smtp", NO_EMS)
+        self.assertNotEqual(rc, 0, out)
+        self.assertEqual((line["quirks"], line["result"]), ("no-ems", "tls-refused"), line)
+        self.assertIn("quirks.no_ems: close", line["reason"])
+
     def test_other_listeners_still_allow(self):
         s = socket.create_connection(self.sl.addr("submission"), timeout=10)
         self.addCleanup(s.close)
@@ -314,6 +400,11 @@ class SwitchedToClose(unittest.TestCase):
         f.readline()
         s.sendall(b"NOOP\n")
         self.assertTrue(f.readline().startswith(b"250 "))
+        s.sendall(b"NOOP \t\r\n")
+        self.assertTrue(f.readline().startswith(b"250 "))
+        rc, out, line = gnutls_starttls(self.sl, "submission", NO_EMS)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual((line["quirks"], line["tls"]), ("no-ems", "TLSv1.2"), line)
 
 
 class ImplicitTlsOnStarttlsPort(unittest.TestCase):

@@ -399,13 +399,18 @@ class Protocol(SluiceCase):
         c = self.connect(SMTP)
         c.reply()
         c.expect("EHLO client.test", 250)
-        c.send(b"STARTTLS\r\nRSET\r\n")
+        # The injection of the "NO STARTTLS" research: STARTTLS and a
+        # command in one segment, then the handshake.
+        c.send(f"STARTTLS\r\nMAIL FROM:<injected@{SENDER.split('@')[1]}>\r\n".encode())
         code, lines = c.reply()
         self.assertEqual(code, 220, lines)
         c.starttls_handshake()
         lines = c.expect("EHLO client.test", 250)
-        self.assertGreater(len(lines), 1, f"a reply to the injected RSET? {lines}")
+        self.assertGreater(len(lines), 1, f"a reply to the injected MAIL? {lines}")
         c.expect("NOOP", 250)       # and nothing else queued before it
+        # Postfix never saw the injected MAIL: a RCPT now has no transaction.
+        self.assert_error(c.cmd(f"RCPT TO:<{recipient('inject')}>"), 503, r"5\.5\.1")
+        c.expect(f"MAIL FROM:<{SENDER}>", 250)
         c.expect("QUIT", 221)
 
     def test_submission_refuses_mail_before_tls(self):

@@ -1,0 +1,120 @@
+/*
+ * The load generator's shared types: the run (struct lg), one client
+ * connection (struct lg_conn) and the workload scripts they follow.
+ *
+ * One thread, one epoll set. Each operation is one connection that walks a
+ * script (connect, TLS, send, expect a reply, ...) and is timed from its
+ * start (closed loop) or from when it was due (open loop, so a slow server
+ * cannot hide its queueing: no coordinated omission).
+ */
+#ifndef BENCH_LG_H
+#define BENCH_LG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+
+#include "hist.h"
+
+enum lg_err {
+#define X(name, what) LG_E_##name,
+#include "lg_errors.def"
+#undef X
+	LG_E_COUNT
+};
+extern const char *const lg_err_names[LG_E_COUNT];
+
+/* What one step of a script does. */
+enum lg_op {
+	OP_TLS,         /* run the client handshake (implicit, or after STARTTLS) */
+	OP_SEND,        /* send arg */
+	OP_SEND_MSG,    /* send the message (--size bytes), dot-terminated */
+	OP_SMTP,        /* read an SMTP reply; its first digit must be expect */
+	OP_IMAP,        /* read IMAP responses up to the one tagged arg; must be OK */
+	OP_GREETING,    /* read one line: 220, * OK or +OK */
+	OP_HOLD,        /* idle workload: stop here until the rig says go */
+	OP_END,         /* the operation succeeded: close */
+};
+
+struct lg_step {
+	enum lg_op op;
+	const char *arg;        /* OP_SEND text, OP_IMAP tag, OP_HOLD phase name */
+	char expect;            /* OP_SMTP: '2' or '3' */
+};
+
+#define LG_RBUF 8192
+
+struct lg_conn {
+	int fd;
+	SSL *ssl;                       /* NULL before the handshake starts */
+	bool tls;                       /* handshake done: I/O goes through ssl */
+	bool connecting;                /* non-blocking connect() in progress */
+	bool held;                      /* parked at an OP_HOLD step */
+	const struct lg_step *step;     /* current step */
+	uint64_t t0;                    /* op start (or due time), ns */
+	uint64_t deadline;              /* ns; 0 while held */
+	uint32_t events;                /* epoll interest now registered */
+	unsigned active_ix;             /* index in lg.active[] */
+	const char *wp;                 /* pending output; NULL: step not begun */
+	size_t wleft;
+	size_t rlen;                    /* bytes in rbuf */
+	uint64_t lit_left;              /* IMAP literal bytes still to skip */
+	struct lg_conn *next_free;
+	char rbuf[LG_RBUF];
+};
+
+enum lg_workload { WL_HANDSHAKE, WL_RESUME, WL_SMTP, WL_IMAP, WL_BULK, WL_IDLE };
+
+struct lg {
+	/* options */
+	enum lg_workload wl;
+	const char *wl_name;
+	struct sockaddr_in dst;
+	struct sockaddr_in *src;        /* source addresses, round robin; NULL: any */
+	unsigned nsrc, src_next;
+	int tls_version;                /* TLS1_2_VERSION or TLS1_3_VERSION */
+	const char *sig;                /* "ecdsa" or "rsa" */
+	bool implicit;                  /* smtp/bulk: TLS from the first byte */
+	unsigned concurrency;           /* closed loop */
+	double rate;                    /* open loop: ops per second; 0: closed */
+	unsigned max_inflight;          /* open loop cap */
+	double duration;                /* seconds; 0: until --count */
+	uint64_t count;                 /* ops; 0: until --duration */
+	double timeout;                 /* per op, seconds */
+	size_t msg_size;
+	char *login_cmd;                /* "b LOGIN user pass\r\n" */
+
+	/* state */
+	SSL_CTX *ctx;
+	SSL_SESSION *session;           /* resume: the latest resumable session */
+	const struct lg_step *script;
+	char *msg;                      /* the message, dot-terminated */
+	size_t msg_len;
+	int ep;
+	uint64_t t_begin, t_end_start, next_due;
+	uint64_t started, done, failed;
+	uint64_t resumed;
+	uint64_t payload_bytes;         /* message bytes accepted by the server */
+	uint64_t err[LG_E_COUNT];
+	char first_error[256];
+	struct lg_conn **active;
+	unsigned nactive, cap_active;
+	struct lg_conn *free_list;
+	unsigned held, hold_phase;      /* idle workload */
+	bool waiting_go;
+	struct hist lat;                /* microseconds */
+};
+
+uint64_t lg_now(void);
+/* Build the script for g->wl; 0 or -EINVAL. */
+int lg_script_init(struct lg *g);
+/* Advance c as far as it goes without blocking; finishes or fails the op. */
+void lg_drive(struct lg *g, struct lg_conn *c);
+/* Called by lg_drive when an op ends (err < 0: success). */
+void lg_op_end(struct lg *g, struct lg_conn *c, int err, const char *why);
+void lg_set_events(struct lg *g, struct lg_conn *c, uint32_t ev);
+void lg_hold(struct lg *g, struct lg_conn *c);
+
+#endif

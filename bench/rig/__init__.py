@@ -1,0 +1,1 @@
+"""The benchmark rig's Python side (bench/run is the command)."""

@@ -1,0 +1,120 @@
+"""Reading a server's processes from /proc: CPU time, memory, listeners.
+
+CPU time is utime + stime of /proc/PID/stat (all threads of a process,
+including those that already exited); a process that exits during a
+measured interval is lost, so the servers are configured to keep theirs
+(see bench/peers/). Memory is PSS (/proc/PID/smaps_rollup: shared pages
+split among the processes sharing them) and RSS.
+"""
+
+import os
+import socket
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def stat(pid):
+    """(comm, ppid, sid, cpu seconds) of pid, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    f = text[text.rindex(")") + 2:].split()
+    # fields after comm: state ppid pgrp session ... utime(12) stime(13)
+    return comm, int(f[1]), int(f[3]), (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+def pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def session_pids(sid, comms=None):
+    """Processes of session sid (optionally only those named in comms)."""
+    out = []
+    for pid in pids():
+        s = stat(pid)
+        if s and s[2] == sid and s[0] != "Z" and (comms is None or s[0] in comms):
+            out.append(pid)
+    return out
+
+
+def cpu(pidlist):
+    """{pid: cpu seconds} of the processes still alive."""
+    out = {}
+    for pid in pidlist:
+        s = stat(pid)
+        if s:
+            out[pid] = s[3]
+    return out
+
+
+def cpu_delta(before, after):
+    """CPU seconds spent between two cpu() snapshots: a process born in
+    between counts whole, one that died is lost (none should)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def memory(pidlist):
+    """(PSS bytes, RSS bytes) summed over the processes."""
+    pss = rss = 0
+    for pid in pidlist:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return pss, rss
+
+
+def settled_memory(pidfn, timeout=10.0, interval=0.3):
+    """Memory of pidfn()'s processes once it stops moving (two readings
+    within 0.5 %), or after timeout: servers accept and allocate
+    asynchronously after the client sees its connect complete."""
+    last = memory(pidfn())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = memory(pidfn())
+        if abs(now[0] - last[0]) <= 0.005 * max(now[0], 1):
+            return now
+        last = now
+    return last
+
+
+def listening_ports():
+    """Ports with an IPv4 TCP socket in LISTEN state (in this netns)."""
+    out = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "0A":
+                out.add(int(fields[1].split(":")[1], 16))
+    return out
+
+
+def wait_listening(ports, timeout, alive=lambda: True):
+    """True once every port listens; False on timeout or when alive()
+    turns false (the server exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(ports) <= listening_ports():
+            return True
+        if not alive():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def connectable(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False

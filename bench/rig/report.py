@@ -1,0 +1,343 @@
+"""bench/RESULTS.md and bench/plots/*.png from one run's figures."""
+
+from pathlib import Path
+
+MiB = 1 << 20
+MSG = 4096      # the smtp and imap workloads' message size
+
+# Goals from issue 7: reported against, never asserted.
+GOAL_HS_NGINX, GOAL_HS_FLOOR, GOAL_STARTTLS_NGINX = 0.5, 1.1, 0.3
+GOAL_BULK_BOUND, GOAL_IDLE_KIB = 2.0, 8.0
+
+
+def references(key, refs):
+    """(crypto bound, OpenSSL floor) in us per op for workload key (bulk:
+    per MiB), or (None, None)."""
+    b, f = refs["bound_us"], refs["floor_us"]
+    simple = {"handshake-tls13-ecdsa": "tls13_ecdsa", "handshake-tls12-rsa": "tls12_rsa",
+              "handshake-tls13-rsa": "tls13_rsa", "resume-tls13": "resume_tls13"}
+    if key in simple:
+        return b[simple[key]], f[simple[key]]
+    if key in ("smtp", "imap"):
+        return (b["tls13_ecdsa"] + b["aes128gcm_per_mib"] * MSG / MiB,
+                f["tls13_ecdsa"] + f["read_per_mib"] * MSG / MiB)
+    if key == "bulk":
+        return b["aes128gcm_per_mib"], f["read_per_mib"]
+    return None, None
+
+
+def cost(key, r):
+    """The server's CPU figure of a result: us per op (bulk: per MiB)."""
+    if not r or "ops" not in r:
+        return None
+    return r.get("cpu_us_per_mib") if key == "bulk" else r.get("cpu_us_per_op")
+
+
+def fmt(x, digits=1, unit=""):
+    return "–" if x is None else f"{x:,.{digits}f}{unit}"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def workload_table(data, w):
+    key, refs = w["key"], data["references"]
+    bound, floor = references(key, refs)
+    bulk, resume = key == "bulk", key.startswith("resume")
+    sl = cost(key, data["servers"].get("sluice", {}).get("results", {}).get(key))
+    unit = "µs/MiB" if bulk else "µs/op"
+    head = ["server", f"CPU {unit}", "× crypto bound", "× OpenSSL floor", "sluice ÷ server",
+            "MiB/s" if bulk else "ops/s", "p50 ms", "p99 ms"]
+    if resume:
+        head.append("resumed")
+    head += ["errors", "server CPU busy", "load gen. CPU"]
+    rows = []
+    for name, s in data["servers"].items():
+        r = s["results"].get(key)
+        if r is None:
+            continue
+        if "na" in r or "error" in r:
+            why = f"n/a: {r['na']}" if "na" in r else f"failed: {r['error'].splitlines()[0]}"
+            rows.append([s["label"], why] + [""] * (len(head) - 2))
+            continue
+        c = cost(key, r)
+        lat = r["latency_us"]
+        row = [s["label"], fmt(c), fmt(ratio(c, bound), 2, "×"), fmt(ratio(c, floor), 2, "×"),
+               "" if name == "sluice" else fmt(ratio(sl, c), 2, "×"),
+               fmt(r["mib_per_s"] if bulk else r["ops_per_s"], 1),
+               fmt(lat["p50"] / 1000, 2), fmt(lat["p99"] / 1000, 2)]
+        if resume:
+            row.append(f"{100 * r['resumed_fraction']:.0f} %")
+        errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items() if v) or "0"
+        dur = r["duration_s"] or 0
+        busy = 100 * r["server_cpu_s"] / dur / data["workers"] if dur else 0
+        cpu_pct = 100 * r["client_cpu_s"] / dur if dur else 0
+        row += [f"{errs} of {r['started']}", f"{busy:.0f} %", f"{cpu_pct:.0f} %"]
+        rows.append(row)
+    out = [f"### {key}: {w['title']}", ""]
+    out.append(f"Crypto bound {fmt(bound)} {unit}, OpenSSL floor {fmt(floor)} {unit}.")
+    out.append("")
+    out += table(head, rows)
+    peers = [(s["label"], ratio(sl, cost(key, s["results"].get(key))))
+             for n, s in data["servers"].items() if n not in ("sluice", "sluice-native")]
+    peers = [(l, x) for l, x in peers if x is not None]
+    if sl is not None and peers:
+        out += ["", "sluice against each peer (sluice's CPU ÷ the peer's; below 1: sluice "
+                "is cheaper): " + ", ".join(f"{l} {x:.2f}×" for l, x in peers) + "."]
+    return out + [""]
+
+
+def idle_table(data, w):
+    key = w["key"]
+    head = ["server", "connections", "KiB/conn before TLS (PSS)", "KiB/conn after TLS (PSS)",
+            "KiB/conn before / after (RSS)", "sluice ÷ server (after TLS)"]
+    rows = []
+    sl = data["servers"].get("sluice", {}).get("results", {}).get(key, {}).get(
+        "bytes_per_conn_tls")
+    for name, s in data["servers"].items():
+        r = s["results"].get(key)
+        if r is None:
+            continue
+        if "na" in r or "error" in r:
+            why = f"n/a: {r['na']}" if "na" in r else f"failed: {r['error'].splitlines()[0]}"
+            rows.append([s["label"], why, "", "", "", ""])
+            continue
+        kib = lambda v: None if v is None else v / 1024  # noqa: E731
+        rows.append([s["label"], f"{r['held'].get('tls', 0)} of {r['connections']}",
+                     fmt(kib(r["bytes_per_conn_plain"])), fmt(kib(r["bytes_per_conn_tls"])),
+                     f"{fmt(kib(r['rss_bytes_per_conn_plain']))} / "
+                     f"{fmt(kib(r['rss_bytes_per_conn_tls']))}",
+                     "" if name == "sluice" else fmt(ratio(sl, r["bytes_per_conn_tls"]), 2, "×")])
+    return [f"### {key}: {w['title']}", "",
+            "The server's memory (PSS of its counted processes) grown per connection "
+            "over its memory before the first one: connections parked right after the "
+            "TCP handshake (before any TLS byte), then after the TLS handshake and the "
+            "greeting.", ""] + table(head, rows) + [""]
+
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return out
+
+
+def goals(data):
+    s = data["servers"]
+    get = lambda srv, k: s.get(srv, {}).get("results", {}).get(k)  # noqa: E731
+    refs = data["references"]
+    out = ["## Goals (from issue 7; reported, not asserted)", ""]
+
+    def line(goal, value, ok):
+        mark = "–" if ok is None else ("met" if ok else "not met")
+        out.append(f"- {goal}: {value} ({mark})")
+
+    hs = cost("handshake-tls13-ecdsa", get("sluice", "handshake-tls13-ecdsa"))
+    ng = cost("handshake-tls13-ecdsa", get("nginx", "handshake-tls13-ecdsa"))
+    fl = references("handshake-tls13-ecdsa", refs)[1]
+    x = ratio(hs, ng)
+    line(f"full handshake (TLS 1.3 ECDSA) at most {GOAL_HS_NGINX}× nginx-mail's CPU",
+         fmt(x, 2, "×"), None if x is None else x <= GOAL_HS_NGINX)
+    x = ratio(hs, fl)
+    line(f"full handshake within {GOAL_HS_FLOOR}× OpenSSL's floor", fmt(x, 2, "×"),
+         None if x is None else x <= GOAL_HS_FLOOR)
+    x = ratio(cost("smtp", get("sluice", "smtp")), cost("smtp", get("nginx", "smtp")))
+    line(f"STARTTLS session (smtp) at most {GOAL_STARTTLS_NGINX}× nginx-mail's CPU",
+         fmt(x, 2, "×"), None if x is None else x <= GOAL_STARTTLS_NGINX)
+    x = ratio(cost("bulk", get("sluice", "bulk")), references("bulk", refs)[0])
+    line(f"bulk within {GOAL_BULK_BOUND}× the AES-128-GCM bound", fmt(x, 2, "×"),
+         None if x is None else x <= GOAL_BULK_BOUND)
+    idle = (get("sluice", "idle") or {}).get("bytes_per_conn_tls")
+    kib = None if idle is None else idle / 1024
+    line(f"at most {GOAL_IDLE_KIB:g} KiB per idle TLS connection", fmt(kib, 1, " KiB"),
+         None if kib is None else kib <= GOAL_IDLE_KIB)
+    res = get("sluice", "resume-tls13")
+    if res and "resumed_fraction" in res:
+        out.append(f"- resumption: sluice resumed {100 * res['resumed_fraction']:.0f} % of "
+                   "the handshakes offered a session" +
+                   (" (it issues no tickets and keeps no session cache yet: every "
+                    "'resumed' handshake was a full one)" if res["resumed_fraction"] == 0 else ""))
+    out.append(f"- two workers at least 1.8× one: not measured by this run "
+               f"({data['workers']} server CPU(s) here; the rig pins servers to half the CPUs)")
+    return out + [""]
+
+
+def write(data, results, plots_dir):
+    plots = make_plots(data, plots_dir)
+    m, refs = data["machine"], data["references"]
+    pin = data["pinning"]
+    out = ["# sluice benchmark results", "",
+           f"Produced by `{data['command']}` ({data['mode']} mode) on {data['date']}, "
+           f"in {data['elapsed_s']} s. Every figure below comes from that one run.", ""]
+    if data["mode"] == "quick":
+        out += ["**Quick mode**: runs of about half a second per workload, a smoke test; "
+                "the figures are rough (CPU time is read in 10 ms ticks).", ""]
+    out += ["The machine is shared with other engineers' builds and tests while the rig "
+            "runs, so absolute figures move from run to run; ratios measured in the same "
+            "run move less.", "",
+            "## Set-up", ""]
+    if data.get("loadavg"):
+        la = data["loadavg"]
+        out += [f"- Load average (1 min) of the machine: {la.get('start')} when the run "
+                f"began, {la.get('end')} when it ended (the rig itself adds about 1-2)."]
+    out += [
+            f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_mib']} MiB, "
+            f"kernel {m['kernel']}, {m['os']}.",
+            f"- Pinning (taskset): servers on CPU {pin['server_cpus']}, the load generator "
+            f"and the sink on CPU {pin['client_cpus']}"
+            + ("" if pin["taskset"] else " (one CPU only: no pinning possible)") + ". "
+            f"Every server gets {data['workers']} worker(s) (one per server CPU) where it "
+            "has such a knob.",
+            "- Network: " + ("a network namespace of the rig's own (its loopback, "
+                             "127.0.0.1, ports 7000-7999)." if data["netns"] else
+                             "the host's loopback, ports 7000-7999."),
+            "- Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
+            "- Certificates: one self-signed ECDSA P-256 and one RSA-2048 certificate, "
+            "the same files for every server; the workload picks which one the servers "
+            "are started with. Policy for all: TLS 1.2 and 1.3, ECDHE with AEAD. The "
+            "client offers exactly one version, X25519 only, one signature scheme and "
+            "AES-128-GCM.",
+            "- Server CPU: user+system time of the server's processes (/proc/PID/stat) "
+            "over the measured run, divided by the operations completed; a warm-up run "
+            "comes first. Latency is from the load generator (closed loop at the "
+            "concurrency shown in the JSON, so it includes queueing at saturation).",
+            "- Reading the tables: × crypto bound and × OpenSSL floor divide the "
+            "server's CPU per operation by the references below; \"sluice ÷ server\" "
+            "below 1 means sluice spent less CPU than that server. \"server CPU busy\" "
+            "is the server's share of its CPUs during the run: well below 100 % means "
+            "the server waited (on the load generator, whose own CPU is the last column, "
+            "or on timers: a p50 near 40 ms at low busy points at Nagle's algorithm "
+            "meeting the client's delayed ACK), so its ops/s is not its capacity; the "
+            "CPU per operation holds either way.",
+            "- Backend: `build/bench/sink` (SMTP/IMAP/POP3, PROXY v1/v2), on the load "
+            "generator's CPU.", ""]
+    out += ["## References (same run, same OpenSSL)", "",
+            "| figure | µs |", "|---|---|"]
+    for k, v in refs["primitives_us"].items():
+        out.append(f"| primitive: {k} | {v:.1f} |")
+    for k, v in refs["bound_us"].items():
+        out.append(f"| crypto bound: {k} | {v:.1f} |")
+    for k, v in refs["floor_us"].items():
+        out.append(f"| OpenSSL floor: {k} | {v:.1f} |")
+    out += ["", "The crypto bound is one signature and the server's half of the key "
+            "exchange per handshake (resumed: the key exchange only), and AES-128-GCM "
+            "per MiB. OpenSSL's floor is a whole handshake between two SSL objects in "
+            "memory, timed on the server object only (SSL_new to SSL_free), and the "
+            "server's SSL_read per MiB. For smtp and imap both add 4 KiB of record "
+            "crypto to the TLS 1.3 ECDSA handshake. Each figure is the 10th percentile of "
+            "many small batches, measured at the start and at the end of the run, the lower "
+            "of the two kept (a busy neighbour only ever adds time).", ""]
+    out += goals(data)
+    out += ["## Results per workload", ""]
+    for w in data["workloads"]:
+        out += idle_table(data, w) if w["family"] == "idle" else workload_table(data, w)
+    out += ["## The servers", ""]
+    for s in data["servers"].values():
+        out.append(f"- **{s['label']}** ({s['version']}): {s['note']}.")
+    out += ["", "Their configurations are in `bench/peers/` (README.md there says how each "
+            "was adapted from the verified references).", ""]
+    if plots:
+        out += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    else:
+        out += ["(No plots: python3-matplotlib is not installed.)", ""]
+    out += ["## Reproduce", "", "```sh", "sudo " + data["command"], "```", "",
+            "Every figure of this run is also in the JSON file beside this report "
+            "(`RESULTS.json`); `bench/run --report-from RESULTS.json` writes this report "
+            "and the plots again from it.", ""]
+    results.write_text("\n".join(out))
+
+
+def make_plots(data, d):
+    """PNG plots; returns their paths ([] without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    d.mkdir(parents=True, exist_ok=True)
+    names = [n for n, s in data["servers"].items() if n != "sluice-native"]
+    labels = [data["servers"][n]["label"] for n in names]
+    keys = [w["key"] for w in data["workloads"] if w["family"] not in ("idle", "bulk")]
+    out = []
+
+    def res(n, k):
+        r = data["servers"][n]["results"].get(k) or {}
+        return r if "ops" in r else None
+
+    def bars(ax, groups, series, values, ylabel, log=True):
+        width = 0.8 / max(len(series), 1)
+        for i, s in enumerate(series):
+            xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+            ax.bar(xs, [v if v else 0 for v in values[i]], width, label=s)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+
+    if keys:
+        fig, ax = plt.subplots(figsize=(10, 5))
+        vals = [[cost(k, res(n, k)) for k in keys] for n in names]
+        bars(ax, keys, labels, vals, "server CPU µs per operation (log)")
+        for g, k in enumerate(keys):
+            b, f = references(k, data["references"])
+            ax.hlines([b], g - 0.45, g + 0.45, colors="black", linestyles="dashed",
+                      label="crypto bound" if g == 0 else None)
+            ax.hlines([f], g - 0.45, g + 0.45, colors="grey",
+                      label="OpenSSL floor" if g == 0 else None)
+        ax.legend(fontsize=7)
+        ax.set_title("Server CPU per operation (dashed: crypto bound; grey: OpenSSL floor)")
+        fig.tight_layout()
+        out.append(save(fig, d / "cpu_per_op.png", plt))
+
+        fig, ax = plt.subplots(figsize=(10, 5))
+        vals = [[(res(n, k) or {}).get("ops_per_s") for k in keys] for n in names]
+        bars(ax, keys, labels, vals, "operations per second", log=False)
+        ax.set_title("Throughput (closed loop; the load generator's CPU may limit it)")
+        fig.tight_layout()
+        out.append(save(fig, d / "throughput.png", plt))
+
+        fig, axs = plt.subplots(1, 2, figsize=(12, 5))
+        for ax, q in zip(axs, ("p50", "p99")):
+            vals = [[((res(n, k) or {}).get("latency_us") or {}).get(q, 0) / 1000
+                     for k in keys] for n in names]
+            bars(ax, keys, labels, vals, f"latency {q}, ms (log)")
+            ax.set_title(f"Latency {q}")
+        fig.tight_layout()
+        out.append(save(fig, d / "latency.png", plt))
+
+    idle = [w["key"] for w in data["workloads"] if w["family"] == "idle"]
+    if idle:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        vals = []
+        for phase in ("plain", "tls"):
+            vals.append([((data["servers"][n]["results"].get(idle[0]) or {})
+                          .get(f"bytes_per_conn_{phase}") or 0) / 1024 for n in names])
+        vals = [[max(v, 0.1) for v in row] for row in vals]   # log scale: no zero
+        bars(ax, labels, ["before TLS", "after TLS"], vals,
+             "KiB per idle connection (PSS, log)")
+        ax.axhline(GOAL_IDLE_KIB, color="black", linestyle="dashed", linewidth=0.8)
+        ax.set_title("Server memory per idle connection (dashed: the 8 KiB goal)")
+        fig.tight_layout()
+        out.append(save(fig, d / "idle_memory.png", plt))
+
+    if any(w["key"] == "bulk" for w in data["workloads"]):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        vals = [[cost("bulk", res(n, "bulk")) for n in names]]
+        bars(ax, labels, ["server CPU µs per MiB"], vals, "µs per MiB", log=False)
+        b, f = references("bulk", data["references"])
+        ax.axhline(b, color="black", linestyle="dashed", linewidth=0.8)
+        ax.axhline(f, color="grey", linewidth=0.8)
+        ax.set_title("Bulk: server CPU per MiB (dashed: AES-128-GCM; grey: OpenSSL SSL_read)")
+        fig.tight_layout()
+        out.append(save(fig, d / "bulk.png", plt))
+    return out
+
+
+def save(fig, path, plt):
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
