@@ -39,6 +39,7 @@ void arp_request(struct net_stack *st, const struct net_addr *target)
 	arp_send(st, ARP_REQUEST, bcast_mac, zero, target->a);
 }
 
+/* Senders no ARP packet may name: multicast, loopback, broadcast, ourselves. */
 static bool ip4_bad_sender(const struct net_stack *st, const uint8_t *ip)
 {
 	return ip[0] >= 224 || ip[0] == 127 || memcmp(ip, st->ip4_bcast, 4) == 0 ||

@@ -30,8 +30,10 @@ bool net_is_local(const struct net_stack *st, const struct net_addr *a)
 	return false;
 }
 
+/* fe80::/10 (RFC 4291 §2.5.6). */
 static bool ip6_link_local(const uint8_t *a) { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
 
+/* True if a and b share their first plen bits. */
 static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned plen)
 {
 	unsigned full = plen / 8, rest = plen % 8;
@@ -68,12 +70,12 @@ int net_src_for(const struct net_stack *st, const struct net_addr *dst, struct n
 void net_l3_output(struct net_stack *st, uint8_t *frame, uint32_t len, const struct net_addr *dst)
 {
 	struct net_addr nh = *dst;
-	static const uint8_t zero[16];
+	static const uint8_t zero[16], all_ones4[4] = { 255, 255, 255, 255 };
 
 	if (dst->family == NET_AF4) {
 		if (!st->cfg.has_ip4)
 			goto noroute;
-		if (memcmp(dst->a, st->ip4_bcast, 4) == 0 || memcmp(dst->a, bcast_mac, 4) == 0) {
+		if (memcmp(dst->a, st->ip4_bcast, 4) == 0 || memcmp(dst->a, all_ones4, 4) == 0) {
 			eth_output(st, frame, len, bcast_mac, ETH_P_IP4);
 			return;
 		}

@@ -21,6 +21,7 @@ int flow_init(struct net_stack *st)
 	return 0;
 }
 
+/* The bucket hash: SipHash of the 4-tuple under the stack's secret. */
 static uint32_t flow_hash(const struct net_stack *st, const struct tcp_tuple *t)
 {
 	uint8_t k[37];
@@ -33,6 +34,7 @@ static uint32_t flow_hash(const struct net_stack *st, const struct tcp_tuple *t)
 	return (uint32_t)siphash24(st->cfg.secret, k, sizeof(k));
 }
 
+/* Same family, addresses and ports. */
 static bool tuple_eq(const struct tcp_tuple *x, const struct tcp_tuple *y)
 {
 	return x->lport == y->lport && x->rport == y->rport && x->laddr.family == y->laddr.family &&
@@ -51,6 +53,7 @@ struct tcp_conn *flow_lookup(struct net_stack *st, const struct tcp_tuple *t)
 	return NULL;
 }
 
+/* Add c to its bucket (the caller checked the tuple is free). */
 void flow_insert(struct net_stack *st, struct tcp_conn *c)
 {
 	struct tcp_conn **b = &st->flows[flow_hash(st, &c->t) & st->flow_mask];
@@ -60,6 +63,7 @@ void flow_insert(struct net_stack *st, struct tcp_conn *c)
 	st->nconns++;
 }
 
+/* Take c out of its bucket, if it is there. */
 void flow_remove(struct net_stack *st, struct tcp_conn *c)
 {
 	struct tcp_conn **p = &st->flows[flow_hash(st, &c->t) & st->flow_mask];

@@ -27,6 +27,7 @@ bool ip6_is_our_multicast(const struct net_stack *st, const uint8_t *a)
 	       (st->cfg.has_ip6 && memcmp(a + 13, st->cfg.ip6 + 13, 3) == 0);
 }
 
+/* Sources no packet for us may come from: multicast, loopback, ourselves. */
 static bool ip6_bad_src(const struct net_stack *st, const uint8_t *a)
 {
 	static const uint8_t loop[16] = { [15] = 1 };

@@ -16,6 +16,7 @@
 #define NEIGH_TRIES 3
 #define NEIGH_PROBE 8             /* slots looked at from the hashed one */
 
+/* The slot an address is looked for from. */
 static uint32_t neigh_hash(const struct net_addr *a)
 {
 	uint32_t h = 2166136261u;     /* FNV-1a: the table is small and entries are ours */
@@ -26,6 +27,7 @@ static uint32_t neigh_hash(const struct net_addr *a)
 	return h;
 }
 
+/* Same family and address. */
 static bool addr_eq(const struct net_addr *x, const struct net_addr *y)
 {
 	return x->family == y->family && memcmp(x->a, y->a, x->family == NET_AF4 ? 4 : 16) == 0;
@@ -45,6 +47,7 @@ struct neigh *neigh_lookup(struct net_stack *st, const struct net_addr *a)
 	return NULL;
 }
 
+/* Free an entry's waiting packets (counted as unresolved if count). */
 static void neigh_drop_queue(struct net_stack *st, struct neigh *e, bool count)
 {
 	struct neigh_pkt *p, *n;
@@ -86,6 +89,7 @@ static struct neigh *neigh_alloc(struct net_stack *st, const struct net_addr *a)
 	return victim;
 }
 
+/* Ask for a next hop: ARP request or neighbour solicitation. */
 static void neigh_request(struct net_stack *st, const struct net_addr *a)
 {
 	if (a->family == NET_AF4)
@@ -196,6 +200,7 @@ void neigh_poll(struct net_stack *st)
 	}
 }
 
+/* Free every waiting packet (stack teardown). */
 void neigh_free_all(struct net_stack *st)
 {
 	unsigned i;

@@ -131,14 +131,18 @@ extern const char *const tcp_state_names[TCP__NSTATES];
 
 /*
  * Events of one connection. ctx is the pointer given with the ops.
- * After closed() returns, or after the application calls tcp_close() or
- * tcp_abort(), the handle is gone and no callback names it again.
+ * closed() says the connection ended without tcp_close(): err 0 when both
+ * directions finished (at the end of TIME-WAIT or LAST-ACK), else
+ * -ECONNRESET, -ETIMEDOUT or -ECONNREFUSED. An orderly end with received
+ * bytes still unread calls nothing: they stay readable, and tcp_close()
+ * lets go. After closed() returns, or after tcp_close() or tcp_abort(),
+ * the handle is gone and no callback names it again.
  */
 struct tcp_ops {
 	void (*connected)(struct tcp_conn *c, void *ctx); /* active open finished */
 	void (*data)(struct tcp_conn *c, void *ctx);      /* bytes to read, or the peer's FIN (tcp_eof) */
 	void (*writable)(struct tcp_conn *c, void *ctx);  /* send space after a short tcp_send */
-	void (*closed)(struct tcp_conn *c, void *ctx, int err); /* -ECONNRESET, -ETIMEDOUT, -ECONNREFUSED */
+	void (*closed)(struct tcp_conn *c, void *ctx, int err); /* see above */
 };
 
 /*

@@ -206,7 +206,7 @@ struct tcp_conn {
 	uint8_t nsack;
 	struct seq_range sack[TCP_SACK_MAX]; /* sender scoreboard, sorted, above snd_una */
 	/* CUBIC, RFC 9438 §4 (in bytes and microseconds) */
-	uint32_t w_max, w_last_max, cubic_cwnd_epoch;
+	uint32_t w_max;               /* W_max, bytes */
 	uint64_t epoch_us;
 	double cubic_k, w_est;
 

@@ -40,6 +40,7 @@ struct simlink {
 	void *filter_arg;
 };
 
+/* xorshift64*: the only source of randomness of a run. */
 uint64_t simlink_rand(struct simlink *l)
 {
 	uint64_t x = l->rng;
@@ -51,11 +52,13 @@ uint64_t simlink_rand(struct simlink *l)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* True with probability ppm / 10^6. */
 static bool chance(struct simlink *l, uint32_t ppm)
 {
 	return ppm && simlink_rand(l) % 1000000u < ppm;
 }
 
+/* A link with the given behaviour per direction (NULL: perfect). NULL if out of memory. */
 struct simlink *simlink_new(uint64_t seed, const struct simlink_params *p01, const struct simlink_params *p10)
 {
 	struct simlink *l = calloc(1, sizeof(*l));
@@ -72,6 +75,7 @@ struct simlink *simlink_new(uint64_t seed, const struct simlink_params *p01, con
 	return l;
 }
 
+/* Free the link and the frames still in flight. */
 void simlink_free(struct simlink *l)
 {
 	size_t i;
@@ -100,11 +104,13 @@ void simlink_set_params(struct simlink *l, int dir, const struct simlink_params 
 uint64_t simlink_now(const struct simlink *l) { return l->now; }
 const struct simlink_stats *simlink_stats(const struct simlink *l, int dir) { return &l->s[dir & 1]; }
 
+/* Heap order: arrival time, then send order. */
 static bool before(const struct sim_frame *a, const struct sim_frame *b)
 {
 	return a->at < b->at || (a->at == b->at && a->order < b->order);
 }
 
+/* Add a frame to the heap. Returns 0 or -ENOMEM (the caller frees the frame). */
 static int heap_push(struct simlink *l, struct sim_frame f)
 {
 	size_t i;
@@ -127,6 +133,7 @@ static int heap_push(struct simlink *l, struct sim_frame f)
 	return 0;
 }
 
+/* Remove and return the earliest frame (the heap is not empty). */
 static struct sim_frame heap_pop(struct simlink *l)
 {
 	struct sim_frame top = l->heap[0], last = l->heap[--l->n];
@@ -149,6 +156,7 @@ static struct sim_frame heap_pop(struct simlink *l)
 	return top;
 }
 
+/* Copy a frame into flight, arriving at time at. */
 static void enqueue(struct simlink *l, int dir, const uint8_t *frame, uint32_t len, uint64_t at)
 {
 	struct sim_frame f = { .at = at, .order = l->order++, .to = 1 - dir, .len = len };
@@ -205,6 +213,7 @@ void simlink_tx(void *port, const uint8_t *frame, uint32_t len)
 	}
 }
 
+/* Hand a frame to its end and free it. */
 static void deliver(struct simlink *l, struct sim_frame *f)
 {
 	struct sim_end *e = &l->end[f->to];
@@ -217,6 +226,7 @@ static void deliver(struct simlink *l, struct sim_frame *f)
 	free(f->data);
 }
 
+/* See simlink.h: advance to the next arrival or by 1 ms, deliver, poll the stacks. */
 bool simlink_run(struct simlink *l, uint64_t t_us, bool (*done)(void *arg), void *arg)
 {
 	for (;;) {

@@ -8,6 +8,7 @@
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
+/* Read 8 bytes as a little-endian word. */
 static uint64_t le64(const uint8_t *p)
 {
 	uint64_t v = 0;

@@ -22,6 +22,7 @@ const char *const tcp_state_names[TCP__NSTATES] = {
 
 #define DEF(f, v) do { if (!tp->f) tp->f = (v); } while (0)
 
+/* True for a power of two. */
 static bool pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 /* Fill unset tunables with their defaults; reject impossible ones.
@@ -92,9 +93,8 @@ struct net_stack *net_stack_new(const struct net_config *cfg, uint64_t now_us)
 		a[14] = cfg->mac[4];
 		a[15] = cfg->mac[5];
 	}
-	mask = st->cfg.ip4_plen ? 0xffffffffu >> st->cfg.ip4_plen : 0xffffffffu;
-	if (st->cfg.ip4_plen == 32)
-		mask = 0;
+	/* host part of the prefix (no shift by 32: undefined) */
+	mask = st->cfg.ip4_plen >= 32 ? 0 : 0xffffffffu >> st->cfg.ip4_plen;
 	for (i = 0; i < 4; i++)
 		st->ip4_bcast[i] = (uint8_t)(st->cfg.ip4[i] | (uint8_t)(mask >> (24 - 8 * i)));
 	st->now_us = now_us;
@@ -158,8 +158,10 @@ void net_poll(struct net_stack *st, uint64_t now_us)
 		net_reap(st);
 }
 
+/* The counters, indexed by enum net_counter. */
 const uint64_t *net_counters(const struct net_stack *st) { return st->c; }
 
+/* Busy cycles over work done, as charged so far. */
 void net_cycle_stats(const struct net_stack *st, struct net_cycle_stats *out) { *out = st->cyc; }
 
 /* Our address of the given family (the global one for IPv6). Returns 0 or -EAFNOSUPPORT. */

@@ -24,6 +24,7 @@
 
 static const uint16_t mss_table[8] = { 536, 1220, 1300, 1360, 1400, 1440, 1460, 8960 };
 
+/* The keyed hash a cookie carries 24 bits of. */
 static uint32_t cookie_hash(struct net_stack *st, const struct tcp_tuple *t, uint32_t peer_isn, uint64_t slot)
 {
 	uint8_t k[50];

@@ -17,6 +17,7 @@ static void enter(struct net_stack *st)
 		st->api_t0 = net_cycles_now(st);
 }
 
+/* End an API call; charge its cycles to c (outside calls only); free the dead at depth 0. */
 static void leave_conn(struct net_stack *st, struct tcp_conn *c)
 {
 	if (st->depth == 1 && st->cfg.cycles) {
@@ -33,6 +34,7 @@ static void leave_conn(struct net_stack *st, struct tcp_conn *c)
 
 static void leave(struct net_stack *st) { leave_conn(st, NULL); }
 
+/* Listen on (addr, port): see net.h. Returns 0, -EINVAL, -EADDRINUSE or -ENOMEM. */
 int tcp_listen(struct net_stack *st, const struct net_addr *addr, uint16_t port,
 	       tcp_accept_fn accept, void *lctx, struct tcp_listener **out)
 {
@@ -66,6 +68,7 @@ int tcp_listen(struct net_stack *st, const struct net_addr *addr, uint16_t port,
 	return 0;
 }
 
+/* Stop listening; the listener's half-open connections are reset. */
 void tcp_unlisten(struct tcp_listener *l)
 {
 	struct net_stack *st = l->st;
@@ -115,6 +118,7 @@ static int pick_port(struct net_stack *st, struct tcp_tuple *t, const struct tcp
 	return -EADDRNOTAVAIL;
 }
 
+/* Active open (RFC 9293 §3.10.1): pick the local address and port, send the SYN. */
 int tcp_connect(struct net_stack *st, const struct tcp_connect_req *r, struct tcp_conn **out)
 {
 	struct tcp_tuple t;
@@ -156,6 +160,7 @@ int tcp_connect(struct net_stack *st, const struct tcp_connect_req *r, struct tc
 	return 0;
 }
 
+/* Set the connection's callbacks and their context. */
 void tcp_set_ops(struct tcp_conn *c, const struct tcp_ops *ops, void *ctx)
 {
 	c->ops = ops;
@@ -170,6 +175,7 @@ static uint32_t snd_data_una(const struct tcp_conn *c)
 	return seq_max(c->snd_una, c->iss + 1);
 }
 
+/* Free bytes in the send buffer (0 before ESTABLISHED). */
 uint32_t tcp_send_space(const struct tcp_conn *c)
 {
 	if (!c->sbuf)
@@ -177,6 +183,7 @@ uint32_t tcp_send_space(const struct tcp_conn *c)
 	return c->sbuf_size - (c->snd_qend - snd_data_una(c));
 }
 
+/* Copy into the send buffer at SND.QEND and let the send loop run. */
 static ssize_t send_inner(struct tcp_conn *c, const void *data, size_t len)
 {
 	uint32_t room, n, pos, first;
@@ -202,6 +209,7 @@ static ssize_t send_inner(struct tcp_conn *c, const void *data, size_t len)
 	return n;
 }
 
+/* See net.h: bytes taken, 0, -ENOTCONN or -EPIPE. */
 ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len)
 {
 	ssize_t r;
@@ -212,16 +220,19 @@ ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len)
 	return r;
 }
 
+/* In-order bytes not yet read (the FIN is not a byte). */
 uint32_t tcp_readable(const struct tcp_conn *c)
 {
 	return c->rbuf ? c->rcv_nxt - c->rcv_read - (c->fin_rcvd ? 1u : 0u) : 0;
 }
 
+/* The peer's FIN is in and every byte before it was read. */
 bool tcp_eof(const struct tcp_conn *c)
 {
 	return c->fin_rcvd && tcp_readable(c) == 0;
 }
 
+/* Copy out from RCV.READ; send a window update if the edge moved enough. */
 static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 {
 	uint32_t avail, n, pos, first, edge, thresh;
@@ -249,6 +260,7 @@ static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 	return n;
 }
 
+/* See net.h: bytes copied, 0, or -ENOTCONN. */
 ssize_t tcp_read(struct tcp_conn *c, void *buf, size_t len)
 {
 	ssize_t r;
@@ -275,6 +287,7 @@ static bool queue_fin(struct tcp_conn *c)
 	return true;
 }
 
+/* Half-close: the FIN follows the queued bytes. */
 void tcp_shutdown_wr(struct tcp_conn *c)
 {
 	if (c->app_gone)
@@ -285,6 +298,7 @@ void tcp_shutdown_wr(struct tcp_conn *c)
 	leave_conn(c->st, c);
 }
 
+/* The application lets go (RFC 9293 §3.10.4): FIN, or RST with unread bytes; the stack finishes. */
 void tcp_close(struct tcp_conn *c)
 {
 	struct net_stack *st = c->st;
@@ -312,6 +326,7 @@ void tcp_close(struct tcp_conn *c)
 	leave_conn(st, c);
 }
 
+/* Reset now (RFC 9293 §3.10.5) and free. */
 void tcp_abort(struct tcp_conn *c)
 {
 	struct net_stack *st = c->st;
@@ -326,6 +341,7 @@ void tcp_abort(struct tcp_conn *c)
 	leave_conn(st, c);
 }
 
+/* Keepalive on or off (RFC 9293 §3.8.4: off unless asked). */
 void tcp_set_keepalive(struct tcp_conn *c, bool on)
 {
 	c->keepalive = on;
@@ -335,11 +351,13 @@ void tcp_set_keepalive(struct tcp_conn *c, bool on)
 		tcp_disarm(c, TCP_T_KEEP);
 }
 
+/* Nagle's algorithm off (true) or on. */
 void tcp_set_nodelay(struct tcp_conn *c, bool on)
 {
 	c->nodelay = on;
 }
 
+/* A snapshot of the connection's state and counters. */
 void tcp_get_info(const struct tcp_conn *c, struct tcp_info *i)
 {
 	memset(i, 0, sizeof(*i));

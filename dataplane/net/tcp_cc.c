@@ -12,6 +12,7 @@
 #define CUBIC_C 0.4
 #define CUBIC_BETA 0.7
 
+/* FlightSize (RFC 5681 §2): sent and not yet acknowledged. */
 static uint32_t flight(const struct tcp_conn *c) { return c->snd_max - c->snd_una; }
 
 /* RFC 6928 initial window (10 segments, at least 2, with the 14600-byte
@@ -30,40 +31,44 @@ void tcp_cc_init(struct tcp_conn *c)
 	c->epoch_us = 0;
 }
 
-/* RFC 9438 §4.2-4.3 growth in congestion avoidance, per ACK of acked bytes. */
+/* RFC 9438 §4.2-4.3 growth in congestion avoidance, per ACK of acked
+ * bytes. Windows in segments, time in seconds, as the RFC writes them. */
 static void cubic_ack(struct tcp_conn *c, uint32_t acked)
 {
-	double mss = tcp_eff_mss(c), cwnd = c->cwnd / mss, t, target, w_cubic;
-	const double alpha = 3.0 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA);
+	double mss = tcp_eff_mss(c), cwnd = c->cwnd / mss, w_max, t, target, w_cubic, alpha;
 
 	if (c->epoch_us == 0) {
+		/* §4.2: a new epoch; K from cwnd_epoch (eq. 2), or 0 if the
+		 * window is already above W_max */
 		c->epoch_us = c->st->now_us;
 		c->w_est = cwnd;
-		c->cubic_k = c->w_max / mss > cwnd ? cbrt((c->w_max / mss - cwnd) / CUBIC_C) : 0;
-		if (c->w_max / mss <= cwnd)
+		if (c->w_max / mss > cwnd) {
+			c->cubic_k = cbrt((c->w_max / mss - cwnd) / CUBIC_C);
+		} else {
+			c->cubic_k = 0;
 			c->w_max = c->cwnd;
+		}
 	}
+	w_max = c->w_max / mss;
 	t = (double)(c->st->now_us - c->epoch_us) / 1e6;
-	w_cubic = CUBIC_C * pow(t - c->cubic_k, 3) + c->w_max / mss;
-	/* §4.3: the Reno-friendly estimate */
+	w_cubic = CUBIC_C * pow(t - c->cubic_k, 3) + w_max; /* eq. 1 */
+	/* §4.3: the Reno-friendly estimate; alpha becomes 1 once W_est
+	 * reaches W_max */
+	alpha = c->w_est >= w_max ? 1.0 : 3.0 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA);
 	c->w_est += alpha * (acked / mss) / cwnd;
 	if (w_cubic < c->w_est) {
-		target = c->w_est;
-	} else {
-		/* §4.2: aim at W_cubic(t + RTT), between cwnd and 1.5 cwnd */
-		target = CUBIC_C * pow(t + c->srtt_us / 1e6 - c->cubic_k, 3) + c->w_max / mss;
-		if (target < cwnd)
-			target = cwnd;
-		if (target > 1.5 * cwnd)
-			target = 1.5 * cwnd;
+		if (c->w_est > cwnd)
+			c->cwnd = (uint32_t)(c->w_est * mss);
+		return;
 	}
-	if (target > cwnd) {
-		double inc = (target - cwnd) / cwnd * acked;
-
-		if (inc > acked)
-			inc = acked;
-		c->cwnd += (uint32_t)inc;
-	}
+	/* §4.4-4.5: aim at W_cubic(t + RTT), between cwnd and 1.5 cwnd, by
+	 * (target - cwnd) / cwnd per segment acked */
+	target = CUBIC_C * pow(t + c->srtt_us / 1e6 - c->cubic_k, 3) + w_max;
+	if (target < cwnd)
+		target = cwnd;
+	if (target > 1.5 * cwnd)
+		target = 1.5 * cwnd;
+	c->cwnd += (uint32_t)((target - cwnd) / cwnd * acked);
 }
 
 /* New data acked outside recovery: slow start (RFC 5681 §3.1 with
@@ -95,8 +100,9 @@ void tcp_cc_loss(struct tcp_conn *c)
 	uint32_t mss = tcp_eff_mss(c), f = flight(c);
 
 	if (c->st->tp.cc == NET_CC_CUBIC) {
-		c->w_max = c->cwnd < c->w_last_max ? (uint32_t)(c->cwnd * (1 + CUBIC_BETA) / 2) : c->cwnd;
-		c->w_last_max = c->cwnd;
+		/* fast convergence: a window that stopped below the last
+		 * W_max releases bandwidth to newer flows */
+		c->w_max = c->cwnd < c->w_max ? (uint32_t)(c->cwnd * (1 + CUBIC_BETA) / 2) : c->cwnd;
 		c->ssthresh = (uint32_t)(c->cwnd * CUBIC_BETA);
 		c->epoch_us = 0;
 	} else {
@@ -107,11 +113,12 @@ void tcp_cc_loss(struct tcp_conn *c)
 	c->bytes_acked = 0;
 }
 
-/* RTO: ssthresh as for a loss, cwnd to the loss window of one segment
- * (RFC 5681 §3.1). */
+/* RTO: ssthresh as for a loss, but held when the segment was already
+ * resent by the timer (RFC 5681 §3.1, after eq. 4); cwnd to the loss
+ * window of one segment. The caller counted this expiry in backoff. */
 void tcp_cc_rto(struct tcp_conn *c)
 {
-	if (!c->in_recovery)
+	if (c->backoff <= 1)
 		tcp_cc_loss(c);
 	c->cwnd = tcp_eff_mss(c);
 	c->recover = c->snd_max; /* RFC 6582 §3.2 step 1 after a timeout */

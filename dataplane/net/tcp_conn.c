@@ -33,6 +33,7 @@ struct tcp_conn *tcp_conn_new(struct net_stack *st, const struct tcp_tuple *t)
 	return c;
 }
 
+/* Every state change goes through here (one place to trace or count them). */
 void tcp_set_state(struct tcp_conn *c, uint8_t state)
 {
 	c->state = state;
@@ -142,6 +143,10 @@ void tcp_established(struct tcp_conn *c)
 		return;
 	}
 	c->rcv_read = c->rcv_nxt;
+	/* RFC 6298 §5.7: a SYN or SYN-ACK that had to be resent, and no RTT
+	 * sample: data starts with an RTO of at least 3 s. */
+	if (c->retransmits && c->srtt_us == 0 && c->rto_us < 3000000)
+		c->rto_us = 3000000 < c->st->tp.rto_max_us ? 3000000 : c->st->tp.rto_max_us;
 	tcp_set_state(c, TCP_ESTABLISHED);
 	tcp_cc_init(c);
 	c->last_rx_us = c->st->now_us;

@@ -354,6 +354,10 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 	if (!seq_acceptable(c, s.seq, seglen)) {
 		net_count(st, NET_C_drop_tcp_seq);
 		tcp_send_ack(c);
+		/* a retransmitted FIN in TIME-WAIT: ACKed (above), and the
+		 * 2 MSL start again (RFC 9293 §3.10.7.4, eighth) */
+		if (c->state == TCP_TIME_WAIT && (s.flags & TH_FIN))
+			tcp_arm(c, TCP_T_RTX, 2ull * st->tp.msl_us);
 		return;
 	}
 	if (!(s.flags & TH_ACK)) {
@@ -390,6 +394,16 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 			tcp_send_ack(c);
 			tcp_arm(c, TCP_T_RTX, 2ull * st->tp.msl_us);
 		}
+		return;
+	}
+	if (s.len && c->app_gone && seq_gt(s.seq + s.len, c->rcv_nxt) &&
+	    (c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2)) {
+		/* New data nobody will read: the application closed. Reset,
+		 * as RFC 9293 §3.10.4 and RFC 2525 §2.17 have a close with
+		 * unread data do. */
+		net_count(st, NET_C_tcp_data_after_close);
+		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+		tcp_conn_destroy(c);
 		return;
 	}
 	if (s.len && (c->state == TCP_ESTABLISHED || c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2))

@@ -5,6 +5,7 @@
  */
 #include "net/net_int.h"
 
+/* SipHash of the 4-tuple, domain-separated by a tag byte. */
 static uint64_t tuple_prf(const struct net_stack *st, uint8_t domain, const struct tcp_tuple *t)
 {
 	uint8_t k[38];

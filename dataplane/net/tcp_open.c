@@ -160,7 +160,7 @@ void tcp_listen_input(struct net_stack *st, struct tcp_listener *l, const struct
  * was sent once (Karn). */
 static void handshake_rtt(struct tcp_conn *c, const struct tcp_seg *s)
 {
-	if (c->ts_ok && s->o.ts_ok && s->o.tsecr)
+	if (c->ts_ok && s->o.ts_ok && s->o.tsecr && tcp_ts_now(c) - s->o.tsecr < 600000u)
 		tcp_rtt_sample(c, (tcp_ts_now(c) - s->o.tsecr) * 1000u);
 	else if (c->retransmits == 0)
 		tcp_rtt_sample(c, (uint32_t)(c->st->now_us - c->rtt_start_us));

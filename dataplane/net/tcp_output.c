@@ -160,7 +160,8 @@ void tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fl
 	}
 	/* RFC 2018 §4: SACK blocks in ACKs while data is held out of order,
 	 * as many as fit beside the payload in the path MTU. */
-	hdr_room = c->pmtu - (c->t.laddr.family == NET_AF4 ? NET_IP4_HLEN : NET_IP6_HLEN) - NET_TCP_HLEN - len;
+	hdr_room = (c->t.laddr.family == NET_AF4 ? NET_IP4_HLEN : NET_IP6_HLEN) + NET_TCP_HLEN + len;
+	hdr_room = hdr_room < c->pmtu ? c->pmtu - hdr_room : 0; /* option bytes the path MTU leaves */
 	if (c->sack_ok && c->nooo && !(flags & (TH_SYN | TH_RST))) {
 		uint32_t k, nb = c->nooo, maxb = (40 - n - 2) / 8;
 
@@ -264,6 +265,7 @@ void tcp_send_rst_for(struct net_stack *st, const struct tcp_seg *s)
 	tcp_xmit(st, &x);
 }
 
+/* A pure ACK at SND.NXT. */
 void tcp_send_ack(struct tcp_conn *c)
 {
 	tcp_send_segment(c, c->snd_nxt, 0, 0);
@@ -299,11 +301,9 @@ static void rtt_time(struct tcp_conn *c, uint32_t end)
 	}
 }
 
-/* Send a retransmission of [seq, seq+len), counted. */
-static void retransmit(struct tcp_conn *c, uint32_t seq, uint32_t len)
+/* Send a retransmission of [seq, seq+len), with the FIN if asked, counted. */
+static void retransmit(struct tcp_conn *c, uint32_t seq, uint32_t len, bool fin)
 {
-	bool fin = c->fin_queued && seq + len == c->snd_qend;
-
 	tcp_send_segment(c, seq, len, (uint8_t)(fin ? TH_FIN : 0) | (len ? TH_PSH : 0));
 	c->retransmits++;
 	net_count(c->st, NET_C_tcp_retrans_segs);
@@ -327,7 +327,9 @@ static bool sack_recovery_send(struct tcp_conn *c)
 			tcp_send_segment(c, seq, len, (uint8_t)(fin ? TH_FIN : 0) | TH_PSH);
 			c->snd_nxt = c->snd_max = seq + len + (fin ? 1 : 0);
 		} else {
-			retransmit(c, seq, len);
+			/* the FIN rides along only if it was sent before */
+			retransmit(c, seq, len, c->fin_queued && seq + len == c->snd_qend &&
+				   seq_gt(c->snd_max, c->snd_qend));
 			c->high_rxt = seq + len;
 		}
 		sent = true;
@@ -337,10 +339,34 @@ static bool sack_recovery_send(struct tcp_conn *c)
 	return sent;
 }
 
+/* Going back after an RTO, the scoreboard was emptied (RFC 2018 §8) but
+ * refills from the ACKs that follow; RFC 6675 §5.1: a sender SHOULD use
+ * that SACK information during the recovery after an RTO. So SND.NXT
+ * skips over what has been SACKed since ... */
+static void skip_sacked(struct tcp_conn *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nsack; i++)
+		if (seq_leq(c->sack[i].start, c->snd_nxt) && seq_lt(c->snd_nxt, c->sack[i].end))
+			c->snd_nxt = seq_min(c->sack[i].end, c->snd_max);
+}
+
+/* ... and a resent segment stops where the next SACKed range starts. */
+static uint32_t sacked_limit(const struct tcp_conn *c, uint32_t len)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nsack; i++)
+		if (seq_gt(c->sack[i].start, c->snd_nxt) && seq_lt(c->sack[i].start, c->snd_nxt + len))
+			len = c->sack[i].start - c->snd_nxt;
+	return len;
+}
+
 /* Send what the windows allow, then a pure ACK if one is owed. */
 void tcp_output(struct tcp_conn *c)
 {
-	uint32_t mss, win, flight, avail, usable, len;
+	uint32_t mss, win, flight, avail, usable, len, lt;
 	bool sent = false;
 
 	if (c->dead)
@@ -360,13 +386,20 @@ void tcp_output(struct tcp_conn *c)
 	else for (;;) {
 		bool fin;
 
-		win = c->snd_wnd < c->cwnd ? c->snd_wnd : c->cwnd;
+		/* RFC 3042 §2 limited transmit: the first two duplicate ACKs
+		 * each let one new segment out beyond cwnd */
+		lt = !c->in_recovery && c->dupacks > 0 && c->dupacks < 3 ? c->dupacks * mss : 0;
+		win = c->snd_wnd < c->cwnd + lt ? c->snd_wnd : c->cwnd + lt;
+		if (seq_lt(c->snd_nxt, c->snd_max) && c->nsack)
+			skip_sacked(c);
 		flight = c->snd_nxt - c->snd_una;
 		avail = seq_lt(c->snd_nxt, c->snd_qend) ? c->snd_qend - c->snd_nxt : 0;
 		usable = win > flight ? win - flight : 0;
 		len = avail < usable ? avail : usable;
 		if (len > mss)
 			len = mss;
+		if (seq_lt(c->snd_nxt, c->snd_max) && c->nsack)
+			len = sacked_limit(c, len);
 		fin = c->fin_queued && c->snd_nxt + len == c->snd_qend && seq_leq(c->snd_nxt, c->snd_qend);
 		if (len == 0 && !fin)
 			break;
@@ -375,7 +408,7 @@ void tcp_output(struct tcp_conn *c)
 		if (len && len < mss && len == avail && !fin && !c->nodelay && c->snd_nxt != c->snd_una)
 			break; /* Nagle, RFC 9293 §3.7.4 */
 		if (seq_lt(c->snd_nxt, c->snd_max))
-			retransmit(c, c->snd_nxt, len); /* go-back-N after an RTO */
+			retransmit(c, c->snd_nxt, len, fin); /* go-back-N after an RTO */
 		else
 			tcp_send_segment(c, c->snd_nxt, len, (uint8_t)((fin ? TH_FIN : 0) | (len ? TH_PSH : 0)));
 		if (seq_geq(c->snd_nxt, c->snd_max) && len)

@@ -71,6 +71,7 @@ uint32_t tcp_ooo_take(struct tcp_conn *c)
 
 /* ---- sender ---- */
 
+/* Forget every SACKed range. */
 void tcp_sb_clear(struct tcp_conn *c)
 {
 	c->nsack = 0;
@@ -154,6 +155,7 @@ static uint32_t lost_end(const struct tcp_conn *c)
 	return c->snd_una;
 }
 
+/* RFC 6675 IsLost(SND.UNA): the first hole is lost. */
 bool tcp_sb_lost_una(const struct tcp_conn *c)
 {
 	return c->nsack && seq_lt(c->snd_una, lost_end(c)) && seq_lt(c->snd_una, c->sack[0].start);

@@ -3,12 +3,14 @@
 
 #include "net/tcp_stream.h"
 
+/* Readiness changed: let the owner run. */
 static void wake(struct tcp_stream *ts)
 {
 	if (ts->wake)
 		ts->wake(ts, ts->wake_arg);
 }
 
+/* Active open done: writable, connecting is cleared by tcp_stream_connected(). */
 static void ev_connected(struct tcp_conn *c, void *ctx)
 {
 	struct tcp_stream *ts = ctx;
@@ -18,6 +20,7 @@ static void ev_connected(struct tcp_conn *c, void *ctx)
 	wake(ts);
 }
 
+/* Bytes or the FIN to read. */
 static void ev_data(struct tcp_conn *c, void *ctx)
 {
 	struct tcp_stream *ts = ctx;
@@ -27,6 +30,7 @@ static void ev_data(struct tcp_conn *c, void *ctx)
 	wake(ts);
 }
 
+/* Send space came back. */
 static void ev_writable(struct tcp_conn *c, void *ctx)
 {
 	struct tcp_stream *ts = ctx;
@@ -56,6 +60,7 @@ static void ev_closed(struct tcp_conn *c, void *ctx, int err)
 
 static const struct tcp_ops stream_ops = { ev_connected, ev_data, ev_writable, ev_closed };
 
+/* A fresh stream: no fd, nothing ready. */
 static void init(struct tcp_stream *ts, uint8_t kind, void *owner, tcp_stream_wake_fn w, void *arg)
 {
 	ts->s = (struct stream){ .kind = kind, .fd = -1, .owner = owner };
@@ -63,6 +68,7 @@ static void init(struct tcp_stream *ts, uint8_t kind, void *owner, tcp_stream_wa
 	ts->wake_arg = arg;
 }
 
+/* Take an accepted connection; it may be written at once. */
 void tcp_stream_attach(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind, void *owner,
 		       tcp_stream_wake_fn w, void *arg)
 {
@@ -72,6 +78,7 @@ void tcp_stream_attach(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind, 
 	tcp_set_ops(c, &stream_ops, ts);
 }
 
+/* Start an active open with the adapter as the callbacks. */
 int tcp_stream_connect(struct net_stack *st, struct tcp_stream *ts, struct tcp_connect_req *req,
 		       void *owner, tcp_stream_wake_fn w, void *arg)
 {
@@ -89,6 +96,7 @@ int tcp_stream_connect(struct net_stack *st, struct tcp_stream *ts, struct tcp_c
 	return 0;
 }
 
+/* One read into b, with stream_recv() semantics. */
 ssize_t tcp_stream_recv(struct tcp_stream *ts, struct buf *b)
 {
 	uint8_t *p;
@@ -116,6 +124,7 @@ ssize_t tcp_stream_recv(struct tcp_stream *ts, struct buf *b)
 	return 0;
 }
 
+/* One send from b, with stream_send() semantics. */
 ssize_t tcp_stream_send(struct tcp_stream *ts, struct buf *b)
 {
 	ssize_t n;
@@ -138,6 +147,7 @@ ssize_t tcp_stream_send(struct tcp_stream *ts, struct buf *b)
 	return 0;
 }
 
+/* Half-close once. */
 void tcp_stream_shutdown_wr(struct tcp_stream *ts)
 {
 	if (ts->c && !ts->s.shut_wr) {
@@ -146,6 +156,7 @@ void tcp_stream_shutdown_wr(struct tcp_stream *ts)
 	}
 }
 
+/* With stream_connected() semantics. */
 int tcp_stream_connected(struct tcp_stream *ts)
 {
 	if (ts->s.failed)
@@ -158,6 +169,7 @@ int tcp_stream_connected(struct tcp_stream *ts)
 	return 0;
 }
 
+/* Close and mark the stream dead. */
 void tcp_stream_close(struct tcp_stream *ts)
 {
 	if (ts->c)

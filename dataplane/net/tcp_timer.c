@@ -9,11 +9,13 @@
 
 #include "net/net_int.h"
 
+/* (Re)arm one of the connection's timers after_us from now. */
 void tcp_arm(struct tcp_conn *c, enum tcp_timer_kind k, uint64_t after_us)
 {
 	timer_arm(&c->st->wheel, &c->tm[k].t, (c->st->now_us + after_us + 999) / 1000);
 }
 
+/* Stop a timer (the RTX timer forgets its job). */
 void tcp_disarm(struct tcp_conn *c, enum tcp_timer_kind k)
 {
 	timer_cancel(&c->tm[k].t);
@@ -44,6 +46,7 @@ void tcp_rtx_restart(struct tcp_conn *c)
 	}
 }
 
+/* RTO within [rto_min, rto_max] (RFC 6298 §2.4, §2.5). */
 static uint32_t clamp_rto(const struct tcp_conn *c, uint64_t rto)
 {
 	if (rto < c->st->tp.rto_min_us)

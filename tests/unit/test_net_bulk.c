@@ -112,6 +112,38 @@ static void test_deterministic(void **state)
 	assert_true(segs[0] == segs[1]);
 }
 
+/* A bottleneck that drops from a short tail-drop queue (no random loss):
+ * congestion control alone decides the losses. Prints the link
+ * utilization for NewReno and CUBIC; asserts the transfer is whole and the
+ * link at least half used. */
+static void test_bottleneck(void **state)
+{
+	const uint8_t ccs[2] = { NET_CC_NEWRENO, NET_CC_CUBIC };
+	int k;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		struct simlink_params fwd = { .delay_us = 10000, .rate_bps = 20000000, .queue_bytes = 40000 };
+		struct simlink_params rev = { .delay_us = 10000 };
+		struct tcp_params tp = { .cc = ccs[k] };
+		struct tn_bulk b;
+		double secs, util;
+
+		tn_bulk_init(&b, 77, &fwd, &rev, &tp, false);
+		assert_true(tn_bulk_run(&b, 8 * MiB, 600ull * 1000000));
+		assert_true(b.received == 8 * MiB && b.hash_rx == b.hash_tx);
+		secs = simlink_now(b.l) / 1e6;
+		util = 8.0 * 8 * MiB / secs / 20e6;
+		printf("# 20 Mbit/s, 20 ms RTT, 40 kB queue, %s: 8 MiB in %.2f s, %.0f%% of the link, "
+		       "%llu queue drops, %llu retransmitted, %llu RTOs\n", k ? "CUBIC" : "NewReno", secs, util * 100,
+		       (unsigned long long)simlink_stats(b.l, 0)->queue_dropped,
+		       (unsigned long long)tn_counter(b.a, NET_C_tcp_retrans_segs),
+		       (unsigned long long)tn_counter(b.a, NET_C_tcp_rto));
+		assert_true(util > 0.5);
+		tn_bulk_free(&b);
+	}
+}
+
 static uint64_t mono_ns(void *ctx)
 {
 	struct timespec ts;
@@ -158,6 +190,7 @@ int main(void)
 		cmocka_unit_test(test_scenarios),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_cycle_accounting),
+		cmocka_unit_test(test_bottleneck),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -352,6 +352,99 @@ static void test_pmtu(void **state)
 	tn_peer_free(&p);
 }
 
+/* ICMPv6 Packet Too Big (RFC 8201) for a segment in flight: the MSS
+ * follows; an MTU under 1280 is taken as 1280 (RFC 8200 §5). */
+static void test_pmtu6(void **state)
+{
+	struct tn_peer p;
+	struct tcp_conn *c;
+	struct tcp_connect_req req = { .raddr = tn_ip6(2), .rport = 25 };
+	struct net_addr me = tn_ip6(1), peer = tn_ip6(2);
+	uint8_t f[1600], m[8 + 48] = { 2 }, data[3000] = { 0 };
+	struct tn_seg s, r;
+	uint32_t i, n;
+
+	(void)state;
+	tn_peer_init(&p, NULL);
+	tn_peer_send(&p, f, ns_frame(f, &me, 255)); /* teaches it our MAC */
+	tn_peer_clear(&p);
+	assert_int_equal(tcp_connect(p.st, &req, &c), 0);
+	tn_peer_tcp(&p, 0, &r);
+	s = (struct tn_seg){ .v6 = true, .sport = 25, .dport = r.sport, .flags = TH_SYN | TH_ACK, .seq = 1,
+			     .ack = r.seq + 1, .wnd = 65535 };
+	tn_opt_mss(&s, 1440);
+	tn_peer_send_seg(&p, &s);
+	tn_peer_clear(&p);
+	assert_int_equal(tcp_send(c, data, sizeof(data)), sizeof(data));
+	tn_peer_tcp(&p, 0, &r);
+	assert_int_equal(r.dlen, 1440);
+	wr32(m + 4, 1000); /* below the minimum: 1280 is used */
+	memcpy(m + 8, p.frame[0] + 14, 48);
+	n = p.n;
+	tn_peer_send(&p, f, icmp6_frame(f, MAC1, &peer, &me, 64, m, sizeof(m)));
+	assert_int_equal(tn_counter(p.st, NET_C_tcp_pmtu_reduced), 1);
+	assert_true(p.n > n);
+	for (i = n; i < p.n; i++) {
+		tn_peer_tcp(&p, i, &r);
+		assert_true(r.dlen <= 1280 - 60);
+	}
+	tn_peer_free(&p);
+}
+
+static void no_tx(void *ctx, const uint8_t *f, uint32_t len)
+{
+	(void)ctx;
+	(void)f;
+	(void)len;
+}
+
+/* Configurations that cannot work are refused with EINVAL. */
+static void test_bad_config(void **state)
+{
+	static const struct { const char *what; int field; } cases[] = {
+		{ "no tx", 0 }, { "multicast MAC", 1 }, { "no address", 2 }, { "IPv4 prefix 33", 3 },
+		{ "MTU 1000", 4 }, { "MTU 10000", 5 }, { "send buffer not a power of 2", 6 },
+		{ "port range reversed", 7 }, { "unknown congestion control", 8 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct net_config cfg;
+		struct net_stack *st;
+
+		tn_config(&cfg, 1, NULL);
+		cfg.tx = no_tx;
+		switch (cases[i].field) {
+		case 0: cfg.tx = NULL; break;
+		case 1: cfg.mac[0] = 1; break;
+		case 2: cfg.has_ip4 = cfg.has_ip6 = false; break;
+		case 3: cfg.ip4_plen = 33; break;
+		case 4: cfg.mtu = 1000; break;
+		case 5: cfg.mtu = 10000; break;
+		case 6: cfg.tcp.sndbuf = 100000; break;
+		case 7: cfg.tcp.port_lo = 5000; cfg.tcp.port_hi = 4000; break;
+		case 8: cfg.tcp.cc = 9; break;
+		}
+		errno = 0;
+		st = net_stack_new(&cfg, 0);
+		if (st || errno != EINVAL)
+			fail_msg("%s: accepted", cases[i].what);
+	}
+	/* the edges that are valid: a /32 and a /0 */
+	for (i = 0; i <= 32; i += 32) {
+		struct net_config cfg;
+		struct net_stack *st;
+
+		tn_config(&cfg, 1, NULL);
+		cfg.tx = no_tx;
+		cfg.ip4_plen = (uint8_t)i;
+		st = net_stack_new(&cfg, 0);
+		assert_non_null(st);
+		net_stack_free(st);
+	}
+}
+
 /* ---- malformed frames ---- */
 
 enum mut {
@@ -594,6 +687,8 @@ int main(void)
 		cmocka_unit_test(test_ndp_and_icmp6_echo),
 		cmocka_unit_test(test_ndp_resolution),
 		cmocka_unit_test(test_pmtu),
+		cmocka_unit_test(test_pmtu6),
+		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_malformed),
 	};
 
