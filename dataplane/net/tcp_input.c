@@ -134,8 +134,13 @@ static bool seq_acceptable(const struct tcp_conn *c, uint32_t seq, uint32_t segl
 
 	if (wnd == 0)
 		return seq == c->rcv_nxt;
+	/* A segment without data may sit on the right edge itself: a peer
+	 * that filled the window we offered (the data we then had no room
+	 * for was dropped) sends its ACKs from there, and refusing them would
+	 * freeze our sending while our buffer waits on it (RFC 9293's test is
+	 * "< RCV.NXT+RCV.WND"; Linux's tcp_sequence() takes the edge too). */
 	if (seglen == 0)
-		return first_in;
+		return first_in || seq == c->rcv_nxt + wnd;
 	return first_in || (seq_geq(seq + seglen - 1, c->rcv_nxt) && seq_lt(seq + seglen - 1, c->rcv_nxt + wnd));
 }
 
