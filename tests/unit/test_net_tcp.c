@@ -176,6 +176,35 @@ static void test_rst_in_window(void **state)
 	est_free(&e);
 }
 
+/* A pure ACK exactly on the right edge of the window we offered (the
+ * peer filled it; data we had no room for was dropped) still acknowledges
+ * our data: refusing it froze an echo under loss (a TAP test against the
+ * kernel stalled so). One past the edge is refused. */
+static void test_ack_on_right_edge(void **state)
+{
+	static const char data[1000] = "x";
+	struct est e;
+	struct tn_seg s, r;
+	struct tcp_info ti;
+
+	(void)state;
+	establish(&e, NULL, false, false, -1);
+	assert_int_equal(tcp_send(e.app.c, data, sizeof(data)), (ssize_t)sizeof(data));
+	r = last(&e);
+	assert_int_equal(r.dlen, sizeof(data));
+	assert_true(r.wnd > 0);
+	tn_peer_clear(&e.p);
+	s = peer_seg(&e, TH_ACK, e.snd + r.wnd + 1, r.seq + 500);   /* beyond: refused */
+	tn_peer_send_seg(&e.p, &s);
+	tcp_get_info(e.app.c, &ti);
+	assert_int_equal(ti.bytes_acked, 0);
+	s = peer_seg(&e, TH_ACK, e.snd + r.wnd, r.seq + sizeof(data)); /* on the edge */
+	tn_peer_send_seg(&e.p, &s);
+	tcp_get_info(e.app.c, &ti);
+	assert_int_equal(ti.bytes_acked, sizeof(data));
+	est_free(&e);
+}
+
 /* §4.2: a SYN on an established connection, in window or not, gets a
  * challenge ACK; the connection stays. */
 static void test_syn_in_established(void **state)
@@ -766,6 +795,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rst_exact),
 		cmocka_unit_test(test_rst_in_window),
+		cmocka_unit_test(test_ack_on_right_edge),
 		cmocka_unit_test(test_syn_in_established),
 		cmocka_unit_test(test_bad_ack),
 		cmocka_unit_test(test_challenge_ack_limit),
