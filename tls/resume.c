@@ -208,7 +208,8 @@ void tls_resume_rotate_now(void)
 /*
  * OpenSSL's ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb):
  * enc 1 seals with the first key; enc 0 finds the key by name: 1 opened,
- * 2 opened and to be renewed (an older key), 0 not ours (full handshake).
+ * 2 opened and to be renewed (an older key, or any TLS 1.3 ticket), 0 not
+ * ours (full handshake).
  */
 static int tk_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
 		 EVP_MAC_CTX *hctx, int enc)
@@ -218,7 +219,6 @@ static int tk_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_C
 	int rc = 0;
 	unsigned i;
 
-	(void)s;
 	if (!tk_cipher)
 		return -1;
 	pthread_rwlock_rdlock(&TK.lock);
@@ -234,7 +234,11 @@ static int tk_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_C
 		for (i = 0; i < TK.n; i++)
 			if (!CRYPTO_memcmp(name, TK.key[i].name, 16)) {
 				k = &TK.key[i];
-				rc = i ? 2 : 1;
+				/* 2: a new ticket goes back. In TLS 1.3 always:
+				 * OpenSSL sends none after a resumption otherwise,
+				 * and clients that use a ticket once (RFC 8446 C.4)
+				 * would resume every other time only. */
+				rc = i || SSL_version(s) == TLS1_3_VERSION ? 2 : 1;
 				break;
 			}
 	}

@@ -409,6 +409,18 @@ class Resumption(unittest.TestCase):
         c = sl.counters()
         self.assertGreaterEqual(c.get("handshake_resumed", 0), 48, c)
 
+    def test_tls13_resumption_hands_out_a_new_ticket(self):
+        """A resumed TLS 1.3 session gets a fresh ticket, which resumes
+        too: clients that use each ticket once (RFC 8446 C.4) resume every
+        time, not every other time."""
+        sl = self.start("resume-t13", 11)
+        chain = [self.d / f"t{i}" for i in range(4)]
+        self.assertEqual(s_client(sl.addr("smtps"), "-tls1_3", sess_out=chain[0])[2], "New")
+        for a, b in zip(chain, chain[1:]):
+            rc, out, kind = s_client(sl.addr("smtps"), "-tls1_3", sess_in=a, sess_out=b)
+            self.assertEqual(kind, "Reused", out)
+            self.assertTrue(b.exists(), "no new ticket after the resumption")
+
     def test_restart_with_a_shared_key_file(self):
         keyfile = self.d / "ticket.key"
         keyfile.write_bytes(os.urandom(160))
