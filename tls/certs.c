@@ -223,27 +223,14 @@ static int leaf_names(X509 *leaf, struct tls_cert *tc)
 	return rc;
 }
 
-/* Does name (exact, or "*.example.net") match host? RFC 6125 6.4.3: the
- * wildcard is the whole leftmost label and stands for exactly one label. */
-static bool name_matches(const char *name, const char *host)
-{
-	if (!strncmp(name, "*.", 2)) {
-		const char *dot = strchr(host, '.');
-
-		return dot && dot != host && !strcasecmp(name + 1, dot);
-	}
-	return !strcasecmp(name, host);
-}
-
 /* Is configured name covered by one of the certificate's names? A wildcard
- * is covered by the same wildcard only. */
+ * is covered by the same wildcard only (certsel_name_match() takes a
+ * configured "*.x" as a host name: only the same pattern matches it). */
 static bool cert_covers(const struct tls_cert *tc, const char *name)
 {
-	for (unsigned i = 0; i < tc->n_names; i++) {
-		if (!strncmp(name, "*.", 2) ? !strcasecmp(tc->names[i], name)
-					     : name_matches(tc->names[i], name))
+	for (unsigned i = 0; i < tc->n_names; i++)
+		if (certsel_name_match(tc->names[i], name))
 			return true;
-	}
 	return false;
 }
 
@@ -273,7 +260,7 @@ const struct policy *tls_policy(enum cfg_policy p)
 bool tls_certset_matches(const struct tls_certset *set, const char *host)
 {
 	for (unsigned i = 0; i < set->n_names; i++)
-		if (name_matches(set->names[i], host))
+		if (certsel_name_match(set->names[i], host))
 			return true;
 	return false;
 }
