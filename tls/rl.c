@@ -31,14 +31,17 @@ static const char *const aead_names[RL_AEAD_COUNT] = {
 	"AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305",
 };
 static EVP_CIPHER *aead_ciphers[RL_AEAD_COUNT];
+static EVP_KDF *kdf_hkdf, *kdf_tls1_prf;
 static pthread_once_t aead_once = PTHREAD_ONCE_INIT;
 
-/* Fetched once for the process: an explicit fetch, so that no record pays
- * for an implicit one (and its lock). */
+/* Fetched once for the process: an explicit fetch, so that no record and
+ * no handshake pays for an implicit one (and its lock). */
 static void aead_fetch(void)
 {
 	for (int i = 0; i < RL_AEAD_COUNT; i++)
 		aead_ciphers[i] = EVP_CIPHER_fetch(NULL, aead_names[i], NULL);
+	kdf_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	kdf_tls1_prf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
 }
 
 struct rl_dir {
@@ -127,8 +130,7 @@ static int hkdf_label(const char *md, const uint8_t *secret, size_t slen, const 
 {
 	uint8_t info[2 + 1 + 255 + 1];
 	size_t ll = 6 + strlen(label), il = 0;
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	EVP_KDF_CTX *kc = kdf_hkdf ? EVP_KDF_CTX_new(kdf_hkdf) : NULL;
 	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, rc = -1;
 	OSSL_PARAM p[5];
 
@@ -147,7 +149,6 @@ static int hkdf_label(const char *md, const uint8_t *secret, size_t slen, const 
 	if (kc && EVP_KDF_derive(kc, out, len, p) == 1)
 		rc = 0;
 	EVP_KDF_CTX_free(kc);
-	EVP_KDF_free(kdf);
 	return rc;
 }
 
@@ -173,8 +174,7 @@ static int tls12_keys(struct tls_rl *rl, SSL *ssl)
 	uint8_t master[48], cr[32], sr[32], block[2 * 32 + 2 * 12];
 	size_t ml = SSL_SESSION_get_master_key(SSL_get_session(ssl), master, sizeof(master));
 	size_t need = 2u * rl->key_len + 2u * rl->iv_len;
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
-	EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	EVP_KDF_CTX *kc = kdf_tls1_prf ? EVP_KDF_CTX_new(kdf_tls1_prf) : NULL;
 	OSSL_PARAM p[6];
 	int rc = -1;
 
@@ -200,7 +200,6 @@ out:
 	OPENSSL_cleanse(master, sizeof(master));
 	OPENSSL_cleanse(block, sizeof(block));
 	EVP_KDF_CTX_free(kc);
-	EVP_KDF_free(kdf);
 	return rc;
 }
 
@@ -342,10 +341,12 @@ static void nonce_of(const struct tls_rl *rl, const struct rl_dir *d, const uint
 		n[4 + i] ^= (uint8_t)(d->seq >> (56 - 8 * i));
 }
 
-/* Seal (enc) or open data[0, len) in place with the AEAD; tag is written
- * (enc) or checked. 0, or -1 (a bad tag when opening). */
+/* Seal (enc) or open data[0, len) into out (data itself, or elsewhere)
+ * with the AEAD; tag is written (enc) or checked. 0, or -1 (a bad tag when
+ * opening). */
 static int aead(const struct tls_rl *rl, struct rl_dir *d, int enc, const uint8_t nonce[12],
-		const uint8_t *ad, size_t adlen, uint8_t *data, size_t len, uint8_t *tag)
+		const uint8_t *ad, size_t adlen, const uint8_t *data, size_t len, uint8_t *out,
+		uint8_t *tag)
 {
 	int outl;
 
@@ -360,8 +361,8 @@ static int aead(const struct tls_rl *rl, struct rl_dir *d, int enc, const uint8_
 	if (!EVP_CipherInit_ex2(d->ctx, NULL, NULL, nonce, enc, NULL) ||
 	    (!enc && !EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_SET_TAG, TAG, tag)) ||
 	    !EVP_CipherUpdate(d->ctx, NULL, &outl, ad, (int)adlen) ||
-	    (len && !EVP_CipherUpdate(d->ctx, data, &outl, data, (int)len)) ||
-	    !EVP_CipherFinal_ex(d->ctx, data + len, &outl) ||
+	    (len && !EVP_CipherUpdate(d->ctx, out, &outl, data, (int)len)) ||
+	    !EVP_CipherFinal_ex(d->ctx, out + len, &outl) ||
 	    (enc && !EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_GET_TAG, TAG, tag)))
 		return -1;
 	return 0;
@@ -410,7 +411,7 @@ static int seal(struct tls_rl *rl, uint8_t type, const uint8_t *p, size_t len, s
 	if (rl->version == TLS1_3_VERSION) {
 		memcpy(ad, r, 5);
 		nonce_of(rl, &rl->wr, NULL, nonce);
-		if (aead(rl, &rl->wr, 1, nonce, ad, 5, body, len, body + len))
+		if (aead(rl, &rl->wr, 1, nonce, ad, 5, body, len, body, body + len))
 			return -1;
 	} else {
 		put_be64(ad, rl->wr.seq);
@@ -420,7 +421,7 @@ static int seal(struct tls_rl *rl, uint8_t type, const uint8_t *p, size_t len, s
 		ad[11] = (uint8_t)(len >> 8);
 		ad[12] = (uint8_t)len;
 		nonce_of(rl, &rl->wr, r + hdr, nonce);
-		if (aead(rl, &rl->wr, 1, nonce, ad, 13, body, len, body + len))
+		if (aead(rl, &rl->wr, 1, nonce, ad, 13, body, len, body, body + len))
 			return -1;
 	}
 	rl->wr.seq++;
@@ -553,7 +554,7 @@ int tls_rl_read(struct tls_rl *rl, struct buf *in, uint8_t *out, size_t cap,
 		uint32_t n = buf_len(in);
 		uint8_t *r, nonce[12], ad[13], type;
 		size_t len, clen, plen;
-		uint8_t *body;
+		uint8_t *body, *pt;
 
 		if (n < 5)
 			break;
@@ -570,6 +571,10 @@ int tls_rl_read(struct tls_rl *rl, struct buf *in, uint8_t *out, size_t cap,
 		}
 		if (cap - got < len - (overhead(rl) - 5))
 			break; /* its plaintext might not fit: later */
+		/* Opened straight into out when its whole content (TLS 1.3: the
+		 * content type and padding too) fits there; else in place, and
+		 * the plaintext copied. */
+		clen = len - (overhead(rl) - 5) + (rl->version == TLS1_3_VERSION);
 		type = r[0];
 		if (rl->version == TLS1_3_VERSION) {
 			if (type != 23) {
@@ -577,20 +582,20 @@ int tls_rl_read(struct tls_rl *rl, struct buf *in, uint8_t *out, size_t cap,
 				return TLS_RL_ERROR;
 			}
 			body = r + 5;
-			clen = len - TAG;
+			pt = cap - got >= clen ? out + got : body;
 			memcpy(ad, r, 5);
 			nonce_of(rl, &rl->rd, NULL, nonce);
-			if (aead(rl, &rl->rd, 0, nonce, ad, 5, body, clen, body + clen)) {
+			if (aead(rl, &rl->rd, 0, nonce, ad, 5, body, clen, pt, body + clen)) {
 				snprintf(err, errlen, "bad record MAC");
 				return TLS_RL_ERROR;
 			}
-			for (plen = clen; plen && !body[plen - 1]; plen--)
+			for (plen = clen; plen && !pt[plen - 1]; plen--)
 				;
 			if (!plen) {
 				snprintf(err, errlen, "a record with no content type");
 				return TLS_RL_ERROR;
 			}
-			type = body[--plen];
+			type = pt[--plen];
 		} else {
 			size_t explicit = rl->aead == RL_CHACHA ? 0 : 8;
 
@@ -605,7 +610,8 @@ int tls_rl_read(struct tls_rl *rl, struct buf *in, uint8_t *out, size_t cap,
 				return TLS_RL_ERROR;
 			}
 			body = r + 5 + explicit;
-			plen = clen = len - explicit - TAG;
+			plen = clen;
+			pt = out + got; /* the plaintext is clen bytes: it fits */
 			put_be64(ad, rl->rd.seq);
 			ad[8] = type;
 			ad[9] = r[1];
@@ -613,24 +619,25 @@ int tls_rl_read(struct tls_rl *rl, struct buf *in, uint8_t *out, size_t cap,
 			ad[11] = (uint8_t)(clen >> 8);
 			ad[12] = (uint8_t)clen;
 			nonce_of(rl, &rl->rd, r + 5, nonce);
-			if (aead(rl, &rl->rd, 0, nonce, ad, 13, body, clen, body + clen)) {
+			if (aead(rl, &rl->rd, 0, nonce, ad, 13, body, clen, pt, body + clen)) {
 				snprintf(err, errlen, "bad record MAC");
 				return TLS_RL_ERROR;
 			}
 		}
 		rl->rd.seq++;
 		if (type == 23) {
-			memcpy(out + got, body, plen);
+			if (pt != out + got)
+				memcpy(out + got, pt, plen);
 			got += plen;
 		} else if (type == 21) {
-			if (plen == 2 && body[1] == 0) {
+			if (plen == 2 && pt[1] == 0) {
 				buf_consume(in, (uint32_t)(5 + len));
 				return got ? (int)got : TLS_RL_EOF;
 			}
-			snprintf(err, errlen, "alert %u from the client", plen == 2 ? body[1] : 255u);
+			snprintf(err, errlen, "alert %u from the client", plen == 2 ? pt[1] : 255u);
 			return TLS_RL_ERROR;
 		} else if (type == 22 && rl->version == TLS1_3_VERSION) {
-			if (post_handshake(rl, body, plen, err, errlen))
+			if (post_handshake(rl, pt, plen, err, errlen))
 				return TLS_RL_ERROR;
 			if (rl->ku_owed && send_key_update(rl, wire) == TLS_RL_ERROR)
 				return TLS_RL_ERROR;
