@@ -857,16 +857,20 @@ class Sluice:
             return ""
 
     def log_lines(self):
-        """sluice's stderr, as lines."""
-        return self.log_text().splitlines()
+        """sluice's stderr, as complete lines: a line still being written
+        when the file is read (a read can see part of a write) is left for
+        the next look."""
+        return self.log_text().split("\n")[:-1]
 
     def counters(self, timeout=10):
         """sluice's counters, from the line SIGUSR1 makes it log."""
-        before = self.log_text().count("counters: ")
+        def lines():
+            return [l for l in self.log_lines() if "counters: " in l]
+        before = len(lines())
         os.kill(self.proc.pid, signal.SIGUSR1)
-        wait_until(lambda: self.log_text().count("counters: ") > before, timeout,
+        wait_until(lambda: len(lines()) > before, timeout,
                    "sluice's counters line after SIGUSR1")
-        line = [l for l in self.log_text().splitlines() if "counters: " in l][-1]
+        line = lines()[-1]
         return {k: int(v) for k, v in
                 re.findall(r"(\w+)=(\d+)", line.split("counters: ", 1)[1])}
 
