@@ -22,53 +22,12 @@
 
 #include "proto/linereader.h"
 #include "proto/proto.h"
+#include "transcript.h"
 
 #define POP3_LINE_MAX 512
 
-/* ---- the transcript runner ----------------------------------------------- */
+/* ---- the engine under test (transcript.h runs the tables) -------------- */
 
-enum step_kind {
-	S_CLIENT,     /* .client is a client line (CRLF stripped) */
-	S_BACKEND,    /* .backend is a backend line while it is being opened */
-	S_GREETING,   /* the banner */
-	S_TOO_LONG,   /* a client line over line_max */
-	S_TLS,        /* the handshake finished: ->tls_started() */
-	S_TIMEOUT,    /* the session's timer fired */
-	S_UNAVAILABLE,/* no backend could be reached */
-};
-
-struct step {
-	const char *client;              /* client line, CRLF stripped */
-	const char *expect_reply_prefix; /* NULL: sluice must say nothing */
-	unsigned expect_flags;           /* exactly these PO_ flags */
-	/* Optional. */
-	enum step_kind kind;
-	const char *backend;             /* S_BACKEND: the backend's line */
-	bool exact;                      /* the reply is exactly expect_reply_prefix */
-	size_t len;                      /* client line length, when it holds a NUL */
-	bool check_ctr;                  /* out.counter must be .ctr */
-	int ctr;
-};
-
-#define C(line, r, fl)        { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl) }
-#define CX(line, r, fl)       { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
-#define CXK(line, r, fl, k)   { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true, .check_ctr = true, .ctr = (k) }
-#define CNUL(lit, r, fl)      { .client = (lit), .len = sizeof(lit) - 1, .expect_reply_prefix = (r), .expect_flags = (fl) }
-#define B(line, r, fl)        { .kind = S_BACKEND, .backend = (line), .expect_reply_prefix = (r), .expect_flags = (fl) }
-#define BXK(line, r, fl, k)   { .kind = S_BACKEND, .backend = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true, .check_ctr = true, .ctr = (k) }
-#define GREETING(r)           { .kind = S_GREETING, .expect_reply_prefix = (r), .exact = true }
-#define TOO_LONG(r, fl)       { .kind = S_TOO_LONG, .expect_reply_prefix = (r), .expect_flags = (fl) }
-#define TLS_UP                { .kind = S_TLS }
-#define TIMEOUT(r, fl)        { .kind = S_TIMEOUT, .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
-#define UNAVAILABLE(r, fl)    { .kind = S_UNAVAILABLE, .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
-
-struct setup {
-	enum cfg_tls mode;
-	bool tls_available;
-	const char *const *caps;  /* NULL-terminated backend CAPA lines, or NULL */
-};
-
-/* Dovecot's CAPA over plaintext. */
 static const char *const dovecot_caps[] = {
 	"CAPA", "TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "STLS", "USER",
 	"SASL PLAIN LOGIN", NULL
@@ -88,40 +47,6 @@ static const struct setup required_nocaps = { CFG_TLS_REQUIRED, true, NULL };
 static const struct setup off_caps = { CFG_TLS_OFF, true, dovecot_caps };
 static const struct setup implicit_caps = { CFG_TLS_IMPLICIT, true, dovecot_caps };
 static const struct setup nocert_caps = { CFG_TLS_STARTTLS, false, dovecot_caps };
-
-static struct proto_caps *caps_make(const char *const *list)
-{
-	struct proto_caps *c;
-
-	if (!list)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	for (; *list; list++) {
-		assert_true(c->n < CAPS_MAX);
-		c->item[c->n] = strdup(*list);
-		assert_non_null(c->item[c->n]);
-		c->n++;
-	}
-	return c;
-}
-
-static const char *flag_names(unsigned f, char *buf, size_t cap)
-{
-	static const char *const names[] = {
-		"CLOSE", "STARTTLS", "BACKEND", "FLUSH_HELD", "RELAY", "FAIL", "ERROR",
-	};
-	size_t n = 0;
-
-	buf[0] = 0;
-	for (unsigned i = 0; i < 32 && n < cap; i++)
-		if (f & (1u << i))
-			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "|" : "",
-					      i < sizeof(names) / sizeof(names[0]) ? names[i] : "?");
-	if (!n)
-		snprintf(buf, cap, "0");
-	return buf;
-}
 
 /*
  * A POP3 reply (RFC 1939 3): lines ending in CR LF, the first "+OK" or
@@ -150,136 +75,18 @@ static bool reply_well_formed(const char *r, size_t len)
 	return true;
 }
 
-#define MISMATCH(...) do { snprintf(why, cap, __VA_ARGS__); return false; } while (0)
-static bool check_out(const struct step *st, unsigned idx, const char *input,
-		      const struct proto_out *o, char *why, size_t cap)
+static bool pop3_well_formed(const struct step *st, const struct proto_out *o)
 {
-	char got[128], want[128];
-
-	if (o->flags != st->expect_flags)
-		MISMATCH("step %u (%s): flags %s (0x%x), want %s (0x%x); reply \"%.*s\"", idx,
-			 input, flag_names(o->flags, got, sizeof(got)), o->flags,
-			 flag_names(st->expect_flags, want, sizeof(want)), st->expect_flags,
-			 (int)o->reply_len, o->reply);
-	if (o->literal)
-		MISMATCH("step %u (%s): literal %llu in POP3", idx, input,
-			 (unsigned long long)o->literal);
-	if (!st->expect_reply_prefix) {
-		if (o->reply_len)
-			MISMATCH("step %u (%s): unexpected reply \"%.*s\"", idx, input,
-				 (int)o->reply_len, o->reply);
-	} else {
-		size_t n = strlen(st->expect_reply_prefix);
-
-		if (o->reply_len < n || memcmp(o->reply, st->expect_reply_prefix, n) ||
-		    (st->exact && o->reply_len != n))
-			MISMATCH("step %u (%s): reply \"%.*s\", want %s \"%s\"", idx, input,
-				 (int)o->reply_len, o->reply, st->exact ? "exactly" : "a start of",
-				 st->expect_reply_prefix);
-		if (!reply_well_formed(o->reply, o->reply_len))
-			MISMATCH("step %u (%s): not a whole POP3 reply (%zu bytes): \"%.*s\"",
-				 idx, input, o->reply_len, (int)o->reply_len, o->reply);
-	}
-	if (st->check_ctr && o->counter != st->ctr)
-		MISMATCH("step %u (%s): counter %d, want %d", idx, input, o->counter, st->ctr);
-	if (o->to_backend_len)
-		MISMATCH("step %u (%s): unexpected bytes for the backend \"%.*s\"", idx, input,
-			 (int)o->to_backend_len, o->to_backend);
-	return true;
-}
-#undef MISMATCH
-
-static char *dup_exact(const char *s, size_t len)
-{
-	char *p = malloc(len ? len : 1);
-
-	assert_non_null(p);
-	memcpy(p, s, len);
-	return p;
+	(void)st;
+	return reply_well_formed(o->reply, o->reply_len);
 }
 
-static void run(const struct setup *su, const struct step *steps, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_caps *caps = caps_make(su->caps);
-	struct proto_env env = {
-		.hostname = "mx.test",
-		.tls_mode = su->mode,
-		.tls_available = su->tls_available,
-		.caps = caps,
-	};
-	struct proto_sess ps;
-	struct proto_out *o = malloc(sizeof(*o));
-	char why[4096] = "";
-	bool ok = true;
-
-	assert_non_null(ops);
-	assert_non_null(o);
-	assert_string_equal(ops->name, "pop3");
-	assert_int_equal(ops->line_max, POP3_LINE_MAX);
-	memset(&ps, 0, sizeof(ps));
-
-	for (unsigned i = 0; i < n; i++) {
-		const struct step *st = &steps[i];
-		const char *input = "";
-
-		memset(o, 0x5a, sizeof(*o));
-		po_reset(o);
-		switch (st->kind) {
-		case S_CLIENT: {
-			size_t len = st->len ? st->len : strlen(st->client);
-			char *line = dup_exact(st->client, len);
-
-			ops->client_line(&env, &ps, line, len, memchr(line, 0, len) != NULL, o);
-			free(line);
-			input = st->client;
-			break;
-		}
-		case S_BACKEND: {
-			size_t len = strlen(st->backend);
-			char *line = dup_exact(st->backend, len);
-
-			ops->backend_line(&env, &ps, line, len, o);
-			free(line);
-			input = st->backend;
-			break;
-		}
-		case S_GREETING:
-			ops->greeting(&env, &ps, o);
-			input = "(greeting)";
-			break;
-		case S_TOO_LONG:
-			ops->too_long(&env, &ps, o);
-			input = "(line too long)";
-			break;
-		case S_TLS:
-			ops->tls_started(&ps);
-			continue;
-		case S_TIMEOUT:
-			ops->timeout(&env, &ps, o);
-			input = "(timeout)";
-			break;
-		case S_UNAVAILABLE:
-			ops->unavailable(&env, &ps, o);
-			input = "(unavailable)";
-			break;
-		}
-		if (!check_out(st, i, input, o, why, sizeof(why))) {
-			ok = false;
-			break;
-		}
-	}
-	if (ops->fini)
-		ops->fini(&ps);
-	free(o);
-	caps_free(caps);
-	if (!ok)
-		fail_msg("%s", why);
-	assert_null(ps.replay);
-	assert_null(ps.acc);
-}
-
-#define RUN(su, steps) run((su), (steps), sizeof(steps) / sizeof((steps)[0]))
+static const struct transcript_proto TP = {
+	.proto = CFG_PROTO_POP3, .name = "pop3", .line_max = POP3_LINE_MAX,
+	.unit = "a whole POP3 reply", .well_formed = pop3_well_formed,
+	.probe_request = "CAPA\r\n",
+	.probe_quit = "QUIT\r\n",
+};
 
 /* ---- greeting and CAPA ----------------------------------------------------- */
 
@@ -532,7 +339,7 @@ static void test_too_many_errors(void **state)
 	}
 	t[n++] = (struct step)CXK("XYZZY", ERR_UNKNOWN "-ERR Too many bad commands.\r\n",
 				   PO_CLOSE | PO_ERROR, CTR_too_many_errors);
-	run(&starttls_caps, t, n);
+	transcript_run(&TP, &starttls_caps, t, n);
 }
 
 /* Refused logins count too: the tenth closes. */
@@ -544,7 +351,7 @@ static void test_too_many_errors_logins(void **state)
 		t[i] = (struct step)CXK("USER bob", ERR_AUTH, 0, CTR_refused_before_tls);
 	t[9] = (struct step)CXK("USER bob", ERR_AUTH "-ERR Too many bad commands.\r\n",
 				PO_CLOSE | PO_ERROR, CTR_too_many_errors);
-	run(&required_caps, t, 10);
+	transcript_run(&TP, &required_caps, t, 10);
 }
 
 /* ---- the backend's opening and sluice's own endings -------------------------- */
@@ -598,26 +405,11 @@ static void test_timeout_unavailable_lost(void **state)
 			    PO_CLOSE),
 	};
 	static const char *const lasts[] = { "+OK 2 320", "+OK 120 octets", "" };
-	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
 
 	RUN(&starttls_caps, t);
 	RUN(&starttls_caps, unavailable);
 	/* A lost backend gets no words: the client may be inside RETR. */
-	for (size_t i = 0; i < sizeof(lasts) / sizeof(lasts[0]); i++) {
-		struct proto_sess ps;
-		struct proto_out o;
-		char *l = dup_exact(lasts[i], strlen(lasts[i]));
-
-		memset(&ps, 0, sizeof(ps));
-		po_reset(&o);
-		ops->lost(&env, &ps, l, strlen(lasts[i]), &o);
-		free(l);
-		assert_int_equal(o.reply_len, 0);
-		assert_int_equal(o.to_backend_len, 0);
-		if (ops->fini)
-			ops->fini(&ps);
-	}
+	transcript_lost_is_silent(&TP, lasts, sizeof(lasts) / sizeof(lasts[0]));
 }
 
 /*
@@ -767,34 +559,6 @@ static void test_relay_tracker_stls_with_arguments(void **state)
 
 /* ---- the capability probe ---------------------------------------------------- */
 
-struct probe_step {
-	const char *line;
-	int rc;
-};
-
-static struct proto_caps *probe(const struct probe_step *t, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_caps *caps = calloc(1, sizeof(*caps));
-	int st = 0;
-
-	assert_non_null(caps);
-	assert_string_equal(ops->probe_request, "CAPA\r\n");
-	assert_string_equal(ops->probe_quit, "QUIT\r\n");
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(t[i].line);
-		char *line = dup_exact(t[i].line, len);
-		int rc = ops->probe_line(&st, line, len, caps);
-
-		free(line);
-		if (rc != t[i].rc) {
-			caps_free(caps);
-			fail_msg("probe step %zu \"%s\": %d, want %d", i, t[i].line, rc, t[i].rc);
-		}
-	}
-	return caps;
-}
-
 static void test_probe(void **state)
 {
 	static const struct probe_step t[] = {
@@ -805,7 +569,7 @@ static void test_probe(void **state)
 		{ "SASL PLAIN LOGIN", 0 },
 		{ ".", 2 },
 	};
-	struct proto_caps *caps = probe(t, sizeof(t) / sizeof(t[0]));
+	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
 	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
 	struct proto_sess ps;
@@ -833,7 +597,7 @@ static void test_probe_no_capa(void **state)
 		{ "+OK POP3 server ready", 1 },
 		{ "-ERR Unknown command", 2 },
 	};
-	struct proto_caps *caps = probe(t, 2);
+	struct proto_caps *caps = transcript_probe(&TP, t, 2);
 
 	assert_int_equal(caps->n, 0);
 	caps_free(caps);
@@ -854,7 +618,7 @@ static void test_probe_limits(void **state)
 		t[n++] = (struct probe_step){ lines[i], 0 };
 	}
 	t[n++] = (struct probe_step){ ".", 2 };
-	caps = probe(t, n);
+	caps = transcript_probe(&TP, t, n);
 	assert_int_equal(caps->n, CAPS_MAX);
 	assert_string_equal(caps->item[0], "X-CAP-00");
 	assert_string_equal(caps->item[CAPS_MAX - 1], "X-CAP-31");
@@ -868,12 +632,12 @@ static void test_probe_refused(void **state)
 	static const struct probe_step empty[] = { { "", -1 } };
 	struct proto_caps *caps;
 
-	caps = probe(err, 1);
+	caps = transcript_probe(&TP, err, 1);
 	assert_int_equal(caps->n, 0);
 	caps_free(caps);
-	caps = probe(imap, 1);
+	caps = transcript_probe(&TP, imap, 1);
 	caps_free(caps);
-	caps = probe(empty, 1);
+	caps = transcript_probe(&TP, empty, 1);
 	caps_free(caps);
 }
 

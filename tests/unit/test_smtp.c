@@ -23,51 +23,9 @@
 #include <cmocka.h>
 
 #include "proto/proto.h"
+#include "transcript.h"
 
-/* ---- the transcript runner ----------------------------------------------- */
-
-enum step_kind {
-	S_CLIENT,     /* .client is a client line (CRLF stripped) */
-	S_BACKEND,    /* .backend is a backend line while it is being opened */
-	S_GREETING,   /* the banner */
-	S_TOO_LONG,   /* a client line over line_max */
-	S_TLS,        /* the handshake finished: ->tls_started() */
-	S_TIMEOUT,    /* the session's timer fired */
-};
-
-struct step {
-	const char *client;              /* client line, CRLF stripped */
-	const char *expect_reply_prefix; /* NULL: sluice must say nothing */
-	unsigned expect_flags;           /* exactly these PO_ flags */
-	/* Optional. */
-	enum step_kind kind;
-	const char *backend;             /* S_BACKEND: the backend's line */
-	const char *expect_to_backend;   /* exact bytes for the backend; NULL: none */
-	bool exact;                      /* the reply is exactly expect_reply_prefix */
-	size_t len;                      /* client line length, when it holds a NUL */
-};
-
-/* A client line; its reply starts with R. */
-#define C(line, r, fl)      { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl) }
-/* A client line; its reply is exactly R. */
-#define CX(line, r, fl)     { .client = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
-/* A client line given as a string literal that holds a NUL. */
-#define CNUL(lit, r, fl)    { .client = (lit), .len = sizeof(lit) - 1, .expect_reply_prefix = (r), .expect_flags = (fl) }
-/* A backend line: reply prefix, flags, exact bytes for the backend. */
-#define B(line, r, fl, tob) { .kind = S_BACKEND, .backend = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .expect_to_backend = (tob) }
-/* A backend line whose reply to the client is exactly R. */
-#define BX(line, r, fl)     { .kind = S_BACKEND, .backend = (line), .expect_reply_prefix = (r), .expect_flags = (fl), .exact = true }
-#define GREETING(r)         { .kind = S_GREETING, .expect_reply_prefix = (r), .exact = true }
-#define TOO_LONG(r, fl)     { .kind = S_TOO_LONG, .expect_reply_prefix = (r), .expect_flags = (fl) }
-#define TLS_UP              { .kind = S_TLS }
-#define TIMEOUT(r, fl)      { .kind = S_TIMEOUT, .expect_reply_prefix = (r), .expect_flags = (fl) }
-
-/* What a listener and its backend pool look like to the engine. */
-struct setup {
-	enum cfg_tls mode;
-	bool tls_available;
-	const char *const *caps;  /* NULL-terminated backend EHLO keywords, or NULL */
-};
+/* ---- the engine under test (transcript.h runs the tables) -------------- */
 
 /* A typical Postfix EHLO reply, keywords only. */
 static const char *const postfix_caps[] = {
@@ -77,40 +35,6 @@ static const char *const postfix_caps[] = {
 static const struct setup starttls_caps = { CFG_TLS_STARTTLS, true, postfix_caps };
 static const struct setup starttls_nocaps = { CFG_TLS_STARTTLS, true, NULL };
 static const struct setup required_caps = { CFG_TLS_REQUIRED, true, postfix_caps };
-
-static struct proto_caps *caps_make(const char *const *list)
-{
-	struct proto_caps *c;
-
-	if (!list)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	for (; *list; list++) {
-		assert_true(c->n < CAPS_MAX);
-		c->item[c->n] = strdup(*list);
-		assert_non_null(c->item[c->n]);
-		c->n++;
-	}
-	return c;
-}
-
-static const char *flag_names(unsigned f, char *buf, size_t cap)
-{
-	static const char *const names[] = {
-		"CLOSE", "STARTTLS", "BACKEND", "FLUSH_HELD", "RELAY", "FAIL", "ERROR",
-	};
-	size_t n = 0;
-
-	buf[0] = 0;
-	for (unsigned i = 0; i < 32 && n < cap; i++)
-		if (f & (1u << i))
-			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "|" : "",
-					      i < sizeof(names) / sizeof(names[0]) ? names[i] : "?");
-	if (!n)
-		snprintf(buf, cap, "0");
-	return buf;
-}
 
 /*
  * Whatever the client gets is one or more complete replies (RFC 5321
@@ -140,140 +64,18 @@ static bool reply_well_formed(const char *r, size_t len, bool need_final)
 	return final || !need_final;
 }
 
-/*
- * Check one engine answer against a step; idx and the input name the step.
- * Returns false with the reason in why[] (the caller cleans up, then fails).
- */
-#define MISMATCH(...) do { snprintf(why, cap, __VA_ARGS__); return false; } while (0)
-static bool check_out(const struct step *st, unsigned idx, const char *input,
-		      const struct proto_out *o, char *why, size_t cap)
+/* The backend's EHLO reply inside TLS streams through line by line:
+ * complete lines, and a final one once it is relayed or failed. */
+static bool smtp_well_formed(const struct step *st, const struct proto_out *o)
 {
-	char got[128], want[128];
-	size_t tail = o->reply_len > 120 ? o->reply_len - 120 : 0;
-
-	if (o->flags != st->expect_flags)
-		MISMATCH("step %u (%s): flags %s (0x%x), want %s (0x%x); reply \"%.*s\"", idx,
-			 input, flag_names(o->flags, got, sizeof(got)), o->flags,
-			 flag_names(st->expect_flags, want, sizeof(want)), st->expect_flags,
-			 (int)o->reply_len, o->reply);
-	if (!st->expect_reply_prefix) {
-		if (o->reply_len)
-			MISMATCH("step %u (%s): unexpected reply \"%.*s\"", idx, input,
-				 (int)o->reply_len, o->reply);
-	} else {
-		size_t n = strlen(st->expect_reply_prefix);
-
-		if (o->reply_len < n || memcmp(o->reply, st->expect_reply_prefix, n) ||
-		    (st->exact && o->reply_len != n))
-			MISMATCH("step %u (%s): reply \"%.*s\", want %s \"%s\"", idx, input,
-				 (int)o->reply_len, o->reply, st->exact ? "exactly" : "a start of",
-				 st->expect_reply_prefix);
-		/* The backend's EHLO reply inside TLS streams through line by
-		 * line: complete lines, and a final one at the end. */
-		if (!reply_well_formed(o->reply, o->reply_len,
-				       st->kind != S_BACKEND || (o->flags & (PO_RELAY | PO_FAIL))))
-			MISMATCH("step %u (%s): not a complete SMTP reply (%zu bytes): \"%s%.*s\"",
-				 idx, input, o->reply_len, tail ? "..." : "",
-				 (int)(o->reply_len - tail), o->reply + tail);
-	}
-	if (!st->expect_to_backend) {
-		if (o->to_backend_len)
-			MISMATCH("step %u (%s): unexpected bytes for the backend \"%.*s\"", idx,
-				 input, (int)o->to_backend_len, o->to_backend);
-	} else if (o->to_backend_len != strlen(st->expect_to_backend) ||
-		   memcmp(o->to_backend, st->expect_to_backend, o->to_backend_len)) {
-		MISMATCH("step %u (%s): to backend \"%.*s\", want \"%s\"", idx, input,
-			 (int)o->to_backend_len, o->to_backend, st->expect_to_backend);
-	}
-	return true;
-}
-#undef MISMATCH
-
-/*
- * Run a transcript against a fresh session, then ->fini() it. Frees
- * everything it made.
- */
-static void run(const struct setup *su, const struct step *steps, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_caps *caps = caps_make(su->caps);
-	struct proto_env env = {
-		.hostname = "mx.test",
-		.tls_mode = su->mode,
-		.tls_available = su->tls_available,
-		.caps = caps,
-	};
-	struct proto_sess ps;
-	struct proto_out *o = malloc(sizeof(*o));
-	char why[4096] = "";
-	bool ok = true;
-
-	assert_non_null(ops);
-	assert_non_null(o);
-	assert_int_equal(ops->line_max, 512);
-	memset(&ps, 0, sizeof(ps));
-
-	for (unsigned i = 0; i < n; i++) {
-		const struct step *st = &steps[i];
-		const char *input = "";
-
-		/* Garbage in, so a field the engine forgets to set shows. */
-		memset(o, 0x5a, sizeof(*o));
-		po_reset(o);
-		switch (st->kind) {
-		case S_CLIENT: {
-			size_t len = st->len ? st->len : strlen(st->client);
-			char *line = malloc(len ? len : 1);
-
-			assert_non_null(line);
-			memcpy(line, st->client, len);
-			ops->client_line(&env, &ps, line, len, memchr(line, 0, len) != NULL, o);
-			free(line);
-			input = st->client;
-			break;
-		}
-		case S_BACKEND: {
-			size_t len = strlen(st->backend);
-			char *line = malloc(len ? len : 1);
-
-			assert_non_null(line);
-			memcpy(line, st->backend, len);
-			ops->backend_line(&env, &ps, line, len, o);
-			free(line);
-			input = st->backend;
-			break;
-		}
-		case S_GREETING:
-			ops->greeting(&env, &ps, o);
-			input = "(greeting)";
-			break;
-		case S_TOO_LONG:
-			ops->too_long(&env, &ps, o);
-			input = "(line too long)";
-			break;
-		case S_TLS:
-			ops->tls_started(&ps);
-			continue;
-		case S_TIMEOUT:
-			ops->timeout(&env, &ps, o);
-			input = "(timeout)";
-			break;
-		}
-		if (!check_out(st, i, input, o, why, sizeof(why))) {
-			ok = false;
-			break;
-		}
-	}
-	ops->fini(&ps);
-	free(o);
-	caps_free(caps);
-	if (!ok)
-		fail_msg("%s", why);
-	assert_null(ps.replay);
-	assert_null(ps.acc);
+	return reply_well_formed(o->reply, o->reply_len,
+				 st->kind != S_BACKEND || (o->flags & (PO_RELAY | PO_FAIL)));
 }
 
-#define RUN(su, steps) run((su), (steps), sizeof(steps) / sizeof((steps)[0]))
+static const struct transcript_proto TP = {
+	.proto = CFG_PROTO_SMTP, .name = "smtp", .line_max = 512,
+	.unit = "a complete SMTP reply", .well_formed = smtp_well_formed,
+};
 
 /* ---- before TLS: what sluice answers itself ------------------------------ */
 
@@ -499,27 +301,27 @@ static void test_plaintext_backend_opening(void **state)
 		GREETING("220 mx.test ESMTP\r\n"),
 		C("EHLO client.example", "250-mx.test\r\n", 0),
 		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-		B("220-backend.test ESMTP Postfix", NULL, 0, NULL),
-		B("220 backend.test continued", NULL, 0, "EHLO client.example\r\n"),
-		B("250-backend.test", NULL, 0, NULL),
-		B("250-PIPELINING", NULL, 0, NULL),
-		B("250-SIZE 10240000", NULL, 0, NULL),
-		B("250 8BITMIME", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
+		BT("220-backend.test ESMTP Postfix", NULL, 0, NULL),
+		BT("220 backend.test continued", NULL, 0, "EHLO client.example\r\n"),
+		BT("250-backend.test", NULL, 0, NULL),
+		BT("250-PIPELINING", NULL, 0, NULL),
+		BT("250-SIZE 10240000", NULL, 0, NULL),
+		BT("250 8BITMIME", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
 	};
 	/* Lowercase verb and trailing blanks: the replay is clean. */
 	static const struct step lower[] = {
 		C("ehlo client.example  ", "250-mx.test\r\n", 0),
 		C("mail from:<a@example.org>", NULL, PO_BACKEND),
-		B("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
-		B("250 backend.test", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
+		BT("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
+		BT("250 backend.test", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
 	};
 	/* HELO is replayed as HELO; the last greeting wins. */
 	static const struct step helo[] = {
 		C("EHLO first.example", "250-mx.test\r\n", 0),
 		C("HELO client.example", "250 mx.test\r\n", 0),
 		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-		B("220 backend.test ESMTP", NULL, 0, "HELO client.example\r\n"),
-		B("250 backend.test", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
+		BT("220 backend.test ESMTP", NULL, 0, "HELO client.example\r\n"),
+		BT("250 backend.test", NULL, PO_FLUSH_HELD | PO_RELAY, NULL),
 	};
 
 	RUN(&starttls_caps, t);
@@ -533,19 +335,19 @@ static void test_backend_greeting_refused(void **state)
 	static const struct step busy[] = {
 		C("EHLO client.example", "250-mx.test\r\n", 0),
 		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-		B("421 4.3.2 backend.test busy", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+		BT("421 4.3.2 backend.test busy", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
 	};
 	static const struct step refused[] = {
 		C("EHLO client.example", "250-mx.test\r\n", 0),
 		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-		B("554-backend.test", NULL, 0, NULL),
-		B("554 no SMTP service here", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+		BT("554-backend.test", NULL, 0, NULL),
+		BT("554 no SMTP service here", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
 	};
 	static const struct step ehlo_refused[] = {
 		C("EHLO client.example", "250-mx.test\r\n", 0),
 		C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-		B("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
-		B("550 5.7.1 go away", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+		BT("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
+		BT("550 5.7.1 go away", "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
 	};
 
 	RUN(&starttls_caps, busy);
@@ -564,14 +366,14 @@ static void test_backend_malformed(void **state)
 		const struct step greeting[] = {
 			C("EHLO client.example", "250-mx.test\r\n", 0),
 			C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-			B(bad[i], "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+			BT(bad[i], "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
 		};
 		const struct step reply[] = {
 			C("EHLO client.example", "250-mx.test\r\n", 0),
 			C("MAIL FROM:<a@example.org>", NULL, PO_BACKEND),
-			B("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
-			B("250-backend.test", NULL, 0, NULL),
-			B(bad[i], "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
+			BT("220 backend.test ESMTP", NULL, 0, "EHLO client.example\r\n"),
+			BT("250-backend.test", NULL, 0, NULL),
+			BT(bad[i], "421 4.4.2 ", PO_FAIL | PO_CLOSE, NULL),
 		};
 
 		RUN(&starttls_caps, greeting);
@@ -595,11 +397,11 @@ static void test_tls_ehlo_filters_starttls_middle(void **state)
 		TLS_UP,
 		C("EHLO client.example", NULL, PO_BACKEND),
 		/* The client's own EHLO is the held line: nothing replayed. */
-		B("220 backend.test ESMTP Postfix", NULL, PO_FLUSH_HELD, NULL),
+		BT("220 backend.test ESMTP Postfix", NULL, PO_FLUSH_HELD, NULL),
 		/* Lines go on one behind, so the last can still be fixed. */
-		B("250-backend.test", NULL, 0, NULL),
+		BT("250-backend.test", NULL, 0, NULL),
 		BX("250-PIPELINING", "250-backend.test\r\n", 0),
-		B("250-STARTTLS", NULL, 0, NULL),
+		BT("250-STARTTLS", NULL, 0, NULL),
 		BX("250-AUTH PLAIN LOGIN", "250-PIPELINING\r\n", 0),
 		BX("250 8BITMIME",
 		   "250-AUTH PLAIN LOGIN\r\n"
@@ -616,9 +418,9 @@ static void test_tls_ehlo_filters_starttls_last(void **state)
 		C("STARTTLS", "220 ", PO_STARTTLS),
 		TLS_UP,
 		C("EHLO client.example", NULL, PO_BACKEND),
-		B("220-backend.test ESMTP", NULL, 0, NULL),
-		B("220 ready", NULL, PO_FLUSH_HELD, NULL),
-		B("250-backend.test", NULL, 0, NULL),
+		BT("220-backend.test ESMTP", NULL, 0, NULL),
+		BT("220 ready", NULL, PO_FLUSH_HELD, NULL),
+		BT("250-backend.test", NULL, 0, NULL),
 		BX("250-PIPELINING", "250-backend.test\r\n", 0),
 		BX("250-AUTH PLAIN LOGIN", "250-PIPELINING\r\n", 0),
 		BX("250 STARTTLS", "250 AUTH PLAIN LOGIN\r\n", PO_RELAY),
@@ -627,8 +429,8 @@ static void test_tls_ehlo_filters_starttls_last(void **state)
 	static const struct step lower[] = {
 		TLS_UP,
 		C("ehlo client.example", NULL, PO_BACKEND),
-		B("220 ready", NULL, PO_FLUSH_HELD, NULL),
-		B("250-backend.test", NULL, 0, NULL),
+		BT("220 ready", NULL, PO_FLUSH_HELD, NULL),
+		BT("250-backend.test", NULL, 0, NULL),
 		BX("250 starttls ", "250 backend.test\r\n", PO_RELAY),
 	};
 
@@ -680,7 +482,7 @@ static void test_tls_forgets_ehlo(void **state)
 		TLS_UP,
 		C("MAIL FROM:<a@example.org>", "503 5.5.1 ", 0),
 		C("EHLO secret.example", NULL, PO_BACKEND),
-		B("220 backend.test ESMTP", NULL, PO_FLUSH_HELD, NULL),
+		BT("220 backend.test ESMTP", NULL, PO_FLUSH_HELD, NULL),
 		BX("250 backend.test", "250 backend.test\r\n", PO_RELAY),
 	};
 
@@ -798,7 +600,7 @@ static void test_too_many_errors(void **state)
 				  "421 4.7.0 mx.test Error: too many errors\r\n",
 				  PO_CLOSE | PO_ERROR);
 	assert_int_equal(n, 21);
-	run(&starttls_caps, t, n);
+	transcript_run(&TP, &starttls_caps, t, n);
 }
 
 static void test_too_many_errors_too_long(void **state)
@@ -811,7 +613,7 @@ static void test_too_many_errors_too_long(void **state)
 				      "421 4.7.0 mx.test Error: too many errors\r\n",
 				      PO_CLOSE | PO_ERROR);
 	t[19].exact = true;
-	run(&starttls_caps, t, 20);
+	transcript_run(&TP, &starttls_caps, t, 20);
 }
 
 static void test_timeout(void **state)
@@ -819,7 +621,7 @@ static void test_timeout(void **state)
 	static const struct step t[] = {
 		GREETING("220 mx.test ESMTP\r\n"),
 		C("EHLO client.example", "250-mx.test\r\n", 0),
-		TIMEOUT("421 4.4.2 mx.test ", PO_CLOSE),
+		TIMEOUT_STARTS("421 4.4.2 mx.test ", PO_CLOSE),
 	};
 
 	RUN(&starttls_caps, t);
@@ -983,33 +785,6 @@ static void test_relay_tracker_data_not_awaited(void **state)
 
 /* ---- the capability probe ------------------------------------------------ */
 
-struct probe_step {
-	const char *line;
-	int rc;           /* what probe_line returns */
-};
-
-static struct proto_caps *probe(const struct probe_step *t, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_caps *caps = calloc(1, sizeof(*caps));
-	int st = 0;
-
-	assert_non_null(caps);
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(t[i].line);
-		char *line = malloc(len ? len : 1);
-		int rc;
-
-		assert_non_null(line);
-		memcpy(line, t[i].line, len);
-		rc = ops->probe_line(&st, line, len, caps);
-		free(line);
-		if (rc != t[i].rc)
-			fail_msg("probe step %zu \"%s\": %d, want %d", i, t[i].line, rc, t[i].rc);
-	}
-	return caps;
-}
-
 /* Greeting, then the EHLO reply: its keywords (not the host line) are kept. */
 static void test_probe(void **state)
 {
@@ -1026,7 +801,7 @@ static void test_probe(void **state)
 	static const char *const want[] = {
 		"PIPELINING", "SIZE 10240000", "AUTH PLAIN LOGIN", "STARTTLS", "8BITMIME",
 	};
-	struct proto_caps *caps = probe(t, sizeof(t) / sizeof(t[0]));
+	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
 	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
 	struct proto_sess ps;
@@ -1057,7 +832,7 @@ static void test_probe_no_keywords(void **state)
 		{ "220 backend.test ESMTP", 1 },
 		{ "250 backend.test", 2 },
 	};
-	struct proto_caps *caps = probe(t, sizeof(t) / sizeof(t[0]));
+	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 
 	assert_int_equal(caps->n, 0);
 	caps_free(caps);
@@ -1081,15 +856,15 @@ static void test_probe_refused(void **state)
 	};
 	struct proto_caps *caps;
 
-	caps = probe(greeting554, 1);
+	caps = transcript_probe(&TP, greeting554, 1);
 	assert_int_equal(caps->n, 0);
 	caps_free(caps);
-	caps = probe(greeting554_multi, 1);
+	caps = transcript_probe(&TP, greeting554_multi, 1);
 	caps_free(caps);
-	caps = probe(ehlo_refused, 2);
+	caps = transcript_probe(&TP, ehlo_refused, 2);
 	assert_int_equal(caps->n, 0);
 	caps_free(caps);
-	caps = probe(garbage, 1);
+	caps = transcript_probe(&TP, garbage, 1);
 	caps_free(caps);
 }
 

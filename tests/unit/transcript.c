@@ -1,0 +1,242 @@
+/* The transcript runner shared by the engine tests: see transcript.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "transcript.h"
+
+struct proto_caps *caps_make(const char *const *list)
+{
+	struct proto_caps *c;
+
+	if (!list)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	for (; *list; list++) {
+		assert_true(c->n < CAPS_MAX);
+		c->item[c->n] = strdup(*list);
+		assert_non_null(c->item[c->n]);
+		c->n++;
+	}
+	return c;
+}
+
+const char *flag_names(unsigned f, char *buf, size_t cap)
+{
+	static const char *const names[] = {
+		"CLOSE", "STARTTLS", "BACKEND", "FLUSH_HELD", "RELAY", "FAIL", "ERROR",
+	};
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < 32 && n < cap; i++)
+		if (f & (1u << i))
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "|" : "",
+					      i < sizeof(names) / sizeof(names[0]) ? names[i] : "?");
+	if (!n)
+		snprintf(buf, cap, "0");
+	return buf;
+}
+
+char *dup_exact(const char *s, size_t len)
+{
+	char *p = malloc(len ? len : 1);
+
+	assert_non_null(p);
+	memcpy(p, s, len);
+	return p;
+}
+
+/*
+ * Check one engine answer against a step; idx and the input name the step.
+ * Returns false with the reason in why[] (the caller cleans up, then fails).
+ */
+#define MISMATCH(...) do { snprintf(why, cap, __VA_ARGS__); return false; } while (0)
+static bool check_out(const struct transcript_proto *tp, const struct step *st, unsigned idx,
+		      const char *input, const struct proto_out *o, char *why, size_t cap)
+{
+	char got[128], want[128];
+	size_t tail = o->reply_len > 120 ? o->reply_len - 120 : 0;
+
+	if (o->flags != st->expect_flags)
+		MISMATCH("step %u (%s): flags %s (0x%x), want %s (0x%x); reply \"%.*s\"", idx,
+			 input, flag_names(o->flags, got, sizeof(got)), o->flags,
+			 flag_names(st->expect_flags, want, sizeof(want)), st->expect_flags,
+			 (int)o->reply_len, o->reply);
+	if (o->literal != st->literal)
+		MISMATCH("step %u (%s): literal %llu, want %llu; reply \"%.*s\"", idx, input,
+			 (unsigned long long)o->literal, (unsigned long long)st->literal,
+			 (int)o->reply_len, o->reply);
+	if (!st->expect_reply_prefix) {
+		if (o->reply_len)
+			MISMATCH("step %u (%s): unexpected reply \"%.*s\"", idx, input,
+				 (int)o->reply_len, o->reply);
+	} else {
+		size_t n = strlen(st->expect_reply_prefix);
+
+		if (o->reply_len < n || memcmp(o->reply, st->expect_reply_prefix, n) ||
+		    (st->exact && o->reply_len != n))
+			MISMATCH("step %u (%s): reply \"%.*s\", want %s \"%s\"", idx, input,
+				 (int)o->reply_len, o->reply, st->exact ? "exactly" : "a start of",
+				 st->expect_reply_prefix);
+		if (!tp->well_formed(st, o))
+			MISMATCH("step %u (%s): not %s (%zu bytes): \"%s%.*s\"", idx, input,
+				 tp->unit, o->reply_len, tail ? "..." : "",
+				 (int)(o->reply_len - tail), o->reply + tail);
+	}
+	if (st->contains && (!o->reply_len ||
+			     !memmem(o->reply, o->reply_len, st->contains, strlen(st->contains))))
+		MISMATCH("step %u (%s): reply \"%.*s\" lacks \"%s\"", idx, input,
+			 (int)o->reply_len, o->reply, st->contains);
+	if (st->check_ctr && o->counter != st->ctr)
+		MISMATCH("step %u (%s): counter %d, want %d", idx, input, o->counter, st->ctr);
+	if (!st->expect_to_backend) {
+		if (o->to_backend_len)
+			MISMATCH("step %u (%s): unexpected bytes for the backend \"%.*s\"", idx,
+				 input, (int)o->to_backend_len, o->to_backend);
+	} else if (o->to_backend_len != strlen(st->expect_to_backend) ||
+		   memcmp(o->to_backend, st->expect_to_backend, o->to_backend_len)) {
+		MISMATCH("step %u (%s): to backend \"%.*s\", want \"%s\"", idx, input,
+			 (int)o->to_backend_len, o->to_backend, st->expect_to_backend);
+	}
+	return true;
+}
+#undef MISMATCH
+
+/* Hand step st to the engine; returns the name of its input for messages,
+ * or NULL for a step that expects no answer. */
+static const char *step_feed(const struct proto_ops *ops, const struct proto_env *env,
+			     struct proto_sess *ps, const struct step *st, struct proto_out *o)
+{
+	char *line;
+	size_t len;
+
+	switch (st->kind) {
+	case S_CLIENT:
+		len = st->len ? st->len : strlen(st->client);
+		line = dup_exact(st->client, len);
+		ops->client_line(env, ps, line, len, memchr(line, 0, len) != NULL, o);
+		free(line);
+		return st->client;
+	case S_BACKEND:
+		len = strlen(st->backend);
+		line = dup_exact(st->backend, len);
+		ops->backend_line(env, ps, line, len, o);
+		free(line);
+		return st->backend;
+	case S_GREETING:
+		ops->greeting(env, ps, o);
+		return "(greeting)";
+	case S_TOO_LONG:
+		ops->too_long(env, ps, o);
+		return "(line too long)";
+	case S_TLS:
+		ops->tls_started(ps);
+		return NULL;
+	case S_TIMEOUT:
+		ops->timeout(env, ps, o);
+		return "(timeout)";
+	case S_UNAVAILABLE:
+		ops->unavailable(env, ps, o);
+		return "(unavailable)";
+	}
+	fail_msg("step kind %d", (int)st->kind);
+	return NULL;
+}
+
+void transcript_run(const struct transcript_proto *tp, const struct setup *su,
+		    const struct step *steps, size_t n)
+{
+	const struct proto_ops *ops = proto_get(tp->proto);
+	struct proto_caps *caps = caps_make(su->caps);
+	struct proto_env env = {
+		.hostname = "mx.test",
+		.tls_mode = su->mode,
+		.tls_available = su->tls_available,
+		.caps = caps,
+	};
+	struct proto_sess ps;
+	struct proto_out *o = malloc(sizeof(*o));
+	char why[4096] = "";
+	bool ok = true;
+
+	assert_non_null(ops);
+	assert_non_null(o);
+	assert_string_equal(ops->name, tp->name);
+	assert_int_equal(ops->line_max, tp->line_max);
+	memset(&ps, 0, sizeof(ps));
+
+	for (unsigned i = 0; i < n && ok; i++) {
+		const char *input;
+
+		/* Garbage in, so a field the engine forgets to set shows. */
+		memset(o, 0x5a, sizeof(*o));
+		po_reset(o);
+		input = step_feed(ops, &env, &ps, &steps[i], o);
+		if (input)
+			ok = check_out(tp, &steps[i], i, input, o, why, sizeof(why));
+	}
+	if (ops->fini)
+		ops->fini(&ps);
+	free(o);
+	caps_free(caps);
+	if (!ok)
+		fail_msg("%s", why);
+	assert_null(ps.replay);
+	assert_null(ps.acc);
+}
+
+struct proto_caps *transcript_probe(const struct transcript_proto *tp,
+				    const struct probe_step *t, size_t n)
+{
+	const struct proto_ops *ops = proto_get(tp->proto);
+	struct proto_caps *caps = calloc(1, sizeof(*caps));
+	int st = 0;
+
+	assert_non_null(caps);
+	if (tp->probe_request)
+		assert_string_equal(ops->probe_request, tp->probe_request);
+	if (tp->probe_quit)
+		assert_string_equal(ops->probe_quit, tp->probe_quit);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(t[i].line);
+		char *line = dup_exact(t[i].line, len);
+		int rc = ops->probe_line(&st, line, len, caps);
+
+		free(line);
+		if (rc != t[i].rc) {
+			caps_free(caps);
+			fail_msg("probe step %zu \"%s\": %d, want %d", i, t[i].line, rc, t[i].rc);
+		}
+	}
+	return caps;
+}
+
+void transcript_lost_is_silent(const struct transcript_proto *tp, const char *const *lasts,
+			       size_t n)
+{
+	const struct proto_ops *ops = proto_get(tp->proto);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+
+	for (size_t i = 0; i < n; i++) {
+		struct proto_sess ps;
+		struct proto_out o;
+		char *l = dup_exact(lasts[i], strlen(lasts[i]));
+
+		memset(&ps, 0, sizeof(ps));
+		po_reset(&o);
+		ops->lost(&env, &ps, l, strlen(lasts[i]), &o);
+		free(l);
+		if (o.reply_len || o.to_backend_len)
+			fail_msg("lost after \"%s\": reply \"%.*s\", %zu bytes for the backend",
+				 lasts[i], (int)o.reply_len, o.reply, o.to_backend_len);
+		if (ops->fini)
+			ops->fini(&ps);
+	}
+}
