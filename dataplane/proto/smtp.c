@@ -537,15 +537,22 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			while (i < len && ps->rmode == RM_BODY) {
 				uint8_t c;
 
-				if (ps->rstate == 0) { /* inside a line: on to its end */
-					const uint8_t *lf = memchr(p + i, '\n', len - i);
+				if (ps->rstate == 0) {
+					/* Inside a line, the next place that can
+					 * matter is a "." just after an LF: look
+					 * for dots, not line ends (base64 has no
+					 * dots, and a line end comes every 78
+					 * bytes). The byte before p + i was not
+					 * an LF, or the state would be 1. */
+					const uint8_t *dot = memchr(p + i, '.', len - i);
 
-					if (!lf) {
+					if (!dot) {
+						ps->rstate = p[len - 1] == '\n';
 						i = len;
 						break;
 					}
-					i = (size_t)(lf - p) + 1;
-					ps->rstate = 1;
+					i = (size_t)(dot - p) + 1;
+					ps->rstate = dot > p && dot[-1] == '\n' ? 2 : 0;
 					continue;
 				}
 				c = p[i++];

@@ -868,6 +868,83 @@ static void test_probe_refused(void **state)
 	caps_free(caps);
 }
 
+/*
+ * The message-content scan against the plain byte-by-byte reading of
+ * RFC 5321 4.5.2 (lines framed by LF, as Postfix frames them): for random
+ * bodies rich in dots, CRs and LFs, cut into random pieces, the scan ends
+ * the content exactly where the reference finds the line ".", and not
+ * before.
+ */
+static int ref_body_end(int st, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = b[i];
+
+		switch (st) {
+		case 0: st = c == '\n'; break;
+		case 1: st = c == '.' ? 2 : c == '\n'; break;
+		case 2: if (c == '\n') return (int)i + 1; st = c == '\r' ? 3 : 0; break;
+		default: if (c == '\n') return (int)i + 1; st = 0; break;
+		}
+	}
+	return -1;
+}
+
+static void test_body_scan_matches_bytewise(void **state)
+{
+	static const char alphabet[] = "aaaaaaaabbbbZ....\r\r\n\n\n";
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	unsigned long long seed = 0x9e3779b97f4a7c15ull;
+	unsigned ended = 0;
+
+	for (unsigned round = 0; round < 4000; round++) {
+		struct proto_sess ps;
+		uint8_t body[700], pre[8] = "DATA\r\n";
+		size_t n, off = 0;
+		int start, end, rm_body;
+		uint64_t cmds;
+
+#define RND() (seed = seed * 6364136223846793005ull + 1442695040888963407ull, (unsigned)(seed >> 33))
+		n = RND() % sizeof(body);
+		for (size_t i = 0; i < n; i++)
+			body[i] = (uint8_t)alphabet[RND() % (sizeof(alphabet) - 1)];
+		memset(&ps, 0, sizeof(ps));
+		assert_int_equal(ops->c2b_scan(&ps, pre, 6), 6);
+		ops->b2c_scan(&ps, (const uint8_t *)"354 go\r\n", 8);
+		/* Into the content, inside a line or at a line start. */
+		start = (int)(RND() % 2);
+		pre[0] = start ? '\n' : 'x';
+		assert_int_equal(ops->c2b_scan(&ps, pre, 1), 1);
+		rm_body = ps.rmode;
+		cmds = ps.cmds;
+		end = ref_body_end(start, body, n);
+		while (off < (end >= 0 ? (size_t)end : n)) {
+			size_t lim = end >= 0 ? (size_t)end : n;
+			size_t k = 1 + RND() % 97, went;
+
+			if (k > lim - off)
+				k = lim - off;
+			went = ops->c2b_scan(&ps, body + off, k);
+			assert_int_equal(went, k);
+			off += k;
+			if (off < lim && ((int)ps.rmode != rm_body || ps.cmds != cmds))
+				fail_msg("round %u: content ended at %zu, the reference at %d",
+					 round, off, end);
+		}
+		if (end >= 0) {
+			if ((int)ps.rmode == rm_body || ps.cmds != cmds + 1)
+				fail_msg("round %u: content not ended at %d", round, end);
+			ended++;
+		} else if ((int)ps.rmode != rm_body || ps.cmds != cmds) {
+			fail_msg("round %u: content ended, the reference never ends it", round);
+		}
+		ops->fini(&ps);
+#undef RND
+	}
+	/* The draw ends the content often, and not always. */
+	assert_in_range(ended, 400, 3600);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -899,6 +976,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_backend_lost),
 		cmocka_unit_test(test_relay_tracker),
+		cmocka_unit_test(test_body_scan_matches_bytewise),
 		cmocka_unit_test(test_relay_tracker_data_not_awaited),
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_probe_no_keywords),
