@@ -1,0 +1,230 @@
+/* The engine driver of the fuzz targets: see engine_driver.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine_driver.h"
+#include "proto/linereader.h"
+
+/* 0. the probe, over the backend's part [a, b): the caps it learns. */
+static struct proto_caps *fz_probe(const struct proto_ops *ops, const uint8_t *data, size_t a,
+				   size_t b)
+{
+	struct proto_caps *probed = calloc(1, sizeof(*probed));
+	int st = 0, rc = 1;
+	size_t off = a;
+
+	if (!probed)
+		abort();
+	while (off < b && (rc == 0 || rc == 1)) {
+		const uint8_t *lf = memchr(data + off, '\n', b - off);
+		size_t ll, l2;
+		char *line;
+
+		if (!lf)
+			break;
+		ll = (size_t)(lf - (data + off));
+		l2 = ll && data[off + ll - 1] == '\r' ? ll - 1 : ll;
+		line = malloc(l2 ? l2 : 1);
+		if (!line)
+			abort();
+		memcpy(line, data + off, l2); /* exactly the line: ASan sees overreads */
+		rc = ops->probe_line(&st, line, l2, probed);
+		free(line);
+		off += ll + 1;
+		if (probed->n > CAPS_MAX)
+			abort();
+	}
+	return probed;
+}
+
+/* 1. the dialogue over [5, a), in reads of varying size. */
+static void fz_dialogue(const struct fz_engine *e, const struct proto_ops *ops,
+			const struct proto_env *env, struct proto_sess *ps, const uint8_t *data,
+			size_t a, unsigned seed)
+{
+	struct linereader lr;
+	struct proto_out o;
+	size_t off = 5, end = 5, used;
+
+	lr_init(&lr, ops->line_max);
+	po_reset(&o);
+	ops->greeting(env, ps, &o);
+	e->check_out(&o);
+	while (end < a) {
+		bool stop = false;
+		/* the next read arrives: bytes [off, end) are what is held */
+		size_t step = 1 + (size_t)((data[end] ^ seed * 37) % 113);
+
+		end = end + step > a ? a : end + step;
+		while (off < end) {
+			struct lr_line line;
+			enum lr_event ev = lr_next(&lr, data + off, end - off, &line, &used);
+
+			if (used > end - off)
+				abort();
+			if (ev == LR_NEED_MORE) {
+				off += used;
+				break;
+			}
+			if (ev == LR_LITERAL) { /* data of a literal, not a line */
+				if (!e->literal_max)
+					abort();
+				off += used;
+				continue;
+			}
+			po_reset(&o);
+			if (ev == LR_TOO_LONG) {
+				ops->too_long(env, ps, &o);
+			} else {
+				char *l = malloc(line.len ? line.len : 1);
+
+				if (!l)
+					abort();
+				memcpy(l, line.p, line.len); /* exactly the line: ASan sees overreads */
+				ops->client_line(env, ps, l, line.len, line.has_nul, &o);
+				if ((o.flags & PO_STARTTLS) &&
+				    (line.has_nul || !e->is_tls_verb(l, line.len) || ps->in_tls))
+					abort();
+				free(l);
+			}
+			e->check_out(&o);
+			if (o.literal > e->literal_max || (o.literal && ev != LR_LINE) ||
+			    (o.literal && (o.flags & (PO_CLOSE | PO_BACKEND | PO_STARTTLS))))
+				abort();
+			if (!(o.flags & PO_BACKEND))
+				off += used;
+			if (o.literal)
+				lr_literal(&lr, o.literal);
+			if (o.flags & (PO_BACKEND | PO_CLOSE)) {
+				stop = true;
+				break;
+			}
+			if (o.flags & PO_STARTTLS) {
+				/* rule 2.1: the rest of this read is gone */
+				off = end;
+				ops->tls_started(ps);
+				lr_init(&lr, ops->line_max);
+				break;
+			}
+		}
+		if (stop)
+			break;
+	}
+}
+
+/* 2. the backend's opening over [a, b), then its timer. */
+static void fz_backend_opening(const struct fz_engine *e, const struct proto_ops *ops,
+			       const struct proto_env *env, struct proto_sess *ps,
+			       const uint8_t *data, size_t a, size_t b)
+{
+	struct linereader lr;
+	struct proto_out o;
+	size_t off = a, used;
+
+	lr_init(&lr, BACKEND_LINE_MAX);
+	while (off < b) {
+		struct lr_line line;
+		enum lr_event ev = lr_next(&lr, data + off, b - off, &line, &used);
+		char *l;
+
+		if (used > b - off)
+			abort();
+		if (ev != LR_LINE)
+			break;
+		l = malloc(line.len ? line.len : 1);
+		if (!l)
+			abort();
+		memcpy(l, line.p, line.len);
+		po_reset(&o);
+		ops->backend_line(env, ps, l, line.len, &o);
+		free(l);
+		e->check_out(&o);
+		off += used;
+		if (o.flags & (PO_RELAY | PO_FAIL))
+			break;
+	}
+	po_reset(&o);
+	ops->timeout(env, ps, &o);
+	e->check_out(&o);
+}
+
+/* 3. the relay tracker over buf[0, n), in pieces; held bytes are offered
+ * again. Only verb -> denied, in place. */
+static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
+		       struct proto_sess *ps, uint8_t *buf, size_t n, unsigned seed)
+{
+	size_t start = 0, end = 0, vl = strlen(e->verb);
+
+	while (end < n) {
+		size_t step = 1 + ((buf[end] ^ seed) % 97), ok, len;
+		uint8_t *before;
+
+		end = end + step > n ? n : end + step;
+		len = end - start;
+		before = malloc(len ? len : 1);
+		if (!before)
+			abort();
+		memcpy(before, buf + start, len);
+		ok = ops->c2b_scan(ps, buf + start, len);
+		if (ok > len)
+			abort();
+		for (size_t i = 0; i < len; i++) {
+			bool fine = false;
+
+			if (before[i] == buf[start + i])
+				continue;
+			for (size_t j = i >= vl - 1 ? i - (vl - 1) : 0; j <= i && !fine; j++)
+				fine = j + vl <= len && !memcmp(buf + start + j, e->denied, vl) &&
+				       !strncasecmp((const char *)before + j, e->verb, vl);
+			if (!fine)
+				abort();
+		}
+		free(before);
+		start += ok;
+	}
+}
+
+int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
+{
+	const struct proto_ops *ops = proto_get(e->proto);
+	struct proto_caps fixed = { .n = e->n_fixed };
+	struct proto_caps *probed = NULL;
+	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed };
+	struct proto_sess ps = { 0 };
+	size_t a, b;
+	unsigned seed;
+	uint8_t *buf;
+
+	if (size < 5 || e->n_fixed > CAPS_MAX)
+		return 0;
+	for (size_t i = 0; i < e->n_fixed; i++)
+		fixed.item[i] = (char *)e->fixed_caps[i];
+	env.tls_mode = (enum cfg_tls)(data[0] & 3);
+	env.tls_available = data[0] & 4;
+	seed = data[0] >> 4;
+	a = 5 + ((size_t)data[1] << 8 | data[2]);
+	if (a > size)
+		a = size;
+	b = a + ((size_t)data[3] << 8 | data[4]);
+	if (b > size)
+		b = size;
+	if (data[0] & 8) {
+		probed = fz_probe(ops, data, a, b);
+		env.caps = probed;
+	}
+	fz_dialogue(e, ops, &env, &ps, data, a, seed);
+	fz_backend_opening(e, ops, &env, &ps, data, a, b);
+	buf = malloc(size - b + 1);
+	if (!buf)
+		abort();
+	memcpy(buf, data + b, size - b);
+	fz_tracker(e, ops, &ps, buf, size - b, seed);
+	free(buf);
+	if (ops->fini)
+		ops->fini(&ps);
+	if (ps.replay)
+		abort();
+	caps_free(probed);
+	return 0;
+}
