@@ -1,0 +1,537 @@
+/*
+ * The session's TLS side (DESIGN.md §2, §4, §5): the first bytes after the
+ * STARTTLS OK, the ClientHello read and fingerprinted, the certificate
+ * chosen (tls/certsel), the handshake steps posted to a TLS worker and
+ * taken back, the TLS facts counted once it is up, and the record I/O
+ * afterwards (tls/rl, or OpenSSL's SSL_read/SSL_write where rl does not
+ * take the connection). session.c decides when; this file does the TLS.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+#include "quirk/quirk.h"
+#include "hello.h"
+#include "session/backend.h"
+#include "session/session.h"
+#include "session/session_int.h"
+#include "fpstat.h"
+
+static void sess_fingerprint_done(struct sess *s, bool ok);
+
+static const int certsel_ctr[CERTSEL_R_COUNT] = {
+#define R(name, label, kind, rfc, sentence, fix, ossl) CTR_certsel_##name,
+#include "certsel_rules.def"
+#undef R
+};
+
+/*
+ * Seal p[0, len) for the client into cout: with tls/rl, or OpenSSL's
+ * SSL_write. Returns the bytes taken (> 0), 0 when cout has no room, or
+ * -1 on an error (reason set).
+ */
+int sess_tls_write(struct sess *s, const void *p, size_t len)
+{
+	char ebuf[120];
+	int n, e;
+
+	if (s->rl) {
+		n = tls_rl_write(s->rl, p, len, &s->cout);
+		if (n > 0 || n == TLS_RL_WANT)
+			return n > 0 ? n : 0;
+		sess_set_result(s, "error", "TLS write failed");
+		return -1;
+	}
+	ERR_clear_error();
+	n = SSL_write(s->ssl, p, (int)len);
+	if (n > 0)
+		return n;
+	e = SSL_get_error(s->ssl, n);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+		return 0;
+	sess_set_result(s, "error", "TLS write failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+	return -1;
+}
+
+/* Decrypt client bytes into dst. Returns true if anything moved. */
+bool sess_tls_pull(struct sess *s, struct buf *dst)
+{
+	char ebuf[120];
+	bool did = false;
+
+	while (buf_room(dst) && !s->cli.failed) {
+		uint8_t *p;
+		uint32_t room;
+		int n, e;
+
+		/* Nothing to decrypt: do not call SSL_read, which would set up
+		 * its 16 KiB record buffer and keep it through an idle wait;
+		 * tls/rl drops its cipher contexts. */
+		if (buf_len(&s->cin) == 0 && !s->tio.in_eof &&
+		    (s->rl || !SSL_has_pending(s->ssl))) {
+			if (s->rl && buf_len(&s->cout) == 0)
+				tls_rl_idle(s->rl);
+			break;
+		}
+
+		if (buf_space(dst, &p, &room) < 0)
+			break;
+		if (s->rl) {
+			char why[96];
+
+			n = tls_rl_read(s->rl, &s->cin, p, room, &s->cout, why, sizeof(why));
+			if (n > 0) {
+				dst->tail += (uint32_t)n;
+				did = true;
+				continue;
+			}
+			buf_consume(dst, 0);
+			if (n == TLS_RL_WANT) {
+				if (s->tio.in_eof && buf_len(&s->cin) < 5)
+					s->tls_in_done = true; /* EOF without close_notify */
+				break;
+			}
+			if (n == TLS_RL_EOF) {
+				s->tls_in_done = true;
+				break;
+			}
+			sess_set_result(s, "error", "TLS read failed: %s", why);
+			s->cli.failed = true;
+			break;
+		}
+		ERR_clear_error();
+		n = SSL_read(s->ssl, p, (int)room);
+		if (n > 0) {
+			dst->tail += (uint32_t)n;
+			did = true;
+			continue;
+		}
+		buf_consume(dst, 0);
+		e = SSL_get_error(s->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN ||
+		    (e == SSL_ERROR_SYSCALL && !ERR_peek_error())) {
+			s->tls_in_done = true; /* close_notify, or EOF */
+			break;
+		}
+		sess_set_result(s, "error", "TLS read failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+		s->cli.failed = true;
+		break;
+	}
+	return did;
+}
+
+/* The counter of a cipher suite, by its code point; -1 if sluice does not
+ * know it. */
+static int cipher_ctr(uint16_t id)
+{
+	switch (id) {
+#define SUITE(sid, ossl, iana, kx, auth, aead, minv, maxv, bits) case sid: return CTR_cipher_##sid;
+#include "policy.def"
+#undef SUITE
+	default:
+		return -1;
+	}
+}
+
+/* What the handshake agreed on, into the counters. */
+static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
+{
+	struct core *c = s->core;
+	int nid = SSL_get_negotiated_group(s->ssl);
+	const SSL_CIPHER *ciph = SSL_get_current_cipher(s->ssl);
+
+	switch (SSL_version(s->ssl)) {
+	case TLS1_VERSION:   ctr_inc(c, CTR_tls_v1_0); break;
+	case TLS1_1_VERSION: ctr_inc(c, CTR_tls_v1_1); break;
+	case TLS1_2_VERSION: ctr_inc(c, CTR_tls_v1_2); break;
+	case TLS1_3_VERSION: ctr_inc(c, CTR_tls_v1_3); break;
+	}
+	ctr_inc(c, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
+		CTR_group_p256 : nid == NID_secp384r1 ? CTR_group_p384 : CTR_group_other);
+	if (ciph)
+		ctr_inc(c, cipher_ctr((uint16_t)SSL_CIPHER_get_protocol_id(ciph)));
+	s->resumed = SSL_session_reused(s->ssl) == 1;
+	if (s->resumed) {
+		ctr_inc(c, CTR_handshake_resumed);
+		snprintf(s->cert_kind, sizeof(s->cert_kind), "-"); /* none was sent */
+		return;
+	}
+	if (!k)
+		return;
+	if (EVP_PKEY_is_a(k, "RSA"))
+		ctr_inc(c, CTR_cert_rsa);
+	else if (EVP_PKEY_is_a(k, "ED25519"))
+		ctr_inc(c, CTR_cert_ed25519);
+	else if (!strcmp(s->cert_kind, "ecdsa-p384"))
+		ctr_inc(c, CTR_cert_ecdsa_p384);
+	else if (!strcmp(s->cert_kind, "ecdsa-p256"))
+		ctr_inc(c, CTR_cert_ecdsa_p256);
+}
+
+/* Did OpenSSL fail for a reason of its own negotiation (what certsel
+ * models), rather than the client's alert or a broken connection? */
+static bool tls_negotiation_failed(const char *reason)
+{
+	static const char *const words[] = {
+		"no shared cipher", "no suitable signature algorithm",
+		"no shared signature algorithms", "unsupported protocol",
+		"no suitable key share", "inappropriate fallback",
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(reason, words[i]))
+			return true;
+	return false;
+}
+
+/* tls/certsel and OpenSSL disagreed: a bug in the model, counted and
+ * logged with what it takes to reproduce it (the fingerprint). */
+static void sess_certsel_disagree(struct sess *s, const char *what)
+{
+	ctr_inc(s->core, CTR_certsel_disagree);
+	log_msg(LOG_WARNING, "certsel: %s: conn=%llx listener=%s ja4=%s cert=%d policy=%s "
+		"certsel=\"%s\"", what, (unsigned long long)s->id, s->l->cfg->name,
+		s->ja4[0] ? s->ja4 : "-", s->cert == TLS_CERT_ANY ? -1 : s->cert,
+		cfg_policy_name((enum cfg_policy)s->policy),
+		s->certsel_err[0] ? s->certsel_err : "ok");
+}
+
+/* The handshake is done: record what was agreed, forget the plaintext. */
+static void sess_tls_up(struct sess *s)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
+	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+	EVP_PKEY *k = SSL_get_privatekey(s->ssl);
+	struct proto_env env = sess_env(s);
+	struct proto_out o;
+
+	s->tls = true;
+	ctr_inc(s->core, CTR_handshake_ok);
+	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->ssl));
+	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", c ? SSL_CIPHER_get_name(c) : "-");
+	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
+	if (k)
+		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
+	sess_count_tls(s, k);
+	sess_fingerprint_done(s, true);
+	/* From here sluice's own record layer, where it can: the SSL object
+	 * (15 KiB) goes, a few hundred bytes of keys stay. */
+	if ((s->rl = tls_rl_new(s->ssl, &s->job.rlk))) {
+		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		ctr_inc(s->core, CTR_tls_own_records);
+	}
+	s->l->ops->tls_started(&s->ps);
+	lr_init(&s->lr, s->l->ops->line_max);
+	s->state = SS_DIALOGUE;
+	s->t_active = s->core->now_ms;
+	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+	if (!s->starttls) {
+		po_reset(&o);
+		s->l->ops->greeting(&env, &s->ps, &o);
+		sess_apply(s, &o);
+	}
+}
+
+#define REPEAT_LINE_MAX 128 /* "tag STARTTLS" fits many times over */
+
+/*
+ * The first bytes after sluice's STARTTLS OK. A TLS record (0x16, or the
+ * high bit of an SSLv2-format hello) goes on to the handshake. The STARTTLS
+ * command again, exactly and alone (Outlook for iOS/Android), is answered
+ * with the same OK, twice at most. Anything else closes the connection: no
+ * other plaintext is ever read there. Returns true when the handshake may
+ * start; false while waiting, or when the session went elsewhere.
+ */
+static bool sess_after_starttls(struct sess *s)
+{
+	const uint8_t *p = buf_head(&s->cin);
+	struct linereader lr;
+	struct lr_line line;
+	struct proto_env env;
+	struct proto_out o;
+	size_t used;
+	enum lr_event ev;
+
+	if (p[0] == 0x16 || (p[0] & 0x80))
+		return true;
+	lr_init(&lr, REPEAT_LINE_MAX);
+	ev = lr_next(&lr, p, buf_len(&s->cin), &line, &used);
+	if (ev == LR_NEED_MORE && !s->cli.eof && buf_len(&s->cin) < REPEAT_LINE_MAX)
+		return false; /* a repeat may still be on its way */
+	env = sess_env(s);
+	po_reset(&o);
+	if (ev == LR_LINE && line.crlf && s->starttls_repeats < 2 && s->l->ops->starttls_again &&
+	    s->l->ops->starttls_again(&env, &s->ps, line.p, line.len, &o)) {
+		sess_quirk(s, QUIRK_second_starttls);
+		if (s->l->cfg->quirks.second_starttls == CFG_QUIRK_CLOSE) {
+			sess_set_result(s, "client-error", "STARTTLS repeated after its OK "
+					"(quirks.second_starttls: close)");
+			sess_finish(s);
+			return false;
+		}
+		s->starttls_repeats++;
+		buf_consume(&s->cin, (uint32_t)used);
+		if (buf_len(&s->cin)) { /* rule 2.1 again */
+			sess_quirk(s, QUIRK_pipelined_starttls);
+			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(&s->cin));
+			buf_consume(&s->cin, buf_len(&s->cin));
+			if (s->l->cfg->quirks.pipelined_starttls == CFG_QUIRK_CLOSE) {
+				sess_set_result(s, "client-error", "bytes pipelined behind STARTTLS "
+						"(quirks.pipelined_starttls: close)");
+				sess_finish(s);
+				return false;
+			}
+		}
+		if (sess_to_client(s, o.reply, o.reply_len) < 0) {
+			sess_finish(s);
+			return false;
+		}
+		s->state = SS_STARTTLS; /* the OK drains, then the handshake */
+		return false;
+	}
+	sess_quirk(s, QUIRK_not_tls_after_starttls);
+	sess_set_result(s, "client-error", "plaintext after the STARTTLS OK%s",
+			s->starttls_repeats >= 2 ? " (STARTTLS repeated too often)" : "");
+	sess_finish(s);
+	return false;
+}
+
+/*
+ * The cert set the client's SNI names (the listener's first when it names
+ * none of them), and the certificate of it.
+ */
+static void sess_choose_cert(struct sess *s, const struct hello *h)
+{
+	const struct listener *l = s->l;
+	const struct tls_certset *set;
+	struct certsel_verdict v;
+
+	s->set = (uint8_t)tls_certset_for_sni(l->sets, l->n_sets, h);
+	set = l->sets[s->set];
+	s->cert = TLS_CERT_ANY;
+	s->certsel_rule = CERTSEL_R_OK;
+	if (certsel_choose(h, set->sel, set->n, tls_policy((enum cfg_policy)s->policy),
+			   (int64_t)time(NULL), &v) == 0) {
+		s->cert = (uint8_t)v.chosen;
+		return;
+	}
+	/* Nothing works: OpenSSL gets the set's combined SSL_CTX and fails
+	 * with its alert; the log says which rule, in words. */
+	s->certsel_rule = (uint8_t)v.rule;
+	ctr_inc(s->core, certsel_ctr[v.rule]);
+	certsel_reason(h, set->sel, set->n, tls_policy((enum cfg_policy)s->policy), &v, -1,
+		       s->certsel_err, sizeof(s->certsel_err));
+}
+
+/*
+ * The client's fingerprint in the core's table; the first time it is seen,
+ * whether its hello would get a certificate under each policy (with the
+ * cert set its SNI picks), for the report of who breaks under a stricter
+ * one.
+ */
+static void sess_fingerprint(struct sess *s, const struct hello *h)
+{
+	bool created;
+	struct fp_entry *e = fp_find(s->core->fp, s->ja4, &created);
+	const struct tls_certset *set = s->l->sets[s->set];
+
+	if (!e)
+		return;
+	e->hello++;
+	fmt_addr(&s->peer, e->client, sizeof(e->client));
+	if (!created)
+		return;
+	for (unsigned p = 0; p < CFG_POLICY_COUNT && p < FP_POLICIES; p++) {
+		struct certsel_verdict v;
+
+		e->verdict[p] = certsel_choose(h, set->sel, set->n, tls_policy((enum cfg_policy)p),
+					       (int64_t)time(NULL), &v) == 0
+				? "ok" : certsel_rule_label(v.rule);
+	}
+}
+
+/* The fingerprint's handshake ended: done (version agreed) or failed. */
+static void sess_fingerprint_done(struct sess *s, bool ok)
+{
+	bool created;
+	struct fp_entry *e = s->ja4[0] ? fp_find(s->core->fp, s->ja4, &created) : NULL;
+
+	if (!e)
+		return;
+	if (ok) {
+		e->ok++;
+		snprintf(e->version, sizeof(e->version), "%s", s->tls_version);
+	} else {
+		e->fail++;
+	}
+}
+
+/*
+ * Read the ClientHello on the core before the first handshake step
+ * (DESIGN.md §3): its fingerprint goes to the log line, what it shows goes
+ * to the quirk counters, and a broken one is explained in words. OpenSSL
+ * still decides the handshake, unless the listener closes on a quirk the
+ * hello shows (quirks.sslv2_hello, quirks.no_ems). Returns 0 while more of
+ * it is due, 1 when it was read, -1 when the session was closed for it.
+ */
+static int sess_read_hello(struct sess *s)
+{
+	const struct cfg_quirks *q = &s->l->cfg->quirks;
+	struct hello h;
+	enum hello_reason why;
+	enum hello_result r = hello_parse(buf_head(&s->cin), buf_len(&s->cin), &h, &why);
+
+	if (r == HELLO_MORE && buf_room(&s->cin) && !s->cli.eof)
+		return 0; /* the worker gets the whole hello in one step */
+	s->hello_seen = true;
+	if (r == HELLO_OK) {
+		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
+		sess_choose_cert(s, &h);
+		sess_fingerprint(s, &h);
+		if (h.flags & HELLO_F_FALLBACK_SCSV)
+			sess_quirk(s, QUIRK_fallback_scsv);
+		if (h.flags & HELLO_F_SSLV2) {
+			sess_quirk(s, QUIRK_sslv2_hello);
+			if (q->sslv2_hello == CFG_QUIRK_CLOSE)
+				goto refuse;
+		}
+		if (!(h.flags & HELLO_F_EMS) && h.version < 0x0304) {
+			sess_quirk(s, QUIRK_no_ems);
+			if (q->no_ems == CFG_QUIRK_CLOSE)
+				goto refuse;
+		}
+	} else if (r == HELLO_BAD) {
+		char why_text[96];
+
+		sess_quirk(s, QUIRK_bad_hello);
+		hello_explain(&h, why_text, sizeof(why_text));
+		snprintf(s->hello_err, sizeof(s->hello_err), "%s", why_text);
+	}
+	return 1;
+
+refuse:
+	/* No alert: the record layer has not started, and a client this old
+	 * would not read one that names the reason. The log line does. */
+	ctr_inc(s->core, CTR_handshake_fail);
+	sess_set_result(s, "tls-refused", "%s (quirks.%s: close)",
+			(h.flags & HELLO_F_SSLV2) ? "an SSLv2-format ClientHello"
+						  : "a ClientHello without extended_master_secret",
+			(h.flags & HELLO_F_SSLV2) ? "sslv2_hello" : "no_ems");
+	sess_finish(s);
+	return -1;
+}
+
+/* SS_HANDSHAKE: post the next step when its input is there. */
+bool sess_handshake(struct sess *s)
+{
+	if (s->job_out)
+		return false;
+	if (!s->ssl && s->starttls && buf_len(&s->cin) && !sess_after_starttls(s))
+		return s->state == SS_STARTTLS;
+	if (!s->ssl && !s->hello_seen && buf_len(&s->cin) && sess_read_hello(s) <= 0)
+		return false;
+	if (buf_len(&s->cout))
+		return false; /* flush first: the client needs our flight */
+	if (s->ssl && !s->want_write_first && buf_len(&s->cin) <= s->hs_left) {
+		if (s->cli.eof) {
+			ctr_inc(s->core, CTR_handshake_fail);
+			sess_set_result(s, "tls-failed", "client closed during the handshake");
+			sess_finish(s);
+		}
+		return false;
+	}
+	if (!s->ssl && buf_len(&s->cin) == 0) {
+		if (s->cli.eof) {
+			sess_set_result(s, "ok", "client closed before the handshake");
+			sess_finish(s);
+		}
+		return false;
+	}
+	s->want_write_first = false;
+	s->tio.in_eof = s->cli.eof;
+	s->job.owner = s;
+	s->job.ssl = s->ssl;
+	s->job.io = &s->tio;
+	s->job.listener = (uint16_t)s->l->idx;
+	s->job.set = s->l->set_ids[s->set];
+	s->job.cert = s->cert;
+	s->job.policy = s->policy;
+	s->job.reason[0] = 0;
+	if (!tlsw_post(s->core->id, &s->job)) {
+		ctr_inc(s->core, CTR_worker_queue_full);
+		sess_set_result(s, "overload", "all TLS workers are busy");
+		sess_finish(s);
+		return false;
+	}
+	ctr_inc(s->core, CTR_handshake_jobs);
+	s->job_out = true;
+	return true;
+}
+
+void sess_job_done(struct tls_job *j)
+{
+	struct sess *s = j->owner;
+
+	s->job_out = false;
+	s->ssl = j->ssl;
+	if (s->dead) {
+		sess_finish(s); /* now that the worker let go */
+		return;
+	}
+	switch (j->status) {
+	case TLSJ_DONE:
+		if (s->certsel_rule != CERTSEL_R_OK)
+			sess_certsel_disagree(s, "OpenSSL completed a handshake certsel said fails");
+		sess_tls_up(s);
+		break;
+	case TLSJ_WANT_READ:
+		/* Post again only once more bytes came in. */
+		s->hs_left = buf_len(&s->cin);
+		break;
+	case TLSJ_WANT_WRITE:
+		s->want_write_first = true;
+		break;
+	default:
+		ctr_inc(s->core, CTR_handshake_fail);
+		sess_fingerprint_done(s, false);
+		if (s->cert != TLS_CERT_ANY && tls_negotiation_failed(j->reason))
+			sess_certsel_disagree(s, "OpenSSL failed a handshake certsel chose a "
+					      "certificate for");
+		if (s->hello_err[0])
+			sess_set_result(s, "tls-failed", "handshake: %s; ClientHello: %s", j->reason,
+					s->hello_err);
+		else if (s->certsel_err[0])
+			sess_set_result(s, "tls-failed", "handshake: %s; %s", j->reason,
+					s->certsel_err);
+		else
+			sess_set_result(s, "tls-failed", "handshake: %s", j->reason);
+		/* An alert may be in cout: let it go out, then close. */
+		s->state = SS_CLOSING;
+		sess_arm(s, CLOSE_LINGER_MS);
+		break;
+	}
+	sess_run(s);
+}
+
+void sess_job_orphan(struct tls_job *j)
+{
+	struct sess *s = j->owner;
+
+	SSL_free(j->ssl);
+	tls_rl_free(s->rl);
+	buf_free(&s->cin);
+	buf_free(&s->cout);
+	buf_free(&s->pin);
+	if (s->l->ops->fini)
+		s->l->ops->fini(&s->ps);
+	free(s);
+}

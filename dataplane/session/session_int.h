@@ -1,0 +1,47 @@
+/*
+ * The session's own internals, shared by session.c (the state machine and
+ * the relay) and handshake.c (the TLS side). Not for use outside
+ * dataplane/session/.
+ */
+#ifndef SLUICE_SESSION_INT_H
+#define SLUICE_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quirk/quirk.h"
+#include "session/session.h"
+
+#define CLOSE_LINGER_MS 5000u   /* an alert or last reply drains, then close */
+
+/* session.c */
+/* A client quirk was seen: counted, and named in the log line. */
+void sess_quirk(struct sess *s, enum quirk_id q);
+/* What the protocol engine knows of the session's listener. */
+struct proto_env sess_env(const struct sess *s);
+/* The session's one timer, ms from now. */
+void sess_arm(struct sess *s, uint64_t ms);
+/* The first verdict stands: later ones are consequences of it. */
+void sess_set_result(struct sess *s, const char *result, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Bytes for the client, through TLS when it is up: 0 or -errno. */
+int sess_to_client(struct sess *s, const void *p, size_t len);
+/* Carry out what the protocol engine answered. */
+void sess_apply(struct sess *s, const struct proto_out *o);
+/* Decide and do the session's I/O: the only place that does. */
+void sess_run(struct sess *s);
+/* Close the sockets now; free the rest later. */
+void sess_finish(struct sess *s);
+
+/* handshake.c */
+/* Seal p[0, len) for the client into cout: bytes taken (> 0), 0 when cout
+ * has no room, -1 on an error (reason set). */
+int sess_tls_write(struct sess *s, const void *p, size_t len);
+/* Decrypt client bytes into dst. Returns true if anything moved. */
+bool sess_tls_pull(struct sess *s, struct buf *dst);
+/* SS_STARTTLS/SS_HANDSHAKE: post the next handshake step when its input
+ * is there. Returns true if the session moved. */
+bool sess_handshake(struct sess *s);
+
+#endif
