@@ -526,12 +526,6 @@ void sess_job_orphan(struct tls_job *j)
 {
 	struct sess *s = j->owner;
 
-	SSL_free(j->ssl);
-	tls_rl_free(s->rl);
-	buf_free(&s->cin);
-	buf_free(&s->cout);
-	buf_free(&s->pin);
-	if (s->l->ops->fini)
-		s->l->ops->fini(&s->ps);
-	free(s);
+	s->ssl = j->ssl; /* the worker's to give back, and it did */
+	sess_free(s);
 }

@@ -958,16 +958,21 @@ void sess_reap(struct core *c)
 			keep = s;
 			continue;
 		}
-		SSL_free(s->ssl);
-		tls_rl_free(s->rl);
-		buf_free(&s->cin);
-		buf_free(&s->cout);
-		buf_free(&s->pin);
-		if (s->l->ops->fini)
-			s->l->ops->fini(&s->ps);
-		free(s);
+		sess_free(s);
 	}
 	c->dead = keep;
+}
+
+void sess_free(struct sess *s)
+{
+	SSL_free(s->ssl);
+	tls_rl_free(s->rl);
+	buf_free(&s->cin);
+	buf_free(&s->cout);
+	buf_free(&s->pin);
+	if (s->l->ops->fini)
+		s->l->ops->fini(&s->ps);
+	free(s);
 }
 
 void sess_close_all(struct core *c)

@@ -33,6 +33,9 @@ void sess_apply(struct sess *s, const struct proto_out *o);
 void sess_run(struct sess *s);
 /* Close the sockets now; free the rest later. */
 void sess_finish(struct sess *s);
+/* Free what a finished session still holds (TLS state, buffers, the
+ * engine's state) and the session. */
+void sess_free(struct sess *s);
 
 /* handshake.c */
 /* Seal p[0, len) for the client into cout: bytes taken (> 0), 0 when cout
