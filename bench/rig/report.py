@@ -85,6 +85,11 @@ def workload_table(data, w):
     if sl is not None and peers:
         out += ["", "sluice against each peer (sluice's CPU ÷ the peer's; below 1: sluice "
                 "is cheaper): " + ", ".join(f"{l} {x:.2f}×" for l, x in peers) + "."]
+    nat = data["servers"].get("sluice-native", {}).get("results", {}).get(key) or {}
+    if "ops" in nat:
+        out += ["", "The native stack's row shows busy cycles as µs, not the process's "
+                "CPU time (see \"The native stack beside the kernel stack\"); its "
+                "\"server CPU busy\" is wall CPU, polling included."]
     return out + [""]
 
 
@@ -232,6 +237,8 @@ def write(data, results, plots_dir):
     out += ["## Results per workload", ""]
     for w in data["workloads"]:
         out += idle_table(data, w) if w["family"] == "idle" else workload_table(data, w)
+    from . import report_native      # imports this module: here, not at the top
+    out += report_native.section(data)
     out += ["## The servers", ""]
     for s in data["servers"].values():
         out.append(f"- **{s['label']}** ({s['version']}): {s['note']}.")
@@ -334,7 +341,9 @@ def make_plots(data, d):
         ax.set_title("Bulk: server CPU per MiB (dashed: AES-128-GCM; grey: OpenSSL SSL_read)")
         fig.tight_layout()
         out.append(save(fig, d / "bulk.png", plt))
-    return out
+    from . import report_native
+    p = report_native.plot(data, d, plt, save)
+    return out + ([p] if p else [])
 
 
 def save(fig, path, plt):
