@@ -131,7 +131,8 @@ class NativeStack(Server):
                            "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us)})
         self.log = self.dir / "stderr.log"
         with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen(self.rig.server_pin + [self.rig.sluice_bin, "-c", str(cfg)],
+            self.proc = subprocess.Popen(self.rig.server_pin
+                                         + [self.rig.sluice_bin, "-c", str(cfg)],
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                          start_new_session=True, cwd=self.dir)
         deadline = time.monotonic() + 30

@@ -77,8 +77,9 @@ def section(data):
         "their CPU, outside sluice's figure. A real NIC costs a descriptor write and "
         "a DMA instead, so on a NIC the native figure would lose most of the core "
         "threads' system time (the share times the cores' part of the figure; the "
-        "pauses of an idle core are system time too, but little of it). The kernel row has the mirror image: on loopback, each side "
-        "pays for the other's receive processing in its send().",
+        "pauses of an idle core are system time too, but little of it). The kernel "
+        "row has the mirror image: on loopback, each side pays for the other's "
+        "receive processing in its send().",
         ""]
     head = ["workload", "kernel CPU µs/op", "kernel cycles/op", "native busy cycles/op",
             "native ÷ kernel", "native wall CPU µs/op", "core system share",
