@@ -276,6 +276,13 @@ class NativeStack(Server):
             threads[comm] = dict(zip(("user_s", "system_s", "cpu_s"), dt))
             groups[procs.thread_group(comm)] = [x + y for x, y in
                                                 zip(groups[procs.thread_group(comm)], dt)]
+        # Cycles in the stack's input per received frame (Ethernet, IP,
+        # TCP; the session work it wakes runs later; not the tap's read()
+        # nor the write() of the flush): from the running mean
+        # sluice reports, times the frames it covers, before and after.
+        fr = a.get("net_rx_frames", 0) - b.get("net_rx_frames", 0)
+        rx_cyc = (a.get("nat_cycles_per_frame", 0) * a.get("net_rx_frames", 0)
+                  - b.get("nat_cycles_per_frame", 0) * b.get("net_rx_frames", 0))
         core_cpu = groups["cores"][2] * tsc
         core = min(d["nat_busy_cycles"], core_cpu)
         rest = (groups["workers"][2] + groups["other"][2]) * tsc
@@ -288,7 +295,9 @@ class NativeStack(Server):
             "core_busy_tsc": d["nat_busy_cycles"], "core_thread_cycles": core_cpu,
             "core_cycles": core, "core_basis": ("TSC busy count" if core < core_cpu
                                                 else "core threads' CPU time"),
-            "other_cycles": rest, "busy_cycles": busy}
+            "other_cycles": rest, "busy_cycles": busy,
+            "input_cycles_per_rx_frame": rx_cyc / fr if fr > 0 else None,
+            "idle_poll_share": d["nat_idle_cycles"] / core_cpu if core_cpu else None}
         r["wall_cpu_us_per_op"] = r["cpu_us_per_op"]
         r["cpu_basis"] = "busy cycles"
         r["cycles_per_op"] = busy / ops if ops else None

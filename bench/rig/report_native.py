@@ -83,9 +83,9 @@ def section(data):
         ""]
     head = ["workload", "kernel CPU µs/op", "kernel cycles/op", "native busy cycles/op",
             "native ÷ kernel", "native wall CPU µs/op", "core system share",
-            "core basis", "frames/op", "ops/s kernel / native", "p99 ms kernel / native",
-            "native errors"]
-    rows = []
+            "core idle polls", "frames/op", "input cycles/rx frame",
+            "ops/s kernel / native", "p99 ms kernel / native", "native errors"]
+    rows, basis = [], []
     for w in data["workloads"]:
         key = w["key"]
         if w["family"] == "idle":
@@ -106,19 +106,36 @@ def section(data):
         rate = (lambda r: None if not r else (r["mib_per_s"] if bulk else r["ops_per_s"]))
         p99 = (lambda r: None if not r else r["latency_us"]["p99"] / 1000)
         errs = sum(n["errors"].values())
+        nn = n["native"]
+        basis.append(nn["core_basis"])
+        idle = nn.get("idle_poll_share")
         rows.append([key + (" (per MiB)" if bulk else ""), fmt(cost(key, k)), fmt(kc, 0),
                      fmt(nc, 0), fmt(ratio(nc, kc), 2, "×"), fmt(wall),
                      fmt(None if sys_share is None else 100 * sys_share, 0, " %"),
-                     "TSC count" if n["native"]["core_basis"].startswith("TSC") else "CPU time",
-                     fmt(n.get("frames_per_op"), 1),
+                     fmt(None if idle is None else 100 * idle, 1, " %"),
+                     fmt(n.get("frames_per_op"), 1), fmt(nn.get("input_cycles_per_rx_frame"), 0),
                      f"{fmt(rate(k), 1)} / {fmt(rate(n), 1)}",
                      f"{fmt(p99(k), 2)} / {fmt(p99(n), 2)}", f"{errs} of {n['started']}"])
     out += table(head, rows) + [""]
-    out += ["\"core basis\" says which of the two bounds on the cores' share was "
-            "lower (TSC count: sluice's busy cycles; CPU time: the core threads' "
-            "on-CPU time). \"frames/op\" counts frames both ways on both ports. "
-            "Every count behind these figures (the counter deltas, each thread's "
-            "user, system and on-CPU time) is in the JSON under `native`.", ""]
+    cpu_basis = sum(1 for b in basis if not b.startswith("TSC"))
+    out += [f"The cores' share came from the core threads' CPU time in {cpu_basis} of "
+            f"{len(basis)} workloads and from sluice's TSC busy count in the rest. "
+            + ("Where it is the CPU time, the TSC count was higher (the preemption "
+               "described above), and the busy figure is then close to the wall CPU: "
+               "with `idle_pause_us` > 0 a core that finds no work sleeps after "
+               "`idle_polls` empty passes, and \"core idle polls\" (sluice's idle "
+               "cycles over the core threads' CPU time) shows how little the polling "
+               "costs. " if cpu_basis else "")
+            + "\"frames/op\" counts frames both ways on both ports. \"input cycles/rx "
+            "frame\" is what sluice's own TCP/IP spends on a received frame (Ethernet, "
+            "IP, TCP input and the ACK it queues; from its `nat_cycles_per_frame`): "
+            "the session work a frame wakes runs later and is not in it, nor the "
+            "tap's read() and write(). Set against the busy cycles per frame (busy "
+            "cycles/op ÷ frames/op) it shows how small the stack's part is; the rest "
+            "is the TLS records, the relay and, above all (the system share), the "
+            "tap's syscalls. Every count behind these "
+            "figures (the counter deltas, each thread's user, system and on-CPU time) "
+            "is in the JSON under `native`.", ""]
     idle = [w["key"] for w in data["workloads"] if w["family"] == "idle"]
     if idle:
         n = results.get(idle[0]) or {}
