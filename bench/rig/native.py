@@ -178,20 +178,28 @@ class NativeStack(Server):
             sh("ip", "-n", ns, "addr", "add", f"{a4}/24", "dev", tap)
 
     def start_sink(self):
-        log = open(self.dir / "sink.log", "wb")
         args = []
         for proto, port in SINK.items():
             args += [f"--{proto}", f"{BACK4}:{port}"]
-        self.sink = subprocess.Popen(["ip", "netns", "exec", self.ns_b] + self.rig.client_pin
-                                     + [str(self.rig.bdir / "bench/sink")] + args,
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        # ip netns exec and taskset exec: the pid is the sink's, and its
-        # /proc/PID/net/tcp shows the backend namespace.
+        with open(self.dir / "sink.log", "wb") as log:
+            self.sink = subprocess.Popen(["ip", "netns", "exec", self.ns_b]
+                                         + self.rig.client_pin
+                                         + [str(self.rig.bdir / "bench/sink")] + args,
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        # ip netns exec and taskset exec: the pid becomes the sink's, and
+        # its /proc/PID/net/tcp shows the backend namespace (on the backend
+        # address only: before the exec it shows the rig's, where the
+        # kernel row's sink has the same ports).
         deadline = time.monotonic() + 10
-        while not set(SINK.values()) <= procs.listening_ports(self.sink.pid):
-            if time.monotonic() > deadline or self.sink.poll() is not None:
+        while True:
+            if self.sink.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the sink did not start in the backend namespace: "
                                    + (self.dir / "sink.log").read_text(errors="replace"))
+            try:
+                if set(SINK.values()) <= procs.listening_ports(self.sink.pid, BACK4):
+                    return
+            except OSError:
+                pass
             time.sleep(0.05)
 
     def log_text(self):

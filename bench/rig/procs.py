@@ -119,16 +119,20 @@ def thread_group(comm):
             "workers" if comm.startswith("sl-tls") else "other")
 
 
-def listening_ports(pid=None):
+def listening_ports(pid=None, host=None):
     """Ports with an IPv4 TCP socket in LISTEN state (in this netns, or in
-    the netns of process pid)."""
+    the netns of process pid; on address host only, if given)."""
+    want = None
+    if host:
+        want = "".join(f"{int(b):02X}" for b in reversed(host.split(".")))
     out = set()
     with open(f"/proc/{pid}/net/tcp" if pid else "/proc/net/tcp") as f:
         next(f)
         for line in f:
             fields = line.split()
-            if fields[3] == "0A":
-                out.add(int(fields[1].split(":")[1], 16))
+            addr, port = fields[1].split(":")
+            if fields[3] == "0A" and (want is None or addr == want):
+                out.add(int(port, 16))
     return out
 
 
