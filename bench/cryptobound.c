@@ -13,6 +13,9 @@
  *     object only (SSL_new, handshake, SSL_free); the same resumed; and the
  *     server's SSL_read cost per MiB.
  *
+ * (c) The TSC's rate (tsc_hz), to turn CPU time into cycles beside the
+ *     native stack's busy cycles, which it counts with the TSC.
+ *
  * Each figure is the 10th percentile of the means of many small batches
  * (a shared machine disturbs some), in microseconds of one thread. Prints
  * one JSON object.
@@ -22,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -371,6 +378,39 @@ static double floor_bulk(const char *cert, const char *key)
 	return us;
 }
 
+static double raw_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The TSC's ticks per second: TSC ticks over CLOCK_MONOTONIC_RAW across
+ * 100 ms sleeps, the median of five (a tick and a clock read that a
+ * preemption separates skew one sample, not the median). The invariant TSC
+ * runs at a fixed rate whatever the core's clock does, so these are
+ * reference cycles. 0 where there is no TSC. */
+static double tsc_hz(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	struct timespec nap = { 0, 100 * 1000 * 1000 };
+	double v[5];
+
+	for (unsigned i = 0; i < 5; i++) {
+		double t0 = raw_seconds();
+		unsigned long long c0 = __rdtsc();
+
+		nanosleep(&nap, NULL);
+		v[i] = (double)(__rdtsc() - c0) / (raw_seconds() - t0);
+	}
+	qsort(v, 5, sizeof(v[0]), cmp_double);
+	return v[2];
+#else
+	return 0;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	const char *ec_cert = NULL, *ec_key = NULL, *rsa_cert = NULL, *rsa_key = NULL;
@@ -418,8 +458,8 @@ int main(int argc, char **argv)
 		die("aes-128-gcm");
 	gcm_us = measure(op_gcm_mib, gcm, 2);
 
-	printf("{\"openssl\": \"%s\", \"seconds_per_figure\": %.2f,\n", OpenSSL_version(OPENSSL_VERSION),
-	       seconds_per_figure);
+	printf("{\"openssl\": \"%s\", \"seconds_per_figure\": %.2f, \"tsc_hz\": %.0f,\n",
+	       OpenSSL_version(OPENSSL_VERSION), seconds_per_figure, tsc_hz());
 	printf(" \"primitives_us\": {\"ecdsa_p256_sign\": %.2f, \"rsa2048_pss_sign\": %.2f, "
 	       "\"x25519_keygen_derive\": %.2f, \"aes128gcm_per_mib\": %.2f},\n",
 	       ec_us, rsa_us, x_us, gcm_us);

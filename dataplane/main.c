@@ -265,6 +265,7 @@ int main(int argc, char **argv)
 	struct cfg *c = NULL;
 	struct be_pool *pools = NULL;
 	const char **sids = NULL;
+	char name[16];
 	sigset_t sigs;
 	unsigned i;
 	int opt, rc, sig;
@@ -407,6 +408,10 @@ int main(int argc, char **argv)
 			c->cores = i;
 			break;
 		}
+		/* Named so that per-thread CPU (top -H, /proc/PID/task) tells the
+		 * cores from the TLS workers; 15 characters at most. */
+		snprintf(name, sizeof(name), "sl-core%u", i % 1000u);
+		(void)pthread_setname_np(RT.cores[i].thread, name);
 	}
 	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers, %s stack",
 		SLUICE_VERSION, c->cores, c->workers, c->native ? "native" : "kernel");

@@ -232,6 +232,7 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 	       unsigned n_sets, const char *const *sid, unsigned n_listeners,
 	       char *err, size_t errlen)
 {
+	char name[16];
 	unsigned i;
 	int rc = -ENOMEM;
 
@@ -277,6 +278,8 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 			snprintf(err, errlen, "cannot start TLS worker %u: %s", i, strerror(-rc));
 			return rc;
 		}
+		snprintf(name, sizeof(name), "sl-tls%u", i % 1000u); /* per-thread CPU tells them apart */
+		(void)pthread_setname_np(P.w[i].thread, name);
 	}
 	pthread_barrier_wait(&P.ready);
 	pthread_barrier_destroy(&P.ready);

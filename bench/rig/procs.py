@@ -87,15 +87,52 @@ def settled_memory(pidfn, timeout=10.0, interval=0.3):
     return last
 
 
-def listening_ports():
-    """Ports with an IPv4 TCP socket in LISTEN state (in this netns)."""
+def thread_cpu(pid):
+    """{thread name: [user s, system s, on-CPU s]} summed over pid's
+    threads of that name (user and system in clock ticks from
+    /proc/PID/task/TID/stat; on-CPU in nanoseconds from .../schedstat,
+    which a short run needs: ticks are 10 ms)."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            ns = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        f = text[text.rindex(")") + 2:].split()
+        t = out.setdefault(comm, [0.0, 0.0, 0.0])
+        t[0] += int(f[11]) / CLK_TCK
+        t[1] += int(f[12]) / CLK_TCK
+        t[2] += ns / 1e9
+    return out
+
+
+def thread_group(comm):
+    """sluice's threads by role: its dataplane cores (sl-core*), its TLS
+    workers (sl-tls*), and the rest (main, DPDK's own, health checks)."""
+    return ("cores" if comm.startswith("sl-core") else
+            "workers" if comm.startswith("sl-tls") else "other")
+
+
+def listening_ports(pid=None, host=None):
+    """Ports with an IPv4 TCP socket in LISTEN state (in this netns, or in
+    the netns of process pid; on address host only, if given)."""
+    want = None
+    if host:
+        want = "".join(f"{int(b):02X}" for b in reversed(host.split(".")))
     out = set()
-    with open("/proc/net/tcp") as f:
+    with open(f"/proc/{pid}/net/tcp" if pid else "/proc/net/tcp") as f:
         next(f)
         for line in f:
             fields = line.split()
-            if fields[3] == "0A":
-                out.add(int(fields[1].split(":")[1], 16))
+            addr, port = fields[1].split(":")
+            if fields[3] == "0A" and (want is None or addr == want):
+                out.add(int(port, 16))
     return out
 
 

@@ -85,6 +85,11 @@ def workload_table(data, w):
     if sl is not None and peers:
         out += ["", "sluice against each peer (sluice's CPU ÷ the peer's; below 1: sluice "
                 "is cheaper): " + ", ".join(f"{l} {x:.2f}×" for l, x in peers) + "."]
+    nat = data["servers"].get("sluice-native", {}).get("results", {}).get(key) or {}
+    if "ops" in nat:
+        out += ["", "The native stack's row shows busy cycles as µs, not the process's "
+                "CPU time (see \"The native stack beside the kernel stack\"); its "
+                "\"server CPU busy\" is wall CPU, polling included."]
     return out + [""]
 
 
@@ -158,9 +163,55 @@ def goals(data):
                    "the handshakes offered a session" +
                    (" (it issues no tickets and keeps no session cache yet: every "
                     "'resumed' handshake was a full one)" if res["resumed_fraction"] == 0 else ""))
-    out.append(f"- two workers at least 1.8× one: not measured by this run "
-               f"({data['workers']} server CPU(s) here; the rig pins servers to half the CPUs)")
+    sc = data.get("scaling", {}).get("runs", {})
+    one, two = sc.get("1", {}).get("ops_per_s"), sc.get("2", {}).get("ops_per_s")
+    if one and two:
+        out.append(f"- two workers at least 1.8× one: {two / one:.2f}× on this machine, "
+                   "which is not the answer (see \"Worker scaling\": the load generator "
+                   "shares the CPUs)")
+    else:
+        out.append(f"- two workers at least 1.8× one: not measured by this run "
+                   f"({data['workers']} server CPU(s) here; the rig pins servers to half "
+                   "the CPUs; `bench/run --scaling` runs the comparison)")
     return out + [""]
+
+
+def scaling_section(data):
+    """Worker scaling: sluice with 1 and 2 (or more) cores and workers."""
+    sc = data.get("scaling")
+    if not sc:
+        return []
+    runs = sc["runs"]
+    base = (runs.get("1") or {}).get("ops_per_s")
+    head = ["cores = workers", "ops/s", "× one worker", "CPU µs/op", "p50 ms", "p99 ms",
+            "server CPU (of all CPUs)", "load gen. CPU", "errors"]
+    rows = []
+    ncpu = len(sc["cpus"])
+    for n, r in runs.items():
+        if "ops" not in r:
+            why = r.get("na") or (r.get("error") or "?").splitlines()[0]
+            rows.append([n, f"failed: {why}"] + [""] * (len(head) - 2))
+            continue
+        dur = r["duration_s"] or 0
+        rows.append([n, fmt(r["ops_per_s"]), fmt(ratio(r["ops_per_s"], base), 2, "×"),
+                     fmt(r["cpu_us_per_op"]), fmt(r["latency_us"]["p50"] / 1000, 2),
+                     fmt(r["latency_us"]["p99"] / 1000, 2),
+                     f"{100 * r['server_cpu_s'] / dur / ncpu:.0f} %" if dur else "–",
+                     f"{100 * r['client_cpu_s'] / dur:.0f} %" if dur else "–",
+                     f"{sum(r['errors'].values())} of {r['started']}"])
+    return ["## Worker scaling (`--scaling`)", "",
+            f"sluice on the kernel stack, `{sc['workload']}`, with `cores` and `workers` "
+            f"set to each count in turn; no pinning: sluice, the load generator and the "
+            f"sink share all {ncpu} CPUs ({sc['cpus']}).", ""] + table(head, rows) + [
+            "", f"**This is not the answer to \"two workers at least 1.8× one\".** On "
+            f"{ncpu} CPUs the load generator, which verifies a certificate and does its "
+            "own key exchange per handshake (it costs more than the server's side), "
+            "needs about one CPU itself, and the sink and the kernel's loopback TCP run "
+            "there too: a second worker gets no CPU that the client does not also want. "
+            "The ratio above measures that contention, not sluice's scaling. Measuring "
+            "it needs at least 2 CPUs for sluice plus enough for a load generator that "
+            "can saturate two workers (4 or more CPUs, or the load generator on another "
+            "machine), then `bench/run --scaling` on it.", ""]
 
 
 def write(data, results, plots_dir):
@@ -232,6 +283,9 @@ def write(data, results, plots_dir):
     out += ["## Results per workload", ""]
     for w in data["workloads"]:
         out += idle_table(data, w) if w["family"] == "idle" else workload_table(data, w)
+    from . import report_native      # imports this module: here, not at the top
+    out += report_native.section(data)
+    out += scaling_section(data)
     out += ["## The servers", ""]
     for s in data["servers"].values():
         out.append(f"- **{s['label']}** ({s['version']}): {s['note']}.")
@@ -334,7 +388,9 @@ def make_plots(data, d):
         ax.set_title("Bulk: server CPU per MiB (dashed: AES-128-GCM; grey: OpenSSL SSL_read)")
         fig.tight_layout()
         out.append(save(fig, d / "bulk.png", plt))
-    return out
+    from . import report_native
+    p = report_native.plot(data, d, plt, save)
+    return out + ([p] if p else [])
 
 
 def save(fig, path, plt):

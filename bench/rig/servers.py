@@ -49,6 +49,8 @@ class Server:
     name = label = "?"
     na = {}
     ports = SMTP_PORTS
+    host = "127.0.0.1"          # where the load generator connects
+    client_prefix = []          # how it is started there (a namespace)
 
     def __init__(self, rig):
         self.rig = rig
@@ -58,12 +60,12 @@ class Server:
 
     # -- helpers --
 
-    def render(self, template, out, cert):
+    def render(self, template, out, cert, extra=None):
         c = self.rig.certs[cert]
         text = (PEERS / template).read_text()
         for k, v in {"@DIR@": str(self.dir), "@CERT@": str(c["cert"]),
                      "@KEY@": str(c["key"]), "@COMBINED@": str(c["combined"]),
-                     "@WORKERS@": str(self.rig.workers)}.items():
+                     "@WORKERS@": str(self.rig.workers), **(extra or {})}.items():
             text = text.replace(k, v)
         out.write_text(text)
         return out
@@ -118,6 +120,13 @@ class Server:
     def counted_pids(self):
         """The processes whose CPU and memory are the server's."""
         return procs.session_pids(self.proc.pid) if self.proc else []
+
+    def sample(self):
+        """Anything besides /proc CPU to read around a measured run."""
+        return None
+
+    def account(self, before, after, r):
+        """Turn two sample()s into figures of r (the native stack's)."""
 
     def port(self, workload):
         return self.ports[workload]
@@ -299,24 +308,6 @@ class Dovecot(Server):
 
     def version(self):
         return "Dovecot " + first_line(["dovecot", "--version"])
-
-
-class NativeStack(Server):
-    """sluice on its native (DPDK) stack: not built yet (issue 6). The row
-    says so in every table rather than showing numbers it does not have."""
-    name, label = "sluice-native", "sluice (native stack)"
-    reason = "not available: the native stack is not built"
-    note = "the native stack comparison (DPDK net_memif / net_tap) hooks in here"
-
-    @classmethod
-    def available(cls):
-        return False, cls.reason
-
-    def start(self, cert):
-        raise RuntimeError(self.reason)
-
-    def version(self):
-        return self.reason
 
 
 ALL = [Sluice, Nginx, Stunnel, Haproxy, Postfix, Dovecot]

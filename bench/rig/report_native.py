@@ -1,0 +1,182 @@
+"""The native stack's part of bench/RESULTS.md: cycles per operation beside
+the kernel stack, what each figure counts, and its plot."""
+
+from pathlib import Path
+
+from .report import cost, fmt, ratio, table
+
+
+def _res(data, server, key):
+    r = data["servers"].get(server, {}).get("results", {}).get(key) or {}
+    return r if "ops" in r else None
+
+
+def cycles(key, r, tsc):
+    """Cycles per op (bulk: per MiB): the native row's busy cycles, the
+    kernel row's CPU time times the TSC rate."""
+    if not r or not tsc:
+        return None
+    if "native" in r:
+        return r.get("cycles_per_mib") if key == "bulk" else r.get("cycles_per_op")
+    c = cost(key, r)
+    return None if c is None else c * tsc / 1e6
+
+
+def section(data):
+    """Markdown lines; [] when the run had no native row."""
+    nat = data["servers"].get("sluice-native")
+    if not nat:
+        return []
+    tsc = data["references"].get("tsc_hz")
+    out = ["## The native stack beside the kernel stack", ""]
+    results = nat.get("results", {})
+    if all("na" in r for r in results.values()):
+        why = next(iter(results.values()), {}).get("na", "not run")
+        return out + [f"Not measured: {why}.", ""]
+    pause = data.get("native", {}).get("idle_pause_us")
+    dpdk = next((r["native"]["tsc_hz_dpdk"] for r in results.values()
+                 if r.get("native", {}).get("tsc_hz_dpdk")), None)
+    out += [
+        "sluice on its own TCP/IP over two DPDK `net_tap` ports (no hugepages; "
+        f"`native.idle_pause_us: {pause}`), the same listeners, certificates, "
+        "`cores` and `workers` as the kernel row. The load generator runs in a "
+        "network namespace of its own behind the first tap (192.0.2.1 → "
+        "192.0.2.10), the sink in another behind the second (198.51.100.10 → "
+        "198.51.100.1): the backends are on their own tap, as they would be on "
+        "their own NIC. sluice itself stays in the rig's namespace, on the server "
+        "CPU; the load generator and the sink on the other.",
+        "",
+        "**Which figure is which.** The kernel row's figure is CPU time (user+system "
+        "of the process, /proc/PID/stat), shown here in cycles as CPU seconds × the "
+        "TSC rate. The native row's figure is **busy cycles**, not the process's CPU "
+        "time: a polling core's CPU time is partly waiting, not work. Busy cycles are "
+        "(a) the dataplane cores' share: the lower of sluice's own count of TSC cycles "
+        "in loop passes that found work (`nat_busy_cycles`, read with SIGUSR1 before "
+        "and after the run) and the core threads' on-CPU time (schedstat), since each "
+        "over-counts in its own way (the TSC count includes time the core was "
+        "preempted inside a busy pass: on one server CPU the TLS worker it just woke "
+        "runs its whole handshake there; the on-CPU time includes the idle polls "
+        "before each pause); plus (b) the on-CPU time of every other thread (the TLS "
+        "workers, the main thread, DPDK's interrupt thread), which all sleep when "
+        "idle. The process's wall CPU (polling included) is shown beside it.",
+        "",
+        "**The TSC rate** is measured in the same run by `build/bench/cryptobound` "
+        "(TSC ticks across 100 ms sleeps of CLOCK_MONOTONIC_RAW, median of five): "
+        f"{fmt(tsc / 1e6 if tsc else None, 1)} MHz"
+        + (f"; DPDK's own estimate in sluice (`nat_tsc_hz`): {fmt(dpdk / 1e6, 1)} MHz"
+           if dpdk else "") + ". These are TSC (reference) cycles: the invariant TSC "
+        "ticks at a fixed rate whatever clock the core runs at.",
+        "",
+        "**What the tap costs, and where.** A `net_tap` port is a file descriptor: "
+        "every frame sluice receives is a read() and every frame it sends a write() "
+        "on it, and in that write() the kernel runs its half of the tap, which is the "
+        "receiving side of the client's (or the sink's) own TCP/IP. Those syscalls "
+        "run on sluice's core thread and count in its figure (the \"core system "
+        "share\" column: the part of the core threads' CPU spent in the kernel); the "
+        "kernel's processing of what the load generator and the sink send runs on "
+        "their CPU, outside sluice's figure. A real NIC costs a descriptor write and "
+        "a DMA instead, so on a NIC the native figure would lose most of the core "
+        "threads' system time (the share times the cores' part of the figure; the "
+        "pauses of an idle core are system time too, but little of it). The kernel "
+        "row has the mirror image: on loopback, each side pays for the other's "
+        "receive processing in its send().",
+        ""]
+    head = ["workload", "kernel CPU µs/op", "kernel cycles/op", "native busy cycles/op",
+            "native ÷ kernel", "native wall CPU µs/op", "core system share",
+            "core idle polls", "frames/op", "input cycles/rx frame",
+            "ops/s kernel / native", "p99 ms kernel / native", "native errors"]
+    rows, basis = [], []
+    for w in data["workloads"]:
+        key = w["key"]
+        if w["family"] == "idle":
+            continue
+        n = results.get(key) or {}
+        k = _res(data, "sluice", key)
+        bulk = key == "bulk"
+        if "ops" not in n:
+            why = n.get("na") or (n.get("error") or "not run").splitlines()[0]
+            rows.append([key, fmt(cost(key, k)), fmt(cycles(key, k, tsc), 0),
+                         f"failed: {why}"[:120]] + [""] * (len(head) - 4))
+            continue
+        nc, kc = cycles(key, n, tsc), cycles(key, k, tsc)
+        g = n["native"]["groups_s"]["cores"]
+        tick = g["user_s"] + g["system_s"]
+        sys_share = g["system_s"] / tick if tick else None
+        wall = n.get("wall_cpu_us_per_mib") if bulk else n.get("wall_cpu_us_per_op")
+        rate = (lambda r: None if not r else (r["mib_per_s"] if bulk else r["ops_per_s"]))
+        p99 = (lambda r: None if not r else r["latency_us"]["p99"] / 1000)
+        errs = sum(n["errors"].values())
+        nn = n["native"]
+        basis.append(nn["core_basis"])
+        idle = nn.get("idle_poll_share")
+        rows.append([key + (" (per MiB)" if bulk else ""), fmt(cost(key, k)), fmt(kc, 0),
+                     fmt(nc, 0), fmt(ratio(nc, kc), 2, "×"), fmt(wall),
+                     fmt(None if sys_share is None else 100 * sys_share, 0, " %"),
+                     fmt(None if idle is None else 100 * idle, 1, " %"),
+                     fmt(n.get("frames_per_op"), 1), fmt(nn.get("input_cycles_per_rx_frame"), 0),
+                     f"{fmt(rate(k), 1)} / {fmt(rate(n), 1)}",
+                     f"{fmt(p99(k), 2)} / {fmt(p99(n), 2)}", f"{errs} of {n['started']}"])
+    out += table(head, rows) + [""]
+    cpu_basis = sum(1 for b in basis if not b.startswith("TSC"))
+    out += [f"The cores' share came from the core threads' CPU time in {cpu_basis} of "
+            f"{len(basis)} workloads and from sluice's TSC busy count in the rest. "
+            + ("Where it is the CPU time, the TSC count was higher (the preemption "
+               "described above), and the busy figure is then close to the wall CPU: "
+               "with `idle_pause_us` > 0 a core that finds no work sleeps after "
+               "`idle_polls` empty passes, and \"core idle polls\" (sluice's idle "
+               "cycles over the core threads' CPU time) shows how little the polling "
+               "costs. " if cpu_basis else "")
+            + "\"frames/op\" counts frames both ways on both ports. \"input cycles/rx "
+            "frame\" is what sluice's own TCP/IP spends on a received frame (Ethernet, "
+            "IP, TCP input and the ACK it queues; from its `nat_cycles_per_frame`): "
+            "the session work a frame wakes runs later and is not in it, nor the "
+            "tap's read() and write(). Set against the busy cycles per frame (busy "
+            "cycles/op ÷ frames/op) it shows how small the stack's part is; the rest "
+            "is the TLS records, the relay and, above all (the system share), the "
+            "tap's syscalls. Every count behind these "
+            "figures (the counter deltas, each thread's user, system and on-CPU time) "
+            "is in the JSON under `native`.", ""]
+    idle = [w["key"] for w in data["workloads"] if w["family"] == "idle"]
+    if idle:
+        n = results.get(idle[0]) or {}
+        k = _res(data, "sluice", idle[0]) or {}
+        if "bytes_per_conn_tls" in n:
+            kib = lambda v: fmt(None if v is None else v / 1024)  # noqa: E731
+            out += [f"Idle connections ({n['held'].get('tls')} held): the native row "
+                    f"grew by {kib(n['bytes_per_conn_plain'])} KiB per connection before "
+                    f"TLS and {kib(n['bytes_per_conn_tls'])} KiB after it (PSS), against "
+                    f"{kib(k.get('bytes_per_conn_plain'))} and "
+                    f"{kib(k.get('bytes_per_conn_tls'))} on the kernel stack, where "
+                    "the kernel holds the TCP buffers outside the process. The native "
+                    "stack's buffers are in the process, and its DPDK memory (the "
+                    "mbuf pools of `eal.memory_mb`, reserved at start) is counted as "
+                    "its pages are first touched.", ""]
+    return out
+
+
+def plot(data, d, plt, save):
+    """native_cycles.png: kernel CPU cycles and native busy cycles per op."""
+    nat = data["servers"].get("sluice-native", {}).get("results", {})
+    tsc = data["references"].get("tsc_hz")
+    keys = [w["key"] for w in data["workloads"] if w["family"] not in ("idle",)
+            and "ops" in (nat.get(w["key"]) or {})]
+    if not keys or not tsc:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.38
+    for i, (label, fn) in enumerate((
+            ("kernel stack: CPU time × TSC rate",
+             lambda k: cycles(k, _res(data, "sluice", k), tsc)),
+            ("native stack: busy cycles", lambda k: cycles(k, nat.get(k), tsc)))):
+        xs = [g + (i - 0.5) * width for g in range(len(keys))]
+        ax.bar(xs, [(fn(k) or 0) / 1e3 for k in keys], width, label=label)
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([k + (" (/MiB)" if k == "bulk" else "") for k in keys],
+                       rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("thousand TSC cycles per operation (log)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title("sluice: kernel stack against native stack (net_tap), cycles per operation")
+    fig.tight_layout()
+    return save(fig, Path(d) / "native_cycles.png", plt)
+
