@@ -72,16 +72,20 @@ def memory(pidlist):
     return pss, rss
 
 
-def settled_memory(pidfn, timeout=10.0, interval=0.3):
-    """Memory of pidfn()'s processes once it stops moving (two readings
-    within 0.5 %), or after timeout: servers accept and allocate
-    asynchronously after the client sees its connect complete."""
+def settled_memory(pidfn, timeout=12.0, interval=1.0):
+    """Memory of pidfn()'s processes once it stops moving (two readings a
+    second apart within 0.2 % or 64 KiB), or after timeout: servers accept
+    and allocate asynchronously after the client sees its connect complete,
+    and an allocator that returns freed pages over time (sluice's jemalloc
+    purges over about a second) is still shrinking for a while after the
+    last handshake. Readings closer together took a slow purge for a
+    settled figure and moved the idle result by +-30 % between runs."""
     last = memory(pidfn())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(interval)
         now = memory(pidfn())
-        if abs(now[0] - last[0]) <= 0.005 * max(now[0], 1):
+        if abs(now[0] - last[0]) <= max(0.002 * now[0], 64 * 1024):
             return now
         last = now
     return last
