@@ -344,6 +344,8 @@ void nat_core_main(struct core *c)
 			sess_run_again(c);
 			work++;
 		}
+		if (c->id == 0)
+			work += nat_probe_poll(c, c->now_ms);
 		for (i = 0; i < nc->n_pq; i++)
 			net_poll(nc->pq[i].st, now_us);
 		wheel_advance(&c->wheel, c->now_ms, sess_timer);
@@ -367,6 +369,8 @@ void nat_core_main(struct core *c)
 	}
 	sess_close_all(c);
 	sess_reap(c);
+	if (c->id == 0)
+		nat_probe_stop();
 	for (i = 0; i < nc->n_pq; i++) {
 		net_poll(nc->pq[i].st, mono_us()); /* the FINs and RSTs of the closes */
 		nat_flush(&nc->pq[i]);

@@ -45,6 +45,11 @@ SLUICE4, SLUICE6 = "192.0.2.10", "2001:db8:1::10"
 BACK4, BACK6 = "198.51.100.1", "2001:db8:2::1"
 SLUICE_B4, SLUICE_B6 = "198.51.100.10", "2001:db8:2::10"
 LOSS_PERCENT = 3
+HEALTH_S = 2                 # the backends' health_interval
+DEAD_PORT = 10099            # nothing listens there in the backend namespace
+DEAD_LISTENER = 2525         # sluice's listener for that backend
+LIVE_POOLS = {"pf": f"{BACK4}:10026", "pf6": f"[{BACK6}]:10026", "dv": f"{BACK4}:10144",
+              "dv6": f"[{BACK6}]:10144", "pop": f"{BACK4}:10111"}
 
 
 def sh(*cmd, check=True):
@@ -243,13 +248,16 @@ def config():
         "cores": 1,
         "workers": 1,
         "timeouts": {"plaintext": 60, "handshake": 30, "idle": 120},
-        "backends": [
-            {"name": "pf", "protocol": "smtp", "proxy": "v2", "servers": servers(10026)},
-            {"name": "pf6", "protocol": "smtp", "proxy": "v2", "servers": servers6(10026)},
-            {"name": "dv", "protocol": "imap", "proxy": "v2", "servers": servers(10144)},
-            {"name": "dv6", "protocol": "imap", "proxy": "v2", "servers": servers6(10144)},
-            {"name": "pop", "protocol": "pop3", "proxy": "v2", "servers": servers(10111)},
-        ],
+        # Probed over the native stack every HEALTH_S seconds: the first
+        # round, before the taps are wired, finds every backend down.
+        "backends": [dict(b, proxy="v2", health_interval=HEALTH_S, connect_timeout=2) for b in (
+            {"name": "pf", "protocol": "smtp", "servers": servers(10026)},
+            {"name": "pf6", "protocol": "smtp", "servers": servers6(10026)},
+            {"name": "dv", "protocol": "imap", "servers": servers(10144)},
+            {"name": "dv6", "protocol": "imap", "servers": servers6(10144)},
+            {"name": "pop", "protocol": "pop3", "servers": servers(10111)},
+            {"name": "dead", "protocol": "smtp", "servers": servers(DEAD_PORT)},
+        )],
         "listeners": [
             {"name": "smtp", "address": f"{SLUICE4}:25", "protocol": "smtp",
              "tls": "starttls", "backend": "pf"},
@@ -263,6 +271,8 @@ def config():
              "tls": "starttls", "backend": "dv6"},
             {"name": "pop3", "address": f"{SLUICE4}:110", "protocol": "pop3",
              "tls": "starttls", "backend": "pop"},
+            {"name": "dead", "address": f"{SLUICE4}:{DEAD_LISTENER}", "protocol": "smtp",
+             "tls": "starttls", "backend": "dead"},
         ],
         "native": {
             "eal": {"hugepages": False, "memory_mb": 256},
@@ -308,6 +318,10 @@ def setUpModule():
         wait_until(lambda: client_py("import socket; socket.create_connection"
                                      f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
                    20, "a TCP connection to sluice's native address")
+        # The health check finds the backends up once they run, and what
+        # they advertise is what clients see before TLS from then on.
+        wait_until(lambda: all(probed_up(n, a) for n, a in LIVE_POOLS.items()),
+                   4 * HEALTH_S + 10, "the native probes finding every backend up")
     except BaseException:
         cleanup()
         raise
@@ -317,16 +331,57 @@ def tearDownModule():
     cleanup()
 
 
+def probed_up(pool, addr):
+    """sluice logged that its probe found server addr of pool up."""
+    return re.search(rf"backend {pool} {re.escape(addr)}: up, \d+ capabilities",
+                     SL.log_text()) is not None
+
+
 def client(*cmd, timeout=60, input=None):
     """A client run in the client namespace: (exit code, output)."""
     return run(in_ns(NS_C, *cmd), timeout=timeout, input=input)
 
 
-def client_py(code, timeout=120):
-    """Python code run in the client namespace: (exit code, output)."""
-    p = subprocess.run(in_ns(NS_C, sys.executable, "-c", code), stdout=subprocess.PIPE,
+def client_py(code, timeout=120, ns=NS_C):
+    """Python code run in the client namespace (or ns): (exit code, output)."""
+    p = subprocess.run(in_ns(ns, sys.executable, "-c", code), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)
     return p.returncode, p.stdout.decode(errors="replace")
+
+
+def py_value(ns, code):
+    """The value a Python snippet run in ns prints as its last line (a
+    literal: dict, list, tuple)."""
+    rc, out = client_py(code, timeout=60, ns=ns)
+    assert rc == 0, out
+    return eval(out.strip().splitlines()[-1], {})   # our own snippets' repr()
+
+
+# What a client sees before TLS, and what the backends themselves say
+# (asked from inside the backend namespace on their plain ports: Postfix
+# 10025, Dovecot 10143/10110, where a client on the server's own address
+# counts as secured, like sluice's probe with its PROXY header).
+SMTP_EHLO = """
+import smtplib
+s = smtplib.SMTP({host!r}, {port}, timeout=20)
+s.ehlo("client.test")
+print(repr({{k.upper(): v for k, v in s.esmtp_features.items()}}))
+s.quit()
+"""
+IMAP_CAPS = """
+import imaplib
+m = imaplib.IMAP4({host!r}, {port}, timeout=20)
+greeting = m.welcome.decode()
+t, d = m.capability()
+m.logout()
+print(repr((greeting, d[0].decode())))
+"""
+POP3_CAPA = """
+import poplib
+p = poplib.POP3({host!r}, {port}, timeout=20)
+print(repr(sorted(k.upper() for k in p.capa())))
+p.quit()
+"""
 
 
 SEND_SCRIPT = r"""
@@ -511,6 +566,66 @@ class NativeImapPop3(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertRegex(out, r"STAT \((\d+), \d+\)")
         self.assertGreaterEqual(int(re.search(r"STAT \((\d+)", out).group(1)), 1)
+
+
+class NativeProbes(unittest.TestCase):
+    """Backend probes and health checks over the native stack (core 0's
+    TCP to the backend namespace; nothing else can reach it)."""
+
+    def test_ehlo_before_tls_is_postfix_s(self):
+        """Before TLS, sluice's EHLO is what Postfix advertises (its
+        message_size_limit included) plus STARTTLS, never AUTH."""
+        backend = py_value(NS_B, SMTP_EHLO.format(host=BACK4, port=10025))
+        self.assertEqual(backend.get("SIZE"), "52428800", backend)
+        for host in (SLUICE4, SLUICE6):
+            seen = py_value(NS_C, SMTP_EHLO.format(host=host, port=25))
+            self.assertEqual(seen.get("SIZE"), "52428800", seen)
+            want = {k: v for k, v in backend.items() if k != "AUTH"}
+            want["STARTTLS"] = ""
+            self.assertEqual(seen, want, host)
+
+    def test_imap_and_pop3_capabilities_before_tls_are_dovecot_s(self):
+        """IMAP's greeting and CAPABILITY, and POP3's CAPA, before TLS:
+        Dovecot's lists plus STARTTLS/STLS, without the AUTH= mechanisms."""
+        _, caps = py_value(NS_B, IMAP_CAPS.format(host=BACK4, port=10143))
+        dovecot = set(caps.upper().split()) - {"CAPABILITY", "STARTTLS", "LOGINDISABLED"}
+        base = {c for c in dovecot if not c.startswith("AUTH=")}
+        self.assertIn("IDLE", base)
+        for host in (SLUICE4, SLUICE6):
+            greeting, caps = py_value(NS_C, IMAP_CAPS.format(host=host, port=143))
+            in_greeting = set(re.search(r"\[CAPABILITY ([^\]]*)\]", greeting).group(1)
+                              .upper().split())
+            self.assertEqual(in_greeting, base | {"STARTTLS"}, greeting)
+            self.assertEqual(set(caps.upper().split()) - {"CAPABILITY"},
+                             base | {"STARTTLS"}, caps)
+        dovecot = py_value(NS_B, POP3_CAPA.format(host=BACK4, port=10110))
+        self.assertIn("USER", dovecot)
+        seen = py_value(NS_C, POP3_CAPA.format(host=SLUICE4, port=110))
+        self.assertEqual(set(seen), set(dovecot) | {"STLS"}, seen)
+
+    def test_dead_backend_found_down(self):
+        """A backend on a closed port: the health check says so in the log
+        (connection refused, over the native stack), and a client that
+        needs it gets SMTP's temporary error, counted."""
+        wait_until(lambda: re.search(rf"backend dead {re.escape(BACK4)}:{DEAD_PORT}: "
+                                     r"down: connect: Connection refused", SL.log_text()),
+                   2 * HEALTH_S + 5, "the health check finding the dead backend down")
+        before = SL.counters()
+        rc, out = client_py(
+            "import smtplib\n"
+            f"s = smtplib.SMTP('{SLUICE4}', {DEAD_LISTENER}, timeout=20)\n"
+            "print('EHLO', s.ehlo('client.test')[0])\n"
+            "print('MAIL', *s.docmd('MAIL FROM:<sender@client.test>'))\n")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("EHLO 250", out)
+        self.assertRegex(out, r"MAIL 421 b'4\.4\.2 ")
+        after = SL.counters()
+        self.assertEqual(after.get("backend_unavailable", 0) - before.get("backend_unavailable", 0),
+                         1, after)
+        line = wait_until(lambda: [kv for kv in SL.conn_logs() if kv["listener"] == "dead"],
+                          10, "the dead listener's connection line")[-1]
+        self.assertEqual(line["result"], "backend-failed", line)
+        self.assertEqual(line["backend"], f"{BACK4}:{DEAD_PORT}", line)
 
 
 class NativeCounters(unittest.TestCase):
