@@ -307,6 +307,21 @@ size_t nat_report(char *line, size_t len, size_t o)
 	    (unsigned long long)sout, (unsigned long long)sdrop, (unsigned long long)pauses);
 	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,
 	 * per API call, and the share of loop time that found work. */
+	/* Per core: what it served, so that the spread over cores shows. */
+	for (k = 0; k < RT.n_cores; k++) {
+		const struct core *c = &RT.cores[k];
+		uint64_t crx = 0;
+
+		if (!c->nat)
+			continue;
+		for (i = 0; i < c->nat->n_pq; i++)
+			crx += c->nat->pq[i].rx_frames;
+		OUT(" nat_core%u_conns=%llu nat_core%u_backend_opens=%llu nat_core%u_frames=%llu "
+		    "nat_core%u_spread_in=%llu", k,
+		    (unsigned long long)c->ctr.v[CTR_conn_accepted], k,
+		    (unsigned long long)c->ctr.v[CTR_backend_connect_ok], k,
+		    (unsigned long long)crx, k, (unsigned long long)c->nat->spread_in);
+	}
 	OUT(" nat_cycles_per_frame=%llu nat_cycles_per_poll=%llu nat_cycles_per_call=%llu "
 	    "nat_busy_permille=%llu",
 	    (unsigned long long)(tot.rx_frames ? tot.rx_cycles / tot.rx_frames : 0),
