@@ -698,6 +698,151 @@ class NativeProbes(unittest.TestCase):
         self.assertEqual(line["backend"], f"{BACK4}:{DEAD_PORT}", line)
 
 
+# The net_memif rig: dpdk-testpmd is the memif server and forwards (io mode)
+# between it and a net_tap whose kernel end is in a client namespace of its
+# own; a second sluice has the memif client as its client-side port, and a
+# net_tap into the backend namespace on a third network, reaching Postfix's
+# IPv6 address through a gateway (Linux takes packets for any of its
+# addresses on any interface).
+#
+#   memif ns            testpmd                      sluice 2                 backend ns
+#   192.0.2.1 --tap-- net_tap | net_memif server == net_memif client 192.0.2.10
+#                                                    net_tap 2001:db8:3::10 --tap-- 2001:db8:3::1
+NS_M = f"slnm{TAG}"
+TAP_M, TAP_MB = f"slm{TAG}", f"slmb{TAG}"
+MEMIF_B6, MEMIF_GW6 = "2001:db8:3::10", "2001:db8:3::1"
+
+
+def memif_config(sock):
+    return {
+        "hostname": "mx.memif.test",
+        "cores": 1,
+        "workers": 1,
+        "timeouts": {"plaintext": 60, "handshake": 30, "idle": 120},
+        "backends": [{"name": "pfm", "protocol": "smtp", "proxy": "v2",
+                      "servers": [f"[{BACK6}]:10026"], "health_interval": HEALTH_S,
+                      "connect_timeout": 2}],
+        "listeners": [{"name": "smtp", "address": f"{SLUICE4}:25", "protocol": "smtp",
+                       "tls": "starttls", "backend": "pfm"}],
+        "native": {
+            "eal": {"hugepages": False, "memory_mb": 256},
+            "ports": [
+                {"device": f"net_memif0,role=client,socket={sock},socket-abstract=no",
+                 "ipv4": f"{SLUICE4}/24"},
+                {"device": f"net_tap1,iface={TAP_MB}", "ipv6": f"{MEMIF_B6}/64",
+                 "ipv6_gateway": MEMIF_GW6},
+            ],
+            "idle_pause_us": 200,
+        },
+    }
+
+
+class NativeMemif(unittest.TestCase):
+    """sluice's client side on a net_memif port (the client role), with
+    dpdk-testpmd as the memif server bridging to a tap."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sluice = cls.testpmd = None
+        cls.sock = harness.scratch() / f"memif{TAG}.sock"
+        try:
+            cls.setup_rig()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def setup_rig(cls):
+        sh("ip", "netns", "del", NS_M, check=False)
+        sh("ip", "netns", "add", NS_M)
+        if cls.sock.exists():
+            cls.sock.unlink()
+        cls.pmd_log = harness.scratch() / f"testpmd{TAG}.log"
+        # testpmd: main lcore waits on stdin (kept open), one forwarding
+        # lcore; no hugepages, its own runtime files.
+        cls.pmd_out = open(cls.pmd_log, "wb")
+        cls.testpmd = subprocess.Popen(
+            [harness.tool("stdbuf"), "-o0", harness.tool("dpdk-testpmd"), "--no-huge", "-m", "256", "--no-pci",
+             f"--file-prefix=sltpmd{TAG}", "-l", "0,1",
+             f"--vdev=net_memif0,role=server,socket={cls.sock},socket-abstract=no",
+             f"--vdev=net_tap0,iface={TAP_M}",
+             "--", "--forward-mode=io", "--auto-start", "--nb-cores=1",
+             "--total-num-mbufs=8192"],
+            stdin=subprocess.PIPE, stdout=cls.pmd_out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        # Forwarding, not just probed: the tap's queues are opened by name
+        # when the port is configured, so the tap moves only after that.
+        forwarding = re.compile(r"start packet forwarding")
+        poll(lambda: cls.testpmd.poll() is not None or forwarding.search(cls.pmd_text()), 60)
+        assert forwarding.search(cls.pmd_text()) and cls.sock.exists(), \
+            f"testpmd is not forwarding:\n{cls.pmd_text()[-3000:]}"
+        sh("ip", "link", "set", TAP_M, "netns", NS_M)
+        sh("ip", "-n", NS_M, "link", "set", "lo", "up")
+        sh("ip", "-n", NS_M, "link", "set", TAP_M, "address", "02:00:00:00:0d:01")
+        sh("ip", "-n", NS_M, "link", "set", TAP_M, "up")
+        sh("ip", "-n", NS_M, "addr", "add", f"{CLIENT4}/24", "dev", TAP_M)
+        cls.sluice = NativeSluice(memif_config(cls.sock), "memif").start()
+        wait_until(lambda: Path(f"/sys/class/net/{TAP_MB}").exists(), 20, TAP_MB)
+        sh("ip", "link", "set", TAP_MB, "netns", NS_B)
+        sh("ip", "-n", NS_B, "link", "set", TAP_MB, "address", "02:00:00:00:0e:01")
+        sh("ip", "-n", NS_B, "link", "set", TAP_MB, "up")
+        sh("ip", "-n", NS_B, "addr", "add", f"{MEMIF_GW6}/64", "dev", TAP_MB, "nodad")
+        wait_until(lambda: re.search(rf"backend pfm \[{re.escape(BACK6)}\]:10026: up",
+                                     cls.sluice.log_text()),
+                   4 * HEALTH_S + 10, "sluice 2 probing Postfix over its tap\n"
+                   + cls.sluice.log_text()[-2000:])
+
+    @classmethod
+    def pmd_text(cls):
+        try:
+            return cls.pmd_log.read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.sluice is not None:
+            try:
+                cls.sluice.stop()
+            except Exception as e:
+                print(f"memif sluice: {e}", file=sys.stderr)
+        if cls.testpmd is not None:
+            try:
+                cls.testpmd.stdin.close()    # "Press enter to exit": EOF does it
+                cls.testpmd.wait(15)
+            except (subprocess.TimeoutExpired, OSError):
+                os.killpg(cls.testpmd.pid, 9)
+                cls.testpmd.wait()
+            cls.pmd_out.close()
+        sh("ip", "netns", "del", NS_M, check=False)
+        # testpmd's runtime files (memif needs the multi-process config).
+        sh("rm", "-rf", f"/var/run/dpdk/sltpmd{TAG}", check=False)
+
+    def test_starttls_delivery_over_memif(self):
+        """swaks STARTTLS through testpmd and the memif port: delivered, the
+        client's address in Postfix's log, the frames counted on sluice 2."""
+        self.assertRegex(self.sluice.log_text(), r"native port net_memif0 \(port \d+, net_memif\)")
+        tag = unique("memif")
+        rc, out = run(in_ns(NS_M, "swaks", "--server", SLUICE4, "--port", "25", "-tls",
+                            "--ehlo", "client.test", "--from", "sender@client.test",
+                            "--to", "bob@test.local", "--header",
+                            f"Message-ID: {message_id(tag)}", "--body", "over net_memif"),
+                      timeout=60)
+        if rc:
+            out += (sh("ip", "-n", NS_M, "neigh", check=False) + sh("ip", "-n", NS_M, "-s", "link", check=False)
+                    + str(self.sluice.counters()))
+        self.assertEqual(rc, 0, out + self.sluice.log_text()[-2000:] + self.pmd_text()[-2000:])
+        got = PF.maildir_messages(message_id(tag).encode(), count=1, timeout=30)
+        self.assertEqual(len(got), 1)
+        kv = self.sluice.conn_log(CLIENT4)
+        self.assertEqual(kv["result"], "ok", kv)
+        self.assertEqual(kv["starttls"], "yes")
+        self.assertEqual(kv["backend"], f"[{BACK6}]:10026")
+        c = self.sluice.counters()
+        self.assertGreater(c.get("nat_rx_frames", 0), 10, c)
+        self.assertEqual(c.get("nat_tx_drops", 0), 0, c)
+
+
 class NativeCounters(unittest.TestCase):
 
     def test_stack_counters_and_cycles_reported(self):
