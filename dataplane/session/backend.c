@@ -11,8 +11,10 @@
  *
  * Capabilities are published as an immutable snapshot by pointer. A core
  * reads the pointer only while composing one reply and never keeps it, so
- * the snapshot replaced at one probe round can be freed at the next one
- * (rounds are at least a second apart).
+ * a replaced snapshot can be freed a second later (RETIRE_MS). Every
+ * server that answers publishes, and the native prober runs the servers
+ * of a pool at once: one round may replace several snapshots within
+ * microseconds, which is why they are kept by age, not by round.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,7 @@
 #include "session/proxyproto.h"
 
 #define DOWN_HOLD_MS 2000u /* a failed server is skipped this long */
+#define RETIRE_MS 1000u    /* a replaced snapshot lives this long */
 
 int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t errlen)
 {
@@ -51,7 +54,11 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 		p[i].ops = proto_get(b->protocol);
 		p[i].n = b->n_servers;
 		p[i].srv = calloc(b->n_servers, sizeof(*p[i].srv));
-		if (!p[i].srv) {
+		/* A server publishes at most twice in RETIRE_MS (a slow probe
+		 * ending just before the next round's quick one). */
+		p[i].n_retired = 2 * b->n_servers + 2;
+		p[i].retired = calloc(p[i].n_retired, sizeof(*p[i].retired));
+		if (!p[i].srv || !p[i].retired) {
 			be_pools_free(p, c->n_backends);
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
@@ -72,7 +79,9 @@ void be_pools_free(struct be_pool *p, unsigned n)
 
 	for (i = 0; p && i < n; i++) {
 		caps_free(atomic_load(&p[i].caps));
-		caps_free(p[i].retired);
+		for (unsigned k = 0; p[i].retired && k < p[i].n_retired; k++)
+			caps_free(p[i].retired[k].caps);
+		free(p[i].retired);
 		free(p[i].srv);
 	}
 	free(p);
@@ -345,13 +354,35 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Publish a new snapshot; the one it replaces lives one more round. */
-static void be_publish(struct be_pool *p, struct proto_caps *caps)
+/* Publish a new snapshot; the one it replaces is freed RETIRE_MS later,
+ * at a later publish. The prober's thread only. */
+static void be_publish(struct be_pool *p, struct proto_caps *caps, uint64_t now_ms)
 {
 	struct proto_caps *old = atomic_exchange_explicit(&p->caps, caps, memory_order_acq_rel);
+	struct be_retired *slot = NULL, *oldest = NULL;
 
-	caps_free(p->retired);
-	p->retired = old;
+	if (!old)
+		return;
+	for (unsigned k = 0; k < p->n_retired; k++) {
+		struct be_retired *r = &p->retired[k];
+
+		if (r->caps && now_ms - r->since_ms >= RETIRE_MS) {
+			caps_free(r->caps);
+			r->caps = NULL;
+		}
+		if (!r->caps && !slot)
+			slot = r;
+		if (r->caps && (!oldest || r->since_ms < oldest->since_ms))
+			oldest = r;
+	}
+	if (!slot) {
+		/* More publishes in RETIRE_MS than a pool makes: free the
+		 * oldest rather than grow. */
+		caps_free(oldest->caps);
+		slot = oldest;
+	}
+	slot->caps = old;
+	slot->since_ms = now_ms;
 }
 
 void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *caps,
@@ -366,7 +397,7 @@ void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *c
 		if (verbose || was_down)
 			log_msg(LOG_INFO, "backend %s %s: up, %u capabilities", p->cfg->name,
 				s->name, caps->n);
-		be_publish(p, caps);
+		be_publish(p, caps, now_ms);
 	} else {
 		caps_free(caps);
 		/* Held down until the next round. */

@@ -24,13 +24,20 @@ struct be_server {
 	bool probe_down;                 /* the last probe failed (the prober's) */
 };
 
+/* A replaced capability snapshot, freed once no core can still read it. */
+struct be_retired {
+	struct proto_caps *caps;
+	uint64_t since_ms;
+};
+
 struct be_pool {
 	const struct cfg_backend *cfg;
 	const struct proto_ops *ops;
 	unsigned n;
 	struct be_server *srv;
 	_Atomic(struct proto_caps *) caps;  /* NULL until a probe succeeded */
-	struct proto_caps *retired;         /* previous snapshot (see be_publish) */
+	struct be_retired *retired;         /* replaced snapshots (see be_publish) */
+	unsigned n_retired;                 /* slots: 2 per server, + 2 */
 };
 
 int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t errlen);
