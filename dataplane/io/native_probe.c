@@ -33,6 +33,7 @@ struct nprobe {
 	unsigned srv;                /* index in pool->srv */
 	struct tcp_conn *tc;         /* NULL: no probe under way */
 	bool busy;                   /* a probe is under way (tc may be gone) */
+	bool draining;               /* result given; reading until the server's FIN */
 	bool woken;                  /* the stack reported something */
 	bool connected, closed;
 	int err;                     /* closed: the stack's errno (0: FIN) */
@@ -112,17 +113,45 @@ int nat_probe_setup(struct be_pool *pools, unsigned n, const char *hostname)
 	return 0;
 }
 
-/* The probe is over: close its connection, hand the result on. */
+/* The connection is no longer needed: let it go, the probe is idle. */
+static void np_release(struct nprobe *np)
+{
+	if (np->tc)
+		tcp_close(np->tc);   /* RST if the server's bytes were left unread */
+	np->tc = NULL;
+	np->busy = np->draining = false;
+}
+
+/*
+ * The probe is over: hand the result on. After a good one the QUIT is on
+ * its way with our FIN behind it; the connection stays until the server's
+ * answer and FIN are read, so that it ends without a reset (RFC 9293
+ * §3.10.4: closing with unread data resets).
+ */
 static void np_finish(struct nprobe *np, int rc, const char *why, uint64_t now_ms)
 {
 	struct proto_caps *caps = rc == 0 ? be_probe_take(&np->pr) : NULL;
 
-	if (np->tc)
-		tcp_close(np->tc);   /* FIN after the QUIT, or RST with bytes unread */
-	np->tc = NULL;
 	be_probe_end(&np->pr);
-	np->busy = false;
 	be_probe_result(np->pool, np->srv, rc, caps, why, np->verbose, now_ms);
+	if (rc == 0 && np->tc) {
+		tcp_shutdown_wr(np->tc);
+		np->draining = true;
+		np->deadline_ms = now_ms + np->pool->cfg->connect_timeout * 1000ull;
+	} else {
+		np_release(np);
+	}
+}
+
+/* Draining: discard what the server still says; done at its FIN. */
+static void np_drain(struct nprobe *np, uint64_t now_ms)
+{
+	char buf[512];
+
+	while (np->tc && tcp_read(np->tc, buf, sizeof(buf)) > 0)
+		;
+	if (!np->tc || tcp_eof(np->tc) || now_ms >= np->deadline_ms)
+		np_release(np);
 }
 
 /* Send what the conversation queued (it fits: a few hundred bytes into an
@@ -177,6 +206,10 @@ static void np_step(struct nprobe *np, uint64_t now_ms)
 	int rc;
 
 	np->woken = false;
+	if (np->draining) {
+		np_drain(np, now_ms);
+		return;
+	}
 	if (!np->pr.p) {                          /* not connected before */
 		struct sockaddr_storage me, peer;
 		struct tcp_info ti;
@@ -279,8 +312,7 @@ unsigned nat_probe_poll(struct core *c, uint64_t now_ms)
 void nat_probe_stop(void)
 {
 	for (unsigned i = 0; NP.pr && i < NP.n_pr; i++) {
-		if (NP.pr[i].tc)
-			tcp_close(NP.pr[i].tc);
+		np_release(&NP.pr[i]);
 		be_probe_end(&NP.pr[i].pr);
 	}
 	free(NP.pr);

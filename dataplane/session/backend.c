@@ -331,9 +331,14 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {
-			probe_flush(fd, pr);   /* the QUIT: its answer does not matter */
+			probe_flush(fd, pr);   /* the QUIT */
 			*out = be_probe_take(pr);
 			rc = 0;
+			/* Read its answer up to the server's FIN (or the
+			 * timeout): a close with bytes unread would reset. */
+			shutdown(fd, SHUT_WR);
+			while (recv(fd, buf, sizeof(buf), 0) > 0)
+				;
 			goto out;
 		}
 	}
