@@ -164,6 +164,24 @@ class NsPostfix(Postfix):
     def _stop_stale(self):
         self.stop()
 
+    def stop(self, timeout=15):
+        """As Postfix.stop, but the ports to wait for are the backend
+        namespace's: those of the root namespace belong to other runs."""
+        if self in harness._running:
+            harness._running.remove(self)
+        pid = self.master_pid()
+        if pid is None:
+            return
+        self._postfix("stop", check=False)
+        poll(lambda: not harness._alive(pid), timeout)
+        for p in harness._session_pids(pid):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not any(ns_listening(NS_B, port) for port in (10025, 10026)),
+                   timeout, "Postfix's ports in the backend namespace to close")
+
     def start(self, timeout=20):
         if not self._rendered:
             self._stop_stale()
