@@ -1,5 +1,6 @@
-"""End to end on the native stack (DESIGN.md §6, issue 6): sluice on two
-DPDK net_tap ports without hugepages, its own TCP/IP on both sides.
+"""End to end on the native stack (DESIGN.md §6, issue 6): sluice with two
+cores on two DPDK net_tap ports without hugepages, its own TCP/IP on both
+sides, its backend probes and health checks over it too.
 
     client namespace                 sluice (root namespace)           backend namespace
     192.0.2.1 2001:db8:1::1  --tap-- port 0: 192.0.2.10 2001:db8:1::10
@@ -11,13 +12,16 @@ The test makes the namespaces, moves each tap interface (the kernel's end of
 a DPDK port) into its namespace, and removes everything afterwards, also on
 failure. Real clients run in the client namespace (`ip netns exec`), real
 Postfix and Dovecot in the backend namespace; nothing but sluice's stack
-connects the two. The 10 MiB transfers run once clean and once with
-nftables dropping 3 % of the packets in the client namespace.
+connects the two. The 10 MiB transfers run once clean and twice with
+nftables dropping 3 % of the packets in the client namespace (an upload and
+a download). NativeMemif adds a second sluice whose client side is a
+net_memif port, with dpdk-testpmd as the memif server (see its comment).
 
 Run as root: cd tests/integration && python3 -m unittest test_native
 (SLUICE_BIN names another binary; it must be built with DPDK.)
 """
 
+import ast
 import os
 import re
 import signal
@@ -394,7 +398,7 @@ def py_value(ns, code):
     literal: dict, list, tuple)."""
     rc, out = client_py(code, timeout=60, ns=ns)
     assert rc == 0, out
-    return eval(out.strip().splitlines()[-1], {})   # our own snippets' repr()
+    return ast.literal_eval(out.strip().splitlines()[-1])
 
 
 # What a client sees before TLS, and what the backends themselves say
