@@ -383,11 +383,14 @@ int main(int argc, char **argv)
 	}
 
 	if (c->native) {
-		/* The probes use kernel sockets; the backends sit behind the
-		 * native ports. Until probes run over the native stack, the
-		 * engines advertise their default capabilities. */
-		log_msg(LOG_INFO, "native stack: backend probes and health checks are not run "
-			"(capabilities: defaults; a failed connect marks a server down)");
+#if HAVE_DPDK
+		/* The backends sit behind the native ports: core 0 probes them
+		 * over its own TCP from its first loop on (io/native_probe.c). */
+		if (nat_probe_setup(pools, c->n_backends, c->hostname) < 0) {
+			fprintf(stderr, "sluice: out of memory\n");
+			return 1;
+		}
+#endif
 	} else {
 		be_probe_all(pools, c->n_backends, c->hostname);
 		if (be_health_start(pools, c->n_backends, c->hostname) < 0)

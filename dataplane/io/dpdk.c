@@ -15,7 +15,9 @@
  * and the ICMP errors TCP uses go to every core: each stack keeps its own
  * neighbour table.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -344,6 +346,8 @@ void nat_core_main(struct core *c)
 			sess_run_again(c);
 			work++;
 		}
+		if (c->id == 0)
+			work += nat_probe_poll(c, c->now_ms);
 		for (i = 0; i < nc->n_pq; i++)
 			net_poll(nc->pq[i].st, now_us);
 		wheel_advance(&c->wheel, c->now_ms, sess_timer);
@@ -367,6 +371,8 @@ void nat_core_main(struct core *c)
 	}
 	sess_close_all(c);
 	sess_reap(c);
+	if (c->id == 0)
+		nat_probe_stop();
 	for (i = 0; i < nc->n_pq; i++) {
 		net_poll(nc->pq[i].st, mono_us()); /* the FINs and RSTs of the closes */
 		nat_flush(&nc->pq[i]);
@@ -392,10 +398,18 @@ static int nat_eal_argv(const struct cfg_native *n, cpu_set_t *aff, char **argv,
 	if (n->eal.hugepages) {
 		argv[argc++] = "--in-memory";   /* no files in /var/run: instances stay apart */
 	} else {
-		/* --no-huge is legacy memory, which --in-memory refuses. */
+		/* --no-huge is legacy memory, which --in-memory refuses. The
+		 * memif driver registers a multi-process action at probe time,
+		 * which --no-shconf turns into an error: keep the shared config
+		 * then (in a directory of our own, removed by nat_fini). */
+		bool memif = false;
+
+		for (unsigned i = 0; i < n->n_ports; i++)
+			memif |= !strncmp(n->ports[i].name, "net_memif", 9);
 		snprintf(prefix, 32, "--file-prefix=sluice%ld", (long)getpid());
 		argv[argc++] = "--no-huge";
-		argv[argc++] = "--no-shconf";
+		if (!memif)
+			argv[argc++] = "--no-shconf";
 		argv[argc++] = prefix;
 	}
 	if (n->eal.memory_mb) {
@@ -618,6 +632,24 @@ int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *er
 	return 0;
 }
 
+/* The EAL leaves its runtime directory (/var/run/dpdk/PREFIX, with the
+ * shared config files when there are any) behind: remove it. */
+static void nat_rm_runtime_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' &&
+		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
+			unlink(path);
+	closedir(d);
+	rmdir(dir);
+}
+
 void nat_fini(void)
 {
 	unsigned i, k;
@@ -638,7 +670,15 @@ void nat_fini(void)
 	free(N.cores);
 	for (i = 0; i < N.n_ports; i++)
 		rte_mempool_free(N.port[i].pool);
-	if (N.eal_up)
+	if (N.eal_up) {
+		char dir[PATH_MAX];
+		/* Ours alone when the prefix carries our pid (no hugepages). */
+		bool own = N.cfg && !N.cfg->eal.hugepages;
+
+		snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
 		rte_eal_cleanup();
+		if (own)
+			nat_rm_runtime_dir(dir);
+	}
 	memset(&N, 0, sizeof(N));
 }

@@ -31,7 +31,7 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void to_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss)
+void nat_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (a->family == NET_AF4) {
@@ -80,8 +80,8 @@ static int nat_accept(void *lctx, struct tcp_conn *tc)
 	struct tcp_info ti;
 
 	tcp_get_info(tc, &ti);
-	to_sockaddr(&ti.raddr, ti.rport, &peer);
-	to_sockaddr(&ti.laddr, ti.lport, &local);
+	nat_sockaddr(&ti.raddr, ti.rport, &peer);
+	nat_sockaddr(&ti.laddr, ti.lport, &local);
 	return sess_accept_native(ls->q->nc->core, ls->l, tc, &peer, &local);
 }
 
@@ -215,6 +215,25 @@ static bool nat_port_ok(void *arg, const struct net_addr *laddr, uint16_t lport,
 	return nat_flow_owner(q->port, raddr, rport, laddr, lport) == q->nc->core->id;
 }
 
+struct nat_pq *nat_connect_req(struct core *c, const struct sockaddr *addr,
+				struct tcp_connect_req *req)
+{
+	struct nat_pq *q;
+
+	memset(req, 0, sizeof(*req));
+	if (!from_sockaddr(addr, &req->raddr, &req->rport)) {
+		errno = EAFNOSUPPORT;
+		return NULL;
+	}
+	if (!(q = nat_route(c->nat, &req->raddr))) {
+		errno = ENETUNREACH;
+		return NULL;
+	}
+	req->port_ok = nat_port_ok;
+	req->port_arg = q;
+	return q;
+}
+
 int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
 		       socklen_t len)
 {
@@ -225,13 +244,8 @@ int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *
 	int rc;
 
 	(void)len;
-	memset(&req, 0, sizeof(req));
-	if (!from_sockaddr(addr, &req.raddr, &req.rport))
-		return -EAFNOSUPPORT;
-	if (!(q = nat_route(c->nat, &req.raddr)))
-		return -ENETUNREACH;
-	req.port_ok = nat_port_ok;
-	req.port_arg = q;
+	if (!(q = nat_connect_req(c, addr, &req)))
+		return -errno;
 	rc = tcp_stream_connect(q->st, ts, &req, owner, sess_stream_wake, owner);
 	s->native = true;
 	if (rc < 0)
@@ -295,6 +309,21 @@ size_t nat_report(char *line, size_t len, size_t o)
 	    (unsigned long long)sout, (unsigned long long)sdrop, (unsigned long long)pauses);
 	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,
 	 * per API call, and the share of loop time that found work. */
+	/* Per core: what it served, so that the spread over cores shows. */
+	for (k = 0; k < RT.n_cores; k++) {
+		const struct core *c = &RT.cores[k];
+		uint64_t crx = 0;
+
+		if (!c->nat)
+			continue;
+		for (i = 0; i < c->nat->n_pq; i++)
+			crx += c->nat->pq[i].rx_frames;
+		OUT(" nat_core%u_conns=%llu nat_core%u_backend_opens=%llu nat_core%u_frames=%llu "
+		    "nat_core%u_spread_in=%llu", k,
+		    (unsigned long long)c->ctr.v[CTR_conn_accepted], k,
+		    (unsigned long long)c->ctr.v[CTR_backend_connect_ok], k,
+		    (unsigned long long)crx, k, (unsigned long long)c->nat->spread_in);
+	}
 	OUT(" nat_cycles_per_frame=%llu nat_cycles_per_poll=%llu nat_cycles_per_call=%llu "
 	    "nat_busy_permille=%llu",
 	    (unsigned long long)(tot.rx_frames ? tot.rx_cycles / tot.rx_frames : 0),

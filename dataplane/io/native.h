@@ -25,6 +25,9 @@ struct stream;
 struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
+struct tcp_connect_req;
+struct be_pool;
+struct sockaddr_storage;
 
 #define NAT_PORTS_MAX 16
 #define NAT_BURST 32
@@ -114,8 +117,26 @@ void nat_stacks_fini(struct nat_core *nc);
  * session's struct tcp_stream) connecting from the port that reaches addr. */
 int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
 		       socklen_t len);
+/* A tcp_connect_req to addr from the port that reaches it, with a source
+ * port whose answers come back to core c; returns that port's state on
+ * core c (q->st is the stack to connect on), or NULL with errno set. */
+struct nat_pq *nat_connect_req(struct core *c, const struct sockaddr *addr,
+				struct tcp_connect_req *req);
+/* A native address and port as a sockaddr. */
+void nat_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss);
 /* Append " net_NAME=N ... nat_NAME=N" (all cores and ports) to line at o;
  * returns the new length. */
 size_t nat_report(char *line, size_t len, size_t o);
+
+/* ---- io/native_probe.c -------------------------------------------------- */
+
+/* The backend probes and health checks run on core 0 over the native
+ * stack: the pools to probe (before the cores start). 0 or -ENOMEM. */
+int nat_probe_setup(struct be_pool *pools, unsigned n, const char *hostname);
+/* Core 0's loop: start due rounds, advance the conversations, time them
+ * out. Returns how many probes it moved (work, for the idle back-off). */
+unsigned nat_probe_poll(struct core *c, uint64_t now_ms);
+/* Core 0 stopping: close the probes' connections, free their state. */
+void nat_probe_stop(void);
 
 #endif

@@ -366,7 +366,7 @@ void tcp_keep_reset(struct tcp_conn *c);
 /* tcp_sack.c: the receiver's out-of-order list and the sender's scoreboard */
 void tcp_ooo_add(struct tcp_conn *c, uint32_t start, uint32_t end);
 uint32_t tcp_ooo_take(struct tcp_conn *c);
-void tcp_sb_update(struct tcp_conn *c, const struct tcp_seg *s);
+bool tcp_sb_update(struct tcp_conn *c, const struct tcp_seg *s);
 void tcp_sb_clear(struct tcp_conn *c);
 uint32_t tcp_sb_pipe(const struct tcp_conn *c);
 bool tcp_sb_next_seg(struct tcp_conn *c, uint32_t *seq, uint32_t *len);

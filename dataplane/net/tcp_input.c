@@ -268,11 +268,15 @@ static int take_ack(struct tcp_conn *c, const struct tcp_seg *s, bool *writable)
 	}
 	acked = ack - c->snd_una;
 	if (acked == 0) {
-		bool dup = s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) && c->snd_wnd == old_wnd &&
+		/* RFC 5681 §2: a duplicate ACK leaves the window alone; RFC
+		 * 6675 §2: under SACK, one that SACKs new bytes is one too,
+		 * whatever its window (Linux receivers grow theirs in the
+		 * very ACKs that report a hole). */
+		bool sacked = c->sack_ok && s->o.nsack && tcp_sb_update(c, s);
+		bool dup = s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) &&
+			   (c->snd_wnd == old_wnd || sacked) &&
 			   c->snd_una != c->snd_max && c->snd_nxt != c->snd_una;
 
-		if (c->sack_ok && s->o.nsack)
-			tcp_sb_update(c, s);
 		if (dup) {
 			net_count(c->st, NET_C_tcp_dupack_rx);
 			tcp_ack_recovery(c, s, 0, true);

@@ -108,12 +108,35 @@ static void sb_insert(struct tcp_conn *c, uint32_t l, uint32_t r)
 	c->nsack = (uint8_t)n;
 }
 
+/* Drop what SND.UNA now covers; returns the bytes still SACKed. */
+static uint32_t sb_prune(struct tcp_conn *c)
+{
+	uint32_t bytes = 0;
+	unsigned i, n = 0;
+
+	for (i = 0; i < c->nsack; i++) {
+		struct seq_range b = c->sack[i];
+
+		if (seq_leq(b.end, c->snd_una))
+			continue;
+		if (seq_lt(b.start, c->snd_una))
+			b.start = c->snd_una;
+		c->sack[n++] = b;
+		bytes += b.end - b.start;
+	}
+	c->nsack = (uint8_t)n;
+	return bytes;
+}
+
 /* Take the SACK blocks of an ACK (RFC 2018 §3), after SND.UNA moved:
  * blocks at or below SND.UNA (D-SACK, RFC 2883) or beyond SND.MAX are
- * ignored; ranges now acknowledged cumulatively are dropped. */
-void tcp_sb_update(struct tcp_conn *c, const struct tcp_seg *s)
+ * ignored; ranges now acknowledged cumulatively are dropped. Returns true
+ * if the ACK SACKed bytes not SACKed before (RFC 6675 §2: what makes an
+ * ACK a duplicate under SACK). */
+bool tcp_sb_update(struct tcp_conn *c, const struct tcp_seg *s)
 {
-	unsigned i, n = 0;
+	uint32_t before = sb_prune(c);
+	unsigned i;
 
 	for (i = 0; i < s->o.nsack; i++) {
 		uint32_t l = s->o.sack[i].start, r = s->o.sack[i].end;
@@ -124,16 +147,7 @@ void tcp_sb_update(struct tcp_conn *c, const struct tcp_seg *s)
 			l = c->snd_una;
 		sb_insert(c, l, r);
 	}
-	for (i = 0; i < c->nsack; i++) {
-		struct seq_range b = c->sack[i];
-
-		if (seq_leq(b.end, c->snd_una))
-			continue;
-		if (seq_lt(b.start, c->snd_una))
-			b.start = c->snd_una;
-		c->sack[n++] = b;
-	}
-	c->nsack = (uint8_t)n;
+	return sb_prune(c) > before;
 }
 
 /* RFC 6675 §4 IsLost() as a boundary: the start of the highest SACKed

@@ -11,8 +11,10 @@
  *
  * Capabilities are published as an immutable snapshot by pointer. A core
  * reads the pointer only while composing one reply and never keeps it, so
- * the snapshot replaced at one probe round can be freed at the next one
- * (rounds are at least a second apart).
+ * a replaced snapshot can be freed a second later (RETIRE_MS). Every
+ * server that answers publishes, and the native prober runs the servers
+ * of a pool at once: one round may replace several snapshots within
+ * microseconds, which is why they are kept by age, not by round.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,7 @@
 #include "session/proxyproto.h"
 
 #define DOWN_HOLD_MS 2000u /* a failed server is skipped this long */
+#define RETIRE_MS 1000u    /* a replaced snapshot lives this long */
 
 int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t errlen)
 {
@@ -51,7 +54,11 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 		p[i].ops = proto_get(b->protocol);
 		p[i].n = b->n_servers;
 		p[i].srv = calloc(b->n_servers, sizeof(*p[i].srv));
-		if (!p[i].srv) {
+		/* A server publishes at most twice in RETIRE_MS (a slow probe
+		 * ending just before the next round's quick one). */
+		p[i].n_retired = 2 * b->n_servers + 2;
+		p[i].retired = calloc(p[i].n_retired, sizeof(*p[i].retired));
+		if (!p[i].srv || !p[i].retired) {
 			be_pools_free(p, c->n_backends);
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
@@ -72,7 +79,9 @@ void be_pools_free(struct be_pool *p, unsigned n)
 
 	for (i = 0; p && i < n; i++) {
 		caps_free(atomic_load(&p[i].caps));
-		caps_free(p[i].retired);
+		for (unsigned k = 0; p[i].retired && k < p[i].n_retired; k++)
+			caps_free(p[i].retired[k].caps);
+		free(p[i].retired);
 		free(p[i].srv);
 	}
 	free(p);
@@ -166,93 +175,179 @@ static int send_all(int fd, const void *p, size_t n)
 }
 
 /*
- * One probe of one server: the opening and the capability request.
- * Returns 0 with *out set, or a negative errno with why[] filled.
+ * The probe conversation, without I/O: both stacks drive it (the kernel
+ * one below with a blocking socket, the native one from core 0 in
+ * io/native_probe.c), so that the same bytes go out and the same parser
+ * reads the answers.
+ */
+int be_probe_begin(struct be_probe *pr, const struct be_pool *p, const char *hostname,
+		   const struct sockaddr *me, const struct sockaddr *peer)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->p = p;
+	pr->hostname = hostname;
+	if (!(pr->caps = calloc(1, sizeof(*pr->caps))))
+		return -ENOMEM;
+	if (p->cfg->proxy == CFG_PROXY_V2) {
+		/* As a TLS client of sluice (see the top of the file). */
+		static const struct pp_tls as_tls = { "TLSv1.3", "TLS_AES_128_GCM_SHA256", NULL };
+		int n = -1;
+
+		if (me && peer)
+			n = pp2_encode((uint8_t *)pr->out, sizeof(pr->out), me, peer, &as_tls);
+		if (n < 0)
+			n = pp2_encode_local((uint8_t *)pr->out, sizeof(pr->out));
+		pr->out_len = n > 0 ? (size_t)n : 0;
+	} else if (p->cfg->proxy == CFG_PROXY_V1) {
+		memcpy(pr->out, "PROXY UNKNOWN\r\n", 15);
+		pr->out_len = 15;
+	}
+	return 0;
+}
+
+/* Queue a request after what is still to be sent; false if it does not fit. */
+static bool probe_queue(struct be_probe *pr, const char *s, size_t n)
+{
+	if (n > sizeof(pr->out) - pr->out_len)
+		return false;
+	memcpy(pr->out + pr->out_len, s, n);
+	pr->out_len += n;
+	return true;
+}
+
+int be_probe_input(struct be_probe *pr, const void *data, size_t n, char *why, size_t wlen)
+{
+	const struct proto_ops *ops = pr->p->ops;
+	char req[300];
+
+	while (n) {
+		size_t take = sizeof(pr->in) - pr->in_len;
+		char *lf;
+
+		if (take > n)
+			take = n;
+		memcpy(pr->in + pr->in_len, data, take);
+		pr->in_len += take;
+		data = (const char *)data + take;
+		n -= take;
+		while ((lf = memchr(pr->in, '\n', pr->in_len))) {
+			size_t ll = (size_t)(lf - pr->in), used = ll + 1;
+			int rc;
+
+			if (ll && pr->in[ll - 1] == '\r')
+				ll--;
+			rc = ops->probe_line(&pr->state, pr->in, ll, pr->caps);
+			memmove(pr->in, pr->in + used, pr->in_len - used);
+			pr->in_len -= used;
+			if (rc < 0) {
+				snprintf(why, wlen, "refused the probe");
+				return -EPROTO;
+			}
+			if (rc == 1) {
+				snprintf(req, sizeof(req), ops->probe_request, pr->hostname);
+				if (!probe_queue(pr, req, strlen(req))) {
+					snprintf(why, wlen, "host name too long for the probe");
+					return -EPROTO;
+				}
+			} else if (rc == 2) {
+				probe_queue(pr, ops->probe_quit, strlen(ops->probe_quit));
+				pr->done = true;
+				return 1;
+			}
+		}
+		if (pr->in_len == sizeof(pr->in)) {
+			snprintf(why, wlen, "reply line too long");
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+struct proto_caps *be_probe_take(struct be_probe *pr)
+{
+	struct proto_caps *c = pr->done ? pr->caps : NULL;
+
+	if (c)
+		pr->caps = NULL;
+	return c;
+}
+
+void be_probe_end(struct be_probe *pr)
+{
+	caps_free(pr->caps);
+	pr->caps = NULL;
+}
+
+/* Send what the conversation queued. 0 or -errno. */
+static int probe_flush(int fd, struct be_probe *pr)
+{
+	int rc = send_all(fd, pr->out, pr->out_len);
+
+	pr->out_len = 0;
+	return rc;
+}
+
+/*
+ * One probe of one server over a kernel socket: the opening and the
+ * capability request. Returns 0 with *out set, or a negative errno with
+ * why[] filled.
  */
 static int probe_one(const struct be_pool *p, const struct be_server *s,
 		     const char *hostname, struct proto_caps **out, char *why, size_t wlen)
 {
-	struct proto_caps *caps = calloc(1, sizeof(*caps));
-	char buf[8192], req[300];
-	size_t len = 0;
-	int fd, rc, state = 0;
-	uint8_t hdr[PP_MAX];
+	struct sockaddr_storage me, peer;
+	socklen_t ml = sizeof(me), pl = sizeof(peer);
+	struct be_probe *pr;
+	bool names;
+	int fd, rc;
 
-	if (!caps)
-		return -ENOMEM;
 	fd = probe_connect(s, p->cfg->connect_timeout);
 	if (fd < 0) {
 		snprintf(why, wlen, "connect: %s", strerror(-fd));
-		caps_free(caps);
 		return fd;
 	}
-	rc = 0;
-	if (p->cfg->proxy == CFG_PROXY_V2) {
-		static const struct pp_tls as_tls = { "TLSv1.3", "TLS_AES_128_GCM_SHA256", NULL };
-		struct sockaddr_storage me, peer;
-		socklen_t ml = sizeof(me), pl = sizeof(peer);
-		int n = -1;
-
-		if (!getsockname(fd, (struct sockaddr *)&me, &ml) &&
-		    !getpeername(fd, (struct sockaddr *)&peer, &pl))
-			n = pp2_encode(hdr, sizeof(hdr), (struct sockaddr *)&me,
-				       (struct sockaddr *)&peer, &as_tls);
-		if (n < 0)
-			n = pp2_encode_local(hdr, sizeof(hdr));
-		rc = send_all(fd, hdr, (size_t)n);
-	} else if (p->cfg->proxy == CFG_PROXY_V1) {
-		rc = send_all(fd, "PROXY UNKNOWN\r\n", 15);
+	if (!(pr = malloc(sizeof(*pr)))) {
+		close(fd);
+		return -ENOMEM;
 	}
+	names = !getsockname(fd, (struct sockaddr *)&me, &ml) &&
+		!getpeername(fd, (struct sockaddr *)&peer, &pl);
+	rc = be_probe_begin(pr, p, hostname, names ? (struct sockaddr *)&me : NULL,
+			    names ? (struct sockaddr *)&peer : NULL);
 	if (rc < 0)
-		goto io_fail;
-
+		goto out;
 	for (;;) {
-		char *lf;
+		char buf[4096];
 		ssize_t n;
 
-		while ((lf = memchr(buf, '\n', len))) {
-			size_t ll = (size_t)(lf - buf);
-			size_t used = ll + 1;
-
-			if (ll && buf[ll - 1] == '\r')
-				ll--;
-			rc = p->ops->probe_line(&state, buf, ll, caps);
-			memmove(buf, buf + used, len - used);
-			len -= used;
-			if (rc < 0) {
-				snprintf(why, wlen, "refused the probe");
-				rc = -EPROTO;
-				goto out;
-			}
-			if (rc == 1) {
-				snprintf(req, sizeof(req), p->ops->probe_request, hostname);
-				if ((rc = send_all(fd, req, strlen(req))) < 0)
-					goto io_fail;
-			} else if (rc == 2) {
-				send_all(fd, p->ops->probe_quit, strlen(p->ops->probe_quit));
-				*out = caps;
-				caps = NULL;
-				rc = 0;
-				goto out;
-			}
-		}
-		if (len == sizeof(buf)) {
-			snprintf(why, wlen, "reply line too long");
-			rc = -EPROTO;
-			goto out;
-		}
-		n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if ((rc = probe_flush(fd, pr)) < 0)
+			goto io_fail;
+		n = recv(fd, buf, sizeof(buf), 0);
 		if (n <= 0) {
 			rc = n < 0 ? -errno : -ECONNRESET;
 			goto io_fail;
 		}
-		len += (size_t)n;
+		rc = be_probe_input(pr, buf, (size_t)n, why, wlen);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			probe_flush(fd, pr);   /* the QUIT */
+			*out = be_probe_take(pr);
+			rc = 0;
+			/* Read its answer up to the server's FIN (or the
+			 * timeout): a close with bytes unread would reset. */
+			shutdown(fd, SHUT_WR);
+			while (recv(fd, buf, sizeof(buf), 0) > 0)
+				;
+			goto out;
+		}
 	}
 io_fail:
 	snprintf(why, wlen, "%s", rc == -EAGAIN ? "timed out" : strerror(-rc));
 out:
 	close(fd);
-	caps_free(caps);
+	be_probe_end(pr);
+	free(pr);
 	return rc;
 }
 
@@ -264,13 +359,58 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Publish a new snapshot; the one it replaces lives one more round. */
-static void be_publish(struct be_pool *p, struct proto_caps *caps)
+/* Publish a new snapshot; the one it replaces is freed RETIRE_MS later,
+ * at a later publish. The prober's thread only. */
+static void be_publish(struct be_pool *p, struct proto_caps *caps, uint64_t now_ms)
 {
 	struct proto_caps *old = atomic_exchange_explicit(&p->caps, caps, memory_order_acq_rel);
+	struct be_retired *slot = NULL, *oldest = NULL;
 
-	caps_free(p->retired);
-	p->retired = old;
+	if (!old)
+		return;
+	for (unsigned k = 0; k < p->n_retired; k++) {
+		struct be_retired *r = &p->retired[k];
+
+		if (r->caps && now_ms - r->since_ms >= RETIRE_MS) {
+			caps_free(r->caps);
+			r->caps = NULL;
+		}
+		if (!r->caps && !slot)
+			slot = r;
+		if (r->caps && (!oldest || r->since_ms < oldest->since_ms))
+			oldest = r;
+	}
+	if (!slot) {
+		/* More publishes in RETIRE_MS than a pool makes: free the
+		 * oldest rather than grow. */
+		caps_free(oldest->caps);
+		slot = oldest;
+	}
+	slot->caps = old;
+	slot->since_ms = now_ms;
+}
+
+void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *caps,
+		     const char *why, bool verbose, uint64_t now_ms)
+{
+	struct be_server *s = &p->srv[i];
+	bool was_down = s->probe_down;
+
+	s->probe_down = !(rc == 0 && caps);
+	if (rc == 0 && caps) {
+		atomic_store(&s->down_until_ms, 0);
+		if (verbose || was_down)
+			log_msg(LOG_INFO, "backend %s %s: up, %u capabilities", p->cfg->name,
+				s->name, caps->n);
+		be_publish(p, caps, now_ms);
+	} else {
+		caps_free(caps);
+		/* Held down until the next round. */
+		atomic_store(&s->down_until_ms, now_ms + p->cfg->health_interval * 1000ull);
+		if (verbose || !was_down)
+			log_msg(LOG_WARNING, "backend %s %s: down: %s", p->cfg->name, s->name,
+				why);
+	}
 }
 
 /* Probe every server of pool p; verbose logs every result, otherwise only
@@ -280,26 +420,11 @@ static void be_probe_pool(struct be_pool *p, const char *hostname, bool verbose)
 	unsigned i;
 
 	for (i = 0; i < p->n; i++) {
-		struct be_server *s = &p->srv[i];
 		struct proto_caps *caps = NULL;
 		char why[128] = "";
-		bool was_down = atomic_load(&s->down_until_ms) > mono_ms();
-		int rc = probe_one(p, s, hostname, &caps, why, sizeof(why));
+		int rc = probe_one(p, &p->srv[i], hostname, &caps, why, sizeof(why));
 
-		if (rc == 0) {
-			atomic_store(&s->down_until_ms, 0);
-			if (verbose || was_down)
-				log_msg(LOG_INFO, "backend %s %s: up, %u capabilities", p->cfg->name,
-					s->name, caps->n);
-			be_publish(p, caps);
-		} else {
-			/* Held down until the next round. */
-			atomic_store(&s->down_until_ms,
-				     mono_ms() + p->cfg->health_interval * 1000ull);
-			if (verbose || !was_down)
-				log_msg(LOG_WARNING, "backend %s %s: down: %s", p->cfg->name,
-					s->name, why);
-		}
+		be_probe_result(p, i, rc, caps, why, verbose, mono_ms());
 	}
 }
 

@@ -14,12 +14,20 @@
 
 #include "config.h"
 #include "proto/proto.h"
+#include "session/proxyproto.h"
 
 struct be_server {
 	struct sockaddr_storage addr;
 	socklen_t len;
 	char name[64];                   /* "127.0.0.1:10026" */
 	_Atomic uint64_t down_until_ms;  /* skipped until then; 0 = up */
+	bool probe_down;                 /* the last probe failed (the prober's) */
+};
+
+/* A replaced capability snapshot, freed once no core can still read it. */
+struct be_retired {
+	struct proto_caps *caps;
+	uint64_t since_ms;
 };
 
 struct be_pool {
@@ -28,7 +36,8 @@ struct be_pool {
 	unsigned n;
 	struct be_server *srv;
 	_Atomic(struct proto_caps *) caps;  /* NULL until a probe succeeded */
-	struct proto_caps *retired;         /* previous snapshot (see be_publish) */
+	struct be_retired *retired;         /* replaced snapshots (see be_publish) */
+	unsigned n_retired;                 /* slots: 2 per server, + 2 */
 };
 
 int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t errlen);
@@ -44,6 +53,39 @@ static inline const struct proto_caps *be_caps(struct be_pool *p)
 {
 	return atomic_load_explicit(&p->caps, memory_order_acquire);
 }
+
+/*
+ * One capability probe as a conversation with no I/O of its own: the
+ * caller connects, sends out[0, out_len) whenever it is not empty (then
+ * sets out_len to 0), and feeds what it receives to be_probe_input().
+ */
+struct be_probe {
+	const struct be_pool *p;
+	const char *hostname;
+	struct proto_caps *caps;         /* owned until be_probe_take() */
+	int state;                       /* the engine's probe_line state */
+	bool done;
+	size_t in_len, out_len;
+	char in[8192];                   /* a partial reply line */
+	char out[PP_MAX + 320];          /* PROXY header, request, QUIT */
+};
+
+/* Start: queue the PROXY header the pool wants (me/peer: the connection's
+ * addresses, NULL if unknown: a LOCAL header). 0 or -ENOMEM. */
+int be_probe_begin(struct be_probe *pr, const struct be_pool *p, const char *hostname,
+		   const struct sockaddr *me, const struct sockaddr *peer);
+/* Received bytes. Returns 0 (more wanted), 1 (capabilities complete; the
+ * QUIT is queued), or a negative errno with why[] filled. */
+int be_probe_input(struct be_probe *pr, const void *data, size_t n, char *why, size_t wlen);
+/* The capabilities of a complete probe (the caller owns them), or NULL. */
+struct proto_caps *be_probe_take(struct be_probe *pr);
+/* Free what the probe still holds. */
+void be_probe_end(struct be_probe *pr);
+/* What a probe of server i found (rc 0 with caps: up; else down, why):
+ * mark the server, publish the capabilities (taking caps in every case),
+ * log every result when verbose, else changes only. The prober's thread only. */
+void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *caps,
+		     const char *why, bool verbose, uint64_t now_ms);
 
 /* Probe every server of every pool once (blocking), then keep probing on a
  * thread every health_interval. Log what was found. */
