@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,12 +153,6 @@ static void *tlsw_main(void *arg)
 	unsigned i, c;
 	uint64_t v;
 
-	/* Handshakes are throughput work: as SCHED_BATCH a worker that wakes
-	 * does not preempt the core that woke it, so a core sharing its CPU
-	 * finishes its round (posting more jobs) before the worker drains them
-	 * in one go. On one shared CPU this took the bench's full handshake
-	 * from about 5 context switches to about 3.5. Failing is harmless. */
-	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &(struct sched_param){ 0 });
 	w->libctx = OSSL_LIB_CTX_new();
 	w->ctx = calloc((size_t)P.n_sets * CTX_PER_SET, sizeof(SSL_CTX *));
 	if (!woke || !w->libctx || !w->ctx || tls_resume_thread_init(w->libctx) < 0) {
