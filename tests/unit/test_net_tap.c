@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "net/net_int.h"
 
@@ -135,6 +136,25 @@ static bool out_has(const char *word)
 	return strstr(buf, word) != NULL;
 }
 
+static int teardown(void **state);
+
+/* Namespaces of earlier runs that were killed before their teardown: ours
+ * are named by PID, so one whose process is gone is stale. */
+static void remove_stale_namespaces(void)
+{
+	DIR *d = opendir("/run/netns");
+	struct dirent *e;
+	int pid;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (sscanf(e->d_name, "sluice-net-%d", &pid) == 1 && pid > 0 &&
+		    kill(pid, 0) < 0 && errno == ESRCH)
+			run("ip netns del %s 2>/dev/null", e->d_name);
+	closedir(d);
+}
+
 static int setup(void **state)
 {
 	struct net_config cfg;
@@ -146,6 +166,7 @@ static int setup(void **state)
 		fprintf(stderr, "# needs root\n");
 		return -1;
 	}
+	remove_stale_namespaces();
 	snprintf(ns, sizeof(ns), "sluice-net-%d", (int)getpid());
 	snprintf(dev, sizeof(dev), "sltap%d", (int)getpid() % 100000);
 	snprintf(out, sizeof(out), "/tmp/sluice-net-tap-%d.out", (int)getpid());
@@ -157,11 +178,17 @@ static int setup(void **state)
 	memcpy(ifr.ifr_name, dev, strlen(dev));
 	if (ioctl(tapfd, TUNSETIFF, &ifr) < 0)
 		return -1;
-	if (run("ip netns add %s", ns) || run("ip link set %s netns %s", dev, ns) ||
+	if (run("ip netns add %s", ns))
+		return -1;
+	/* From here a failure undoes what was made: cmocka runs no group
+	 * teardown after a failed group setup. */
+	if (run("ip link set %s netns %s", dev, ns) ||
 	    run("ip -n %s link set lo up", ns) || run("ip -n %s link set %s up", ns, dev) ||
 	    run("ip -n %s addr add 192.0.2.1/24 dev %s", ns, dev) ||
-	    run("ip -n %s -6 addr add 2001:db8::1/64 dev %s nodad", ns, dev))
+	    run("ip -n %s -6 addr add 2001:db8::1/64 dev %s nodad", ns, dev)) {
+		teardown(state);
 		return -1;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mac[0] = 2;
 	cfg.mac[5] = 2;
@@ -176,7 +203,11 @@ static int setup(void **state)
 	cfg.tcp.port_lo = 45000;
 	cfg.tcp.port_hi = 45999;
 	st = net_stack_new(&cfg, now_us());
-	return st ? 0 : -1;
+	if (!st) {
+		teardown(state);
+		return -1;
+	}
+	return 0;
 }
 
 static int teardown(void **state)
