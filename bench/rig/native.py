@@ -66,15 +66,7 @@ def remove_namespaces(t):
     for ns in names(t)[:2]:
         if not Path(f"/run/netns/{ns}").exists():
             continue
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in netns_pids(ns):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 3
-            while netns_pids(ns) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        procs.end_all(lambda: netns_pids(ns), timeout=3)  # noqa: B023
         sh("ip", "netns", "del", ns, check=False)
 
 

@@ -8,6 +8,7 @@ split among the processes sharing them) and RSS.
 """
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -39,6 +40,25 @@ def session_pids(sid, comms=None):
         if s and s[2] == sid and s[0] != "Z" and (comms is None or s[0] in comms):
             out.append(pid)
     return out
+
+
+def wait_gone(list_pids, timeout, interval=0.05):
+    """Wait up to timeout s for list_pids() to come back empty."""
+    deadline = time.monotonic() + timeout
+    while list_pids() and time.monotonic() < deadline:
+        time.sleep(interval)
+
+
+def end_all(list_pids, signals=(signal.SIGTERM, signal.SIGKILL), timeout=5):
+    """Each signal in turn to what list_pids() names, waiting up to timeout
+    s after each for them to go. Processes already gone are no error."""
+    for sig in signals:
+        for pid in list_pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        wait_gone(list_pids, timeout)
 
 
 def cpu(pidlist):

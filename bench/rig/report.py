@@ -41,6 +41,16 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def unavailable(r):
+    """Why a server has no figures for a workload ("n/a: ..." or
+    "failed: ..."), or None when it has them."""
+    if "na" in r:
+        return f"n/a: {r['na']}"
+    if "error" in r:
+        return f"failed: {r['error'].splitlines()[0]}"
+    return None
+
+
 def workload_table(data, w):
     key, refs = w["key"], data["references"]
     bound, floor = references(key, refs)
@@ -57,9 +67,8 @@ def workload_table(data, w):
         r = s["results"].get(key)
         if r is None:
             continue
-        if "na" in r or "error" in r:
-            why = f"n/a: {r['na']}" if "na" in r else f"failed: {r['error'].splitlines()[0]}"
-            rows.append([s["label"], why] + [""] * (len(head) - 2))
+        if unavailable(r):
+            rows.append([s["label"], unavailable(r)] + [""] * (len(head) - 2))
             continue
         c = cost(key, r)
         lat = r["latency_us"]
@@ -104,9 +113,8 @@ def idle_table(data, w):
         r = s["results"].get(key)
         if r is None:
             continue
-        if "na" in r or "error" in r:
-            why = f"n/a: {r['na']}" if "na" in r else f"failed: {r['error'].splitlines()[0]}"
-            rows.append([s["label"], why, "", "", "", ""])
+        if unavailable(r):
+            rows.append([s["label"], unavailable(r)] + [""] * (len(head) - 2))
             continue
         kib = lambda v: None if v is None else v / 1024  # noqa: E731
         rows.append([s["label"], f"{r['held'].get('tls', 0)} of {r['connections']}",

@@ -95,14 +95,9 @@ class Server:
         if self.proc is None:
             return
         sid, self.proc = self.proc.pid, self.proc_stop(self.proc)
-        deadline = time.monotonic() + 10
-        while procs.session_pids(sid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in procs.session_pids(sid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        left = lambda: procs.session_pids(sid)  # noqa: E731
+        procs.wait_gone(left, 10)
+        procs.end_all(left, (signal.SIGKILL,))
 
     @staticmethod
     def proc_stop(proc):
@@ -263,14 +258,9 @@ class Postfix(Server):
         subprocess.run(["postfix", "-c", str(self.dir / "etc"), "stop"],
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=60)
-        deadline = time.monotonic() + 10
-        while procs.session_pids(master) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for pid in procs.session_pids(master):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        left = lambda: procs.session_pids(master)  # noqa: E731
+        procs.wait_gone(left, 10)
+        procs.end_all(left, (signal.SIGKILL,))
         self.master = None
 
     def counted_pids(self):

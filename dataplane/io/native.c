@@ -307,8 +307,6 @@ size_t nat_report(char *line, size_t len, size_t o)
 	    (unsigned long long)rx, (unsigned long long)rxb, (unsigned long long)tx,
 	    (unsigned long long)txb, (unsigned long long)txd, (unsigned long long)nomb,
 	    (unsigned long long)sout, (unsigned long long)sdrop, (unsigned long long)pauses);
-	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,
-	 * per API call, and the share of loop time that found work. */
 	/* Per core: what it served, so that the spread over cores shows. */
 	for (k = 0; k < RT.n_cores; k++) {
 		const struct core *c = &RT.cores[k];
@@ -324,6 +322,8 @@ size_t nat_report(char *line, size_t len, size_t o)
 		    (unsigned long long)c->ctr.v[CTR_backend_connect_ok], k,
 		    (unsigned long long)crx, k, (unsigned long long)c->nat->spread_in);
 	}
+	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,
+	 * per API call, and the share of loop time that found work. */
 	OUT(" nat_cycles_per_frame=%llu nat_cycles_per_poll=%llu nat_cycles_per_call=%llu "
 	    "nat_busy_permille=%llu",
 	    (unsigned long long)(tot.rx_frames ? tot.rx_cycles / tot.rx_frames : 0),

@@ -287,8 +287,11 @@ class Postfix:
                 pass
         wait_until(lambda: not any(_alive(p) for p in _session_pids(pid)),
                    timeout, "Postfix processes to exit")
-        wait_until(lambda: not any(listening(*a) for a in (POSTFIX_PLAIN, POSTFIX_PROXY)),
-                   timeout, "Postfix ports to close")
+        wait_until(self._ports_closed, timeout, "Postfix ports to close")
+
+    def _ports_closed(self):
+        """Nothing listens on this instance's ports any more."""
+        return not any(listening(*a) for a in (POSTFIX_PLAIN, POSTFIX_PROXY))
 
     def master_pid(self):
         """PID of this instance's master(8), or None if it is not running."""
@@ -489,7 +492,11 @@ class Dovecot:
         pid = self.master_pid()
         if pid is None:
             return
-        _stop_dovecot_master(pid, timeout)
+        _stop_dovecot_master(pid, timeout, self._ports_closed)
+
+    def _ports_closed(self):
+        """Nothing listens on this instance's ports any more."""
+        return not any(listening(*a) for a in DOVECOT_PORTS)
 
     def running(self):
         return self.master_pid() is not None
@@ -698,9 +705,10 @@ def _dovecot_conf_of(pid):
     return argv[argv.index("-c") + 1]
 
 
-def _stop_dovecot_master(pid, timeout):
+def _stop_dovecot_master(pid, timeout, ports_closed=None):
     """SIGTERM to a Dovecot master, then SIGKILL to its session; returns
-    when the processes are gone and the ports are closed."""
+    when the processes are gone and the ports are closed (ports_closed()
+    says so; by default the shared instance's ports on loopback)."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -713,7 +721,7 @@ def _stop_dovecot_master(pid, timeout):
             pass
     wait_until(lambda: not any(_alive(p) for p in _session_pids(pid)),
                timeout, "Dovecot processes to exit")
-    wait_until(lambda: not any(listening(*a) for a in DOVECOT_PORTS),
+    wait_until(ports_closed or (lambda: not any(listening(*a) for a in DOVECOT_PORTS)),
                timeout, "Dovecot ports to close")
 
 

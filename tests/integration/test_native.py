@@ -24,11 +24,9 @@ Run as root: cd tests/integration && python3 -m unittest test_native
 import ast
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
@@ -37,7 +35,7 @@ os.environ.setdefault("SLUICE_TEST_SCRATCH",
                       str(Path(tempfile.gettempdir()) / "sluice-native-it"))
 
 import harness  # noqa: E402
-from harness import (Dovecot, Postfix, Sluice, WaitTimeout, big_message,  # noqa: E402
+from harness import (Dovecot, Postfix, Sluice, big_message,  # noqa: E402
                      compare_message, make_message, message_id, poll, run,
                      sha256, mime_payload, unique, wait_until, MAIL_USER,
                      MAIL_PASSWORD)
@@ -168,23 +166,10 @@ class NsPostfix(Postfix):
     def _stop_stale(self):
         self.stop()
 
-    def stop(self, timeout=15):
-        """As Postfix.stop, but the ports to wait for are the backend
-        namespace's: those of the root namespace belong to other runs."""
-        if self in harness._running:
-            harness._running.remove(self)
-        pid = self.master_pid()
-        if pid is None:
-            return
-        self._postfix("stop", check=False)
-        poll(lambda: not harness._alive(pid), timeout)
-        for p in harness._session_pids(pid):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_until(lambda: not any(ns_listening(NS_B, port) for port in (10025, 10026)),
-                   timeout, "Postfix's ports in the backend namespace to close")
+    def _ports_closed(self):
+        """The backend namespace's ports: those of the root namespace
+        belong to other runs."""
+        return not any(ns_listening(NS_B, port) for port in (10025, 10026))
 
     def start(self, timeout=20):
         if not self._rendered:
@@ -225,26 +210,10 @@ class NsDovecot(Dovecot):
     def _stop_stale(self):
         self.stop()
 
-    def stop(self, timeout=15):
-        """As Dovecot.stop, but the ports to wait for are the backend
-        namespace's: those of the root namespace belong to other runs."""
-        if self in harness._running:
-            harness._running.remove(self)
-        pid = self.master_pid()
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        poll(lambda: not harness._alive(pid), timeout)
-        for p in harness._session_pids(pid):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_until(lambda: not any(ns_listening(NS_B, port) for port in (10143, 10144, 10110, 10111)),
-                   timeout, "Dovecot's ports in the backend namespace to close")
+    def _ports_closed(self):
+        """The backend namespace's ports: those of the root namespace
+        belong to other runs."""
+        return not any(ns_listening(NS_B, port) for port in (10143, 10144, 10110, 10111))
 
     def start(self, timeout=20):
         if not self._rendered:
