@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
@@ -62,12 +63,6 @@ struct tls_rl {
 
 /* ---- key material ------------------------------------------------------ */
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The bytes of the hex word at s (up to a space or the end), at most max;
  * -1 if it is not hex. Once per secret per handshake: no sscanf. */
 static int unhex(const char *s, uint8_t *out, size_t max)
@@ -75,7 +70,8 @@ static int unhex(const char *s, uint8_t *out, size_t max)
 	size_t n = 0;
 
 	while (s[0] && s[1] && s[0] != ' ' && s[0] != '\n' && n < max) {
-		int hi = hexval(s[0]), lo = hexval(s[1]);
+		int hi = OPENSSL_hexchar2int((unsigned char)s[0]);
+		int lo = OPENSSL_hexchar2int((unsigned char)s[1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;
