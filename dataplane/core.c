@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "core.h"
 #include "sluice-build.h"
 #if HAVE_DPDK
@@ -28,14 +29,6 @@
 #define CORE_WAIT_MS 50
 
 struct runtime RT;
-
-uint64_t clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int core_listen(struct core *c, char *err, size_t errlen)
 {
@@ -127,7 +120,7 @@ void *core_main(void *arg)
 		return NULL;
 	}
 #endif
-	c->now_ms = clock_ms();
+	c->now_ms = clock_mono_ms();
 	wheel_init(&c->wheel, c->now_ms);
 	if (stream_attach(c, &c->wake, tlsw_core_fd(c->id), SK_WAKE, NULL) < 0) {
 		log_msg(LOG_ERR, "core %u: cannot watch the worker eventfd", c->id);
@@ -142,7 +135,7 @@ void *core_main(void *arg)
 		if (c->again)
 			wait = 0;
 		n = epoll_wait(c->epfd, ev, CORE_EVENTS, wait);
-		c->now_ms = clock_ms();
+		c->now_ms = clock_mono_ms();
 		for (k = 0; k < n; k++) {
 			struct stream *s = ev[k].data.ptr;
 			uint32_t e = ev[k].events;

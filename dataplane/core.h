@@ -57,8 +57,6 @@ extern struct runtime RT;
 static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[id]++; }
 static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[id] += n; }
 
-uint64_t clock_ms(void);
-
 /* Bind the listening sockets of core c. On error names the listener. */
 int core_listen(struct core *c, char *err, size_t errlen);
 void *core_main(void *arg);

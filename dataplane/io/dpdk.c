@@ -45,6 +45,7 @@
 #include <rte_ring.h>
 #include <rte_thash.h>
 
+#include "clock.h"
 #include "config.h"
 #include "core.h"
 #include "io/native.h"
@@ -72,14 +73,6 @@ uint64_t nat_cycles(void *ctx)
 {
 	(void)ctx;
 	return rte_rdtsc();
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -314,10 +307,10 @@ void nat_core_main(struct core *c)
 			log_msg(LOG_WARNING, "core %u: cannot pin to CPU %u", c->id,
 				cfg->cpus[c->id]);
 	}
-	c->now_ms = clock_ms();
+	c->now_ms = clock_mono_ms();
 	wheel_init(&c->wheel, c->now_ms);
 	while (!atomic_load_explicit(&RT.stop, memory_order_relaxed)) {
-		uint64_t t0 = rte_rdtsc(), now_us = mono_us(), t1;
+		uint64_t t0 = rte_rdtsc(), now_us = clock_mono_us(), t1;
 		unsigned work = 0;
 
 		c->now_ms = now_us / 1000;
@@ -374,7 +367,7 @@ void nat_core_main(struct core *c)
 	if (c->id == 0)
 		nat_probe_stop();
 	for (i = 0; i < nc->n_pq; i++) {
-		net_poll(nc->pq[i].st, mono_us()); /* the FINs and RSTs of the closes */
+		net_poll(nc->pq[i].st, clock_mono_us()); /* the FINs and RSTs of the closes */
 		nat_flush(&nc->pq[i]);
 	}
 	rte_thread_unregister();

@@ -16,20 +16,13 @@
 
 #include <rte_cycles.h>
 
+#include "clock.h"
 #include "config.h"
 #include "core.h"
 #include "io/native.h"
 #include "net/net.h"
 #include "net/tcp_stream.h"
 #include "session/session.h"
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 void nat_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss)
 {
@@ -77,7 +70,7 @@ static int nat_accept(void *lctx, struct tcp_conn *tc)
 {
 	struct nat_lsn *ls = lctx;
 	struct sockaddr_storage peer, local;
-	struct tcp_info ti;
+	struct tcp_conn_info ti;
 
 	tcp_get_info(tc, &ti);
 	nat_sockaddr(&ti.raddr, ti.rport, &peer);
@@ -101,7 +94,7 @@ static bool nat_listens(const struct cfg_listener *l, const struct cfg_native_po
 
 int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t errlen)
 {
-	uint64_t t = now_us();
+	uint64_t t = clock_mono_us();
 
 	for (unsigned i = 0; i < nc->n_pq; i++) {
 		struct nat_pq *q = &nc->pq[i];

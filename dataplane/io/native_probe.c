@@ -212,7 +212,7 @@ static void np_step(struct nprobe *np, uint64_t now_ms)
 	}
 	if (!np->pr.p) {                          /* not connected before */
 		struct sockaddr_storage me, peer;
-		struct tcp_info ti;
+		struct tcp_conn_info ti;
 
 		if (!np->connected || !np->tc) {
 			if (np->closed) {

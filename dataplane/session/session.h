@@ -41,8 +41,8 @@ struct listener {
 /*
  * Room for a stream of either stack. A native stream (struct tcp_stream,
  * net/tcp_stream.h) is a struct stream followed by three pointers; its
- * header is not included here because net/net.h's names (TCP_LISTEN,
- * struct tcp_info) collide with <netinet/tcp.h>. session.c checks the size.
+ * header is not included here because net/net.h's names (TCPS_LISTEN,
+ * struct tcp_conn_info) collide with <netinet/tcp.h>. session.c checks the size.
  */
 struct sess_stream {
 	struct stream s;
