@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define NET_AF4 4
@@ -31,6 +32,11 @@ struct net_addr {
 	uint8_t family;          /* NET_AF4 or NET_AF6; 0: unspecified ("any") */
 	uint8_t a[16];
 };
+
+/* A native address and port as a sockaddr (net/addr.c). */
+void net_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss);
+/* A sockaddr as a native address and port; false for another family. */
+bool net_from_sockaddr(const struct sockaddr *sa, struct net_addr *a, uint16_t *port);
 
 enum net_cc {
 	NET_CC_NEWRENO,          /* RFC 5681 + RFC 6582 */
