@@ -46,8 +46,9 @@ struct io_ops {
 	 * the listeners close. */
 	void (*leave)(struct core *c);
 	/* Start connecting s to addr; s->owner, s->wake and s->wake_arg are
-	 * the caller's, set before. s becomes writable when connected and
-	 * must not move. 0 or -errno. */
+	 * the caller's, set before. s has room for any stack's stream (a
+	 * union with struct tcp_stream, as struct sess has), becomes writable
+	 * when connected and must not move. 0 or -errno. */
 	int (*connect)(struct core *c, struct stream *s, const struct sockaddr *addr,
 		       socklen_t len);
 };

@@ -35,7 +35,15 @@ static struct {
 	unsigned n_cores;
 } K;
 
-static const struct stream_ops kern_stream_ops;
+static const struct stream_ops kern_stream_ops, kern_accepted_ops;
+
+/* A connection accept4() just gave: its peer as accept4() said it, which
+ * getpeername() no longer tells once the client has reset. Only the
+ * struct stream is copied to the session; the address is read before. */
+struct kern_accepted {
+	struct stream s;           /* ops: kern_accepted_ops until opened */
+	struct sockaddr_storage peer;
+};
 
 /* Watch s (at its final place) on the core's epoll set. 0 or -errno. */
 static int kern_watch(struct kern_core *kc, struct stream *s)
@@ -60,6 +68,7 @@ static void kern_make(struct kern_core *kc, struct stream *s, int fd, uint8_t ki
 /* stream_open(): watched from now on, at this address. */
 static int kern_open(struct stream *s, stream_wake_fn wake, void *arg)
 {
+	s->ops = &kern_stream_ops;
 	s->wake = wake;
 	s->wake_arg = arg;
 	return kern_watch(s->stack, s);
@@ -170,6 +179,25 @@ static int kern_addrs(struct stream *s, struct sockaddr_storage *peer,
 	return 0;
 }
 
+/* stream_addrs() of a connection not opened yet: the peer accept4() gave. */
+static int kern_accepted_addrs(struct stream *s, struct sockaddr_storage *peer,
+			       struct sockaddr_storage *local)
+{
+	socklen_t ll = sizeof(*local);
+
+	*peer = ((struct kern_accepted *)s)->peer;
+	memset(local, 0, sizeof(*local));
+	getsockname(s->fd, (struct sockaddr *)local, &ll);
+	return 0;
+}
+
+static const struct stream_ops kern_accepted_ops = {
+	.size = sizeof(struct stream),
+	.open = kern_open,
+	.close = kern_close,
+	.addrs = kern_accepted_addrs,
+};
+
 static const struct stream_ops kern_stream_ops = {
 	.size = sizeof(struct stream),
 	.open = kern_open,
@@ -217,8 +245,10 @@ static void kern_accept(struct core *c, struct stream *ls)
 	int n, one = 1;
 
 	for (n = 0; n < KERN_ACCEPT_BURST; n++) {
-		struct stream st;
-		int fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct kern_accepted ka;
+		socklen_t pl = sizeof(ka.peer);
+		int fd = accept4(ls->fd, (struct sockaddr *)&ka.peer, &pl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -229,8 +259,9 @@ static void kern_accept(struct core *c, struct stream *ls)
 			return;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		kern_make(c->io_core, &st, fd, SK_CLIENT, NULL);
-		if (io_up.accept(c, li, &st) < 0)
+		kern_make(c->io_core, &ka.s, fd, SK_CLIENT, NULL);
+		ka.s.ops = &kern_accepted_ops;
+		if (io_up.accept(c, li, &ka.s) < 0)
 			close(fd);   /* refused: still ours */
 	}
 	ls->readable = true; /* more may wait: come back next pass */

@@ -1,5 +1,5 @@
 /*
- * TCP timers on the core's wheel (dataplane/timer.h, 10 ms ticks): the
+ * TCP timers on the core's wheel (lib/timer.h, 10 ms ticks): the
  * retransmission timer (RFC 6298), which also serves as persist timer
  * (zero-window probes, RFC 9293 §3.8.6.1), TIME_WAIT (2 MSL) and the
  * orphaned FIN_WAIT_2 timeout; the delayed ACK (RFC 9293 §3.8.6.3); and

@@ -177,9 +177,9 @@ static int send_all(int fd, const void *p, size_t n)
 
 /*
  * The probe conversation, without I/O: both stacks drive it (the kernel
- * one below with a blocking socket, the native one from core 0 in
- * io/native_probe.c), so that the same bytes go out and the same parser
- * reads the answers.
+ * one below with a blocking socket, the native one from core 0's loop in
+ * session/probe_loop.c over the stack's streams), so that the same bytes
+ * go out and the same parser reads the answers.
  */
 int be_probe_begin(struct be_probe *pr, const struct be_pool *p, const char *hostname,
 		   const struct sockaddr *me, const struct sockaddr *peer)
