@@ -74,6 +74,7 @@ static int kern_open(struct stream *s, stream_wake_fn wake, void *arg)
 	return kern_watch(s->stack, s);
 }
 
+/* stream_recv(): one recv() into b; EAGAIN clears readable. */
 static ssize_t kern_recv(struct stream *s, struct buf *b)
 {
 	uint8_t *p;
@@ -103,6 +104,7 @@ static ssize_t kern_recv(struct stream *s, struct buf *b)
 	return 0;
 }
 
+/* stream_send(): one send() from b; a short one clears writable. */
 static ssize_t kern_send(struct stream *s, struct buf *b)
 {
 	ssize_t n;
@@ -125,6 +127,7 @@ static ssize_t kern_send(struct stream *s, struct buf *b)
 	return 0;
 }
 
+/* stream_shutdown_wr(): FIN once. */
 static void kern_shutdown_wr(struct stream *s)
 {
 	if (s->fd >= 0 && !s->shut_wr) {
@@ -133,6 +136,7 @@ static void kern_shutdown_wr(struct stream *s)
 	}
 }
 
+/* stream_connected(): the connect's outcome (SO_ERROR), or -EINPROGRESS. */
 static int kern_connected(struct stream *s)
 {
 	int err = 0;
@@ -154,6 +158,7 @@ static int kern_connected(struct stream *s)
 	return -err;
 }
 
+/* stream_close(): out of the epoll set, the socket closed. */
 static void kern_close(struct stream *s)
 {
 	struct kern_core *kc = s->stack;
@@ -166,6 +171,7 @@ static void kern_close(struct stream *s)
 	s->kind = SK_DEAD;
 }
 
+/* stream_addrs(): getpeername() and getsockname(). */
 static int kern_addrs(struct stream *s, struct sockaddr_storage *peer,
 		      struct sockaddr_storage *local)
 {

@@ -211,6 +211,7 @@ static int ts_addrs(struct stream *s, struct sockaddr_storage *peer, struct sock
 	return 0;
 }
 
+/* The stream_ops calls: the tcp_stream_* functions above. */
 static ssize_t ts_recv(struct stream *s, struct buf *b)
 {
 	return tcp_stream_recv((struct tcp_stream *)s, b);
