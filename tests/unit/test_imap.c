@@ -139,10 +139,10 @@ static void stream_init(struct stream *s, const struct setup *su, size_t cap)
 
 static void stream_fini(struct stream *s)
 {
-	s->ops->fini(&s->ps);
+	if (s->ops->fini)
+		s->ops->fini(&s->ps);
 	free(s->buf);
 	caps_free(s->caps);
-	assert_null(s->ps.replay);
 }
 
 static void stream_consume(struct stream *s, size_t n)
@@ -839,7 +839,8 @@ static void test_literal_sync_too_large_not_invited(void **state)
 		po_reset(&o);
 		ops->client_line(&env, &ps, l, strlen(lines[i]), false, &o);
 		free(l);
-		ops->fini(&ps);
+		if (ops->fini)
+			ops->fini(&ps);
 		if (memmem(o.reply, o.reply_len, "+ ", 2) == o.reply ||
 		    memmem(o.reply, o.reply_len, "\r\n+ ", 4))
 			fail_msg("\"%s\": sluice invites a literal it will not read: \"%.*s\" "
@@ -1111,7 +1112,8 @@ static void test_capability_long_list_stays_whole(void **state)
 	ops->greeting(&env, &ps, &g);
 	po_reset(&c);
 	ops->client_line(&env, &ps, "a CAPABILITY", 12, false, &c);
-	ops->fini(&ps);
+	if (ops->fini)
+		ops->fini(&ps);
 	caps_free(caps);
 	if (!reply_well_formed(g.reply, g.reply_len))
 		fail_msg("greeting of %zu bytes is not a whole line; it ends \"%.*s\"",
@@ -1145,6 +1147,7 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 
 	assert_non_null(ops->c2b_scan);
 	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(t[i].in), went;
 
@@ -1161,14 +1164,16 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 
 			snprintf(got, sizeof(got), "%.*s", (int)(went < 400 ? went : 400),
 				 (const char *)buf);
-			ops->fini(&ps);
+			if (ops->fini)
+				ops->fini(&ps);
 			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want %zu \"%.400s\"", name, i,
 				 went, got, strlen(t[i].out), t[i].out);
 		}
 		memmove(buf, buf + went, len - went);
 		held = len - went;
 	}
-	ops->fini(&ps);
+	if (ops->fini)
+		ops->fini(&ps);
 }
 
 #define TRACK(t) run_tracker(#t, (t), sizeof(t) / sizeof((t)[0]))
@@ -1379,7 +1384,8 @@ static void test_probe(void **state)
 	ops->client_line(&env, &ps, "a CAPABILITY", 12, false, &o);
 	assert_int_equal(o.reply_len, strlen(cap));
 	assert_memory_equal(o.reply, cap, o.reply_len);
-	ops->fini(&ps);
+	if (ops->fini)
+		ops->fini(&ps);
 	caps_free(caps);
 }
 

@@ -462,6 +462,7 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 
 	assert_non_null(ops->c2b_scan);
 	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(t[i].in), went;
 
