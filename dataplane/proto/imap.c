@@ -532,6 +532,17 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 		if (!lf && ll < IMAP_SCAN_HOLD)
 			return i; /* wait for the whole line */
 		e = lf && ll && l[ll - 1] == '\r' ? ll - 1 : ll;
+		if (t->rmode == RM_LINE) {
+			size_t k = 0;
+
+			while (k < e && imap_tag_char(l[k]))
+				k++;
+			/* (no SASL response has a blank: a command even there) */
+			if (imap_verb_at(l, e, k, "STARTTLS") && !ps->in_tls && lf) {
+				ps->tls_held = true; /* rule 2.7: the session decides */
+				return i;
+			}
+		}
 		if (t->rmode == RM_LINE && t->auth_pending) {
 			/* a SASL response of AUTHENTICATE, not a command */
 		} else if (t->rmode == RM_LINE) {
@@ -539,10 +550,6 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 
 			while (k < e && imap_tag_char(l[k]))
 				k++;
-			if (imap_verb_at(l, e, k, "STARTTLS") && !ps->in_tls && lf) {
-				ps->tls_held = true; /* rule 2.7: the session decides */
-				return i;
-			}
 			/* remember the tag: its literal may have to wait */
 			t->tag_len = 0;
 			if (k && k <= IMAP_TAG_MAX) {

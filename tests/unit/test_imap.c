@@ -1462,6 +1462,59 @@ static void test_probe_refused(void **state)
 	caps_free(caps);
 }
 
+/* ---- STARTTLS in the plaintext relay (DESIGN.md rule 2.7) --------------- */
+
+#define LATE_OK(tag) tag " OK Begin TLS negotiation now.\r\n"
+#define AUTHED(tag) tag " BAD STARTTLS is not valid in the authenticated state.\r\n"
+
+/*
+ * LOGIN went to Dovecot in plaintext: the tracker holds the STARTTLS; once
+ * every earlier command has its tagged reply it is allowed before login
+ * (RFC 9051 6.2.1: the backend gets LOGOUT, the client sluice's OK) and
+ * refused with BAD after a tagged OK to LOGIN or AUTHENTICATE.
+ */
+static void test_late_starttls(void **state)
+{
+	static const struct relay_step refused_login[] = {
+		RH("", "a LOGIN bob secret\r\nb STARTTLS\r\nc NOOP\r\n", "a LOGIN bob secret\r\n"),
+		RH("* OK [ALERT] b OK is not for you\r\n", "", ""), /* untagged */
+		RA("a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure "
+		  "(SSL/TLS) connections.\r\n", "", "", LATE_OK("b"), PO_STARTTLS,
+		  "b LOGOUT\r\n"),
+	};
+	static const struct relay_step logged_in[] = {
+		R("", "a LOGIN bob secret\r\n", "a LOGIN bob secret\r\n"),
+		RA("a OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n", "b STARTTLS\r\nc NOOP\r\n", "", AUTHED("b"), 0, NULL),
+		R("", "", "c NOOP\r\n"),
+		/* IDLE's DONE gets no tagged reply of its own */
+		RH("c OK NOOP completed.\r\n", "d IDLE\r\nDONE\r\ne STARTTLS\r\n", "d IDLE\r\nDONE\r\n"),
+		RA("+ idling\r\nd OK Idle completed.\r\n", "", "", AUTHED("e"), 0, NULL),
+	};
+	/* AUTHENTICATE: the SASL lines are no commands; its tagged reply decides. */
+	static const struct relay_step sasl_failed[] = {
+		R("", "a AUTHENTICATE PLAIN\r\n", "a AUTHENTICATE PLAIN\r\n"),
+		R("+ \r\n", "AGJvYgBzZWNyZXQ=\r\n", "AGJvYgBzZWNyZXQ=\r\n"),
+		RA("a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", "b STARTTLS\r\n", "", LATE_OK("b"), PO_STARTTLS, "b LOGOUT\r\n"),
+	};
+	static const struct relay_step sasl_ok[] = {
+		RH("", "a AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=\r\nb STARTTLS\r\n", "a AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=\r\n"),
+		RA("a OK Logged in\r\n", "", "", AUTHED("b"), 0, NULL),
+	};
+	/* A backend literal is data: a tagged-looking line inside it is not a
+	 * reply. */
+	static const struct relay_step literal[] = {
+		RH("", "a LOGIN bob secret\r\nb ID NIL\r\nc STARTTLS\r\n", "a LOGIN bob secret\r\nb ID NIL\r\n"),
+		RH("a NO no\r\n* ID (\"x\" {12}\r\nb OK fake\r\n)\r\n", "", ""),
+		RA("b OK ID completed.\r\n", "", "", LATE_OK("c"), PO_STARTTLS, "b LOGOUT\r\n"),
+	};
+
+	RELAY(&starttls_caps, refused_login);
+	RELAY(&starttls_caps, logged_in);
+	RELAY(&starttls_caps, sasl_failed);
+	RELAY(&starttls_caps, sasl_ok);
+	RELAY(&starttls_caps, literal);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1503,6 +1556,7 @@ int main(void)
 		cmocka_unit_test(test_probe_tokens),
 		cmocka_unit_test(test_probe_many),
 		cmocka_unit_test(test_probe_refused),
+		cmocka_unit_test(test_late_starttls),
 	};
 
 	return cmocka_run_group_tests_name("imap", tests, NULL, NULL);

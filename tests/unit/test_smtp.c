@@ -944,6 +944,100 @@ static void test_body_scan_matches_bytewise(void **state)
 	assert_in_range(ended, 400, 3600);
 }
 
+/* ---- STARTTLS in the plaintext relay (DESIGN.md rule 2.7) --------------- */
+
+#define LATE_OK "220 2.0.0 Ready to start TLS\r\n"
+#define IN_TXN  "503 5.5.1 Error: MAIL transaction in progress\r\n"
+
+/*
+ * Port 25 after plaintext commands went to Postfix: the tracker holds the
+ * STARTTLS line; once every earlier command has its reply, it is allowed
+ * outside a mail transaction (RFC 3207 4.2: the backend gets QUIT, the
+ * client sluice's 220) and refused with Postfix's 503 inside one, after the
+ * replies before it; the relay goes on behind the refusal.
+ */
+static void test_late_starttls_transaction(void **state)
+{
+	static const struct relay_step rset[] = {
+		R("", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RH("250 2.1.0 Ok\r\n", "RSET\r\nSTARTTLS\r\nNOOP\r\n", "RSET\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	static const struct relay_step in_txn[] = {
+		RH("", "MAIL FROM:<a@b.example>\r\nSTARTTLS\r\nRCPT TO:<c@test.local>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RA("250 2.1.0 Ok\r\n", "", "", IN_TXN, 0, NULL),
+		R("", "", "RCPT TO:<c@test.local>\r\n"),
+		RH("250 2.1.5 Ok\r\n", "RSET\r\nSTARTTLS\r\n", "RSET\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* A refused MAIL starts nothing. */
+	static const struct relay_step refused_mail[] = {
+		RH("", "MAIL FROM:<a@b.example>\r\nSTARTTLS\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RA("553 5.1.8 Sender address rejected\r\n", "", "", LATE_OK, PO_STARTTLS,
+		  "QUIT\r\n"),
+	};
+	/* The end of data ends it, whatever its reply; a STARTTLS in the
+	 * content is content. */
+	static const struct relay_step after_data[] = {
+		R("", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\nDATA\r\n", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\nDATA\r\n"),
+		RH("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data\r\n", "STARTTLS\r\n.\r\nSTARTTLS\r\n", "STARTTLS\r\n.\r\n"),
+		RA("554 5.7.1 Rejected\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* EHLO ends it too (RFC 5321 4.1.4); a multi-line reply is one. */
+	static const struct relay_step ehlo[] = {
+		R("", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RH("250 2.1.0 Ok\r\n", "EHLO c\r\nSTARTTLS\r\n", "EHLO c\r\n"),
+		RH("250-backend.test\r\n", "", ""),
+		RA("250 PIPELINING\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* BDAT ... LAST ends it (RFC 3030). */
+	static const struct relay_step bdat[] = {
+		RH("", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\nBDAT 5 LAST\r\nhello"
+		  "STARTTLS\r\n", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\n"
+		  "BDAT 5 LAST\r\nhello"),
+		RH("250 Ok\r\n250 Ok\r\n", "", ""),
+		RA("250 2.0.0 Ok: queued\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* With an argument: the syntax error, in its turn. */
+	static const struct relay_step arg[] = {
+		RH("", "NOOP\r\nSTARTTLS now\r\nNOOP\r\n", "NOOP\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", "501 5.5.4 Syntax: STARTTLS\r\n", 0, NULL),
+		R("", "", "NOOP\r\n"),
+	};
+	/* tls: off: there is no STARTTLS here. */
+	static const struct setup off = { CFG_TLS_OFF, false, postfix_caps };
+	static const struct relay_step off_steps[] = {
+		RH("", "NOOP\r\nSTARTTLS\r\n", "NOOP\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", "502 5.5.1 Error: command not implemented\r\n",
+		  0, NULL),
+	};
+
+	RELAY(&starttls_caps, rset);
+	RELAY(&starttls_caps, in_txn);
+	RELAY(&starttls_caps, refused_mail);
+	RELAY(&starttls_caps, after_data);
+	RELAY(&starttls_caps, ehlo);
+	RELAY(&starttls_caps, bdat);
+	RELAY(&starttls_caps, arg);
+	RELAY(&off, off_steps);
+}
+
+/* Inside TLS nothing is held: the tracker rewrites, the backend answers. */
+static void test_late_starttls_not_in_tls(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_sess ps;
+	uint8_t b[] = "NOOP\r\nSTARTTLS\r\n";
+
+	memset(&ps, 0, sizeof(ps));
+	ops->tls_started(&ps);
+	assert_int_equal(ops->c2b_scan(&ps, b, sizeof(b) - 1), sizeof(b) - 1);
+	assert_memory_equal(b, "NOOP\r\nXTLSDENY\r\n", sizeof(b) - 1);
+	assert_false(ps.tls_held);
+	assert_int_equal(ps.cmds, 2);
+	ops->fini(&ps);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -980,6 +1074,8 @@ int main(void)
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_probe_no_keywords),
 		cmocka_unit_test(test_probe_refused),
+		cmocka_unit_test(test_late_starttls_transaction),
+		cmocka_unit_test(test_late_starttls_not_in_tls),
 	};
 
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
