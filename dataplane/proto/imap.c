@@ -206,7 +206,7 @@ static int imap_parse(const char *l, size_t len, struct proto_line *pl)
 		i++;
 	pl->arg = l + i;
 	pl->arg_len = len - i;
-	while (pl->arg_len && (pl->arg[pl->arg_len - 1] == ' ' || pl->arg[pl->arg_len - 1] == '\t'))
+	while (pl->arg_len && pl->arg[pl->arg_len - 1] == ' ')
 		pl->arg_len--;
 	return (int)i;
 }
@@ -660,8 +660,8 @@ static const char *const imap_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "NO [UNAVAILABLE] TLS is not available.",
 	[PW_STARTTLS_SYNTAX]  = "BAD Error in IMAP command received by server.",
 	[PW_STARTTLS_NOT_NOW] = "BAD STARTTLS is not valid in the authenticated state.",
-	[PW_TLS_FIRST]        = "NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
-				"on non-secure (SSL/TLS) connections.",
+	[PW_TLS_FIRST]        = ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
+				 "on non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",
 };
 

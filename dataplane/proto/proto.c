@@ -161,18 +161,23 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 			 struct proto_out *o)
 {
 	struct proto_line pl;
+	bool bad;
 
 	/* In pipelining order: every earlier command has its reply. */
 	if (ps->replies < ps->cmds)
 		return false;
 	ps->tls_held = false;
-	if (ops->parse(l, len, &pl) < 0)
-		memset(&pl, 0, sizeof(pl));
+	bad = ops->parse(l, len, &pl) < 0; /* (the tag stays, where there is one) */
 	if (!ps->in_tls && env->tls_mode != CFG_TLS_OFF && ops->starttls_allowed &&
 	    !ops->starttls_allowed(ps)) {
 		proto_say(ops, env, o, PW_STARTTLS_NOT_NOW, pl.tag);
 		proto_error(ops, env, ps, o, CTR_starttls_not_now,
 			    "STARTTLS where the protocol forbids it");
+		return true;
+	}
+	if (bad) { /* e.g. "tag STARTTLS<TAB>": not the command, for IMAP */
+		proto_say(ops, env, o, PW_STARTTLS_SYNTAX, pl.tag);
+		proto_error(ops, env, ps, o, CTR_bad_syntax, "STARTTLS with bad syntax");
 		return true;
 	}
 	proto_starttls(ops, env, ps, &pl, o);
