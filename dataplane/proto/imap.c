@@ -73,6 +73,7 @@ struct imap_state {
 };
 
 _Static_assert(sizeof(struct imap_state) <= PROTO_PRIV_MAX, "imap_state fits ps->priv");
+_Static_assert(IMAP_TAG_MAX <= PROTO_TAG_MAX, "a tag fits struct proto_line");
 
 static struct imap_state *imap_st(struct proto_sess *ps)
 {

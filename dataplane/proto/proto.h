@@ -8,9 +8,14 @@
  * the client, bytes for the backend, and flags that tell the session what to
  * do next. That makes engines testable by transcripts (tests/unit).
  *
- * The STARTTLS rules of DESIGN.md §2 are kept by the session, not here: the
- * engine only says PO_STARTTLS; the session discards what follows, waits for
- * the reply to drain, runs the handshake, and calls ->tls_started().
+ * The STARTTLS rules of DESIGN.md §2 are written once for all protocols:
+ * which command may start TLS, when, and what a command that needs TLS
+ * first gets, in proto.c (proto_dispatch, proto_late_starttls), each engine
+ * giving only its grammar (->parse), its words (->words) and a class per
+ * command (enum proto_class); the I/O side in the session: PO_STARTTLS
+ * makes it discard what follows, wait for the reply to drain, run the
+ * handshake, and call ->tls_started(). Adding a protocol is one engine file
+ * (its state in ps->priv) and one line in proto.def.
  */
 #ifndef SLUICE_PROTO_H
 #define SLUICE_PROTO_H
@@ -85,9 +90,10 @@ enum proto_word {
 enum proto_class {
 	PC_LOCAL,     /* answered by sluice itself (EHLO, CAPABILITY, NOOP...) */
 	PC_STARTTLS,  /* STARTTLS/STLS: the rules of DESIGN.md §2 */
-	PC_TLS_FIRST, /* goes to the backend, but needs TLS first where the
-			 listener says tls: required (login, mail commands) */
-	PC_BACKEND,   /* goes to the backend (tls: required refuses it too) */
+	PC_TLS_FIRST, /* credentials (AUTH, LOGIN, USER...): need TLS first on
+			 tls: required (rule 2.6); the engine decides the rest */
+	PC_BACKEND,   /* needs the backend (MAIL, RCPT, DATA...): on tls:
+			 required, TLS first as well (rule 2.6) */
 };
 
 #define PROTO_TAG_MAX 64
