@@ -50,6 +50,8 @@ struct imap_state {
 	uint8_t phase;               /* enum imap_phase */
 	uint8_t pending;             /* enum imap_pending */
 	char pend_tag[IMAP_TAG_MAX + 1]; /* its tag; "" none */
+	bool lit_has, lit_sync;      /* the command line being run ends in a */
+	uint64_t lit;                /* literal announcement: {lit} or {lit+} */
 	/* relay trackers */
 	uint8_t rmode;               /* client -> backend: enum imap_rmode */
 	int8_t verdict;              /* sync literal: 0 waiting, 1 invited ("+"),
@@ -212,31 +214,86 @@ static int imap_parse(const char *l, size_t len, struct proto_line *pl)
 	return (int)i;
 }
 
-/* Commands and how they are handled; the rest is unknown before login. */
-static const struct imap_cmd {
-	const char *verb;
-	enum proto_class cls;
-	bool args;                   /* takes arguments (else only alone) */
-} imap_cmds[] = {
-	{ "LOGIN",        PC_TLS_FIRST, true },
-	{ "AUTHENTICATE", PC_TLS_FIRST, true },
-	{ "STARTTLS",     PC_STARTTLS,  false },
-	{ "CAPABILITY",   PC_LOCAL,     false },
-	{ "NOOP",         PC_LOCAL,     false },
-	{ "LOGOUT",       PC_LOCAL,     false },
-	{ "ID",           PC_LOCAL,     true },
+/* LOGIN, AUTHENTICATE where TLS is up or not required: the backend
+ * authenticates; literals are its business. */
+static void imap_login(const struct proto_env *env, struct proto_sess *ps,
+		       const struct proto_line *pl, struct proto_out *o)
+{
+	struct imap_state *st = imap_st(ps);
+
+	o->flags |= PO_BACKEND;
+	st->phase = IP_HELD;
+	st->pending = 0;
+}
+
+static void imap_capability(const struct proto_env *env, struct proto_sess *ps,
+			    const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "* CAPABILITY ");
+	imap_caps(env, ps, o);
+	po_reply(o, "\r\n%s OK Capability completed.\r\n", pl->tag);
+}
+
+static void imap_noop(const struct proto_env *env, struct proto_sess *ps,
+		      const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "%s OK NOOP completed.\r\n", pl->tag);
+}
+
+static void imap_logout(const struct proto_env *env, struct proto_sess *ps,
+			const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "* BYE Logging out\r\n%s OK Logout completed.\r\n", pl->tag);
+	o->flags |= PO_CLOSE;
+	o->reason = "client logged out";
+}
+
+/* ID (RFC 2971): sluice tells nothing; with a literal (st->lit_*), answered
+ * once the command is complete. */
+static void imap_id(const struct proto_env *env, struct proto_sess *ps,
+		    const struct proto_line *pl, struct proto_out *o)
+{
+	struct imap_state *st = imap_st(ps);
+
+	if (!st->lit_has) {
+		po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", pl->tag);
+		return;
+	}
+	snprintf(st->pend_tag, sizeof(st->pend_tag), "%s", pl->tag);
+	st->pending = PEND_ID;
+	if (st->lit_sync && st->lit > IMAP_LITERAL_MAX) {
+		po_reply(o, "%s BAD Literal too large.\r\n", pl->tag);
+		imap_error(env, ps, o, CTR_line_too_long, "literal too large");
+		return;
+	}
+	if (st->lit_sync)
+		po_reply(o, "+ Ready for literal data\r\n");
+	imap_skip(ps, o, st->lit);
+}
+
+/* The not-authenticated state's commands (RFC 9051 6.1, 6.2); the rest is
+ * unknown before login. */
+static const struct proto_cmd imap_cmds[] = {
+	{ "LOGIN",        PC_TLS_FIRST, true,  imap_login },
+	{ "AUTHENTICATE", PC_TLS_FIRST, true,  imap_login },
+	{ "STARTTLS",     PC_STARTTLS,  false, NULL },
+	{ "CAPABILITY",   PC_LOCAL,     false, imap_capability },
+	{ "NOOP",         PC_LOCAL,     false, imap_noop },
+	{ "LOGOUT",       PC_LOCAL,     false, imap_logout },
+	{ "ID",           PC_LOCAL,     true,  imap_id },
 };
 
+/* One client line: the rest of a command continued over a literal, or a
+ * command: the grammar, the literal rules, then the command table. */
 static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 			     const char *line, size_t len, bool has_nul, struct proto_out *o)
 {
 	struct imap_state *st = imap_st(ps);
-	const struct imap_cmd *cmd = NULL;
+	const struct proto_cmd *cmd;
 	struct proto_line pl;
 	const char *tag = pl.tag;
 	uint64_t lit = 0;
 	bool sync = false, has_lit = imap_literal_at_end(line, len, &lit, &sync);
-	int at;
 
 	if (st->phase == IP_CONT) {
 		/* The remainder of a command after a skipped literal. A
@@ -255,32 +312,22 @@ static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 		return;
 	}
 
-	at = imap_parse(line, len, &pl);
-	if (!pl.tag[0] || has_nul) {
-		po_reply(o, "* BAD Error in IMAP command received by server.\r\n");
-		imap_error(env, ps, o, CTR_bad_syntax,
-			   has_nul ? "NUL in command" : len ? "bad tag" : "empty line");
-		goto literal;
-	}
-	if (at < 0) {
-		po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
-		imap_error(env, ps, o, CTR_bad_syntax, "no command");
-		goto literal;
-	}
-	for (size_t k = 0; k < sizeof(imap_cmds) / sizeof(imap_cmds[0]); k++)
-		if (!strcasecmp(imap_cmds[k].verb, pl.verb) &&
-		    (imap_cmds[k].args || (size_t)at == len))
-			cmd = &imap_cmds[k];
-	if (cmd && cmd->cls == PC_TLS_FIRST) {
-		if (proto_dispatch(&imap_ops, env, ps, &pl, cmd->cls, o)) {
-			if (has_lit && !sync && !(o->flags & PO_CLOSE) && imap_skip(ps, o, lit))
-				st->pending = PEND_IGNORE;
-			return;
+	if (imap_parse(line, len, &pl) < 0 || has_nul) {
+		if (!pl.tag[0] || has_nul) {
+			po_reply(o, "* BAD Error in IMAP command received by server.\r\n");
+			imap_error(env, ps, o, CTR_bad_syntax,
+				   has_nul ? "NUL in command" : len ? "bad tag" : "empty line");
+		} else {
+			po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
+			imap_error(env, ps, o, CTR_bad_syntax, "no command");
 		}
-		/* The backend authenticates; literals are its business. */
-		o->flags |= PO_BACKEND;
-		st->phase = IP_HELD;
-		st->pending = 0;
+		goto literal;
+	}
+	cmd = proto_find(&imap_ops, &pl);
+	if (cmd && cmd->cls == PC_TLS_FIRST) {
+		proto_run(&imap_ops, env, ps, &pl, cmd, o);
+		if (!(o->flags & PO_BACKEND))
+			goto literal; /* refused before TLS */
 		return;
 	}
 	if (has_lit && strcasecmp(pl.verb, "ID")) {
@@ -291,33 +338,12 @@ static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 	if (!cmd) {
 		po_reply(o, "%s BAD Command not permitted before login.\r\n", tag);
 		imap_error(env, ps, o, CTR_unknown_command, "command before login");
-	} else if (proto_dispatch(&imap_ops, env, ps, &pl, cmd->cls, o)) {
-		/* STARTTLS: decided by the shared rules */
-	} else if (!strcasecmp(pl.verb, "CAPABILITY")) {
-		po_reply(o, "* CAPABILITY ");
-		imap_caps(env, ps, o);
-		po_reply(o, "\r\n%s OK Capability completed.\r\n", tag);
-	} else if (!strcasecmp(pl.verb, "NOOP")) {
-		po_reply(o, "%s OK NOOP completed.\r\n", tag);
-	} else if (!strcasecmp(pl.verb, "LOGOUT")) {
-		po_reply(o, "* BYE Logging out\r\n%s OK Logout completed.\r\n", tag);
-		o->flags |= PO_CLOSE;
-		o->reason = "client logged out";
-	} else if (has_lit) { /* ID with a literal: answered once it is complete */
-		snprintf(st->pend_tag, sizeof(st->pend_tag), "%s", tag);
-		st->pending = PEND_ID;
-		if (sync && lit > IMAP_LITERAL_MAX) {
-			po_reply(o, "%s BAD Literal too large.\r\n", tag);
-			imap_error(env, ps, o, CTR_line_too_long, "literal too large");
-			return;
-		}
-		if (sync)
-			po_reply(o, "+ Ready for literal data\r\n");
-		imap_skip(ps, o, lit);
 		return;
-	} else {
-		po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", tag);
 	}
+	st->lit_has = has_lit;
+	st->lit_sync = sync;
+	st->lit = lit;
+	proto_run(&imap_ops, env, ps, &pl, cmd, o);
 	return;
 literal:
 	/* A rejected command's non-synchronizing literal comes anyway. */
@@ -673,6 +699,8 @@ const struct proto_ops imap_ops = {
 	.tagged = true,
 	.words = imap_words,
 	.parse = imap_parse,
+	.cmds = imap_cmds,
+	.n_cmds = sizeof(imap_cmds) / sizeof(imap_cmds[0]),
 	.starttls_allowed = imap_starttls_allowed,
 	.greeting = imap_greeting,
 	.client_line = imap_client_line,

@@ -119,26 +119,53 @@ static int pop3_parse(const char *l, size_t len, struct proto_line *pl)
 	return 0;
 }
 
-/* Commands and how they are handled; the rest is unknown before login. */
-static const struct pop3_cmd {
-	const char *verb;
-	enum proto_class cls;
-	bool args;              /* takes arguments (else only alone) */
-} pop3_cmds[] = {
-	{ "USER", PC_TLS_FIRST, true },
-	{ "PASS", PC_TLS_FIRST, true },
-	{ "APOP", PC_TLS_FIRST, true },
-	{ "AUTH", PC_TLS_FIRST, true },
-	{ "STLS", PC_STARTTLS,  false },
-	{ "CAPA", PC_LOCAL,     false },
-	{ "NOOP", PC_LOCAL,     false },
-	{ "QUIT", PC_LOCAL,     false },
+/* USER, PASS, APOP, AUTH where TLS is up or not required: the backend
+ * authenticates. */
+static void pop3_login(const struct proto_env *env, struct proto_sess *ps,
+		       const struct proto_line *pl, struct proto_out *o)
+{
+	o->flags |= PO_BACKEND;
+	pop3_st(ps)->phase = PP_HELD;
+}
+
+static void pop3_capa_cmd(const struct proto_env *env, struct proto_sess *ps,
+			  const struct proto_line *pl, struct proto_out *o)
+{
+	pop3_capa(env, ps, o);
+}
+
+static void pop3_noop(const struct proto_env *env, struct proto_sess *ps,
+		      const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "+OK\r\n");
+}
+
+static void pop3_quit(const struct proto_env *env, struct proto_sess *ps,
+		      const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "+OK Logging out.\r\n");
+	o->flags |= PO_CLOSE;
+	o->reason = "client quit";
+}
+
+/* The AUTHORIZATION state's commands (RFC 1939 4, RFC 2449, RFC 2595 4);
+ * the rest is unknown before login. */
+static const struct proto_cmd pop3_cmds[] = {
+	{ "USER", PC_TLS_FIRST, true,  pop3_login },
+	{ "PASS", PC_TLS_FIRST, true,  pop3_login },
+	{ "APOP", PC_TLS_FIRST, true,  pop3_login },
+	{ "AUTH", PC_TLS_FIRST, true,  pop3_login },
+	{ "STLS", PC_STARTTLS,  false, NULL },
+	{ "CAPA", PC_LOCAL,     false, pop3_capa_cmd },
+	{ "NOOP", PC_LOCAL,     false, pop3_noop },
+	{ "QUIT", PC_LOCAL,     false, pop3_quit },
 };
 
+/* One client line: the grammar, then the command table (proto_run). */
 static void pop3_client_line(const struct proto_env *env, struct proto_sess *ps,
 			     const char *line, size_t len, bool has_nul, struct proto_out *o)
 {
-	const struct pop3_cmd *cmd = NULL;
+	const struct proto_cmd *cmd;
 	struct proto_line pl;
 
 	if (has_nul) {
@@ -151,26 +178,12 @@ static void pop3_client_line(const struct proto_env *env, struct proto_sess *ps,
 		pop3_error(env, ps, o, CTR_bad_syntax, len ? "bad command" : "empty line");
 		return;
 	}
-	for (size_t k = 0; k < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); k++)
-		if (pop3_is(pl.verb, pop3_cmds[k].verb) && (pop3_cmds[k].args || !pl.arg_len))
-			cmd = &pop3_cmds[k];
-	if (!cmd) {
+	if (!(cmd = proto_find(&pop3_ops, &pl))) {
 		po_reply(o, "-ERR Unknown command.\r\n");
 		pop3_error(env, ps, o, CTR_unknown_command, "unknown command");
-	} else if (proto_dispatch(&pop3_ops, env, ps, &pl, cmd->cls, o)) {
-		/* STLS, or a login before TLS: decided by the shared rules */
-	} else if (cmd->cls == PC_TLS_FIRST) {
-		o->flags |= PO_BACKEND;
-		pop3_st(ps)->phase = PP_HELD;
-	} else if (pop3_is(pl.verb, "CAPA")) {
-		pop3_capa(env, ps, o);
-	} else if (pop3_is(pl.verb, "NOOP")) {
-		po_reply(o, "+OK\r\n");
-	} else {
-		po_reply(o, "+OK Logging out.\r\n");
-		o->flags |= PO_CLOSE;
-		o->reason = "client quit";
+		return;
 	}
+	proto_run(&pop3_ops, env, ps, &pl, cmd, o);
 }
 
 static void pop3_too_long(const struct proto_env *env, struct proto_sess *ps,
@@ -407,6 +420,8 @@ const struct proto_ops pop3_ops = {
 	.max_errors = POP3_MAX_ERRORS,
 	.words = pop3_words,
 	.parse = pop3_parse,
+	.cmds = pop3_cmds,
+	.n_cmds = sizeof(pop3_cmds) / sizeof(pop3_cmds[0]),
 	.starttls_allowed = pop3_starttls_allowed,
 	.greeting = pop3_greeting,
 	.client_line = pop3_client_line,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto.h"
 
@@ -152,6 +153,27 @@ bool proto_dispatch(const struct proto_ops *ops, const struct proto_env *env,
 	default:
 		return false;
 	}
+}
+
+/* The entry of the engine's table for pl: see proto.h. */
+const struct proto_cmd *proto_find(const struct proto_ops *ops, const struct proto_line *pl)
+{
+	for (size_t i = 0; i < ops->n_cmds; i++) {
+		const struct proto_cmd *c = &ops->cmds[i];
+
+		if (!strcasecmp(c->verb, pl->verb) && (c->args || !pl->arg_len))
+			return c;
+	}
+	return NULL;
+}
+
+/* Run command c: the shared rules of its class first. */
+void proto_run(const struct proto_ops *ops, const struct proto_env *env,
+	       struct proto_sess *ps, const struct proto_line *pl,
+	       const struct proto_cmd *c, struct proto_out *o)
+{
+	if (!proto_dispatch(ops, env, ps, pl, c->cls, o) && c->fn)
+		c->fn(env, ps, pl, o);
 }
 
 /* Rule 2.7, the STARTTLS line the plaintext relay's tracker held: see

@@ -105,6 +105,20 @@ struct proto_line {
 	size_t arg_len;               /* trailing blanks not counted */
 };
 
+struct proto_sess;
+struct proto_env;
+struct proto_out;
+
+/* One command of an engine's table: its class decides the shared rules
+ * (proto_dispatch); fn does the engine's part, if any is left. */
+struct proto_cmd {
+	const char *verb;
+	enum proto_class cls;
+	bool args;                    /* may take arguments (else only alone) */
+	void (*fn)(const struct proto_env *, struct proto_sess *,
+		   const struct proto_line *, struct proto_out *);
+};
+
 #define PROTO_PRIV_MAX 384 /* room for an engine's own state; each engine
 			      checks at compile time that its state fits */
 
@@ -136,6 +150,9 @@ struct proto_ops {
 	const char *const *words;
 	/* The grammar: split a command line; -1 if it is not one. */
 	int (*parse)(const char *line, size_t len, struct proto_line *pl);
+	/* The command table (proto_find, proto_run). */
+	const struct proto_cmd *cmds;
+	size_t n_cmds;
 	/* Rule 2.7: may the protocol start TLS now, given what the relay
 	 * trackers saw (SMTP: outside a mail transaction; IMAP and POP3:
 	 * before authentication)? */
@@ -218,6 +235,13 @@ void proto_error(const struct proto_ops *ops, const struct proto_env *env,
 bool proto_dispatch(const struct proto_ops *ops, const struct proto_env *env,
 		    struct proto_sess *ps, const struct proto_line *pl,
 		    enum proto_class cls, struct proto_out *o);
+/* The entry of the engine's table for pl (verb in any case; a command
+ * that takes no arguments only alone), or NULL: unknown. */
+const struct proto_cmd *proto_find(const struct proto_ops *ops, const struct proto_line *pl);
+/* Run command c of pl: the shared rules of its class, else its handler. */
+void proto_run(const struct proto_ops *ops, const struct proto_env *env,
+	       struct proto_sess *ps, const struct proto_line *pl,
+	       const struct proto_cmd *c, struct proto_out *o);
 /*
  * Rule 2.7: the plaintext relay's tracker held the STARTTLS line l. Once
  * every earlier command has its reply (else false: call again later), the

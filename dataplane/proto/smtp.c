@@ -35,11 +35,6 @@ enum smtp_bphase {
 	BP_DONE,
 };
 
-enum {
-	CMD_GREETED = 1u << 0, /* needs HELO/EHLO first */
-	CMD_AUTH    = 1u << 1, /* a backend command where TLS is off */
-};
-
 /* What a relayed command was, for the reply that answers it (rule 2.7:
  * STARTTLS only outside a mail transaction, RFC 3207 4.2). */
 enum smtp_kind {
@@ -78,14 +73,6 @@ static struct smtp_state *smtp_st(struct proto_sess *ps)
 	return (struct smtp_state *)ps->priv;
 }
 
-struct smtp_cmd {
-	const char *verb;
-	enum proto_class cls;
-	void (*fn)(const struct proto_env *, struct proto_sess *, const char *arg,
-		   struct proto_out *);
-	unsigned flags;
-};
-
 extern const struct proto_ops smtp_ops;
 
 static void smtp_error(const struct proto_env *env, struct proto_sess *ps,
@@ -94,15 +81,17 @@ static void smtp_error(const struct proto_env *env, struct proto_sess *ps,
 	proto_error(&smtp_ops, env, ps, o, ctr, reason);
 }
 
+/* EHLO/HELO before TLS: sluice's own reply, the line kept for the replay;
+ * inside TLS: the backend's (RFC 3207 4.2: the client starts again). */
 static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o, bool ehlo)
+		     const struct proto_line *pl, struct proto_out *o, bool ehlo)
 {
 	struct smtp_state *st = smtp_st(ps);
 	unsigned i, n = 0;
 	bool offer_tls = !ps->in_tls && env->tls_available &&
 			 env->tls_mode != CFG_TLS_OFF;
 
-	if (!*arg) {
+	if (!pl->arg_len) {
 		po_reply(o, "501 5.5.4 Syntax: %s hostname\r\n", ehlo ? "EHLO" : "HELO");
 		smtp_error(env, ps, o, CTR_bad_syntax, "EHLO without a name");
 		return;
@@ -118,7 +107,8 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 	}
 	free(st->replay);
 	st->replay = NULL;
-	if (asprintf(&st->replay, "%s %s", ehlo ? "EHLO" : "HELO", arg) < 0)
+	if (asprintf(&st->replay, "%s %.*s", ehlo ? "EHLO" : "HELO", (int)pl->arg_len,
+		     pl->arg) < 0)
 		st->replay = NULL;
 	st->greeted = true;
 	st->ehlo = ehlo;
@@ -150,73 +140,89 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 }
 
 static void cmd_ehlo_e(const struct proto_env *env, struct proto_sess *ps,
-		       const char *arg, struct proto_out *o)
+		       const struct proto_line *pl, struct proto_out *o)
 {
-	cmd_ehlo(env, ps, arg, o, true);
+	cmd_ehlo(env, ps, pl, o, true);
 }
 
 static void cmd_helo(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
-	cmd_ehlo(env, ps, arg, o, false);
+	cmd_ehlo(env, ps, pl, o, false);
 }
 
 static void cmd_noop(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
 	po_reply(o, "250 2.0.0 Ok\r\n");
 }
 
 static void cmd_help(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
 	po_reply(o, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT STARTTLS\r\n");
 }
 
 static void cmd_quit(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
 	po_reply(o, "221 2.0.0 Bye\r\n");
 	o->flags |= PO_CLOSE;
 	o->reason = "client quit";
 }
 
-static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+/* A command for the mail system (MAIL, RCPT, DATA...): on the plaintext
+ * path (RFC 7435) open the backend, replay EHLO, then hand it this
+ * command; it needs HELO/EHLO first. */
+static void cmd_backend(const struct proto_env *env, struct proto_sess *ps,
+			const struct proto_line *pl, struct proto_out *o)
 {
-	/* AUTH is never offered before TLS, and never carried in plaintext
-	 * where TLS is offered. (On tls: off it goes to the backend.) */
-	if (ps->in_tls) {
+	struct smtp_state *st = smtp_st(ps);
+
+	if (!st->greeted || ps->in_tls) {
+		/* In TLS, the EHLO goes to the backend and ends sluice's
+		 * part; anything before it is too early. */
 		po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
-		smtp_error(env, ps, o, CTR_bad_syntax, "AUTH before EHLO");
+		smtp_error(env, ps, o, CTR_bad_syntax, "command before EHLO");
 		return;
 	}
-	po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
-	smtp_error(env, ps, o, CTR_refused_before_tls, "AUTH before TLS");
+	o->flags |= PO_BACKEND;
+	st->phase = SP_HELD;
+	st->bphase = BP_GREETING;
 }
 
-/* Placeholder handler for the commands that go to the backend. */
-static void cmd_backend(const struct proto_env *env, struct proto_sess *ps,
-			const char *arg, struct proto_out *o)
+/* AUTH is never offered before TLS, and never carried in plaintext where
+ * TLS is offered; on tls: off it goes to the backend. */
+static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
+		     const struct proto_line *pl, struct proto_out *o)
 {
+	if (env->tls_mode == CFG_TLS_OFF) {
+		cmd_backend(env, ps, pl, o);
+	} else if (ps->in_tls) {
+		po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
+		smtp_error(env, ps, o, CTR_bad_syntax, "AUTH before EHLO");
+	} else {
+		po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+		smtp_error(env, ps, o, CTR_refused_before_tls, "AUTH before TLS");
+	}
 }
 
-static const struct smtp_cmd smtp_cmds[] = {
-	{ "EHLO",     PC_LOCAL,     cmd_ehlo_e,  0 },
-	{ "HELO",     PC_LOCAL,     cmd_helo,    0 },
-	{ "STARTTLS", PC_STARTTLS,  NULL,        0 },
-	{ "NOOP",     PC_LOCAL,     cmd_noop,    0 },
-	{ "RSET",     PC_LOCAL,     cmd_noop,    0 },
-	{ "HELP",     PC_LOCAL,     cmd_help,    0 },
-	{ "QUIT",     PC_LOCAL,     cmd_quit,    0 },
-	{ "AUTH",     PC_TLS_FIRST, cmd_auth,    CMD_AUTH },
-	{ "MAIL",     PC_BACKEND,   cmd_backend, CMD_GREETED },
-	{ "RCPT",     PC_BACKEND,   cmd_backend, CMD_GREETED },
-	{ "DATA",     PC_BACKEND,   cmd_backend, CMD_GREETED },
-	{ "BDAT",     PC_BACKEND,   cmd_backend, CMD_GREETED },
-	{ "VRFY",     PC_BACKEND,   cmd_backend, CMD_GREETED },
-	{ "EXPN",     PC_BACKEND,   cmd_backend, CMD_GREETED },
-	{ "ETRN",     PC_BACKEND,   cmd_backend, CMD_GREETED },
+static const struct proto_cmd smtp_cmds[] = {
+	{ "EHLO",     PC_LOCAL,     true, cmd_ehlo_e },
+	{ "HELO",     PC_LOCAL,     true, cmd_helo },
+	{ "STARTTLS", PC_STARTTLS,  true, NULL },
+	{ "NOOP",     PC_LOCAL,     true, cmd_noop },
+	{ "RSET",     PC_LOCAL,     true, cmd_noop },
+	{ "HELP",     PC_LOCAL,     true, cmd_help },
+	{ "QUIT",     PC_LOCAL,     true, cmd_quit },
+	{ "AUTH",     PC_TLS_FIRST, true, cmd_auth },
+	{ "MAIL",     PC_BACKEND,   true, cmd_backend },
+	{ "RCPT",     PC_BACKEND,   true, cmd_backend },
+	{ "DATA",     PC_BACKEND,   true, cmd_backend },
+	{ "BDAT",     PC_BACKEND,   true, cmd_backend },
+	{ "VRFY",     PC_BACKEND,   true, cmd_backend },
+	{ "EXPN",     PC_BACKEND,   true, cmd_backend },
+	{ "ETRN",     PC_BACKEND,   true, cmd_backend },
 };
 
 /* The grammar: a verb, blanks, the argument (RFC 5321 4.1.1). */
@@ -246,51 +252,25 @@ static void smtp_greeting(const struct proto_env *env, struct proto_sess *ps,
 	po_reply(o, "220 %s ESMTP\r\n", env->hostname);
 }
 
+/* One client line: the grammar, then the command table (proto_run). */
 static void smtp_client_line(const struct proto_env *env, struct proto_sess *ps,
 			     const char *line, size_t len, bool has_nul,
 			     struct proto_out *o)
 {
-	struct smtp_state *st = smtp_st(ps);
-	char buf[SMTP_LINE_MAX + 1];
+	const struct proto_cmd *c;
 	struct proto_line pl;
-	unsigned i;
 
 	if (has_nul || len == 0 || len > SMTP_LINE_MAX || smtp_parse(line, len, &pl) < 0) {
 		po_reply(o, "500 5.5.2 Error: bad syntax\r\n");
 		smtp_error(env, ps, o, CTR_bad_syntax, has_nul ? "NUL in command" : "empty command");
 		return;
 	}
-	memcpy(buf, pl.arg, pl.arg_len);
-	buf[pl.arg_len] = 0;
-
-	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
-		const struct smtp_cmd *c = &smtp_cmds[i];
-
-		if (strcasecmp(c->verb, pl.verb))
-			continue;
-		if (proto_dispatch(&smtp_ops, env, ps, &pl, c->cls, o))
-			return;
-		if (c->cls == PC_BACKEND ||
-		    ((c->flags & CMD_AUTH) && env->tls_mode == CFG_TLS_OFF)) {
-			if (!st->greeted || ps->in_tls) {
-				/* In TLS, the EHLO goes to the backend and ends
-				 * sluice's part; anything before it is too early. */
-				po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
-				smtp_error(env, ps, o, CTR_bad_syntax, "command before EHLO");
-				return;
-			}
-			/* The plaintext path (RFC 7435): open the backend,
-			 * replay EHLO, then hand it this command. */
-			o->flags |= PO_BACKEND;
-			st->phase = SP_HELD;
-			st->bphase = BP_GREETING;
-			return;
-		}
-		c->fn(env, ps, buf, o);
+	if (!(c = proto_find(&smtp_ops, &pl))) {
+		po_reply(o, "502 5.5.2 Error: command not recognized\r\n");
+		smtp_error(env, ps, o, CTR_unknown_command, "unknown command");
 		return;
 	}
-	po_reply(o, "502 5.5.2 Error: command not recognized\r\n");
-	smtp_error(env, ps, o, CTR_unknown_command, "unknown command");
+	proto_run(&smtp_ops, env, ps, &pl, c, o);
 }
 
 static void smtp_too_long(const struct proto_env *env, struct proto_sess *ps,
@@ -762,6 +742,8 @@ const struct proto_ops smtp_ops = {
 	.max_errors = SMTP_MAX_ERRORS,
 	.words = smtp_words,
 	.parse = smtp_parse,
+	.cmds = smtp_cmds,
+	.n_cmds = sizeof(smtp_cmds) / sizeof(smtp_cmds[0]),
 	.starttls_allowed = smtp_starttls_allowed,
 	.greeting = smtp_greeting,
 	.client_line = smtp_client_line,

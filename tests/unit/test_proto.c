@@ -200,6 +200,37 @@ static void test_parse(void **state)
 	}
 }
 
+/* Every table has one STARTTLS command, left to the shared rules, and a
+ * handler for every other; lookups ignore case, and a command that takes
+ * no arguments is found only alone. */
+static void test_tables(void **state)
+{
+	for (size_t p = 0; p < sizeof(protos) / sizeof(protos[0]); p++) {
+		const struct proto_ops *ops = proto_get(protos[p]);
+		unsigned starttls = 0;
+
+		assert_true(ops->n_cmds > 0);
+		for (size_t i = 0; i < ops->n_cmds; i++) {
+			const struct proto_cmd *c = &ops->cmds[i];
+			struct proto_line pl = { .arg = "", .arg_len = 0 };
+
+			if (c->cls == PC_STARTTLS) {
+				starttls++;
+				assert_null(c->fn);
+			} else if (!c->fn) {
+				fail_msg("%s %s: no handler", ops->name, c->verb);
+			}
+			for (size_t k = 0; c->verb[k]; k++)
+				pl.verb[k] = (char)(c->verb[k] | 0x20); /* lower case */
+			assert_ptr_equal(proto_find(ops, &pl), c);
+			pl.arg = "x";
+			pl.arg_len = 1;
+			assert_ptr_equal(proto_find(ops, &pl), c->args ? c : NULL);
+		}
+		assert_int_equal(starttls, 1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_every_word_said),
 		cmocka_unit_test(test_error_limit),
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_tables),
 	};
 
 	return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
