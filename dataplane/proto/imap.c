@@ -77,6 +77,7 @@ struct imap_state {
 _Static_assert(sizeof(struct imap_state) <= PROTO_PRIV_MAX, "imap_state fits ps->priv");
 _Static_assert(IMAP_TAG_MAX <= PROTO_TAG_MAX, "a tag fits struct proto_line");
 
+/* The engine's own state in the session's room for it. */
 static struct imap_state *imap_st(struct proto_sess *ps)
 {
 	return (struct imap_state *)ps->priv;

@@ -52,6 +52,7 @@ struct pop3_state {
 
 _Static_assert(sizeof(struct pop3_state) <= PROTO_PRIV_MAX, "pop3_state fits ps->priv");
 
+/* The engine's own state in the session's room for it. */
 static struct pop3_state *pop3_st(struct proto_sess *ps)
 {
 	return (struct pop3_state *)ps->priv;
@@ -373,6 +374,7 @@ static void pop3_b2c_line(struct proto_sess *ps, struct pop3_state *st)
 		st->authed = true;
 }
 
+/* Backend -> client: status lines counted, line by line across reads. */
 static void pop3_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
 {
 	struct pop3_state *st = pop3_st(ps);

@@ -68,6 +68,7 @@ struct smtp_state {
 
 _Static_assert(sizeof(struct smtp_state) <= PROTO_PRIV_MAX, "smtp_state fits ps->priv");
 
+/* The engine's own state in the session's room for it. */
 static struct smtp_state *smtp_st(struct proto_sess *ps)
 {
 	return (struct smtp_state *)ps->priv;
