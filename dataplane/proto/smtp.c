@@ -10,7 +10,7 @@
  *
  * A command table in the style of OpenSMTPD's smtp_session.c: each verb has
  * a class (enum proto_class: the STARTTLS rules and "TLS first" are decided
- * once, in proto.c) and one handler; "HELO first" is read from flags.
+ * once, in proto.c) and one handler; "HELO first" is cmd_backend's.
  */
 #include <ctype.h>
 #include <stdio.h>

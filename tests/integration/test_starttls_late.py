@@ -137,6 +137,7 @@ class SmtpLate(LateCase):
         on in plaintext; after RSET the STARTTLS works."""
         tag = unique("txn")
         msg = make_message(tag)
+        before = SL.counters()
         with smtplib.SMTP(*SL.addr(SMTP), local_hostname="client.test",
                           source_address=client_source(SMTPLIB), timeout=15) as s:
             port = s.sock.getsockname()[1]
@@ -153,6 +154,9 @@ class SmtpLate(LateCase):
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
         self.assert_delivered(tag, msg, SMTPLIB, port)
         self.assert_tls_session(SMTPLIB, port, SMTP)
+        after = SL.counters()
+        self.assertEqual(after["starttls_not_now"] - before["starttls_not_now"], 1)
+        self.assertEqual(after["starttls_late"] - before["starttls_late"], 1)
 
     def test_pipelined_replies_come_in_order(self):
         """MAIL and STARTTLS in one segment: Postfix's 250 first, then the
