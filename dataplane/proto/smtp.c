@@ -44,7 +44,8 @@ enum smtp_kind {
 	K_END,        /* end of data, BDAT LAST: any final reply ends it */
 };
 
-#define SMTP_KINDS 64 /* commands in flight whose kind is kept */
+#define SMTP_PENDING 16 /* MAIL, RSET, EHLO, ends of data in flight; other
+			     commands (RCPT...) take no room */
 
 /* The engine's own state, in ps->priv. */
 struct smtp_state {
@@ -55,15 +56,18 @@ struct smtp_state {
 	uint8_t rmode;          /* relay tracker: enum smtp_rmode */
 	uint8_t rstate;         /* relay tracker: position in a body line */
 	bool in_txn;            /* a MAIL got its 2xx and nothing ended it */
-	bool kinds_lost;        /* more in flight than kind[] holds: in_txn
+	bool kinds_lost;        /* more in flight than pend[] holds: in_txn
 				   unknown, STARTTLS refused from then on */
+	uint8_t pend_head, pend_len; /* pend[] as a ring */
 	char *replay;           /* EHLO/HELO to replay to the backend, malloc'd */
 	char *acc;              /* EHLO reply line held back inside TLS */
 	size_t acc_len;
 	uint32_t data_at;       /* ps->cmds at the last DATA */
 	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
-	uint8_t kind[SMTP_KINDS]; /* enum smtp_kind of relayed command n at
-				     [(n - 1) % SMTP_KINDS] */
+	struct {
+		uint32_t n;     /* the relayed command's number (ps->cmds) */
+		uint8_t kind;   /* enum smtp_kind, never K_OTHER */
+	} pend[SMTP_PENDING];   /* the commands whose reply moves in_txn */
 };
 
 _Static_assert(sizeof(struct smtp_state) <= PROTO_PRIV_MAX, "smtp_state fits ps->priv");
@@ -505,13 +509,20 @@ static bool smtp_verb_is(const uint8_t *p, size_t len, const char *verb)
 	       (len == n || p[n] == ' ' || p[n] == '\r' || p[n] == '\t');
 }
 
-/* One more relayed command that gets a reply; remember what it was. */
+/* One more relayed command that gets a reply; remember it if its reply
+ * moves the transaction. */
 static void smtp_sent(struct proto_sess *ps, struct smtp_state *st, enum smtp_kind k)
 {
 	ps->cmds++;
-	if (ps->cmds - ps->replies > SMTP_KINDS)
+	if (k == K_OTHER)
+		return;
+	if (st->pend_len == SMTP_PENDING) {
 		st->kinds_lost = true;
-	st->kind[(ps->cmds - 1) % SMTP_KINDS] = (uint8_t)k;
+		return;
+	}
+	st->pend[(st->pend_head + st->pend_len) % SMTP_PENDING].n = ps->cmds;
+	st->pend[(st->pend_head + st->pend_len) % SMTP_PENDING].kind = (uint8_t)k;
+	st->pend_len++;
 }
 
 /* What kind of command the line l[0, ll) is. */
@@ -665,9 +676,18 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
  * mail transaction (RFC 5321 4.1.4, 4.1.1.4; RFC 3030 for BDAT LAST). */
 static void smtp_replied(struct proto_sess *ps, struct smtp_state *st, char cls)
 {
-	if (ps->replies > ps->cmds)
-		return; /* unsolicited, as a 421 before a close */
-	switch (st->kind[(ps->replies - 1) % SMTP_KINDS]) {
+	enum smtp_kind k;
+
+	while (st->pend_len && st->pend[st->pend_head].n < ps->replies) {
+		st->pend_head = (uint8_t)((st->pend_head + 1) % SMTP_PENDING);
+		st->pend_len--; /* (answered out of count: forgotten) */
+	}
+	if (!st->pend_len || st->pend[st->pend_head].n != ps->replies)
+		return; /* a reply that moves nothing, or an unsolicited one */
+	k = (enum smtp_kind)st->pend[st->pend_head].kind;
+	st->pend_head = (uint8_t)((st->pend_head + 1) % SMTP_PENDING);
+	st->pend_len--;
+	switch (k) {
 	case K_MAIL:
 		if (cls == '2')
 			st->in_txn = true;

@@ -1022,6 +1022,28 @@ static void test_late_starttls_transaction(void **state)
 	RELAY(&off, off_steps);
 }
 
+/* A hundred recipients pipelined take no room in the tracker: after the
+ * transaction ends, STARTTLS is allowed as usual. */
+static void test_late_starttls_many_recipients(void **state)
+{
+	static char rcpts[100 * 32], replies[100 * 16];
+	size_t rl = 0, pl = 0;
+
+	for (int i = 0; i < 100; i++) {
+		rl += (size_t)snprintf(rcpts + rl, sizeof(rcpts) - rl, "RCPT TO:<r%d@test.local>\r\n", i);
+		pl += (size_t)snprintf(replies + pl, sizeof(replies) - pl, "250 2.1.5 Ok\r\n");
+	}
+	const struct relay_step t[] = {
+		R("", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		R("250 2.1.0 Ok\r\n", rcpts, rcpts),
+		RA(replies, "STARTTLS\r\n", "", IN_TXN, 0, NULL),
+		RH("", "RSET\r\nSTARTTLS\r\n", "RSET\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+
+	RELAY(&starttls_caps, t);
+}
+
 /* Inside TLS nothing is held: the tracker rewrites, the backend answers. */
 static void test_late_starttls_not_in_tls(void **state)
 {
@@ -1076,6 +1098,7 @@ int main(void)
 		cmocka_unit_test(test_probe_refused),
 		cmocka_unit_test(test_late_starttls_transaction),
 		cmocka_unit_test(test_late_starttls_not_in_tls),
+		cmocka_unit_test(test_late_starttls_many_recipients),
 	};
 
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);
