@@ -70,14 +70,31 @@ static const cyaml_schema_field_t cfg_timeouts_fields[] = {
 	CYAML_FIELD_END
 };
 
+/* quirks: one key per switchable quirk of the table (quirk.def). */
+#define CFG_QUIRK_FIELD_ALLOW(n) \
+	ENUM(#n, OPT, struct cfg_quirks, action[CFG_QUIRK_##n], cfg_quirk_strs),
+#define CFG_QUIRK_FIELD_CLOSE(n) CFG_QUIRK_FIELD_ALLOW(n)
+#define CFG_QUIRK_FIELD_FIXED(n)
 static const cyaml_schema_field_t cfg_quirks_fields[] = {
-	ENUM("second_starttls", OPT, struct cfg_quirks, second_starttls, cfg_quirk_strs),
-	ENUM("pipelined_starttls", OPT, struct cfg_quirks, pipelined_starttls, cfg_quirk_strs),
-	ENUM("bare_lf", OPT, struct cfg_quirks, bare_lf, cfg_quirk_strs),
-	ENUM("trailing_blanks", OPT, struct cfg_quirks, trailing_blanks, cfg_quirk_strs),
-	ENUM("sslv2_hello", OPT, struct cfg_quirks, sslv2_hello, cfg_quirk_strs),
-	ENUM("no_ems", OPT, struct cfg_quirks, no_ems, cfg_quirk_strs),
+#define Q(n, w, act, why, h) CFG_QUIRK_FIELD_##act(n)
+#include "quirk/quirk.def"
+#undef Q
 	CYAML_FIELD_END
+};
+#undef CFG_QUIRK_FIELD_ALLOW
+#undef CFG_QUIRK_FIELD_CLOSE
+#undef CFG_QUIRK_FIELD_FIXED
+
+/* Each quirk's key and default action, from the table. */
+static const char *const cfg_quirk_keys[CFG_QUIRK__COUNT] = {
+#define Q(n, w, act, why, h) #n,
+#include "quirk/quirk.def"
+#undef Q
+};
+static const enum cfg_quirk_action cfg_quirk_defaults[CFG_QUIRK__COUNT] = {
+#define Q(n, w, act, why, h) CFG_QUIRK_##act,
+#include "quirk/quirk.def"
+#undef Q
 };
 
 static const cyaml_schema_field_t cfg_cert_fields[] = {
@@ -620,6 +637,11 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		snprintf(p, sizeof(p), "listeners[%u].certs[%u]", i, j);
 		l->certs[j].line = cfg_line(ld, p, false, false);
 	}
+	for (unsigned q = 0; q < CFG_QUIRK__COUNT; q++) {
+		snprintf(p, sizeof(p), "listeners[%u].quirks.%s", i, cfg_quirk_keys[q]);
+		if (cfg_quirk_defaults[q] == CFG_QUIRK_FIXED || !cfg_present(ld, p))
+			l->quirks.action[q] = cfg_quirk_defaults[q];
+	}
 	snprintf(p, sizeof(p), "listeners[%u].detect_implicit_ms", i);
 	if ((rc = cfg_uint(ld, p, &l->detect_implicit_ms, 0, 0, 5000)))
 		return rc;
@@ -782,4 +804,15 @@ const char *cfg_policy_name(enum cfg_policy p)
 const char *cfg_proxy_name(enum cfg_proxy p)
 {
 	return cfg_strval(cfg_proxy_strs, CYAML_ARRAY_LEN(cfg_proxy_strs), p);
+}
+
+const char *cfg_quirk_key(enum cfg_quirk q)
+{
+	return (unsigned)q < CFG_QUIRK__COUNT ? cfg_quirk_keys[q] : "?";
+}
+
+const char *cfg_quirk_action_name(enum cfg_quirk_action a)
+{
+	return a == CFG_QUIRK_FIXED ? "fixed" :
+	       cfg_strval(cfg_quirk_strs, CYAML_ARRAY_LEN(cfg_quirk_strs), a);
 }

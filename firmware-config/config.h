@@ -54,21 +54,27 @@ struct cfg_timeouts {
 	unsigned idle;      /* relay idle, both directions silent */
 };
 
-enum cfg_quirk_action {
-	CFG_QUIRK_ALLOW,  /* work around it (the default) */
-	CFG_QUIRK_CLOSE,  /* close the connection */
+/* The quirks of the quirk table (dataplane/quirk/quirk.def, a list with no
+ * dataplane types in it), numbered in its order: the dataplane's enum
+ * quirk_id has the same values. */
+enum cfg_quirk {
+#define Q(n, w, act, why, h) CFG_QUIRK_##n,
+#include "quirk/quirk.def"
+#undef Q
+	CFG_QUIRK__COUNT
 };
 
-/* Per-listener switches of the quirks that have an action (DESIGN.md §3);
- * the others are only counted. */
+enum cfg_quirk_action {
+	CFG_QUIRK_ALLOW,  /* work around it, counted (`allow`) */
+	CFG_QUIRK_CLOSE,  /* close the connection (`close`) */
+	CFG_QUIRK_FIXED,  /* no switch: counted, the rule in the code applies */
+};
+
+/* Per-listener actions of the quirks (DESIGN.md §3), `quirks:` in the file:
+ * one key per quirk of the table whose action is not FIXED, defaults from
+ * the table. */
 struct cfg_quirks {
-	enum cfg_quirk_action second_starttls;    /* Outlook mobile's repeat */
-	enum cfg_quirk_action pipelined_starttls; /* bytes behind STARTTLS:
-						     discarded, or close */
-	enum cfg_quirk_action bare_lf;            /* LF-only command lines */
-	enum cfg_quirk_action trailing_blanks;    /* blanks before the CRLF */
-	enum cfg_quirk_action sslv2_hello;        /* SSLv2-format ClientHello */
-	enum cfg_quirk_action no_ems;             /* TLS <= 1.2 hello without EMS */
+	enum cfg_quirk_action action[CFG_QUIRK__COUNT]; /* by enum cfg_quirk */
 };
 
 struct cfg_cert {
@@ -256,6 +262,10 @@ extern const size_t cfg_default_yaml_len;
 const char *cfg_proto_name(enum cfg_proto p);
 const char *cfg_tls_name(enum cfg_tls t);
 const char *cfg_policy_name(enum cfg_policy p);
+/* The key of quirk q under `quirks:` ("bare_lf"), and its action's name
+ * ("allow", "close", or "fixed" for a quirk with no switch). */
+const char *cfg_quirk_key(enum cfg_quirk q);
+const char *cfg_quirk_action_name(enum cfg_quirk_action a);
 
 /* The policy for a client at sa (the listener's, or a rule's). */
 enum cfg_policy cfg_policy_for(const struct cfg_listener *l, const struct sockaddr *sa);

@@ -4,7 +4,13 @@
 #include "quirk/quirk.h"
 
 const char *const quirk_words[QUIRK__COUNT] = {
-#define Q(n, w, h) w,
+#define Q(n, w, act, why, h) w,
+#include "quirk/quirk.def"
+#undef Q
+};
+
+const char *const quirk_reasons[QUIRK__COUNT] = {
+#define Q(n, w, act, why, h) why,
 #include "quirk/quirk.def"
 #undef Q
 };

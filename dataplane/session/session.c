@@ -37,16 +37,28 @@
 #define BACKEND_OPEN_MIN_S 30u
 
 static const int quirk_ctr[QUIRK__COUNT] = {
-#define Q(n, w, h) CTR_quirk_##n,
+#define Q(n, w, act, why, h) CTR_quirk_##n,
 #include "quirk/quirk.def"
 #undef Q
 };
+_Static_assert((int)QUIRK__COUNT == (int)CFG_QUIRK__COUNT, "one quirk table");
 
-/* A client quirk was seen: counted, and named in the log line. */
-void sess_quirk(struct sess *s, enum quirk_id q)
+/*
+ * A client quirk was seen: counted and named in the log line, then the
+ * listener's action for it (quirks.NAME, DESIGN.md §3) decides. Returns
+ * true when the session must close: the result is set to "REASON
+ * (quirks.NAME: close)", a ClientHello's quirk refusing TLS; the caller
+ * closes the way its state needs.
+ */
+bool sess_quirk(struct sess *s, enum quirk_id q)
 {
 	s->quirks |= 1u << q;
 	ctr_inc(s->core, quirk_ctr[q]);
+	if (s->l->cfg->quirks.action[q] != CFG_QUIRK_CLOSE)
+		return false;
+	sess_set_result(s, s->hello_seen && !s->tls ? "tls-refused" : "client-error",
+			"%s (quirks.%s: close)", quirk_reasons[q], cfg_quirk_key((enum cfg_quirk)q));
+	return true;
 }
 
 struct proto_env sess_env(const struct sess *s)
@@ -143,12 +155,12 @@ void sess_apply(struct sess *s, const struct proto_out *o)
 
 		ctr_inc(s->core, CTR_starttls);
 		if (buf_len(src)) {
-			sess_quirk(s, QUIRK_pipelined_starttls);
+			bool close = sess_quirk(s, QUIRK_pipelined_starttls);
+
 			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(src));
 			buf_consume(src, buf_len(src));
-			if (s->l->cfg->quirks.pipelined_starttls == CFG_QUIRK_CLOSE) {
-				sess_closing(s, "client-error", "bytes pipelined behind STARTTLS "
-					     "(quirks.pipelined_starttls: close)");
+			if (close) {
+				sess_closing(s, NULL, NULL);
 				return;
 			}
 		}
@@ -239,22 +251,12 @@ static bool sess_dialogue(struct sess *s)
 		if (ev == LR_TOO_LONG) {
 			s->l->ops->too_long(&env, &s->ps, &o);
 		} else {
-			if (!line.crlf) {
-				sess_quirk(s, QUIRK_bare_lf);
-				if (s->l->cfg->quirks.bare_lf == CFG_QUIRK_CLOSE) {
-					sess_closing(s, "client-error", "a command line ended in a "
-						     "bare LF (quirks.bare_lf: close)");
-					return true;
-				}
-			}
-			if (line.len && (line.p[line.len - 1] == ' ' ||
-					 line.p[line.len - 1] == '\t')) {
-				sess_quirk(s, QUIRK_trailing_blanks);
-				if (s->l->cfg->quirks.trailing_blanks == CFG_QUIRK_CLOSE) {
-					sess_closing(s, "client-error", "blanks at the end of a "
-						     "command line (quirks.trailing_blanks: close)");
-					return true;
-				}
+			if ((!line.crlf && sess_quirk(s, QUIRK_bare_lf)) ||
+			    (line.len && (line.p[line.len - 1] == ' ' ||
+					  line.p[line.len - 1] == '\t') &&
+			     sess_quirk(s, QUIRK_trailing_blanks))) {
+				sess_closing(s, NULL, NULL);
+				return true;
 			}
 			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
 		}

@@ -411,6 +411,62 @@ static const struct bad_case bad_cases[] = {
 };
 
 /* Every broken document: rejected, exact prefix, nothing left in *out. */
+/* quirks: the keys come from the quirk table; what is not written gets the
+ * table's default, a quirk with no switch stays fixed. */
+static void test_quirk_actions(void **state)
+{
+	static const char yaml[] = BE LS
+		"    quirks:\n      bare_lf: close\n      no_ems: allow\n      sslv2_hello: close\n";
+	bool fixed[CFG_QUIRK__COUNT];
+	struct cfg *c = NULL;
+	char err[512];
+	int rc;
+
+	(void)state;
+	rc = cfg_load_string(yaml, sizeof(yaml) - 1, "q.yaml", &c, err, sizeof(err));
+	if (rc)
+		print_error("%s\n", err);
+	assert_int_equal(rc, 0);
+	const enum cfg_quirk_action *a = c->listeners[0].quirks.action;
+	assert_int_equal(a[CFG_QUIRK_bare_lf], CFG_QUIRK_CLOSE);
+	assert_int_equal(a[CFG_QUIRK_sslv2_hello], CFG_QUIRK_CLOSE);
+	assert_int_equal(a[CFG_QUIRK_no_ems], CFG_QUIRK_ALLOW);
+	assert_int_equal(a[CFG_QUIRK_second_starttls], CFG_QUIRK_ALLOW);
+	assert_int_equal(a[CFG_QUIRK_trailing_blanks], CFG_QUIRK_ALLOW);
+	assert_int_equal(a[CFG_QUIRK_not_tls_after_starttls], CFG_QUIRK_FIXED);
+	assert_int_equal(a[CFG_QUIRK_implicit_on_starttls], CFG_QUIRK_FIXED);
+	assert_string_equal(cfg_quirk_key(CFG_QUIRK_pipelined_starttls), "pipelined_starttls");
+	assert_string_equal(cfg_quirk_action_name(a[CFG_QUIRK_bare_lf]), "close");
+	assert_string_equal(cfg_quirk_action_name(a[CFG_QUIRK_bad_hello]), "fixed");
+	for (unsigned q = 0; q < CFG_QUIRK__COUNT; q++)
+		fixed[q] = a[q] == CFG_QUIRK_FIXED;
+	cfg_free(c);
+	c = NULL;
+
+	/* Every quirk with a switch is a key the loader takes, with either
+	 * value; a fixed one is an unknown key. */
+	for (unsigned q = 0; q < CFG_QUIRK__COUNT; q++) {
+		for (unsigned v = 0; v < 2; v++) {
+			char doc[1024];
+
+			snprintf(doc, sizeof(doc), BE LS "    quirks:\n      %s: %s\n",
+				 cfg_quirk_key(q), v ? "close" : "allow");
+			rc = cfg_load_string(doc, strlen(doc), "q.yaml", &c, err, sizeof(err));
+			if (fixed[q]) {
+				assert_int_not_equal(rc, 0);
+				assert_non_null(strstr(err, "unknown key"));
+				continue;
+			}
+			if (rc)
+				fail_msg("%s", err);
+			assert_int_equal(c->listeners[0].quirks.action[q],
+					 v ? CFG_QUIRK_CLOSE : CFG_QUIRK_ALLOW);
+			cfg_free(c);
+			c = NULL;
+		}
+	}
+}
+
 static void test_bad_documents(void **state)
 {
 	(void)state;
@@ -695,6 +751,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_quickstart),
 		cmocka_unit_test(test_embedded_default),
 		cmocka_unit_test(test_defaults_and_overrides),
+		cmocka_unit_test(test_quirk_actions),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),
