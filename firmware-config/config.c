@@ -35,7 +35,9 @@
 
 /* Value names as written in the file; cfg_*_name() read the same tables. */
 static const cyaml_strval_t cfg_proto_strs[] = {
-	{ "smtp", CFG_PROTO_SMTP }, { "imap", CFG_PROTO_IMAP }, { "pop3", CFG_PROTO_POP3 },
+#define P(e, name, ops) { name, CFG_PROTO_##e },
+#include "proto/proto.def"
+#undef P
 };
 static const cyaml_strval_t cfg_tls_strs[] = {
 	{ "off", CFG_TLS_OFF }, { "starttls", CFG_TLS_STARTTLS },

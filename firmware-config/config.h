@@ -15,10 +15,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* The protocols, from the protocol table (dataplane/proto/proto.def). */
 enum cfg_proto {
-	CFG_PROTO_SMTP,
-	CFG_PROTO_IMAP,
-	CFG_PROTO_POP3,
+#define P(e, name, ops) CFG_PROTO_##e,
+#include "proto/proto.def"
+#undef P
 };
 
 enum cfg_tls {

@@ -1,7 +1,8 @@
 /*
  * The quirk table and the engines' "STARTTLS again" detectors: which lines
  * after the STARTTLS OK are Outlook mobile's repeat (answered with the same
- * OK) and which are not (the session closes).
+ * OK) and which are not (the session closes). And the protocol table that
+ * names the engines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,11 +86,30 @@ static void test_quirk_list(void **state)
 	assert_true(strlen(quirk_list(~0u, buf, 12)) < 12);
 }
 
+/* The protocol table (proto.def) gives the config's names and the engines:
+ * each name the config accepts has the engine that calls itself so. */
+static void test_proto_table(void **state)
+{
+	static const enum cfg_proto all[] = {
+#define P(e, name, ops) CFG_PROTO_##e,
+#include "proto/proto.def"
+#undef P
+	};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		const struct proto_ops *ops = proto_get(all[i]);
+
+		assert_non_null(ops);
+		assert_string_equal(ops->name, cfg_proto_name(all[i]));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_starttls_again),
 		cmocka_unit_test(test_quirk_list),
+		cmocka_unit_test(test_proto_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
