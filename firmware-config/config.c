@@ -644,8 +644,14 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		if (cfg_quirk_defaults[q] == CFG_QUIRK_FIXED || !cfg_present(ld, p))
 			l->quirks.action[q] = cfg_quirk_defaults[q];
 	}
+	/* On by default where plaintext gets nothing anyway (required): a
+	 * submission port that iOS Mail may reach with TLS first. Port 25
+	 * (starttls) greets at once: senders that wait for the banner are
+	 * many, TLS-first senders none. */
 	snprintf(p, sizeof(p), "listeners[%u].detect_implicit_ms", i);
-	if ((rc = cfg_uint(ld, p, &l->detect_implicit_ms, 0, 0, 5000)))
+	if ((rc = cfg_uint(ld, p, &l->detect_implicit_ms,
+			   l->tls == CFG_TLS_REQUIRED ? CFG_DETECT_IMPLICIT_MS : 0, 0,
+			   CFG_DETECT_IMPLICIT_MAX_MS)))
 		return rc;
 	if (l->detect_implicit_ms && l->tls != CFG_TLS_STARTTLS && l->tls != CFG_TLS_REQUIRED)
 		return cfg_err(ld, p, "only for a listener with tls: starttls or required");

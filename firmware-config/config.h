@@ -140,6 +140,9 @@ struct cfg_backend {
 	socklen_t *addrlens;
 };
 
+#define CFG_DETECT_IMPLICIT_MS     200  /* default on tls: required */
+#define CFG_DETECT_IMPLICIT_MAX_MS 5000
+
 struct cfg_listener {
 	char *name;
 	char *address;            /* as written: "127.0.0.1:2525", "[::1]:25" */
@@ -159,10 +162,13 @@ struct cfg_listener {
 	unsigned n_policy_rules;
 	struct cfg_timeouts timeouts; /* after loading: no zero left */
 	struct cfg_quirks quirks;
-	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting this
-					 long; a ClientHello meanwhile switches the
-					 connection to implicit TLS (iOS Mail on 587).
-					 0: greet at once */
+	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting
+					 about two round trips, at most this long;
+					 a ClientHello meanwhile switches the
+					 connection to implicit TLS (iOS Mail on
+					 587). 0: greet at once. Default
+					 CFG_DETECT_IMPLICIT_MS on tls: required,
+					 0 on starttls */
 	unsigned line;
 	/* resolved by the loader */
 	struct sockaddr_storage addr;

@@ -156,6 +156,20 @@ void tcp_stream_shutdown_wr(struct tcp_stream *ts)
 	}
 }
 
+/* The connection's srtt: on an accepted one, the handshake's sample (the
+ * SYN-ACK timed by the clock, or by the timestamp echo in whole ms), later
+ * smoothed; 0 when none was taken (a SYN cookie without timestamps, or a
+ * SYN-ACK sent twice without them: Karn). */
+uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts)
+{
+	struct tcp_info i;
+
+	if (!ts->c)
+		return 0;
+	tcp_get_info(ts->c, &i);
+	return i.srtt_us;
+}
+
 /* With stream_connected() semantics. */
 int tcp_stream_connected(struct tcp_stream *ts)
 {

@@ -15,6 +15,18 @@ const char *const quirk_reasons[QUIRK__COUNT] = {
 #undef Q
 };
 
+unsigned quirk_hold_ms(uint32_t rtt_us, unsigned max_ms)
+{
+	uint64_t hold;
+
+	if (!max_ms || !rtt_us)
+		return max_ms;
+	hold = ((uint64_t)QUIRK_HOLD_RTTS * rtt_us + 999) / 1000;
+	if (hold < QUIRK_HOLD_MIN_MS)
+		hold = QUIRK_HOLD_MIN_MS;
+	return hold < max_ms ? (unsigned)hold : max_ms;
+}
+
 char *quirk_list(uint32_t set, char *out, size_t len)
 {
 	size_t o = 0;

@@ -818,10 +818,16 @@ static void sess_begin(struct sess *s)
 		s->state = SS_HANDSHAKE;
 		sess_arm(s, l->cfg->timeouts.handshake * 1000ull);
 	} else if (l->cfg->detect_implicit_ms) {
-		/* Hold the greeting: a ClientHello may come first. */
+		/* Hold the greeting: a ClientHello may come first, right
+		 * behind the handshake, so for about two round trips. */
+		s->hold_ms = quirk_hold_ms(stream_rtt_us(&s->cli), l->cfg->detect_implicit_ms);
+		ctr_inc(c, CTR_greeting_held);
+		ctr_add(c, CTR_greeting_held_ms, s->hold_ms);
 		s->state = SS_DIALOGUE;
 		s->greet_held = true;
-		sess_arm(s, l->cfg->detect_implicit_ms);
+		sess_arm(s, s->hold_ms);
+		if (c->hold_until < c->now_ms + s->hold_ms)
+			c->hold_until = c->now_ms + s->hold_ms;
 	} else {
 		s->state = SS_DIALOGUE;
 		env = sess_env(s);
@@ -889,7 +895,7 @@ static void sess_log(struct sess *s)
 	log_msg(LOG_INFO,
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
 		"policy=%s resumed=%s "
-		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s backend=%s in=%llu out=%llu ms=%llu "
+		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s hold_ms=%u backend=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
@@ -897,7 +903,7 @@ static void sess_log(struct sess *s)
 		s->l->tls_available ? cfg_policy_name((enum cfg_policy)s->policy) : "-",
 		s->tls ? (s->resumed ? "yes" : "no") : "-",
 		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
-		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), be,
+		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), s->hold_ms, be,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),

@@ -121,6 +121,8 @@ static void test_mail_front(void **state)
 		assert_timeouts(&l->timeouts, 300, 60, 600);
 		assert_inet(&l->addr, l->addrlen, "127.0.0.1", want[i].port);
 		assert_int_equal(l->line, want[i].line);
+		/* TLS-first detection: on where the listener requires TLS */
+		assert_int_equal(l->detect_implicit_ms, want[i].tls == CFG_TLS_REQUIRED ? 200 : 0);
 	}
 	cfg_free(c);
 }
@@ -467,6 +469,42 @@ static void test_quirk_actions(void **state)
 	}
 }
 
+/* detect_implicit_ms: 200 by default on tls: required, 0 on starttls, a
+ * written value (the maximum hold) as written, 0 turns it off. */
+static void test_detect_implicit_defaults(void **state)
+{
+	static const struct {
+		const char *tls, *line;   /* line: "" for none */
+		unsigned want;
+	} cases[] = {
+		{ "required", "", 200 },
+		{ "starttls", "", 0 },
+		{ "required", "    detect_implicit_ms: 0\n", 0 },
+		{ "required", "    detect_implicit_ms: 1000\n", 1000 },
+		{ "starttls", "    detect_implicit_ms: 150\n", 150 },
+		{ "implicit", "", 0 },
+		{ "off", "", 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char doc[1024], err[512];
+		struct cfg *c = NULL;
+		int rc;
+
+		snprintf(doc, sizeof(doc), BE "listeners:\n  - name: l\n"
+			 "    address: 127.0.0.1:2587\n    protocol: smtp\n"
+			 "    tls: %s\n    backend: pf\n%s", cases[i].tls, cases[i].line);
+		rc = cfg_load_string(doc, strlen(doc), "d.yaml", &c, err, sizeof(err));
+		if (rc)
+			fail_msg("case %zu: %s", i, err);
+		if (c->listeners[0].detect_implicit_ms != cases[i].want)
+			fail_msg("case %zu (tls: %s %s): %u, want %u", i, cases[i].tls, cases[i].line,
+				 c->listeners[0].detect_implicit_ms, cases[i].want);
+		cfg_free(c);
+	}
+}
+
 static void test_bad_documents(void **state)
 {
 	(void)state;
@@ -752,6 +790,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_embedded_default),
 		cmocka_unit_test(test_defaults_and_overrides),
 		cmocka_unit_test(test_quirk_actions),
+		cmocka_unit_test(test_detect_implicit_defaults),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),
