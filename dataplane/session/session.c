@@ -826,8 +826,10 @@ static void sess_begin(struct sess *s)
 		s->state = SS_DIALOGUE;
 		s->greet_held = true;
 		sess_arm(s, s->hold_ms);
-		if (c->hold_until < c->now_ms + s->hold_ms)
-			c->hold_until = c->now_ms + s->hold_ms;
+		/* The core polls each ms until then; the wheel may fire the
+		 * timer up to a tick late. */
+		if (c->hold_until < c->now_ms + s->hold_ms + WHEEL_TICK_MS)
+			c->hold_until = c->now_ms + s->hold_ms + WHEEL_TICK_MS;
 	} else {
 		s->state = SS_DIALOGUE;
 		env = sess_env(s);
