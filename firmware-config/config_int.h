@@ -1,7 +1,7 @@
 /*
  * What config.c shares with the loader's other parts: the line index
- * (config_lines.c), the error messages (config_errors.c) and the native
- * section (config_native.c): the load context, the error helpers and the
+ * (config_lines.c), the error messages (config_errors.c), addresses
+ * (config_addr.c) and the native section (config_native.c): the load context, the error helpers and the
  * schema pieces. Not for the rest of sluice, which reads config.h.
  */
 #ifndef SLUICE_CONFIG_INT_H
@@ -79,6 +79,14 @@ unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bool last
 /* Check lo <= *v <= hi, or apply def if path is absent; 0 or -EINVAL. */
 int cfg_uint(struct cfg_ld *ld, const char *path, unsigned *v, unsigned def, unsigned lo,
 	     unsigned hi);
+
+/* ---- addresses (config_addr.c) ---- */
+
+/* cfg_parse_addr with the error written for path; 0 or negative errno. */
+int cfg_addr_at(struct cfg_ld *ld, const char *path, const char *s,
+		struct sockaddr_storage *ss, socklen_t *len);
+/* Same family, address and port. */
+bool cfg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
 /* The schema of the `native` mapping (config_native.c). */
 extern const cyaml_schema_field_t cfg_native_fields[];
