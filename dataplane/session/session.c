@@ -251,10 +251,11 @@ static bool sess_dialogue(struct sess *s)
 		if (ev == LR_TOO_LONG) {
 			s->l->ops->too_long(&env, &s->ps, &o);
 		} else {
+			bool blanks = line.len && (line.p[line.len - 1] == ' ' ||
+						   line.p[line.len - 1] == '\t');
+
 			if ((!line.crlf && sess_quirk(s, QUIRK_bare_lf)) ||
-			    (line.len && (line.p[line.len - 1] == ' ' ||
-					  line.p[line.len - 1] == '\t') &&
-			     sess_quirk(s, QUIRK_trailing_blanks))) {
+			    (blanks && sess_quirk(s, QUIRK_trailing_blanks))) {
 				sess_closing(s, NULL, NULL);
 				return true;
 			}
