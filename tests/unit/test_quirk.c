@@ -78,7 +78,9 @@ static void test_quirk_list(void **state)
 	assert_string_equal(quirk_list((1u << QUIRK_second_starttls) |
 				       (1u << QUIRK_not_tls_after_starttls), buf, sizeof(buf)),
 			    "second-starttls,not-tls-after-starttls");
-	/* Every quirk has its own word. */
+	/* Every quirk has its own word, and words for a log line's reason. */
+	for (unsigned i = 0; i < QUIRK__COUNT; i++)
+		assert_true(quirk_reasons[i] && quirk_reasons[i][0]);
 	for (unsigned i = 0; i < QUIRK__COUNT; i++)
 		for (unsigned j = i + 1; j < QUIRK__COUNT; j++)
 			assert_string_not_equal(quirk_words[i], quirk_words[j]);
