@@ -158,8 +158,9 @@ void tcp_stream_shutdown_wr(struct tcp_stream *ts)
 
 /* The connection's srtt: on an accepted one, the handshake's sample (the
  * SYN-ACK timed by the clock, or by the timestamp echo in whole ms), later
- * smoothed; 0 when none was taken (a SYN cookie without timestamps, or a
- * SYN-ACK sent twice without them: Karn). */
+ * smoothed. With no sample yet (a SYN-ACK sent twice without timestamps:
+ * Karn), the time from the first SYN-ACK to its ACK, an upper bound; 0
+ * when neither is known (a SYN cookie without timestamps). */
 uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts)
 {
 	struct tcp_info i;
@@ -167,7 +168,7 @@ uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts)
 	if (!ts->c)
 		return 0;
 	tcp_get_info(ts->c, &i);
-	return i.srtt_us;
+	return i.srtt_us ? i.srtt_us : i.hs_rtt_us;
 }
 
 /* With stream_connected() semantics. */
