@@ -1,7 +1,9 @@
 /*
  * The one core loop, for both stacks. Each pass, in this order:
  *
- *   io->poll        what arrived: streams woken, connections accepted
+ *   io->poll        what arrived: streams woken, connections accepted (a
+ *                   kernel stack waits for it: not at all with sessions to
+ *                   run again, 1 ms while a greeting is held, else 50 ms)
  *   worker jobs     handshakes that came back (sess_job_done)
  *   run-again list  sessions woken or left with work (sess_run_again)
  *   probes          core 0, when the stack asks for them (session/probe_loop.c)
@@ -54,7 +56,11 @@ void *core_main(void *arg)
 		return NULL;
 	}
 	while (!atomic_load_explicit(&RT.stop, memory_order_relaxed)) {
-		unsigned work = io->poll(c, c->again ? 0 : CORE_WAIT_MS);
+		unsigned wait = c->again ? 0 : CORE_WAIT_MS, work;
+
+		if (c->now_ms < c->hold_until && wait > 1)
+			wait = 1;  /* greet on time: holds are a few ms */
+		work = io->poll(c, wait);
 
 		c->now_ms = clock_mono_ms();
 		while ((j = tlsw_poll(c->id))) {

@@ -52,6 +52,8 @@ struct stream_ops {
 	/* The connection's addresses. 0 or -errno. */
 	int (*addrs)(struct stream *s, struct sockaddr_storage *peer,
 		     struct sockaddr_storage *local);
+	/* The smoothed round-trip time its TCP measured (us), or 0. */
+	uint32_t (*rtt_us)(const struct stream *s);
 };
 
 struct stream {
@@ -116,6 +118,14 @@ static inline void stream_close(struct stream *s)
 	if (stream_is_open(s))
 		s->ops->close(s);
 	s->kind = SK_DEAD;
+}
+
+/* The connection's smoothed round-trip time in microseconds as its TCP
+ * measured it (on an accepted connection: from the SYN-ACK and its ACK at
+ * least), or 0 when there is no measurement. */
+static inline uint32_t stream_rtt_us(const struct stream *s)
+{
+	return s->ops->rtt_us(s);
 }
 
 /* The connection's peer and local addresses. 0 or -errno. */

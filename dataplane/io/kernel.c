@@ -136,6 +136,20 @@ static void kern_shutdown_wr(struct stream *s)
 	}
 }
 
+/* stream_rtt_us(): the kernel's srtt of the socket (TCP_INFO tcpi_rtt: for
+ * a passive open, sampled from the SYN-ACK and its ACK), or 0 if it has
+ * none. */
+static uint32_t kern_rtt_us(const struct stream *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (s->fd < 0 || getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return 0;
+	return ti.tcpi_rtt;
+}
+
 /* stream_connected(): the connect's outcome (SO_ERROR), or -EINPROGRESS. */
 static int kern_connected(struct stream *s)
 {
@@ -213,6 +227,7 @@ static const struct stream_ops kern_stream_ops = {
 	.connected = kern_connected,
 	.close = kern_close,
 	.addrs = kern_addrs,
+	.rtt_us = kern_rtt_us,
 };
 
 /* io_ops.connect: a non-blocking connect, watched at once. */

@@ -175,6 +175,21 @@ void tcp_stream_shutdown_wr(struct tcp_stream *ts)
 	}
 }
 
+/* The connection's srtt: on an accepted one, the handshake's sample (the
+ * SYN-ACK timed by the clock, or by the timestamp echo in whole ms), later
+ * smoothed. With no sample yet (a SYN-ACK sent twice without timestamps:
+ * Karn), the time from the first SYN-ACK to its ACK, an upper bound; 0
+ * when neither is known (a SYN cookie without timestamps). */
+uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts)
+{
+	struct tcp_conn_info i;
+
+	if (!ts->c)
+		return 0;
+	tcp_get_info(ts->c, &i);
+	return i.srtt_us ? i.srtt_us : i.hs_rtt_us;
+}
+
 /* With stream_connected() semantics. */
 int tcp_stream_connected(struct tcp_stream *ts)
 {
@@ -227,6 +242,11 @@ static void ts_shutdown_wr(struct stream *s)
 	tcp_stream_shutdown_wr((struct tcp_stream *)s);
 }
 
+static uint32_t ts_rtt_us(const struct stream *s)
+{
+	return tcp_stream_rtt_us((const struct tcp_stream *)s);
+}
+
 static int ts_connected(struct stream *s)
 {
 	return tcp_stream_connected((struct tcp_stream *)s);
@@ -246,4 +266,5 @@ const struct stream_ops tcp_stream_ops = {
 	.connected = ts_connected,
 	.close = ts_close,
 	.addrs = ts_addrs,
+	.rtt_us = ts_rtt_us,
 };

@@ -42,6 +42,9 @@ ssize_t tcp_stream_send(struct tcp_stream *ts, struct buf *b);
 void tcp_stream_shutdown_wr(struct tcp_stream *ts);
 /* As stream_connected(): 0 when connected, -EINPROGRESS, or -errno. */
 int tcp_stream_connected(struct tcp_stream *ts);
+/* As stream_rtt_us(): the connection's srtt, else the handshake's time on
+ * a passive open, else 0. */
+uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts);
 /* As stream_close(): the connection closes (FIN, or RST if bytes were
  * left unread); the stream is dead. */
 void tcp_stream_close(struct tcp_stream *ts);
