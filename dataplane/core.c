@@ -1,9 +1,10 @@
 /*
  * The one core loop, for both stacks. Each pass, in this order:
  *
- *   io->poll        what arrived: streams woken, connections accepted (a
- *                   kernel stack waits for it: not at all with sessions to
- *                   run again, 1 ms while a greeting is held, else 50 ms)
+ *   io->wait        a kernel stack waits for events: not at all with
+ *                   sessions to run again, 1 ms while a greeting is held,
+ *                   else up to 50 ms; then the loop reads the clock
+ *   io->poll        what arrived: streams woken, connections accepted
  *   worker jobs     handshakes that came back (sess_job_done)
  *   run-again list  sessions woken or left with work (sess_run_again)
  *   probes          core 0, when the stack asks for them (session/probe_loop.c)
@@ -60,9 +61,12 @@ void *core_main(void *arg)
 
 		if (c->now_ms < c->hold_until && wait > 1)
 			wait = 1;  /* greet on time: holds are a few ms */
-		work = io->poll(c, wait);
-
+		if (io->wait)
+			io->wait(c, wait);
+		/* Before anything is handed on: a session accepted now arms
+		 * its timers from now, not from before the wait. */
 		c->now_ms = clock_mono_ms();
+		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
 			sess_job_done(j);
 			work++;

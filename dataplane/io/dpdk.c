@@ -298,13 +298,12 @@ static int nat_enter(struct core *c)
 
 /* io_ops.poll: an RX burst from each port's queue, then the frames other
  * cores handed over. Never waits (nat_idle pauses instead). */
-static unsigned nat_poll(struct core *c, unsigned wait_ms)
+static unsigned nat_poll(struct core *c)
 {
 	struct nat_core *nc = c->io_core;
 	struct rte_mbuf *pkts[NAT_BURST];
 	unsigned i, k, n, work = 0;
 
-	(void)wait_ms;
 	nc->pass_tsc = rte_rdtsc();
 	nc->now_us = clock_mono_us();
 	for (i = 0; i < nc->n_pq; i++) {

@@ -32,10 +32,13 @@ struct io_ops {
 				      (session/probe_loop.c) */
 	/* In the core's thread, before the first pass (c->wake_fd is set). */
 	int (*enter)(struct core *c);
+	/* Wait up to wait_ms for something to arrive (0: only look). A
+	 * stack that polls has none (it pauses in idle instead). */
+	void (*wait)(struct core *c, unsigned wait_ms);
 	/* Take in what arrived: wake the streams it concerns, hand new
-	 * connections to io_cb.accept. May wait up to wait_ms for something
-	 * to arrive (0: not at all). Returns how much it did (0: nothing). */
-	unsigned (*poll)(struct core *c, unsigned wait_ms);
+	 * connections to io_cb.accept (c->now_ms is fresh: the loop read the
+	 * clock after the wait). Returns how much it did (0: nothing). */
+	unsigned (*poll)(struct core *c);
 	/* After the pass's work: the stack's own timers, and send what the
 	 * pass queued. */
 	void (*flush)(struct core *c);

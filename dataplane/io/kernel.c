@@ -28,6 +28,8 @@ struct kern_core {
 	struct stream *lsn;        /* one listening stream per listener; owner:
 				      the listener's index */
 	struct stream wake;        /* the workers' eventfd (c->wake_fd) */
+	struct epoll_event ev[KERN_EVENTS]; /* what kern_wait got, for kern_poll */
+	int n_ev;
 };
 
 static struct {
@@ -288,22 +290,31 @@ static void kern_accept(struct core *c, struct stream *ls)
 	ls->readable = true; /* more may wait: come back next pass */
 }
 
-/* io_ops.poll: epoll events, then the listeners that have connections. */
-static unsigned kern_poll(struct core *c, unsigned wait_ms)
+/* io_ops.wait: epoll_wait, up to wait_ms (not at all while a listener may
+ * have more connections); the events wait for kern_poll. */
+static void kern_wait(struct core *c, unsigned wait_ms)
 {
 	struct kern_core *kc = c->io_core;
-	struct epoll_event ev[KERN_EVENTS];
-	unsigned i, work = 0;
-	int n, k;
-	uint64_t v;
+	unsigned i;
 
 	for (i = 0; i < kc->n_lsn; i++)
 		if (kc->lsn[i].readable)
 			wait_ms = 0;
-	n = epoll_wait(kc->epfd, ev, KERN_EVENTS, (int)wait_ms);
-	for (k = 0; k < n; k++) {
-		struct stream *s = ev[k].data.ptr;
-		uint32_t e = ev[k].events;
+	kc->n_ev = epoll_wait(kc->epfd, kc->ev, KERN_EVENTS, (int)wait_ms);
+}
+
+/* io_ops.poll: the events kern_wait got, then the listeners that have
+ * connections. */
+static unsigned kern_poll(struct core *c)
+{
+	struct kern_core *kc = c->io_core;
+	unsigned i, work = 0;
+	int k;
+	uint64_t v;
+
+	for (k = 0; k < kc->n_ev; k++) {
+		struct stream *s = kc->ev[k].data.ptr;
+		uint32_t e = kc->ev[k].events;
 
 		switch (s->kind) {
 		case SK_LISTENER:
@@ -323,11 +334,12 @@ static unsigned kern_poll(struct core *c, unsigned wait_ms)
 				s->wake(s, s->wake_arg);
 			break;
 		default:
-			break; /* closed earlier in this pass */
+			break; /* closed since */
 		}
 	}
-	if (n > 0)
-		work += (unsigned)n;
+	if (kc->n_ev > 0)
+		work += (unsigned)kc->n_ev;
+	kc->n_ev = 0;
 	for (i = 0; i < kc->n_lsn; i++)
 		if (kc->lsn[i].readable) {
 			kern_accept(c, &kc->lsn[i]);
@@ -357,6 +369,7 @@ static void kern_leave(struct core *c)
 const struct io_ops kern_io_ops = {
 	.name = "kernel",
 	.enter = kern_enter,
+	.wait = kern_wait,
 	.poll = kern_poll,
 	.leave = kern_leave,
 	.connect = kern_connect,
