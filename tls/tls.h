@@ -26,7 +26,6 @@
 #include "config.h"
 #include "hello.h"
 #include "policy.h"
-#include "rl.h"
 
 /* The key types a cert set holds one each of (DESIGN.md section 4). */
 enum tls_key_type {
@@ -139,7 +138,6 @@ struct tls_job {
 	uint8_t policy;     /* enum cfg_policy */
 	uint16_t core;      /* which core to return to */
 	uint8_t status;     /* enum tls_job_status, set by the worker */
-	struct tls_rl_keys rlk; /* what the handshake leaves for tls/rl */
 	char reason[120];   /* on TLSJ_FAIL */
 };
 
