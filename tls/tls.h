@@ -9,8 +9,8 @@
  * single-producer/single-consumer ring. While the job is out, the worker owns
  * the SSL object and the session's two TLS byte buffers (struct tls_io); the
  * core touches neither until the job comes back. After the handshake the SSL
- * object stays with the core, which runs the record layer itself over the
- * same BIO.
+ * object stays with the core for the rest of the session: OpenSSL's record
+ * layer (SSL_read/SSL_write) over the same BIO.
  */
 #ifndef SLUICE_TLS_H
 #define SLUICE_TLS_H
