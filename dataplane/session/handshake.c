@@ -36,11 +36,19 @@ static const int certsel_ctr[CERTSEL_R_COUNT] = {
  * plaintext: TLS 1.3 AEAD 22 bytes, TLS 1.2 GCM 29, CBC with SHA-384 up to
  * 85, TLS 1.0 CBC about 80 with the empty record OpenSSL writes first,
  * plus a KeyUpdate answer it may owe before the data (27, RFC 8446 4.6.3).
- * With that much room neither SSL_write nor SSL_read runs out of BIO
- * space halfway: a record written in part would tie the next SSL_write to
- * the same bytes. Below the room sess_dialogue() keeps beside a reply.
+ * With that much room SSL_write never runs out of BIO space halfway: a
+ * record written in part would tie the next SSL_write to the same bytes.
+ * Below the room sess_dialogue() keeps beside a reply.
  */
 #define TLS_WRITE_SLACK 256u
+/*
+ * Room in cout that SSL_read may need: one alert (at most 85 bytes, a CBC
+ * record) or one KeyUpdate answer (27). A write leaves at least
+ * TLS_WRITE_SLACK less its record's overhead, so relayed data never stops
+ * the reading. When the room is short, reading waits for cout to drain:
+ * a fatal alert that OpenSSL could not write is never sent.
+ */
+#define TLS_READ_ROOM 128u
 
 /* OpenSSL's reason for a failed TLS read or write, with the alert it sent,
  * if any, into the session's verdict (the first one stands). */
@@ -103,9 +111,9 @@ bool sess_tls_pull(struct sess *s, struct buf *dst)
 		if (buf_len(&s->cin) == 0 && !s->tio.in_eof && !s->tls_read_blocked &&
 		    !SSL_has_pending(s->ssl))
 			break;
-		/* What SSL_read may have to write (an alert, a KeyUpdate) must
-		 * fit: cout drains first. */
-		if (buf_room(&s->cout) < TLS_WRITE_SLACK)
+		/* What SSL_read may have to write (an alert, a KeyUpdate
+		 * answer) must fit: cout drains first. */
+		if (buf_room(&s->cout) < TLS_READ_ROOM)
 			break;
 		if (buf_space(dst, &p, &room) < 0)
 			break;
@@ -150,7 +158,7 @@ bool sess_tls_close(struct sess *s)
 
 	if (!s->tls || s->tls_close_sent || s->tls_failed || s->cli.failed)
 		return true;
-	if (buf_room(&s->cout) < TLS_WRITE_SLACK)
+	if (buf_room(&s->cout) < TLS_READ_ROOM) /* an alert's room */
 		return false;
 	ERR_clear_error();
 	rc = SSL_shutdown(s->ssl);
