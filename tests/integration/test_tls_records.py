@@ -20,10 +20,8 @@ TLS) on 127.0.0.1:26465, smtp (STARTTLS) on 26525.
 """
 
 import copy
-import hashlib
 import hmac
 import os
-import re
 import socket
 import ssl
 import struct
@@ -34,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from harness import (SENDER, Closed, Postfix, Replies, Sluice, client_source, compare_message,
                      dot_stuff, load_example, make_message, message_id, recipient, run,
-                     scratch, unique, wait_until)
+                     scratch, unique)
 
 PORT_OFFSET = 24000
 CLIENT = "127.0.0.61"
@@ -144,12 +142,13 @@ class RawTls(Replies):
                                      # ("keyupdate", requested) ("ticket",) ("eof",)
         self.eof = False
         if starttls:
-            self.wire_plain_starttls()
+            self._starttls()
         self._handshake(rewrite)
 
     # ---- the handshake, by Python's ssl
 
-    def wire_plain_starttls(self):
+    def _starttls(self):
+        """The plaintext opening of SMTP up to STARTTLS's 220."""
         plain = _PlainSmtp(self.sock)
         assert plain.reply()[0] == 220
         plain.expect("EHLO client.test", 250)
