@@ -28,6 +28,8 @@
 #define IMAP_MAX_ERRORS 10
 #define IMAP_TAG_MAX 64
 
+extern const struct proto_ops imap_ops;
+
 enum imap_phase {
 	IP_DIALOGUE,  /* sluice answers */
 	IP_CONT,      /* the rest of a command whose literal was skipped */
@@ -35,11 +37,51 @@ enum imap_phase {
 };
 
 /* What ends a command continued over literals. Before the backend is
- * involved, ps->bphase holds it (and ps->replay the command's tag). */
+ * involved, st->pending holds it (and st->pend_tag the command's tag). */
 enum imap_pending {
 	PEND_IGNORE,    /* already answered */
 	PEND_ID,
 };
+
+#define IMAP_TAIL 24
+
+/* The engine's own state, in ps->priv. */
+struct imap_state {
+	uint8_t phase;               /* enum imap_phase */
+	uint8_t pending;             /* enum imap_pending */
+	char pend_tag[IMAP_TAG_MAX + 1]; /* its tag; "" none */
+	bool lit_has, lit_sync;      /* the command line being run ends in a */
+	uint64_t lit;                /* literal announcement: {lit} or {lit+} */
+	/* relay trackers */
+	uint8_t rmode;               /* client -> backend: enum imap_rmode */
+	int8_t verdict;              /* sync literal: 0 waiting, 1 invited ("+"),
+					-1 answered */
+	bool auth_pending;           /* AUTHENTICATE sent, its tagged reply not yet
+					come: the lines between are SASL */
+	bool authed;                 /* a tagged OK to LOGIN/AUTHENTICATE: the
+					authenticated state (a PREAUTH greeting is
+					refused: sluice held a LOGIN for it) */
+	bool b_cont;                 /* the backend line in progress continues a
+					response after its literal */
+	uint8_t tag_len;
+	uint8_t auth_tag_len;
+	uint8_t head_len, tail_len;
+	char tag[IMAP_TAG_MAX + 2];  /* "tag " of the command whose literal waits */
+	char auth_tag[IMAP_TAG_MAX + 2]; /* "tag " of the last LOGIN/AUTHENTICATE */
+	char head[IMAP_TAG_MAX + 8]; /* first bytes of the backend line in progress */
+	char tail[IMAP_TAIL];        /* its last bytes */
+	uint64_t chunk_left;         /* client literal bytes still to pass */
+	uint64_t b_literal;          /* backend literal bytes still to pass */
+};
+
+_Static_assert(sizeof(struct imap_state) <= PROTO_PRIV_MAX, "imap_state fits ps->priv");
+_Static_assert(IMAP_TAG_MAX <= PROTO_TAG_MAX, "a tag fits struct proto_line");
+
+/* The engine's own state in the session's room for it. */
+static struct imap_state *imap_st(struct proto_sess *ps)
+{
+	return (struct imap_state *)ps->priv;
+}
 
 /* Is c allowed in a tag? (RFC 9051: astring-char except "+") */
 static bool imap_tag_char(unsigned char c)
@@ -120,15 +162,7 @@ static void imap_greeting(const struct proto_env *env, struct proto_sess *ps,
 static void imap_error(const struct proto_env *env, struct proto_sess *ps,
 		       struct proto_out *o, int ctr, const char *reason)
 {
-	ps->errors++;
-	o->counter = ctr;
-	o->reason = reason;
-	if (ps->errors >= IMAP_MAX_ERRORS && !(o->flags & PO_CLOSE)) {
-		po_reply(o, "* BYE Too many invalid IMAP commands.\r\n");
-		o->flags |= PO_CLOSE | PO_ERROR;
-		o->counter = CTR_too_many_errors;
-		o->reason = "too many errors";
-	}
+	proto_error(&imap_ops, env, ps, o, ctr, reason);
 }
 
 static void imap_bye(struct proto_out *o, const char *text, const char *reason)
@@ -147,128 +181,175 @@ static bool imap_skip(struct proto_sess *ps, struct proto_out *o, uint64_t n)
 		return false;
 	}
 	o->literal = n;
-	ps->phase = IP_CONT;
+	imap_st(ps)->phase = IP_CONT;
 	return true;
 }
 
+/* The grammar: a tag, a blank, a command of letters (RFC 9051 9). Returns
+ * the offset of the arguments, or -1 with how far it got in pl (tag only,
+ * or nothing). */
+static int imap_parse(const char *l, size_t len, struct proto_line *pl)
+{
+	size_t t, i, c;
+
+	memset(pl, 0, sizeof(*pl));
+	for (t = 0; t < len && t < IMAP_TAG_MAX && imap_tag_char((unsigned char)l[t]); t++)
+		pl->tag[t] = l[t];
+	if (t == 0 || (t < len && l[t] != ' ')) {
+		pl->tag[0] = 0;
+		return -1;
+	}
+	i = t;
+	while (i < len && l[i] == ' ')
+		i++;
+	for (c = 0; i < len && c < sizeof(pl->verb) - 1 && isalpha((unsigned char)l[i]); i++)
+		pl->verb[c++] = l[i];
+	if (c == 0 || (i < len && l[i] != ' '))
+		return -1;
+	while (i < len && l[i] == ' ')
+		i++;
+	pl->arg = l + i;
+	pl->arg_len = len - i;
+	while (pl->arg_len && pl->arg[pl->arg_len - 1] == ' ')
+		pl->arg_len--;
+	return (int)i;
+}
+
+/* LOGIN, AUTHENTICATE where TLS is up or not required: the backend
+ * authenticates; literals are its business. */
+static void imap_login(const struct proto_env *env, struct proto_sess *ps,
+		       const struct proto_line *pl, struct proto_out *o)
+{
+	struct imap_state *st = imap_st(ps);
+
+	o->flags |= PO_BACKEND;
+	st->phase = IP_HELD;
+	st->pending = 0;
+}
+
+static void imap_capability(const struct proto_env *env, struct proto_sess *ps,
+			    const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "* CAPABILITY ");
+	imap_caps(env, ps, o);
+	po_reply(o, "\r\n%s OK Capability completed.\r\n", pl->tag);
+}
+
+static void imap_noop(const struct proto_env *env, struct proto_sess *ps,
+		      const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "%s OK NOOP completed.\r\n", pl->tag);
+}
+
+static void imap_logout(const struct proto_env *env, struct proto_sess *ps,
+			const struct proto_line *pl, struct proto_out *o)
+{
+	po_reply(o, "* BYE Logging out\r\n%s OK Logout completed.\r\n", pl->tag);
+	o->flags |= PO_CLOSE;
+	o->reason = "client logged out";
+}
+
+/* ID (RFC 2971): sluice tells nothing; with a literal (st->lit_*), answered
+ * once the command is complete. */
+static void imap_id(const struct proto_env *env, struct proto_sess *ps,
+		    const struct proto_line *pl, struct proto_out *o)
+{
+	struct imap_state *st = imap_st(ps);
+
+	if (!st->lit_has) {
+		po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", pl->tag);
+		return;
+	}
+	snprintf(st->pend_tag, sizeof(st->pend_tag), "%s", pl->tag);
+	st->pending = PEND_ID;
+	if (st->lit_sync && st->lit > IMAP_LITERAL_MAX) {
+		po_reply(o, "%s BAD Literal too large.\r\n", pl->tag);
+		imap_error(env, ps, o, CTR_line_too_long, "literal too large");
+		return;
+	}
+	if (st->lit_sync)
+		po_reply(o, "+ Ready for literal data\r\n");
+	imap_skip(ps, o, st->lit);
+}
+
+/* The not-authenticated state's commands (RFC 9051 6.1, 6.2); the rest is
+ * unknown before login. */
+static const struct proto_cmd imap_cmds[] = {
+	{ "LOGIN",        PC_TLS_FIRST, true,  imap_login },
+	{ "AUTHENTICATE", PC_TLS_FIRST, true,  imap_login },
+	{ "STARTTLS",     PC_STARTTLS,  false, NULL },
+	{ "CAPABILITY",   PC_LOCAL,     false, imap_capability },
+	{ "NOOP",         PC_LOCAL,     false, imap_noop },
+	{ "LOGOUT",       PC_LOCAL,     false, imap_logout },
+	{ "ID",           PC_LOCAL,     true,  imap_id },
+};
+
+/* One client line: the rest of a command continued over a literal, or a
+ * command: the grammar, the literal rules, then the command table. */
 static void imap_client_line(const struct proto_env *env, struct proto_sess *ps,
 			     const char *line, size_t len, bool has_nul, struct proto_out *o)
 {
-	char tag[IMAP_TAG_MAX + 1], cmd[32];
-	size_t i = 0, t, c;
+	struct imap_state *st = imap_st(ps);
+	const struct proto_cmd *cmd;
+	struct proto_line pl;
+	const char *tag = pl.tag;
 	uint64_t lit = 0;
 	bool sync = false, has_lit = imap_literal_at_end(line, len, &lit, &sync);
 
-	if (ps->phase == IP_CONT) {
+	if (st->phase == IP_CONT) {
 		/* The remainder of a command after a skipped literal. A
 		 * synchronizing literal comes only when invited, and only the
 		 * command sluice completes itself (ID) is invited. */
-		if (has_lit && (!sync || ps->bphase == PEND_ID)) {
+		if (has_lit && (!sync || st->pending == PEND_ID)) {
 			if (sync && lit <= IMAP_LITERAL_MAX)
 				po_reply(o, "+ Ready for literal data\r\n");
 			imap_skip(ps, o, lit);
 			return;
 		}
-		ps->phase = IP_DIALOGUE;
-		if (ps->bphase == PEND_ID && ps->replay)
-			po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", ps->replay);
-		free(ps->replay);
-		ps->replay = NULL;
+		st->phase = IP_DIALOGUE;
+		if (st->pending == PEND_ID && st->pend_tag[0])
+			po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", st->pend_tag);
+		st->pend_tag[0] = 0;
 		return;
 	}
 
-	for (t = 0; t < len && t < IMAP_TAG_MAX && imap_tag_char((unsigned char)line[t]); t++)
-		tag[t] = line[t];
-	tag[t] = 0;
-	if (t == 0 || (t < len && line[t] != ' ') || has_nul) {
-		po_reply(o, "* BAD Error in IMAP command received by server.\r\n");
-		imap_error(env, ps, o, CTR_bad_syntax,
-			   has_nul ? "NUL in command" : len ? "bad tag" : "empty line");
-		goto literal;
-	}
-	i = t;
-	while (i < len && line[i] == ' ')
-		i++;
-	for (c = 0; i < len && c < sizeof(cmd) - 1 && isalpha((unsigned char)line[i]); i++)
-		cmd[c++] = (char)line[i];
-	cmd[c] = 0;
-	if (c == 0 || (i < len && line[i] != ' ')) {
-		po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
-		imap_error(env, ps, o, CTR_bad_syntax, "no command");
-		goto literal;
-	}
-	while (i < len && line[i] == ' ')
-		i++;
-
-	if (!strcasecmp(cmd, "LOGIN") || !strcasecmp(cmd, "AUTHENTICATE")) {
-		if (!ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED) {
-			po_reply(o, "%s NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
-				 "on non-secure (SSL/TLS) connections.\r\n", tag);
-			imap_error(env, ps, o, CTR_refused_before_tls, "login before TLS");
-			if (has_lit && !sync && !(o->flags & PO_CLOSE) && imap_skip(ps, o, lit))
-				ps->bphase = PEND_IGNORE;
-			return;
+	if (imap_parse(line, len, &pl) < 0 || has_nul) {
+		if (!pl.tag[0] || has_nul) {
+			po_reply(o, "* BAD Error in IMAP command received by server.\r\n");
+			imap_error(env, ps, o, CTR_bad_syntax,
+				   has_nul ? "NUL in command" : len ? "bad tag" : "empty line");
+		} else {
+			po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
+			imap_error(env, ps, o, CTR_bad_syntax, "no command");
 		}
-		/* The backend authenticates; literals are its business. */
-		o->flags |= PO_BACKEND;
-		ps->phase = IP_HELD;
-		ps->bphase = 0;
+		goto literal;
+	}
+	cmd = proto_find(&imap_ops, &pl);
+	if (cmd && cmd->cls == PC_TLS_FIRST) {
+		proto_run(&imap_ops, env, ps, &pl, cmd, o);
+		if (!(o->flags & PO_BACKEND))
+			goto literal; /* refused before TLS */
 		return;
 	}
-	if (has_lit && strcasecmp(cmd, "ID")) {
+	if (has_lit && strcasecmp(pl.verb, "ID")) {
 		po_reply(o, "%s BAD Error in IMAP command received by server.\r\n", tag);
 		imap_error(env, ps, o, CTR_bad_syntax, "literal in a command without one");
 		goto literal;
 	}
-	if (!strcasecmp(cmd, "CAPABILITY") && i == len) {
-		po_reply(o, "* CAPABILITY ");
-		imap_caps(env, ps, o);
-		po_reply(o, "\r\n%s OK Capability completed.\r\n", tag);
-	} else if (!strcasecmp(cmd, "NOOP") && i == len) {
-		po_reply(o, "%s OK NOOP completed.\r\n", tag);
-	} else if (!strcasecmp(cmd, "LOGOUT") && i == len) {
-		po_reply(o, "* BYE Logging out\r\n%s OK Logout completed.\r\n", tag);
-		o->flags |= PO_CLOSE;
-		o->reason = "client logged out";
-	} else if (!strcasecmp(cmd, "STARTTLS") && i == len) {
-		if (ps->in_tls) {
-			po_reply(o, "%s BAD TLS is already active.\r\n", tag);
-			imap_error(env, ps, o, CTR_starttls_in_tls, "STARTTLS inside TLS");
-		} else if (env->tls_mode == CFG_TLS_OFF) {
-			po_reply(o, "%s BAD Unknown command.\r\n", tag);
-			imap_error(env, ps, o, CTR_unknown_command, "STARTTLS on a plaintext listener");
-		} else if (!env->tls_available) {
-			po_reply(o, "%s NO [UNAVAILABLE] TLS is not available.\r\n", tag);
-		} else {
-			po_reply(o, "%s OK Begin TLS negotiation now.\r\n", tag);
-			o->flags |= PO_STARTTLS;
-		}
-	} else if (!strcasecmp(cmd, "ID")) {
-		if (has_lit) {
-			/* Answered once the command is complete. */
-			free(ps->replay);
-			ps->replay = strdup(tag);
-			ps->bphase = PEND_ID;
-			if (sync && lit > IMAP_LITERAL_MAX) {
-				po_reply(o, "%s BAD Literal too large.\r\n", tag);
-				imap_error(env, ps, o, CTR_line_too_long, "literal too large");
-				return;
-			}
-			if (sync)
-				po_reply(o, "+ Ready for literal data\r\n");
-			imap_skip(ps, o, lit);
-			return;
-		}
-		po_reply(o, "* ID NIL\r\n%s OK ID completed.\r\n", tag);
-	} else {
+	if (!cmd) {
 		po_reply(o, "%s BAD Command not permitted before login.\r\n", tag);
 		imap_error(env, ps, o, CTR_unknown_command, "command before login");
+		return;
 	}
+	st->lit_has = has_lit;
+	st->lit_sync = sync;
+	st->lit = lit;
+	proto_run(&imap_ops, env, ps, &pl, cmd, o);
 	return;
 literal:
 	/* A rejected command's non-synchronizing literal comes anyway. */
 	if (has_lit && !sync && !(o->flags & PO_CLOSE) && imap_skip(ps, o, lit))
-		ps->bphase = PEND_IGNORE;
+		st->pending = PEND_IGNORE;
 }
 
 /* A line over the limit may have ended in a literal announcement that went
@@ -282,10 +363,7 @@ static void imap_too_long(const struct proto_env *env, struct proto_sess *ps,
 
 static void imap_tls_started(struct proto_sess *ps)
 {
-	free(ps->replay);
-	ps->replay = NULL;
-	ps->in_tls = true;
-	ps->phase = IP_DIALOGUE;
+	proto_sess_tls(ps);
 }
 
 static void imap_unavailable(const struct proto_env *env, struct proto_sess *ps,
@@ -304,6 +382,7 @@ static void imap_backend_line(const struct proto_env *env, struct proto_sess *ps
 		o->flags |= PO_FLUSH_HELD | PO_RELAY;
 		return;
 	}
+
 	imap_unavailable(env, ps, o);
 	o->flags |= PO_FAIL;
 	o->counter = CTR_backend_refused;
@@ -379,28 +458,26 @@ static int imap_probe_line(int *state, const char *l, size_t len, struct proto_c
  * backend invites it with "+", and not if it answers the command instead:
  * the bytes after such a line wait until the backend has said which
  * (backend -> client tracker, which skips the backend's own literals).
+ * In the plaintext relay a STARTTLS is held instead (rule 2.7): the scan
+ * stops before it, and the session decides once every earlier command has
+ * its tagged reply, by whether a LOGIN or AUTHENTICATE got its tagged OK.
  */
-enum { RM_LINE, RM_CONT, RM_LITERAL, RM_LONG, RM_SYNC_WAIT };
+enum imap_rmode { RM_LINE, RM_CONT, RM_LITERAL, RM_LONG, RM_SYNC_WAIT };
 
 #define IMAP_SCAN_HOLD 1024
-#define IMAP_TAIL 24
 
-struct imap_track {
-	char tag[IMAP_TAG_MAX + 2];  /* "tag " of the command whose literal waits */
-	uint8_t tag_len;
-	int8_t verdict;              /* 0 waiting, 1 invited ("+"), -1 answered */
-	bool b_long;                 /* backend line longer than head: skip to LF */
-	uint8_t head_len, tail_len;
-	char head[IMAP_TAG_MAX + 2]; /* first bytes of the backend line in progress */
-	char tail[IMAP_TAIL];        /* its last bytes */
-	uint64_t b_literal;          /* backend literal bytes still to pass */
-};
+/* The tracker's state is the engine's (struct imap_state). */
+#define imap_track imap_state
 
-static struct imap_track *imap_track(struct proto_sess *ps)
+/* Does l[0, e) start with "tag verb" for this verb (alone or with
+ * arguments)? k is the tag's length. */
+static bool imap_verb_at(const uint8_t *l, size_t e, size_t k, const char *verb)
 {
-	if (!ps->acc)
-		ps->acc = calloc(1, sizeof(struct imap_track));
-	return (struct imap_track *)ps->acc;
+	size_t n = strlen(verb);
+
+	return k && k + 1 + n <= e && l[k] == ' ' &&
+	       !strncasecmp((const char *)l + k + 1, verb, n) &&
+	       (k + 1 + n == e || l[k + 1 + n] == ' ' || l[k + 1 + n] == '\t');
 }
 
 /* Keep the last IMAP_TAIL bytes seen of a line. */
@@ -429,46 +506,48 @@ static void imap_c2b_after_line(struct proto_sess *ps, struct imap_track *t,
 	bool sync;
 
 	if (!imap_literal_at_end((const char *)l, e, &n, &sync)) {
-		ps->rmode = RM_LINE;
+		t->rmode = RM_LINE;
 	} else if (n == 0) {
-		ps->rmode = RM_CONT;
+		t->rmode = RM_CONT;
 	} else if (!sync || !t || !t->tag_len) {
-		ps->chunk_left = n;
-		ps->rmode = RM_LITERAL;
+		t->chunk_left = n;
+		t->rmode = RM_LITERAL;
 	} else {
-		ps->chunk_left = n;
+		t->chunk_left = n;
 		t->verdict = 0;
-		ps->rmode = RM_SYNC_WAIT;
+		t->rmode = RM_SYNC_WAIT;
 	}
 }
 
 static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 {
-	struct imap_track *t = imap_track(ps);
+	struct imap_track *t = imap_st(ps);
 	size_t i = 0;
 
+	if (ps->tls_held)
+		return 0; /* nothing passes the held STARTTLS */
 	while (i < len) {
-		if (ps->rmode == RM_SYNC_WAIT) {
+		if (t->rmode == RM_SYNC_WAIT) {
 			if (!t->verdict)
 				return i; /* the backend has not said yet */
-			ps->rmode = t->verdict > 0 ? RM_LITERAL : RM_LINE;
+			t->rmode = t->verdict > 0 ? RM_LITERAL : RM_LINE;
 			t->tag_len = 0;
 			continue;
 		}
-		if (ps->rmode == RM_LITERAL) {
-			uint64_t n = len - i < ps->chunk_left ? len - i : ps->chunk_left;
+		if (t->rmode == RM_LITERAL) {
+			uint64_t n = len - i < t->chunk_left ? len - i : t->chunk_left;
 
 			i += n;
-			ps->chunk_left -= n;
-			if (!ps->chunk_left)
-				ps->rmode = RM_CONT;
+			t->chunk_left -= n;
+			if (!t->chunk_left)
+				t->rmode = RM_CONT;
 			continue;
 		}
 		const uint8_t *lf = memchr(p + i, '\n', len - i);
 		uint8_t *l = p + i;
 		size_t ll = lf ? (size_t)(lf - l) : len - i, e;
 
-		if (ps->rmode == RM_LONG) {
+		if (t->rmode == RM_LONG) {
 			if (!lf)
 				return len;
 			/* Its end is here (an announcement split exactly across
@@ -481,29 +560,46 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 		if (!lf && ll < IMAP_SCAN_HOLD)
 			return i; /* wait for the whole line */
 		e = lf && ll && l[ll - 1] == '\r' ? ll - 1 : ll;
-		if (ps->rmode == RM_LINE) {
+		if (t->rmode == RM_LINE) {
 			size_t k = 0;
 
 			while (k < e && imap_tag_char(l[k]))
 				k++;
-			if (t) {
-				/* remember the tag: its literal may have to wait */
-				t->tag_len = 0;
-				if (k && k <= IMAP_TAG_MAX) {
-					memcpy(t->tag, l, k);
-					t->tag[k] = ' ';
-					t->tag_len = (uint8_t)(k + 1);
-				}
+			/* (no SASL response has a blank: a command even there) */
+			if (imap_verb_at(l, e, k, "STARTTLS") && !ps->in_tls && lf) {
+				ps->tls_held = true; /* rule 2.7: the session decides */
+				return i;
 			}
-			if (k && k + 9 <= e && l[k] == ' ' &&
-			    !strncasecmp((const char *)l + k + 1, "STARTTLS", 8) &&
-			    (k + 9 == e || l[k + 9] == ' ' || l[k + 9] == '\t')) {
+		}
+		if (t->rmode == RM_LINE && t->auth_pending) {
+			/* a SASL response of AUTHENTICATE, not a command */
+		} else if (t->rmode == RM_LINE) {
+			size_t k = 0;
+
+			while (k < e && imap_tag_char(l[k]))
+				k++;
+			/* remember the tag: its literal may have to wait */
+			t->tag_len = 0;
+			if (k && k <= IMAP_TAG_MAX) {
+				memcpy(t->tag, l, k);
+				t->tag[k] = ' ';
+				t->tag_len = (uint8_t)(k + 1);
+			}
+			/* "tag command": it gets a tagged reply (not IDLE's DONE) */
+			if (k && k < e && l[k] == ' ' && k + 1 < e && isalpha(l[k + 1]))
+				ps->cmds++;
+			if (imap_verb_at(l, e, k, "STARTTLS")) {
 				memcpy(l + k + 1, "XTLSDENY", 8);
 				ps->denied++;
+			} else if (k <= IMAP_TAG_MAX && (imap_verb_at(l, e, k, "LOGIN") ||
+						  imap_verb_at(l, e, k, "AUTHENTICATE"))) {
+				memcpy(t->auth_tag, l, k + 1);
+				t->auth_tag_len = (uint8_t)(k + 1);
+				t->auth_pending = imap_verb_at(l, e, k, "AUTHENTICATE");
 			}
 		}
 		if (!lf) {
-			ps->rmode = RM_LONG; /* no STARTTLS line is that long */
+			t->rmode = RM_LONG; /* no STARTTLS line is that long */
 			return len;
 		}
 		imap_c2b_after_line(ps, t, l, e);
@@ -512,32 +608,48 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 	return i;
 }
 
-static void imap_b2c_line(struct imap_track *t)
+/* A backend line ended (its head and tail are kept): a tagged reply is
+ * counted, and one to LOGIN/AUTHENTICATE says whether it logged in. */
+static void imap_b2c_line(struct proto_sess *ps, struct imap_track *t)
 {
 	uint64_t n;
 	bool sync;
-	size_t e = t->tail_len;
+	size_t e = t->tail_len, k = 0;
 
 	if (e && t->tail[e - 1] == '\r')
 		e--;
+	while (k < t->head_len && imap_tag_char((unsigned char)t->head[k]))
+		k++;
+	if (!t->b_cont && k && k < t->head_len && t->head[k] == ' ') {
+		ps->replies++;
+		if (t->auth_tag_len && k + 1 == t->auth_tag_len &&
+		    !memcmp(t->head, t->auth_tag, k + 1)) {
+			t->auth_pending = false;
+			t->auth_tag_len = 0;
+			if (k + 3 <= t->head_len && !strncasecmp(t->head + k + 1, "OK", 2))
+				t->authed = true;
+		}
+	}
 	if (t->tag_len && !t->verdict) {
 		if (t->head_len && t->head[0] == '+')
 			t->verdict = 1;
 		else if (t->head_len >= t->tag_len && !memcmp(t->head, t->tag, t->tag_len))
 			t->verdict = -1;
 	}
-	if (imap_literal_at_end(t->tail, e, &n, &sync))
+	t->b_cont = false;
+	if (imap_literal_at_end(t->tail, e, &n, &sync) && n) {
 		t->b_literal = n;
+		t->b_cont = true; /* what follows the literal ends this response */
+	}
 	t->head_len = t->tail_len = 0;
-	t->b_long = false;
 }
 
 static void imap_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
 {
-	struct imap_track *t = imap_track(ps);
+	struct imap_track *t = imap_st(ps);
 	size_t i = 0;
 
-	while (t && i < len) {
+	while (i < len) {
 		if (t->b_literal) {
 			uint64_t n = len - i < t->b_literal ? len - i : t->b_literal;
 
@@ -554,21 +666,43 @@ static void imap_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
 		imap_tail_add(t->tail, &t->tail_len, p + i, n);
 		if (!lf)
 			return;
-		imap_b2c_line(t);
+		imap_b2c_line(ps, t);
 		i += n + 1;
 	}
 }
 
-static void imap_fini(struct proto_sess *ps)
+/* Rule 2.7: STARTTLS in the not-authenticated state only (RFC 9051
+ * 6.2.1). */
+static bool imap_starttls_allowed(const struct proto_sess *ps)
 {
-	free(ps->replay);
-	free(ps->acc);
-	ps->replay = ps->acc = NULL;
+	const struct imap_state *st = (const struct imap_state *)ps->priv;
+
+	return !st->authed && !st->auth_pending;
 }
+
+/* What sluice says for the shared rules, in Dovecot's words. */
+static const char *const imap_words[PW__COUNT] = {
+	[PW_STARTTLS_OK]      = "OK Begin TLS negotiation now.",
+	[PW_STARTTLS_IN_TLS]  = "BAD TLS is already active.",
+	[PW_STARTTLS_OFF]     = "BAD Unknown command.",
+	[PW_STARTTLS_NO_CERT] = "NO [UNAVAILABLE] TLS is not available.",
+	[PW_STARTTLS_SYNTAX]  = "BAD Error in IMAP command received by server.",
+	[PW_STARTTLS_NOT_NOW] = "BAD STARTTLS is not valid in the authenticated state.",
+	[PW_TLS_FIRST]        = ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
+				 "on non-secure (SSL/TLS) connections."),
+	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",
+};
 
 const struct proto_ops imap_ops = {
 	.name = "imap",
 	.line_max = IMAP_LINE_MAX,
+	.max_errors = IMAP_MAX_ERRORS,
+	.tagged = true,
+	.words = imap_words,
+	.parse = imap_parse,
+	.cmds = imap_cmds,
+	.n_cmds = sizeof(imap_cmds) / sizeof(imap_cmds[0]),
+	.starttls_allowed = imap_starttls_allowed,
 	.greeting = imap_greeting,
 	.client_line = imap_client_line,
 	.too_long = imap_too_long,
@@ -583,5 +717,4 @@ const struct proto_ops imap_ops = {
 	.starttls_again = imap_starttls_again,
 	.c2b_scan = imap_c2b_scan,
 	.b2c_scan = imap_b2c_scan,
-	.fini = imap_fini,
 };

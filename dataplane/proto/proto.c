@@ -1,7 +1,10 @@
 /* The protocol table and helpers shared by the engines. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "proto.h"
 
@@ -66,4 +69,154 @@ void caps_free(struct proto_caps *c)
 	for (i = 0; i < c->n; i++)
 		free(c->item[i]);
 	free(c);
+}
+
+static const bool proto_word_tagged[PW__COUNT] = {
+#define W(name, tagged) [PW_##name] = tagged,
+#include "proto_words.def"
+#undef W
+};
+
+/* The word w of the engine into o, with tag in front where it is tagged. */
+void proto_say(const struct proto_ops *ops, const struct proto_env *env,
+	       struct proto_out *o, enum proto_word w, const char *tag)
+{
+	if (ops->tagged && proto_word_tagged[w] && tag && *tag)
+		po_reply(o, "%s ", tag);
+	po_reply(o, ops->words[w], env->hostname);
+	po_reply(o, "\r\n");
+}
+
+/* A protocol error: counted; at the engine's limit, its too-many-errors
+ * word and a close (as Postfix's smtpd_hard_error_limit). */
+void proto_error(const struct proto_ops *ops, const struct proto_env *env,
+		 struct proto_sess *ps, struct proto_out *o, int ctr, const char *reason)
+{
+	ps->errors++;
+	o->counter = ctr;
+	o->reason = reason;
+	if (ps->errors >= ops->max_errors && !(o->flags & PO_CLOSE)) {
+		proto_say(ops, env, o, PW_TOO_MANY_ERRORS, NULL);
+		o->flags |= PO_CLOSE | PO_ERROR;
+		o->counter = CTR_too_many_errors;
+		o->reason = "too many errors";
+	}
+}
+
+/*
+ * STARTTLS, wherever it comes (DESIGN.md §2): never twice (rule 2.2), not
+ * on a plaintext listener, only with a usable certificate (rule 2.5), and
+ * only alone on its line. The go-ahead sets PO_STARTTLS: the session
+ * discards what followed (rule 2.1) and starts the handshake once the
+ * reply drained (rule 2.3).
+ */
+static void proto_starttls(const struct proto_ops *ops, const struct proto_env *env,
+			   struct proto_sess *ps, const struct proto_line *pl,
+			   struct proto_out *o)
+{
+	if (ps->in_tls) {
+		proto_say(ops, env, o, PW_STARTTLS_IN_TLS, pl->tag);
+		proto_error(ops, env, ps, o, CTR_starttls_in_tls, "STARTTLS inside TLS");
+	} else if (env->tls_mode == CFG_TLS_OFF) {
+		proto_say(ops, env, o, PW_STARTTLS_OFF, pl->tag);
+		proto_error(ops, env, ps, o, CTR_unknown_command,
+			    "STARTTLS on a plaintext listener");
+	} else if (!env->tls_available) {
+		proto_say(ops, env, o, PW_STARTTLS_NO_CERT, pl->tag);
+	} else if (pl->arg_len) {
+		proto_say(ops, env, o, PW_STARTTLS_SYNTAX, pl->tag);
+		proto_error(ops, env, ps, o, CTR_bad_syntax, "STARTTLS with an argument");
+	} else {
+		proto_say(ops, env, o, PW_STARTTLS_OK, pl->tag);
+		o->flags |= PO_STARTTLS;
+	}
+}
+
+/* The shared part of every command: see proto.h. */
+bool proto_dispatch(const struct proto_ops *ops, const struct proto_env *env,
+		    struct proto_sess *ps, const struct proto_line *pl,
+		    enum proto_class cls, struct proto_out *o)
+{
+	switch (cls) {
+	case PC_STARTTLS:
+		proto_starttls(ops, env, ps, pl, o);
+		return true;
+	case PC_TLS_FIRST:
+	case PC_BACKEND:
+		/* Rule 2.6: tls: required means required, not only AUTH. */
+		if (ps->in_tls || env->tls_mode != CFG_TLS_REQUIRED)
+			return false;
+		proto_say(ops, env, o, PW_TLS_FIRST, pl->tag);
+		proto_error(ops, env, ps, o, CTR_refused_before_tls,
+			    cls == PC_TLS_FIRST ? "login before TLS" : "mail command before TLS");
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The entry of the engine's table for pl: see proto.h. */
+const struct proto_cmd *proto_find(const struct proto_ops *ops, const struct proto_line *pl)
+{
+	for (size_t i = 0; i < ops->n_cmds; i++) {
+		const struct proto_cmd *c = &ops->cmds[i];
+
+		if (!strcasecmp(c->verb, pl->verb) && (c->args || !pl->arg_len))
+			return c;
+	}
+	return NULL;
+}
+
+/* Run command c: the shared rules of its class first. */
+void proto_run(const struct proto_ops *ops, const struct proto_env *env,
+	       struct proto_sess *ps, const struct proto_line *pl,
+	       const struct proto_cmd *c, struct proto_out *o)
+{
+	if (!proto_dispatch(ops, env, ps, pl, c->cls, o) && c->fn)
+		c->fn(env, ps, pl, o);
+}
+
+/* Rule 2.7, the STARTTLS line the plaintext relay's tracker held: see
+ * proto.h. */
+bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *env,
+			 struct proto_sess *ps, const char *l, size_t len,
+			 struct proto_out *o)
+{
+	struct proto_line pl;
+	bool bad;
+
+	/* In pipelining order: every earlier command has its reply. */
+	if (ps->replies < ps->cmds)
+		return false;
+	ps->tls_held = false;
+	bad = ops->parse(l, len, &pl) < 0; /* (the tag stays, where there is one) */
+	if (!ps->in_tls && env->tls_mode != CFG_TLS_OFF && ops->starttls_allowed &&
+	    !ops->starttls_allowed(ps)) {
+		proto_say(ops, env, o, PW_STARTTLS_NOT_NOW, pl.tag);
+		proto_error(ops, env, ps, o, CTR_starttls_not_now,
+			    "STARTTLS where the protocol forbids it");
+		return true;
+	}
+	if (bad) { /* e.g. "tag STARTTLS<TAB>": not the command, for IMAP */
+		proto_say(ops, env, o, PW_STARTTLS_SYNTAX, pl.tag);
+		proto_error(ops, env, ps, o, CTR_bad_syntax, "STARTTLS with bad syntax");
+		return true;
+	}
+	proto_starttls(ops, env, ps, &pl, o);
+	if (o->flags & PO_STARTTLS)
+		po_backend(o, "%s", ops->probe_quit); /* the plaintext backend ends politely */
+	return true;
+}
+
+/* Rule 2.2 for the shared part: the relay's counts and the engine's own
+ * state start again from zero inside TLS (the engine freed what its state
+ * pointed to); the error count stays. */
+void proto_sess_tls(struct proto_sess *ps)
+{
+	uint16_t errors = ps->errors, denied = ps->denied;
+
+	memset(ps, 0, sizeof(*ps));
+	ps->errors = errors;
+	ps->denied = denied;
+	ps->in_tls = true;
 }

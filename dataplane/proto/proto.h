@@ -8,9 +8,14 @@
  * the client, bytes for the backend, and flags that tell the session what to
  * do next. That makes engines testable by transcripts (tests/unit).
  *
- * The STARTTLS rules of DESIGN.md §2 are kept by the session, not here: the
- * engine only says PO_STARTTLS; the session discards what follows, waits for
- * the reply to drain, runs the handshake, and calls ->tls_started().
+ * The STARTTLS rules of DESIGN.md §2 are written once for all protocols:
+ * which command may start TLS, when, and what a command that needs TLS
+ * first gets, in proto.c (proto_dispatch, proto_late_starttls), each engine
+ * giving only its grammar (->parse), its words (->words) and a class per
+ * command (enum proto_class); the I/O side in the session: PO_STARTTLS
+ * makes it discard what follows, wait for the reply to drain, run the
+ * handshake, and call ->tls_started(). Adding a protocol is one engine file
+ * (its state in ps->priv) and one line in proto.def.
  */
 #ifndef SLUICE_PROTO_H
 #define SLUICE_PROTO_H
@@ -67,33 +72,91 @@ struct proto_env {
 	const struct proto_caps *caps; /* NULL while the backend is unknown */
 };
 
-/* Per-connection engine state, shared by all protocols. */
+/*
+ * What the session may say on the engine's behalf, in the engine's words
+ * (struct proto_ops.words): the STARTTLS rules of DESIGN.md §2 and the error
+ * limit are enforced once, in proto.c, for all protocols. W(name, tagged):
+ * a tagged word gets the command's tag in front where the protocol has
+ * tags (IMAP). Each word is a printf format that may take the host name.
+ */
+enum proto_word {
+#define W(name, tagged) PW_##name,
+#include "proto_words.def"
+#undef W
+	PW__COUNT
+};
+
+/* How a command is handled, the same way for every protocol. */
+enum proto_class {
+	PC_LOCAL,     /* answered by sluice itself (EHLO, CAPABILITY, NOOP...) */
+	PC_STARTTLS,  /* STARTTLS/STLS: the rules of DESIGN.md §2 */
+	PC_TLS_FIRST, /* credentials (AUTH, LOGIN, USER...): need TLS first on
+			 tls: required (rule 2.6); the engine decides the rest */
+	PC_BACKEND,   /* needs the backend (MAIL, RCPT, DATA...): on tls:
+			 required, TLS first as well (rule 2.6) */
+};
+
+#define PROTO_TAG_MAX 64
+/* One command line as the engine's grammar splits it. */
+struct proto_line {
+	char tag[PROTO_TAG_MAX + 1];  /* IMAP's tag; empty where there are none */
+	char verb[16];                /* NUL-terminated, as sent */
+	const char *arg;              /* after the verb and its blanks */
+	size_t arg_len;               /* trailing blanks not counted */
+};
+
+struct proto_sess;
+struct proto_env;
+struct proto_out;
+
+/* One command of an engine's table: its class decides the shared rules
+ * (proto_dispatch); fn does the engine's part, if any is left. */
+struct proto_cmd {
+	const char *verb;
+	enum proto_class cls;
+	bool args;                    /* may take arguments (else only alone) */
+	void (*fn)(const struct proto_env *, struct proto_sess *,
+		   const struct proto_line *, struct proto_out *);
+};
+
+#define PROTO_PRIV_MAX 384 /* room for an engine's own state; each engine
+			      checks at compile time that its state fits */
+
+/*
+ * Per-connection engine state. The part here is what the session reads
+ * (and the trackers' counts, which every protocol keeps); the rest is the
+ * engine's own (priv), zeroed with the struct, laid out by the engine file.
+ */
 struct proto_sess {
-	uint8_t phase;          /* engine-specific */
-	uint8_t bphase;         /* engine-specific: backend opening */
 	bool in_tls;            /* TLS is up on the client side */
-	bool greeted;           /* client said HELO/EHLO (SMTP) */
-	bool ehlo;              /* ... and it was EHLO */
+	bool tls_held;          /* plaintext relay: the c2b tracker stopped at a
+				   STARTTLS line; the session decides (rule 2.7) */
 	uint16_t errors;        /* protocol errors so far */
-	char *replay;           /* line to replay to the backend, malloc'd */
-	char *acc;              /* reply being accumulated from the backend */
-	size_t acc_len;
-	/* relay trackers, see ->c2b_scan and ->b2c_scan */
-	uint8_t rmode;          /* engine-specific: command, data, chunk */
-	uint8_t rstate;         /* engine-specific: position in a line */
+	uint16_t denied;        /* STARTTLS commands kept from the backend in TLS */
 	uint8_t b_cur_len;      /* bytes of b_cur: >0 means inside a backend line */
-	uint16_t denied;        /* commands the tracker kept from the backend */
 	char b_cur[4];          /* how the backend line in progress began */
 	char last_reply[4];     /* how the last complete backend line began */
-	uint32_t cmds;          /* client commands relayed */
+	uint32_t cmds;          /* client commands relayed that get a reply */
 	uint32_t replies;       /* final backend replies relayed */
-	uint32_t data_at;       /* cmds count at the last DATA */
-	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
+	_Alignas(16) unsigned char priv[PROTO_PRIV_MAX]; /* the engine's state */
 };
 
 struct proto_ops {
 	const char *name;
 	uint32_t line_max;      /* command line limit, CRLF included */
+	uint16_t max_errors;    /* protocol errors before sluice closes */
+	bool tagged;            /* replies carry the command's tag (IMAP) */
+	/* What sluice says for the shared rules (enum proto_word). */
+	const char *const *words;
+	/* The grammar: split a command line; -1 if it is not one. */
+	int (*parse)(const char *line, size_t len, struct proto_line *pl);
+	/* The command table (proto_find, proto_run). */
+	const struct proto_cmd *cmds;
+	size_t n_cmds;
+	/* Rule 2.7: may the protocol start TLS now, given what the relay
+	 * trackers saw (SMTP: outside a mail transaction; IMAP and POP3:
+	 * before authentication)? */
+	bool (*starttls_allowed)(const struct proto_sess *);
 	/* Greeting to send first (plaintext, or right after implicit TLS). */
 	void (*greeting)(const struct proto_env *, struct proto_sess *, struct proto_out *);
 	/* One client line, CR LF stripped. */
@@ -130,10 +193,15 @@ struct proto_ops {
 	/* Relay: look at client bytes p[0, len) on their way to the backend.
 	 * May rewrite them in place (same length). Returns how many bytes,
 	 * from the start, may go now; the rest (an unfinished command line)
-	 * waits for more. NULL: everything passes. */
+	 * waits for more. Counts the commands that get a reply (ps->cmds).
+	 * A STARTTLS command stops it: inside TLS it is rewritten to an
+	 * unknown verb (the backend answers its error); in plaintext the
+	 * scan stops before the line and sets ps->tls_held: the session
+	 * decides (proto_late_starttls). NULL: everything passes. */
 	size_t (*c2b_scan)(struct proto_sess *, uint8_t *p, size_t len);
 	/* Relay: look at backend bytes on their way to the client (count
-	 * replies, remember how the last line began). May be NULL. */
+	 * final replies in ps->replies, remember how the last line began,
+	 * follow the state that starttls_allowed reads). May be NULL. */
 	void (*b2c_scan)(struct proto_sess *, const uint8_t *p, size_t len);
 	void (*fini)(struct proto_sess *);
 };
@@ -148,5 +216,42 @@ void po_reply(struct proto_out *o, const char *fmt, ...)
 void po_backend(struct proto_out *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void caps_free(struct proto_caps *c);
+
+/* Rule 2.2: forget the relay's counts and the engine's state (the engine
+ * frees what it points to first); the session is in TLS from here. */
+void proto_sess_tls(struct proto_sess *ps);
+/* The word w of the engine into o, with tag in front where it is tagged. */
+void proto_say(const struct proto_ops *ops, const struct proto_env *env,
+	       struct proto_out *o, enum proto_word w, const char *tag);
+/* A protocol error: counted (ctr, reason); at the engine's limit, the
+ * too-many-errors word and a close. */
+void proto_error(const struct proto_ops *ops, const struct proto_env *env,
+		 struct proto_sess *ps, struct proto_out *o, int ctr, const char *reason);
+/*
+ * The shared part of every command (DESIGN.md §2): a STARTTLS decided, a
+ * command that needs TLS first refused. Returns true if it answered the
+ * command (o filled in); false when the engine's own handler goes on.
+ */
+bool proto_dispatch(const struct proto_ops *ops, const struct proto_env *env,
+		    struct proto_sess *ps, const struct proto_line *pl,
+		    enum proto_class cls, struct proto_out *o);
+/* The entry of the engine's table for pl (verb in any case; a command
+ * that takes no arguments only alone), or NULL: unknown. */
+const struct proto_cmd *proto_find(const struct proto_ops *ops, const struct proto_line *pl);
+/* Run command c of pl: the shared rules of its class, else its handler. */
+void proto_run(const struct proto_ops *ops, const struct proto_env *env,
+	       struct proto_sess *ps, const struct proto_line *pl,
+	       const struct proto_cmd *c, struct proto_out *o);
+/*
+ * Rule 2.7: the plaintext relay's tracker held the STARTTLS line l. Once
+ * every earlier command has its reply (else false: call again later), the
+ * line is answered as in the dialogue, or with the protocol's error where
+ * its state forbids STARTTLS; when TLS is to start, the polite end of the
+ * plaintext backend connection (ops->probe_quit) is in o->to_backend.
+ * Returns true when o holds the answer.
+ */
+bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *env,
+			 struct proto_sess *ps, const char *l, size_t len,
+			 struct proto_out *o);
 
 #endif

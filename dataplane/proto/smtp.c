@@ -9,7 +9,8 @@
  * backend's EHLO reply without STARTTLS inside TLS.
  *
  * A command table in the style of OpenSMTPD's smtp_session.c: each verb has
- * one handler; policy (TLS first, HELO first) is read from flags.
+ * a class (enum proto_class: the STARTTLS rules and "TLS first" are decided
+ * once, in proto.c) and one handler; "HELO first" is cmd_backend's.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -34,54 +35,88 @@ enum smtp_bphase {
 	BP_DONE,
 };
 
-enum {
-	CMD_BACKEND = 1u << 0, /* needs the mail system */
-	CMD_GREETED = 1u << 1, /* needs HELO/EHLO first */
-	CMD_AUTH    = 1u << 2, /* a backend command where TLS is off */
+/* What a relayed command was, for the reply that answers it (rule 2.7:
+ * STARTTLS only outside a mail transaction, RFC 3207 4.2). */
+enum smtp_kind {
+	K_OTHER,
+	K_MAIL,       /* a 2xx starts a transaction */
+	K_RESET,      /* RSET, EHLO, HELO: a 2xx ends it (RFC 5321 4.1.4) */
+	K_END,        /* end of data, BDAT LAST: any final reply ends it */
 };
 
-struct smtp_cmd {
-	const char *verb;
-	void (*fn)(const struct proto_env *, struct proto_sess *, const char *arg,
-		   struct proto_out *);
-	unsigned flags;
+#define SMTP_PENDING 16 /* MAIL, RSET, EHLO, ends of data in flight; other
+			     commands (RCPT...) take no room */
+
+/* The engine's own state, in ps->priv. */
+struct smtp_state {
+	uint8_t phase;          /* enum smtp_phase */
+	uint8_t bphase;         /* enum smtp_bphase: backend opening */
+	bool greeted;           /* client said HELO/EHLO */
+	bool ehlo;              /* ... and it was EHLO */
+	uint8_t rmode;          /* relay tracker: enum smtp_rmode */
+	uint8_t rstate;         /* relay tracker: position in a body line */
+	bool in_txn;            /* a MAIL got its 2xx and nothing ended it */
+	bool kinds_lost;        /* more in flight than pend[] holds: in_txn
+				   unknown, STARTTLS refused from then on */
+	uint8_t pend_head, pend_len; /* pend[] as a ring */
+	char *replay;           /* EHLO/HELO to replay to the backend, malloc'd */
+	char *acc;              /* EHLO reply line held back inside TLS */
+	size_t acc_len;
+	uint32_t data_at;       /* ps->cmds at the last DATA */
+	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
+	struct {
+		uint32_t n;     /* the relayed command's number (ps->cmds) */
+		uint8_t kind;   /* enum smtp_kind, never K_OTHER */
+	} pend[SMTP_PENDING];   /* the commands whose reply moves in_txn */
 };
 
-static void smtp_error(struct proto_sess *ps, struct proto_out *o, int ctr,
-		       const char *reason)
+_Static_assert(sizeof(struct smtp_state) <= PROTO_PRIV_MAX, "smtp_state fits ps->priv");
+
+/* The engine's own state in the session's room for it. */
+static struct smtp_state *smtp_st(struct proto_sess *ps)
 {
-	ps->errors++;
-	o->counter = ctr;
-	o->reason = reason;
+	return (struct smtp_state *)ps->priv;
 }
 
-static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o, bool ehlo)
+extern const struct proto_ops smtp_ops;
+
+static void smtp_error(const struct proto_env *env, struct proto_sess *ps,
+		       struct proto_out *o, int ctr, const char *reason)
 {
+	proto_error(&smtp_ops, env, ps, o, ctr, reason);
+}
+
+/* EHLO/HELO before TLS: sluice's own reply, the line kept for the replay;
+ * inside TLS: the backend's (RFC 3207 4.2: the client starts again). */
+static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
+		     const struct proto_line *pl, struct proto_out *o, bool ehlo)
+{
+	struct smtp_state *st = smtp_st(ps);
 	unsigned i, n = 0;
 	bool offer_tls = !ps->in_tls && env->tls_available &&
 			 env->tls_mode != CFG_TLS_OFF;
 
-	if (!*arg) {
+	if (!pl->arg_len) {
 		po_reply(o, "501 5.5.4 Syntax: %s hostname\r\n", ehlo ? "EHLO" : "HELO");
-		smtp_error(ps, o, CTR_bad_syntax, "EHLO without a name");
+		smtp_error(env, ps, o, CTR_bad_syntax, "EHLO without a name");
 		return;
 	}
 	if (ps->in_tls) {
 		/* After TLS the backend answers EHLO: the client gets the real
 		 * capabilities (AUTH among them), STARTTLS filtered out. */
 		o->flags |= PO_BACKEND;
-		ps->phase = SP_HELD;
-		ps->bphase = BP_GREETING;
-		ps->ehlo = ehlo;
+		st->phase = SP_HELD;
+		st->bphase = BP_GREETING;
+		st->ehlo = ehlo;
 		return;
 	}
-	free(ps->replay);
-	ps->replay = NULL;
-	if (asprintf(&ps->replay, "%s %s", ehlo ? "EHLO" : "HELO", arg) < 0)
-		ps->replay = NULL;
-	ps->greeted = true;
-	ps->ehlo = ehlo;
+	free(st->replay);
+	st->replay = NULL;
+	if (asprintf(&st->replay, "%s %.*s", ehlo ? "EHLO" : "HELO", (int)pl->arg_len,
+		     pl->arg) < 0)
+		st->replay = NULL;
+	st->greeted = true;
+	st->ehlo = ehlo;
 	if (!ehlo) {
 		po_reply(o, "250 %s\r\n", env->hostname);
 		return;
@@ -110,100 +145,111 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 }
 
 static void cmd_ehlo_e(const struct proto_env *env, struct proto_sess *ps,
-		       const char *arg, struct proto_out *o)
+		       const struct proto_line *pl, struct proto_out *o)
 {
-	cmd_ehlo(env, ps, arg, o, true);
+	cmd_ehlo(env, ps, pl, o, true);
 }
 
 static void cmd_helo(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
-	cmd_ehlo(env, ps, arg, o, false);
-}
-
-static void cmd_starttls(const struct proto_env *env, struct proto_sess *ps,
-			 const char *arg, struct proto_out *o)
-{
-	if (ps->in_tls) {
-		po_reply(o, "554 5.5.1 Error: TLS already active\r\n");
-		smtp_error(ps, o, CTR_starttls_in_tls, "STARTTLS inside TLS");
-		return;
-	}
-	if (env->tls_mode == CFG_TLS_OFF) {
-		po_reply(o, "502 5.5.1 Error: command not implemented\r\n");
-		smtp_error(ps, o, CTR_unknown_command, "STARTTLS on a plaintext listener");
-		return;
-	}
-	if (!env->tls_available) {
-		po_reply(o, "454 4.7.0 TLS not available due to local problem\r\n");
-		return;
-	}
-	if (*arg) {
-		po_reply(o, "501 5.5.4 Syntax: STARTTLS\r\n");
-		smtp_error(ps, o, CTR_bad_syntax, "STARTTLS with an argument");
-		return;
-	}
-	po_reply(o, "220 2.0.0 Ready to start TLS\r\n");
-	o->flags |= PO_STARTTLS;
+	cmd_ehlo(env, ps, pl, o, false);
 }
 
 static void cmd_noop(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
 	po_reply(o, "250 2.0.0 Ok\r\n");
 }
 
 static void cmd_help(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
 	po_reply(o, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT STARTTLS\r\n");
 }
 
 static void cmd_quit(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+		     const struct proto_line *pl, struct proto_out *o)
 {
 	po_reply(o, "221 2.0.0 Bye\r\n");
 	o->flags |= PO_CLOSE;
 	o->reason = "client quit";
 }
 
-static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
-		     const char *arg, struct proto_out *o)
+/* A command for the mail system (MAIL, RCPT, DATA...): on the plaintext
+ * path (RFC 7435) open the backend, replay EHLO, then hand it this
+ * command; it needs HELO/EHLO first. */
+static void cmd_backend(const struct proto_env *env, struct proto_sess *ps,
+			const struct proto_line *pl, struct proto_out *o)
 {
-	/* AUTH is never offered before TLS, and never carried in plaintext
-	 * where TLS is offered. (On tls: off it goes to the backend.) */
-	if (ps->in_tls) {
+	struct smtp_state *st = smtp_st(ps);
+
+	if (!st->greeted || ps->in_tls) {
+		/* In TLS, the EHLO goes to the backend and ends sluice's
+		 * part; anything before it is too early. */
 		po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
-		smtp_error(ps, o, CTR_bad_syntax, "AUTH before EHLO");
+		smtp_error(env, ps, o, CTR_bad_syntax, "command before EHLO");
 		return;
 	}
-	po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
-	smtp_error(ps, o, CTR_refused_before_tls, "AUTH before TLS");
+	o->flags |= PO_BACKEND;
+	st->phase = SP_HELD;
+	st->bphase = BP_GREETING;
 }
 
-/* Placeholder handler for the commands that go to the backend. */
-static void cmd_backend(const struct proto_env *env, struct proto_sess *ps,
-			const char *arg, struct proto_out *o)
+/* AUTH is never offered before TLS, and never carried in plaintext where
+ * TLS is offered; on tls: off it goes to the backend. */
+static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
+		     const struct proto_line *pl, struct proto_out *o)
 {
+	if (env->tls_mode == CFG_TLS_OFF) {
+		cmd_backend(env, ps, pl, o);
+	} else if (ps->in_tls) {
+		po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
+		smtp_error(env, ps, o, CTR_bad_syntax, "AUTH before EHLO");
+	} else {
+		po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+		smtp_error(env, ps, o, CTR_refused_before_tls, "AUTH before TLS");
+	}
 }
 
-static const struct smtp_cmd smtp_cmds[] = {
-	{ "EHLO",     cmd_ehlo_e,   0 },
-	{ "HELO",     cmd_helo,     0 },
-	{ "STARTTLS", cmd_starttls, 0 },
-	{ "NOOP",     cmd_noop,     0 },
-	{ "RSET",     cmd_noop,     0 },
-	{ "HELP",     cmd_help,     0 },
-	{ "QUIT",     cmd_quit,     0 },
-	{ "AUTH",     cmd_auth,     CMD_AUTH },
-	{ "MAIL",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
-	{ "RCPT",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
-	{ "DATA",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
-	{ "BDAT",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
-	{ "VRFY",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
-	{ "EXPN",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
-	{ "ETRN",     cmd_backend,  CMD_BACKEND | CMD_GREETED },
+static const struct proto_cmd smtp_cmds[] = {
+	{ "EHLO",     PC_LOCAL,     true, cmd_ehlo_e },
+	{ "HELO",     PC_LOCAL,     true, cmd_helo },
+	{ "STARTTLS", PC_STARTTLS,  true, NULL },
+	{ "NOOP",     PC_LOCAL,     true, cmd_noop },
+	{ "RSET",     PC_LOCAL,     true, cmd_noop },
+	{ "HELP",     PC_LOCAL,     true, cmd_help },
+	{ "QUIT",     PC_LOCAL,     true, cmd_quit },
+	{ "AUTH",     PC_TLS_FIRST, true, cmd_auth },
+	{ "MAIL",     PC_BACKEND,   true, cmd_backend },
+	{ "RCPT",     PC_BACKEND,   true, cmd_backend },
+	{ "DATA",     PC_BACKEND,   true, cmd_backend },
+	{ "BDAT",     PC_BACKEND,   true, cmd_backend },
+	{ "VRFY",     PC_BACKEND,   true, cmd_backend },
+	{ "EXPN",     PC_BACKEND,   true, cmd_backend },
+	{ "ETRN",     PC_BACKEND,   true, cmd_backend },
 };
+
+/* The grammar: a verb, blanks, the argument (RFC 5321 4.1.1). */
+static int smtp_parse(const char *l, size_t len, struct proto_line *pl)
+{
+	size_t v = 0;
+
+	memset(pl, 0, sizeof(*pl));
+	while (len && (l[len - 1] == ' ' || l[len - 1] == '\t'))
+		len--;
+	while (v < len && l[v] != ' ' && l[v] != '\t')
+		v++;
+	if (!v)
+		return -1;
+	if (v < sizeof(pl->verb)) /* a longer one is no verb of ours */
+		memcpy(pl->verb, l, v);
+	while (v < len && (l[v] == ' ' || l[v] == '\t'))
+		v++;
+	pl->arg = l + v;
+	pl->arg_len = len - v;
+	return 0;
+}
 
 static void smtp_greeting(const struct proto_env *env, struct proto_sess *ps,
 			  struct proto_out *o)
@@ -211,93 +257,42 @@ static void smtp_greeting(const struct proto_env *env, struct proto_sess *ps,
 	po_reply(o, "220 %s ESMTP\r\n", env->hostname);
 }
 
-static void smtp_too_many(const struct proto_env *env, struct proto_sess *ps,
-			  struct proto_out *o)
-{
-	po_reply(o, "421 4.7.0 %s Error: too many errors\r\n", env->hostname);
-	o->flags |= PO_CLOSE | PO_ERROR;
-	o->counter = CTR_too_many_errors;
-	o->reason = "too many errors";
-}
-
+/* One client line: the grammar, then the command table (proto_run). */
 static void smtp_client_line(const struct proto_env *env, struct proto_sess *ps,
 			     const char *line, size_t len, bool has_nul,
 			     struct proto_out *o)
 {
-	char buf[SMTP_LINE_MAX + 1];
-	const char *arg;
-	size_t vlen;
-	unsigned i;
+	const struct proto_cmd *c;
+	struct proto_line pl;
 
-	if (has_nul || len == 0 || len > SMTP_LINE_MAX) {
+	if (has_nul || len == 0 || len > SMTP_LINE_MAX || smtp_parse(line, len, &pl) < 0) {
 		po_reply(o, "500 5.5.2 Error: bad syntax\r\n");
-		smtp_error(ps, o, CTR_bad_syntax, has_nul ? "NUL in command" : "empty command");
-		goto out;
+		smtp_error(env, ps, o, CTR_bad_syntax, has_nul ? "NUL in command" : "empty command");
+		return;
 	}
-	memcpy(buf, line, len);
-	buf[len] = 0;
-	/* Trailing blanks after a verb are common; they change nothing. */
-	while (len && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-		buf[--len] = 0;
-	vlen = strcspn(buf, " \t");
-	arg = buf + vlen;
-	while (*arg == ' ' || *arg == '\t')
-		arg++;
-
-	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
-		const struct smtp_cmd *c = &smtp_cmds[i];
-
-		if (strlen(c->verb) != vlen || strncasecmp(c->verb, buf, vlen))
-			continue;
-		if ((c->flags & CMD_BACKEND) ||
-		    ((c->flags & CMD_AUTH) && env->tls_mode == CFG_TLS_OFF)) {
-			if (!ps->in_tls && env->tls_mode == CFG_TLS_REQUIRED) {
-				po_reply(o, "530 5.7.0 Must issue a STARTTLS command first\r\n");
-				smtp_error(ps, o, CTR_refused_before_tls, "mail command before TLS");
-				goto out;
-			}
-			if (!ps->greeted || ps->in_tls) {
-				/* In TLS, the EHLO goes to the backend and ends
-				 * sluice's part; anything before it is too early. */
-				po_reply(o, "503 5.5.1 Error: send HELO/EHLO first\r\n");
-				smtp_error(ps, o, CTR_bad_syntax, "command before EHLO");
-				goto out;
-			}
-			/* The plaintext path (RFC 7435): open the backend,
-			 * replay EHLO, then hand it this command. */
-			o->flags |= PO_BACKEND;
-			ps->phase = SP_HELD;
-			ps->bphase = BP_GREETING;
-			return;
-		}
-		c->fn(env, ps, arg, o);
-		goto out;
+	if (!(c = proto_find(&smtp_ops, &pl))) {
+		po_reply(o, "502 5.5.2 Error: command not recognized\r\n");
+		smtp_error(env, ps, o, CTR_unknown_command, "unknown command");
+		return;
 	}
-	po_reply(o, "502 5.5.2 Error: command not recognized\r\n");
-	smtp_error(ps, o, CTR_unknown_command, "unknown command");
-out:
-	if (ps->errors >= SMTP_MAX_ERRORS && !(o->flags & PO_CLOSE))
-		smtp_too_many(env, ps, o);
+	proto_run(&smtp_ops, env, ps, &pl, c, o);
 }
 
 static void smtp_too_long(const struct proto_env *env, struct proto_sess *ps,
 			  struct proto_out *o)
 {
 	po_reply(o, "500 5.5.2 Error: line too long\r\n");
-	smtp_error(ps, o, CTR_line_too_long, "line too long");
-	if (ps->errors >= SMTP_MAX_ERRORS)
-		smtp_too_many(env, ps, o);
+	smtp_error(env, ps, o, CTR_line_too_long, "line too long");
 }
 
 /* Rule 2 of DESIGN.md: nothing learned before TLS survives it. */
 static void smtp_tls_started(struct proto_sess *ps)
 {
-	free(ps->replay);
-	ps->replay = NULL;
-	ps->greeted = false;
-	ps->ehlo = false;
-	ps->in_tls = true;
-	ps->phase = SP_DIALOGUE;
+	struct smtp_state *st = smtp_st(ps);
+
+	free(st->replay);
+	free(st->acc);
+	proto_sess_tls(ps); /* greeted, EHLO, the trackers: all gone */
 }
 
 static void smtp_unavailable(const struct proto_env *env, struct proto_sess *ps,
@@ -344,51 +339,53 @@ static void smtp_backend_fail(const struct proto_env *env, struct proto_sess *ps
 
 /*
  * One line of the backend's EHLO reply inside TLS, passed on without
- * STARTTLS. Lines go out as they come, one behind: the line held in ps->acc
+ * STARTTLS. Lines go out as they come, one behind: the line held in acc
  * becomes the final one ("250 ") if the final line turns out to be the
  * STARTTLS that is dropped.
  */
 static void smtp_filter(const struct proto_env *env, struct proto_sess *ps,
 			const char *l, size_t len, bool final, struct proto_out *o)
 {
+	struct smtp_state *st = smtp_st(ps);
 	bool drop = smtp_is_starttls_line(l, len);
 
-	if (!ps->acc) {
-		ps->acc = malloc(BACKEND_LINE_MAX + 2);
-		ps->acc_len = 0;
-		if (!ps->acc) {
+	if (!st->acc) {
+		st->acc = malloc(BACKEND_LINE_MAX + 2);
+		st->acc_len = 0;
+		if (!st->acc) {
 			smtp_backend_fail(env, ps, o, "out of memory");
 			return;
 		}
 	}
-	if (final && drop && ps->acc_len >= 4)
-		ps->acc[3] = ' ';
+	if (final && drop && st->acc_len >= 4)
+		st->acc[3] = ' ';
 	if (!drop || final) {
 		/* the held line can go now */
-		memcpy(o->reply + o->reply_len, ps->acc, ps->acc_len);
-		o->reply_len += ps->acc_len;
-		ps->acc_len = 0;
+		memcpy(o->reply + o->reply_len, st->acc, st->acc_len);
+		o->reply_len += st->acc_len;
+		st->acc_len = 0;
 	}
 	if (!drop && len <= BACKEND_LINE_MAX) {
-		memcpy(ps->acc, l, len);
-		memcpy(ps->acc + len, "\r\n", 2);
-		ps->acc_len = len + 2;
+		memcpy(st->acc, l, len);
+		memcpy(st->acc + len, "\r\n", 2);
+		st->acc_len = len + 2;
 	}
 	if (!final)
 		return;
-	memcpy(o->reply + o->reply_len, ps->acc, ps->acc_len);
-	o->reply_len += ps->acc_len;
-	free(ps->acc);
-	ps->acc = NULL;
-	ps->acc_len = 0;
+	memcpy(o->reply + o->reply_len, st->acc, st->acc_len);
+	o->reply_len += st->acc_len;
+	free(st->acc);
+	st->acc = NULL;
+	st->acc_len = 0;
 	ps->replies++; /* the client's EHLO was relayed and counted */
 	o->flags |= PO_RELAY;
-	ps->bphase = BP_DONE;
+	st->bphase = BP_DONE;
 }
 
 static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps,
 			      const char *l, size_t len, struct proto_out *o)
 {
+	struct smtp_state *st = smtp_st(ps);
 	bool final = false;
 	int code = smtp_reply_code(l, len, &final);
 
@@ -396,7 +393,7 @@ static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps
 		smtp_backend_fail(env, ps, o, "backend sent a malformed reply");
 		return;
 	}
-	switch (ps->bphase) {
+	switch (st->bphase) {
 	case BP_GREETING:
 		if (!final)
 			return;
@@ -406,10 +403,10 @@ static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps
 		}
 		if (ps->in_tls) {
 			o->flags |= PO_FLUSH_HELD; /* the client's own EHLO */
-			ps->bphase = BP_FILTER;
+			st->bphase = BP_FILTER;
 		} else {
-			po_backend(o, "%s\r\n", ps->replay ? ps->replay : "EHLO localhost");
-			ps->bphase = BP_REPLAY;
+			po_backend(o, "%s\r\n", st->replay ? st->replay : "EHLO localhost");
+			st->bphase = BP_REPLAY;
 		}
 		return;
 	case BP_REPLAY:
@@ -420,7 +417,7 @@ static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps
 			return;
 		}
 		o->flags |= PO_FLUSH_HELD | PO_RELAY;
-		ps->bphase = BP_DONE;
+		st->bphase = BP_DONE;
 		return;
 	case BP_FILTER:
 		smtp_filter(env, ps, l, len, final, o);
@@ -492,6 +489,9 @@ static int smtp_probe_line(int *state, const char *l, size_t len,
  * reply). A STARTTLS there would start a second handshake with the backend,
  * so a STARTTLS command is rewritten to an unknown verb of the same length:
  * the backend answers with its own error, in pipelining order (rule 2.2).
+ * In the plaintext relay (port 25) a STARTTLS is held instead: the scan
+ * stops before it and the session decides (rule 2.7), by the transaction
+ * state that the replies to MAIL, RSET, EHLO and the end of data keep.
  * To know what is a command, lines are framed by LF as Postfix frames them,
  * and message content is skipped: after DATA and its 354, up to the line
  * "."; after BDAT n, n bytes (RFC 3030).
@@ -509,35 +509,74 @@ static bool smtp_verb_is(const uint8_t *p, size_t len, const char *verb)
 	       (len == n || p[n] == ' ' || p[n] == '\r' || p[n] == '\t');
 }
 
+/* One more relayed command that gets a reply; remember it if its reply
+ * moves the transaction. */
+static void smtp_sent(struct proto_sess *ps, struct smtp_state *st, enum smtp_kind k)
+{
+	ps->cmds++;
+	if (k == K_OTHER)
+		return;
+	if (st->pend_len == SMTP_PENDING) {
+		st->kinds_lost = true;
+		return;
+	}
+	st->pend[(st->pend_head + st->pend_len) % SMTP_PENDING].n = ps->cmds;
+	st->pend[(st->pend_head + st->pend_len) % SMTP_PENDING].kind = (uint8_t)k;
+	st->pend_len++;
+}
+
+/* What kind of command the line l[0, ll) is. */
+static enum smtp_kind smtp_kind_of(const uint8_t *l, size_t ll)
+{
+	if (smtp_verb_is(l, ll, "MAIL"))
+		return K_MAIL;
+	if (smtp_verb_is(l, ll, "RSET") || smtp_verb_is(l, ll, "EHLO") ||
+	    smtp_verb_is(l, ll, "HELO"))
+		return K_RESET;
+	if (smtp_verb_is(l, ll, "BDAT")) {
+		size_t e = ll;
+
+		while (e && (l[e - 1] == '\r' || l[e - 1] == ' ' || l[e - 1] == '\t'))
+			e--;
+		if (e > 9 && !strncasecmp((const char *)l + e - 4, "LAST", 4) &&
+		    (l[e - 5] == ' ' || l[e - 5] == '\t'))
+			return K_END;
+	}
+	return K_OTHER;
+}
+
 static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 {
+	struct smtp_state *st = smtp_st(ps);
 	size_t i = 0;
 
+	if (ps->tls_held)
+		return 0; /* nothing passes the held STARTTLS */
 	while (i < len) {
-		switch (ps->rmode) {
+		switch (st->rmode) {
 		case RM_CHUNK: {
-			uint64_t n = len - i < ps->chunk_left ? len - i : ps->chunk_left;
+			uint64_t n = len - i < st->chunk_left ? len - i : st->chunk_left;
 
 			i += n;
-			ps->chunk_left -= n;
-			if (!ps->chunk_left)
-				ps->rmode = RM_COMMAND;
+			st->chunk_left -= n;
+			if (!st->chunk_left)
+				st->rmode = RM_COMMAND;
 			break;
 		}
 		case RM_DATA_WAIT:
 			/* What follows DATA is content only if DATA's own reply
 			 * was 354. A client waits for that reply (RFC 2920
 			 * 3.1); bytes sent before it are held until it came. */
-			if (ps->replies < ps->data_at)
+			if (ps->replies < st->data_at)
 				return i;
-			ps->rmode = strncmp(ps->last_reply, "354", 3) ? RM_COMMAND : RM_BODY;
-			ps->rstate = 1;
+			st->rmode = strncmp(ps->last_reply, "354", 3) ? RM_COMMAND : RM_BODY;
+			st->rstate = 1;
 			break;
 		case RM_BODY:
-			while (i < len && ps->rmode == RM_BODY) {
+			while (i < len && st->rmode == RM_BODY) {
 				uint8_t c;
 
-				if (ps->rstate == 0) {
+				if (st->rstate == 0) {
 					/* Inside a line, the next place that can
 					 * matter is a "." just after an LF: look
 					 * for dots, not line ends (base64 has no
@@ -547,31 +586,32 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 					const uint8_t *dot = memchr(p + i, '.', len - i);
 
 					if (!dot) {
-						ps->rstate = p[len - 1] == '\n';
+						st->rstate = p[len - 1] == '\n';
 						i = len;
 						break;
 					}
 					i = (size_t)(dot - p) + 1;
-					ps->rstate = dot > p && dot[-1] == '\n' ? 2 : 0;
+					st->rstate = dot > p && dot[-1] == '\n' ? 2 : 0;
 					continue;
 				}
 				c = p[i++];
-				switch (ps->rstate) {
+				switch (st->rstate) {
 				case 1: /* at a line start */
-					ps->rstate = c == '.' ? 2 : c == '\n';
+					st->rstate = c == '.' ? 2 : c == '\n';
 					break;
 				case 2: /* "." */
-					ps->rstate = c == '\r' ? 3 : 0;
+					st->rstate = c == '\r' ? 3 : 0;
 					if (c == '\n') {
-						ps->rmode = RM_COMMAND;
-						ps->cmds++; /* the end of data gets a reply */
+						st->rmode = RM_COMMAND;
+						/* the end of data gets a reply */
+						smtp_sent(ps, st, K_END);
 					}
 					break;
 				default: /* ".\r" */
-					ps->rstate = 0;
+					st->rstate = 0;
 					if (c == '\n') {
-						ps->rmode = RM_COMMAND;
-						ps->cmds++;
+						st->rmode = RM_COMMAND;
+						smtp_sent(ps, st, K_END);
 					}
 					break;
 				}
@@ -583,7 +623,7 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			if (!lf)
 				return len;
 			i = (size_t)(lf - p) + 1;
-			ps->rmode = RM_COMMAND;
+			st->rmode = RM_COMMAND;
 			break;
 		}
 		default: { /* RM_COMMAND, at a line start */
@@ -594,17 +634,21 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			if (!lf) {
 				if (ll < SMTP_SCAN_HOLD)
 					return i; /* wait for the rest of the line */
-				ps->rmode = RM_LONGLINE; /* no verb of ours is that long */
-				ps->cmds++;
+				st->rmode = RM_LONGLINE; /* no verb of ours is that long */
+				smtp_sent(ps, st, K_OTHER);
 				break;
 			}
-			ps->cmds++;
+			if (smtp_verb_is(l, ll, "STARTTLS") && !ps->in_tls) {
+				ps->tls_held = true; /* rule 2.7: the session decides */
+				return i;
+			}
+			smtp_sent(ps, st, smtp_kind_of(l, ll));
 			if (smtp_verb_is(l, ll, "STARTTLS")) {
 				memcpy(l, SMTP_DENIED_VERB, 8);
 				ps->denied++;
 			} else if (smtp_verb_is(l, ll, "DATA")) {
-				ps->rmode = RM_DATA_WAIT;
-				ps->data_at = ps->cmds;
+				st->rmode = RM_DATA_WAIT;
+				st->data_at = ps->cmds;
 			} else if (smtp_verb_is(l, ll, "BDAT")) {
 				char num[24];
 				size_t k = 4, d = 0;
@@ -615,9 +659,9 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 					num[d++] = (char)l[k++];
 				num[d] = 0;
 				if (d && d < 20) {
-					ps->chunk_left = strtoull(num, NULL, 10);
-					if (ps->chunk_left)
-						ps->rmode = RM_CHUNK;
+					st->chunk_left = strtoull(num, NULL, 10);
+					if (st->chunk_left)
+						st->rmode = RM_CHUNK;
 				}
 			}
 			i += ll + 1;
@@ -628,10 +672,43 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 	return i;
 }
 
-/* Count the backend's final reply lines ("NNN " or "NNN") and remember how
- * the last line began. */
+/* A final reply came to relayed command number ps->replies: follow the
+ * mail transaction (RFC 5321 4.1.4, 4.1.1.4; RFC 3030 for BDAT LAST). */
+static void smtp_replied(struct proto_sess *ps, struct smtp_state *st, char cls)
+{
+	enum smtp_kind k;
+
+	while (st->pend_len && st->pend[st->pend_head].n < ps->replies) {
+		st->pend_head = (uint8_t)((st->pend_head + 1) % SMTP_PENDING);
+		st->pend_len--; /* (answered out of count: forgotten) */
+	}
+	if (!st->pend_len || st->pend[st->pend_head].n != ps->replies)
+		return; /* a reply that moves nothing, or an unsolicited one */
+	k = (enum smtp_kind)st->pend[st->pend_head].kind;
+	st->pend_head = (uint8_t)((st->pend_head + 1) % SMTP_PENDING);
+	st->pend_len--;
+	switch (k) {
+	case K_MAIL:
+		if (cls == '2')
+			st->in_txn = true;
+		break;
+	case K_RESET:
+		if (cls == '2')
+			st->in_txn = false;
+		break;
+	case K_END:
+		st->in_txn = false;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Count the backend's final reply lines ("NNN " or "NNN"), remember how
+ * the last line began, and follow the mail transaction. */
 static void smtp_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
 {
+	struct smtp_state *st = smtp_st(ps);
 	const uint8_t *end = p + len, *lf;
 
 	while (p < end) {
@@ -642,23 +719,53 @@ static void smtp_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
 			return;
 		memset(ps->last_reply, 0, sizeof(ps->last_reply));
 		memcpy(ps->last_reply, ps->b_cur, ps->b_cur_len);
-		if (ps->b_cur_len < 4 || ps->b_cur[3] == ' ' || ps->b_cur[3] == '\r')
+		if (ps->b_cur_len < 4 || ps->b_cur[3] == ' ' || ps->b_cur[3] == '\r') {
 			ps->replies++;
+			smtp_replied(ps, st, ps->b_cur_len ? ps->b_cur[0] : 0);
+		}
 		ps->b_cur_len = 0;
 		p = lf + 1;
 	}
 }
 
+/* Rule 2.7: STARTTLS outside a mail transaction only (RFC 3207 4.2). */
+static bool smtp_starttls_allowed(const struct proto_sess *ps)
+{
+	const struct smtp_state *st = (const struct smtp_state *)ps->priv;
+
+	return !st->in_txn && !st->kinds_lost;
+}
+
 static void smtp_fini(struct proto_sess *ps)
 {
-	free(ps->replay);
-	free(ps->acc);
-	ps->replay = ps->acc = NULL;
+	struct smtp_state *st = smtp_st(ps);
+
+	free(st->replay);
+	free(st->acc);
+	st->replay = st->acc = NULL;
 }
+
+/* What sluice says for the shared rules, in Postfix's words. */
+static const char *const smtp_words[PW__COUNT] = {
+	[PW_STARTTLS_OK]      = "220 2.0.0 Ready to start TLS",
+	[PW_STARTTLS_IN_TLS]  = "554 5.5.1 Error: TLS already active",
+	[PW_STARTTLS_OFF]     = "502 5.5.1 Error: command not implemented",
+	[PW_STARTTLS_NO_CERT] = "454 4.7.0 TLS not available due to local problem",
+	[PW_STARTTLS_SYNTAX]  = "501 5.5.4 Syntax: STARTTLS",
+	[PW_STARTTLS_NOT_NOW] = "503 5.5.1 Error: MAIL transaction in progress",
+	[PW_TLS_FIRST]        = "530 5.7.0 Must issue a STARTTLS command first",
+	[PW_TOO_MANY_ERRORS]  = "421 4.7.0 %s Error: too many errors",
+};
 
 const struct proto_ops smtp_ops = {
 	.name = "smtp",
 	.line_max = SMTP_LINE_MAX,
+	.max_errors = SMTP_MAX_ERRORS,
+	.words = smtp_words,
+	.parse = smtp_parse,
+	.cmds = smtp_cmds,
+	.n_cmds = sizeof(smtp_cmds) / sizeof(smtp_cmds[0]),
+	.starttls_allowed = smtp_starttls_allowed,
 	.greeting = smtp_greeting,
 	.client_line = smtp_client_line,
 	.too_long = smtp_too_long,

@@ -272,7 +272,6 @@ static void sess_tls_up(struct sess *s)
 	const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
 	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
 	EVP_PKEY *k = SSL_get_privatekey(s->ssl);
-	struct proto_env env = sess_env(s);
 	struct proto_out o;
 
 	s->tls = true;
@@ -289,11 +288,8 @@ static void sess_tls_up(struct sess *s)
 	s->state = SS_DIALOGUE;
 	s->t_active = s->core->now_ms;
 	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
-	if (!s->starttls) {
-		po_reset(&o);
-		s->l->ops->greeting(&env, &s->ps, &o);
-		sess_apply(s, &o);
-	}
+	if (!s->starttls)
+		sess_engine(s, &o, greeting);
 }
 
 #define REPEAT_LINE_MAX 128 /* "tag STARTTLS" fits many times over */
@@ -335,16 +331,9 @@ static bool sess_after_starttls(struct sess *s)
 		}
 		s->starttls_repeats++;
 		buf_consume(&s->cin, (uint32_t)used);
-		if (buf_len(&s->cin)) { /* rule 2.1 again */
-			sess_quirk(s, QUIRK_pipelined_starttls);
-			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(&s->cin));
-			buf_consume(&s->cin, buf_len(&s->cin));
-			if (s->l->cfg->quirks.pipelined_starttls == CFG_QUIRK_CLOSE) {
-				sess_set_result(s, "client-error", "bytes pipelined behind STARTTLS "
-						"(quirks.pipelined_starttls: close)");
-				sess_finish(s);
-				return false;
-			}
+		if (sess_discard_after_starttls(s)) { /* rule 2.1 again */
+			sess_finish(s);
+			return false;
 		}
 		if (sess_to_client(s, o.reply, o.reply_len) < 0) {
 			sess_finish(s);

@@ -116,6 +116,25 @@ static void sess_closing(struct sess *s, const char *result, const char *reason)
 	sess_arm(s, CLOSE_LINGER_MS);
 }
 
+/* Rule 2.1, written once: see session_int.h. */
+bool sess_discard_after_starttls(struct sess *s)
+{
+	uint32_t n = buf_len(&s->cin);
+
+	if (!n)
+		return false;
+	sess_quirk(s, QUIRK_pipelined_starttls);
+	ctr_add(s->core, CTR_discarded_after_starttls, n);
+	buf_consume(&s->cin, n);
+	if (s->l->cfg->quirks.pipelined_starttls != CFG_QUIRK_CLOSE)
+		return false;
+	sess_set_result(s, "client-error", "bytes pipelined behind STARTTLS "
+			"(quirks.pipelined_starttls: close)");
+	return true;
+}
+
+/* Carry out what the protocol engine answered: the reply, bytes for the
+ * backend, a close, or the start of TLS (DESIGN.md §2). */
 void sess_apply(struct sess *s, const struct proto_out *o)
 {
 	ctr_inc(s->core, o->counter);
@@ -131,20 +150,10 @@ void sess_apply(struct sess *s, const struct proto_out *o)
 		sess_closing(s, (o->flags & PO_ERROR) ? "client-error" : "ok",
 			     o->reason ? o->reason : "closed by sluice");
 	} else if (o->flags & PO_STARTTLS) {
-		/* Rule 2.1: whatever followed the command in the same read
-		 * was sent before the client could know TLS would start. */
-		struct buf *src = &s->cin;
-
 		ctr_inc(s->core, CTR_starttls);
-		if (buf_len(src)) {
-			sess_quirk(s, QUIRK_pipelined_starttls);
-			ctr_add(s->core, CTR_discarded_after_starttls, buf_len(src));
-			buf_consume(src, buf_len(src));
-			if (s->l->cfg->quirks.pipelined_starttls == CFG_QUIRK_CLOSE) {
-				sess_closing(s, "client-error", "bytes pipelined behind STARTTLS "
-					     "(quirks.pipelined_starttls: close)");
-				return;
-			}
+		if (sess_discard_after_starttls(s)) {
+			sess_closing(s, NULL, NULL);
+			return;
 		}
 		s->starttls = true;
 		s->state = SS_STARTTLS;
@@ -172,13 +181,10 @@ static bool sess_pump_c2b(struct sess *s);
 /* Send the greeting that was held back. */
 static void sess_greet(struct sess *s)
 {
-	struct proto_env env = sess_env(s);
 	struct proto_out o;
 
 	s->greet_held = false;
-	po_reset(&o);
-	s->l->ops->greeting(&env, &s->ps, &o);
-	sess_apply(s, &o);
+	sess_engine(s, &o, greeting);
 	s->t_active = s->core->now_ms;
 	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
 }
@@ -276,24 +282,31 @@ static bool sess_dialogue(struct sess *s)
 	return did;
 }
 
+/* A connect to backend server idx failed (why, in words): counted, the
+ * server marked down (logged when that is news), the stream closed. */
+static void sess_backend_lost(struct sess *s, int idx, const char *why)
+{
+	ctr_inc(s->core, CTR_backend_connect_fail);
+	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
+		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name, why);
+	if (stream_is_open(&s->be))
+		stream_close(s->core, &s->be);
+}
+
 /* Connect the next backend server, or tell the client none is there. */
 static void sess_backend_next(struct sess *s)
 {
 	struct be_pool *p = s->l->pool;
 
 	for (;;) {
-		struct proto_env env;
 		struct proto_out o;
 		int idx = be_pick(p, s->id, s->be_tries++, s->core->now_ms);
 		int rc;
 
 		if (idx < 0) {
-			env = sess_env(s);
-			po_reset(&o);
 			ctr_inc(s->core, CTR_backend_unavailable);
-			s->l->ops->unavailable(&env, &s->ps, &o);
 			sess_set_result(s, "backend-failed", "no backend server reachable");
-			sess_apply(s, &o);
+			sess_engine(s, &o, unavailable);
 			sess_closing(s, NULL, NULL);
 			return;
 		}
@@ -305,15 +318,30 @@ static void sess_backend_next(struct sess *s)
 			sess_arm(s, p->cfg->connect_timeout * 1000ull);
 			return;
 		}
-		ctr_inc(s->core, CTR_backend_connect_fail);
-		if (be_mark_down(p, idx, s->core->now_ms))
-			log_msg(LOG_WARNING, "backend %s: connect: %s", p->srv[idx].name,
-				strerror(-rc));
+		sess_backend_lost(s, idx, strerror(-rc));
 	}
+}
+
+/* The plaintext backend that a late STARTTLS retired (rule 2.7): what it
+ * still sends (the reply to QUIT/LOGOUT) is swallowed; it is closed once
+ * the QUIT went out and it closed, or when a new backend is needed. */
+static void sess_retire_step(struct sess *s, bool now)
+{
+	if (!s->be_retiring)
+		return;
+	buf_consume(&s->bin, buf_len(&s->bin));
+	if (!now && stream_is_open(&s->be) && !s->be.failed &&
+	    (buf_len(&s->bout) || !s->be.eof))
+		return;
+	sess_close_backend(s);
+	s->be_retiring = false;
+	s->be_connected = false;
+	s->be_fin_sent = false;
 }
 
 static void sess_backend_start(struct sess *s)
 {
+	sess_retire_step(s, true);
 	s->state = SS_BACKEND;
 	s->be_tries = 0;
 	sess_backend_next(s);
@@ -344,15 +372,14 @@ static void sess_backend_up(struct sess *s)
 								   : BACKEND_OPEN_MIN_S) * 1000ull);
 }
 
+/* The backend failed while being opened: the client gets the engine's
+ * temporary error, then the close. */
 static void sess_backend_failed(struct sess *s, const char *why)
 {
-	struct proto_env env = sess_env(s);
 	struct proto_out o;
 
-	po_reset(&o);
-	s->l->ops->unavailable(&env, &s->ps, &o);
 	sess_set_result(s, "backend-failed", "%s", why);
-	sess_apply(s, &o);
+	sess_engine(s, &o, unavailable);
 	sess_closing(s, NULL, NULL);
 }
 
@@ -373,11 +400,7 @@ static bool sess_backend(struct sess *s)
 		if (rc == -EINPROGRESS)
 			return false;
 		if (rc < 0) {
-			ctr_inc(s->core, CTR_backend_connect_fail);
-			if (be_mark_down(s->l->pool, s->be_idx, s->core->now_ms))
-				log_msg(LOG_WARNING, "backend %s: connect: %s",
-					s->l->pool->srv[s->be_idx].name, strerror(-rc));
-			stream_close(s->core, &s->be);
+			sess_backend_lost(s, s->be_idx, strerror(-rc));
 			sess_backend_next(s);
 			return true;
 		}
@@ -459,8 +482,8 @@ static bool sess_pump_c2b(struct sess *s)
 		else
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
-		 * acts on a line without its LF. */
-		if (sess_client_eof(s))
+		 * acts on a line without its LF. (A held STARTTLS does not.) */
+		if (sess_client_eof(s) && !s->ps.tls_held)
 			s->scan_ok = buf_len(src);
 	}
 	n = s->scan_ok;
@@ -511,6 +534,46 @@ static bool sess_pump_b2c(struct sess *s)
 	return did;
 }
 
+/*
+ * Rule 2.7: the tracker held a STARTTLS line in the plaintext relay. Once
+ * what came before it went to the backend and every earlier command has
+ * its reply (proto_late_starttls waits for that), it is answered: with the
+ * protocol's error where its state forbids TLS now, and the relay goes on;
+ * else the plaintext backend gets QUIT/LOGOUT (its answer swallowed), the
+ * client sluice's OK, and the session goes on exactly as for a client that
+ * began with STARTTLS: pipelined bytes discarded, the handshake once the
+ * reply drained, the backend opened again after it with the SSL TLV.
+ * Returns true if the line was answered.
+ */
+static bool sess_late_starttls(struct sess *s)
+{
+	struct linereader lr;
+	struct lr_line line;
+	struct proto_env env;
+	struct proto_out o;
+	size_t used;
+
+	if (s->scan_ok || s->tls)
+		return false; /* what came before it is not all with the backend */
+	lr_init(&lr, s->l->ops->line_max);
+	if (lr_next(&lr, buf_head(&s->cin), buf_len(&s->cin), &line, &used) != LR_LINE)
+		return false; /* the tracker holds whole lines only */
+	env = sess_env(s);
+	po_reset(&o);
+	if (!proto_late_starttls(s->l->ops, &env, &s->ps, line.p, line.len, &o))
+		return false;
+	buf_consume(&s->cin, (uint32_t)used);
+	s->t_active = s->core->now_ms;
+	if (o.flags & PO_STARTTLS) {
+		ctr_inc(s->core, CTR_starttls_late);
+		s->c2b = s->b2c = false; /* rule 2.4: nothing more moves in plaintext */
+		s->be_retiring = true;
+		sess_retire_step(s, false);
+	}
+	sess_apply(s, &o);
+	return true;
+}
+
 /* SS_RELAY: both directions, then the half-closes. */
 static bool sess_relay(struct sess *s)
 {
@@ -519,6 +582,10 @@ static bool sess_relay(struct sess *s)
 	if (s->c2b)
 		did |= sess_pump_c2b(s);
 	did |= sess_pump_b2c(s);
+	if (s->ps.tls_held && sess_late_starttls(s)) {
+		s->t_active = s->core->now_ms;
+		return true;
+	}
 	if (did)
 		s->t_active = s->core->now_ms;
 
@@ -653,6 +720,7 @@ void sess_run(struct sess *s)
 		if (s->job_out)
 			return;
 		did = sess_read(s);
+		sess_retire_step(s, false);
 		switch (s->state) {
 		case SS_DIALOGUE:
 			did |= sess_dialogue(s);
@@ -724,8 +792,7 @@ void sess_timer(struct timer *t)
 		}
 		ctr_inc(s->core, CTR_timeout_plaintext);
 		sess_set_result(s, "timeout", "no command for %us", to->plaintext);
-		s->l->ops->timeout(&env, &s->ps, &o);
-		sess_apply(s, &o);
+		sess_engine(s, &o, timeout);
 		if (s->state != SS_CLOSING)
 			sess_closing(s, NULL, NULL);
 		break;
@@ -737,11 +804,7 @@ void sess_timer(struct timer *t)
 		return;
 	case SS_BACKEND:
 		if (!s->be_connected) {
-			ctr_inc(s->core, CTR_backend_connect_fail);
-			if (be_mark_down(s->l->pool, s->be_idx, now))
-				log_msg(LOG_WARNING, "backend %s: connect: timed out",
-					s->l->pool->srv[s->be_idx].name);
-			stream_close(s->core, &s->be);
+			sess_backend_lost(s, s->be_idx, "timed out");
 			sess_backend_next(s);
 		} else {
 			sess_backend_failed(s, "backend did not answer in time");
@@ -803,7 +866,6 @@ static void sess_begin(struct sess *s)
 {
 	struct core *c = s->core;
 	const struct listener *l = s->l;
-	struct proto_env env;
 	struct proto_out o;
 
 	s->cli.writable = true;
@@ -824,10 +886,7 @@ static void sess_begin(struct sess *s)
 		sess_arm(s, l->cfg->detect_implicit_ms);
 	} else {
 		s->state = SS_DIALOGUE;
-		env = sess_env(s);
-		po_reset(&o);
-		l->ops->greeting(&env, &s->ps, &o);
-		sess_apply(s, &o);
+		sess_engine(s, &o, greeting);
 		sess_arm(s, l->cfg->timeouts.plaintext * 1000ull);
 	}
 }

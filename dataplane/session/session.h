@@ -107,6 +107,9 @@ struct sess {
 	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
+	bool be_retiring;           /* rule 2.7: the plaintext backend was told
+				       QUIT/LOGOUT; what it still sends is
+				       swallowed, then it is closed */
 	bool counted_lost;
 	uint32_t scan_ok;           /* relay: bytes at the head of the client
 				       source the engine's tracker approved */

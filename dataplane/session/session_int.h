@@ -29,6 +29,19 @@ void sess_set_result(struct sess *s, const char *result, const char *fmt, ...)
 int sess_to_client(struct sess *s, const void *p, size_t len);
 /* Carry out what the protocol engine answered. */
 void sess_apply(struct sess *s, const struct proto_out *o);
+/* The engine-call pattern: the session's env, a fresh answer *o, the
+ * engine's entry X(env, ps, args..., o), then *o carried out. */
+#define sess_engine(s, o, X, ...) do {                                       \
+		struct proto_env env_ = sess_env(s);                          \
+		po_reset(o);                                                  \
+		(s)->l->ops->X(&env_, &(s)->ps, ##__VA_ARGS__, (o));          \
+		sess_apply((s), (o));                                         \
+	} while (0)
+/* Rule 2.1: the client bytes in cin that followed a STARTTLS line (all of
+ * them: the client sent them before it could know TLS would start) are
+ * discarded and counted. Returns true when the listener closes on that
+ * (quirks.pipelined_starttls: close): the caller closes, result set. */
+bool sess_discard_after_starttls(struct sess *s);
 /* Decide and do the session's I/O: the only place that does. */
 void sess_run(struct sess *s);
 /* Close the sockets now; free the rest later. */

@@ -149,10 +149,57 @@ static void fz_backend_opening(const struct fz_engine *e, const struct proto_ops
 	e->check_out(&o);
 }
 
+/* A STARTTLS the plaintext relay's tracker held at p: answered as the
+ * session does (once the backend replied to all before it); returns the
+ * bytes of its line, *stop when the relay ends there. Only whole lines are
+ * held, and the answer lets go of them. */
+static size_t fz_late(const struct fz_engine *e, const struct proto_ops *ops,
+		      const struct proto_env *env, struct proto_sess *ps, const uint8_t *p,
+		      size_t len, bool *stop)
+{
+	const uint8_t *lf = memchr(p, '\n', len);
+	struct proto_out o;
+	size_t ll;
+	char *l;
+
+	if (!lf || ps->in_tls)
+		abort();
+	ll = (size_t)(lf - p);
+	if (ll && p[ll - 1] == '\r')
+		ll--;
+	l = malloc(ll ? ll : 1);
+	if (!l)
+		abort();
+	memcpy(l, p, ll); /* exactly the line: ASan sees overreads */
+	po_reset(&o);
+	if (!proto_late_starttls(ops, env, ps, l, ll, &o)) {
+		ps->replies = ps->cmds; /* the backend answered them all */
+		po_reset(&o);
+		if (!proto_late_starttls(ops, env, ps, l, ll, &o))
+			abort();
+	}
+	if ((o.flags & PO_STARTTLS) && !e->is_tls_verb(l, ll))
+		abort();
+	free(l);
+	/* the plaintext backend ends politely when TLS is to start, and only
+	 * then gets bytes from the engine */
+	if ((o.flags & PO_STARTTLS) ? o.to_backend_len != strlen(ops->probe_quit) ||
+				      memcmp(o.to_backend, ops->probe_quit, o.to_backend_len)
+				    : o.to_backend_len != 0)
+		abort();
+	o.to_backend_len = 0;
+	e->check_out(&o);
+	if (ps->tls_held)
+		abort();
+	*stop = o.flags & (PO_STARTTLS | PO_CLOSE);
+	return (size_t)(lf - p) + 1;
+}
+
 /* 3. the relay tracker over buf[0, n), in pieces; held bytes are offered
- * again. Only verb -> denied, in place. */
+ * again. Only verb -> denied, in place; a held STARTTLS is answered. */
 static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
-		       struct proto_sess *ps, uint8_t *buf, size_t n, unsigned seed)
+		       const struct proto_env *env, struct proto_sess *ps, uint8_t *buf,
+		       size_t n, unsigned seed)
 {
 	size_t start = 0, end = 0, vl = strlen(e->verb);
 
@@ -182,6 +229,13 @@ static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
 		}
 		free(before);
 		start += ok;
+		if (ps->tls_held) {
+			bool stop = false;
+
+			start += fz_late(e, ops, env, ps, buf + start, end - start, &stop);
+			if (stop)
+				return;
+		}
 	}
 }
 
@@ -219,12 +273,10 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 	if (!buf)
 		abort();
 	memcpy(buf, data + b, size - b);
-	fz_tracker(e, ops, &ps, buf, size - b, seed);
+	fz_tracker(e, ops, &env, &ps, buf, size - b, seed);
 	free(buf);
 	if (ops->fini)
 		ops->fini(&ps);
-	if (ps.replay)
-		abort();
 	caps_free(probed);
 	return 0;
 }

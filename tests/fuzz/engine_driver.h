@@ -22,7 +22,9 @@
  * is never over literal_max and only follows a whole line that does nothing
  * else; TLS starts only on a line is_tls_verb() accepts, outside TLS; the
  * tracker never approves more than it was given and changes nothing but
- * verb into denied, in place; nothing is left to replay.
+ * verb into denied, in place; a STARTTLS the plaintext tracker holds is
+ * a whole line that proto_late_starttls answers (once everything before
+ * it is taken as answered).
  */
 #ifndef SLUICE_FUZZ_ENGINE_DRIVER_H
 #define SLUICE_FUZZ_ENGINE_DRIVER_H

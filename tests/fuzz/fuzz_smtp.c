@@ -103,6 +103,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (ok > end - start)
 				abort();
 			start += ok;
+			if (ps.tls_held) {
+				/* the plaintext relay held a whole STARTTLS line:
+				 * answered as the session does, once all before
+				 * it was answered */
+				const uint8_t *lf = memchr(relay + start, '\n', end - start);
+				size_t ll;
+
+				if (!lf || ps.in_tls)
+					abort();
+				ll = (size_t)(lf - (relay + start));
+				po_reset(&o);
+				ps.replies = ps.cmds;
+				if (!proto_late_starttls(ops, &env, &ps, (const char *)relay + start,
+							 ll && relay[start + ll - 1] == '\r' ? ll - 1 : ll,
+							 &o) || ps.tls_held)
+					abort();
+				check_out(&o);
+				start += ll + 1;
+				if (o.flags & (PO_STARTTLS | PO_CLOSE))
+					break;
+			}
 		}
 	}
 	free(relay);

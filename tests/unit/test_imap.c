@@ -139,10 +139,10 @@ static void stream_init(struct stream *s, const struct setup *su, size_t cap)
 
 static void stream_fini(struct stream *s)
 {
-	s->ops->fini(&s->ps);
+	if (s->ops->fini)
+		s->ops->fini(&s->ps);
 	free(s->buf);
 	caps_free(s->caps);
-	assert_null(s->ps.replay);
 }
 
 static void stream_consume(struct stream *s, size_t n)
@@ -839,7 +839,8 @@ static void test_literal_sync_too_large_not_invited(void **state)
 		po_reset(&o);
 		ops->client_line(&env, &ps, l, strlen(lines[i]), false, &o);
 		free(l);
-		ops->fini(&ps);
+		if (ops->fini)
+			ops->fini(&ps);
 		if (memmem(o.reply, o.reply_len, "+ ", 2) == o.reply ||
 		    memmem(o.reply, o.reply_len, "\r\n+ ", 4))
 			fail_msg("\"%s\": sluice invites a literal it will not read: \"%.*s\" "
@@ -1111,7 +1112,8 @@ static void test_capability_long_list_stays_whole(void **state)
 	ops->greeting(&env, &ps, &g);
 	po_reset(&c);
 	ops->client_line(&env, &ps, "a CAPABILITY", 12, false, &c);
-	ops->fini(&ps);
+	if (ops->fini)
+		ops->fini(&ps);
 	caps_free(caps);
 	if (!reply_well_formed(g.reply, g.reply_len))
 		fail_msg("greeting of %zu bytes is not a whole line; it ends \"%.*s\"",
@@ -1145,6 +1147,7 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 
 	assert_non_null(ops->c2b_scan);
 	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(t[i].in), went;
 
@@ -1161,14 +1164,16 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 
 			snprintf(got, sizeof(got), "%.*s", (int)(went < 400 ? went : 400),
 				 (const char *)buf);
-			ops->fini(&ps);
+			if (ops->fini)
+				ops->fini(&ps);
 			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want %zu \"%.400s\"", name, i,
 				 went, got, strlen(t[i].out), t[i].out);
 		}
 		memmove(buf, buf + went, len - went);
 		held = len - went;
 	}
-	ops->fini(&ps);
+	if (ops->fini)
+		ops->fini(&ps);
 }
 
 #define TRACK(t) run_tracker(#t, (t), sizeof(t) / sizeof((t)[0]))
@@ -1379,7 +1384,8 @@ static void test_probe(void **state)
 	ops->client_line(&env, &ps, "a CAPABILITY", 12, false, &o);
 	assert_int_equal(o.reply_len, strlen(cap));
 	assert_memory_equal(o.reply, cap, o.reply_len);
-	ops->fini(&ps);
+	if (ops->fini)
+		ops->fini(&ps);
 	caps_free(caps);
 }
 
@@ -1456,6 +1462,59 @@ static void test_probe_refused(void **state)
 	caps_free(caps);
 }
 
+/* ---- STARTTLS in the plaintext relay (DESIGN.md rule 2.7) --------------- */
+
+#define LATE_OK(tag) tag " OK Begin TLS negotiation now.\r\n"
+#define AUTHED(tag) tag " BAD STARTTLS is not valid in the authenticated state.\r\n"
+
+/*
+ * LOGIN went to Dovecot in plaintext: the tracker holds the STARTTLS; once
+ * every earlier command has its tagged reply it is allowed before login
+ * (RFC 9051 6.2.1: the backend gets LOGOUT, the client sluice's OK) and
+ * refused with BAD after a tagged OK to LOGIN or AUTHENTICATE.
+ */
+static void test_late_starttls(void **state)
+{
+	static const struct relay_step refused_login[] = {
+		RH("", "a LOGIN bob secret\r\nb STARTTLS\r\nc NOOP\r\n", "a LOGIN bob secret\r\n"),
+		RH("* OK [ALERT] b OK is not for you\r\n", "", ""), /* untagged */
+		RA("a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure "
+		  "(SSL/TLS) connections.\r\n", "", "", LATE_OK("b"), PO_STARTTLS,
+		  "b LOGOUT\r\n"),
+	};
+	static const struct relay_step logged_in[] = {
+		R("", "a LOGIN bob secret\r\n", "a LOGIN bob secret\r\n"),
+		RA("a OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n", "b STARTTLS\r\nc NOOP\r\n", "", AUTHED("b"), 0, NULL),
+		R("", "", "c NOOP\r\n"),
+		/* IDLE's DONE gets no tagged reply of its own */
+		RH("c OK NOOP completed.\r\n", "d IDLE\r\nDONE\r\ne STARTTLS\r\n", "d IDLE\r\nDONE\r\n"),
+		RA("+ idling\r\nd OK Idle completed.\r\n", "", "", AUTHED("e"), 0, NULL),
+	};
+	/* AUTHENTICATE: the SASL lines are no commands; its tagged reply decides. */
+	static const struct relay_step sasl_failed[] = {
+		R("", "a AUTHENTICATE PLAIN\r\n", "a AUTHENTICATE PLAIN\r\n"),
+		R("+ \r\n", "AGJvYgBzZWNyZXQ=\r\n", "AGJvYgBzZWNyZXQ=\r\n"),
+		RA("a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", "b STARTTLS\r\n", "", LATE_OK("b"), PO_STARTTLS, "b LOGOUT\r\n"),
+	};
+	static const struct relay_step sasl_ok[] = {
+		RH("", "a AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=\r\nb STARTTLS\r\n", "a AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=\r\n"),
+		RA("a OK Logged in\r\n", "", "", AUTHED("b"), 0, NULL),
+	};
+	/* A backend literal is data: a tagged-looking line inside it is not a
+	 * reply. */
+	static const struct relay_step literal[] = {
+		RH("", "a LOGIN bob secret\r\nb ID NIL\r\nc STARTTLS\r\n", "a LOGIN bob secret\r\nb ID NIL\r\n"),
+		RH("a NO no\r\n* ID (\"x\" {12}\r\nb OK fake\r\n)\r\n", "", ""),
+		RA("b OK ID completed.\r\n", "", "", LATE_OK("c"), PO_STARTTLS, "b LOGOUT\r\n"),
+	};
+
+	RELAY(&starttls_caps, refused_login);
+	RELAY(&starttls_caps, logged_in);
+	RELAY(&starttls_caps, sasl_failed);
+	RELAY(&starttls_caps, sasl_ok);
+	RELAY(&starttls_caps, literal);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1497,6 +1556,7 @@ int main(void)
 		cmocka_unit_test(test_probe_tokens),
 		cmocka_unit_test(test_probe_many),
 		cmocka_unit_test(test_probe_refused),
+		cmocka_unit_test(test_late_starttls),
 	};
 
 	return cmocka_run_group_tests_name("imap", tests, NULL, NULL);

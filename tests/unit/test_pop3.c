@@ -462,6 +462,7 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 
 	assert_non_null(ops->c2b_scan);
 	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(t[i].in), went;
 
@@ -641,6 +642,54 @@ static void test_probe_refused(void **state)
 	caps_free(caps);
 }
 
+/* ---- STLS in the plaintext relay (DESIGN.md rule 2.7) -------------------- */
+
+#define AUTHED "-ERR STLS is not valid after login.\r\n"
+
+/*
+ * USER went to Dovecot in plaintext: the tracker holds the STLS; once every
+ * earlier command has its answer it is allowed in the AUTHORIZATION state
+ * (RFC 2595 4: the backend gets QUIT, the client sluice's +OK) and refused
+ * with -ERR after a +OK to PASS, APOP or AUTH. Multi-line answers are read
+ * to their "." (a body line "+OK" is no answer).
+ */
+static void test_late_stls(void **state)
+{
+	static const struct relay_step refused_user[] = {
+		RH("", "USER bob\r\nSTLS\r\nCAPA\r\n", "USER bob\r\n"),
+		RA("-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) "
+		  "connections.\r\n", "", "", STLS_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	static const struct relay_step after_pass[] = {
+		R("", "USER bob\r\nPASS secret\r\n", "USER bob\r\nPASS secret\r\n"),
+		RA("+OK\r\n+OK Logged in.\r\n", "STLS\r\nSTAT\r\n", "", AUTHED, 0, NULL),
+		R("", "", "STAT\r\n"),
+	};
+	static const struct relay_step multiline[] = {
+		RH("", "CAPA\r\nUSER bob\r\nSTLS\r\n", "CAPA\r\nUSER bob\r\n"),
+		RH("+OK\r\n+OK not an answer\r\n-ERR nor this\r\n.\r\n", "", ""),
+		RA("+OK\r\n", "", "", STLS_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	static const struct relay_step sasl[] = {
+		R("", "AUTH PLAIN\r\n", "AUTH PLAIN\r\n"),
+		R("+ \r\n", "AGJvYgBzZWNyZXQ=\r\n", "AGJvYgBzZWNyZXQ=\r\n"),
+		RA("+OK Logged in.\r\n", "STLS\r\n", "", AUTHED, 0, NULL),
+	};
+	/* With an initial response: no STLS behind it before its answer (the
+	 * line would be a SASL response); after a failure, STLS works. */
+	static const struct relay_step sasl_failed[] = {
+		R("", "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n", "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n"),
+		RA("-ERR [AUTH] Authentication failed.\r\n", "STLS\r\n", "", STLS_OK,
+		  PO_STARTTLS, "QUIT\r\n"),
+	};
+
+	RELAY(&starttls_caps, refused_user);
+	RELAY(&starttls_caps, after_pass);
+	RELAY(&starttls_caps, multiline);
+	RELAY(&starttls_caps, sasl);
+	RELAY(&starttls_caps, sasl_failed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -665,6 +714,7 @@ int main(void)
 		cmocka_unit_test(test_probe_no_capa),
 		cmocka_unit_test(test_probe_limits),
 		cmocka_unit_test(test_probe_refused),
+		cmocka_unit_test(test_late_stls),
 	};
 
 	return cmocka_run_group_tests_name("pop3", tests, NULL, NULL);

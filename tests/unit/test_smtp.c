@@ -535,7 +535,6 @@ static void test_tls_ehlo_long_reply_stays_complete(void **state)
 	assert_int_equal(memcmp(all + alen - 14, "250 8BITMIME\r\n", 14), 0);
 	assert_non_null(memmem(all, alen, "EXTENSION-39 ", 13));
 	ops->fini(&ps);
-	assert_null(ps.acc);
 }
 
 /*
@@ -697,6 +696,7 @@ static void run_tracker(const char *name, const struct seg *t, size_t n)
 	assert_non_null(ops->c2b_scan);
 	assert_non_null(ops->b2c_scan);
 	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(t[i].in), went;
 
@@ -901,7 +901,7 @@ static void test_body_scan_matches_bytewise(void **state)
 		struct proto_sess ps;
 		uint8_t body[700], pre[8] = "DATA\r\n";
 		size_t n, off = 0;
-		int start, end, rm_body;
+		int start, end;
 		uint64_t cmds;
 
 #define RND() (seed = seed * 6364136223846793005ull + 1442695040888963407ull, (unsigned)(seed >> 33))
@@ -915,8 +915,7 @@ static void test_body_scan_matches_bytewise(void **state)
 		start = (int)(RND() % 2);
 		pre[0] = start ? '\n' : 'x';
 		assert_int_equal(ops->c2b_scan(&ps, pre, 1), 1);
-		rm_body = ps.rmode;
-		cmds = ps.cmds;
+		cmds = ps.cmds; /* the end of the content is one more command */
 		end = ref_body_end(start, body, n);
 		while (off < (end >= 0 ? (size_t)end : n)) {
 			size_t lim = end >= 0 ? (size_t)end : n;
@@ -927,15 +926,15 @@ static void test_body_scan_matches_bytewise(void **state)
 			went = ops->c2b_scan(&ps, body + off, k);
 			assert_int_equal(went, k);
 			off += k;
-			if (off < lim && ((int)ps.rmode != rm_body || ps.cmds != cmds))
+			if (off < lim && ps.cmds != cmds)
 				fail_msg("round %u: content ended at %zu, the reference at %d",
 					 round, off, end);
 		}
 		if (end >= 0) {
-			if ((int)ps.rmode == rm_body || ps.cmds != cmds + 1)
+			if (ps.cmds != cmds + 1)
 				fail_msg("round %u: content not ended at %d", round, end);
 			ended++;
-		} else if ((int)ps.rmode != rm_body || ps.cmds != cmds) {
+		} else if (ps.cmds != cmds) {
 			fail_msg("round %u: content ended, the reference never ends it", round);
 		}
 		ops->fini(&ps);
@@ -943,6 +942,122 @@ static void test_body_scan_matches_bytewise(void **state)
 	}
 	/* The draw ends the content often, and not always. */
 	assert_in_range(ended, 400, 3600);
+}
+
+/* ---- STARTTLS in the plaintext relay (DESIGN.md rule 2.7) --------------- */
+
+#define LATE_OK "220 2.0.0 Ready to start TLS\r\n"
+#define IN_TXN  "503 5.5.1 Error: MAIL transaction in progress\r\n"
+
+/*
+ * Port 25 after plaintext commands went to Postfix: the tracker holds the
+ * STARTTLS line; once every earlier command has its reply, it is allowed
+ * outside a mail transaction (RFC 3207 4.2: the backend gets QUIT, the
+ * client sluice's 220) and refused with Postfix's 503 inside one, after the
+ * replies before it; the relay goes on behind the refusal.
+ */
+static void test_late_starttls_transaction(void **state)
+{
+	static const struct relay_step rset[] = {
+		R("", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RH("250 2.1.0 Ok\r\n", "RSET\r\nSTARTTLS\r\nNOOP\r\n", "RSET\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	static const struct relay_step in_txn[] = {
+		RH("", "MAIL FROM:<a@b.example>\r\nSTARTTLS\r\nRCPT TO:<c@test.local>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RA("250 2.1.0 Ok\r\n", "", "", IN_TXN, 0, NULL),
+		R("", "", "RCPT TO:<c@test.local>\r\n"),
+		RH("250 2.1.5 Ok\r\n", "RSET\r\nSTARTTLS\r\n", "RSET\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* A refused MAIL starts nothing. */
+	static const struct relay_step refused_mail[] = {
+		RH("", "MAIL FROM:<a@b.example>\r\nSTARTTLS\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RA("553 5.1.8 Sender address rejected\r\n", "", "", LATE_OK, PO_STARTTLS,
+		  "QUIT\r\n"),
+	};
+	/* The end of data ends it, whatever its reply; a STARTTLS in the
+	 * content is content. */
+	static const struct relay_step after_data[] = {
+		R("", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\nDATA\r\n", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\nDATA\r\n"),
+		RH("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data\r\n", "STARTTLS\r\n.\r\nSTARTTLS\r\n", "STARTTLS\r\n.\r\n"),
+		RA("554 5.7.1 Rejected\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* EHLO ends it too (RFC 5321 4.1.4); a multi-line reply is one. */
+	static const struct relay_step ehlo[] = {
+		R("", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		RH("250 2.1.0 Ok\r\n", "EHLO c\r\nSTARTTLS\r\n", "EHLO c\r\n"),
+		RH("250-backend.test\r\n", "", ""),
+		RA("250 PIPELINING\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* BDAT ... LAST ends it (RFC 3030). */
+	static const struct relay_step bdat[] = {
+		RH("", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\nBDAT 5 LAST\r\nhello"
+		  "STARTTLS\r\n", "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@test.local>\r\n"
+		  "BDAT 5 LAST\r\nhello"),
+		RH("250 Ok\r\n250 Ok\r\n", "", ""),
+		RA("250 2.0.0 Ok: queued\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+	/* With an argument: the syntax error, in its turn. */
+	static const struct relay_step arg[] = {
+		RH("", "NOOP\r\nSTARTTLS now\r\nNOOP\r\n", "NOOP\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", "501 5.5.4 Syntax: STARTTLS\r\n", 0, NULL),
+		R("", "", "NOOP\r\n"),
+	};
+	/* tls: off: there is no STARTTLS here. */
+	static const struct setup off = { CFG_TLS_OFF, false, postfix_caps };
+	static const struct relay_step off_steps[] = {
+		RH("", "NOOP\r\nSTARTTLS\r\n", "NOOP\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", "502 5.5.1 Error: command not implemented\r\n",
+		  0, NULL),
+	};
+
+	RELAY(&starttls_caps, rset);
+	RELAY(&starttls_caps, in_txn);
+	RELAY(&starttls_caps, refused_mail);
+	RELAY(&starttls_caps, after_data);
+	RELAY(&starttls_caps, ehlo);
+	RELAY(&starttls_caps, bdat);
+	RELAY(&starttls_caps, arg);
+	RELAY(&off, off_steps);
+}
+
+/* A hundred recipients pipelined take no room in the tracker: after the
+ * transaction ends, STARTTLS is allowed as usual. */
+static void test_late_starttls_many_recipients(void **state)
+{
+	static char rcpts[100 * 32], replies[100 * 16];
+	size_t rl = 0, pl = 0;
+
+	for (int i = 0; i < 100; i++) {
+		rl += (size_t)snprintf(rcpts + rl, sizeof(rcpts) - rl, "RCPT TO:<r%d@test.local>\r\n", i);
+		pl += (size_t)snprintf(replies + pl, sizeof(replies) - pl, "250 2.1.5 Ok\r\n");
+	}
+	const struct relay_step t[] = {
+		R("", "MAIL FROM:<a@b.example>\r\n", "MAIL FROM:<a@b.example>\r\n"),
+		R("250 2.1.0 Ok\r\n", rcpts, rcpts),
+		RA(replies, "STARTTLS\r\n", "", IN_TXN, 0, NULL),
+		RH("", "RSET\r\nSTARTTLS\r\n", "RSET\r\n"),
+		RA("250 2.0.0 Ok\r\n", "", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+
+	RELAY(&starttls_caps, t);
+}
+
+/* Inside TLS nothing is held: the tracker rewrites, the backend answers. */
+static void test_late_starttls_not_in_tls(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_sess ps;
+	uint8_t b[] = "NOOP\r\nSTARTTLS\r\n";
+
+	memset(&ps, 0, sizeof(ps));
+	ops->tls_started(&ps);
+	assert_int_equal(ops->c2b_scan(&ps, b, sizeof(b) - 1), sizeof(b) - 1);
+	assert_memory_equal(b, "NOOP\r\nXTLSDENY\r\n", sizeof(b) - 1);
+	assert_false(ps.tls_held);
+	assert_int_equal(ps.cmds, 2);
+	ops->fini(&ps);
 }
 
 int main(void)
@@ -981,6 +1096,9 @@ int main(void)
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_probe_no_keywords),
 		cmocka_unit_test(test_probe_refused),
+		cmocka_unit_test(test_late_starttls_transaction),
+		cmocka_unit_test(test_late_starttls_not_in_tls),
+		cmocka_unit_test(test_late_starttls_many_recipients),
 	};
 
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);

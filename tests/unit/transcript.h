@@ -113,6 +113,38 @@ struct proto_caps *transcript_probe(const struct transcript_proto *tp,
 void transcript_lost_is_silent(const struct transcript_proto *tp, const char *const *lasts,
 			       size_t n);
 
+/*
+ * The plaintext relay (rule 2.7 of DESIGN.md): what the backend sends (fed
+ * to ->b2c_scan first), what the client sends (to ->c2b_scan, behind what
+ * it held), what may go to the backend now; and where the tracker holds a
+ * STARTTLS line, whether proto_late_starttls answers it now and how.
+ */
+struct relay_step {
+	const char *backend;       /* backend bytes relayed to the client first */
+	const char *client;        /* new client bytes */
+	const char *pass;          /* exactly what goes to the backend now */
+	bool held;                 /* the tracker holds a STARTTLS line after it */
+	const char *answer;        /* held: answered now, exactly this; NULL: not yet */
+	unsigned flags;            /* ... with exactly these PO_ flags */
+	const char *to_backend;    /* ... and these bytes for the backend (NULL: none) */
+};
+
+/* Nothing held: what goes to the backend. */
+#define R(be, cl, pass)              { (be), (cl), (pass), false, NULL, 0, NULL }
+/* A STARTTLS held behind what goes, not answered yet. */
+#define RH(be, cl, pass)             { (be), (cl), (pass), true, NULL, 0, NULL }
+/* A STARTTLS held and answered now: exactly ans, flags fl, bytes tob for
+ * the backend (NULL: none). */
+#define RA(be, cl, pass, ans, fl, tob) { (be), (cl), (pass), true, (ans), (fl), (tob) }
+
+/* Run steps[0..n) against a fresh plaintext relay of tp's engine set up as
+ * su; an answered STARTTLS line is taken from the client's bytes, and after
+ * PO_STARTTLS the rest is discarded (rule 2.1). Fails at the first step
+ * that differs. */
+void transcript_relay(const struct transcript_proto *tp, const struct setup *su,
+		      const struct relay_step *steps, size_t n);
+#define RELAY(su, steps) transcript_relay(&TP, (su), (steps), sizeof(steps) / sizeof((steps)[0]))
+
 /* The backend capabilities list of a NULL-terminated list (NULL: none). */
 struct proto_caps *caps_make(const char *const *list);
 /* "CLOSE|STARTTLS" for PO_ flags f, in buf. */
