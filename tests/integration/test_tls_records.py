@@ -333,8 +333,10 @@ class RawTls(Replies):
         return data
 
     def closed_tls(self):
-        """Did sluice send close_notify or an alert?"""
-        return any(e[0] == "alert" for e in self.events)
+        """Did sluice send close_notify or a fatal alert? (A warning such
+        as no_renegotiation ends nothing.)"""
+        return any(e[0] == "alert" and (e[1] == 2 or e[2] == CLOSE_NOTIFY)
+                   for e in self.events)
 
     def until_eof(self, timeout=10):
         """Read until sluice closes TCP; the events after the last
@@ -472,6 +474,9 @@ class Case(unittest.TestCase):
         self.assertEqual(tail, [("alert", 2, desc), ("eof",)], events)
 
     def log_line(self, c):
+        """sluice's line for the connection, closed by the client first
+        (else sluice writes it when its linger after the close ends)."""
+        c.close()
         return SL.conn_log(CLIENT, c.local[1])
 
 
