@@ -141,6 +141,8 @@ void *core_main(void *arg)
 				wait = 0;
 		if (c->again)
 			wait = 0;
+		if (c->now_ms < c->hold_until && wait > 1)
+			wait = 1;  /* greet on time: holds are a few ms */
 		n = epoll_wait(c->epfd, ev, CORE_EVENTS, wait);
 		c->now_ms = clock_ms();
 		for (k = 0; k < n; k++) {

@@ -32,6 +32,8 @@ struct core {
 	struct sess *dead;         /* closed this loop, freed at its end */
 	struct sess *again;        /* to run again next round (work left) */
 	unsigned n_sess;
+	uint64_t hold_until;       /* a greeting is held until then: the loop
+				      wakes every ms, not every CORE_WAIT_MS */
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 	struct nat_core *nat;      /* native stack (io/native.h); NULL: kernel */

@@ -8,42 +8,33 @@
  * (an unknown key gets the mapping's mark, a missing key the previous
  * field's). So the document is first walked with libyaml events to record,
  * for every key path ("listeners[1].tls"), the line of the key and of its
- * value; libcyaml's backtrace is turned into such a path and the line comes
- * from that index. The semantic checks after loading (ranges, addresses,
- * cross-references) use the same index, and so do the `line` fields the
- * rest of sluice uses for its own messages.
+ * value (config_lines.c); libcyaml's backtrace is turned into such a path
+ * and the line comes from that index (config_errors.c). The semantic checks
+ * after loading (ranges, addresses, cross-references) use the same index,
+ * and so do the `line` fields the rest of sluice uses for its own messages.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE     /* memmem */
-#endif
 #include "config.h"
 #include "config_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
-#include <yaml.h>
 
-#define CFG_MSG_MAX   512
-#define CFG_DEPTH_MAX 32        /* deeper nodes are not indexed */
-#define CFG_BT_MAX    16
 #define CFG_FILE_MAX  (1u << 20)  /* a bigger "configuration" is a mistake */
 
 /* ---- schema -------------------------------------------------------------- */
 
 /* Value names as written in the file; cfg_*_name() read the same tables. */
 static const cyaml_strval_t cfg_proto_strs[] = {
-	{ "smtp", CFG_PROTO_SMTP }, { "imap", CFG_PROTO_IMAP }, { "pop3", CFG_PROTO_POP3 },
+#define P(e, name, ops) { name, CFG_PROTO_##e },
+#include "proto/proto.def"
+#undef P
 };
 static const cyaml_strval_t cfg_tls_strs[] = {
 	{ "off", CFG_TLS_OFF }, { "starttls", CFG_TLS_STARTTLS },
@@ -78,14 +69,31 @@ static const cyaml_schema_field_t cfg_timeouts_fields[] = {
 	CYAML_FIELD_END
 };
 
+/* quirks: one key per switchable quirk of the table (quirk.def). */
+#define CFG_QUIRK_FIELD_ALLOW(n) \
+	ENUM(#n, OPT, struct cfg_quirks, action[CFG_QUIRK_##n], cfg_quirk_strs),
+#define CFG_QUIRK_FIELD_CLOSE(n) CFG_QUIRK_FIELD_ALLOW(n)
+#define CFG_QUIRK_FIELD_FIXED(n)
 static const cyaml_schema_field_t cfg_quirks_fields[] = {
-	ENUM("second_starttls", OPT, struct cfg_quirks, second_starttls, cfg_quirk_strs),
-	ENUM("pipelined_starttls", OPT, struct cfg_quirks, pipelined_starttls, cfg_quirk_strs),
-	ENUM("bare_lf", OPT, struct cfg_quirks, bare_lf, cfg_quirk_strs),
-	ENUM("trailing_blanks", OPT, struct cfg_quirks, trailing_blanks, cfg_quirk_strs),
-	ENUM("sslv2_hello", OPT, struct cfg_quirks, sslv2_hello, cfg_quirk_strs),
-	ENUM("no_ems", OPT, struct cfg_quirks, no_ems, cfg_quirk_strs),
+#define Q(n, w, act, why, h) CFG_QUIRK_FIELD_##act(n)
+#include "quirk/quirk.def"
+#undef Q
 	CYAML_FIELD_END
+};
+#undef CFG_QUIRK_FIELD_ALLOW
+#undef CFG_QUIRK_FIELD_CLOSE
+#undef CFG_QUIRK_FIELD_FIXED
+
+/* Each quirk's key and default action, from the table. */
+static const char *const cfg_quirk_keys[CFG_QUIRK__COUNT] = {
+#define Q(n, w, act, why, h) #n,
+#include "quirk/quirk.def"
+#undef Q
+};
+static const enum cfg_quirk_action cfg_quirk_defaults[CFG_QUIRK__COUNT] = {
+#define Q(n, w, act, why, h) CFG_QUIRK_##act,
+#include "quirk/quirk.def"
+#undef Q
 };
 
 static const cyaml_schema_field_t cfg_cert_fields[] = {
@@ -190,7 +198,7 @@ static const cyaml_schema_field_t cfg_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("native", OPT, struct cfg, native, cfg_native_fields),
 	CYAML_FIELD_END
 };
-static const cyaml_schema_value_t cfg_schema = {
+const cyaml_schema_value_t cfg_schema = {
 	CYAML_VALUE_MAPPING(PTR, struct cfg, cfg_fields),
 };
 /* cyaml_config.mem_fn: plain realloc/free, as the defaults we strdup() use. */
@@ -215,630 +223,6 @@ static const cyaml_config_t cfg_cyaml_free_cfg = { .mem_fn = cfg_cyaml_mem };
 /* Numeric ranges, checked after loading (libcyaml 1.3 has no range checks). */
 #define CFG_CORES_MAX     64
 #define CFG_TIMEOUT_MAX   86400
-
-/* ---- load context -------------------------------------------------------- */
-
-struct cfg_mark {
-	char *path;             /* "listeners[1].tls"; "" is the document root */
-	unsigned kline;         /* line of the key (of the entry, in a sequence) */
-	unsigned vline;         /* line of the value */
-};
-
-enum cfg_bt_kind { CFG_BT_MAPPING, CFG_BT_FIELD, CFG_BT_ENTRY };
-
-struct cfg_bt {                 /* one "  in ..." line of libcyaml's backtrace */
-	enum cfg_bt_kind kind;
-	unsigned entry;         /* CFG_BT_ENTRY: libcyaml's count, index + 1 */
-	char field[64];
-};
-
-struct cfg_ld {
-	const char *name;       /* file name for messages */
-	char *err;
-	size_t errlen;
-	struct cfg_mark *marks; /* owned, freed at the end of the load */
-	size_t n_marks, cap_marks;
-	char msg[CFG_MSG_MAX];  /* first error libcyaml logged, "Load: " removed */
-	struct cfg_bt bt[CFG_BT_MAX]; /* its backtrace, innermost first */
-	unsigned n_bt;
-	bool bt_open;
-};
-
-
-/* Write "NAME:LINE: PATH: reason" (no LINE if 0, no PATH if empty); returns rc. */
-static int cfg_vfail(struct cfg_ld *ld, int rc, unsigned line, const char *path,
-		     const char *fmt, va_list ap)
-{
-	int n;
-
-	if (!ld->err || !ld->errlen)
-		return rc;
-	n = snprintf(ld->err, ld->errlen, "%s:", ld->name);
-	if (line && n >= 0 && (size_t)n < ld->errlen)
-		n += snprintf(ld->err + n, ld->errlen - n, "%u:", line);
-	if (path && *path && n >= 0 && (size_t)n < ld->errlen)
-		n += snprintf(ld->err + n, ld->errlen - n, " %s:", path);
-	if (n >= 0 && (size_t)n + 1 < ld->errlen) {
-		ld->err[n++] = ' ';
-		vsnprintf(ld->err + n, ld->errlen - n, fmt, ap);
-	}
-	return rc;
-}
-
-/* cfg_vfail with the arguments inline; returns rc. */
-static int cfg_fail(struct cfg_ld *ld, int rc, unsigned line, const char *path,
-		    const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	cfg_vfail(ld, rc, line, path, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* An error about the value at path, on its line; returns -EINVAL. */
-int cfg_err(struct cfg_ld *ld, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	cfg_vfail(ld, -EINVAL, cfg_line(ld, path, false, false), path, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-int cfg_oom(struct cfg_ld *ld)
-{
-	return cfg_fail(ld, -ENOMEM, 0, NULL, "out of memory");
-}
-
-/* ---- path -> line index, built from libyaml events ----------------------- */
-
-/* Append a mark; returns its index or -ENOMEM. */
-static int cfg_mark_add(struct cfg_ld *ld, const char *path, unsigned line)
-{
-	if (ld->n_marks == ld->cap_marks) {
-		size_t cap = ld->cap_marks ? 2 * ld->cap_marks : 64;
-		struct cfg_mark *m = realloc(ld->marks, cap * sizeof(*m));
-
-		if (!m)
-			return -ENOMEM;
-		ld->marks = m;
-		ld->cap_marks = cap;
-	}
-	ld->marks[ld->n_marks].path = strdup(path);
-	if (!ld->marks[ld->n_marks].path)
-		return -ENOMEM;
-	ld->marks[ld->n_marks].kline = line;
-	ld->marks[ld->n_marks].vline = line;
-	return (int)ld->n_marks++;
-}
-
-/* The mark recorded for exactly this path (the last one if last), or NULL. */
-static const struct cfg_mark *cfg_mark_find(const struct cfg_ld *ld, const char *path,
-					    bool last)
-{
-	const struct cfg_mark *found = NULL;
-
-	for (size_t i = 0; i < ld->n_marks; i++) {
-		if (strcmp(ld->marks[i].path, path))
-			continue;
-		found = &ld->marks[i];
-		if (!last)
-			break;
-	}
-	return found;
-}
-
-/*
- * Line of path: of its key if key, else of its value. A path that is not in
- * the document (a default, a node reached through an alias) gets the line of
- * its nearest ancestor that is.
- */
-unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bool last)
-{
-	char p[CFG_PATH_MAX];
-	const struct cfg_mark *m;
-
-	snprintf(p, sizeof(p), "%s", path);
-	for (;;) {
-		m = cfg_mark_find(ld, p, last);
-		if (m)
-			return key ? m->kline : m->vline;
-		if (!*p)
-			return 1;
-		char *dot = strrchr(p, '.'), *br = strrchr(p, '[');
-
-		*(dot > br ? dot : br ? br : p) = '\0';
-	}
-}
-
-bool cfg_present(const struct cfg_ld *ld, const char *path)
-{
-	return cfg_mark_find(ld, path, false) != NULL;
-}
-
-struct cfg_frame {
-	bool map;
-	bool want_key;          /* map: the next node is a key */
-	unsigned idx;           /* sequence: index of the next entry */
-	int rec;                /* map: mark of the current key */
-	char path[CFG_PATH_MAX];
-	char key[CFG_PATH_MAX]; /* map: path of the current key */
-};
-
-struct cfg_walk {
-	struct cfg_frame st[CFG_DEPTH_MAX];
-	unsigned depth;         /* may exceed CFG_DEPTH_MAX; deeper is not indexed */
-};
-
-/* A node ended: its mapping flips between expecting a key and a value. */
-static void cfg_walk_end(struct cfg_walk *w)
-{
-	if (w->depth > 0 && w->depth <= CFG_DEPTH_MAX && w->st[w->depth - 1].map)
-		w->st[w->depth - 1].want_key = !w->st[w->depth - 1].want_key;
-}
-
-/* A node starts: record its path and line, enter it if a collection. 0 or -errno. */
-static int cfg_walk_node(struct cfg_ld *ld, struct cfg_walk *w, const yaml_event_t *ev,
-			 unsigned line)
-{
-	bool coll = ev->type == YAML_SEQUENCE_START_EVENT ||
-		    ev->type == YAML_MAPPING_START_EVENT;
-	struct cfg_frame *f = w->depth ? &w->st[w->depth - 1] : NULL;
-	char path[CFG_PATH_MAX] = "";
-	int rc = 0;
-
-	if (w->depth > CFG_DEPTH_MAX) {
-		/* not indexed */
-	} else if (!f) {
-		rc = cfg_mark_add(ld, "", line);
-	} else if (f->map && f->want_key) {
-		if (ev->type != YAML_SCALAR_EVENT)   /* "[::1]:25" in a flow sequence */
-			return cfg_fail(ld, -EINVAL, line, f->path, "mapping key is not a string%s",
-					ev->type == YAML_SEQUENCE_START_EVENT ?
-					"; quote \"[v6]:port\" addresses" : "");
-		snprintf(path, sizeof(path), "%s%s%s", f->path, *f->path ? "." : "",
-			 (const char *)ev->data.scalar.value);
-		memcpy(f->key, path, sizeof(path));
-		rc = f->rec = cfg_mark_add(ld, path, line);
-	} else if (f->map) {
-		ld->marks[f->rec].vline = line;
-		memcpy(path, f->key, sizeof(path));
-	} else {
-		if (snprintf(path, sizeof(path), "%s[%u]", f->path, f->idx++) >= (int)sizeof(path))
-			path[0] = '\0';        /* absurdly deep: the root's line will do */
-		rc = cfg_mark_add(ld, path, line);
-	}
-	if (rc < 0)
-		return rc;
-	if (!coll) {
-		cfg_walk_end(w);
-		return 0;
-	}
-	if (w->depth < CFG_DEPTH_MAX) {
-		f = &w->st[w->depth];
-		memset(f, 0, sizeof(*f));
-		f->map = ev->type == YAML_MAPPING_START_EVENT;
-		f->want_key = true;
-		memcpy(f->path, path, sizeof(path));
-	}
-	w->depth++;
-	return 0;
-}
-
-/* A libyaml parse error as "NAME:LINE:COL: syntax error: ..."; returns -EINVAL. */
-static int cfg_syntax(struct cfg_ld *ld, const yaml_parser_t *p, const char *yaml, size_t len)
-{
-	size_t at = p->problem_mark.index < len ? p->problem_mark.index : len, b = at, e = at;
-	int n;
-
-	if (!ld->err || !ld->errlen)
-		return -EINVAL;
-	n = snprintf(ld->err, ld->errlen, "%s:%zu:%zu: syntax error: %s", ld->name,
-		     p->problem_mark.line + 1, p->problem_mark.column + 1,
-		     p->problem ? p->problem : "invalid YAML");
-	if (p->context && n > 0 && (size_t)n < ld->errlen)
-		n += snprintf(ld->err + n, ld->errlen - n, " (%s at line %zu)", p->context,
-			      p->context_mark.line + 1);
-	/* "address: [::1]:25" is a flow sequence followed by junk. */
-	while (b > 0 && yaml[b - 1] != '\n')
-		b--;
-	while (e < len && yaml[e] != '\n')
-		e++;
-	if (memmem(yaml + b, e - b, "]:", 2) && n > 0 && (size_t)n < ld->errlen)
-		snprintf(ld->err + n, ld->errlen - n, "; quote \"[v6]:port\" addresses");
-	return -EINVAL;
-}
-
-/*
- * Parse the whole stream with libyaml and index its document. Returns 0,
- * -EINVAL with a syntax error in err, or -ENOMEM.
- */
-static int cfg_index(struct cfg_ld *ld, const char *yaml, size_t len)
-{
-	yaml_parser_t parser;
-	yaml_event_t ev;
-	struct cfg_walk *w;
-	unsigned docs = 0, line;
-	bool end = false;
-	int rc = 0;
-
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return cfg_oom(ld);
-	if (!yaml_parser_initialize(&parser)) {
-		free(w);
-		return cfg_oom(ld);
-	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-	while (!end && rc == 0) {
-		if (!yaml_parser_parse(&parser, &ev)) {
-			rc = parser.error == YAML_MEMORY_ERROR ? -ENOMEM :
-			     cfg_syntax(ld, &parser, yaml, len);
-			break;
-		}
-		line = (unsigned)ev.start_mark.line + 1;
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			end = true;
-			break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (docs++)
-				rc = cfg_fail(ld, -EINVAL, line, NULL,
-					      "only one YAML document is allowed");
-			break;
-		case YAML_SCALAR_EVENT:
-		case YAML_ALIAS_EVENT:
-		case YAML_SEQUENCE_START_EVENT:
-		case YAML_MAPPING_START_EVENT:
-			rc = cfg_walk_node(ld, w, &ev, line);
-			break;
-		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT:
-			w->depth--;
-			cfg_walk_end(w);
-			break;
-		default:
-			break;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&parser);
-	free(w);
-	return rc == -ENOMEM ? cfg_oom(ld) : rc;
-}
-
-/* ---- libcyaml errors ----------------------------------------------------- */
-
-/* cyaml_config.log_fn: keep the first error and its backtrace, print nothing. */
-static void cfg_cyaml_log(cyaml_log_t level, void *ctx, const char *fmt, va_list ap)
-{
-	struct cfg_ld *ld = ctx;
-	char line[CFG_MSG_MAX];
-	char *s = line, *q;
-	size_t n;
-
-	if (level < CYAML_LOG_ERROR)
-		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n && line[n - 1] == '\n')
-		line[--n] = '\0';
-	if (!strncmp(s, "  in ", 5)) {
-		if (!ld->bt_open || ld->n_bt == CFG_BT_MAX)
-			return;
-		struct cfg_bt *b = &ld->bt[ld->n_bt++];
-
-		s += 5;
-		memset(b, 0, sizeof(*b));
-		if (!strncmp(s, "mapping field '", 15)) {
-			b->kind = CFG_BT_FIELD;
-			s += 15;
-			q = strstr(s, "' (line:");
-			n = q ? (size_t)(q - s) : strlen(s);
-			if (n >= sizeof(b->field))
-				n = sizeof(b->field) - 1;
-			memcpy(b->field, s, n);
-		} else if (!strncmp(s, "sequence entry '", 16)) {
-			b->kind = CFG_BT_ENTRY;
-			b->entry = (unsigned)strtoul(s + 16, NULL, 10);
-		} else {
-			b->kind = CFG_BT_MAPPING;
-		}
-		return;
-	}
-	if (!strncmp(s, "Load: ", 6))
-		s += 6;
-	if (!strcmp(s, "Backtrace:")) {
-		ld->bt_open = ld->msg[0] && ld->n_bt == 0;
-		return;
-	}
-	ld->bt_open = false;
-	if (!ld->msg[0])
-		snprintf(ld->msg, sizeof(ld->msg), "%s", s);
-}
-
-/* The schema value a path names ("listeners[0].tls"), or NULL. */
-static const cyaml_schema_value_t *cfg_schema_at(const char *path)
-{
-	const cyaml_schema_value_t *v = &cfg_schema;
-	const char *p = path;
-
-	while (*p) {
-		if (*p == '[') {
-			if (v->type != CYAML_SEQUENCE || !(p = strchr(p, ']')))
-				return NULL;
-			v = v->sequence.entry;
-			p++;
-			continue;
-		}
-		if (*p == '.')
-			p++;
-		size_t n = strcspn(p, ".[");
-		const cyaml_schema_field_t *f;
-
-		if (v->type != CYAML_MAPPING)
-			return NULL;
-		for (f = v->mapping.fields; f->key; f++)
-			if (strlen(f->key) == n && !strncmp(f->key, p, n))
-				break;
-		if (!f->key)
-			return NULL;
-		v = &f->value;
-		p += n;
-	}
-	return v;
-}
-
-/* What the schema expects at path, in words: "a string", "one of a, b". */
-static void cfg_expected(const char *path, char *buf, size_t len)
-{
-	const cyaml_schema_value_t *v = cfg_schema_at(path);
-	size_t n;
-
-	snprintf(buf, len, "a value");
-	if (!v)
-		return;
-	switch (v->type) {
-	case CYAML_INT:      snprintf(buf, len, "an integer"); break;
-	case CYAML_UINT:     snprintf(buf, len, "a non-negative integer"); break;
-	case CYAML_BOOL:     snprintf(buf, len, "true or false"); break;
-	case CYAML_STRING:   snprintf(buf, len, "a string"); break;
-	case CYAML_MAPPING:  snprintf(buf, len, "a mapping"); break;
-	case CYAML_SEQUENCE: snprintf(buf, len, "a sequence"); break;
-	case CYAML_ENUM:
-		n = 0;
-		for (uint32_t i = 0; i < v->enumeration.count && n < len; i++)
-			n += snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
-				      v->enumeration.strings[i].str);
-		break;
-	default:
-		break;
-	}
-}
-
-/* "got event: SEQUENCE_START" in words. */
-static const char *cfg_event_words(const char *ev)
-{
-	if (!strncmp(ev, "SEQUENCE", 8))
-		return "a sequence";
-	if (!strncmp(ev, "MAPPING", 7))
-		return "a mapping";
-	if (!strncmp(ev, "SCALAR", 6))
-		return "a scalar";
-	return ev;
-}
-
-/*
- * Turn libcyaml's error and backtrace into "NAME:LINE: PATH: reason".
- * Returns -ENOMEM or -EINVAL.
- */
-static int cfg_cyaml_fail(struct cfg_ld *ld, cyaml_err_t e)
-{
-	char path[CFG_PATH_MAX] = "", child[CFG_PATH_MAX + CFG_MSG_MAX], exp[160], val[128];
-	const char *m = ld->msg, *arg = strstr(m, ": ");
-	bool dup = !strncmp(m, "Mapping field already seen: ", 28);
-	unsigned first = 0, a, b;
-	size_t n = 0;
-
-	/* The document already parsed cleanly once: a libyaml failure now is memory. */
-	if (e == CYAML_ERR_OOM || e == CYAML_ERR_LIBYAML_PARSER_INIT ||
-	    e == CYAML_ERR_LIBYAML_EVENT_INIT || e == CYAML_ERR_LIBYAML_PARSER)
-		return cfg_oom(ld);
-	/* These are raised with the previous field (or the count) on top. */
-	if (ld->n_bt && ((ld->bt[0].kind == CFG_BT_FIELD &&
-			  (e == CYAML_ERR_MAPPING_FIELD_MISSING || dup)) ||
-			 (ld->bt[0].kind == CFG_BT_ENTRY &&
-			  (e == CYAML_ERR_SEQUENCE_ENTRIES_MIN ||
-			   e == CYAML_ERR_SEQUENCE_ENTRIES_MAX))))
-		first = 1;
-	for (unsigned i = ld->n_bt; i-- > first && n < sizeof(path);) {
-		if (ld->bt[i].kind == CFG_BT_FIELD)
-			n += snprintf(path + n, sizeof(path) - n, "%s%s", n ? "." : "",
-				      ld->bt[i].field);
-		else if (ld->bt[i].kind == CFG_BT_ENTRY)
-			n += snprintf(path + n, sizeof(path) - n, "[%u]",
-				      ld->bt[i].entry ? ld->bt[i].entry - 1 : 0);
-	}
-	arg = arg ? arg + 2 : "";
-
-	if (!strncmp(m, "Unexpected key: ", 16) || dup) {
-		snprintf(child, sizeof(child), "%s%s%s", path, *path ? "." : "", arg);
-		return cfg_fail(ld, -EINVAL, cfg_line(ld, child, true, dup), child,
-				dup ? "duplicate key" : "unknown key");
-	}
-	if (!strncmp(m, "Missing required mapping field: ", 32))
-		return cfg_err(ld, path, "missing required key '%s'", arg);
-	cfg_expected(path, exp, sizeof(exp));
-	if (!strncmp(m, "Invalid ", 8) && (arg = strstr(m, " value: "))) {
-		arg += 8;
-		n = strlen(arg);
-		if (n >= 2 && arg[0] == '\'' && arg[n - 1] == '\'') {
-			arg++;
-			n -= 2;
-		}
-		snprintf(val, sizeof(val), "%.*s", (int)n, arg);
-		return cfg_err(ld, path, "invalid value '%s' (expected %s)", val, exp);
-	}
-	if (!strncmp(m, "Expecting ", 10) && (arg = strstr(m, "got event: ")))
-		return cfg_err(ld, path, "expected %s, got %s", exp, cfg_event_words(arg + 11));
-	if (sscanf(m, "Insufficient entries (%u of %u min)", &a, &b) == 2)
-		return cfg_err(ld, path, "at least %u entr%s required", b, b == 1 ? "y" : "ies");
-	if (!strncmp(m, "STRING length < ", 16))
-		return cfg_err(ld, path, "must not be empty");
-	return cfg_err(ld, path, "%s", m[0] ? m : cyaml_strerror(e));
-}
-
-/* ---- addresses ----------------------------------------------------------- */
-
-/* Parse "a.b.c.d:port", "[v6]:port" or "host:port"; 0, -EINVAL, -ERANGE, -ENOENT. */
-int cfg_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256];
-	const char *port, *c;
-	size_t hlen;
-	bool v6 = s[0] == '[';
-	unsigned long pn;
-	int rc;
-
-	if (v6) {
-		c = strchr(s, ']');
-		if (!c || c[1] != ':')
-			return -EINVAL;
-		hlen = (size_t)(c - s - 1);
-		s++;
-		port = c + 2;
-	} else {
-		c = strrchr(s, ':');
-		if (!c || memchr(s, ':', (size_t)(c - s)))
-			return -EINVAL;
-		hlen = (size_t)(c - s);
-		port = c + 1;
-	}
-	if (hlen == 0 || hlen >= sizeof(host) || !*port || strlen(port) > 5 ||
-	    strspn(port, "0123456789") != strlen(port))
-		return -EINVAL;
-	pn = strtoul(port, NULL, 10);
-	if (pn < 1 || pn > 65535)
-		return -ERANGE;
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc == EAI_NONAME && !v6) {
-		hints.ai_flags = AI_NUMERICSERV;
-		rc = getaddrinfo(host, port, &hints, &res);
-	}
-	if (rc)
-		return rc == EAI_MEMORY ? -ENOMEM : v6 ? -EINVAL : -ENOENT;
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
-/* cfg_parse_addr with the error written for path; 0 or negative errno. */
-static int cfg_addr_at(struct cfg_ld *ld, const char *path, const char *s,
-		       struct sockaddr_storage *ss, socklen_t *len)
-{
-	switch (cfg_parse_addr(s, ss, len)) {
-	case 0:
-		return 0;
-	case -ENOMEM:
-		return cfg_oom(ld);
-	case -ERANGE:
-		return cfg_err(ld, path, "port out of range in '%s' (expected 1..65535)", s);
-	case -ENOENT:
-		return cfg_err(ld, path, "cannot resolve host in '%s'", s);
-	default:
-		return cfg_err(ld, path, "cannot parse address '%s' (expected HOST:PORT)", s);
-	}
-}
-
-int cfg_parse_net(const char *s, struct cfg_net *n)
-{
-	char host[64];
-	const char *slash = strchr(s, '/');
-	size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned long prefix;
-	char *end;
-
-	memset(n, 0, sizeof(*n));
-	if (hlen == 0 || hlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hlen);
-	host[hlen] = 0;
-	if (inet_pton(AF_INET, host, n->addr) == 1)
-		n->family = AF_INET;
-	else if (inet_pton(AF_INET6, host, n->addr) == 1)
-		n->family = AF_INET6;
-	else
-		return -EINVAL;
-	prefix = n->family == AF_INET ? 32 : 128;
-	if (slash) {
-		unsigned long max = prefix;
-
-		errno = 0;
-		prefix = strtoul(slash + 1, &end, 10);
-		if (!slash[1] || *end || errno || prefix > max)
-			return -EINVAL;
-	}
-	n->prefix = (unsigned)prefix;
-	/* Host bits set ("192.0.2.1/24") would be a typo: refuse it. */
-	for (unsigned b = n->prefix; b < (n->family == AF_INET ? 32u : 128u); b++)
-		if (n->addr[b / 8] & (0x80 >> (b % 8)))
-			return -EINVAL;
-	return 0;
-}
-
-bool cfg_net_contains(const struct cfg_net *n, const struct sockaddr *sa)
-{
-	const unsigned char *a;
-	unsigned full = n->prefix / 8, rest = n->prefix % 8;
-
-	if (sa->sa_family == AF_INET && n->family == AF_INET) {
-		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-	} else if (sa->sa_family == AF_INET6) {
-		a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-		if (n->family == AF_INET) {
-			/* an IPv4 client on a dual-stack socket: ::ffff:a.b.c.d */
-			static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-			if (memcmp(a, mapped, 12))
-				return false;
-			a += 12;
-		}
-	} else {
-		return false;
-	}
-	if (memcmp(a, n->addr, full))
-		return false;
-	return !rest || !((a[full] ^ n->addr[full]) & (0xff00 >> rest));
-}
-
-/* Same family, address and port. */
-static bool cfg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	const struct sockaddr_in *x4 = (const void *)a, *y4 = (const void *)b;
-	const struct sockaddr_in6 *x6 = (const void *)a, *y6 = (const void *)b;
-
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return x4->sin_port == y4->sin_port && x4->sin_addr.s_addr == y4->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
-		return x6->sin6_port == y6->sin6_port &&
-		       !memcmp(&x6->sin6_addr, &y6->sin6_addr, sizeof(x6->sin6_addr));
-	return false;
-}
 
 /* ---- semantic checks and defaults ---------------------------------------- */
 
@@ -1103,8 +487,19 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		snprintf(p, sizeof(p), "listeners[%u].certs[%u]", i, j);
 		l->certs[j].line = cfg_line(ld, p, false, false);
 	}
+	for (unsigned q = 0; q < CFG_QUIRK__COUNT; q++) {
+		snprintf(p, sizeof(p), "listeners[%u].quirks.%s", i, cfg_quirk_keys[q]);
+		if (cfg_quirk_defaults[q] == CFG_QUIRK_FIXED || !cfg_present(ld, p))
+			l->quirks.action[q] = cfg_quirk_defaults[q];
+	}
+	/* On by default where plaintext gets nothing anyway (required): a
+	 * submission port that iOS Mail may reach with TLS first. Port 25
+	 * (starttls) greets at once: senders that wait for the banner are
+	 * many, TLS-first senders none. */
 	snprintf(p, sizeof(p), "listeners[%u].detect_implicit_ms", i);
-	if ((rc = cfg_uint(ld, p, &l->detect_implicit_ms, 0, 0, 5000)))
+	if ((rc = cfg_uint(ld, p, &l->detect_implicit_ms,
+			   l->tls == CFG_TLS_REQUIRED ? CFG_DETECT_IMPLICIT_MS : 0, 0,
+			   CFG_DETECT_IMPLICIT_MAX_MS)))
 		return rc;
 	if (l->detect_implicit_ms && l->tls != CFG_TLS_STARTTLS && l->tls != CFG_TLS_REQUIRED)
 		return cfg_err(ld, p, "only for a listener with tls: starttls or required");
@@ -1179,9 +574,7 @@ int cfg_load_string(const char *yaml, size_t len, const char *name,
 	rc = 0;
 fail:
 	cfg_free(c);
-	for (size_t i = 0; i < ld.n_marks; i++)
-		free(ld.marks[i].path);
-	free(ld.marks);
+	cfg_index_free(&ld);
 	return rc;
 }
 
@@ -1267,4 +660,15 @@ const char *cfg_policy_name(enum cfg_policy p)
 const char *cfg_proxy_name(enum cfg_proxy p)
 {
 	return cfg_strval(cfg_proxy_strs, CYAML_ARRAY_LEN(cfg_proxy_strs), p);
+}
+
+const char *cfg_quirk_key(enum cfg_quirk q)
+{
+	return (unsigned)q < CFG_QUIRK__COUNT ? cfg_quirk_keys[q] : "?";
+}
+
+const char *cfg_quirk_action_name(enum cfg_quirk_action a)
+{
+	return a == CFG_QUIRK_FIXED ? "fixed" :
+	       cfg_strval(cfg_quirk_strs, CYAML_ARRAY_LEN(cfg_quirk_strs), a);
 }

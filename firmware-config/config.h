@@ -15,10 +15,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* The protocols, from the protocol table (dataplane/proto/proto.def). */
 enum cfg_proto {
-	CFG_PROTO_SMTP,
-	CFG_PROTO_IMAP,
-	CFG_PROTO_POP3,
+#define P(e, name, ops) CFG_PROTO_##e,
+#include "proto/proto.def"
+#undef P
 };
 
 enum cfg_tls {
@@ -54,21 +55,27 @@ struct cfg_timeouts {
 	unsigned idle;      /* relay idle, both directions silent */
 };
 
-enum cfg_quirk_action {
-	CFG_QUIRK_ALLOW,  /* work around it (the default) */
-	CFG_QUIRK_CLOSE,  /* close the connection */
+/* The quirks of the quirk table (dataplane/quirk/quirk.def, a list with no
+ * dataplane types in it), numbered in its order: the dataplane's enum
+ * quirk_id has the same values. */
+enum cfg_quirk {
+#define Q(n, w, act, why, h) CFG_QUIRK_##n,
+#include "quirk/quirk.def"
+#undef Q
+	CFG_QUIRK__COUNT
 };
 
-/* Per-listener switches of the quirks that have an action (DESIGN.md §3);
- * the others are only counted. */
+enum cfg_quirk_action {
+	CFG_QUIRK_ALLOW,  /* work around it, counted (`allow`) */
+	CFG_QUIRK_CLOSE,  /* close the connection (`close`) */
+	CFG_QUIRK_FIXED,  /* no switch: counted, the rule in the code applies */
+};
+
+/* Per-listener actions of the quirks (DESIGN.md §3), `quirks:` in the file:
+ * one key per quirk of the table whose action is not FIXED, defaults from
+ * the table. */
 struct cfg_quirks {
-	enum cfg_quirk_action second_starttls;    /* Outlook mobile's repeat */
-	enum cfg_quirk_action pipelined_starttls; /* bytes behind STARTTLS:
-						     discarded, or close */
-	enum cfg_quirk_action bare_lf;            /* LF-only command lines */
-	enum cfg_quirk_action trailing_blanks;    /* blanks before the CRLF */
-	enum cfg_quirk_action sslv2_hello;        /* SSLv2-format ClientHello */
-	enum cfg_quirk_action no_ems;             /* TLS <= 1.2 hello without EMS */
+	enum cfg_quirk_action action[CFG_QUIRK__COUNT]; /* by enum cfg_quirk */
 };
 
 struct cfg_cert {
@@ -133,6 +140,9 @@ struct cfg_backend {
 	socklen_t *addrlens;
 };
 
+#define CFG_DETECT_IMPLICIT_MS     200  /* default on tls: required */
+#define CFG_DETECT_IMPLICIT_MAX_MS 5000
+
 struct cfg_listener {
 	char *name;
 	char *address;            /* as written: "127.0.0.1:2525", "[::1]:25" */
@@ -152,10 +162,13 @@ struct cfg_listener {
 	unsigned n_policy_rules;
 	struct cfg_timeouts timeouts; /* after loading: no zero left */
 	struct cfg_quirks quirks;
-	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting this
-					 long; a ClientHello meanwhile switches the
-					 connection to implicit TLS (iOS Mail on 587).
-					 0: greet at once */
+	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting
+					 about two round trips, at most this long;
+					 a ClientHello meanwhile switches the
+					 connection to implicit TLS (iOS Mail on
+					 587). 0: greet at once. Default
+					 CFG_DETECT_IMPLICIT_MS on tls: required,
+					 0 on starttls */
 	unsigned line;
 	/* resolved by the loader */
 	struct sockaddr_storage addr;
@@ -256,6 +269,10 @@ extern const size_t cfg_default_yaml_len;
 const char *cfg_proto_name(enum cfg_proto p);
 const char *cfg_tls_name(enum cfg_tls t);
 const char *cfg_policy_name(enum cfg_policy p);
+/* The key of quirk q under `quirks:` ("bare_lf"), and its action's name
+ * ("allow", "close", or "fixed" for a quirk with no switch). */
+const char *cfg_quirk_key(enum cfg_quirk q);
+const char *cfg_quirk_action_name(enum cfg_quirk_action a);
 
 /* The policy for a client at sa (the listener's, or a rule's). */
 enum cfg_policy cfg_policy_for(const struct cfg_listener *l, const struct sockaddr *sa);

@@ -1,20 +1,71 @@
 /*
- * What config.c shares with the loader's other parts (config_native.c):
- * the load context, the error helpers and the schema pieces. Not for the
- * rest of sluice, which reads config.h.
+ * What config.c shares with the loader's other parts: the line index
+ * (config_lines.c), the error messages (config_errors.c), addresses
+ * (config_addr.c) and the native section (config_native.c): the load context, the error helpers and the
+ * schema pieces. Not for the rest of sluice, which reads config.h.
  */
 #ifndef SLUICE_CONFIG_INT_H
 #define SLUICE_CONFIG_INT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <cyaml/cyaml.h>
 
 #include "config.h"
 
 #define CFG_PATH_MAX  256
+#define CFG_MSG_MAX   512
+#define CFG_BT_MAX    16
 
-struct cfg_ld;
+struct cfg_mark {
+	char *path;             /* "listeners[1].tls"; "" is the document root */
+	unsigned kline;         /* line of the key (of the entry, in a sequence) */
+	unsigned vline;         /* line of the value */
+};
+
+enum cfg_bt_kind { CFG_BT_MAPPING, CFG_BT_FIELD, CFG_BT_ENTRY };
+
+struct cfg_bt {                 /* one "  in ..." line of libcyaml's backtrace */
+	enum cfg_bt_kind kind;
+	unsigned entry;         /* CFG_BT_ENTRY: libcyaml's count, index + 1 */
+	char field[64];
+};
+
+/* One load: where messages go, the line index, libcyaml's first error. */
+struct cfg_ld {
+	const char *name;       /* file name for messages */
+	char *err;
+	size_t errlen;
+	struct cfg_mark *marks; /* owned, freed by cfg_index_free */
+	size_t n_marks, cap_marks;
+	char msg[CFG_MSG_MAX];  /* first error libcyaml logged, "Load: " removed */
+	struct cfg_bt bt[CFG_BT_MAX]; /* its backtrace, innermost first */
+	unsigned n_bt;
+	bool bt_open;
+};
+
+/* The whole document's schema (config.c). */
+extern const cyaml_schema_value_t cfg_schema;
+
+/* ---- the line index (config_lines.c) ---- */
+
+/* Parse the whole stream with libyaml and index its document. Returns 0,
+ * -EINVAL with a syntax error in ld->err, or -ENOMEM. */
+int cfg_index(struct cfg_ld *ld, const char *yaml, size_t len);
+/* Free the index of a load. */
+void cfg_index_free(struct cfg_ld *ld);
+
+/* ---- messages (config_errors.c) ---- */
+
+/* Write "NAME:LINE: PATH: reason" (no LINE if 0, no PATH if empty); returns rc. */
+int cfg_fail(struct cfg_ld *ld, int rc, unsigned line, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* cyaml_config.log_fn: keep the first error and its backtrace, print nothing. */
+void cfg_cyaml_log(cyaml_log_t level, void *ctx, const char *fmt, va_list ap);
+/* libcyaml's error and backtrace as "NAME:LINE: PATH: reason"; -ENOMEM or -EINVAL. */
+int cfg_cyaml_fail(struct cfg_ld *ld, cyaml_err_t e);
 
 /* An error about the value at path, on its line; returns -EINVAL. */
 int cfg_err(struct cfg_ld *ld, const char *path, const char *fmt, ...)
@@ -28,6 +79,14 @@ unsigned cfg_line(const struct cfg_ld *ld, const char *path, bool key, bool last
 /* Check lo <= *v <= hi, or apply def if path is absent; 0 or -EINVAL. */
 int cfg_uint(struct cfg_ld *ld, const char *path, unsigned *v, unsigned def, unsigned lo,
 	     unsigned hi);
+
+/* ---- addresses (config_addr.c) ---- */
+
+/* cfg_parse_addr with the error written for path; 0 or negative errno. */
+int cfg_addr_at(struct cfg_ld *ld, const char *path, const char *s,
+		struct sockaddr_storage *ss, socklen_t *len);
+/* Same family, address and port. */
+bool cfg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
 /* The schema of the `native` mapping (config_native.c). */
 extern const cyaml_schema_field_t cfg_native_fields[];

@@ -94,6 +94,19 @@ void kern_stream_shutdown_wr(struct stream *s)
 	}
 }
 
+/* The kernel's srtt of the socket (TCP_INFO tcpi_rtt: for a passive open,
+ * sampled from the SYN-ACK and its ACK), or 0 if it has none. */
+uint32_t kern_stream_rtt_us(const struct stream *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (s->fd < 0 || getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return 0;
+	return ti.tcpi_rtt;
+}
+
 int kern_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
 		   socklen_t len)
 {

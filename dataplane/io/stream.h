@@ -51,6 +51,7 @@ int kern_stream_connect(struct core *c, struct stream *s, const struct sockaddr 
 			socklen_t len);
 int kern_stream_connected(struct stream *s);
 void kern_stream_close(struct core *c, struct stream *s);
+uint32_t kern_stream_rtt_us(const struct stream *s);
 
 /* The native stack (net/tcp_stream.h, repeated here to keep includes one-way). */
 ssize_t tcp_stream_recv(struct tcp_stream *ts, struct buf *b);
@@ -58,6 +59,7 @@ ssize_t tcp_stream_send(struct tcp_stream *ts, struct buf *b);
 void tcp_stream_shutdown_wr(struct tcp_stream *ts);
 int tcp_stream_connected(struct tcp_stream *ts);
 void tcp_stream_close(struct tcp_stream *ts);
+uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts);
 
 #define STREAM_TS(s) ((struct tcp_stream *)(s)) /* s->native: its first member */
 
@@ -92,6 +94,14 @@ int stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr
 static inline int stream_connected(struct stream *s)
 {
 	return s->native ? tcp_stream_connected(STREAM_TS(s)) : kern_stream_connected(s);
+}
+
+/* The connection's smoothed round-trip time in microseconds as its TCP
+ * measured it (on an accepted connection: from the SYN-ACK and its ACK at
+ * least), or 0 when there is no measurement. */
+static inline uint32_t stream_rtt_us(const struct stream *s)
+{
+	return s->native ? tcp_stream_rtt_us((const struct tcp_stream *)s) : kern_stream_rtt_us(s);
 }
 
 /* Kernel stack: watch fd on the core's epoll set. */

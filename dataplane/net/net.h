@@ -203,6 +203,9 @@ struct tcp_info {
 	uint32_t mss;              /* effective send MSS (payload bytes) */
 	uint32_t cwnd, ssthresh, snd_wnd, rcv_wnd;
 	uint32_t srtt_us, rto_us;
+	uint32_t hs_rtt_us;        /* passive open: first SYN-ACK to its ACK (even
+				      when sent again, then an upper bound of the
+				      RTT); 0: none (a SYN cookie, an active open) */
 	uint8_t snd_wscale, rcv_wscale;
 	bool sack, timestamps, cookie;
 	uint64_t retransmits, bytes_acked, bytes_received;

@@ -194,6 +194,9 @@ struct tcp_conn {
 	uint32_t srtt_us, rttvar_us, rto_us;
 	uint32_t rtt_seq;            /* timed sequence (Karn) */
 	uint64_t rtt_start_us;
+	uint32_t hs_rtt_us;          /* passive open: first SYN-ACK to its ACK by the
+				        clock, sent again or not (then an upper
+				        bound); 0: none (a SYN cookie) */
 	uint8_t backoff;             /* RTO expiries in a row */
 	uint8_t keep_probes;
 

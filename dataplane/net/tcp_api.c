@@ -373,6 +373,7 @@ void tcp_get_info(const struct tcp_conn *c, struct tcp_info *i)
 	i->rcv_wnd = seq_gt(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
 	i->srtt_us = c->srtt_us;
 	i->rto_us = c->rto_us;
+	i->hs_rtt_us = c->hs_rtt_us;
 	i->snd_wscale = c->snd_ws;
 	i->rcv_wscale = c->rcv_ws;
 	i->sack = c->sack_ok;

@@ -177,6 +177,9 @@ int tcp_synrcvd_ack(struct tcp_conn *c, const struct tcp_seg *s)
 		return -1;
 	}
 	handshake_rtt(c, s);
+	c->hs_rtt_us = (uint32_t)(c->st->now_us - c->rtt_start_us);
+	if (!c->hs_rtt_us)
+		c->hs_rtt_us = 1;
 	c->snd_una = s->ack;
 	c->snd_wnd = (uint32_t)s->wnd << c->snd_ws;
 	c->max_snd_wnd = c->snd_wnd > c->max_snd_wnd ? c->snd_wnd : c->max_snd_wnd;

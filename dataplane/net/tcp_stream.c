@@ -156,6 +156,21 @@ void tcp_stream_shutdown_wr(struct tcp_stream *ts)
 	}
 }
 
+/* The connection's srtt: on an accepted one, the handshake's sample (the
+ * SYN-ACK timed by the clock, or by the timestamp echo in whole ms), later
+ * smoothed. With no sample yet (a SYN-ACK sent twice without timestamps:
+ * Karn), the time from the first SYN-ACK to its ACK, an upper bound; 0
+ * when neither is known (a SYN cookie without timestamps). */
+uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts)
+{
+	struct tcp_info i;
+
+	if (!ts->c)
+		return 0;
+	tcp_get_info(ts->c, &i);
+	return i.srtt_us ? i.srtt_us : i.hs_rtt_us;
+}
+
 /* With stream_connected() semantics. */
 int tcp_stream_connected(struct tcp_stream *ts)
 {

@@ -8,14 +8,14 @@
 
 #include "proto.h"
 
-#define P(e, ops) extern const struct proto_ops ops;
+#define P(e, name, ops) extern const struct proto_ops ops;
 #include "proto.def"
 #undef P
 
 const struct proto_ops *proto_get(enum cfg_proto p)
 {
 	switch (p) {
-#define P(e, ops) case e: return &ops;
+#define P(e, name, ops) case CFG_PROTO_##e: return &ops;
 #include "proto.def"
 #undef P
 	default:

@@ -322,10 +322,7 @@ static bool sess_after_starttls(struct sess *s)
 	po_reset(&o);
 	if (ev == LR_LINE && line.crlf && s->starttls_repeats < 2 && s->l->ops->starttls_again &&
 	    s->l->ops->starttls_again(&env, &s->ps, line.p, line.len, &o)) {
-		sess_quirk(s, QUIRK_second_starttls);
-		if (s->l->cfg->quirks.second_starttls == CFG_QUIRK_CLOSE) {
-			sess_set_result(s, "client-error", "STARTTLS repeated after its OK "
-					"(quirks.second_starttls: close)");
+		if (sess_quirk(s, QUIRK_second_starttls)) {
 			sess_finish(s);
 			return false;
 		}
@@ -429,7 +426,6 @@ static void sess_fingerprint_done(struct sess *s, bool ok)
  */
 static int sess_read_hello(struct sess *s)
 {
-	const struct cfg_quirks *q = &s->l->cfg->quirks;
 	struct hello h;
 	enum hello_reason why;
 	enum hello_result r = hello_parse(buf_head(&s->cin), buf_len(&s->cin), &h, &why);
@@ -443,16 +439,10 @@ static int sess_read_hello(struct sess *s)
 		sess_fingerprint(s, &h);
 		if (h.flags & HELLO_F_FALLBACK_SCSV)
 			sess_quirk(s, QUIRK_fallback_scsv);
-		if (h.flags & HELLO_F_SSLV2) {
-			sess_quirk(s, QUIRK_sslv2_hello);
-			if (q->sslv2_hello == CFG_QUIRK_CLOSE)
-				goto refuse;
-		}
-		if (!(h.flags & HELLO_F_EMS) && h.version < 0x0304) {
-			sess_quirk(s, QUIRK_no_ems);
-			if (q->no_ems == CFG_QUIRK_CLOSE)
-				goto refuse;
-		}
+		if ((h.flags & HELLO_F_SSLV2) && sess_quirk(s, QUIRK_sslv2_hello))
+			goto refuse;
+		if (!(h.flags & HELLO_F_EMS) && h.version < 0x0304 && sess_quirk(s, QUIRK_no_ems))
+			goto refuse;
 	} else if (r == HELLO_BAD) {
 		char why_text[96];
 
@@ -464,12 +454,9 @@ static int sess_read_hello(struct sess *s)
 
 refuse:
 	/* No alert: the record layer has not started, and a client this old
-	 * would not read one that names the reason. The log line does. */
+	 * would not read one that names the reason. The log line does
+	 * (sess_quirk set the result). */
 	ctr_inc(s->core, CTR_handshake_fail);
-	sess_set_result(s, "tls-refused", "%s (quirks.%s: close)",
-			(h.flags & HELLO_F_SSLV2) ? "an SSLv2-format ClientHello"
-						  : "a ClientHello without extended_master_secret",
-			(h.flags & HELLO_F_SSLV2) ? "sslv2_hello" : "no_ems");
 	sess_finish(s);
 	return -1;
 }

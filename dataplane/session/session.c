@@ -37,16 +37,28 @@
 #define BACKEND_OPEN_MIN_S 30u
 
 static const int quirk_ctr[QUIRK__COUNT] = {
-#define Q(n, w, h) CTR_quirk_##n,
+#define Q(n, w, act, why, h) CTR_quirk_##n,
 #include "quirk/quirk.def"
 #undef Q
 };
+_Static_assert((int)QUIRK__COUNT == (int)CFG_QUIRK__COUNT, "one quirk table");
 
-/* A client quirk was seen: counted, and named in the log line. */
-void sess_quirk(struct sess *s, enum quirk_id q)
+/*
+ * A client quirk was seen: counted and named in the log line, then the
+ * listener's action for it (quirks.NAME, DESIGN.md §3) decides. Returns
+ * true when the session must close: the result is set to "REASON
+ * (quirks.NAME: close)", a ClientHello's quirk refusing TLS; the caller
+ * closes the way its state needs.
+ */
+bool sess_quirk(struct sess *s, enum quirk_id q)
 {
 	s->quirks |= 1u << q;
 	ctr_inc(s->core, quirk_ctr[q]);
+	if (s->l->cfg->quirks.action[q] != CFG_QUIRK_CLOSE)
+		return false;
+	sess_set_result(s, s->hello_seen && !s->tls ? "tls-refused" : "client-error",
+			"%s (quirks.%s: close)", quirk_reasons[q], cfg_quirk_key((enum cfg_quirk)q));
+	return true;
 }
 
 struct proto_env sess_env(const struct sess *s)
@@ -120,17 +132,14 @@ static void sess_closing(struct sess *s, const char *result, const char *reason)
 bool sess_discard_after_starttls(struct sess *s)
 {
 	uint32_t n = buf_len(&s->cin);
+	bool close;
 
 	if (!n)
 		return false;
-	sess_quirk(s, QUIRK_pipelined_starttls);
+	close = sess_quirk(s, QUIRK_pipelined_starttls);
 	ctr_add(s->core, CTR_discarded_after_starttls, n);
 	buf_consume(&s->cin, n);
-	if (s->l->cfg->quirks.pipelined_starttls != CFG_QUIRK_CLOSE)
-		return false;
-	sess_set_result(s, "client-error", "bytes pipelined behind STARTTLS "
-			"(quirks.pipelined_starttls: close)");
-	return true;
+	return close;
 }
 
 /* Carry out what the protocol engine answered: the reply, bytes for the
@@ -239,22 +248,13 @@ static bool sess_dialogue(struct sess *s)
 		if (ev == LR_TOO_LONG) {
 			s->l->ops->too_long(&env, &s->ps, &o);
 		} else {
-			if (!line.crlf) {
-				sess_quirk(s, QUIRK_bare_lf);
-				if (s->l->cfg->quirks.bare_lf == CFG_QUIRK_CLOSE) {
-					sess_closing(s, "client-error", "a command line ended in a "
-						     "bare LF (quirks.bare_lf: close)");
-					return true;
-				}
-			}
-			if (line.len && (line.p[line.len - 1] == ' ' ||
-					 line.p[line.len - 1] == '\t')) {
-				sess_quirk(s, QUIRK_trailing_blanks);
-				if (s->l->cfg->quirks.trailing_blanks == CFG_QUIRK_CLOSE) {
-					sess_closing(s, "client-error", "blanks at the end of a "
-						     "command line (quirks.trailing_blanks: close)");
-					return true;
-				}
+			bool blanks = line.len && (line.p[line.len - 1] == ' ' ||
+						   line.p[line.len - 1] == '\t');
+
+			if ((!line.crlf && sess_quirk(s, QUIRK_bare_lf)) ||
+			    (blanks && sess_quirk(s, QUIRK_trailing_blanks))) {
+				sess_closing(s, NULL, NULL);
+				return true;
 			}
 			s->l->ops->client_line(&env, &s->ps, line.p, line.len, line.has_nul, &o);
 		}
@@ -880,10 +880,18 @@ static void sess_begin(struct sess *s)
 		s->state = SS_HANDSHAKE;
 		sess_arm(s, l->cfg->timeouts.handshake * 1000ull);
 	} else if (l->cfg->detect_implicit_ms) {
-		/* Hold the greeting: a ClientHello may come first. */
+		/* Hold the greeting: a ClientHello may come first, right
+		 * behind the handshake, so for about two round trips. */
+		s->hold_ms = quirk_hold_ms(stream_rtt_us(&s->cli), l->cfg->detect_implicit_ms);
+		ctr_inc(c, CTR_greeting_held);
+		ctr_add(c, CTR_greeting_held_ms, s->hold_ms);
 		s->state = SS_DIALOGUE;
 		s->greet_held = true;
-		sess_arm(s, l->cfg->detect_implicit_ms);
+		sess_arm(s, s->hold_ms);
+		/* The core polls each ms until then; the wheel may fire the
+		 * timer up to a tick late. */
+		if (c->hold_until < c->now_ms + s->hold_ms + WHEEL_TICK_MS)
+			c->hold_until = c->now_ms + s->hold_ms + WHEEL_TICK_MS;
 	} else {
 		s->state = SS_DIALOGUE;
 		sess_engine(s, &o, greeting);
@@ -948,7 +956,7 @@ static void sess_log(struct sess *s)
 	log_msg(LOG_INFO,
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
 		"policy=%s resumed=%s "
-		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s backend=%s in=%llu out=%llu ms=%llu "
+		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s hold_ms=%u backend=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
@@ -956,7 +964,7 @@ static void sess_log(struct sess *s)
 		s->l->tls_available ? cfg_policy_name((enum cfg_policy)s->policy) : "-",
 		s->tls ? (s->resumed ? "yes" : "no") : "-",
 		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
-		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), be,
+		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), s->hold_ms, be,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),

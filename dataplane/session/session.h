@@ -120,6 +120,8 @@ struct sess {
 	uint8_t set;                /* cert set chosen (index in l->sets) */
 	uint8_t cert;               /* certificate chosen, or TLS_CERT_ANY */
 	uint32_t quirks;            /* set of enum quirk_id seen */
+	uint32_t hold_ms;           /* greeting held this long for a ClientHello
+				       first (quirk_hold_ms); 0: greeted at once */
 	int be_idx;                 /* server in use, -1 none */
 	const char *result;         /* "ok", "timeout", ... */
 	char reason[360];

@@ -16,8 +16,10 @@
 #define CLOSE_LINGER_MS 5000u   /* an alert or last reply drains, then close */
 
 /* session.c */
-/* A client quirk was seen: counted, and named in the log line. */
-void sess_quirk(struct sess *s, enum quirk_id q);
+/* A client quirk was seen: counted, named in the log line, and the
+ * listener's action for it decides. True when the session must close (its
+ * result is set); the caller closes as its state needs. */
+bool sess_quirk(struct sess *s, enum quirk_id q);
 /* What the protocol engine knows of the session's listener. */
 struct proto_env sess_env(const struct sess *s);
 /* The session's one timer, ms from now. */

@@ -278,6 +278,9 @@ def config():
              "tls": "starttls", "backend": "pf6"},
             {"name": "smtps", "address": f"{SLUICE4}:465", "protocol": "smtp",
              "tls": "implicit", "backend": "pf"},
+            # tls: required, no detect_implicit_ms: TLS-first detection on
+            {"name": "submission", "address": f"{SLUICE4}:587", "protocol": "smtp",
+             "tls": "required", "backend": "pf"},
             {"name": "imap", "address": f"{SLUICE4}:143", "protocol": "imap",
              "tls": "starttls", "backend": "dv"},
             {"name": "imap6", "address": f"[{SLUICE6}]:143", "protocol": "imap",
@@ -464,6 +467,37 @@ class NativeSmtp(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("Protocol version: TLSv1.3", out)
         self.assertRegex(out, r"(?m)^250[ -]")
+
+    def test_tls_first_on_a_required_port(self):
+        """iOS Mail's TLS first on 587: the greeting is held about two
+        round trips that sluice's own TCP measured in the handshake, and a
+        ClientHello in that time gets implicit TLS; a plaintext client is
+        greeted after that hold, not after detect_implicit_ms' 200."""
+        rc, out = client("openssl", "s_client", "-connect", f"{SLUICE4}:587", "-brief",
+                         "-ign_eof", input=b"EHLO client.test\r\nQUIT\r\n", timeout=30)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"(?m)^220 mx\.native\.test ESMTP")
+        kv = wait_until(lambda: next((l for l in reversed(SL.conn_logs())
+                                      if l["listener"] == "submission"), None), 10,
+                        "the log line of s_client on submission")
+        self.assertEqual(kv["quirks"], "implicit-tls-on-starttls-port", kv)
+        self.assertEqual(kv["starttls"], "no", kv)
+        rc, out = client_py(
+            "import socket, time\n"
+            f"s = socket.create_connection(('{SLUICE4}', 587), timeout=10)\n"
+            "t = time.monotonic(); d = b''\n"
+            "while b'\\r\\n' not in d:\n"
+            "    d += s.recv(4096)\n"
+            "print(d[:3], s.getsockname()[1], round((time.monotonic() - t) * 1000, 1))\n"
+            "s.sendall(b'QUIT\\r\\n'); s.recv(4096)\n")
+        self.assertEqual(rc, 0, out)
+        greeting, cport, ms = out.split()[-3:]
+        self.assertEqual(greeting, "b'220'", out)
+        kv = SL.conn_log(CLIENT4, int(cport))
+        print(f"\n  native stack, plaintext on submission (tls: required): greeting after "
+              f"{ms} ms, hold_ms={kv['hold_ms']}", file=sys.stderr)
+        self.assertTrue(1 <= int(kv["hold_ms"]) < 50, kv)
+        self.assertLess(float(ms), 100)
 
     def big(self, label):
         """A 10 MiB message through STARTTLS from smtplib: intact; seconds."""

@@ -407,30 +407,62 @@ class SwitchedToClose(unittest.TestCase):
         self.assertEqual((line["quirks"], line["tls"]), ("no-ems", "TLSv1.2"), line)
 
 
+def time_to_greeting(sl, listener):
+    """Connect from CLIENT, read the greeting: (seconds from connect to the
+    greeting's end, the greeting, the client port). The socket is closed."""
+    t0 = time.monotonic()
+    with socket.create_connection(sl.addr(listener), timeout=10,
+                                  source_address=client_source(CLIENT)) as s:
+        t1 = time.monotonic()
+        cport = s.getsockname()[1]
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        t2 = time.monotonic()
+        s.sendall(b"QUIT\r\n")
+        s.recv(4096)
+    return t2 - t1, data, cport, t1 - t0
+
+
+def s_client_tls_first(sl, listener):
+    """openssl s_client straight at a STARTTLS port (no -starttls), as iOS
+    Mail set to "SSL" on 587 does: its output and sluice's log line."""
+    before = len(sl.conn_logs())
+    host, port = sl.addr(listener)
+    p = subprocess.run(["openssl", "s_client", "-connect", f"{host}:{port}", "-quiet",
+                        "-ign_eof", "-servername", "mail-front.test"],
+                       input="EHLO ios.test\r\nQUIT\r\n", capture_output=True,
+                       timeout=30, text=True)
+    def found():
+        new = [kv for kv in sl.conn_logs()[before:] if kv["listener"] == listener]
+        return new[-1] if new else None
+    return p.stdout + p.stderr, wait_until(found, 10, f"the log line of s_client on {listener}")
+
+
 class ImplicitTlsOnStarttlsPort(unittest.TestCase):
-    """iOS Mail speaks TLS at once to port 587. A listener with
-    detect_implicit_ms holds its greeting that long: a ClientHello in the
-    window switches the connection to implicit TLS; silence gets the
-    greeting and the ordinary STARTTLS dialogue."""
+    """iOS Mail speaks TLS at once to port 587. A tls: required listener
+    holds its greeting by default (mail-front.yaml's submission has no
+    detect_implicit_ms) for about two round trips of the connection: a
+    ClientHello in the window switches the connection to implicit TLS;
+    silence gets the greeting, on loopback after a few ms."""
 
-    @classmethod
-    def setUpClass(cls):
-        cfg = copy.deepcopy(FRONT)
-        for l in cfg["listeners"]:
-            host, port = l["address"].rsplit(":", 1)
-            l["address"] = f"{host}:{int(port) + 52000}"
-            if l["name"] == "submission":
-                l["detect_implicit_ms"] = 300
-        cls.sl = Sluice(cfg, "detect").start()
+    def test_s_client_tls_first(self):
+        out, line = s_client_tls_first(SL, "submission")
+        self.assertRegex(out, r"(?m)^220 mail-front\.test ESMTP", out)
+        self.assertRegex(out, r"(?m)^250", out)
+        self.assertEqual(line["quirks"], "implicit-tls-on-starttls-port", line)
+        self.assertEqual(line["starttls"], "no", line)
+        self.assertRegex(line["tls"], r"^TLSv1\.[23]$", line)
+        print(f"\n  s_client TLS-first on submission: hold_ms={line['hold_ms']} "
+              f"tls={line['tls']} quirks={line['quirks']}", flush=True)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.sl.stop()
-
-    def test_tls_at_once_delivers(self):
+    def test_python_ssl_tls_first_delivers(self):
         tag = unique("ios")
         msg = make_message(tag)
-        host, port = self.sl.addr("submission")
+        host, port = SL.addr("submission")
         with smtplib.SMTP_SSL(host, port, local_hostname="client.test",
                               source_address=client_source(CLIENT), timeout=15,
                               context=no_verify_context()) as s:
@@ -438,28 +470,51 @@ class ImplicitTlsOnStarttlsPort(unittest.TestCase):
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
         self.assertEqual(len(PF.maildir_messages(message_id(tag).encode(), count=1,
                                                  timeout=15)), 1)
-        line = self.sl.conn_log(CLIENT, cport)
+        line = SL.conn_log(CLIENT, cport)
         self.assertEqual(line["quirks"], "implicit-tls-on-starttls-port", line)
         self.assertEqual(line["starttls"], "no", line)
         self.assertRegex(line["tls"], r"^TLSv1\.[23]$", line)
 
-    def test_a_plaintext_client_is_greeted_after_the_window(self):
+    def test_plaintext_greeted_without_delay(self):
+        """On loopback the round trip is some µs: the hold is its floor
+        (10 ms), not the 200 ms maximum."""
+        waits = []
+        for _ in range(5):
+            waited, greeting, cport, _ = time_to_greeting(SL, "submission")
+            self.assertTrue(greeting.startswith(b"220 mail-front.test ESMTP"), greeting)
+            line = SL.conn_log(CLIENT, cport)
+            waits.append((waited, int(line["hold_ms"])))
+        print("\n  plaintext on submission (tls: required, no detect_implicit_ms): "
+              + ", ".join(f"greeting after {w * 1000:.1f} ms (hold_ms={h})" for w, h in waits),
+              flush=True)
+        for waited, hold in waits:
+            self.assertGreaterEqual(hold, 1)
+            self.assertLess(hold, 50)          # the RTT's, not the 200 ms maximum
+            self.assertGreaterEqual(waited, hold / 1000 * 0.9)
+        self.assertLess(sorted(w for w, _ in waits)[len(waits) // 2], 0.1)  # the median
+
+    def test_plaintext_client_on_submission_delivers(self):
         tag = unique("plain587")
         msg = make_message(tag)
-        host, port = self.sl.addr("submission")
-        t0 = time.monotonic()
+        host, port = SL.addr("submission")
         with smtplib.SMTP(host, port, local_hostname="client.test",
                           source_address=client_source(CLIENT), timeout=15) as s:
-            waited = time.monotonic() - t0
-            self.assertGreaterEqual(waited, 0.25)
-            self.assertLess(waited, 3)
             self.assertEqual(s.starttls(context=no_verify_context())[0], 220)
             self.assertEqual(s.sendmail(SENDER, [recipient(tag)], msg), {})
         self.assertEqual(len(PF.maildir_messages(message_id(tag).encode(), count=1,
                                                  timeout=15)), 1)
 
+    def test_starttls_listener_greets_at_once(self):
+        """Port 25 style (tls: starttls): no hold by default."""
+        waited, greeting, cport, _ = time_to_greeting(SL, "smtp")
+        self.assertTrue(greeting.startswith(b"220 "), greeting)
+        line = SL.conn_log(CLIENT, cport)
+        self.assertEqual(line["hold_ms"], "0", line)
+        print(f"\n  plaintext on smtp (tls: starttls): greeting after {waited * 1000:.1f} ms",
+              flush=True)
+
     def test_an_early_talker_is_greeted_then_answered(self):
-        c = socket.create_connection(self.sl.addr("submission"), timeout=10)
+        c = socket.create_connection(SL.addr("submission"), timeout=10)
         self.addCleanup(c.close)
         c.sendall(b"EHLO early.test\r\n")
         data = b""
@@ -468,6 +523,54 @@ class ImplicitTlsOnStarttlsPort(unittest.TestCase):
             self.assertTrue(chunk, data)
             data += chunk
         self.assertTrue(data.startswith(b"220 mail-front.test ESMTP\r\n250-mail-front.test"), data)
+
+    def test_hold_is_counted(self):
+        before = counters(SL)
+        time_to_greeting(SL, "submission")
+        after = wait_until(lambda: (lambda c: c if c.get("greeting_held", 0) > before.get(
+            "greeting_held", 0) else None)(counters(SL)), 10, "greeting_held to grow")
+        self.assertGreaterEqual(after["greeting_held_ms"] - before.get("greeting_held_ms", 0), 1)
+
+
+class ImplicitTlsSwitched(unittest.TestCase):
+    """detect_implicit_ms written out: 0 turns it off on a required
+    listener, a value turns it on for a starttls one (as the maximum)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cfg = copy.deepcopy(FRONT)
+        for l in cfg["listeners"]:
+            host, port = l["address"].rsplit(":", 1)
+            l["address"] = f"{host}:{int(port) + 52000}"
+            if l["name"] == "submission":
+                l["detect_implicit_ms"] = 0
+            if l["name"] == "smtp":
+                l["detect_implicit_ms"] = 300
+        cls.sl = Sluice(cfg, "detect").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sl.stop()
+
+    def test_off_greets_at_once(self):
+        waited, greeting, cport, _ = time_to_greeting(self.sl, "submission")
+        self.assertTrue(greeting.startswith(b"220 "), greeting)
+        self.assertEqual(self.sl.conn_log(CLIENT, cport)["hold_ms"], "0")
+        self.assertLess(waited, 0.1)
+
+    def test_off_does_not_switch(self):
+        out, line = s_client_tls_first(self.sl, "submission")
+        self.assertNotIn("implicit-tls-on-starttls-port", line["quirks"], line)
+        self.assertEqual(line["tls"], "none", line)
+
+    def test_on_for_a_starttls_listener(self):
+        out, line = s_client_tls_first(self.sl, "smtp")
+        self.assertRegex(out, r"(?m)^220 mail-front\.test ESMTP", out)
+        self.assertEqual(line["quirks"], "implicit-tls-on-starttls-port", line)
+        waited, greeting, cport, _ = time_to_greeting(self.sl, "smtp")
+        self.assertTrue(greeting.startswith(b"220 "), greeting)
+        hold = int(self.sl.conn_log(CLIENT, cport)["hold_ms"])
+        self.assertTrue(1 <= hold < 300, hold)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,8 @@ static void test_mail_front(void **state)
 		assert_timeouts(&l->timeouts, 300, 60, 600);
 		assert_inet(&l->addr, l->addrlen, "127.0.0.1", want[i].port);
 		assert_int_equal(l->line, want[i].line);
+		/* TLS-first detection: on where the listener requires TLS */
+		assert_int_equal(l->detect_implicit_ms, want[i].tls == CFG_TLS_REQUIRED ? 200 : 0);
 	}
 	cfg_free(c);
 }
@@ -411,6 +413,98 @@ static const struct bad_case bad_cases[] = {
 };
 
 /* Every broken document: rejected, exact prefix, nothing left in *out. */
+/* quirks: the keys come from the quirk table; what is not written gets the
+ * table's default, a quirk with no switch stays fixed. */
+static void test_quirk_actions(void **state)
+{
+	static const char yaml[] = BE LS
+		"    quirks:\n      bare_lf: close\n      no_ems: allow\n      sslv2_hello: close\n";
+	bool fixed[CFG_QUIRK__COUNT];
+	struct cfg *c = NULL;
+	char err[512];
+	int rc;
+
+	(void)state;
+	rc = cfg_load_string(yaml, sizeof(yaml) - 1, "q.yaml", &c, err, sizeof(err));
+	if (rc)
+		print_error("%s\n", err);
+	assert_int_equal(rc, 0);
+	const enum cfg_quirk_action *a = c->listeners[0].quirks.action;
+	assert_int_equal(a[CFG_QUIRK_bare_lf], CFG_QUIRK_CLOSE);
+	assert_int_equal(a[CFG_QUIRK_sslv2_hello], CFG_QUIRK_CLOSE);
+	assert_int_equal(a[CFG_QUIRK_no_ems], CFG_QUIRK_ALLOW);
+	assert_int_equal(a[CFG_QUIRK_second_starttls], CFG_QUIRK_ALLOW);
+	assert_int_equal(a[CFG_QUIRK_trailing_blanks], CFG_QUIRK_ALLOW);
+	assert_int_equal(a[CFG_QUIRK_not_tls_after_starttls], CFG_QUIRK_FIXED);
+	assert_int_equal(a[CFG_QUIRK_implicit_on_starttls], CFG_QUIRK_FIXED);
+	assert_string_equal(cfg_quirk_key(CFG_QUIRK_pipelined_starttls), "pipelined_starttls");
+	assert_string_equal(cfg_quirk_action_name(a[CFG_QUIRK_bare_lf]), "close");
+	assert_string_equal(cfg_quirk_action_name(a[CFG_QUIRK_bad_hello]), "fixed");
+	for (unsigned q = 0; q < CFG_QUIRK__COUNT; q++)
+		fixed[q] = a[q] == CFG_QUIRK_FIXED;
+	cfg_free(c);
+	c = NULL;
+
+	/* Every quirk with a switch is a key the loader takes, with either
+	 * value; a fixed one is an unknown key. */
+	for (unsigned q = 0; q < CFG_QUIRK__COUNT; q++) {
+		for (unsigned v = 0; v < 2; v++) {
+			char doc[1024];
+
+			snprintf(doc, sizeof(doc), BE LS "    quirks:\n      %s: %s\n",
+				 cfg_quirk_key(q), v ? "close" : "allow");
+			rc = cfg_load_string(doc, strlen(doc), "q.yaml", &c, err, sizeof(err));
+			if (fixed[q]) {
+				assert_int_not_equal(rc, 0);
+				assert_non_null(strstr(err, "unknown key"));
+				continue;
+			}
+			if (rc)
+				fail_msg("%s", err);
+			assert_int_equal(c->listeners[0].quirks.action[q],
+					 v ? CFG_QUIRK_CLOSE : CFG_QUIRK_ALLOW);
+			cfg_free(c);
+			c = NULL;
+		}
+	}
+}
+
+/* detect_implicit_ms: 200 by default on tls: required, 0 on starttls, a
+ * written value (the maximum hold) as written, 0 turns it off. */
+static void test_detect_implicit_defaults(void **state)
+{
+	static const struct {
+		const char *tls, *line;   /* line: "" for none */
+		unsigned want;
+	} cases[] = {
+		{ "required", "", 200 },
+		{ "starttls", "", 0 },
+		{ "required", "    detect_implicit_ms: 0\n", 0 },
+		{ "required", "    detect_implicit_ms: 1000\n", 1000 },
+		{ "starttls", "    detect_implicit_ms: 150\n", 150 },
+		{ "implicit", "", 0 },
+		{ "off", "", 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char doc[1024], err[512];
+		struct cfg *c = NULL;
+		int rc;
+
+		snprintf(doc, sizeof(doc), BE "listeners:\n  - name: l\n"
+			 "    address: 127.0.0.1:2587\n    protocol: smtp\n"
+			 "    tls: %s\n    backend: pf\n%s", cases[i].tls, cases[i].line);
+		rc = cfg_load_string(doc, strlen(doc), "d.yaml", &c, err, sizeof(err));
+		if (rc)
+			fail_msg("case %zu: %s", i, err);
+		if (c->listeners[0].detect_implicit_ms != cases[i].want)
+			fail_msg("case %zu (tls: %s %s): %u, want %u", i, cases[i].tls, cases[i].line,
+				 c->listeners[0].detect_implicit_ms, cases[i].want);
+		cfg_free(c);
+	}
+}
+
 static void test_bad_documents(void **state)
 {
 	(void)state;
@@ -695,6 +789,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_quickstart),
 		cmocka_unit_test(test_embedded_default),
 		cmocka_unit_test(test_defaults_and_overrides),
+		cmocka_unit_test(test_quirk_actions),
+		cmocka_unit_test(test_detect_implicit_defaults),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "net/net_int.h"
+#include "net/tcp_stream.h"
 #include "test_net_lib.h"
 
 #define PEER_ISS 1000u
@@ -126,6 +127,56 @@ static struct tn_seg last(struct est *e)
 	if (r.ts_ok)
 		e->stack_ts = r.tsval;
 	return r;
+}
+
+/* The handshake's round trip on a passive open, which the session holds a
+ * greeting by (stream_rtt_us): the SYN-ACK to its ACK is the first RTT
+ * sample and hs_rtt_us. A SYN-ACK sent twice without timestamps gives no
+ * sample (Karn), and the stream falls back on hs_rtt_us, timed from the
+ * first SYN-ACK: an upper bound. */
+static void test_handshake_rtt(void **state)
+{
+	(void)state;
+	for (int again = 0; again < 2; again++) {
+		struct tn_seg s = { .sport = PPORT, .dport = LPORT, .flags = TH_SYN,
+				    .seq = PEER_ISS, .wnd = 65535 }, r;
+		struct tcp_stream ts;
+		struct tcp_info ti;
+		struct est e;
+
+		memset(&e, 0, sizeof(e));
+		tn_peer_init(&e.p, NULL);
+		tn_peer_arp(&e.p);
+		assert_int_equal(tcp_listen(e.p.st, NULL, LPORT, a_accept, &e.app, &e.l), 0);
+		tn_opt_mss(&s, 1460);
+		tn_peer_clear(&e.p);
+		tn_peer_send_seg(&e.p, &s);
+		tn_peer_tcp(&e.p, 0, &r);
+		assert_int_equal(r.flags, TH_SYN | TH_ACK);
+		if (again) {  /* the SYN-ACK is lost: the RTO (1 s) sends it again */
+			tn_peer_advance(&e.p, 1000000);
+			assert_int_equal(e.p.n, 2);
+		}
+		tn_peer_advance(&e.p, 30000);   /* 30 ms after the (last) SYN-ACK */
+		e.iss = r.seq;
+		e.snd = PEER_ISS + 1;
+		s = peer_seg(&e, TH_ACK, e.snd, e.iss + 1);
+		tn_peer_send_seg(&e.p, &s);
+		assert_int_equal(e.app.accepted, 1);
+		tcp_get_info(e.app.c, &ti);
+		memset(&ts, 0, sizeof(ts));
+		ts.c = e.app.c;
+		if (!again) {
+			assert_int_equal(ti.srtt_us, 30000);
+			assert_int_equal(ti.hs_rtt_us, 30000);
+			assert_int_equal(tcp_stream_rtt_us(&ts), 30000);
+		} else {
+			assert_int_equal(ti.srtt_us, 0);
+			assert_int_equal(ti.hs_rtt_us, 1030000);
+			assert_int_equal(tcp_stream_rtt_us(&ts), 1030000);
+		}
+		est_free(&e);
+	}
 }
 
 /* ---- RFC 5961 ---- */
@@ -796,6 +847,7 @@ int main(void)
 		cmocka_unit_test(test_rst_exact),
 		cmocka_unit_test(test_rst_in_window),
 		cmocka_unit_test(test_ack_on_right_edge),
+		cmocka_unit_test(test_handshake_rtt),
 		cmocka_unit_test(test_syn_in_established),
 		cmocka_unit_test(test_bad_ack),
 		cmocka_unit_test(test_challenge_ack_limit),

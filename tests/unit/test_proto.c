@@ -22,7 +22,7 @@
 #include "proto/proto.h"
 
 static const enum cfg_proto protos[] = {
-#define P(e, ops) e,
+#define P(e, name, ops) CFG_PROTO_##e,
 #include "proto/proto.def"
 #undef P
 };

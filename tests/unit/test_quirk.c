@@ -1,7 +1,8 @@
 /*
  * The quirk table and the engines' "STARTTLS again" detectors: which lines
  * after the STARTTLS OK are Outlook mobile's repeat (answered with the same
- * OK) and which are not (the session closes).
+ * OK) and which are not (the session closes). And the protocol table that
+ * names the engines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,7 +78,9 @@ static void test_quirk_list(void **state)
 	assert_string_equal(quirk_list((1u << QUIRK_second_starttls) |
 				       (1u << QUIRK_not_tls_after_starttls), buf, sizeof(buf)),
 			    "second-starttls,not-tls-after-starttls");
-	/* Every quirk has its own word. */
+	/* Every quirk has its own word, and words for a log line's reason. */
+	for (unsigned i = 0; i < QUIRK__COUNT; i++)
+		assert_true(quirk_reasons[i] && quirk_reasons[i][0]);
 	for (unsigned i = 0; i < QUIRK__COUNT; i++)
 		for (unsigned j = i + 1; j < QUIRK__COUNT; j++)
 			assert_string_not_equal(quirk_words[i], quirk_words[j]);
@@ -85,11 +88,60 @@ static void test_quirk_list(void **state)
 	assert_true(strlen(quirk_list(~0u, buf, 12)) < 12);
 }
 
+/* The greeting hold for a ClientHello first: about two round trips,
+ * clamped to [QUIRK_HOLD_MIN_MS, detect_implicit_ms]. */
+static void test_hold_window(void **state)
+{
+	static const struct { uint32_t rtt_us; unsigned max_ms, want; } holds[] = {
+		{ 0,       200, 200 },  /* no measurement: the whole window */
+		{ 30,      200, QUIRK_HOLD_MIN_MS },  /* loopback */
+		{ 1000,    200, QUIRK_HOLD_MIN_MS },  /* a LAN: 2 ms, below the floor */
+		{ 4999,    200, QUIRK_HOLD_MIN_MS },
+		{ 5001,    200, 11 },   /* 10.002 ms, rounded up */
+		{ 20000,   200, 40 },   /* 20 ms across a country */
+		{ 80000,   200, 160 },
+		{ 150000,  200, 200 },  /* a satellite link: the maximum */
+		{ 150000, 5000, 300 },
+		{ 30,        3, 3 },    /* a maximum below the floor is honoured */
+		{ 30,        0, 0 },    /* 0: no hold */
+		{ 0,         0, 0 },
+		{ UINT32_MAX, 5000, 5000 },
+	};
+
+	for (size_t i = 0; i < sizeof(holds) / sizeof(holds[0]); i++) {
+		unsigned got = quirk_hold_ms(holds[i].rtt_us, holds[i].max_ms);
+
+		if (got != holds[i].want)
+			fail_msg("rtt %u us, max %u ms: hold %u ms, want %u", holds[i].rtt_us,
+				 holds[i].max_ms, got, holds[i].want);
+	}
+}
+
+/* The protocol table (proto.def) gives the config's names and the engines:
+ * each name the config accepts has the engine that calls itself so. */
+static void test_proto_table(void **state)
+{
+	static const enum cfg_proto all[] = {
+#define P(e, name, ops) CFG_PROTO_##e,
+#include "proto/proto.def"
+#undef P
+	};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		const struct proto_ops *ops = proto_get(all[i]);
+
+		assert_non_null(ops);
+		assert_string_equal(ops->name, cfg_proto_name(all[i]));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_starttls_again),
 		cmocka_unit_test(test_quirk_list),
+		cmocka_unit_test(test_proto_table),
+		cmocka_unit_test(test_hold_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
