@@ -762,7 +762,6 @@ SSL_CTX *tls_ctx_new(OSSL_LIB_CTX *libctx, const struct tls_certset *set, unsign
 		snprintf(err, errlen, "session tickets: %s", tls_err_string(ebuf, sizeof(ebuf)));
 		goto fail;
 	}
-	tls_rl_ctx_setup(ctx); /* the keys tls/rl carries on with */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	if (policy_apply(ctx, tls_policy(policy), ebuf, sizeof(ebuf)) < 0) {

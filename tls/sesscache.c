@@ -146,7 +146,9 @@ static SSL_SESSION *sc_get(SSL *ssl, const unsigned char *id, int len, int *copy
 	return sess;
 }
 
-/* OpenSSL drops a session (expired, or a failed resumption). */
+/* OpenSSL drops a session: expired, a fatal alert, or an SSL object freed
+ * without a shutdown (the dataplane marks cleanly ended sessions shut down
+ * before SSL_free, sess_tls_release(), so that they stay). */
 static void sc_remove(SSL_CTX *ctx, SSL_SESSION *sess)
 {
 	unsigned len;

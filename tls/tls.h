@@ -9,8 +9,8 @@
  * single-producer/single-consumer ring. While the job is out, the worker owns
  * the SSL object and the session's two TLS byte buffers (struct tls_io); the
  * core touches neither until the job comes back. After the handshake the SSL
- * object stays with the core, which runs the record layer itself over the
- * same BIO.
+ * object stays with the core for the rest of the session: OpenSSL's record
+ * layer (SSL_read/SSL_write) over the same BIO.
  */
 #ifndef SLUICE_TLS_H
 #define SLUICE_TLS_H
@@ -26,7 +26,6 @@
 #include "config.h"
 #include "hello.h"
 #include "policy.h"
-#include "rl.h"
 
 /* The key types a cert set holds one each of (DESIGN.md section 4). */
 enum tls_key_type {
@@ -139,7 +138,6 @@ struct tls_job {
 	uint8_t policy;     /* enum cfg_policy */
 	uint16_t core;      /* which core to return to */
 	uint8_t status;     /* enum tls_job_status, set by the worker */
-	struct tls_rl_keys rlk; /* what the handshake leaves for tls/rl */
 	char reason[120];   /* on TLSJ_FAIL */
 };
 

@@ -85,9 +85,6 @@ static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 		}
 		j->ssl = SSL_new(ctx);
 		b = j->ssl ? tls_bio_new(j->io) : NULL;
-		memset(&j->rlk, 0, sizeof(j->rlk));
-		if (j->ssl)
-			SSL_set_app_data(j->ssl, &j->rlk);
 		if (b && SSL_set_session_id_context(j->ssl, (const unsigned char *)sid,
 						    (unsigned)strnlen(sid, SSL_MAX_SID_CTX_LENGTH)) != 1) {
 			BIO_free(b);

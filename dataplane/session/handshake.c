@@ -3,8 +3,9 @@
  * STARTTLS OK, the ClientHello read and fingerprinted, the certificate
  * chosen (tls/certsel), the handshake steps posted to a TLS worker and
  * taken back, the TLS facts counted once it is up, and the record I/O
- * afterwards (tls/rl, or OpenSSL's SSL_read/SSL_write where rl does not
- * take the connection). session.c decides when; this file does the TLS.
+ * afterwards: OpenSSL's SSL_read/SSL_write over the BIO on the session's
+ * buffers (tls/record.c), and close_notify both ways (DESIGN.md §2 rule
+ * 8). session.c decides when; this file does the TLS.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -31,100 +32,162 @@ static const int certsel_ctr[CERTSEL_R_COUNT] = {
 };
 
 /*
- * Seal p[0, len) for the client into cout: with tls/rl, or OpenSSL's
- * SSL_write. Returns the bytes taken (> 0), 0 when cout has no room, or
- * -1 on an error (reason set).
+ * Room in cout that one SSL_write never needs more than on top of its
+ * plaintext: TLS 1.3 AEAD 22 bytes, TLS 1.2 GCM 29, CBC with SHA-384 up to
+ * 85, TLS 1.0 CBC about 80 with the empty record OpenSSL writes first,
+ * plus a KeyUpdate answer it may owe before the data (27, RFC 8446 4.6.3).
+ * With that much room SSL_write never runs out of BIO space halfway: a
+ * record written in part would tie the next SSL_write to the same bytes.
+ * Below the room sess_dialogue() keeps beside a reply.
+ */
+#define TLS_WRITE_SLACK 256u
+/*
+ * Room in cout that SSL_read may need: one alert (at most 85 bytes, a CBC
+ * record) or one KeyUpdate answer (27). A write leaves at least
+ * TLS_WRITE_SLACK less its record's overhead, so relayed data never stops
+ * the reading. When the room is short, reading waits for cout to drain:
+ * a fatal alert that OpenSSL could not write is never sent.
+ */
+#define TLS_READ_ROOM 128u
+
+/* OpenSSL's reason for a failed TLS read or write, with the alert it sent,
+ * if any, into the session's verdict (the first one stands). */
+static void sess_tls_failed(struct sess *s, const char *what)
+{
+	char ebuf[120];
+
+	sess_set_result(s, "error", "TLS %s failed: %s", what,
+			ERR_peek_error() ? tls_err_string(ebuf, sizeof(ebuf)) : "no reason given");
+	/* A fatal alert may be in cout: it goes out, close_notify does not
+	 * (RFC 8446 6.2: the connection ends with the alert). */
+	s->tls_failed = true;
+}
+
+/*
+ * Seal p[0, len) for the client into cout with SSL_write: at most one
+ * record per call, and only when cout has room for all of it. Returns the
+ * bytes taken (> 0), 0 when cout has no room, or -1 on an error (reason
+ * set, s->tls_failed).
  */
 int sess_tls_write(struct sess *s, const void *p, size_t len)
 {
-	char ebuf[120];
 	int n, e;
 
-	if (s->rl) {
-		n = tls_rl_write(s->rl, p, len, &s->cout);
-		if (n > 0 || n == TLS_RL_WANT)
-			return n > 0 ? n : 0;
-		sess_set_result(s, "error", "TLS write failed");
+	if (s->tls_failed)
 		return -1;
-	}
+	if (len > SSL3_RT_MAX_PLAIN_LENGTH)
+		len = SSL3_RT_MAX_PLAIN_LENGTH;
+	if (buf_room(&s->cout) < len + TLS_WRITE_SLACK)
+		return 0;
 	ERR_clear_error();
 	n = SSL_write(s->ssl, p, (int)len);
 	if (n > 0)
 		return n;
 	e = SSL_get_error(s->ssl, n);
 	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-		return 0;
-	sess_set_result(s, "error", "TLS write failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
+		return 0; /* not with the room checked above; harmless */
+	sess_tls_failed(s, "write");
 	return -1;
 }
 
-/* Decrypt client bytes into dst. Returns true if anything moved. */
+/*
+ * Decrypt client bytes into dst with SSL_read. OpenSSL does the record
+ * layer: record sizes (RFC 8446 5.1, RFC 5246 6.2), KeyUpdate and its
+ * answer (RFC 8446 4.6.3), alerts; a fatal error leaves its alert in cout
+ * and sets s->tls_failed. close_notify (or EOF) sets s->tls_in_done, after
+ * the data before it. Returns true if anything moved.
+ */
 bool sess_tls_pull(struct sess *s, struct buf *dst)
 {
-	char ebuf[120];
 	bool did = false;
 
-	while (buf_room(dst) && !s->cli.failed) {
+	while (buf_room(dst) && !s->cli.failed && !s->tls_failed && !s->tls_in_done) {
 		uint8_t *p;
 		uint32_t room;
 		int n, e;
 
 		/* Nothing to decrypt: do not call SSL_read, which would set up
-		 * its 16 KiB record buffer and keep it through an idle wait;
-		 * tls/rl drops its cipher contexts. */
-		if (buf_len(&s->cin) == 0 && !s->tio.in_eof &&
-		    (s->rl || !SSL_has_pending(s->ssl))) {
-			if (s->rl && buf_len(&s->cout) == 0)
-				tls_rl_idle(s->rl);
+		 * its 16 KiB record buffer and keep it through an idle wait. */
+		if (buf_len(&s->cin) == 0 && !s->tio.in_eof && !s->tls_read_blocked &&
+		    !SSL_has_pending(s->ssl))
 			break;
-		}
-
+		/* What SSL_read may have to write (an alert, a KeyUpdate
+		 * answer) must fit: cout drains first. */
+		if (buf_room(&s->cout) < TLS_READ_ROOM)
+			break;
 		if (buf_space(dst, &p, &room) < 0)
 			break;
-		if (s->rl) {
-			char why[96];
-
-			n = tls_rl_read(s->rl, &s->cin, p, room, &s->cout, why, sizeof(why));
-			if (n > 0) {
-				dst->tail += (uint32_t)n;
-				did = true;
-				continue;
-			}
-			buf_consume(dst, 0);
-			if (n == TLS_RL_WANT) {
-				if (s->tio.in_eof && buf_len(&s->cin) < 5)
-					s->tls_in_done = true; /* EOF without close_notify */
-				break;
-			}
-			if (n == TLS_RL_EOF) {
-				s->tls_in_done = true;
-				break;
-			}
-			sess_set_result(s, "error", "TLS read failed: %s", why);
-			s->cli.failed = true;
-			break;
-		}
 		ERR_clear_error();
 		n = SSL_read(s->ssl, p, (int)room);
+		s->tls_read_blocked = false;
 		if (n > 0) {
 			dst->tail += (uint32_t)n;
 			did = true;
 			continue;
 		}
-		buf_consume(dst, 0);
+		buf_consume(dst, 0); /* frees dst's storage if it stayed empty */
 		e = SSL_get_error(s->ssl, n);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		if (e == SSL_ERROR_WANT_READ)
 			break;
-		if (e == SSL_ERROR_ZERO_RETURN ||
-		    (e == SSL_ERROR_SYSCALL && !ERR_peek_error())) {
-			s->tls_in_done = true; /* close_notify, or EOF */
+		if (e == SSL_ERROR_WANT_WRITE) {
+			s->tls_read_blocked = true; /* again once cout drained */
 			break;
 		}
-		sess_set_result(s, "error", "TLS read failed: %s", tls_err_string(ebuf, sizeof(ebuf)));
-		s->cli.failed = true;
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			/* close_notify, or EOF (SSL_OP_IGNORE_UNEXPECTED_EOF) */
+			s->tls_in_done = true;
+			did = true;
+			break;
+		}
+		sess_tls_failed(s, "read");
+		did = true;
 		break;
 	}
 	return did;
+}
+
+/*
+ * Send close_notify (RFC 8446 6.1, RFC 5246 7.2.1): into cout, or, when
+ * cout has no room for it, once it drained (called again). Not after a
+ * fatal error, whose alert ended the connection. Returns true once nothing
+ * more is owed.
+ */
+bool sess_tls_close(struct sess *s)
+{
+	int rc;
+
+	if (!s->tls || s->tls_close_sent || s->tls_failed || s->cli.failed)
+		return true;
+	if (buf_room(&s->cout) < TLS_READ_ROOM) /* an alert's room */
+		return false;
+	ERR_clear_error();
+	rc = SSL_shutdown(s->ssl);
+	if (rc < 0 && SSL_get_error(s->ssl, rc) == SSL_ERROR_WANT_WRITE)
+		return false;
+	/* 0: sent, the client's is still due; 1: both; < 0: broken, and
+	 * nothing more will go. */
+	ERR_clear_error();
+	s->tls_close_sent = true;
+	return true;
+}
+
+/*
+ * Before SSL_free: a TLS session that ended without a fatal error is
+ * marked shut down, so that OpenSSL keeps it for resumption (it drops
+ * the session of an SSL object freed otherwise, ssl_clear_bad_session).
+ * A client that vanished without close_notify still resumes: RFC 5246
+ * 7.2.1 allows it since TLS 1.1. A fatal alert, sent or received, had
+ * OpenSSL remove the session already.
+ */
+void sess_tls_release(struct sess *s)
+{
+	if (!s->ssl || !s->tls || s->tls_failed || SSL_in_init(s->ssl))
+		return;
+	if (!(SSL_get_shutdown(s->ssl) & SSL_SENT_SHUTDOWN)) {
+		SSL_set_quiet_shutdown(s->ssl, 1); /* flags only, no I/O */
+		(void)SSL_shutdown(s->ssl);
+		ERR_clear_error();
+	}
 }
 
 /* The counter of a cipher suite, by its code point; -1 if sluice does not
@@ -220,14 +283,6 @@ static void sess_tls_up(struct sess *s)
 		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
 	sess_count_tls(s, k);
 	sess_fingerprint_done(s, true);
-	/* From here sluice's own record layer, where it can: the SSL object
-	 * (15 KiB) goes, a few hundred bytes of keys stay. */
-	if ((s->rl = tls_rl_new(s->ssl, &s->job.rlk))) {
-		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-		SSL_free(s->ssl);
-		s->ssl = NULL;
-		ctr_inc(s->core, CTR_tls_own_records);
-	}
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;

@@ -122,14 +122,8 @@ static void sess_closing(struct sess *s, const char *result, const char *reason)
 	if (reason)
 		sess_set_result(s, result, "%s", reason);
 	sess_close_backend(s);
-	if (s->tls && !s->tls_close_sent && !s->cli.failed) {
-		ERR_clear_error();
-		if (s->rl) /* close_notify into cout */
-			(void)tls_rl_close_notify(s->rl, &s->cout);
-		else
-			SSL_shutdown(s->ssl);
-		s->tls_close_sent = true;
-	}
+	(void)sess_tls_close(s); /* close_notify after the last reply; else
+				    again from sess_closing_step() */
 	s->state = SS_CLOSING;
 	sess_arm(s, CLOSE_LINGER_MS);
 }
@@ -275,7 +269,12 @@ static bool sess_dialogue(struct sess *s)
 			sess_backend_start(s);
 	}
 	if (s->state == SS_DIALOGUE && starved && sess_client_eof(s)) {
-		/* What is left is an unfinished line: nothing to answer. */
+		/* What is left is an unfinished line: nothing to answer. Under
+		 * TLS the client's close_notify gets ours. */
+		if (s->tls) {
+			sess_closing(s, "ok", "client closed before the backend was needed");
+			return true;
+		}
 		sess_set_result(s, "ok", "client closed before the backend was needed");
 		sess_finish(s);
 		return false;
@@ -520,11 +519,8 @@ static bool sess_pump_b2c(struct sess *s)
 			if (buf_room(&s->cout) == 0)
 				break;
 			w = sess_tls_write(s, buf_head(&s->bin), n);
-			if (w <= 0) {
-				if (w < 0)
-					s->cli.failed = true;
-				break;
-			}
+			if (w <= 0)
+				break; /* no room; or failed: sess_run closes */
 			n = (uint32_t)w;
 		} else {
 			if (n > buf_room(&s->cout))
@@ -638,14 +634,15 @@ static bool sess_relay(struct sess *s)
 	return did;
 }
 
-/* SS_CLOSING: drain cout, send FIN, wait for the client's or the timer. */
+/* SS_CLOSING: close_notify and the rest of cout out, send FIN, wait for
+ * the client's or the timer. */
 static bool sess_closing_step(struct sess *s)
 {
 	if (s->cli.failed) {
 		sess_finish(s);
 		return false;
 	}
-	if (buf_len(&s->cout))
+	if (!sess_tls_close(s) || buf_len(&s->cout))
 		return false;
 	if (!s->cli.shut_wr) {
 		stream_shutdown_wr(&s->cli);
@@ -762,6 +759,11 @@ void sess_run(struct sess *s)
 		}
 		if (s->cli.kind == SK_DEAD || s->job_out)
 			return;
+		if (s->tls_failed && s->state != SS_CLOSING) {
+			/* A fatal TLS error: its alert goes out, then the close. */
+			sess_closing(s, NULL, NULL);
+			did = true;
+		}
 		did |= sess_flush(s);
 		if (s->cli.failed && s->state != SS_CLOSING) {
 			ctr_inc(s->core, CTR_client_reset);
@@ -1018,8 +1020,8 @@ void sess_reap(struct core *c)
 
 void sess_free(struct sess *s)
 {
+	sess_tls_release(s);
 	SSL_free(s->ssl);
-	tls_rl_free(s->rl);
 	buf_free(&s->cin);
 	buf_free(&s->cout);
 	buf_free(&s->pin);

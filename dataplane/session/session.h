@@ -66,9 +66,9 @@ struct sess {
 	struct buf pin;             /* client plaintext after TLS, before relay */
 	struct buf bin, bout;       /* backend wire bytes */
 	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
-	SSL *ssl;                   /* set once a handshake started; freed
-				       when tls/rl takes over after it */
-	struct tls_rl *rl;          /* sluice's record layer, or NULL: OpenSSL's */
+	SSL *ssl;                   /* set once a handshake started; the
+				       record layer after it (SSL_read/SSL_write
+				       over tio); freed with the session */
 	struct tls_job job;         /* the handshake job, when out */
 	struct linereader lr;       /* client lines */
 	struct linereader blr;      /* backend lines while opening it */
@@ -85,8 +85,12 @@ struct sess {
 	bool b2c;                   /* backend -> client is a raw relay */
 	bool tls;                   /* handshake completed */
 	bool starttls;              /* TLS came through STARTTLS */
-	bool tls_close_sent;
+	bool tls_close_sent;        /* our close_notify is in cout (or given up) */
 	bool tls_in_done;           /* SSL_read saw close_notify or EOF */
+	bool tls_failed;            /* fatal TLS error: its alert (if any) goes
+				       out, no close_notify, no more records */
+	bool tls_read_blocked;      /* SSL_read wanted to write (an answer to a
+				       KeyUpdate): call it again when cout drained */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool hello_seen;            /* the ClientHello was read (tls/hello) */
 	bool resumed;               /* the handshake resumed a session */

@@ -56,8 +56,15 @@ void sess_free(struct sess *s);
 /* Seal p[0, len) for the client into cout: bytes taken (> 0), 0 when cout
  * has no room, -1 on an error (reason set). */
 int sess_tls_write(struct sess *s, const void *p, size_t len);
-/* Decrypt client bytes into dst. Returns true if anything moved. */
+/* Decrypt client bytes into dst (close_notify: s->tls_in_done; a fatal
+ * error: s->tls_failed). Returns true if anything moved. */
 bool sess_tls_pull(struct sess *s, struct buf *dst);
+/* Queue our close_notify in cout; true once nothing more is owed (sent,
+ * or not to be sent), false to try again when cout drained. */
+bool sess_tls_close(struct sess *s);
+/* Before SSL_free: mark a cleanly ended session shut down, so that
+ * OpenSSL keeps it for resumption. */
+void sess_tls_release(struct sess *s);
 /* SS_STARTTLS/SS_HANDSHAKE: post the next handshake step when its input
  * is there. Returns true if the session moved. */
 bool sess_handshake(struct sess *s);
