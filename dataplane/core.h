@@ -1,8 +1,10 @@
 /*
- * A dataplane core: one thread, share-nothing. It owns its listening sockets
- * (one per listener, SO_REUSEPORT), its sessions, its timer wheel and its
- * counters, and nothing it owns is touched by another thread, except the
- * sessions' TLS buffers while a handshake job is out with a worker.
+ * A dataplane core: one thread, share-nothing. It owns its sessions, its
+ * timer wheel, its counters and its stack's per-core state (listeners,
+ * epoll set or native stacks), and nothing it owns is touched by another
+ * thread, except the sessions' TLS buffers while a handshake job is out
+ * with a worker. core.c runs the one loop; the stack plugs in through
+ * c->io (io/io.h).
  */
 #ifndef SLUICE_CORE_H
 #define SLUICE_CORE_H
@@ -12,19 +14,19 @@
 #include <stdint.h>
 
 #include "counters.h"
-#include "io/stream.h"
 #include "timer.h"
 
 struct sess;
 struct listener;
-struct nat_core;
+struct io_ops;
 
 struct core {
 	unsigned id;
-	int epfd;
 	pthread_t thread;
-	struct stream *lsn;        /* one listening stream per listener */
-	struct stream wake;        /* worker completions (eventfd) */
+	const struct io_ops *io;   /* the stack's calls (io/io.h) */
+	void *io_core;             /* the stack's per-core state (kernel:
+				      struct kern_core, native: struct nat_core) */
+	int wake_fd;               /* rung by the workers when jobs come back */
 	struct wheel wheel;
 	uint64_t now_ms;           /* monotonic, refreshed once per loop */
 	uint64_t next_id;
@@ -36,7 +38,6 @@ struct core {
 				      wakes every ms, not every CORE_WAIT_MS */
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
-	struct nat_core *nat;      /* native stack (io/native.h); NULL: kernel */
 };
 
 struct tls_certset;
@@ -59,10 +60,9 @@ extern struct runtime RT;
 static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[id]++; }
 static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[id] += n; }
 
-uint64_t clock_ms(void);
-
-/* Bind the listening sockets of core c. On error names the listener. */
-int core_listen(struct core *c, char *err, size_t errlen);
+/* What the stacks hand to the loop's owner (io_setup's callbacks). */
+extern const struct io_cb core_io_cb;
+/* The core's thread: the one loop (arg: the struct core). */
 void *core_main(void *arg);
 
 #endif

@@ -26,15 +26,14 @@
 #include "core.h"
 #include "explain.h"
 #include "fpstat.h"
+#include "io/io.h"
 #include "log.h"
 #include "session/backend.h"
+#include "session/probe_loop.h"
 #include "session/session.h"
 #include "sluice-build.h"
 #include "resume.h"
 #include "tls.h"
-#if HAVE_DPDK
-#include "io/native.h"
-#endif
 
 const char *const counter_names[CTR__COUNT] = {
 #define C(n, h) #n,
@@ -223,10 +222,7 @@ static void report_counters(void)
 		if (tot[k])
 			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s=%llu", o ? " " : "",
 					      counter_names[k], (unsigned long long)tot[k]);
-#if HAVE_DPDK
-	if (RT.cfg->native)
-		o = nat_report(line, sizeof(line), o);
-#endif
+	o = io_report(line, sizeof(line), o);
 	log_msg(LOG_INFO, "counters: %s", o ? line : "none");
 }
 
@@ -250,7 +246,20 @@ static void report_fingerprints(void)
 	fp_report(t, n, names, CFG_POLICY_COUNT, report_line);
 }
 
-int main(int argc, char **argv)
+/* What main() sets up and tears down. */
+struct app {
+	const char *path;          /* -c FILE, or NULL: the embedded default */
+	bool check;                /* --check */
+	struct cfg *c;
+	struct be_pool *pools;
+	const char **sids;         /* [listener] session ID contexts */
+	sigset_t sigs;             /* taken by the signal loop only */
+	bool io_up;                /* io_setup() ran: io_fini() at teardown */
+	unsigned n_started;        /* core threads started */
+};
+
+/* Options into a. Returns -1 to go on, else the exit status. */
+static int parse_args(struct app *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -259,28 +268,15 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *path = NULL;
-	bool check = false;
-	char err[1024] = "";
-	struct cfg *c = NULL;
-	struct be_pool *pools = NULL;
-	const char **sids = NULL;
-	char name[16];
-	sigset_t sigs;
-	unsigned i;
-	int opt, rc, sig;
+	int opt;
 
-	if (argc > 1 && !strcmp(argv[1], "explain")) {
-		OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
-		return explain_main(argc - 1, argv + 1);
-	}
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			path = optarg;
+			a->path = optarg;
 			break;
 		case 'k':
-			check = true;
+			a->check = true;
 			break;
 		case 'V':
 			printf("sluice %s\n", SLUICE_VERSION);
@@ -297,103 +293,91 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+/*
+ * Everything that reads the configuration and can fail on it: OpenSSL,
+ * the configuration, ticket keys and the session cache, backend pools,
+ * listeners and their certificates. Nothing runs yet. 0 or -errno with
+ * err filled (or empty: -rc says it).
+ */
+static int app_setup(struct app *a, char *err, size_t errlen)
+{
+	int rc;
 
 	/* Never the system openssl.cnf: the policy is set in tls_ctx_new. */
 	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
-	if (tls_bio_init() < 0) {
-		fprintf(stderr, "sluice: out of memory\n");
-		return 1;
-	}
+	if (tls_bio_init() < 0)
+		return -ENOMEM;
+	rc = a->path ? cfg_load_file(a->path, &a->c, err, errlen)
+		     : cfg_load_string(cfg_default_yaml, cfg_default_yaml_len,
+				       "(embedded default)", &a->c, err, errlen);
+	if (rc < 0)
+		return rc;
+	RT.cfg = a->c;
+	if ((rc = tls_resume_init(a->c, log_msg, err, errlen)) < 0 ||
+	    (rc = be_pools_init(a->c, &a->pools, err, errlen)) < 0 ||
+	    (rc = setup_listeners(a->c, a->pools, err, errlen)) < 0)
+		return rc;
+	return 0;
+}
 
-	rc = path ? cfg_load_file(path, &c, err, sizeof(err))
-		  : cfg_load_string(cfg_default_yaml, cfg_default_yaml_len, "(embedded default)",
-				    &c, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "sluice: %s\n", err);
-		return 1;
-	}
-	RT.cfg = c;
-	if ((rc = tls_resume_init(c, log_msg, err, sizeof(err))) < 0 ||
-	    (rc = be_pools_init(c, &pools, err, sizeof(err))) < 0 ||
-	    (rc = setup_listeners(c, pools, err, sizeof(err))) < 0) {
-		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
-		return 1;
-	}
-	if (check) {
-		printf("%s: ok: %u listeners, %u backends\n", c->path, c->n_listeners,
-		       c->n_backends);
-		goto out;
-	}
+/*
+ * Start serving: logging, signals blocked (only the signal loop takes
+ * them), the cores' state, the network stack (io_setup: listeners bound
+ * or ports up), root dropped, the TLS workers, the backend probes, then
+ * the core threads. 0 or -errno with err filled; a core that does not
+ * start stops the others (the signal loop then ends at once).
+ */
+static int app_start(struct app *a, char *err, size_t errlen)
+{
+	const struct cfg *c = a->c;
+	char name[16];
+	unsigned i;
+	int rc;
 
 	log_init(c->log_target);
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR1);
-	sigaddset(&sigs, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads inherit: only main takes them */
+	sigemptyset(&a->sigs);
+	sigaddset(&a->sigs, SIGINT);
+	sigaddset(&a->sigs, SIGTERM);
+	sigaddset(&a->sigs, SIGHUP);
+	sigaddset(&a->sigs, SIGUSR1);
+	sigaddset(&a->sigs, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &a->sigs, NULL); /* threads inherit: only main takes them */
 
 	RT.n_cores = c->cores;
 	RT.cores = calloc(c->cores, sizeof(*RT.cores));
-	sids = calloc(c->n_listeners, sizeof(*sids));
-	if (!RT.cores || !sids) {
-		fprintf(stderr, "sluice: out of memory\n");
-		return 1;
-	}
+	a->sids = calloc(c->n_listeners, sizeof(*a->sids));
+	if (!RT.cores || !a->sids)
+		return -ENOMEM;
 	for (i = 0; i < c->cores; i++) {
 		RT.cores[i].id = i;
-		if (c->native) {
-			/* The native stack listens in its own stacks (nat_init). */
-			RT.cores[i].epfd = -1;
-			if (!(RT.cores[i].fp = fp_table_new())) {
-				fprintf(stderr, "sluice: out of memory\n");
-				return 1;
-			}
-		} else if (core_listen(&RT.cores[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "sluice: %s\n", err);
-			return 1;
-		}
+		RT.cores[i].wake_fd = -1;
+		if (!(RT.cores[i].fp = fp_table_new()))
+			return -ENOMEM;
 	}
-	if (c->native) {
-#if HAVE_DPDK
-		if ((rc = nat_init(c, RT.cores, c->cores, err, sizeof(err))) < 0) {
-			fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
-			nat_fini();
-			return 1;
-		}
-#else
-		fprintf(stderr, "sluice: %s:%u: native: this sluice was built without DPDK "
-			"(libdpdk-dev, then meson setup -Ddpdk=enabled)\n", c->path, c->native->line);
-		return 1;
-#endif
-	}
+	a->io_up = true;
+	if ((rc = io_setup(c, RT.cores, c->cores, &core_io_cb, err, errlen)) < 0)
+		return rc;
 	/* Ports are bound and certificates read: root is no longer needed. */
-	if (c->user && drop_privileges(c->user, err, sizeof(err)) < 0) {
-		fprintf(stderr, "sluice: %s\n", err);
-		return 1;
-	}
+	if (c->user && (rc = drop_privileges(c->user, err, errlen)) < 0)
+		return rc;
 	for (i = 0; i < c->n_listeners; i++)
-		sids[i] = c->listeners[i].name;
-	if (tlsw_start(c->workers, c->cores, RT.sets, RT.n_sets, sids, c->n_listeners,
-		       err, sizeof(err)) < 0) {
-		fprintf(stderr, "sluice: %s\n", err);
-		return 1;
-	}
+		a->sids[i] = c->listeners[i].name;
+	if ((rc = tlsw_start(c->workers, c->cores, RT.sets, RT.n_sets, a->sids, c->n_listeners,
+			     err, errlen)) < 0)
+		return rc;
 
-	if (c->native) {
-#if HAVE_DPDK
-		/* The backends sit behind the native ports: core 0 probes them
-		 * over its own TCP from its first loop on (io/native_probe.c). */
-		if (nat_probe_setup(pools, c->n_backends, c->hostname) < 0) {
-			fprintf(stderr, "sluice: out of memory\n");
-			return 1;
-		}
-#endif
+	if (RT.cores[0].io->probes_in_loop) {
+		/* The backends sit behind the stack's own ports: core 0 probes
+		 * them from its first pass on (session/probe_loop.c). */
+		if ((rc = probe_loop_setup(a->pools, c->n_backends, c->hostname)) < 0)
+			return rc;
 	} else {
-		be_probe_all(pools, c->n_backends, c->hostname);
-		if (be_health_start(pools, c->n_backends, c->hostname) < 0)
+		be_probe_all(a->pools, c->n_backends, c->hostname);
+		if (be_health_start(a->pools, c->n_backends, c->hostname) < 0)
 			log_msg(LOG_WARNING, "cannot start the health-check thread: backends are "
 				"probed only at start-up");
 	}
@@ -408,22 +392,30 @@ int main(int argc, char **argv)
 		if ((rc = pthread_create(&RT.cores[i].thread, NULL, core_main, &RT.cores[i]))) {
 			log_msg(LOG_ERR, "cannot start core %u: %s", i, strerror(rc));
 			atomic_store(&RT.stop, true);
-			c->cores = i;
 			break;
 		}
+		a->n_started = i + 1;
 		/* Named so that per-thread CPU (top -H, /proc/PID/task) tells the
 		 * cores from the TLS workers; 15 characters at most. */
 		snprintf(name, sizeof(name), "sl-core%u", i % 1000u);
 		(void)pthread_setname_np(RT.cores[i].thread, name);
 	}
 	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers, %s stack",
-		SLUICE_VERSION, c->cores, c->workers, c->native ? "native" : "kernel");
+		SLUICE_VERSION, a->n_started, c->workers, RT.cores[0].io->name);
+	return 0;
+}
+
+/* The main thread from here on: ticket-key upkeep once a second, and the
+ * signals: USR1 reports, USR2 rotates ticket keys, INT/TERM stop. */
+static void app_signal_loop(struct app *a)
+{
+	int sig;
 
 	while (!atomic_load(&RT.stop)) {
 		struct timespec tick = { 1, 0 };
 
 		tls_resume_tick((long long)time(NULL));
-		sig = sigtimedwait(&sigs, NULL, &tick);
+		sig = sigtimedwait(&a->sigs, NULL, &tick);
 		if (sig < 0)
 			continue;
 		if (sig == SIGUSR1) {
@@ -443,22 +435,29 @@ int main(int argc, char **argv)
 			atomic_store(&RT.stop, true);
 		}
 	}
-	for (i = 0; i < c->cores; i++)
+}
+
+/* Stop what app_start() started (the cores, the probe thread, the
+ * workers), report the counters one last time, and free what app_setup()
+ * made. Safe after a failure at any step. */
+static void app_teardown(struct app *a)
+{
+	unsigned i;
+
+	atomic_store(&RT.stop, true);
+	for (i = 0; i < a->n_started; i++)
 		pthread_join(RT.cores[i].thread, NULL);
-	be_health_stop();
-	tlsw_stop(sess_job_orphan);
-	report_counters();
-#if HAVE_DPDK
-	if (c->native)
-		nat_fini();  /* after the last report, which reads the stacks */
-#endif
-	for (i = 0; i < RT.n_cores; i++) {
-		fp_table_free(RT.cores[i].fp);
-		close(RT.cores[i].epfd);
-		free(RT.cores[i].lsn);
+	if (RT.cores) {
+		be_health_stop();
+		tlsw_stop(sess_job_orphan);
+		if (a->n_started)
+			report_counters();
 	}
+	if (a->io_up)
+		io_fini();   /* after the last report, which reads the stacks */
+	for (i = 0; RT.cores && i < RT.n_cores; i++)
+		fp_table_free(RT.cores[i].fp);
 	free(RT.cores);
-out:
 	for (i = 0; RT.listeners && i < RT.n_listeners; i++) {
 		free(RT.listeners[i].sets);
 		free(RT.listeners[i].set_ids);
@@ -470,9 +469,41 @@ out:
 	free(RT.sets);
 	sesscache_fini();
 	free(RT.listeners);
-	free(sids);
-	be_pools_free(pools, c->n_backends);
-	cfg_free(c);
+	free(a->sids);
+	if (a->c)
+		be_pools_free(a->pools, a->c->n_backends);
+	cfg_free(a->c);
 	tls_bio_fini();
+}
+
+int main(int argc, char **argv)
+{
+	struct app a = { 0 };
+	char err[1024] = "";
+	int rc;
+
+	if (argc > 1 && !strcmp(argv[1], "explain")) {
+		OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+		return explain_main(argc - 1, argv + 1);
+	}
+	if ((rc = parse_args(&a, argc, argv)) >= 0)
+		return rc;
+	if ((rc = app_setup(&a, err, sizeof(err))) < 0) {
+		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
+		return 1;
+	}
+	if (a.check) {
+		printf("%s: ok: %u listeners, %u backends\n", a.c->path, a.c->n_listeners,
+		       a.c->n_backends);
+		app_teardown(&a);
+		return 0;
+	}
+	if ((rc = app_start(&a, err, sizeof(err))) < 0) {
+		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
+		app_teardown(&a);
+		return 1;
+	}
+	app_signal_loop(&a);
+	app_teardown(&a);
 	return 0;
 }

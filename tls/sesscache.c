@@ -18,6 +18,7 @@
 
 #include <openssl/crypto.h>
 
+#include "clock.h"
 #include "resume.h"
 
 #define SC_LOCKS 64
@@ -70,14 +71,6 @@ static size_t sc_set(const unsigned char *id, unsigned len)
 	return (size_t)(h % SC.n_sets);
 }
 
-static long long sc_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec;
-}
-
 /* OpenSSL made a session: keep it. Returns 0: OpenSSL keeps its own reference. */
 static int sc_new(SSL *ssl, SSL_SESSION *sess)
 {
@@ -103,7 +96,7 @@ static int sc_new(SSL *ssl, SSL_SESSION *sess)
 	OPENSSL_clear_free(e->der, e->der_len);
 	memcpy(e->id, id, len);
 	e->id_len = len;
-	e->stored = sc_now();
+	e->stored = clock_real_s();
 	e->expires = (long long)SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess);
 	e->der = der;
 	e->der_len = (size_t)n;
@@ -142,7 +135,7 @@ static SSL_SESSION *sc_get(SSL *ssl, const unsigned char *id, int len, int *copy
 	set = sc_set(id, (unsigned)len);
 	pthread_mutex_lock(&SC.lock[set % SC_LOCKS]);
 	e = sc_find(id, (unsigned)len, set);
-	if (e && e->expires < sc_now()) {
+	if (e && e->expires < clock_real_s()) {
 		sc_clear(e);
 	} else if (e) {
 		const unsigned char *p = e->der;

@@ -53,21 +53,6 @@ static struct {
 	pthread_barrier_t ready;
 } P;
 
-int ring_init(struct ring *r, uint32_t size)
-{
-	atomic_init(&r->head, 0);
-	atomic_init(&r->tail, 0);
-	r->mask = size - 1;
-	r->slot = calloc(size, sizeof(void *));
-	return r->slot ? 0 : -ENOMEM;
-}
-
-void ring_fini(struct ring *r)
-{
-	free(r->slot);
-	r->slot = NULL;
-}
-
 #define CTX_PER_SET ((TLS_CERTS_MAX + 1) * CFG_POLICY_COUNT)
 
 /* Index in a worker's ctx table: per set, the combined SSL_CTX and one per

@@ -1,9 +1,10 @@
 /*
  * DPDK under the native stack: the EAL from the configuration, one mempool
- * and one RX/TX queue pair per core on each port, and the core loop
- * (rx burst -> net_input, timers, sessions, tx burst). Everything that can
- * fail is done in nat_init(), before a core runs; the loop itself only
- * counts what goes wrong (DPDK examples/l3fwd).
+ * and one RX/TX queue pair per core on each port, and the stack's side of
+ * the core loop (nat_io_ops: rx burst -> net_input; net_poll and tx burst;
+ * the idle pause). Everything that can fail is done in nat_init(), before a
+ * core runs; the loop itself only counts what goes wrong (DPDK
+ * examples/l3fwd).
  *
  * Flows and cores. A TCP flow belongs to one core: its stack holds the
  * connection. Where the NIC does RSS and lets us program the key and the
@@ -45,11 +46,11 @@
 #include <rte_ring.h>
 #include <rte_thash.h>
 
+#include "clock.h"
 #include "config.h"
-#include "core.h"
+#include "io/io.h"
 #include "io/native.h"
 #include "log.h"
-#include "session/session.h"
 
 #define NAT_RX_DESC 1024
 #define NAT_TX_DESC 1024
@@ -72,14 +73,6 @@ uint64_t nat_cycles(void *ctx)
 {
 	(void)ctx;
 	return rte_rdtsc();
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -281,26 +274,12 @@ static void nat_rx_one(struct nat_core *nc, struct rte_mbuf *m, uint64_t now_us)
 	}
 }
 
-/* ---- the core loop ------------------------------------------------------- */
+/* ---- the stack's side of the core loop ----------------------------------- */
 
-/* Idle: sleep up to us, or until a TLS worker hands a job back. */
-static void nat_pause(struct core *c, unsigned us)
+/* io_ops.enter: an EAL thread (mbuf caches), pinned where configured. */
+static int nat_enter(struct core *c)
 {
-	struct pollfd pfd = { .fd = tlsw_core_fd(c->id), .events = POLLIN };
-	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
-	uint64_t v;
-
-	if (ppoll(&pfd, 1, &ts, NULL) > 0)
-		(void)!read(pfd.fd, &v, sizeof(v));
-}
-
-void nat_core_main(struct core *c)
-{
-	struct nat_core *nc = c->nat;
 	const struct cfg_native *cfg = N.cfg;
-	struct rte_mbuf *pkts[NAT_BURST];
-	struct tls_job *j;
-	unsigned idle = 0, i, k, n;
 
 	if (rte_thread_register() < 0)
 		log_msg(LOG_WARNING, "core %u: not an EAL thread (%s): mbuf caches off", c->id,
@@ -314,71 +293,106 @@ void nat_core_main(struct core *c)
 			log_msg(LOG_WARNING, "core %u: cannot pin to CPU %u", c->id,
 				cfg->cpus[c->id]);
 	}
-	c->now_ms = clock_ms();
-	wheel_init(&c->wheel, c->now_ms);
-	while (!atomic_load_explicit(&RT.stop, memory_order_relaxed)) {
-		uint64_t t0 = rte_rdtsc(), now_us = mono_us(), t1;
-		unsigned work = 0;
+	return 0;
+}
 
-		c->now_ms = now_us / 1000;
-		for (i = 0; i < nc->n_pq; i++) {
-			struct nat_pq *q = &nc->pq[i];
+/* io_ops.poll: an RX burst from each port's queue, then the frames other
+ * cores handed over. Never waits (nat_idle pauses instead). */
+static unsigned nat_poll(struct core *c)
+{
+	struct nat_core *nc = c->io_core;
+	struct rte_mbuf *pkts[NAT_BURST];
+	unsigned i, k, n, work = 0;
 
-			if (!q->has_rxq)
-				continue;
-			n = rte_eth_rx_burst(q->port->id, q->rxq, pkts, NAT_BURST);
-			for (k = 0; k < n; k++)
-				nat_rx_one(nc, pkts[k], now_us);
-			work += n;
-		}
-		if (nc->in) {
-			n = rte_ring_sc_dequeue_burst(nc->in, (void **)pkts, NAT_BURST, NULL);
-			for (k = 0; k < n; k++)
-				nat_input(nc, pkts[k], now_us);
-			nc->spread_in += n;
-			work += n;
-		}
-		while ((j = tlsw_poll(c->id))) {
-			sess_job_done(j);
-			work++;
-		}
-		if (c->again) {
-			sess_run_again(c);
-			work++;
-		}
-		if (c->id == 0)
-			work += nat_probe_poll(c, c->now_ms);
-		for (i = 0; i < nc->n_pq; i++)
-			net_poll(nc->pq[i].st, now_us);
-		wheel_advance(&c->wheel, c->now_ms, sess_timer);
-		tlsw_kick(c->id);
-		for (i = 0; i < nc->n_pq; i++)
-			nat_flush(&nc->pq[i]);
-		sess_reap(c);
-		t1 = rte_rdtsc();
-		nc->loops++;
-		if (work) {
-			idle = 0;
-			nc->busy_cycles += t1 - t0;
-			continue;
-		}
-		nc->idle_loops++;
-		nc->idle_cycles += t1 - t0;
-		if (++idle >= cfg->idle_polls && cfg->idle_pause_us && !c->again) {
-			nat_pause(c, cfg->idle_pause_us);
-			nc->pauses++;
-		}
-	}
-	sess_close_all(c);
-	sess_reap(c);
-	if (c->id == 0)
-		nat_probe_stop();
+	nc->pass_tsc = rte_rdtsc();
+	nc->now_us = clock_mono_us();
 	for (i = 0; i < nc->n_pq; i++) {
-		net_poll(nc->pq[i].st, mono_us()); /* the FINs and RSTs of the closes */
+		struct nat_pq *q = &nc->pq[i];
+
+		if (!q->has_rxq)
+			continue;
+		n = rte_eth_rx_burst(q->port->id, q->rxq, pkts, NAT_BURST);
+		for (k = 0; k < n; k++)
+			nat_rx_one(nc, pkts[k], nc->now_us);
+		work += n;
+	}
+	if (nc->in) {
+		n = rte_ring_sc_dequeue_burst(nc->in, (void **)pkts, NAT_BURST, NULL);
+		for (k = 0; k < n; k++)
+			nat_input(nc, pkts[k], nc->now_us);
+		nc->spread_in += n;
+		work += n;
+	}
+	return work;
+}
+
+/* io_ops.flush: the stacks' timers, then the TX bursts. */
+static void nat_flush_all(struct core *c)
+{
+	struct nat_core *nc = c->io_core;
+	unsigned i;
+
+	for (i = 0; i < nc->n_pq; i++)
+		net_poll(nc->pq[i].st, nc->now_us);
+	for (i = 0; i < nc->n_pq; i++)
+		nat_flush(&nc->pq[i]);
+}
+
+/* Idle: sleep up to us, or until a TLS worker hands a job back. */
+static void nat_pause(struct core *c, unsigned us)
+{
+	struct pollfd pfd = { .fd = c->wake_fd, .events = POLLIN };
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+	uint64_t v;
+
+	if (ppoll(&pfd, 1, &ts, NULL) > 0)
+		(void)!read(pfd.fd, &v, sizeof(v));
+}
+
+/* io_ops.idle: busy and idle cycles of the pass; after idle_polls idle
+ * passes in a row (and nothing to run again), a pause. */
+static void nat_idle(struct core *c, unsigned work)
+{
+	struct nat_core *nc = c->io_core;
+	const struct cfg_native *cfg = N.cfg;
+	uint64_t t1 = rte_rdtsc();
+
+	nc->loops++;
+	if (work) {
+		nc->idle = 0;
+		nc->busy_cycles += t1 - nc->pass_tsc;
+		return;
+	}
+	nc->idle_loops++;
+	nc->idle_cycles += t1 - nc->pass_tsc;
+	if (++nc->idle >= cfg->idle_polls && cfg->idle_pause_us && !c->again) {
+		nat_pause(c, cfg->idle_pause_us);
+		nc->pauses++;
+	}
+}
+
+/* io_ops.leave: the FINs and RSTs of the closes go out. */
+static void nat_leave(struct core *c)
+{
+	struct nat_core *nc = c->io_core;
+
+	for (unsigned i = 0; i < nc->n_pq; i++) {
+		net_poll(nc->pq[i].st, clock_mono_us());
 		nat_flush(&nc->pq[i]);
 	}
 	rte_thread_unregister();
 }
+
+const struct io_ops nat_io_ops = {
+	.name = "native",
+	.probes_in_loop = true,
+	.enter = nat_enter,
+	.poll = nat_poll,
+	.flush = nat_flush_all,
+	.idle = nat_idle,
+	.leave = nat_leave,
+	.connect = nat_stream_connect,
+};
 
 /* ---- start-up ------------------------------------------------------------ */
 
@@ -607,7 +621,7 @@ int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *er
 		if (!nc)
 			return -ENOMEM;
 		N.cores[k] = nc;
-		cores[k].nat = nc;
+		cores[k].io_core = nc;
 		nc->core = &cores[k];
 		nc->n_pq = N.n_ports;
 		for (i = 0; i < N.n_ports; i++) {
@@ -663,7 +677,7 @@ void nat_fini(void)
 		if (!N.cores[k])
 			continue;
 		nat_stacks_fini(N.cores[k]);
-		N.cores[k]->core->nat = NULL;
+		N.cores[k]->core->io_core = NULL;
 		rte_ring_free(N.cores[k]->in);
 		rte_free(N.cores[k]);
 	}

@@ -1,41 +1,83 @@
 /*
- * The kernel stack: sockets and an edge-triggered epoll set per core
- * (io/stream.h calls these for streams that are not native).
- * Readiness is remembered in the stream's flags, so the session reads and
- * writes when it is ready to, without changing the epoll set.
+ * The kernel stack: sockets, SO_REUSEPORT listeners and an edge-triggered
+ * epoll set per core. Readiness is remembered in the streams' flags and
+ * reported through their wake callbacks, so the owner reads and writes when
+ * it is ready to, without changing the epoll set.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "core.h"
-#include "io/stream.h"
+#include "config.h"
+#include "io/io.h"
 
-int stream_attach(struct core *c, struct stream *s, int fd, uint8_t kind, void *owner)
+#define KERN_EVENTS 256
+#define KERN_ACCEPT_BURST 64
+
+/* One core's sockets. */
+struct kern_core {
+	int epfd;
+	unsigned n_lsn;
+	struct stream *lsn;        /* one listening stream per listener; owner:
+				      the listener's index */
+	struct stream wake;        /* the workers' eventfd (c->wake_fd) */
+	struct epoll_event ev[KERN_EVENTS]; /* what kern_wait got, for kern_poll */
+	int n_ev;
+};
+
+static struct {
+	struct kern_core *kc;      /* [core] */
+	unsigned n_cores;
+} K;
+
+static const struct stream_ops kern_stream_ops, kern_accepted_ops;
+
+/* A connection accept4() just gave: its peer as accept4() said it, which
+ * getpeername() no longer tells once the client has reset. Only the
+ * struct stream is copied to the session; the address is read before. */
+struct kern_accepted {
+	struct stream s;           /* ops: kern_accepted_ops until opened */
+	struct sockaddr_storage peer;
+};
+
+/* Watch s (at its final place) on the core's epoll set. 0 or -errno. */
+static int kern_watch(struct kern_core *kc, struct stream *s)
 {
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.ptr = s,
 	};
 
-	memset(s, 0, sizeof(*s));
-	s->fd = fd;
-	s->kind = kind;
-	s->owner = owner;
-	if (kind == SK_LISTENER || kind == SK_WAKE)
+	if (s->kind == SK_LISTENER || s->kind == SK_WAKE)
 		ev.events = EPOLLIN | EPOLLET;
-	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		s->fd = -1;
-		return -errno;
-	}
-	return 0;
+	return epoll_ctl(kc->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
 }
 
-ssize_t kern_stream_recv(struct stream *s, struct buf *b)
+/* A stream of this stack for fd, not watched yet. */
+static void kern_make(struct kern_core *kc, struct stream *s, int fd, uint8_t kind, void *owner)
+{
+	*s = (struct stream){ .ops = &kern_stream_ops, .stack = kc, .kind = kind, .fd = fd,
+			      .owner = owner };
+}
+
+/* stream_open(): watched from now on, at this address. */
+static int kern_open(struct stream *s, stream_wake_fn wake, void *arg)
+{
+	s->ops = &kern_stream_ops;
+	s->wake = wake;
+	s->wake_arg = arg;
+	return kern_watch(s->stack, s);
+}
+
+/* stream_recv(): one recv() into b; EAGAIN clears readable. */
+static ssize_t kern_recv(struct stream *s, struct buf *b)
 {
 	uint8_t *p;
 	uint32_t room;
@@ -64,7 +106,8 @@ ssize_t kern_stream_recv(struct stream *s, struct buf *b)
 	return 0;
 }
 
-ssize_t kern_stream_send(struct stream *s, struct buf *b)
+/* stream_send(): one send() from b; a short one clears writable. */
+static ssize_t kern_send(struct stream *s, struct buf *b)
 {
 	ssize_t n;
 
@@ -86,7 +129,8 @@ ssize_t kern_stream_send(struct stream *s, struct buf *b)
 	return 0;
 }
 
-void kern_stream_shutdown_wr(struct stream *s)
+/* stream_shutdown_wr(): FIN once. */
+static void kern_shutdown_wr(struct stream *s)
 {
 	if (s->fd >= 0 && !s->shut_wr) {
 		shutdown(s->fd, SHUT_WR);
@@ -94,9 +138,10 @@ void kern_stream_shutdown_wr(struct stream *s)
 	}
 }
 
-/* The kernel's srtt of the socket (TCP_INFO tcpi_rtt: for a passive open,
- * sampled from the SYN-ACK and its ACK), or 0 if it has none. */
-uint32_t kern_stream_rtt_us(const struct stream *s)
+/* stream_rtt_us(): the kernel's srtt of the socket (TCP_INFO tcpi_rtt: for
+ * a passive open, sampled from the SYN-ACK and its ACK), or 0 if it has
+ * none. */
+static uint32_t kern_rtt_us(const struct stream *s)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -107,30 +152,8 @@ uint32_t kern_stream_rtt_us(const struct stream *s)
 	return ti.tcpi_rtt;
 }
 
-int kern_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
-		   socklen_t len)
-{
-	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1, rc;
-
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	rc = stream_attach(c, s, fd, SK_BACKEND, s->owner);
-	if (rc < 0) {
-		close(fd);
-		return rc;
-	}
-	s->connecting = true;
-	return 0;
-}
-
-int kern_stream_connected(struct stream *s)
+/* stream_connected(): the connect's outcome (SO_ERROR), or -EINPROGRESS. */
+static int kern_connected(struct stream *s)
 {
 	int err = 0;
 	socklen_t l = sizeof(err);
@@ -151,12 +174,283 @@ int kern_stream_connected(struct stream *s)
 	return -err;
 }
 
-void kern_stream_close(struct core *c, struct stream *s)
+/* stream_close(): out of the epoll set, the socket closed. */
+static void kern_close(struct stream *s)
 {
+	struct kern_core *kc = s->stack;
+
 	if (s->fd >= 0) {
-		epoll_ctl(c->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+		epoll_ctl(kc->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
 	}
 	s->fd = -1;
 	s->kind = SK_DEAD;
+}
+
+/* stream_addrs(): getpeername() and getsockname(). */
+static int kern_addrs(struct stream *s, struct sockaddr_storage *peer,
+		      struct sockaddr_storage *local)
+{
+	socklen_t pl = sizeof(*peer), ll = sizeof(*local);
+
+	memset(peer, 0, sizeof(*peer));
+	memset(local, 0, sizeof(*local));
+	if (getpeername(s->fd, (struct sockaddr *)peer, &pl) < 0)
+		return -errno;
+	getsockname(s->fd, (struct sockaddr *)local, &ll);
+	return 0;
+}
+
+/* stream_addrs() of a connection not opened yet: the peer accept4() gave. */
+static int kern_accepted_addrs(struct stream *s, struct sockaddr_storage *peer,
+			       struct sockaddr_storage *local)
+{
+	socklen_t ll = sizeof(*local);
+
+	*peer = ((struct kern_accepted *)s)->peer;
+	memset(local, 0, sizeof(*local));
+	getsockname(s->fd, (struct sockaddr *)local, &ll);
+	return 0;
+}
+
+static const struct stream_ops kern_accepted_ops = {
+	.size = sizeof(struct stream),
+	.open = kern_open,
+	.close = kern_close,
+	.addrs = kern_accepted_addrs,
+};
+
+static const struct stream_ops kern_stream_ops = {
+	.size = sizeof(struct stream),
+	.open = kern_open,
+	.recv = kern_recv,
+	.send = kern_send,
+	.shutdown_wr = kern_shutdown_wr,
+	.connected = kern_connected,
+	.close = kern_close,
+	.addrs = kern_addrs,
+	.rtt_us = kern_rtt_us,
+};
+
+/* io_ops.connect: a non-blocking connect, watched at once. */
+static int kern_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
+			socklen_t len)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	stream_wake_fn wake = s->wake;
+	void *arg = s->wake_arg;
+	int one = 1, rc;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	kern_make(c->io_core, s, fd, SK_BACKEND, s->owner);
+	rc = kern_open(s, wake, arg);
+	if (rc < 0) {
+		close(fd);
+		s->fd = -1;
+		s->kind = SK_DEAD;
+		return rc;
+	}
+	s->connecting = true;
+	return 0;
+}
+
+/* A listener is readable: accept a burst, each handed to io_up.accept. */
+static void kern_accept(struct core *c, struct stream *ls)
+{
+	unsigned li = (unsigned)(uintptr_t)ls->owner;
+	int n, one = 1;
+
+	for (n = 0; n < KERN_ACCEPT_BURST; n++) {
+		struct kern_accepted ka;
+		socklen_t pl = sizeof(ka.peer);
+		int fd = accept4(ls->fd, (struct sockaddr *)&ka.peer, &pl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				ls->readable = false;
+			else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				 errno == ENOMEM)
+				ctr_inc(c, CTR_conn_refused_overload);
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		kern_make(c->io_core, &ka.s, fd, SK_CLIENT, NULL);
+		ka.s.ops = &kern_accepted_ops;
+		if (io_up.accept(c, li, &ka.s) < 0)
+			close(fd);   /* refused: still ours */
+	}
+	ls->readable = true; /* more may wait: come back next pass */
+}
+
+/* io_ops.wait: epoll_wait, up to wait_ms (not at all while a listener may
+ * have more connections); the events wait for kern_poll. */
+static void kern_wait(struct core *c, unsigned wait_ms)
+{
+	struct kern_core *kc = c->io_core;
+	unsigned i;
+
+	for (i = 0; i < kc->n_lsn; i++)
+		if (kc->lsn[i].readable)
+			wait_ms = 0;
+	kc->n_ev = epoll_wait(kc->epfd, kc->ev, KERN_EVENTS, (int)wait_ms);
+}
+
+/* io_ops.poll: the events kern_wait got, then the listeners that have
+ * connections. */
+static unsigned kern_poll(struct core *c)
+{
+	struct kern_core *kc = c->io_core;
+	unsigned i, work = 0;
+	int k;
+	uint64_t v;
+
+	for (k = 0; k < kc->n_ev; k++) {
+		struct stream *s = kc->ev[k].data.ptr;
+		uint32_t e = kc->ev[k].events;
+
+		switch (s->kind) {
+		case SK_LISTENER:
+			s->readable = true;
+			break;
+		case SK_WAKE:
+			/* The jobs themselves are the loop's; EAGAIN: a spurious edge. */
+			(void)!read(s->fd, &v, sizeof(v));
+			break;
+		case SK_CLIENT:
+		case SK_BACKEND:
+			if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				s->readable = true;
+			if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+				s->writable = true;
+			if (s->wake)
+				s->wake(s, s->wake_arg);
+			break;
+		default:
+			break; /* closed since */
+		}
+	}
+	if (kc->n_ev > 0)
+		work += (unsigned)kc->n_ev;
+	kc->n_ev = 0;
+	for (i = 0; i < kc->n_lsn; i++)
+		if (kc->lsn[i].readable) {
+			kern_accept(c, &kc->lsn[i]);
+			work++;
+		}
+	return work;
+}
+
+/* io_ops.enter: the workers' eventfd joins the epoll set. */
+static int kern_enter(struct core *c)
+{
+	struct kern_core *kc = c->io_core;
+
+	kern_make(kc, &kc->wake, c->wake_fd, SK_WAKE, NULL);
+	return kern_watch(kc, &kc->wake);
+}
+
+/* io_ops.leave: the listeners close (the eventfd is the workers'). */
+static void kern_leave(struct core *c)
+{
+	struct kern_core *kc = c->io_core;
+
+	for (unsigned i = 0; i < kc->n_lsn; i++)
+		stream_close(&kc->lsn[i]);
+}
+
+const struct io_ops kern_io_ops = {
+	.name = "kernel",
+	.enter = kern_enter,
+	.wait = kern_wait,
+	.poll = kern_poll,
+	.leave = kern_leave,
+	.connect = kern_connect,
+};
+
+/* Core k's epoll set and listening sockets. On error names the listener. */
+static int kern_core_init(const struct cfg *cfg, struct kern_core *kc, char *err, size_t errlen)
+{
+	unsigned i;
+	int one = 1;
+
+	kc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (kc->epfd < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		return -errno;
+	}
+	kc->lsn = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*kc->lsn));
+	if (!kc->lsn)
+		return -ENOMEM;
+	for (i = 0; i < cfg->n_listeners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int rc;
+
+		if (fd < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+		    (l->addr.ss_family == AF_INET6 &&
+		     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+		    bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 ||
+		    listen(fd, 1024) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "%s:%u: listeners[%u].address: cannot listen on %s: %s",
+				 cfg->path, l->line, i, l->address, strerror(-rc));
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+		kern_make(kc, &kc->lsn[i], fd, SK_LISTENER, (void *)(uintptr_t)i);
+		kc->n_lsn = i + 1;
+		rc = kern_watch(kc, &kc->lsn[i]);
+		if (rc < 0) {
+			snprintf(err, errlen, "epoll: %s", strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int kern_init(const struct cfg *cfg, struct core *cores, unsigned n_cores, char *err,
+	      size_t errlen)
+{
+	unsigned k;
+	int rc;
+
+	K.kc = calloc(n_cores, sizeof(*K.kc));
+	if (!K.kc)
+		return -ENOMEM;
+	K.n_cores = n_cores;
+	for (k = 0; k < n_cores; k++)
+		K.kc[k].epfd = -1;
+	for (k = 0; k < n_cores; k++) {
+		cores[k].io_core = &K.kc[k];
+		if ((rc = kern_core_init(cfg, &K.kc[k], err, errlen)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+void kern_fini(void)
+{
+	for (unsigned k = 0; K.kc && k < K.n_cores; k++) {
+		struct kern_core *kc = &K.kc[k];
+
+		for (unsigned i = 0; i < kc->n_lsn; i++)
+			stream_close(&kc->lsn[i]);
+		free(kc->lsn);
+		if (kc->epfd >= 0)
+			close(kc->epfd);
+	}
+	free(K.kc);
+	K.kc = NULL;
+	K.n_cores = 0;
 }

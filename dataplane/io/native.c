@@ -1,9 +1,9 @@
 /*
- * The native stack's side of the sessions: one struct net_stack per core
- * and port, the listeners on them, accepted connections handed to the
- * session code as native streams (net/tcp_stream.h), backend connections
- * from the port that reaches the server with a source port that brings the
- * answer back to this core, and the stacks' counters and cycles.
+ * The native stack's side of the streams: one struct net_stack per core
+ * and port, the listeners on them, accepted connections handed to
+ * io_up.accept as native streams (net/tcp_stream.h), connections from the
+ * port that reaches the server with a source port that brings the answer
+ * back to this core, and the stacks' counters and cycles.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,73 +16,22 @@
 
 #include <rte_cycles.h>
 
+#include "clock.h"
 #include "config.h"
-#include "core.h"
+#include "io/io.h"
 #include "io/native.h"
 #include "net/net.h"
 #include "net/tcp_stream.h"
-#include "session/session.h"
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-void nat_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == NET_AF4) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		memcpy(&s4->sin_addr, a->a, 4);
-	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		memcpy(&s6->sin6_addr, a->a, 16);
-	}
-}
-
-/* sockaddr -> net_addr and port; false for another family. */
-static bool from_sockaddr(const struct sockaddr *sa, struct net_addr *a, uint16_t *port)
-{
-	memset(a, 0, sizeof(*a));
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		a->family = NET_AF4;
-		memcpy(a->a, &s4->sin_addr, 4);
-		*port = ntohs(s4->sin_port);
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		a->family = NET_AF6;
-		memcpy(a->a, &s6->sin6_addr, 16);
-		*port = ntohs(s6->sin6_port);
-		return true;
-	}
-	return false;
-}
-
-/* A connection reached ESTABLISHED on a listener: a session takes it. */
+/* A connection reached ESTABLISHED on a listener: the loop's owner takes
+ * it (and opens the stream where it will live) or refuses it (RST). */
 static int nat_accept(void *lctx, struct tcp_conn *tc)
 {
 	struct nat_lsn *ls = lctx;
-	struct sockaddr_storage peer, local;
-	struct tcp_info ti;
+	struct tcp_stream ts;
 
-	tcp_get_info(tc, &ti);
-	nat_sockaddr(&ti.raddr, ti.rport, &peer);
-	nat_sockaddr(&ti.laddr, ti.lport, &local);
-	return sess_accept_native(ls->q->nc->core, ls->l, tc, &peer, &local);
+	tcp_stream_take(&ts, tc, SK_CLIENT);
+	return io_up.accept(ls->q->nc->core, ls->idx, &ts.s);
 }
 
 /* Does listener l listen on port pc? Sets *a to the address to bind
@@ -93,7 +42,7 @@ static bool nat_listens(const struct cfg_listener *l, const struct cfg_native_po
 	static const uint8_t zero[16];
 	uint16_t port;
 
-	from_sockaddr((const struct sockaddr *)&l->addr, a, &port);
+	net_from_sockaddr((const struct sockaddr *)&l->addr, a, &port);
 	if (a->family == NET_AF4)
 		return pc->has_ip4 && (!memcmp(a->a, zero, 4) || !memcmp(a->a, pc->ip4, 4));
 	return pc->has_ip6 && (!memcmp(a->a, zero, 16) || !memcmp(a->a, pc->ip6, 16));
@@ -101,7 +50,7 @@ static bool nat_listens(const struct cfg_listener *l, const struct cfg_native_po
 
 int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t errlen)
 {
-	uint64_t t = now_us();
+	uint64_t t = clock_mono_us();
 
 	for (unsigned i = 0; i < nc->n_pq; i++) {
 		struct nat_pq *q = &nc->pq[i];
@@ -135,20 +84,20 @@ int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t 
 				 "port's settings: %s", c->path, pc->line, i, strerror(errno));
 			return -EINVAL;
 		}
-		q->lsn = calloc(RT.n_listeners, sizeof(*q->lsn));
+		q->lsn = calloc(c->n_listeners ? c->n_listeners : 1, sizeof(*q->lsn));
 		if (!q->lsn)
 			return -ENOMEM;
-		for (k = 0; k < RT.n_listeners; k++) {
-			const struct cfg_listener *l = RT.listeners[k].cfg;
+		for (k = 0; k < c->n_listeners; k++) {
+			const struct cfg_listener *l = &c->listeners[k];
 			struct nat_lsn *ls = &q->lsn[q->n_lsn];
 			struct net_addr a;
 			uint16_t port = 0;
 
 			if (!nat_listens(l, pc, &a))
 				continue;
-			from_sockaddr((const struct sockaddr *)&l->addr, &a, &port);
+			net_from_sockaddr((const struct sockaddr *)&l->addr, &a, &port);
 			ls->q = q;
-			ls->l = &RT.listeners[k];
+			ls->idx = k;
 			rc = tcp_listen(q->st, &a, port, nat_accept, ls, &ls->tl);
 			if (rc < 0) {
 				snprintf(err, errlen, "%s:%u: listeners[%u].address: cannot listen "
@@ -215,17 +164,20 @@ static bool nat_port_ok(void *arg, const struct net_addr *laddr, uint16_t lport,
 	return nat_flow_owner(q->port, raddr, rport, laddr, lport) == q->nc->core->id;
 }
 
-struct nat_pq *nat_connect_req(struct core *c, const struct sockaddr *addr,
-				struct tcp_connect_req *req)
+/* A tcp_connect_req to addr from the port that reaches it, with a source
+ * port whose answers come back to core c; returns that port's state on
+ * core c (q->st is the stack to connect on), or NULL with errno set. */
+static struct nat_pq *nat_connect_req(struct core *c, const struct sockaddr *addr,
+				      struct tcp_connect_req *req)
 {
 	struct nat_pq *q;
 
 	memset(req, 0, sizeof(*req));
-	if (!from_sockaddr(addr, &req->raddr, &req->rport)) {
+	if (!net_from_sockaddr(addr, &req->raddr, &req->rport)) {
 		errno = EAFNOSUPPORT;
 		return NULL;
 	}
-	if (!(q = nat_route(c->nat, &req->raddr))) {
+	if (!(q = nat_route(c->io_core, &req->raddr))) {
 		errno = ENETUNREACH;
 		return NULL;
 	}
@@ -240,14 +192,14 @@ int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *
 	struct tcp_stream *ts = (struct tcp_stream *)s;
 	struct tcp_connect_req req;
 	struct nat_pq *q;
-	void *owner = s->owner;
+	stream_wake_fn wake = s->wake;
+	void *owner = s->owner, *arg = s->wake_arg;
 	int rc;
 
 	(void)len;
 	if (!(q = nat_connect_req(c, addr, &req)))
 		return -errno;
-	rc = tcp_stream_connect(q->st, ts, &req, owner, sess_stream_wake, owner);
-	s->native = true;
+	rc = tcp_stream_connect(q->st, ts, &req, owner, wake, arg);
 	if (rc < 0)
 		s->kind = SK_DEAD;
 	return rc;
@@ -268,7 +220,7 @@ size_t nat_report(char *line, size_t len, size_t o)
 	unsigned k, i, n;
 
 	for (k = 0; k < RT.n_cores; k++) {
-		const struct nat_core *nc = RT.cores[k].nat;
+		const struct nat_core *nc = RT.cores[k].io_core;
 
 		if (!nc)
 			continue;
@@ -310,17 +262,18 @@ size_t nat_report(char *line, size_t len, size_t o)
 	/* Per core: what it served, so that the spread over cores shows. */
 	for (k = 0; k < RT.n_cores; k++) {
 		const struct core *c = &RT.cores[k];
+		const struct nat_core *nc = c->io_core;
 		uint64_t crx = 0;
 
-		if (!c->nat)
+		if (!nc)
 			continue;
-		for (i = 0; i < c->nat->n_pq; i++)
-			crx += c->nat->pq[i].rx_frames;
+		for (i = 0; i < nc->n_pq; i++)
+			crx += nc->pq[i].rx_frames;
 		OUT(" nat_core%u_conns=%llu nat_core%u_backend_opens=%llu nat_core%u_frames=%llu "
 		    "nat_core%u_spread_in=%llu", k,
 		    (unsigned long long)c->ctr.v[CTR_conn_accepted], k,
 		    (unsigned long long)c->ctr.v[CTR_backend_connect_ok], k,
-		    (unsigned long long)crx, k, (unsigned long long)c->nat->spread_in);
+		    (unsigned long long)crx, k, (unsigned long long)nc->spread_in);
 	}
 	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,
 	 * per API call, and the share of loop time that found work. */

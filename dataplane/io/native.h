@@ -2,9 +2,9 @@
  * The native stack under the session layer (DESIGN.md §6): DPDK ports,
  * one struct net_stack per core and port, the sessions' streams over
  * net/tcp_stream.h. io/dpdk.c owns the EAL, the ports, the queues and the
- * core loop; io/native.c the stacks, the listeners, backend connects and
- * the counters. This header needs neither DPDK nor net/net.h (whose TCP_*
- * names collide with <netinet/tcp.h>).
+ * stack's side of the core loop (nat_io_ops); io/native.c the stacks, the
+ * listeners, connects and the counters. This header needs neither DPDK nor
+ * net/net.h.
  */
 #ifndef SLUICE_NATIVE_H
 #define SLUICE_NATIVE_H
@@ -20,14 +20,11 @@ struct net_stack;
 struct tcp_listener;
 struct cfg;
 struct cfg_native_port;
-struct listener;
 struct stream;
 struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
-struct tcp_connect_req;
-struct be_pool;
-struct sockaddr_storage;
+struct io_ops;
 
 #define NAT_PORTS_MAX 16
 #define NAT_BURST 32
@@ -54,7 +51,7 @@ struct nat_core;
 /* One listener on one port of one core: the accept callback's context. */
 struct nat_lsn {
 	struct nat_pq *q;
-	const struct listener *l;
+	unsigned idx;                /* in cfg->listeners, for io_up.accept */
 	struct tcp_listener *tl;
 };
 
@@ -85,6 +82,9 @@ struct nat_core {
 	uint64_t spread_drops;       /* the other core's ring was full: freed */
 	uint64_t loops, idle_loops, pauses;
 	uint64_t busy_cycles, idle_cycles; /* TSC: loops that did work, and not */
+	uint64_t pass_tsc;           /* TSC at the start of this pass */
+	uint64_t now_us;             /* the pass's time, for net_input/net_poll */
+	unsigned idle;               /* idle passes in a row */
 };
 
 /* ---- io/dpdk.c ---------------------------------------------------------- */
@@ -94,8 +94,8 @@ struct nat_core {
  * 0 or a negative errno. */
 int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *err,
 	     size_t errlen);
-/* The native core loop (core_main calls it when c->nat is set). */
-void nat_core_main(struct core *c);
+/* The native stack's side of the core loop (io/io.h). */
+extern const struct io_ops nat_io_ops;
 /* Stop the ports, free the stacks, clean the EAL up (after the cores joined). */
 void nat_fini(void);
 /* The core (its index) that receives the TCP flow raddr:rport -> laddr:lport
@@ -113,30 +113,12 @@ uint64_t nat_cycles(void *ctx);
 /* The stacks of core nc (one per port) and their listeners. 0 or -errno. */
 int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t errlen);
 void nat_stacks_fini(struct nat_core *nc);
-/* stream_connect() on a native core: s becomes a native stream (the
- * session's struct tcp_stream) connecting from the port that reaches addr. */
+/* io_ops.connect on a native core: s becomes a native stream (the
+ * caller's struct tcp_stream) connecting from the port that reaches addr. */
 int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
 		       socklen_t len);
-/* A tcp_connect_req to addr from the port that reaches it, with a source
- * port whose answers come back to core c; returns that port's state on
- * core c (q->st is the stack to connect on), or NULL with errno set. */
-struct nat_pq *nat_connect_req(struct core *c, const struct sockaddr *addr,
-				struct tcp_connect_req *req);
-/* A native address and port as a sockaddr. */
-void nat_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss);
 /* Append " net_NAME=N ... nat_NAME=N" (all cores and ports) to line at o;
  * returns the new length. */
 size_t nat_report(char *line, size_t len, size_t o);
-
-/* ---- io/native_probe.c -------------------------------------------------- */
-
-/* The backend probes and health checks run on core 0 over the native
- * stack: the pools to probe (before the cores start). 0 or -ENOMEM. */
-int nat_probe_setup(struct be_pool *pools, unsigned n, const char *hostname);
-/* Core 0's loop: start due rounds, advance the conversations, time them
- * out. Returns how many probes it moved (work, for the idle back-off). */
-unsigned nat_probe_poll(struct core *c, uint64_t now_ms);
-/* Core 0 stopping: close the probes' connections, free their state. */
-void nat_probe_stop(void);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define NET_AF4 4
@@ -31,6 +32,11 @@ struct net_addr {
 	uint8_t family;          /* NET_AF4 or NET_AF6; 0: unspecified ("any") */
 	uint8_t a[16];
 };
+
+/* A native address and port as a sockaddr (net/addr.c). */
+void net_sockaddr(const struct net_addr *a, uint16_t port, struct sockaddr_storage *ss);
+/* A sockaddr as a native address and port; false for another family. */
+bool net_from_sockaddr(const struct sockaddr *sa, struct net_addr *a, uint16_t *port);
 
 enum net_cc {
 	NET_CC_NEWRENO,          /* RFC 5681 + RFC 6582 */
@@ -121,13 +127,15 @@ int net_local_addr(const struct net_stack *st, uint8_t family, struct net_addr *
 
 /* ---- TCP ---------------------------------------------------------------- */
 
+/* TCPS_*, struct tcp_conn_info: names of their own, so that this header
+ * and <netinet/tcp.h> (TCP_ESTABLISHED, struct tcp_info) mix. */
 enum tcp_state {
-#define TS(n) TCP_##n,
+#define TS(n) TCPS_##n,
 #include "net/tcp_state.def"
 #undef TS
-	TCP__NSTATES
+	TCPS__NSTATES
 };
-extern const char *const tcp_state_names[TCP__NSTATES];
+extern const char *const tcp_state_names[TCPS__NSTATES];
 
 /*
  * Events of one connection. ctx is the pointer given with the ops.
@@ -196,7 +204,7 @@ void tcp_abort(struct tcp_conn *c);
 void tcp_set_keepalive(struct tcp_conn *c, bool on);
 void tcp_set_nodelay(struct tcp_conn *c, bool on);
 
-struct tcp_info {
+struct tcp_conn_info {
 	uint8_t state;
 	struct net_addr laddr, raddr;
 	uint16_t lport, rport;
@@ -211,6 +219,6 @@ struct tcp_info {
 	uint64_t retransmits, bytes_acked, bytes_received;
 	uint64_t cycles;           /* charged to this connection (net_config.cycles) */
 };
-void tcp_get_info(const struct tcp_conn *c, struct tcp_info *i);
+void tcp_get_info(const struct tcp_conn *c, struct tcp_conn_info *i);
 
 #endif

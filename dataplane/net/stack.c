@@ -14,7 +14,7 @@ const char *const net_counter_help[NET_C__COUNT] = {
 #include "net/counters.def"
 #undef NC
 };
-const char *const tcp_state_names[TCP__NSTATES] = {
+const char *const tcp_state_names[TCPS__NSTATES] = {
 #define TS(n) #n,
 #include "net/tcp_state.def"
 #undef TS

@@ -151,7 +151,7 @@ int tcp_connect(struct net_stack *st, const struct tcp_connect_req *r, struct tc
 	c->recover = c->iss;
 	c->rcv_ws = st->tp.no_wscale ? 0 : tcp_our_wscale(st);
 	c->rtt_start_us = st->now_us;
-	tcp_set_state(c, TCP_SYN_SENT);
+	tcp_set_state(c, TCPS_SYN_SENT);
 	tcp_send_syn(c, false);
 	c->rtx_mode = RTX_RETRANSMIT;
 	tcp_arm(c, TCP_T_RTX, c->rto_us);
@@ -188,7 +188,7 @@ static ssize_t send_inner(struct tcp_conn *c, const void *data, size_t len)
 {
 	uint32_t room, n, pos, first;
 
-	if (c->app_gone || (c->state != TCP_ESTABLISHED && c->state != TCP_CLOSE_WAIT))
+	if (c->app_gone || (c->state != TCPS_ESTABLISHED && c->state != TCPS_CLOSE_WAIT))
 		return c->fin_queued && !c->app_gone ? -EPIPE : -ENOTCONN;
 	if (c->fin_queued)
 		return -EPIPE;
@@ -255,7 +255,7 @@ static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 	edge = c->rcv_read + c->rbuf_size - (1u << c->rcv_ws);
 	thresh = c->rbuf_size / 2 < 2 * tcp_eff_mss(c) ? c->rbuf_size / 2 : 2 * tcp_eff_mss(c);
 	if (!c->fin_rcvd && seq_gt(edge, c->rcv_adv) && edge - c->rcv_adv >= thresh &&
-	    (c->state == TCP_ESTABLISHED || c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2))
+	    (c->state == TCPS_ESTABLISHED || c->state == TCPS_FIN_WAIT_1 || c->state == TCPS_FIN_WAIT_2))
 		tcp_send_ack(c);
 	return n;
 }
@@ -277,10 +277,10 @@ static bool queue_fin(struct tcp_conn *c)
 {
 	if (c->fin_queued)
 		return false;
-	if (c->state == TCP_ESTABLISHED)
-		tcp_set_state(c, TCP_FIN_WAIT_1);
-	else if (c->state == TCP_CLOSE_WAIT)
-		tcp_set_state(c, TCP_LAST_ACK);
+	if (c->state == TCPS_ESTABLISHED)
+		tcp_set_state(c, TCPS_FIN_WAIT_1);
+	else if (c->state == TCPS_CLOSE_WAIT)
+		tcp_set_state(c, TCPS_LAST_ACK);
 	else
 		return false;
 	c->fin_queued = true;
@@ -307,9 +307,9 @@ void tcp_close(struct tcp_conn *c)
 		return;
 	enter(st);
 	c->app_gone = true;
-	if (c->state == TCP_SYN_SENT || c->state == TCP_CLOSED) {
+	if (c->state == TCPS_SYN_SENT || c->state == TCPS_CLOSED) {
 		tcp_conn_destroy(c);
-	} else if (tcp_readable(c) > 0 || c->state == TCP_SYN_RECEIVED) {
+	} else if (tcp_readable(c) > 0 || c->state == TCPS_SYN_RECEIVED) {
 		/* RFC 9293 §3.10.4 / RFC 2525 §2.17: unread data means the
 		 * peer must learn its data was not consumed. A handshake
 		 * still in SYN-RECEIVED (simultaneous open) is simply reset. */
@@ -318,7 +318,7 @@ void tcp_close(struct tcp_conn *c)
 	} else {
 		if (queue_fin(c))
 			tcp_output(c);
-		if (c->state == TCP_FIN_WAIT_2) {
+		if (c->state == TCPS_FIN_WAIT_2) {
 			c->rtx_mode = RTX_FINWAIT2;
 			tcp_arm(c, TCP_T_RTX, st->tp.fin_wait2_us);
 		}
@@ -335,7 +335,7 @@ void tcp_abort(struct tcp_conn *c)
 		return;
 	enter(st);
 	c->app_gone = true;
-	if (c->state != TCP_SYN_SENT && c->state != TCP_CLOSED && c->state != TCP_TIME_WAIT)
+	if (c->state != TCPS_SYN_SENT && c->state != TCPS_CLOSED && c->state != TCPS_TIME_WAIT)
 		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
 	tcp_conn_destroy(c);
 	leave_conn(st, c);
@@ -345,7 +345,7 @@ void tcp_abort(struct tcp_conn *c)
 void tcp_set_keepalive(struct tcp_conn *c, bool on)
 {
 	c->keepalive = on;
-	if (on && c->state == TCP_ESTABLISHED)
+	if (on && c->state == TCPS_ESTABLISHED)
 		tcp_keep_reset(c);
 	else if (!on)
 		tcp_disarm(c, TCP_T_KEEP);
@@ -358,7 +358,7 @@ void tcp_set_nodelay(struct tcp_conn *c, bool on)
 }
 
 /* A snapshot of the connection's state and counters. */
-void tcp_get_info(const struct tcp_conn *c, struct tcp_info *i)
+void tcp_get_info(const struct tcp_conn *c, struct tcp_conn_info *i)
 {
 	memset(i, 0, sizeof(*i));
 	i->state = c->state;

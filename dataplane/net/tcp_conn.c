@@ -105,7 +105,7 @@ void tcp_conn_destroy(struct tcp_conn *c)
 		c->lst->nsynq--;
 		c->lst = NULL;
 	}
-	c->state = TCP_CLOSED;
+	c->state = TCPS_CLOSED;
 	/* Bytes the application has not read yet stay readable: the object
 	 * stays (CLOSED, ignored by tcp_input, its 4-tuple still taken) until
 	 * tcp_close(). */
@@ -147,7 +147,7 @@ void tcp_established(struct tcp_conn *c)
 	 * sample: data starts with an RTO of at least 3 s. */
 	if (c->retransmits && c->srtt_us == 0 && c->rto_us < 3000000)
 		c->rto_us = 3000000 < c->st->tp.rto_max_us ? 3000000 : c->st->tp.rto_max_us;
-	tcp_set_state(c, TCP_ESTABLISHED);
+	tcp_set_state(c, TCPS_ESTABLISHED);
 	tcp_cc_init(c);
 	c->last_rx_us = c->st->now_us;
 	if (c->passive) {
@@ -190,7 +190,7 @@ void net_reap(struct net_stack *st)
  * it closes it or 2 MSL end the connection (closed(0) then). */
 void tcp_enter_timewait(struct tcp_conn *c)
 {
-	tcp_set_state(c, TCP_TIME_WAIT);
+	tcp_set_state(c, TCPS_TIME_WAIT);
 	timer_cancel(&c->tm[TCP_T_KEEP].t);
 	timer_cancel(&c->tm[TCP_T_DELACK].t);
 	c->rtx_mode = RTX_TIMEWAIT;

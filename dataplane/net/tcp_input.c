@@ -160,14 +160,14 @@ static bool take_fin(struct tcp_conn *c, uint32_t fin_seq)
 	c->ooo_fin = false;
 	c->ack_now = true;
 	switch (c->state) {
-	case TCP_SYN_RECEIVED:
-	case TCP_ESTABLISHED:
-		tcp_set_state(c, TCP_CLOSE_WAIT);
+	case TCPS_SYN_RECEIVED:
+	case TCPS_ESTABLISHED:
+		tcp_set_state(c, TCPS_CLOSE_WAIT);
 		break;
-	case TCP_FIN_WAIT_1:
-		tcp_set_state(c, TCP_CLOSING); /* simultaneous close */
+	case TCPS_FIN_WAIT_1:
+		tcp_set_state(c, TCPS_CLOSING); /* simultaneous close */
 		break;
-	case TCP_FIN_WAIT_2:
+	case TCPS_FIN_WAIT_2:
 		tcp_send_ack(c);
 		tcp_enter_timewait(c);
 		break;
@@ -316,9 +316,9 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 	bool moved = false, writable = false, fin_was = c->fin_rcvd;
 
 	c->last_rx_us = st->now_us;
-	if (c->keepalive && c->state != TCP_SYN_RECEIVED)
+	if (c->keepalive && c->state != TCPS_SYN_RECEIVED)
 		tcp_keep_reset(c);
-	if (c->state == TCP_SYN_RECEIVED && (s.flags & TH_SYN) && s.seq == c->irs) {
+	if (c->state == TCPS_SYN_RECEIVED && (s.flags & TH_SYN) && s.seq == c->irs) {
 		if (!(s.flags & TH_ACK)) { /* our SYN-ACK was lost: again */
 			tcp_send_syn(c, true);
 			return;
@@ -339,11 +339,11 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 
 		if (s.seq == c->rcv_nxt) {
 			net_count(st, NET_C_tcp_rst_rx);
-			if (c->state == TCP_SYN_RECEIVED && c->passive)
+			if (c->state == TCPS_SYN_RECEIVED && c->passive)
 				tcp_conn_destroy(c);  /* back to LISTEN: nobody to tell */
-			else if (c->state == TCP_SYN_RECEIVED)
+			else if (c->state == TCPS_SYN_RECEIVED)
 				tcp_conn_fail(c, -ECONNREFUSED);
-			else if (c->state == TCP_TIME_WAIT)
+			else if (c->state == TCPS_TIME_WAIT)
 				tcp_conn_destroy(c);
 			else
 				tcp_conn_fail(c, -ECONNRESET);
@@ -365,7 +365,7 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 		tcp_send_ack(c);
 		/* a retransmitted FIN in TIME-WAIT: ACKed (above), and the
 		 * 2 MSL start again (RFC 9293 §3.10.7.4, eighth) */
-		if (c->state == TCP_TIME_WAIT && (s.flags & TH_FIN))
+		if (c->state == TCPS_TIME_WAIT && (s.flags & TH_FIN))
 			tcp_arm(c, TCP_T_RTX, 2ull * st->tp.msl_us);
 		return;
 	}
@@ -376,28 +376,28 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 	/* RFC 7323 §4.3: TS.Recent from a segment that covers Last.ACK.sent */
 	if (c->ts_ok && s.o.ts_ok && seq_leq(s.seq, c->last_ack_sent) && seq_geq(s.o.tsval, c->ts_recent))
 		c->ts_recent = s.o.tsval;
-	if (c->state == TCP_SYN_RECEIVED && tcp_synrcvd_ack(c, &s) < 0)
+	if (c->state == TCPS_SYN_RECEIVED && tcp_synrcvd_ack(c, &s) < 0)
 		return;
 	if (take_ack(c, &s, &writable) < 0 || c->dead)
 		return;
 	if (c->fin_queued && seq_gt(c->snd_una, c->snd_qend)) { /* our FIN is acked */
 		switch (c->state) {
-		case TCP_FIN_WAIT_1:
-			tcp_set_state(c, TCP_FIN_WAIT_2);
+		case TCPS_FIN_WAIT_1:
+			tcp_set_state(c, TCPS_FIN_WAIT_2);
 			if (c->app_gone) {
 				c->rtx_mode = RTX_FINWAIT2;
 				tcp_arm(c, TCP_T_RTX, st->tp.fin_wait2_us);
 			}
 			break;
-		case TCP_CLOSING:
+		case TCPS_CLOSING:
 			tcp_enter_timewait(c);
 			return;
-		case TCP_LAST_ACK:
+		case TCPS_LAST_ACK:
 			tcp_conn_destroy(c);
 			return;
 		}
 	}
-	if (c->state == TCP_TIME_WAIT) {
+	if (c->state == TCPS_TIME_WAIT) {
 		/* RFC 9293: a retransmitted FIN is acknowledged and 2 MSL restart */
 		if (s.flags & TH_FIN) {
 			tcp_send_ack(c);
@@ -406,7 +406,7 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 		return;
 	}
 	if (s.len && c->app_gone && seq_gt(s.seq + s.len, c->rcv_nxt) &&
-	    (c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2)) {
+	    (c->state == TCPS_FIN_WAIT_1 || c->state == TCPS_FIN_WAIT_2)) {
 		/* New data nobody will read: the application closed. Reset,
 		 * as RFC 9293 §3.10.4 and RFC 2525 §2.17 have a close with
 		 * unread data do. */
@@ -415,7 +415,7 @@ void tcp_input_conn(struct tcp_conn *c, const struct tcp_seg *seg)
 		tcp_conn_destroy(c);
 		return;
 	}
-	if (s.len && (c->state == TCP_ESTABLISHED || c->state == TCP_FIN_WAIT_1 || c->state == TCP_FIN_WAIT_2))
+	if (s.len && (c->state == TCPS_ESTABLISHED || c->state == TCPS_FIN_WAIT_1 || c->state == TCPS_FIN_WAIT_2))
 		moved = take_data(c, s.seq, s.data, s.len);
 	if (c->ooo_fin && c->ooo_fin_seq == c->rcv_nxt)
 		take_fin(c, c->ooo_fin_seq);
@@ -444,11 +444,11 @@ void tcp_input(struct net_stack *st, const struct net_addr *src, const struct ne
 	if (tcp_parse(st, src, dst, p, len, &s) < 0)
 		return;
 	c = flow_lookup(st, &s.t);
-	if (c && c->state == TCP_CLOSED)
+	if (c && c->state == TCPS_CLOSED)
 		c = NULL; /* ended, held only for its unread bytes */
 	/* RFC 1122 §4.2.2.13 (and RFC 6191 with timestamps): a new SYN above
 	 * the old sequence space ends TIME_WAIT early. */
-	if (c && c->state == TCP_TIME_WAIT && (s.flags & (TH_SYN | TH_ACK)) == TH_SYN &&
+	if (c && c->state == TCPS_TIME_WAIT && (s.flags & (TH_SYN | TH_ACK)) == TH_SYN &&
 	    seq_gt(s.seq, c->rcv_nxt) && (!c->ts_ok || !s.o.ts_ok || seq_gt(s.o.tsval, c->ts_recent))) {
 		net_count(st, NET_C_tcp_tw_reuse);
 		tcp_conn_destroy(c);
@@ -456,7 +456,7 @@ void tcp_input(struct net_stack *st, const struct net_addr *src, const struct ne
 	}
 	if (c) {
 		st->cur = c;
-		if (c->state == TCP_SYN_SENT)
+		if (c->state == TCPS_SYN_SENT)
 			tcp_syn_sent_input(c, &s);
 		else
 			tcp_input_conn(c, &s);
@@ -486,7 +486,7 @@ void tcp_pmtu(struct net_stack *st, const struct tcp_tuple *t, uint32_t seq, uin
 	uint32_t min = t->laddr.family == NET_AF4 ? 576 : 1280;
 
 	c = flow_lookup(st, &k);
-	if (!c || c->state < TCP_ESTABLISHED || c->state == TCP_TIME_WAIT || seq_lt(seq, c->snd_una) ||
+	if (!c || c->state < TCPS_ESTABLISHED || c->state == TCPS_TIME_WAIT || seq_lt(seq, c->snd_una) ||
 	    seq_geq(seq, c->snd_max) || mtu >= c->pmtu) {
 		net_count(st, NET_C_drop_icmp_frag_needed);
 		return;

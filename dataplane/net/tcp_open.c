@@ -95,7 +95,7 @@ static void cookie_ack(struct net_stack *st, struct tcp_listener *l, const struc
 	c->snd_wnd = c->max_snd_wnd = (uint32_t)s->wnd << c->snd_ws;
 	c->snd_wl1 = s->seq;
 	c->snd_wl2 = s->ack;
-	tcp_set_state(c, TCP_SYN_RECEIVED);
+	tcp_set_state(c, TCPS_SYN_RECEIVED);
 	net_count(st, NET_C_tcp_syncookie_ok);
 	tcp_established(c);
 	if (c->dead)
@@ -149,7 +149,7 @@ void tcp_listen_input(struct net_stack *st, struct tcp_listener *l, const struct
 	passive_init(c, l, s->seq, tcp_isn(st, &s->t));
 	c->snd_wnd = c->max_snd_wnd = s->wnd; /* RFC 7323 §2.2: a SYN's window is not scaled */
 	c->snd_wl1 = s->seq;
-	tcp_set_state(c, TCP_SYN_RECEIVED);
+	tcp_set_state(c, TCPS_SYN_RECEIVED);
 	if (s->len)
 		net_count(st, NET_C_drop_tcp_syn_data);
 	tcp_send_syn(c, true);
@@ -223,7 +223,7 @@ void tcp_syn_sent_input(struct tcp_conn *c, const struct tcp_seg *s)
 		net_count(st, NET_C_drop_tcp_syn_data);
 	if (!(s->flags & TH_ACK)) {
 		/* simultaneous open: SYN-RECEIVED, SYN-ACK with our ISS */
-		tcp_set_state(c, TCP_SYN_RECEIVED);
+		tcp_set_state(c, TCPS_SYN_RECEIVED);
 		tcp_send_syn(c, true);
 		tcp_rtx_start(c);
 		return;

@@ -145,9 +145,9 @@ void tcp_send_segment(struct tcp_conn *c, uint32_t seq, uint32_t len, uint8_t fl
 	struct xmit x = { .t = &c->t, .seq = seq, .ack = c->rcv_nxt, .flags = flags, .opt = opt,
 			  .data = c, .dlen = len };
 
-	if (c->state != TCP_SYN_SENT || (flags & TH_RST))
+	if (c->state != TCPS_SYN_SENT || (flags & TH_RST))
 		x.flags |= TH_ACK;
-	if (c->state == TCP_SYN_SENT && (flags & TH_RST))
+	if (c->state == TCPS_SYN_SENT && (flags & TH_RST))
 		x.flags &= (uint8_t)~TH_ACK;
 	if (c->ts_ok && !(flags & TH_RST)) {
 		opt[n++] = OPT_NOP;
@@ -372,11 +372,11 @@ void tcp_output(struct tcp_conn *c)
 	if (c->dead)
 		return;
 	switch (c->state) {
-	case TCP_ESTABLISHED: case TCP_CLOSE_WAIT: case TCP_FIN_WAIT_1: case TCP_LAST_ACK: case TCP_CLOSING:
+	case TCPS_ESTABLISHED: case TCPS_CLOSE_WAIT: case TCPS_FIN_WAIT_1: case TCPS_LAST_ACK: case TCPS_CLOSING:
 		break;
 	default:
-		if (c->ack_now && c->state != TCP_SYN_SENT && c->state != TCP_CLOSED &&
-		    c->state != TCP_SYN_RECEIVED)
+		if (c->ack_now && c->state != TCPS_SYN_SENT && c->state != TCPS_CLOSED &&
+		    c->state != TCPS_SYN_RECEIVED)
 			tcp_send_ack(c);
 		return;
 	}

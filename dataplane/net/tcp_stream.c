@@ -1,13 +1,14 @@
 /* struct stream over the native TCP (tcp_stream.h). */
 #include <errno.h>
+#include <string.h>
 
 #include "net/tcp_stream.h"
 
 /* Readiness changed: let the owner run. */
 static void wake(struct tcp_stream *ts)
 {
-	if (ts->wake)
-		ts->wake(ts, ts->wake_arg);
+	if (ts->s.wake)
+		ts->s.wake(&ts->s, ts->s.wake_arg);
 }
 
 /* Active open done: writable, connecting is cleared by tcp_stream_connected(). */
@@ -58,34 +59,52 @@ static void ev_closed(struct tcp_conn *c, void *ctx, int err)
 	wake(ts);
 }
 
-static const struct tcp_ops stream_ops = { ev_connected, ev_data, ev_writable, ev_closed };
+static const struct tcp_ops conn_ops = { ev_connected, ev_data, ev_writable, ev_closed };
 
 /* A fresh stream: no fd, nothing ready. */
-static void init(struct tcp_stream *ts, uint8_t kind, void *owner, tcp_stream_wake_fn w, void *arg)
+static void init(struct tcp_stream *ts, uint8_t kind, void *owner, stream_wake_fn w, void *arg)
 {
-	ts->s = (struct stream){ .kind = kind, .fd = -1, .owner = owner };
-	ts->wake = w;
-	ts->wake_arg = arg;
+	ts->s = (struct stream){ .ops = &tcp_stream_ops, .kind = kind, .fd = -1, .owner = owner,
+				 .wake = w, .wake_arg = arg };
 }
 
 /* Take an accepted connection; it may be written at once. */
-void tcp_stream_attach(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind, void *owner,
-		       tcp_stream_wake_fn w, void *arg)
+void tcp_stream_take(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind)
 {
-	init(ts, kind, owner, w, arg);
+	init(ts, kind, NULL, NULL, NULL);
 	ts->c = c;
 	ts->s.writable = true;
-	tcp_set_ops(c, &stream_ops, ts);
+}
+
+/* stream_open(): the connection's events come to ts from now on. */
+static int ts_open(struct stream *s, stream_wake_fn w, void *arg)
+{
+	struct tcp_stream *ts = (struct tcp_stream *)s;
+
+	if (!ts->c)
+		return -ENOTCONN;
+	s->wake = w;
+	s->wake_arg = arg;
+	tcp_set_ops(ts->c, &conn_ops, ts);
+	return 0;
+}
+
+void tcp_stream_attach(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind, void *owner,
+		       stream_wake_fn w, void *arg)
+{
+	tcp_stream_take(ts, c, kind);
+	ts->s.owner = owner;
+	ts_open(&ts->s, w, arg);
 }
 
 /* Start an active open with the adapter as the callbacks. */
 int tcp_stream_connect(struct net_stack *st, struct tcp_stream *ts, struct tcp_connect_req *req,
-		       void *owner, tcp_stream_wake_fn w, void *arg)
+		       void *owner, stream_wake_fn w, void *arg)
 {
 	int rc;
 
 	init(ts, SK_BACKEND, owner, w, arg);
-	req->ops = &stream_ops;
+	req->ops = &conn_ops;
 	req->ctx = ts;
 	rc = tcp_connect(st, req, &ts->c);
 	if (rc < 0) {
@@ -163,7 +182,7 @@ void tcp_stream_shutdown_wr(struct tcp_stream *ts)
  * when neither is known (a SYN cookie without timestamps). */
 uint32_t tcp_stream_rtt_us(const struct tcp_stream *ts)
 {
-	struct tcp_info i;
+	struct tcp_conn_info i;
 
 	if (!ts->c)
 		return 0;
@@ -192,3 +211,60 @@ void tcp_stream_close(struct tcp_stream *ts)
 	ts->c = NULL;
 	ts->s.kind = SK_DEAD;
 }
+
+/* stream_addrs(): the connection's addresses as sockaddrs. */
+static int ts_addrs(struct stream *s, struct sockaddr_storage *peer, struct sockaddr_storage *local)
+{
+	struct tcp_stream *ts = (struct tcp_stream *)s;
+	struct tcp_conn_info ti;
+
+	if (!ts->c)
+		return -ENOTCONN;
+	tcp_get_info(ts->c, &ti);
+	net_sockaddr(&ti.raddr, ti.rport, peer);
+	net_sockaddr(&ti.laddr, ti.lport, local);
+	return 0;
+}
+
+/* The stream_ops calls: the tcp_stream_* functions above. */
+static ssize_t ts_recv(struct stream *s, struct buf *b)
+{
+	return tcp_stream_recv((struct tcp_stream *)s, b);
+}
+
+static ssize_t ts_send(struct stream *s, struct buf *b)
+{
+	return tcp_stream_send((struct tcp_stream *)s, b);
+}
+
+static void ts_shutdown_wr(struct stream *s)
+{
+	tcp_stream_shutdown_wr((struct tcp_stream *)s);
+}
+
+static uint32_t ts_rtt_us(const struct stream *s)
+{
+	return tcp_stream_rtt_us((const struct tcp_stream *)s);
+}
+
+static int ts_connected(struct stream *s)
+{
+	return tcp_stream_connected((struct tcp_stream *)s);
+}
+
+static void ts_close(struct stream *s)
+{
+	tcp_stream_close((struct tcp_stream *)s);
+}
+
+const struct stream_ops tcp_stream_ops = {
+	.size = sizeof(struct tcp_stream),
+	.open = ts_open,
+	.recv = ts_recv,
+	.send = ts_send,
+	.shutdown_wr = ts_shutdown_wr,
+	.connected = ts_connected,
+	.close = ts_close,
+	.addrs = ts_addrs,
+	.rtt_us = ts_rtt_us,
+};

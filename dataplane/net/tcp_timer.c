@@ -1,5 +1,5 @@
 /*
- * TCP timers on the core's wheel (dataplane/timer.h, 10 ms ticks): the
+ * TCP timers on the core's wheel (lib/timer.h, 10 ms ticks): the
  * retransmission timer (RFC 6298), which also serves as persist timer
  * (zero-window probes, RFC 9293 §3.8.6.1), TIME_WAIT (2 MSL) and the
  * orphaned FIN_WAIT_2 timeout; the delayed ACK (RFC 9293 §3.8.6.3); and
@@ -89,10 +89,10 @@ void tcp_rtt_sample(struct tcp_conn *c, uint32_t r)
 static void rto_expired(struct tcp_conn *c)
 {
 	struct net_stack *st = c->st;
-	bool syn = c->state == TCP_SYN_SENT || c->state == TCP_SYN_RECEIVED;
+	bool syn = c->state == TCPS_SYN_SENT || c->state == TCPS_SYN_RECEIVED;
 
 	if (c->backoff >= (syn ? st->tp.syn_retries : st->tp.data_retries)) {
-		if (c->state != TCP_SYN_SENT)
+		if (c->state != TCPS_SYN_SENT)
 			tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
 		tcp_conn_fail(c, -ETIMEDOUT);
 		return;
@@ -102,7 +102,7 @@ static void rto_expired(struct tcp_conn *c)
 	c->rto_us = clamp_rto(c, (uint64_t)c->rto_us * 2);
 	c->rtt_timing = false;
 	if (syn) {
-		tcp_send_syn(c, c->state == TCP_SYN_RECEIVED);
+		tcp_send_syn(c, c->state == TCPS_SYN_RECEIVED);
 		c->retransmits++;
 		net_count(st, NET_C_tcp_retrans_segs);
 		tcp_rtx_start(c);
@@ -153,8 +153,8 @@ static void keep_expired(struct tcp_conn *c)
 	struct net_stack *st = c->st;
 	uint64_t idle = st->now_us - c->last_rx_us;
 
-	if (!c->keepalive || (c->state != TCP_ESTABLISHED && c->state != TCP_CLOSE_WAIT &&
-			      c->state != TCP_FIN_WAIT_2))
+	if (!c->keepalive || (c->state != TCPS_ESTABLISHED && c->state != TCPS_CLOSE_WAIT &&
+			      c->state != TCPS_FIN_WAIT_2))
 		return;
 	if (idle < st->tp.keep_idle_us && c->keep_probes == 0) {
 		tcp_arm(c, TCP_T_KEEP, st->tp.keep_idle_us - idle);
@@ -201,7 +201,7 @@ static void timer_fire(struct tcp_conn *c, uint8_t kind)
 		}
 		break;
 	case TCP_T_DELACK:
-		if (c->delack_pending && c->state != TCP_CLOSED) {
+		if (c->delack_pending && c->state != TCPS_CLOSED) {
 			net_count(c->st, NET_C_tcp_delack);
 			tcp_send_ack(c);
 		}

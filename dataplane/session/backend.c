@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "clock.h"
 #include "core.h"
 #include "log.h"
 #include "session/backend.h"
@@ -176,9 +177,9 @@ static int send_all(int fd, const void *p, size_t n)
 
 /*
  * The probe conversation, without I/O: both stacks drive it (the kernel
- * one below with a blocking socket, the native one from core 0 in
- * io/native_probe.c), so that the same bytes go out and the same parser
- * reads the answers.
+ * one below with a blocking socket, the native one from core 0's loop in
+ * session/probe_loop.c over the stack's streams), so that the same bytes
+ * go out and the same parser reads the answers.
  */
 int be_probe_begin(struct be_probe *pr, const struct be_pool *p, const char *hostname,
 		   const struct sockaddr *me, const struct sockaddr *peer)
@@ -351,14 +352,6 @@ out:
 	return rc;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Publish a new snapshot; the one it replaces is freed RETIRE_MS later,
  * at a later publish. The prober's thread only. */
 static void be_publish(struct be_pool *p, struct proto_caps *caps, uint64_t now_ms)
@@ -424,7 +417,7 @@ static void be_probe_pool(struct be_pool *p, const char *hostname, bool verbose)
 		char why[128] = "";
 		int rc = probe_one(p, &p->srv[i], hostname, &caps, why, sizeof(why));
 
-		be_probe_result(p, i, rc, caps, why, verbose, mono_ms());
+		be_probe_result(p, i, rc, caps, why, verbose, clock_mono_ms());
 	}
 }
 
@@ -452,10 +445,10 @@ static void *be_health_main(void *arg)
 	unsigned i;
 
 	for (i = 0; next && i < H.n; i++)
-		next[i] = mono_ms() + H.pools[i].cfg->health_interval * 1000ull;
+		next[i] = clock_mono_ms() + H.pools[i].cfg->health_interval * 1000ull;
 	pthread_mutex_lock(&H.mu);
 	while (next && !H.stop) {
-		uint64_t now = mono_ms(), soonest = UINT64_MAX;
+		uint64_t now = clock_mono_ms(), soonest = UINT64_MAX;
 		struct timespec ts;
 
 		for (i = 0; i < H.n; i++) {
@@ -463,7 +456,7 @@ static void *be_health_main(void *arg)
 				pthread_mutex_unlock(&H.mu);
 				be_probe_pool(&H.pools[i], H.hostname, false);
 				pthread_mutex_lock(&H.mu);
-				now = mono_ms();
+				now = clock_mono_ms();
 				next[i] = now + H.pools[i].cfg->health_interval * 1000ull;
 			}
 			if (next[i] < soonest)
@@ -472,7 +465,7 @@ static void *be_health_main(void *arg)
 		if (H.stop)
 			break;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		now = mono_ms();
+		now = clock_mono_ms();
 		if (soonest > now) {
 			uint64_t d = soonest - now;
 

@@ -31,7 +31,7 @@
 #include "session/proxyproto.h"
 #include "session/session.h"
 #include "session/session_int.h"
-#include "net/tcp_stream.h"
+#include "io/io.h"
 #include "fpstat.h"
 
 #define BACKEND_OPEN_MIN_S 30u
@@ -111,7 +111,7 @@ int sess_to_client(struct sess *s, const void *p, size_t len)
 static void sess_close_backend(struct sess *s)
 {
 	if (stream_is_open(&s->be))
-		stream_close(s->core, &s->be);
+		stream_close(&s->be);
 	buf_free(&s->bin);
 	buf_free(&s->bout);
 }
@@ -282,6 +282,8 @@ static bool sess_dialogue(struct sess *s)
 	return did;
 }
 
+static void sess_stream_wake(struct stream *st, void *arg);
+
 /* A connect to backend server idx failed (why, in words): counted, the
  * server marked down (logged when that is news), the stream closed. */
 static void sess_backend_lost(struct sess *s, int idx, const char *why)
@@ -290,7 +292,7 @@ static void sess_backend_lost(struct sess *s, int idx, const char *why)
 	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
 		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name, why);
 	if (stream_is_open(&s->be))
-		stream_close(s->core, &s->be);
+		stream_close(&s->be);
 }
 
 /* Connect the next backend server, or tell the client none is there. */
@@ -311,8 +313,10 @@ static void sess_backend_next(struct sess *s)
 			return;
 		}
 		s->be.owner = s;
-		rc = stream_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr,
-				    p->srv[idx].len);
+		s->be.wake = sess_stream_wake;
+		s->be.wake_arg = s;
+		rc = io_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr,
+				p->srv[idx].len);
 		if (rc == 0) {
 			s->be_idx = idx;
 			sess_arm(s, p->cfg->connect_timeout * 1000ull);
@@ -704,6 +708,14 @@ static void sess_again(struct sess *s)
 	s->core->again = s;
 }
 
+/* A stream's readiness changed (its wake callback, from inside the stack;
+ * arg: the session): the session runs in the loop's run-again step. */
+static void sess_stream_wake(struct stream *st, void *arg)
+{
+	(void)st;
+	sess_again(arg);
+}
+
 #define SESS_ROUNDS 64 /* per wake-up, so that one busy session cannot starve the others */
 
 void sess_run(struct sess *s)
@@ -762,13 +774,6 @@ void sess_run(struct sess *s)
 		if (!did)
 			break;
 	}
-}
-
-void sess_event(struct sess *s)
-{
-	if (s->cli.kind == SK_DEAD)
-		return;
-	sess_run(s);
 }
 
 void sess_timer(struct timer *t)
@@ -899,47 +904,28 @@ static void sess_begin(struct sess *s)
 	}
 }
 
-void sess_accept(struct core *c, const struct listener *l, int fd,
-		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local)
+int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 {
-	struct sess *s = sess_new(c, l, peer, local);
+	struct sockaddr_storage peer, local;
+	struct sess *s;
+	int rc;
 
-	if (!s) {
-		close(fd);
-		return;
-	}
-	if (stream_attach(c, &s->cli, fd, SK_CLIENT, s) < 0) {
-		ctr_inc(c, CTR_conn_refused_overload);
-		close(fd);
-		free(s);
-		return;
-	}
-	sess_begin(s);
-	sess_run(s);
-}
-
-_Static_assert(sizeof(struct tcp_stream) <= sizeof(struct sess_stream) &&
-	       offsetof(struct tcp_stream, s) == 0,
-	       "a session's streams must hold a native stream");
-
-void sess_stream_wake(struct tcp_stream *ts, void *arg)
-{
-	(void)ts;
-	sess_again(arg);
-}
-
-int sess_accept_native(struct core *c, const struct listener *l, struct tcp_conn *tc,
-		       const struct sockaddr_storage *peer, const struct sockaddr_storage *local)
-{
-	struct sess *s = sess_new(c, l, peer, local);
-
-	if (!s)
+	if ((rc = stream_addrs(st, &peer, &local)) < 0)
+		return rc;     /* gone already */
+	if (st->ops->size > sizeof(s->cli_native))
+		return -EINVAL;
+	if (!(s = sess_new(c, l, &peer, &local)))
 		return -ENOMEM;
-	tcp_stream_attach((struct tcp_stream *)&s->cli, tc, SK_CLIENT, s, sess_stream_wake, s);
-	s->cli.native = true;
+	memcpy(&s->cli, st, st->ops->size);
+	s->cli.owner = s;
+	if ((rc = stream_open(&s->cli, sess_stream_wake, s)) < 0) {
+		ctr_inc(c, CTR_conn_refused_overload);
+		free(s);
+		return rc;
+	}
 	sess_begin(s);
-	/* Not from inside the stack's accept callback: the core runs it
-	 * after the burst, with the others it woke. */
+	/* Not from inside the stack: the loop runs it after what it took in,
+	 * with the others it woke. */
 	sess_again(s);
 	return 0;
 }
@@ -978,7 +964,7 @@ void sess_finish(struct sess *s)
 	struct core *c = s->core;
 
 	if (s->cli.kind != SK_DEAD) {
-		stream_close(c, &s->cli);
+		stream_close(&s->cli);
 		sess_close_backend(s);
 		timer_cancel(&s->tm);
 		ctr_add(c, CTR_starttls_in_tls, s->ps.denied);

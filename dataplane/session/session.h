@@ -16,13 +16,13 @@
 #include "buf.h"
 #include "config.h"
 #include "core.h"
+#include "net/tcp_stream.h"
 #include "proto/linereader.h"
 #include "proto/proto.h"
+#include "stream.h"
 #include "tls.h"
 
 struct be_pool;
-struct tcp_conn;
-struct tcp_stream;
 
 /* A listener at run time; shared read-only by all cores. */
 struct listener {
@@ -36,17 +36,6 @@ struct listener {
 	unsigned n_sets;
 	bool tls_available;         /* certificates loaded and usable */
 	char certs_desc[160];       /* "generated ecdsa-p256,rsa-2048" for logs */
-};
-
-/*
- * Room for a stream of either stack. A native stream (struct tcp_stream,
- * net/tcp_stream.h) is a struct stream followed by three pointers; its
- * header is not included here because net/net.h's names (TCP_LISTEN,
- * struct tcp_info) collide with <netinet/tcp.h>. session.c checks the size.
- */
-struct sess_stream {
-	struct stream s;
-	void *native_tail[3];
 };
 
 enum sess_state {
@@ -66,12 +55,12 @@ struct sess {
 	struct core *core;
 	const struct listener *l;
 	union {
-		struct stream cli;          /* client connection */
-		struct sess_stream cli_room; /* room for a native one */
+		struct stream cli;          /* client connection, either stack */
+		struct tcp_stream cli_native; /* room for a native one */
 	};
 	union {
-		struct stream be;           /* backend connection */
-		struct sess_stream be_room;
+		struct stream be;           /* backend connection, either stack */
+		struct tcp_stream be_native;
 	};
 	struct buf cin, cout;       /* client wire bytes (ciphertext under TLS) */
 	struct buf pin;             /* client plaintext after TLS, before relay */
@@ -136,19 +125,11 @@ struct sess {
 	struct sockaddr_storage peer, local;
 };
 
-/* A new client connection accepted on core c for listener l. */
-void sess_accept(struct core *c, const struct listener *l, int fd,
-		 const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
-/* The same for a connection of the native stack (net/tcp_stream.h), from
- * the listener's accept callback: the session runs in the core's next
- * round. 0, or -ENOMEM (the caller refuses the connection). */
-int sess_accept_native(struct core *c, const struct listener *l, struct tcp_conn *tc,
-		       const struct sockaddr_storage *peer, const struct sockaddr_storage *local);
-/* A native stream's readiness changed (tcp_stream wake; arg: the session):
- * the session runs in the core's next round. */
-void sess_stream_wake(struct tcp_stream *ts, void *arg);
-/* Socket readiness changed. */
-void sess_event(struct sess *s);
+/* A new client connection on core c for listener l, from either stack
+ * (io_cb.accept, from inside the stack): the session copies st (made by
+ * the stack, not open) into its own stream, opens it there and runs in
+ * the loop's run-again step. 0, or -errno: st is still the caller's. */
+int sess_accept(struct core *c, const struct listener *l, struct stream *st);
 /* A handshake job came back. */
 void sess_job_done(struct tls_job *j);
 /* At shutdown, after the cores stopped: a job that never came back; its

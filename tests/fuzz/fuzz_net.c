@@ -202,7 +202,7 @@ static void setup(void)
 	tcp_connect(A, &r2, &a_cli);
 	pump();
 	pump();
-	if (!a_srv || !a_cli || a_srv->state != TCP_ESTABLISHED)
+	if (!a_srv || !a_cli || a_srv->state != TCPS_ESTABLISHED)
 		abort(); /* the set-up itself must work */
 }
 

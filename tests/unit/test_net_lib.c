@@ -371,7 +371,7 @@ static void c_data(struct tcp_conn *c, void *ctx)
 	while (tcp_read(c, buf, sizeof(buf)) > 0)
 		;
 	if (tcp_eof(c) && !b->client_eof) {
-		struct tcp_info i;
+		struct tcp_conn_info i;
 
 		tcp_get_info(c, &i);
 		b->client_cycles = i.cycles;
@@ -405,7 +405,7 @@ static void s_data(struct tcp_conn *c, void *ctx)
 		b->received += (uint64_t)n;
 	}
 	if (tcp_eof(c) && !b->server_eof) {
-		struct tcp_info i;
+		struct tcp_conn_info i;
 
 		tcp_get_info(c, &i);
 		b->server_cycles = i.cycles;

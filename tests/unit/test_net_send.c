@@ -175,7 +175,7 @@ static void test_syn_sent_answers(void **state)
 	tn_peer_tcp(&a.p, 1, &r);
 	assert_int_equal(r.flags, TH_RST);
 	assert_int_equal(r.seq, a.iss + 77);
-	assert_int_equal(a.c->state, TCP_SYN_SENT);
+	assert_int_equal(a.c->state, TCPS_SYN_SENT);
 	s = from_peer(&a, TH_RST, 0, 0); /* no ACK: ignored */
 	tn_peer_send_seg(&a.p, &s);
 	assert_int_equal(a.closed, 0);
@@ -247,7 +247,7 @@ static void test_time_wait_restart(void **state)
 	tn_peer_tcp(&a.p, 0, &r);
 	s = from_peer(&a, TH_ACK | TH_FIN, a.peer, r.seq + 1);
 	tn_peer_send_seg(&a.p, &s);
-	assert_int_equal(a.c->state, TCP_TIME_WAIT);
+	assert_int_equal(a.c->state, TCPS_TIME_WAIT);
 	tn_peer_advance(&a.p, 1500000);
 	tn_peer_clear(&a.p);
 	tn_peer_send_seg(&a.p, &s);                  /* our ACK was lost: the FIN again */
@@ -277,7 +277,7 @@ static void test_loss_reduction(void **state)
 		struct tcp_params tp = { .cc = cases[k].cc };
 		struct act a;
 		struct tn_seg s;
-		struct tcp_info i;
+		struct tcp_conn_info i;
 		int d;
 
 		act_open(&a, &tp);

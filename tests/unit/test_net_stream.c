@@ -97,9 +97,9 @@ static void cli_run(void)
 	}
 }
 
-static void on_wake(struct tcp_stream *ts, void *arg)
+static void on_wake(struct stream *s, void *arg)
 {
-	(void)ts;
+	(void)s;
 	(void)arg;
 	/* the session layer would be scheduled; here it runs at once */
 }

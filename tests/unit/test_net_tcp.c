@@ -110,7 +110,7 @@ static void establish(struct est *e, const struct tcp_params *tp, bool ts, bool 
 	tn_peer_send_seg(&e->p, &s);
 	assert_int_equal(e->app.accepted, 1);
 	assert_non_null(e->app.c);
-	assert_int_equal(e->app.c->state, TCP_ESTABLISHED);
+	assert_int_equal(e->app.c->state, TCPS_ESTABLISHED);
 }
 
 static void est_free(struct est *e)
@@ -141,7 +141,7 @@ static void test_handshake_rtt(void **state)
 		struct tn_seg s = { .sport = PPORT, .dport = LPORT, .flags = TH_SYN,
 				    .seq = PEER_ISS, .wnd = 65535 }, r;
 		struct tcp_stream ts;
-		struct tcp_info ti;
+		struct tcp_conn_info ti;
 		struct est e;
 
 		memset(&e, 0, sizeof(e));
@@ -223,7 +223,7 @@ static void test_rst_in_window(void **state)
 	assert_int_equal(e.p.n, 0);
 	assert_int_equal(e.app.closed, 0);
 	assert_int_equal(tn_counter(e.p.st, NET_C_drop_tcp_seq), 1);
-	assert_int_equal(e.app.c->state, TCP_ESTABLISHED);
+	assert_int_equal(e.app.c->state, TCPS_ESTABLISHED);
 	est_free(&e);
 }
 
@@ -236,7 +236,7 @@ static void test_ack_on_right_edge(void **state)
 	static const char data[1000] = "x";
 	struct est e;
 	struct tn_seg s, r;
-	struct tcp_info ti;
+	struct tcp_conn_info ti;
 
 	(void)state;
 	establish(&e, NULL, false, false, -1);
@@ -275,7 +275,7 @@ static void test_syn_in_established(void **state)
 	tn_peer_send_seg(&e.p, &s);
 	assert_int_equal(e.p.n, 2);
 	assert_int_equal(tn_counter(e.p.st, NET_C_tcp_challenge_ack), 2);
-	assert_int_equal(e.app.c->state, TCP_ESTABLISHED);
+	assert_int_equal(e.app.c->state, TCPS_ESTABLISHED);
 	assert_int_equal(e.app.closed, 0);
 	est_free(&e);
 }
@@ -556,7 +556,7 @@ static void test_syn_cookies(void **state)
 	struct app app = { 0 };
 	struct tcp_listener *l;
 	struct tn_seg s, r, cookie_ts, cookie_plain;
-	struct tcp_info info;
+	struct tcp_conn_info info;
 	uint32_t i;
 
 	(void)state;
@@ -597,7 +597,7 @@ static void test_syn_cookies(void **state)
 	assert_int_equal(tn_counter(p.st, NET_C_tcp_syncookie_ok), 1);
 	tcp_get_info(app.c, &info);
 	assert_true(info.cookie);
-	assert_int_equal(info.state, TCP_ESTABLISHED);
+	assert_int_equal(info.state, TCPS_ESTABLISHED);
 	assert_true(info.timestamps);
 	assert_true(info.sack);
 	assert_int_equal(info.snd_wscale, 7);
@@ -654,19 +654,19 @@ static void test_time_wait(void **state)
 	tn_opt_mss(&s, 1460);
 	tn_peer_send_seg(&p, &s);
 	assert_int_equal(app.connected, 1);
-	assert_int_equal(c->state, TCP_ESTABLISHED);
+	assert_int_equal(c->state, TCPS_ESTABLISHED);
 	tcp_close(c);
-	assert_int_equal(c->state, TCP_FIN_WAIT_1);
+	assert_int_equal(c->state, TCPS_FIN_WAIT_1);
 	tn_peer_tcp(&p, p.n - 1, &r);
 	assert_true(r.flags & TH_FIN);
 	/* the peer ACKs our FIN, then sends its own */
 	s = (struct tn_seg){ .sport = 8025, .dport = 33333, .flags = TH_ACK, .seq = 7001, .ack = r.seq + 1,
 			     .wnd = 65535 };
 	tn_peer_send_seg(&p, &s);
-	assert_int_equal(c->state, TCP_FIN_WAIT_2);
+	assert_int_equal(c->state, TCPS_FIN_WAIT_2);
 	s.flags = TH_ACK | TH_FIN;
 	tn_peer_send_seg(&p, &s);
-	assert_int_equal(c->state, TCP_TIME_WAIT);
+	assert_int_equal(c->state, TCPS_TIME_WAIT);
 	tn_peer_tcp(&p, p.n - 1, &r);
 	assert_int_equal(r.ack, 7002);
 	/* a retransmitted FIN is ACKed again */
@@ -679,7 +679,7 @@ static void test_time_wait(void **state)
 	tn_peer_advance(&p, 200000);
 	assert_int_equal(tn_counter(p.st, NET_C_tcp_timewait_done), 1);
 	assert_int_equal(tcp_connect(p.st, &req, &c2), 0);
-	assert_int_equal(c2->state, TCP_SYN_SENT);
+	assert_int_equal(c2->state, TCPS_SYN_SENT);
 	tn_peer_free(&p);
 }
 
@@ -741,8 +741,8 @@ static void test_simultaneous_open(void **state)
 	assert_int_equal(tcp_connect(p.a, &ra, &ca), 0);
 	assert_int_equal(tcp_connect(p.b, &rb, &cb), 0);
 	assert_true(simlink_run(p.l, 5000000, both_connected, &p));
-	assert_int_equal(ca->state, TCP_ESTABLISHED);
-	assert_int_equal(cb->state, TCP_ESTABLISHED);
+	assert_int_equal(ca->state, TCPS_ESTABLISHED);
+	assert_int_equal(cb->state, TCPS_ESTABLISHED);
 	assert_int_equal(tcp_send(ca, "ping", 4), 4);
 	assert_int_equal(tcp_send(cb, "pong", 4), 4);
 	simlink_run(p.l, simlink_now(p.l) + 100000, NULL, NULL);
@@ -782,14 +782,14 @@ static void test_simultaneous_close(void **state)
 	tb = cb->t;
 	tcp_close(ca);
 	tcp_close(cb);
-	assert_int_equal(ca->state, TCP_FIN_WAIT_1);
-	assert_int_equal(cb->state, TCP_FIN_WAIT_1);
+	assert_int_equal(ca->state, TCPS_FIN_WAIT_1);
+	assert_int_equal(cb->state, TCPS_FIN_WAIT_1);
 	simlink_run(p.l, simlink_now(p.l) + 15000, NULL, NULL); /* the FINs cross */
-	assert_int_equal(ca->state, TCP_CLOSING);
-	assert_int_equal(cb->state, TCP_CLOSING);
+	assert_int_equal(ca->state, TCPS_CLOSING);
+	assert_int_equal(cb->state, TCPS_CLOSING);
 	simlink_run(p.l, simlink_now(p.l) + 100000, NULL, NULL);
-	assert_int_equal(ca->state, TCP_TIME_WAIT);
-	assert_int_equal(cb->state, TCP_TIME_WAIT);
+	assert_int_equal(ca->state, TCPS_TIME_WAIT);
+	assert_int_equal(cb->state, TCPS_TIME_WAIT);
 	simlink_run(p.l, simlink_now(p.l) + 4100000, NULL, NULL);
 	assert_null(flow_lookup(p.a, &ta));
 	assert_null(flow_lookup(p.b, &tb));

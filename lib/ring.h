@@ -8,10 +8,12 @@
 #ifndef SLUICE_RING_H
 #define SLUICE_RING_H
 
+#include <errno.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 struct ring {
 	alignas(64) _Atomic uint32_t head; /* next slot to pop, written by consumer */
@@ -46,7 +48,20 @@ static inline void *ring_pop(struct ring *r)
 }
 
 /* size must be a power of two. Returns 0 or -ENOMEM. */
-int ring_init(struct ring *r, uint32_t size);
-void ring_fini(struct ring *r);
+static inline int ring_init(struct ring *r, uint32_t size)
+{
+	atomic_init(&r->head, 0);
+	atomic_init(&r->tail, 0);
+	r->mask = size - 1;
+	r->slot = calloc(size, sizeof(void *));
+	return r->slot ? 0 : -ENOMEM;
+}
+
+/* Free the slots; what they still point to is the caller's. */
+static inline void ring_fini(struct ring *r)
+{
+	free(r->slot);
+	r->slot = NULL;
+}
 
 #endif
