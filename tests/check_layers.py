@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 SOURCES = (".c", ".h", ".def")
-SKIP_DIRS = {".git", "corpus"}
+NOT_SOURCE_DIRS = {".git", "corpus"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 INC_DIRS = re.compile(r"^inc\s*=\s*include_directories\(([^)]*)\)", re.M)
 
@@ -80,7 +80,7 @@ def sources(root):
     """Every .c, .h and .def file under root, but in build and VCS folders."""
     for d, subdirs, files in os.walk(root):
         subdirs[:] = sorted(s for s in subdirs
-                            if s not in SKIP_DIRS and not s.startswith("build"))
+                            if s not in NOT_SOURCE_DIRS and not s.startswith("build"))
         for f in sorted(files):
             if f.endswith(SOURCES):
                 yield Path(d) / f
