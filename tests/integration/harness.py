@@ -103,6 +103,19 @@ def _stop_everything():
             pass
 
 
+def stop_all(*procs):
+    """A tearDownModule: stop each of procs that was started (None: not),
+    in order, every one even when an earlier one raised; sluice first, so
+    that its stop fails the module if it crashed or exits non-zero."""
+    procs = [p for p in procs if p]
+    if not procs:
+        return
+    try:
+        procs[0].stop()
+    finally:
+        stop_all(*procs[1:])
+
+
 # ---------------------------------------------------------------- waiting ---
 
 class WaitTimeout(AssertionError):

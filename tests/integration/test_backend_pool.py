@@ -17,7 +17,7 @@ import unittest
 
 from harness import (client_source, SENDER, Postfix, Sluice, Smtp, listening, load_example,
                      make_message, message_id, no_verify_context, recipient,
-                     unique, wait_until)
+                     unique, wait_until, stop_all)
 
 FRONT = load_example("mail-front.yaml")
 CLIENT = "127.0.0.11"
@@ -34,8 +34,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    if PF:
-        PF.stop()
+    stop_all(PF)
 
 
 def config(port_offset, servers, **backend):

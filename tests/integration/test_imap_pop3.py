@@ -35,7 +35,7 @@ from harness import (MAIL_PASSWORD, MAIL_USER, PLAINTEXT_ALLOWED,
                      client_hello, compare_message, dovecot_imap_capabilities,
                      dovecot_pop3_capabilities, imap_capabilities, load_example,
                      make_message, message_id, mime_payload, no_verify_context,
-                     pop3_capabilities, run, scratch, sha256, unique, wait_until)
+                     pop3_capabilities, run, scratch, sha256, unique, wait_until, stop_all)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -69,12 +69,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        if DV:
-            DV.stop()
+    stop_all(SL, DV)
 
 
 def variant(port_offset, tls=None, **changes):

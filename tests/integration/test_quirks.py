@@ -20,7 +20,7 @@ import time
 import unittest
 
 from harness import (client_source, SENDER, Dovecot, Postfix, Sluice, load_example, make_message,
-                     message_id, no_verify_context, recipient, unique, wait_until)
+                     message_id, no_verify_context, recipient, unique, wait_until, stop_all)
 
 FRONT = load_example("mail-front.yaml")
 CLIENT = "127.0.0.31"
@@ -37,13 +37,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()
-    finally:
-        for b in (DV, PF):
-            if b:
-                b.stop()
+    stop_all(SL, DV, PF)
 
 
 class Conn:

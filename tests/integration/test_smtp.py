@@ -22,7 +22,7 @@ from harness import (client_source, EXAMPLES, SENDER, Closed, Interactive, Postf
                      Smtp, backend_capabilities, client_hello, compare_message,
                      dot_stuff, ehlo_keywords, listening, load_example, make_message,
                      message_id, no_verify_context, posttls_finger_env, received_ip,
-                     recipient, run, scratch, sluice_bin, unique, wait_until)
+                     recipient, run, scratch, sluice_bin, unique, wait_until, stop_all)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -44,12 +44,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        if PF:
-            PF.stop()
+    stop_all(SL, PF)
 
 
 def variant(port_offset, **changes):

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from harness import (SENDER, Closed, Postfix, Replies, Sluice, client_source, compare_message,
                      dot_stuff, load_example, make_message, message_id, recipient, run,
-                     scratch, unique)
+                     scratch, unique, stop_all)
 
 PORT_OFFSET = 24000
 CLIENT = "127.0.0.61"
@@ -57,12 +57,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        if PF:
-            PF.stop()
+    stop_all(SL, PF)
 
 
 def config():
