@@ -838,6 +838,23 @@ class Sluice:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def replace_if_dead(self):
+        """The tearDown of a module whose tests share one sluice: when the
+        test crashed it, a new process on the same config takes its place
+        (its own stderr file; the dead one's stays) and the test fails with
+        the dead one's error ("sluice died by signal ..." + its log)."""
+        if self.running():
+            return
+        err = None
+        try:
+            self.stop()
+        except AssertionError as e:
+            err = e
+        self.stderr_path = scratch() / f"{self.name}.{next(_instances)}.stderr"
+        self.start()
+        if err:
+            raise err
+
     def stop(self, timeout=15):
         """SIGTERM and wait. Fails if sluice had crashed (died by a signal or
         exited non-zero), or if it does not exit in time (then killed)."""

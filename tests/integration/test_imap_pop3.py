@@ -134,10 +134,7 @@ class MailboxCase(unittest.TestCase):
 
     def tearDown(self):
         # A test that crashed sluice fails itself; the next ones get a new one.
-        global SL
-        if not SL.running():
-            dead, SL = SL, Sluice(FRONT, "mailbox").start()
-            dead.stop()         # raises: "sluice died by signal ..." + its log
+        SL.replace_if_dead()
 
     # -- what the backend and sluice logged --
 

@@ -79,10 +79,7 @@ class SluiceCase(unittest.TestCase):
 
     def tearDown(self):
         # A test that crashed sluice fails itself; the next ones get a new one.
-        global SL
-        if not SL.running():
-            dead, SL = SL, Sluice(FRONT, "front").start()
-            dead.stop()         # raises: "sluice died by signal ..." + its log
+        SL.replace_if_dead()
 
     def assert_delivered(self, tag, sent, ip, port=None, listener=SMTP, tls=True,
                          sluice=None):
