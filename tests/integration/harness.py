@@ -23,6 +23,7 @@ the queue and the Maildirs, and a checkout under /root is closed to them.
 
 import atexit
 import base64
+import copy
 import hashlib
 import imaplib
 import itertools
@@ -764,6 +765,17 @@ def load_example(name="mail-front.yaml"):
     to adjust (timeouts, servers, addresses) before Sluice(...)."""
     with open(EXAMPLES / name) as f:
         return yaml.safe_load(f)
+
+
+def shifted(cfg, port_offset):
+    """A deep copy of config cfg with every listener's port moved up by
+    port_offset (2525 -> 2525 + offset; below the ephemeral range), for a
+    test's own sluice next to the module's."""
+    cfg = copy.deepcopy(cfg)
+    for listener in cfg["listeners"]:
+        host, port = listener["address"].rsplit(":", 1)
+        listener["address"] = f"{host}:{int(port) + port_offset}"
+    return cfg
 
 
 def _addr(s):

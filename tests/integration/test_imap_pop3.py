@@ -19,7 +19,6 @@ and port that sluice logged for the client (PROXY v2), as secured (the SSL
 TLV) exactly when the client used TLS.
 """
 
-import copy
 import glob
 import imaplib
 import poplib
@@ -35,7 +34,8 @@ from harness import (MAIL_PASSWORD, MAIL_USER, PLAINTEXT_ALLOWED,
                      client_hello, compare_message, dovecot_imap_capabilities,
                      dovecot_pop3_capabilities, imap_capabilities, load_example,
                      make_message, message_id, mime_payload, no_verify_context,
-                     pop3_capabilities, run, scratch, sha256, unique, wait_until, stop_all)
+                     pop3_capabilities, run, scratch, sha256, unique, wait_until, stop_all,
+                     shifted)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -76,11 +76,9 @@ def variant(port_offset, tls=None, **changes):
     """mail-front.yaml with only its IMAP/POP3 listeners, on ports shifted
     by port_offset; tls= replaces `starttls` on them (e.g. "required");
     top-level keys replaced by changes."""
-    cfg = copy.deepcopy(FRONT)
+    cfg = shifted(FRONT, port_offset)
     cfg["listeners"] = [l for l in cfg["listeners"] if l["protocol"] in ("imap", "pop3")]
     for listener in cfg["listeners"]:
-        host, port = listener["address"].rsplit(":", 1)
-        listener["address"] = f"{host}:{int(port) + port_offset}"
         if tls and listener["tls"] == "starttls":
             listener["tls"] = tls
     cfg.update(changes)

@@ -19,7 +19,6 @@ sluice runs mail-front.yaml shifted by PORT_OFFSET: submissions (implicit
 TLS) on 127.0.0.1:26465, smtp (STARTTLS) on 26525.
 """
 
-import copy
 import hmac
 import os
 import socket
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from harness import (SENDER, Closed, Postfix, Replies, Sluice, client_source, compare_message,
                      dot_stuff, load_example, make_message, message_id, recipient, run,
-                     scratch, unique, stop_all)
+                     scratch, unique, stop_all, shifted)
 
 PORT_OFFSET = 24000
 CLIENT = "127.0.0.61"
@@ -61,11 +60,7 @@ def tearDownModule():
 
 
 def config():
-    cfg = copy.deepcopy(load_example("mail-front.yaml"))
-    for listener in cfg["listeners"]:
-        host, port = listener["address"].rsplit(":", 1)
-        listener["address"] = f"{host}:{int(port) + PORT_OFFSET}"
-    return cfg
+    return shifted(load_example("mail-front.yaml"), PORT_OFFSET)
 
 
 # ------------------------------------------------- key schedule, records ---
