@@ -43,6 +43,9 @@ CLOSE_NOTIFY, UNEXPECTED_MESSAGE, BAD_RECORD_MAC, RECORD_OVERFLOW = 0, 10, 20, 2
 ILLEGAL_PARAMETER, DECODE_ERROR, NO_RENEGOTIATION = 47, 50, 100
 KEY_UPDATE, NEW_SESSION_TICKET, FINISHED = 24, 4, 20
 MAX_PLAIN = 2 ** 14
+# Where a record rule is checked: each TLS version, before the backend and
+# in the relay.
+EVERY_PLACE = [(version, in_relay) for version in ("1.3", "1.2") for in_relay in (False, True)]
 
 PF = None
 SL = None
@@ -417,6 +420,15 @@ class Case(unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
+    def session(self, version, in_relay):
+        """A greeted session on TLS version, moved into the relay (EHLO
+        answered by the backend) when in_relay."""
+        c = self.conn(version)
+        self.greeted(c)
+        if in_relay:
+            self.relay(c)
+        return c
+
     def greeted(self, c):
         code, lines = c.reply()
         self.assertEqual(code, 220, lines)
@@ -542,17 +554,13 @@ class CloseNotify(Case):
     def test_sluice_closes_first_after_quit(self):
         """QUIT answered by sluice itself (before EHLO) and by Postfix (in
         the relay): 221, then close_notify, then the TCP close."""
-        for version in ("1.3", "1.2"):
-            for in_relay in (False, True):
-                with self.subTest(version=version, relay=in_relay):
-                    c = self.conn(version)
-                    self.greeted(c)
-                    if in_relay:
-                        self.relay(c)
-                    c.write(b"QUIT\r\n")
-                    code, lines = c.reply()
-                    self.assertEqual(code, 221, lines)
-                    self.assert_close_notify_then_eof(c)
+        for version, in_relay in EVERY_PLACE:
+            with self.subTest(version=version, relay=in_relay):
+                c = self.session(version, in_relay)
+                c.write(b"QUIT\r\n")
+                code, lines = c.reply()
+                self.assertEqual(code, 221, lines)
+                self.assert_close_notify_then_eof(c)
 
     def test_client_vanishes_without_close_notify(self):
         """A TCP FIN without close_notify (common among mail clients) ends
@@ -707,20 +715,16 @@ class FatalErrors(Case):
     (RFC 8446 6.2, RFC 5246 7.2.2), never with a bare close."""
 
     def test_bad_record_mac(self):
-        for version in ("1.3", "1.2"):
-            for in_relay in (False, True):
-                with self.subTest(version=version, relay=in_relay):
-                    c = self.conn(version)
-                    self.greeted(c)
-                    if in_relay:
-                        self.relay(c)
-                    rec = bytearray(c.seal(APPLICATION_DATA, b"NOOP\r\n"))
-                    rec[-1] ^= 1                      # the tag
-                    c.send(bytes(rec))
-                    self.assert_alert_then_eof(c, BAD_RECORD_MAC)
-                    line = self.log_line(c)
-                    self.assertEqual(line["result"], "error", line)
-                    self.assertRegex(line["reason"], "^TLS read failed: ", line)
+        for version, in_relay in EVERY_PLACE:
+            with self.subTest(version=version, relay=in_relay):
+                c = self.session(version, in_relay)
+                rec = bytearray(c.seal(APPLICATION_DATA, b"NOOP\r\n"))
+                rec[-1] ^= 1                      # the tag
+                c.send(bytes(rec))
+                self.assert_alert_then_eof(c, BAD_RECORD_MAC)
+                line = self.log_line(c)
+                self.assertEqual(line["result"], "error", line)
+                self.assertRegex(line["reason"], "^TLS read failed: ", line)
 
     def test_renegotiation_refused(self):
         """A ClientHello inside TLS 1.2: sluice's policies allow no
