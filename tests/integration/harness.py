@@ -270,7 +270,8 @@ class Postfix:
     def start(self, timeout=20):
         """Start Postfix (the first time: on a freshly rendered folder, after
         stopping whatever an aborted run left behind). Returns when both
-        ports accept; on failure raises with Postfix's own complaints."""
+        ports accept (returns self); on failure raises with Postfix's own
+        complaints."""
         if not self._rendered:
             self._stop_stale()
             self._render()
@@ -284,6 +285,7 @@ class Postfix:
         if not ok:
             raise RuntimeError("Postfix did not listen on 10025/10026 within "
                                f"{timeout} s; maillog:\n{self.log()[-3000:]}")
+        return self
 
     def stop(self, timeout=15):
         """postfix stop, then kill -9 whatever of its session is left."""
@@ -483,7 +485,8 @@ class Dovecot:
     def start(self, timeout=20):
         """Start Dovecot (the first time: on a freshly rendered folder, after
         stopping whatever an aborted run left behind). Returns when all four
-        ports accept; on failure raises with Dovecot's own complaints."""
+        ports accept (returns self); on failure raises with Dovecot's own
+        complaints."""
         if not self._rendered:
             self._stop_stale()
             self._render()
@@ -497,6 +500,7 @@ class Dovecot:
         if not ok:
             raise RuntimeError(f"Dovecot did not listen on {DOVECOT_PORTS} within "
                                f"{timeout} s; log:\n{self.log()[-3000:]}")
+        return self
 
     def stop(self, timeout=15):
         """SIGTERM to the master, then kill -9 whatever of its session is

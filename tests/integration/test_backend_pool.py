@@ -28,8 +28,7 @@ PF = None
 
 def setUpModule():
     global PF
-    PF = Postfix()
-    PF.start()
+    PF = Postfix().start()
 
 
 def tearDownModule():

@@ -58,8 +58,7 @@ BIG_PAYLOAD = None  # sha256 of the random bytes in its body
 
 def setUpModule():
     global DV, SL, BIG, BIG_ID, BIG_PAYLOAD
-    DV = Dovecot()
-    DV.start()
+    DV = Dovecot().start()
     tag = unique("big")
     BIG, payload = big_message(tag)
     BIG_PAYLOAD = sha256(payload)

@@ -29,10 +29,8 @@ PF = DV = SL = None
 
 def setUpModule():
     global PF, DV, SL
-    PF = Postfix()
-    PF.start()
-    DV = Dovecot()
-    DV.start()
+    PF = Postfix().start()
+    DV = Dovecot().start()
     SL = Sluice(FRONT, "quirks").start()
 
 

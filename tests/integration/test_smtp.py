@@ -37,8 +37,7 @@ SL = None       # sluice on mail-front.yaml
 
 def setUpModule():
     global PF, SL
-    PF = Postfix()
-    PF.start()
+    PF = Postfix().start()
     SL = Sluice(FRONT, "front").start()
 
 

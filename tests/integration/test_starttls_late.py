@@ -49,10 +49,8 @@ def quietly(fn):
 
 def setUpModule():
     global PF, DV, SL
-    PF = Postfix()
-    PF.start()
-    DV = Dovecot()
-    DV.start()
+    PF = Postfix().start()
+    DV = Dovecot().start()
     SL = Sluice(FRONT, "late").start()
 
 

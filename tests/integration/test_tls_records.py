@@ -53,8 +53,7 @@ SL = None
 
 def setUpModule():
     global PF, SL
-    PF = Postfix()
-    PF.start()
+    PF = Postfix().start()
     SL = Sluice(config(), "records").start()
 
 
