@@ -440,14 +440,18 @@ class Case(unittest.TestCase):
         self.assertEqual(code, 250, lines)
         self.assertNotIn("STARTTLS", " ".join(lines))
 
-    def transaction(self, c, tag, msg=None):
-        msg = msg or make_message(tag)
+    def open_data(self, c, tag):
+        """MAIL, RCPT and DATA: the backend waits for the message."""
         c.write(f"MAIL FROM:<{SENDER}>\r\n".encode())
         self.assertEqual(c.reply()[0], 250)
         c.write(f"RCPT TO:<{recipient(tag)}>\r\n".encode())
         self.assertEqual(c.reply()[0], 250)
         c.write(b"DATA\r\n")
         self.assertEqual(c.reply()[0], 354)
+
+    def transaction(self, c, tag, msg=None):
+        msg = msg or make_message(tag)
+        self.open_data(c, tag)
         c.write(dot_stuff(msg))
         code, lines = c.reply()
         self.assertEqual(code, 250, lines)
@@ -667,12 +671,7 @@ class RecordLimits(Case):
         body = (line * (MAX_PLAIN // len(line) + 1))[:MAX_PLAIN - 2] + b"\r\n"
         msg = make_message(tag, body=body.decode())
         head, tail = msg[:len(msg) - MAX_PLAIN], msg[len(msg) - MAX_PLAIN:]
-        c.write(f"MAIL FROM:<{SENDER}>\r\n".encode())
-        self.assertEqual(c.reply()[0], 250)
-        c.write(f"RCPT TO:<{recipient(tag)}>\r\n".encode())
-        self.assertEqual(c.reply()[0], 250)
-        c.write(b"DATA\r\n")
-        self.assertEqual(c.reply()[0], 354)
+        self.open_data(c, tag)
         c.write(head)
         rec = c.seal(APPLICATION_DATA, tail, pad=256 - 1 - 16)
         self.assertEqual(len(rec) - 5, MAX_PLAIN + 256)
