@@ -382,11 +382,7 @@ static void imap_backend_line(const struct proto_env *env, struct proto_sess *ps
 		o->flags |= PO_FLUSH_HELD | PO_RELAY;
 		return;
 	}
-
-	imap_unavailable(env, ps, o);
-	o->flags |= PO_FAIL;
-	o->counter = CTR_backend_refused;
-	o->reason = "backend greeting refused";
+	proto_backend_refused(&imap_ops, env, ps, o, "backend greeting refused");
 }
 
 static void imap_timeout(const struct proto_env *env, struct proto_sess *ps,

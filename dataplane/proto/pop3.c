@@ -214,10 +214,7 @@ static void pop3_backend_line(const struct proto_env *env, struct proto_sess *ps
 		o->flags |= PO_FLUSH_HELD | PO_RELAY;
 		return;
 	}
-	pop3_unavailable(env, ps, o);
-	o->flags |= PO_FAIL;
-	o->counter = CTR_backend_refused;
-	o->reason = "backend greeting refused";
+	proto_backend_refused(&pop3_ops, env, ps, o, "backend greeting refused");
 }
 
 static void pop3_timeout(const struct proto_env *env, struct proto_sess *ps,

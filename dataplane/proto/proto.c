@@ -176,6 +176,16 @@ void proto_run(const struct proto_ops *ops, const struct proto_env *env,
 		c->fn(env, ps, pl, o);
 }
 
+/* The backend refused to be opened: see proto.h. */
+void proto_backend_refused(const struct proto_ops *ops, const struct proto_env *env,
+			   struct proto_sess *ps, struct proto_out *o, const char *reason)
+{
+	ops->unavailable(env, ps, o);
+	o->flags |= PO_FAIL;
+	o->counter = CTR_backend_refused;
+	o->reason = reason;
+}
+
 /* Rule 2.7, the STARTTLS line the plaintext relay's tracker held: see
  * proto.h. */
 bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *env,

@@ -242,6 +242,11 @@ const struct proto_cmd *proto_find(const struct proto_ops *ops, const struct pro
 void proto_run(const struct proto_ops *ops, const struct proto_env *env,
 	       struct proto_sess *ps, const struct proto_line *pl,
 	       const struct proto_cmd *c, struct proto_out *o);
+/* The backend refused to be opened (reason, for the log line): the
+ * client gets the engine's temporary error (ops->unavailable) and the
+ * close, the session PO_FAIL, counted as backend_refused. */
+void proto_backend_refused(const struct proto_ops *ops, const struct proto_env *env,
+			   struct proto_sess *ps, struct proto_out *o, const char *reason);
 /*
  * Rule 2.7: the plaintext relay's tracker held the STARTTLS line l. Once
  * every earlier command has its reply (else false: call again later), the

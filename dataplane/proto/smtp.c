@@ -328,15 +328,6 @@ static bool smtp_is_starttls_line(const char *l, size_t len)
 	return n == 8 && !strncasecmp(k, "STARTTLS", 8);
 }
 
-static void smtp_backend_fail(const struct proto_env *env, struct proto_sess *ps,
-			      struct proto_out *o, const char *reason)
-{
-	smtp_unavailable(env, ps, o);
-	o->flags |= PO_FAIL;
-	o->counter = CTR_backend_refused;
-	o->reason = reason;
-}
-
 /*
  * One line of the backend's EHLO reply inside TLS, passed on without
  * STARTTLS. Lines go out as they come, one behind: the line held in acc
@@ -353,7 +344,7 @@ static void smtp_filter(const struct proto_env *env, struct proto_sess *ps,
 		st->acc = malloc(BACKEND_LINE_MAX + 2);
 		st->acc_len = 0;
 		if (!st->acc) {
-			smtp_backend_fail(env, ps, o, "out of memory");
+			proto_backend_refused(&smtp_ops, env, ps, o, "out of memory");
 			return;
 		}
 	}
@@ -390,7 +381,7 @@ static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps
 	int code = smtp_reply_code(l, len, &final);
 
 	if (code < 0) {
-		smtp_backend_fail(env, ps, o, "backend sent a malformed reply");
+		proto_backend_refused(&smtp_ops, env, ps, o, "backend sent a malformed reply");
 		return;
 	}
 	switch (st->bphase) {
@@ -398,7 +389,7 @@ static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps
 		if (!final)
 			return;
 		if (code != 220) {
-			smtp_backend_fail(env, ps, o, "backend greeting refused");
+			proto_backend_refused(&smtp_ops, env, ps, o, "backend greeting refused");
 			return;
 		}
 		if (ps->in_tls) {
@@ -413,7 +404,7 @@ static void smtp_backend_line(const struct proto_env *env, struct proto_sess *ps
 		if (!final)
 			return;
 		if (code != 250) {
-			smtp_backend_fail(env, ps, o, "backend refused the replayed EHLO");
+			proto_backend_refused(&smtp_ops, env, ps, o, "backend refused the replayed EHLO");
 			return;
 		}
 		o->flags |= PO_FLUSH_HELD | PO_RELAY;

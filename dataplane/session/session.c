@@ -12,7 +12,10 @@
  *   SS_RELAY      bytes both ways, half-close propagated
  *   SS_CLOSING    the last reply and close_notify drain, then close
  *
- * sess_run() is the only place that decides I/O for a session.
+ * sess_run() is the only place that decides I/O for a session. This file
+ * holds the lifecycle (accept, finish, reap), the plaintext dialogue, the
+ * run loop, the timer and the log line; SS_BACKEND is in backend_open.c,
+ * SS_RELAY and the late STARTTLS in relay.c, the TLS side in handshake.c.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -34,7 +37,6 @@
 #include "io/io.h"
 #include "fpstat.h"
 
-#define BACKEND_OPEN_MIN_S 30u
 
 static const int quirk_ctr[QUIRK__COUNT] = {
 #define Q(n, w, act, why, h) CTR_quirk_##n,
@@ -108,7 +110,7 @@ int sess_to_client(struct sess *s, const void *p, size_t len)
 	return -EIO;
 }
 
-static void sess_close_backend(struct sess *s)
+void sess_close_backend(struct sess *s)
 {
 	if (stream_is_open(&s->be))
 		stream_close(&s->be);
@@ -117,7 +119,7 @@ static void sess_close_backend(struct sess *s)
 }
 
 /* Stop relaying; the client gets what is queued for it, then the close. */
-static void sess_closing(struct sess *s, const char *result, const char *reason)
+void sess_closing(struct sess *s, const char *result, const char *reason)
 {
 	if (reason)
 		sess_set_result(s, result, "%s", reason);
@@ -171,21 +173,18 @@ void sess_apply(struct sess *s, const struct proto_out *o)
 }
 
 /* Has the client finished sending? (Bytes may still wait in our buffers.) */
-static bool sess_client_eof(const struct sess *s)
+bool sess_client_eof(const struct sess *s)
 {
 	return s->tls ? s->tls_in_done : s->cli.eof;
 }
 
 /* Has the client finished sending (all its bytes taken)? */
-static bool sess_client_done(const struct sess *s)
+bool sess_client_done(const struct sess *s)
 {
 	if (s->tls)
 		return s->tls_in_done;
 	return s->cli.eof && buf_len(&s->cin) == 0;
 }
-
-static void sess_backend_start(struct sess *s);
-static bool sess_pump_c2b(struct sess *s);
 
 /* Send the greeting that was held back. */
 static void sess_greet(struct sess *s)
@@ -282,358 +281,6 @@ static bool sess_dialogue(struct sess *s)
 	return did;
 }
 
-static void sess_stream_wake(struct stream *st, void *arg);
-
-/* A connect to backend server idx failed (why, in words): counted, the
- * server marked down (logged when that is news), the stream closed. */
-static void sess_backend_lost(struct sess *s, int idx, const char *why)
-{
-	ctr_inc(s->core, CTR_backend_connect_fail);
-	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
-		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name, why);
-	if (stream_is_open(&s->be))
-		stream_close(&s->be);
-}
-
-/* Connect the next backend server, or tell the client none is there. */
-static void sess_backend_next(struct sess *s)
-{
-	struct be_pool *p = s->l->pool;
-
-	for (;;) {
-		struct proto_out o;
-		int idx = be_pick(p, s->id, s->be_tries++, s->core->now_ms);
-		int rc;
-
-		if (idx < 0) {
-			ctr_inc(s->core, CTR_backend_unavailable);
-			sess_set_result(s, "backend-failed", "no backend server reachable");
-			sess_engine(s, &o, unavailable);
-			sess_closing(s, NULL, NULL);
-			return;
-		}
-		s->be.owner = s;
-		s->be.wake = sess_stream_wake;
-		s->be.wake_arg = s;
-		rc = io_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr,
-				p->srv[idx].len);
-		if (rc == 0) {
-			s->be_idx = idx;
-			sess_arm(s, p->cfg->connect_timeout * 1000ull);
-			return;
-		}
-		sess_backend_lost(s, idx, strerror(-rc));
-	}
-}
-
-/* The plaintext backend that a late STARTTLS retired (rule 2.7): what it
- * still sends (the reply to QUIT/LOGOUT) is swallowed; it is closed once
- * the QUIT went out and it closed, or when a new backend is needed. */
-static void sess_retire_step(struct sess *s, bool now)
-{
-	if (!s->be_retiring)
-		return;
-	buf_consume(&s->bin, buf_len(&s->bin));
-	if (!now && stream_is_open(&s->be) && !s->be.failed &&
-	    (buf_len(&s->bout) || !s->be.eof))
-		return;
-	sess_close_backend(s);
-	s->be_retiring = false;
-	s->be_connected = false;
-	s->be_fin_sent = false;
-}
-
-static void sess_backend_start(struct sess *s)
-{
-	sess_retire_step(s, true);
-	s->state = SS_BACKEND;
-	s->be_tries = 0;
-	sess_backend_next(s);
-}
-
-/* The backend accepted the connection: introduce the client. */
-static void sess_backend_up(struct sess *s)
-{
-	struct be_pool *p = s->l->pool;
-	uint8_t hdr[PP_MAX];
-	int n = 0;
-
-	s->be_connected = true;
-	ctr_inc(s->core, CTR_backend_connect_ok);
-	lr_init(&s->blr, BACKEND_LINE_MAX);
-	if (p->cfg->proxy == CFG_PROXY_V2) {
-		struct pp_tls t = { s->tls_version, s->tls_cipher, s->sni };
-
-		n = pp2_encode(hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
-			       (struct sockaddr *)&s->local, s->tls ? &t : NULL);
-	} else if (p->cfg->proxy == CFG_PROXY_V1) {
-		n = pp1_encode((char *)hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
-			       (struct sockaddr *)&s->local);
-	}
-	if (n > 0)
-		buf_put(&s->bout, hdr, (uint32_t)n);
-	sess_arm(s, (p->cfg->connect_timeout > BACKEND_OPEN_MIN_S ? p->cfg->connect_timeout
-								   : BACKEND_OPEN_MIN_S) * 1000ull);
-}
-
-/* The backend failed while being opened: the client gets the engine's
- * temporary error, then the close. */
-static void sess_backend_failed(struct sess *s, const char *why)
-{
-	struct proto_out o;
-
-	sess_set_result(s, "backend-failed", "%s", why);
-	sess_engine(s, &o, unavailable);
-	sess_closing(s, NULL, NULL);
-}
-
-/* SS_BACKEND: connect, then let the engine open the backend. */
-static bool sess_backend(struct sess *s)
-{
-	struct proto_env env;
-	struct lr_line line;
-	struct proto_out o;
-	bool did = false;
-
-	if (s->be.connecting) {
-		int rc;
-
-		if (!s->be.writable && !s->be.failed && !s->be.eof)
-			return false;
-		rc = stream_connected(&s->be);
-		if (rc == -EINPROGRESS)
-			return false;
-		if (rc < 0) {
-			sess_backend_lost(s, s->be_idx, strerror(-rc));
-			sess_backend_next(s);
-			return true;
-		}
-		sess_backend_up(s);
-		did = true;
-	}
-	/* Hold the client's bytes (decrypted) until the backend is ready. */
-	if (s->tls && !s->c2b)
-		did |= sess_tls_pull(s, &s->pin);
-	if (s->c2b)
-		did |= sess_pump_c2b(s);
-
-	env = sess_env(s);
-	while (s->state == SS_BACKEND && !s->b2c && buf_len(&s->bin)) {
-		size_t used;
-		enum lr_event ev = lr_next(&s->blr, buf_head(&s->bin), buf_len(&s->bin),
-					   &line, &used);
-
-		if (ev == LR_NEED_MORE) {
-			if (used)
-				buf_consume(&s->bin, (uint32_t)used);
-			break;
-		}
-		if (ev != LR_LINE) {
-			sess_backend_failed(s, "backend sent an overlong line");
-			return true;
-		}
-		po_reset(&o);
-		s->l->ops->backend_line(&env, &s->ps, line.p, line.len, &o);
-		buf_consume(&s->bin, (uint32_t)used);
-		did = true;
-		if (o.flags & PO_FAIL) {
-			sess_set_result(s, "backend-failed", "%s", o.reason ? o.reason : "refused");
-			sess_apply(s, &o);
-			sess_closing(s, NULL, NULL);
-			return true;
-		}
-		sess_apply(s, &o);
-		if (o.flags & PO_FLUSH_HELD) {
-			s->c2b = true; /* the held bytes go first, scanned */
-			sess_pump_c2b(s);
-		}
-		if (o.flags & PO_RELAY) {
-			s->b2c = true;
-			s->state = SS_RELAY;
-			if (!s->tls)
-				ctr_inc(s->core, CTR_plaintext_relayed);
-			s->t_active = s->core->now_ms;
-			sess_arm(s, s->l->cfg->timeouts.idle * 1000ull);
-		}
-	}
-	if (s->state == SS_BACKEND && (s->be.eof || s->be.failed) && !s->b2c) {
-		ctr_inc(s->core, CTR_backend_lost);
-		sess_backend_failed(s, "backend closed while being opened");
-		return true;
-	}
-	if (s->state == SS_BACKEND && s->cli.failed) {
-		sess_set_result(s, "client-error", "client connection failed");
-		sess_finish(s);
-		return false;
-	}
-	return did;
-}
-
-/* Client -> backend: plaintext from pin (TLS) or cin, through the engine's
- * tracker, into bout. s->scan_ok bytes at the head are already approved. */
-static bool sess_pump_c2b(struct sess *s)
-{
-	struct buf *src = s->tls ? &s->pin : &s->cin;
-	uint32_t n, room;
-	bool did = false;
-
-	if (s->tls)
-		did = sess_tls_pull(s, &s->pin);
-	if (buf_len(src) > s->scan_ok) {
-		if (s->l->ops->c2b_scan)
-			s->scan_ok += (uint32_t)s->l->ops->c2b_scan(&s->ps, buf_head(src) + s->scan_ok,
-								    buf_len(src) - s->scan_ok);
-		else
-			s->scan_ok = buf_len(src);
-		/* At the end, an unfinished line goes as it is: no server
-		 * acts on a line without its LF. (A held STARTTLS does not.) */
-		if (sess_client_eof(s) && !s->ps.tls_held)
-			s->scan_ok = buf_len(src);
-	}
-	n = s->scan_ok;
-	room = buf_room(&s->bout);
-	if (n > room)
-		n = room;
-	if (n)
-		n = buf_put(&s->bout, buf_head(src), n);
-	if (n) {
-		buf_consume(src, n);
-		s->scan_ok -= n;
-		s->bytes_in += n;
-		did = true;
-	}
-	return did;
-}
-
-/* Backend -> client. */
-static bool sess_pump_b2c(struct sess *s)
-{
-	bool did = false;
-
-	while (buf_len(&s->bin) && !s->cli.failed) {
-		uint32_t n = buf_len(&s->bin);
-
-		if (s->tls) {
-			int w;
-
-			if (buf_room(&s->cout) == 0)
-				break;
-			w = sess_tls_write(s, buf_head(&s->bin), n);
-			if (w <= 0)
-				break; /* no room; or failed: sess_run closes */
-			n = (uint32_t)w;
-		} else {
-			if (n > buf_room(&s->cout))
-				n = buf_room(&s->cout);
-			if (n == 0)
-				break;
-			n = buf_put(&s->cout, buf_head(&s->bin), n);
-		}
-		if (s->l->ops->b2c_scan)
-			s->l->ops->b2c_scan(&s->ps, buf_head(&s->bin), n);
-		buf_consume(&s->bin, n);
-		s->bytes_out += n;
-		did = true;
-	}
-	return did;
-}
-
-/*
- * Rule 2.7: the tracker held a STARTTLS line in the plaintext relay. Once
- * what came before it went to the backend and every earlier command has
- * its reply (proto_late_starttls waits for that), it is answered: with the
- * protocol's error where its state forbids TLS now, and the relay goes on;
- * else the plaintext backend gets QUIT/LOGOUT (its answer swallowed), the
- * client sluice's OK, and the session goes on exactly as for a client that
- * began with STARTTLS: pipelined bytes discarded, the handshake once the
- * reply drained, the backend opened again after it with the SSL TLV.
- * Returns true if the line was answered.
- */
-static bool sess_late_starttls(struct sess *s)
-{
-	struct linereader lr;
-	struct lr_line line;
-	struct proto_env env;
-	struct proto_out o;
-	size_t used;
-
-	if (s->scan_ok || s->tls)
-		return false; /* what came before it is not all with the backend */
-	lr_init(&lr, s->l->ops->line_max);
-	if (lr_next(&lr, buf_head(&s->cin), buf_len(&s->cin), &line, &used) != LR_LINE)
-		return false; /* the tracker holds whole lines only */
-	env = sess_env(s);
-	po_reset(&o);
-	if (!proto_late_starttls(s->l->ops, &env, &s->ps, line.p, line.len, &o))
-		return false;
-	buf_consume(&s->cin, (uint32_t)used);
-	s->t_active = s->core->now_ms;
-	if (o.flags & PO_STARTTLS) {
-		ctr_inc(s->core, CTR_starttls_late);
-		s->c2b = s->b2c = false; /* rule 2.4: nothing more moves in plaintext */
-		s->be_retiring = true;
-		sess_retire_step(s, false);
-	}
-	sess_apply(s, &o);
-	return true;
-}
-
-/* SS_RELAY: both directions, then the half-closes. */
-static bool sess_relay(struct sess *s)
-{
-	bool did = false;
-
-	if (s->c2b)
-		did |= sess_pump_c2b(s);
-	did |= sess_pump_b2c(s);
-	if (s->ps.tls_held && sess_late_starttls(s)) {
-		s->t_active = s->core->now_ms;
-		return true;
-	}
-	if (did)
-		s->t_active = s->core->now_ms;
-
-	if (s->cli.failed) {
-		ctr_inc(s->core, CTR_client_reset);
-		sess_set_result(s, "client-error", "client connection failed");
-		sess_finish(s);
-		return false;
-	}
-	/* Client finished: pass the FIN on once its bytes are out. */
-	if (sess_client_done(s) && buf_len(s->tls ? &s->pin : &s->cin) == 0 &&
-	    buf_len(&s->bout) == 0 &&
-	    !s->be_fin_sent && stream_is_open(&s->be)) {
-		sess_set_result(s, "ok", "client closed");
-		stream_shutdown_wr(&s->be);
-		s->be_fin_sent = true;
-		did = true;
-	}
-	/* Backend finished or failed: its last bytes out, then close. */
-	if ((s->be.eof || s->be.failed) && buf_len(&s->bin) == 0) {
-		struct proto_env env = sess_env(s);
-		struct proto_out o;
-
-		po_reset(&o);
-		if (!sess_client_done(s)) {
-			/* The client is still there: it must not take this
-			 * close for success (DESIGN.md §1). */
-			if (s->ps.b_cur_len == 0)
-				s->l->ops->lost(&env, &s->ps, s->ps.last_reply,
-						strnlen(s->ps.last_reply, sizeof(s->ps.last_reply)), &o);
-			if (o.reply_len || s->ps.b_cur_len || s->be.failed) {
-				ctr_inc(s->core, CTR_backend_lost);
-				sess_set_result(s, "backend-lost", "%s",
-						s->be.failed ? "backend connection failed"
-							     : "backend closed mid-session");
-			}
-			sess_apply(s, &o);
-		}
-		sess_closing(s, "ok", "backend closed");
-		return true;
-	}
-	return did;
-}
-
 /* SS_CLOSING: close_notify and the rest of cout out, send FIN, wait for
  * the client's or the timer. */
 static bool sess_closing_step(struct sess *s)
@@ -710,7 +357,7 @@ static void sess_again(struct sess *s)
 
 /* A stream's readiness changed (its wake callback, from inside the stack;
  * arg: the session): the session runs in the loop's run-again step. */
-static void sess_stream_wake(struct stream *st, void *arg)
+void sess_stream_wake(struct stream *st, void *arg)
 {
 	(void)st;
 	sess_again(arg);

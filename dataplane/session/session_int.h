@@ -1,7 +1,8 @@
 /*
- * The session's own internals, shared by session.c (the state machine and
- * the relay) and handshake.c (the TLS side). Not for use outside
- * dataplane/session/.
+ * The session's own internals, shared by session.c (the lifecycle, the
+ * dialogue, sess_run and the timer), backend_open.c (SS_BACKEND), relay.c
+ * (SS_RELAY and the late STARTTLS) and handshake.c (the TLS side). Not for
+ * use outside dataplane/session/.
  */
 #ifndef SLUICE_SESSION_INT_H
 #define SLUICE_SESSION_INT_H
@@ -44,6 +45,18 @@ void sess_apply(struct sess *s, const struct proto_out *o);
  * discarded and counted. Returns true when the listener closes on that
  * (quirks.pipelined_starttls: close): the caller closes, result set. */
 bool sess_discard_after_starttls(struct sess *s);
+/* Stop relaying; the client gets what is queued for it, then the close
+ * (result and reason set first when reason is not NULL). */
+void sess_closing(struct sess *s, const char *result, const char *reason);
+/* Close the backend stream and free its buffers. */
+void sess_close_backend(struct sess *s);
+/* Has the client finished sending? (Bytes may still wait in our buffers.) */
+bool sess_client_eof(const struct sess *s);
+/* Has the client finished sending (all its bytes taken)? */
+bool sess_client_done(const struct sess *s);
+/* A stream's wake callback (arg: the session): run it in the loop's
+ * run-again step. */
+void sess_stream_wake(struct stream *st, void *arg);
 /* Decide and do the session's I/O: the only place that does. */
 void sess_run(struct sess *s);
 /* Close the sockets now; free the rest later. */
@@ -51,6 +64,33 @@ void sess_finish(struct sess *s);
 /* Free what a finished session still holds (TLS state, buffers, the
  * engine's state) and the session. */
 void sess_free(struct sess *s);
+
+/* backend_open.c */
+/* The engine needs the backend (PO_BACKEND): retire a plaintext one left
+ * by a late STARTTLS, then SS_BACKEND and the first server to connect. */
+void sess_backend_start(struct sess *s);
+/* Connect the next backend server, or tell the client none is there. */
+void sess_backend_next(struct sess *s);
+/* A connect to backend server idx failed (why, in words): counted, the
+ * server marked down, the stream closed. */
+void sess_backend_lost(struct sess *s, int idx, const char *why);
+/* The backend failed while being opened: the engine's temporary error to
+ * the client, then the close. */
+void sess_backend_failed(struct sess *s, const char *why);
+/* SS_BACKEND: connect, then let the engine open the backend. Returns true
+ * if the session moved. */
+bool sess_backend(struct sess *s);
+
+/* relay.c */
+/* Rule 2.7: the plaintext backend a late STARTTLS retired is closed once
+ * its QUIT went out and it closed, or now (a new backend is needed). */
+void sess_retire_step(struct sess *s, bool now);
+/* Client -> backend: plaintext through the engine's tracker into bout.
+ * Returns true if anything moved. */
+bool sess_pump_c2b(struct sess *s);
+/* SS_RELAY: both directions, then the half-closes. Returns true if the
+ * session moved. */
+bool sess_relay(struct sess *s);
 
 /* handshake.c */
 /* Seal p[0, len) for the client into cout: bytes taken (> 0), 0 when cout

@@ -23,6 +23,7 @@ the queue and the Maildirs, and a checkout under /root is closed to them.
 
 import atexit
 import base64
+import copy
 import hashlib
 import imaplib
 import itertools
@@ -101,6 +102,19 @@ def _stop_everything():
             obj.stop()
         except Exception:
             pass
+
+
+def stop_all(*procs):
+    """A tearDownModule: stop each of procs that was started (None: not),
+    in order, every one even when an earlier one raised; sluice first, so
+    that its stop fails the module if it crashed or exits non-zero."""
+    procs = [p for p in procs if p]
+    if not procs:
+        return
+    try:
+        procs[0].stop()
+    finally:
+        stop_all(*procs[1:])
 
 
 # ---------------------------------------------------------------- waiting ---
@@ -256,7 +270,8 @@ class Postfix:
     def start(self, timeout=20):
         """Start Postfix (the first time: on a freshly rendered folder, after
         stopping whatever an aborted run left behind). Returns when both
-        ports accept; on failure raises with Postfix's own complaints."""
+        ports accept (returns self); on failure raises with Postfix's own
+        complaints."""
         if not self._rendered:
             self._stop_stale()
             self._render()
@@ -270,6 +285,7 @@ class Postfix:
         if not ok:
             raise RuntimeError("Postfix did not listen on 10025/10026 within "
                                f"{timeout} s; maillog:\n{self.log()[-3000:]}")
+        return self
 
     def stop(self, timeout=15):
         """postfix stop, then kill -9 whatever of its session is left."""
@@ -469,7 +485,8 @@ class Dovecot:
     def start(self, timeout=20):
         """Start Dovecot (the first time: on a freshly rendered folder, after
         stopping whatever an aborted run left behind). Returns when all four
-        ports accept; on failure raises with Dovecot's own complaints."""
+        ports accept (returns self); on failure raises with Dovecot's own
+        complaints."""
         if not self._rendered:
             self._stop_stale()
             self._render()
@@ -483,6 +500,7 @@ class Dovecot:
         if not ok:
             raise RuntimeError(f"Dovecot did not listen on {DOVECOT_PORTS} within "
                                f"{timeout} s; log:\n{self.log()[-3000:]}")
+        return self
 
     def stop(self, timeout=15):
         """SIGTERM to the master, then kill -9 whatever of its session is
@@ -753,6 +771,17 @@ def load_example(name="mail-front.yaml"):
         return yaml.safe_load(f)
 
 
+def shifted(cfg, port_offset):
+    """A deep copy of config cfg with every listener's port moved up by
+    port_offset (2525 -> 2525 + offset; below the ephemeral range), for a
+    test's own sluice next to the module's."""
+    cfg = copy.deepcopy(cfg)
+    for listener in cfg["listeners"]:
+        host, port = listener["address"].rsplit(":", 1)
+        listener["address"] = f"{host}:{int(port) + port_offset}"
+    return cfg
+
+
 def _addr(s):
     host, port = s.rsplit(":", 1)
     return host.strip("[]"), int(port)
@@ -824,6 +853,23 @@ class Sluice:
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def replace_if_dead(self):
+        """The tearDown of a module whose tests share one sluice: when the
+        test crashed it, a new process on the same config takes its place
+        (its own stderr file; the dead one's stays) and the test fails with
+        the dead one's error ("sluice died by signal ..." + its log)."""
+        if self.running():
+            return
+        err = None
+        try:
+            self.stop()
+        except AssertionError as e:
+            err = e
+        self.stderr_path = scratch() / f"{self.name}.{next(_instances)}.stderr"
+        self.start()
+        if err:
+            raise err
 
     def stop(self, timeout=15):
         """SIGTERM and wait. Fails if sluice had crashed (died by a signal or

@@ -9,7 +9,6 @@ server list changed:
 and then the real Postfix. Mail must land through the next server.
 """
 
-import copy
 import smtplib
 import socket
 import time
@@ -17,7 +16,7 @@ import unittest
 
 from harness import (client_source, SENDER, Postfix, Sluice, Smtp, listening, load_example,
                      make_message, message_id, no_verify_context, recipient,
-                     unique, wait_until)
+                     unique, wait_until, stop_all, shifted)
 
 FRONT = load_example("mail-front.yaml")
 CLIENT = "127.0.0.11"
@@ -29,21 +28,16 @@ PF = None
 
 def setUpModule():
     global PF
-    PF = Postfix()
-    PF.start()
+    PF = Postfix().start()
 
 
 def tearDownModule():
-    if PF:
-        PF.stop()
+    stop_all(PF)
 
 
 def config(port_offset, servers, **backend):
     """mail-front.yaml on shifted ports with this server list."""
-    cfg = copy.deepcopy(FRONT)
-    for listener in cfg["listeners"]:
-        host, port = listener["address"].rsplit(":", 1)
-        listener["address"] = f"{host}:{int(port) + port_offset}"
+    cfg = shifted(FRONT, port_offset)
     cfg["backends"][0]["servers"] = servers
     cfg["backends"][0].update(backend)
     return cfg

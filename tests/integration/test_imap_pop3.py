@@ -19,7 +19,6 @@ and port that sluice logged for the client (PROXY v2), as secured (the SSL
 TLV) exactly when the client used TLS.
 """
 
-import copy
 import glob
 import imaplib
 import poplib
@@ -35,7 +34,8 @@ from harness import (MAIL_PASSWORD, MAIL_USER, PLAINTEXT_ALLOWED,
                      client_hello, compare_message, dovecot_imap_capabilities,
                      dovecot_pop3_capabilities, imap_capabilities, load_example,
                      make_message, message_id, mime_payload, no_verify_context,
-                     pop3_capabilities, run, scratch, sha256, unique, wait_until)
+                     pop3_capabilities, run, scratch, sha256, unique, wait_until, stop_all,
+                     shifted)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -58,8 +58,7 @@ BIG_PAYLOAD = None  # sha256 of the random bytes in its body
 
 def setUpModule():
     global DV, SL, BIG, BIG_ID, BIG_PAYLOAD
-    DV = Dovecot()
-    DV.start()
+    DV = Dovecot().start()
     tag = unique("big")
     BIG, payload = big_message(tag)
     BIG_PAYLOAD = sha256(payload)
@@ -69,23 +68,16 @@ def setUpModule():
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        if DV:
-            DV.stop()
+    stop_all(SL, DV)
 
 
 def variant(port_offset, tls=None, **changes):
     """mail-front.yaml with only its IMAP/POP3 listeners, on ports shifted
     by port_offset; tls= replaces `starttls` on them (e.g. "required");
     top-level keys replaced by changes."""
-    cfg = copy.deepcopy(FRONT)
+    cfg = shifted(FRONT, port_offset)
     cfg["listeners"] = [l for l in cfg["listeners"] if l["protocol"] in ("imap", "pop3")]
     for listener in cfg["listeners"]:
-        host, port = listener["address"].rsplit(":", 1)
-        listener["address"] = f"{host}:{int(port) + port_offset}"
         if tls and listener["tls"] == "starttls":
             listener["tls"] = tls
     cfg.update(changes)
@@ -139,10 +131,7 @@ class MailboxCase(unittest.TestCase):
 
     def tearDown(self):
         # A test that crashed sluice fails itself; the next ones get a new one.
-        global SL
-        if not SL.running():
-            dead, SL = SL, Sluice(FRONT, "mailbox").start()
-            dead.stop()         # raises: "sluice died by signal ..." + its log
+        SL.replace_if_dead()
 
     # -- what the backend and sluice logged --
 

@@ -8,7 +8,6 @@ else after the OK that is not a TLS record closes the connection: no other
 plaintext is ever read there.
 """
 
-import copy
 import os
 import re
 import signal
@@ -20,7 +19,8 @@ import time
 import unittest
 
 from harness import (client_source, SENDER, Dovecot, Postfix, Sluice, load_example, make_message,
-                     message_id, no_verify_context, recipient, unique, wait_until)
+                     message_id, no_verify_context, recipient, unique, wait_until, stop_all,
+                     shifted)
 
 FRONT = load_example("mail-front.yaml")
 CLIENT = "127.0.0.31"
@@ -29,21 +29,13 @@ PF = DV = SL = None
 
 def setUpModule():
     global PF, DV, SL
-    PF = Postfix()
-    PF.start()
-    DV = Dovecot()
-    DV.start()
+    PF = Postfix().start()
+    DV = Dovecot().start()
     SL = Sluice(FRONT, "quirks").start()
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()
-    finally:
-        for b in (DV, PF):
-            if b:
-                b.stop()
+    stop_all(SL, DV, PF)
 
 
 class Conn:
@@ -310,10 +302,8 @@ class SwitchedToClose(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cfg = copy.deepcopy(FRONT)
+        cfg = shifted(FRONT, 53000)
         for l in cfg["listeners"]:
-            host, port = l["address"].rsplit(":", 1)
-            l["address"] = f"{host}:{int(port) + 53000}"
             if l["name"] == "smtp":
                 l["quirks"] = {"second_starttls": "close", "pipelined_starttls": "close",
                                "bare_lf": "close", "trailing_blanks": "close",
@@ -538,10 +528,8 @@ class ImplicitTlsSwitched(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cfg = copy.deepcopy(FRONT)
+        cfg = shifted(FRONT, 52000)
         for l in cfg["listeners"]:
-            host, port = l["address"].rsplit(":", 1)
-            l["address"] = f"{host}:{int(port) + 52000}"
             if l["name"] == "submission":
                 l["detect_implicit_ms"] = 0
             if l["name"] == "smtp":

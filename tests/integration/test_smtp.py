@@ -11,7 +11,6 @@ it can: sluice reaches Postfix from 127.0.0.1, so when Postfix logs the
 client's address and port, the PROXY v2 header did its job.
 """
 
-import copy
 import os
 import random
 import smtplib
@@ -22,7 +21,7 @@ from harness import (client_source, EXAMPLES, SENDER, Closed, Interactive, Postf
                      Smtp, backend_capabilities, client_hello, compare_message,
                      dot_stuff, ehlo_keywords, listening, load_example, make_message,
                      message_id, no_verify_context, posttls_finger_env, received_ip,
-                     recipient, run, scratch, sluice_bin, unique, wait_until)
+                     recipient, run, scratch, sluice_bin, unique, wait_until, stop_all, shifted)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -38,27 +37,18 @@ SL = None       # sluice on mail-front.yaml
 
 def setUpModule():
     global PF, SL
-    PF = Postfix()
-    PF.start()
+    PF = Postfix().start()
     SL = Sluice(FRONT, "front").start()
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        if PF:
-            PF.stop()
+    stop_all(SL, PF)
 
 
 def variant(port_offset, **changes):
     """mail-front.yaml on ports shifted by port_offset (2525 -> 2525+offset
     ...; below the ephemeral range), with top-level keys replaced."""
-    cfg = copy.deepcopy(FRONT)
-    for listener in cfg["listeners"]:
-        host, port = listener["address"].rsplit(":", 1)
-        listener["address"] = f"{host}:{int(port) + port_offset}"
+    cfg = shifted(FRONT, port_offset)
     cfg.update(changes)
     return cfg
 
@@ -84,10 +74,7 @@ class SluiceCase(unittest.TestCase):
 
     def tearDown(self):
         # A test that crashed sluice fails itself; the next ones get a new one.
-        global SL
-        if not SL.running():
-            dead, SL = SL, Sluice(FRONT, "front").start()
-            dead.stop()         # raises: "sluice died by signal ..." + its log
+        SL.replace_if_dead()
 
     def assert_delivered(self, tag, sent, ip, port=None, listener=SMTP, tls=True,
                          sluice=None):

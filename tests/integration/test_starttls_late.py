@@ -25,7 +25,7 @@ import unittest
 from harness import (MAIL_PASSWORD, MAIL_USER, PLAINTEXT_ALLOWED, SENDER, Dovecot, IMAP4,
                      Imap, Pop3, Postfix, Sluice, Smtp, client_source, compare_message,
                      load_example, make_message, message_id, no_verify_context, recipient,
-                     unique, wait_until)
+                     unique, wait_until, stop_all)
 
 FRONT = load_example("mail-front.yaml")
 SMTP, IMAP, POP3 = "smtp", "imap", "pop3"
@@ -49,24 +49,13 @@ def quietly(fn):
 
 def setUpModule():
     global PF, DV, SL
-    PF = Postfix()
-    PF.start()
-    DV = Dovecot()
-    DV.start()
+    PF = Postfix().start()
+    DV = Dovecot().start()
     SL = Sluice(FRONT, "late").start()
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        try:
-            if DV:
-                DV.stop()
-        finally:
-            if PF:
-                PF.stop()
+    stop_all(SL, DV, PF)
 
 
 class LateCase(unittest.TestCase):

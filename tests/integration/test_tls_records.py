@@ -19,7 +19,6 @@ sluice runs mail-front.yaml shifted by PORT_OFFSET: submissions (implicit
 TLS) on 127.0.0.1:26465, smtp (STARTTLS) on 26525.
 """
 
-import copy
 import hmac
 import os
 import socket
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from harness import (SENDER, Closed, Postfix, Replies, Sluice, client_source, compare_message,
                      dot_stuff, load_example, make_message, message_id, recipient, run,
-                     scratch, unique)
+                     scratch, unique, stop_all, shifted)
 
 PORT_OFFSET = 24000
 CLIENT = "127.0.0.61"
@@ -44,6 +43,9 @@ CLOSE_NOTIFY, UNEXPECTED_MESSAGE, BAD_RECORD_MAC, RECORD_OVERFLOW = 0, 10, 20, 2
 ILLEGAL_PARAMETER, DECODE_ERROR, NO_RENEGOTIATION = 47, 50, 100
 KEY_UPDATE, NEW_SESSION_TICKET, FINISHED = 24, 4, 20
 MAX_PLAIN = 2 ** 14
+# Where a record rule is checked: each TLS version, before the backend and
+# in the relay.
+EVERY_PLACE = [(version, in_relay) for version in ("1.3", "1.2") for in_relay in (False, True)]
 
 PF = None
 SL = None
@@ -51,26 +53,16 @@ SL = None
 
 def setUpModule():
     global PF, SL
-    PF = Postfix()
-    PF.start()
+    PF = Postfix().start()
     SL = Sluice(config(), "records").start()
 
 
 def tearDownModule():
-    try:
-        if SL:
-            SL.stop()           # fails if sluice crashed or exits non-zero
-    finally:
-        if PF:
-            PF.stop()
+    stop_all(SL, PF)
 
 
 def config():
-    cfg = copy.deepcopy(load_example("mail-front.yaml"))
-    for listener in cfg["listeners"]:
-        host, port = listener["address"].rsplit(":", 1)
-        listener["address"] = f"{host}:{int(port) + PORT_OFFSET}"
-    return cfg
+    return shifted(load_example("mail-front.yaml"), PORT_OFFSET)
 
 
 # ------------------------------------------------- key schedule, records ---
@@ -419,14 +411,21 @@ class Case(unittest.TestCase):
     maxDiff = None
 
     def tearDown(self):
-        global SL
-        if not SL.running():
-            dead, SL = SL, Sluice(config(), "records").start()
-            dead.stop()         # raises: "sluice died by signal ..." + its log
+        # A test that crashed sluice fails itself; the next ones get a new one.
+        SL.replace_if_dead()
 
     def conn(self, version="1.3", **kw):
         c = RawTls(SL.addr(SUBMISSIONS), version=version, **kw)
         self.addCleanup(c.close)
+        return c
+
+    def session(self, version, in_relay):
+        """A greeted session on TLS version, moved into the relay (EHLO
+        answered by the backend) when in_relay."""
+        c = self.conn(version)
+        self.greeted(c)
+        if in_relay:
+            self.relay(c)
         return c
 
     def greeted(self, c):
@@ -441,14 +440,18 @@ class Case(unittest.TestCase):
         self.assertEqual(code, 250, lines)
         self.assertNotIn("STARTTLS", " ".join(lines))
 
-    def transaction(self, c, tag, msg=None):
-        msg = msg or make_message(tag)
+    def open_data(self, c, tag):
+        """MAIL, RCPT and DATA: the backend waits for the message."""
         c.write(f"MAIL FROM:<{SENDER}>\r\n".encode())
         self.assertEqual(c.reply()[0], 250)
         c.write(f"RCPT TO:<{recipient(tag)}>\r\n".encode())
         self.assertEqual(c.reply()[0], 250)
         c.write(b"DATA\r\n")
         self.assertEqual(c.reply()[0], 354)
+
+    def transaction(self, c, tag, msg=None):
+        msg = msg or make_message(tag)
+        self.open_data(c, tag)
         c.write(dot_stuff(msg))
         code, lines = c.reply()
         self.assertEqual(code, 250, lines)
@@ -554,17 +557,13 @@ class CloseNotify(Case):
     def test_sluice_closes_first_after_quit(self):
         """QUIT answered by sluice itself (before EHLO) and by Postfix (in
         the relay): 221, then close_notify, then the TCP close."""
-        for version in ("1.3", "1.2"):
-            for in_relay in (False, True):
-                with self.subTest(version=version, relay=in_relay):
-                    c = self.conn(version)
-                    self.greeted(c)
-                    if in_relay:
-                        self.relay(c)
-                    c.write(b"QUIT\r\n")
-                    code, lines = c.reply()
-                    self.assertEqual(code, 221, lines)
-                    self.assert_close_notify_then_eof(c)
+        for version, in_relay in EVERY_PLACE:
+            with self.subTest(version=version, relay=in_relay):
+                c = self.session(version, in_relay)
+                c.write(b"QUIT\r\n")
+                code, lines = c.reply()
+                self.assertEqual(code, 221, lines)
+                self.assert_close_notify_then_eof(c)
 
     def test_client_vanishes_without_close_notify(self):
         """A TCP FIN without close_notify (common among mail clients) ends
@@ -672,12 +671,7 @@ class RecordLimits(Case):
         body = (line * (MAX_PLAIN // len(line) + 1))[:MAX_PLAIN - 2] + b"\r\n"
         msg = make_message(tag, body=body.decode())
         head, tail = msg[:len(msg) - MAX_PLAIN], msg[len(msg) - MAX_PLAIN:]
-        c.write(f"MAIL FROM:<{SENDER}>\r\n".encode())
-        self.assertEqual(c.reply()[0], 250)
-        c.write(f"RCPT TO:<{recipient(tag)}>\r\n".encode())
-        self.assertEqual(c.reply()[0], 250)
-        c.write(b"DATA\r\n")
-        self.assertEqual(c.reply()[0], 354)
+        self.open_data(c, tag)
         c.write(head)
         rec = c.seal(APPLICATION_DATA, tail, pad=256 - 1 - 16)
         self.assertEqual(len(rec) - 5, MAX_PLAIN + 256)
@@ -719,20 +713,16 @@ class FatalErrors(Case):
     (RFC 8446 6.2, RFC 5246 7.2.2), never with a bare close."""
 
     def test_bad_record_mac(self):
-        for version in ("1.3", "1.2"):
-            for in_relay in (False, True):
-                with self.subTest(version=version, relay=in_relay):
-                    c = self.conn(version)
-                    self.greeted(c)
-                    if in_relay:
-                        self.relay(c)
-                    rec = bytearray(c.seal(APPLICATION_DATA, b"NOOP\r\n"))
-                    rec[-1] ^= 1                      # the tag
-                    c.send(bytes(rec))
-                    self.assert_alert_then_eof(c, BAD_RECORD_MAC)
-                    line = self.log_line(c)
-                    self.assertEqual(line["result"], "error", line)
-                    self.assertRegex(line["reason"], "^TLS read failed: ", line)
+        for version, in_relay in EVERY_PLACE:
+            with self.subTest(version=version, relay=in_relay):
+                c = self.session(version, in_relay)
+                rec = bytearray(c.seal(APPLICATION_DATA, b"NOOP\r\n"))
+                rec[-1] ^= 1                      # the tag
+                c.send(bytes(rec))
+                self.assert_alert_then_eof(c, BAD_RECORD_MAC)
+                line = self.log_line(c)
+                self.assertEqual(line["result"], "error", line)
+                self.assertRegex(line["reason"], "^TLS read failed: ", line)
 
     def test_renegotiation_refused(self):
         """A ClientHello inside TLS 1.2: sluice's policies allow no

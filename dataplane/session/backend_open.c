@@ -1,0 +1,189 @@
+/*
+ * Opening the session's backend (DESIGN.md §2, rule 2.4): SS_BACKEND picks
+ * a server of the listener's pool and connects it (the next one when a
+ * connect fails), introduces the client with the PROXY header, and lets the
+ * engine handle the backend's opening until it answers PO_RELAY. session.c's
+ * sess_run decides when.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "log.h"
+#include "session/backend.h"
+#include "session/proxyproto.h"
+#include "session/session.h"
+#include "session/session_int.h"
+#include "io/io.h"
+
+#define BACKEND_OPEN_MIN_S 30u
+
+/* A connect to backend server idx failed (why, in words): counted, the
+ * server marked down (logged when that is news), the stream closed. */
+void sess_backend_lost(struct sess *s, int idx, const char *why)
+{
+	ctr_inc(s->core, CTR_backend_connect_fail);
+	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
+		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name, why);
+	if (stream_is_open(&s->be))
+		stream_close(&s->be);
+}
+
+/* Connect the next backend server, or tell the client none is there. */
+void sess_backend_next(struct sess *s)
+{
+	struct be_pool *p = s->l->pool;
+
+	for (;;) {
+		struct proto_out o;
+		int idx = be_pick(p, s->id, s->be_tries++, s->core->now_ms);
+		int rc;
+
+		if (idx < 0) {
+			ctr_inc(s->core, CTR_backend_unavailable);
+			sess_set_result(s, "backend-failed", "no backend server reachable");
+			sess_engine(s, &o, unavailable);
+			sess_closing(s, NULL, NULL);
+			return;
+		}
+		s->be.owner = s;
+		s->be.wake = sess_stream_wake;
+		s->be.wake_arg = s;
+		rc = io_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr,
+				p->srv[idx].len);
+		if (rc == 0) {
+			s->be_idx = idx;
+			sess_arm(s, p->cfg->connect_timeout * 1000ull);
+			return;
+		}
+		sess_backend_lost(s, idx, strerror(-rc));
+	}
+}
+
+void sess_backend_start(struct sess *s)
+{
+	sess_retire_step(s, true);
+	s->state = SS_BACKEND;
+	s->be_tries = 0;
+	sess_backend_next(s);
+}
+
+/* The backend accepted the connection: introduce the client. */
+static void sess_backend_up(struct sess *s)
+{
+	struct be_pool *p = s->l->pool;
+	uint8_t hdr[PP_MAX];
+	int n = 0;
+
+	s->be_connected = true;
+	ctr_inc(s->core, CTR_backend_connect_ok);
+	lr_init(&s->blr, BACKEND_LINE_MAX);
+	if (p->cfg->proxy == CFG_PROXY_V2) {
+		struct pp_tls t = { s->tls_version, s->tls_cipher, s->sni };
+
+		n = pp2_encode(hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
+			       (struct sockaddr *)&s->local, s->tls ? &t : NULL);
+	} else if (p->cfg->proxy == CFG_PROXY_V1) {
+		n = pp1_encode((char *)hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
+			       (struct sockaddr *)&s->local);
+	}
+	if (n > 0)
+		buf_put(&s->bout, hdr, (uint32_t)n);
+	sess_arm(s, (p->cfg->connect_timeout > BACKEND_OPEN_MIN_S ? p->cfg->connect_timeout
+								   : BACKEND_OPEN_MIN_S) * 1000ull);
+}
+
+/* The backend failed while being opened: the client gets the engine's
+ * temporary error, then the close. */
+void sess_backend_failed(struct sess *s, const char *why)
+{
+	struct proto_out o;
+
+	sess_set_result(s, "backend-failed", "%s", why);
+	sess_engine(s, &o, unavailable);
+	sess_closing(s, NULL, NULL);
+}
+
+/* SS_BACKEND: connect, then let the engine open the backend. */
+bool sess_backend(struct sess *s)
+{
+	struct proto_env env;
+	struct lr_line line;
+	struct proto_out o;
+	bool did = false;
+
+	if (s->be.connecting) {
+		int rc;
+
+		if (!s->be.writable && !s->be.failed && !s->be.eof)
+			return false;
+		rc = stream_connected(&s->be);
+		if (rc == -EINPROGRESS)
+			return false;
+		if (rc < 0) {
+			sess_backend_lost(s, s->be_idx, strerror(-rc));
+			sess_backend_next(s);
+			return true;
+		}
+		sess_backend_up(s);
+		did = true;
+	}
+	/* Hold the client's bytes (decrypted) until the backend is ready. */
+	if (s->tls && !s->c2b)
+		did |= sess_tls_pull(s, &s->pin);
+	if (s->c2b)
+		did |= sess_pump_c2b(s);
+
+	env = sess_env(s);
+	while (s->state == SS_BACKEND && !s->b2c && buf_len(&s->bin)) {
+		size_t used;
+		enum lr_event ev = lr_next(&s->blr, buf_head(&s->bin), buf_len(&s->bin),
+					   &line, &used);
+
+		if (ev == LR_NEED_MORE) {
+			if (used)
+				buf_consume(&s->bin, (uint32_t)used);
+			break;
+		}
+		if (ev != LR_LINE) {
+			sess_backend_failed(s, "backend sent an overlong line");
+			return true;
+		}
+		po_reset(&o);
+		s->l->ops->backend_line(&env, &s->ps, line.p, line.len, &o);
+		buf_consume(&s->bin, (uint32_t)used);
+		did = true;
+		if (o.flags & PO_FAIL) {
+			sess_set_result(s, "backend-failed", "%s", o.reason ? o.reason : "refused");
+			sess_apply(s, &o);
+			sess_closing(s, NULL, NULL);
+			return true;
+		}
+		sess_apply(s, &o);
+		if (o.flags & PO_FLUSH_HELD) {
+			s->c2b = true; /* the held bytes go first, scanned */
+			sess_pump_c2b(s);
+		}
+		if (o.flags & PO_RELAY) {
+			s->b2c = true;
+			s->state = SS_RELAY;
+			if (!s->tls)
+				ctr_inc(s->core, CTR_plaintext_relayed);
+			s->t_active = s->core->now_ms;
+			sess_arm(s, s->l->cfg->timeouts.idle * 1000ull);
+		}
+	}
+	if (s->state == SS_BACKEND && (s->be.eof || s->be.failed) && !s->b2c) {
+		ctr_inc(s->core, CTR_backend_lost);
+		sess_backend_failed(s, "backend closed while being opened");
+		return true;
+	}
+	if (s->state == SS_BACKEND && s->cli.failed) {
+		sess_set_result(s, "client-error", "client connection failed");
+		sess_finish(s);
+		return false;
+	}
+	return did;
+}
