@@ -17,6 +17,7 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
@@ -180,6 +181,17 @@ static const cyaml_schema_value_t cfg_listener_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_listener, cfg_listener_fields),
 };
 
+static const cyaml_schema_field_t cfg_control_fields[] = {
+	STR("socket", OPT, struct cfg_control, socket),
+	STR("dataplane_socket", OPT, struct cfg_control, dataplane_socket),
+	STR("admin_group", OPT, struct cfg_control, admin_group),
+	CYAML_FIELD_UINT("drain_deadline", OPT, struct cfg_control, drain_deadline),
+	CYAML_FIELD_UINT("cert_margin_days", OPT, struct cfg_control, cert_margin_days),
+	CYAML_FIELD_UINT("fingerprint_window", OPT, struct cfg_control, fingerprint_window),
+	CYAML_FIELD_UINT("ticket_keys", OPT, struct cfg_control, ticket_keys),
+	CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t cfg_fields[] = {
 	STR("hostname", OPT, struct cfg, hostname),
 	STR("user", OPT, struct cfg, user),
@@ -196,6 +208,7 @@ static const cyaml_schema_field_t cfg_fields[] = {
 	CYAML_FIELD_MAPPING("tickets", OPT, struct cfg, tickets, cfg_tickets_fields),
 	CYAML_FIELD_UINT("session_cache", OPT, struct cfg, session_cache),
 	CYAML_FIELD_MAPPING_PTR("native", OPT, struct cfg, native, cfg_native_fields),
+	CYAML_FIELD_MAPPING("control", OPT, struct cfg, control, cfg_control_fields),
 	CYAML_FIELD_END
 };
 const cyaml_schema_value_t cfg_schema = {
@@ -259,6 +272,33 @@ static int cfg_timeouts(struct cfg_ld *ld, const char *prefix, struct cfg_timeou
 	return 0;
 }
 
+/* The control: block: defaults, ranges, the admin group known. */
+static int cfg_check_control(struct cfg_ld *ld, struct cfg_control *k)
+{
+	int rc;
+
+	if (!k->socket && !(k->socket = strdup("/run/sluice/control.sock")))
+		return cfg_oom(ld);
+	if (!k->dataplane_socket && !(k->dataplane_socket = strdup("/run/sluice/dataplane.sock")))
+		return cfg_oom(ld);
+	if (k->socket[0] != '/')
+		return cfg_err(ld, "control.socket", "'%s' is not an absolute path", k->socket);
+	if (k->dataplane_socket[0] != '/')
+		return cfg_err(ld, "control.dataplane_socket", "'%s' is not an absolute path",
+			       k->dataplane_socket);
+	if (!strcmp(k->socket, k->dataplane_socket))
+		return cfg_err(ld, "control.dataplane_socket", "the same path as control.socket");
+	if (k->admin_group && !getgrnam(k->admin_group))
+		return cfg_err(ld, "control.admin_group", "no such group '%s'", k->admin_group);
+	if ((rc = cfg_uint(ld, "control.drain_deadline", &k->drain_deadline, 60, 1, 86400)) ||
+	    (rc = cfg_uint(ld, "control.cert_margin_days", &k->cert_margin_days, 14, 0, 365)) ||
+	    (rc = cfg_uint(ld, "control.fingerprint_window", &k->fingerprint_window, 86400, 60,
+			   30 * 86400)) ||
+	    (rc = cfg_uint(ld, "control.ticket_keys", &k->ticket_keys, 3, 2, 8)))
+		return rc;
+	return 0;
+}
+
 /* Top-level scalars: defaults and ranges. */
 static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 {
@@ -285,6 +325,8 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	if (c->tickets.key_file && cfg_present(ld, "tickets.rotate"))
 		return cfg_err(ld, "tickets.rotate", "not with tickets.key_file: the key "
 			       "file's keys are used, in its order, and it is re-read when it changes");
+	if ((rc = cfg_check_control(ld, &c->control)))
+		return rc;
 	return cfg_timeouts(ld, "timeouts", &c->timeouts, NULL);
 }
 

@@ -126,6 +126,28 @@ struct cfg_tickets {
 	unsigned lifetime;        /* seconds a ticket is honoured; default 7200 */
 };
 
+/* The control plane (docs/control.md): sluice-control's admin socket,
+ * the dataplane's socket that sluice-control talks to, who may ask, and
+ * the limits of drain and certificate changes. */
+struct cfg_control {
+	char *socket;             /* sluicectl -> sluice-control; default
+				     /run/sluice/control.sock (0600, in a 0750
+				     folder made if missing) */
+	char *dataplane_socket;   /* sluice-control -> sluice; default
+				     /run/sluice/dataplane.sock (0600) */
+	char *admin_group;        /* besides root, members of this group may use
+				     the admin socket; NULL: root only */
+	unsigned drain_deadline;  /* seconds a drain (and SIGTERM) lets busy
+				     sessions finish; default 60 */
+	unsigned cert_margin_days; /* a change that brings a certificate whose
+				     notAfter is closer is refused unless forced;
+				     default 14 */
+	unsigned fingerprint_window; /* seconds of recorded ClientHellos that
+				     "who would break" looks at; default 86400 */
+	unsigned ticket_keys;     /* keys kept to open tickets: the sealing one
+				     and the N-1 before it; default 3 */
+};
+
 struct cfg_backend {
 	char *name;
 	enum cfg_proto protocol;
@@ -226,6 +248,8 @@ struct cfg_native {
 	unsigned line;
 };
 
+struct cfg_files;
+
 struct cfg {
 	char *path;               /* file name used in messages */
 	char *hostname;           /* default: gethostname() */
@@ -244,6 +268,10 @@ struct cfg {
 	unsigned session_cache;   /* session-ID cache entries shared by all
 				     cores; 0: none. Default 20480 */
 	struct cfg_native *native; /* NULL: the kernel stack */
+	struct cfg_control control;
+	/* Not in the file: where the certificates and keys it names are read
+	 * from (files.h); NULL: the disk. Set by whoever loads them. */
+	const struct cfg_files *files;
 };
 
 /*

@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "resume.h"
+#include "files.h"
 #include "tls.h"
 
 const char *tls_err_string(char *buf, size_t len)
@@ -61,53 +62,6 @@ void tls_key_kind(const EVP_PKEY *k, char *out, size_t len)
 	}
 }
 
-/* Read a whole file into a NUL-terminated string. Returns 0 or -errno. */
-static int read_file(const char *path, char **out)
-{
-	FILE *f = fopen(path, "rb");
-	char *p = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-
-	if (!f)
-		return -errno;
-	for (;;) {
-		if (cap - n < 4096) {
-			char *q;
-
-			if (cap > (1u << 24)) { /* a PEM file is never 16 MiB */
-				rc = -EFBIG;
-				goto out;
-			}
-			q = realloc(p, cap ? cap * 2 : 8192);
-			if (!q) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			p = q;
-			cap = cap ? cap * 2 : 8192;
-		}
-		size_t r;
-
-		errno = 0;
-		r = fread(p + n, 1, cap - n - 1, f);
-		n += r;
-		if (r == 0) {
-			if (ferror(f))
-				rc = errno ? -errno : -EIO; /* EISDIR for a directory */
-			break;
-		}
-	}
-out:
-	fclose(f);
-	if (rc < 0) {
-		free(p);
-		return rc;
-	}
-	p[n] = 0;
-	*out = p;
-	return 0;
-}
 
 /* Parse PEM text into a leaf and its chain. Returns 0 or -EINVAL. */
 static int parse_certs(OSSL_LIB_CTX *lc, const char *pem, X509 **leaf,
@@ -332,11 +286,11 @@ static int check_cert(const struct cert_at *at, const struct cfg_cert *cc, unsig
 	long long now = (long long)time(NULL);
 	int rc, t, bad;
 
-	if ((rc = read_file(cc->cert, &tc->cert_pem)) < 0) {
+	if ((rc = cfg_file_read(at->c->files, cc->cert, &tc->cert_pem, NULL)) < 0) {
 		CERR(cc->cert, "cannot read certificate: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = read_file(cc->key, &tc->key_pem)) < 0) {
+	if ((rc = cfg_file_read(at->c->files, cc->key, &tc->key_pem, NULL)) < 0) {
 		CERR(cc->key, "cannot read key: %s", strerror(-rc));
 		return rc;
 	}
