@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/pem.h>
@@ -22,7 +23,7 @@
 #include "certsel.h"
 #include "config.h"
 #include "hello.h"
-#include "impact.h"
+#include "control/impact.h"
 #include "tls.h"
 
 #define IMPACT_SETS_MAX 64 /* cert sets of one listener we look at */
@@ -645,10 +646,22 @@ fail:
 
 /* ------------------------------------------------------------ output --- */
 
+/* "2027-12-04" for a Unix time. */
+static const char *day(long long t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d", &tm))
+		snprintf(buf, len, "%lld", t);
+	return buf;
+}
+
 void impact_print(FILE *f, const json_t *r)
 {
 	const json_t *checked = json_object_get(r, "checked"), *o;
 	size_t i;
+	char d[32];
 
 	fprintf(f, "checked %lld fingerprint%s, %lld handshake%s (%lld hello%s not readable)\n",
 		jint(checked, "fingerprints"), jint(checked, "fingerprints") == 1 ? "" : "s",
@@ -663,11 +676,11 @@ void impact_print(FILE *f, const json_t *r)
 			fprintf(f, "change: cert set %s, %s: %s", jstr(o, "set"), jstr(o, "key"),
 				jstr(o, "change"));
 			if (old)
-				fprintf(f, "; old serial %s, notAfter %lld", jstr(old, "serial"),
-					jint(old, "not_after"));
+				fprintf(f, "; old serial %s, notAfter %s", jstr(old, "serial"),
+					day(jint(old, "not_after"), d, sizeof(d)));
 			if (nw)
-				fprintf(f, "; new serial %s, notAfter %lld", jstr(nw, "serial"),
-					jint(nw, "not_after"));
+				fprintf(f, "; new serial %s, notAfter %s", jstr(nw, "serial"),
+					day(jint(nw, "not_after"), d, sizeof(d)));
 			fputc('\n', f);
 		} else if (!strcmp(what, "policy")) {
 			fprintf(f, "change: listener %s policy %s -> %s (network rules %lld -> %lld)\n",

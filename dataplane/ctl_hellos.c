@@ -15,7 +15,7 @@
 
 #include "clock.h"
 #include "core.h"
-#include "ctl_hellos.h"
+#include "ctl.h"
 #include "fpstat.h"
 
 /* One (listener, JA4) over every core. */
