@@ -278,8 +278,17 @@ static void find_breaks(const struct tls_conf *now, const struct tls_conf *stage
 			      "set_now", before.cs->name, "set_after", after.cs ? after.cs->name : "",
 			      "cert_now", before.cs->cert[before.v.chosen].kind,
 			      "rule", certsel_rule_label(after.v.rule), "reason", why);
-		if (o)
-			json_array_append_new(breaks, o);
+		if (!o)
+			continue;
+		if (after.cs) { /* the whole reasoning, as `sluice explain` gives it */
+			char *ex = malloc(8192);
+
+			if (ex && certsel_explain(&r->h, after.cs->sel, after.cs->n,
+						  tls_policy(after.policy), &after.v, ex, 8192) > 0)
+				json_object_set_new(o, "explain", json_string(ex));
+			free(ex);
+		}
+		json_array_append_new(breaks, o);
 	}
 
 	/* Grouped by listener and rule, in the order first met. */

@@ -24,10 +24,11 @@
  *   ok         true when breaks and refusals are both empty
  *   breaks     [{listener, ja4, sni, count, ok, fail, clients [..],
  *                first_seen, last_seen, policy_now, policy_after,
- *                set_now, set_after, cert_now, rule, reason}]
+ *                set_now, set_after, cert_now, rule, reason, explain}]
  *              each fingerprint that gets a certificate now and would get
  *              none after: rule is the certsel rule that fails
- *              (certsel_rule_label), reason its sentence (certsel_reason)
+ *              (certsel_rule_label), reason its sentence (certsel_reason),
+ *              explain the whole certsel_explain() text under the staged set
  *   summary    [{listener, rule, fingerprints, handshakes, line}] the
  *              breaks grouped, line in words: "3 fingerprints, 41
  *              handshakes in the last 24 h, would get no certificate: ..."

@@ -273,6 +273,7 @@ static void p384_only_breaks_the_p256_only_client(void **state)
 			    "192.0.2.7:4711");
 	assert_string_equal(json_string_value(json_object_get(b, "rule")), "ecdsa_curve_not_offered");
 	assert_non_null(strstr(json_string_value(json_object_get(b, "reason")), "secp256r1"));
+	assert_non_null(strstr(json_string_value(json_object_get(b, "explain")), "ecdsa-p384"));
 	assert_int_equal(json_array_size(json_object_get(r, "refusals")), 0);
 	/* P-256 and RSA removed, P-384 added. */
 	assert_int_equal(count_kind(json_object_get(r, "changes"), "change", "removed"), 2);
