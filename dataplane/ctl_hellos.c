@@ -7,6 +7,7 @@
  * with fp_read(), never writes them.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 #include "ctl.h"
 #include "fpstat.h"
 
+/* The hex of all hellos of one answer at most: a line stays well under
+ * the 16 MiB both sockets take. The most frequent fingerprints keep theirs. */
+#define CTL_HELLOS_HEX_MAX (8u << 20)
+
 /* One (listener, JA4) over every core. */
 struct merged {
 	struct fp_view v;           /* counts summed; the hello of the earliest core */
@@ -27,6 +32,7 @@ struct merged {
 /* Fold view v into out[0, *n) (a new row or the sums of one). */
 static void merge(struct merged *out, size_t *n, const struct fp_view *v)
 {
+	struct fp_view *m;
 	size_t k;
 
 	for (k = 0; k < *n; k++)
@@ -38,7 +44,7 @@ static void merge(struct merged *out, size_t *n, const struct fp_view *v)
 		(*n)++;
 		return;
 	}
-	struct fp_view *m = &out[k].v;
+	m = &out[k].v;
 
 	m->hello += v->hello;
 	m->ok += v->ok;
@@ -79,8 +85,17 @@ static json_t *hex_string(const uint8_t *b, size_t n)
 	return j;
 }
 
-/* A row of the answer. */
-static json_t *row(const struct fp_view *v)
+/* Most hellos first. */
+static int by_count(const void *a, const void *b)
+{
+	uint64_t x = ((const struct merged *)a)->v.hello, y = ((const struct merged *)b)->v.hello;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* A row of the answer; with_hello false: over the answer's budget, the
+ * bytes left out ("hello": "", "hello_omitted": true). */
+static json_t *row(const struct fp_view *v, bool with_hello)
 {
 	json_t *o = json_object();
 
@@ -88,7 +103,9 @@ static json_t *row(const struct fp_view *v)
 		return NULL;
 	json_object_set_new(o, "listener", json_string(v->listener));
 	json_object_set_new(o, "ja4", json_string(v->ja4));
-	json_object_set_new(o, "hello", hex_string(v->raw, v->raw_len));
+	json_object_set_new(o, "hello", hex_string(v->raw, with_hello ? v->raw_len : 0));
+	if (!with_hello)
+		json_object_set_new(o, "hello_omitted", json_true());
 	if (v->hello_len > v->raw_len) /* kept cut at FP_HELLO_MAX */
 		json_object_set_new(o, "hello_len", json_integer(v->hello_len));
 	json_object_set_new(o, "client", json_string(v->client));
@@ -110,7 +127,7 @@ int ctl_hellos(json_t *req, json_t *ans, char *err, size_t errlen)
 	struct fp_view *v = NULL;
 	json_t *arr = NULL;
 	uint64_t others = 0;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, hex = 0;
 	int rc = -ENOMEM;
 
 	if (since_j) {
@@ -143,9 +160,14 @@ int ctl_hellos(json_t *req, json_t *ans, char *err, size_t errlen)
 			merge(all, &n, v);
 		}
 	}
+	if (n)
+		qsort(all, n, sizeof(*all), by_count);
 	for (size_t k = 0; k < n; k++) {
-		json_t *r = row(&all[k].v);
+		bool with = hex + 2 * (size_t)all[k].v.raw_len <= CTL_HELLOS_HEX_MAX;
+		json_t *r = row(&all[k].v, with);
 
+		if (with)
+			hex += 2 * (size_t)all[k].v.raw_len;
 		if (!r || json_array_append_new(arr, r) < 0)
 			goto fail;
 	}
