@@ -27,10 +27,13 @@
 #include "tls.h"
 
 #define IMPACT_SETS_MAX 64 /* cert sets of one listener we look at */
+#define IMPACT_IPS_MAX 8   /* client addresses of one row we judge */
 
 /* One row of the `hellos` answer, parsed. */
 struct row {
 	const char *listener, *ja4, *client;
+	const char *ips[IMPACT_IPS_MAX]; /* distinct addresses: "clients", else client */
+	unsigned n_ips;
 	long long count, ok, fail, first_seen, last_seen;
 	struct hello h;
 };
@@ -124,6 +127,16 @@ static int rows_load(const json_t *hellos, long long now_s, unsigned window_s,
 		r->fail = jint(o, "fail");
 		r->first_seen = jint(o, "first_seen");
 		r->last_seen = jint(o, "last_seen");
+		r->n_ips = 0;
+		for (size_t c = 0; c < json_array_size(json_object_get(o, "clients")) &&
+				   r->n_ips < IMPACT_IPS_MAX; c++) {
+			const char *ip = json_string_value(json_array_get(json_object_get(o, "clients"), c));
+
+			if (ip && *ip)
+				r->ips[r->n_ips++] = ip;
+		}
+		if (!r->n_ips)
+			r->ips[r->n_ips++] = r->client; /* "" when unknown: the listener's policy */
 		if (window_s && r->last_seen < now_s - (long long)window_s)
 			continue;
 		b = unhex(jstr(o, "hello"), &len);
@@ -161,32 +174,43 @@ static unsigned listener_sets(const struct tls_conf *tc, unsigned i,
 	return n;
 }
 
-/* "192.0.2.1:25", "[2001:db8::1]:25" (fmt_addr's form) into ss; false if not. */
+/* A bare address into ss. */
+static bool client_addr_bare(const char *a, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		return true;
+	}
+	if (inet_pton(AF_INET, a, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return true;
+	}
+	return false;
+}
+
+/* "192.0.2.1", "2001:db8::1", or with a port as fmt_addr writes them
+ * ("192.0.2.1:25", "[2001:db8::1]:25") into ss; false if none of these. */
 static bool client_addr(const char *s, struct sockaddr_storage *ss)
 {
 	char a[INET6_ADDRSTRLEN + 1];
-	const char *end;
+	const char *from = s, *end;
+	size_t n;
 
-	memset(ss, 0, sizeof(*ss));
-	if (*s == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		if (!(end = strchr(s, ']')) || (size_t)(end - s - 1) >= sizeof(a))
-			return false;
-		memcpy(a, s + 1, (size_t)(end - s - 1));
-		a[end - s - 1] = 0;
-		s6->sin6_family = AF_INET6;
-		return inet_pton(AF_INET6, a, &s6->sin6_addr) == 1;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	size_t n = (end = strrchr(s, ':')) ? (size_t)(end - s) : strlen(s);
-
-	if (n >= sizeof(a))
+	if (client_addr_bare(s, ss))
+		return true;
+	if (*s == '[')
+		end = strchr(++from, ']');
+	else
+		end = strrchr(s, ':');
+	if (!end || (n = (size_t)(end - from)) >= sizeof(a))
 		return false;
-	memcpy(a, s, n);
+	memcpy(a, from, n);
 	a[n] = 0;
-	s4->sin_family = AF_INET;
-	return inet_pton(AF_INET, a, &s4->sin_addr) == 1;
+	return client_addr_bare(a, ss);
 }
 
 /* What listener i of tc does with hello h from client: the set its SNI
@@ -241,8 +265,9 @@ static json_t *clients_of(const struct row *r)
 {
 	json_t *a = json_array();
 
-	if (a && r->client[0])
-		json_array_append_new(a, json_string(r->client));
+	for (unsigned i = 0; a && i < r->n_ips; i++)
+		if (r->ips[i][0])
+			json_array_append_new(a, json_string(r->ips[i]));
 	return a;
 }
 
@@ -256,21 +281,41 @@ static void find_breaks(const struct tls_conf *now, const struct tls_conf *stage
 	for (unsigned k = 0; k < n; k++) {
 		const struct row *r = &rows[k];
 		int a = listener_index(now, r->listener), b = listener_index(staged, r->listener);
-		struct judged before, after;
-		json_t *o;
+		struct judged before, after, b1, a1;
+		json_t *o, *ips = json_array();
+		bool broke = false;
 
-		if (a < 0 || b < 0 || !now->l[a].n_sets || !staged->l[b].n_sets)
-			continue; /* a listener added, removed, or without TLS */
-		judge(now, (unsigned)a, &r->h, r->client, now_s, &before);
-		judge(staged, (unsigned)b, &r->h, r->client, now_s, &after);
-		if (!before.ok || after.ok)
+		if (!ips)
 			continue;
+		if (a < 0 || b < 0 || !now->l[a].n_sets || !staged->l[b].n_sets) {
+			json_decref(ips);
+			continue; /* a listener added, removed, or without TLS */
+		}
+		/* Each client address: a policy_by_network rule may give each
+		 * its own policy, now or after. */
+		for (unsigned c = 0; c < r->n_ips; c++) {
+			judge(now, (unsigned)a, &r->h, r->ips[c], now_s, &b1);
+			judge(staged, (unsigned)b, &r->h, r->ips[c], now_s, &a1);
+			if (!b1.ok || a1.ok)
+				continue;
+			if (!broke) {
+				before = b1;
+				after = a1;
+			}
+			broke = true;
+			if (r->ips[c][0])
+				json_array_append_new(ips, json_string(r->ips[c]));
+		}
+		if (!broke) {
+			json_decref(ips);
+			continue;
+		}
 		reason(&r->h, &after, why, sizeof(why));
-		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:s, s:s, s:s, s:s, "
+		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:s, s:I, s:I, s:s, s:s, s:s, s:s, "
 			      "s:s, s:s, s:s}",
 			      "listener", r->listener, "ja4", r->ja4, "sni", r->h.sni,
 			      "count", (json_int_t)r->count, "ok", (json_int_t)r->ok,
-			      "fail", (json_int_t)r->fail, "clients", clients_of(r),
+			      "fail", (json_int_t)r->fail, "clients", ips, "client", r->client,
 			      "first_seen", (json_int_t)r->first_seen,
 			      "last_seen", (json_int_t)r->last_seen,
 			      "policy_now", cfg_policy_name(before.policy),
@@ -666,6 +711,18 @@ static const char *day(long long t, char *buf, size_t len)
 	return buf;
 }
 
+/* "192.0.2.7, 198.51.100.9" of a clients array ("-" when empty). */
+static void put_clients(FILE *f, const json_t *c)
+{
+	size_t i;
+	const json_t *x;
+
+	if (!json_array_size(c))
+		fputc('-', f);
+	json_array_foreach(c, i, x)
+		fprintf(f, "%s%s", i ? ", " : "", json_string_value(x) ? json_string_value(x) : "?");
+}
+
 void impact_print(FILE *f, const json_t *r)
 {
 	const json_t *checked = json_object_get(r, "checked"), *o;
@@ -704,10 +761,10 @@ void impact_print(FILE *f, const json_t *r)
 	json_array_foreach(json_object_get(r, "breaks"), i, o) {
 		const json_t *c = json_object_get(o, "clients");
 
-		fprintf(f, "  %s %s sni=%s count=%lld last client %s: now %s with %s (%s), after %s "
-			"(%s): %s\n", jstr(o, "listener"), jstr(o, "ja4"),
-			*jstr(o, "sni") ? jstr(o, "sni") : "-", jint(o, "count"),
-			json_array_size(c) ? json_string_value(json_array_get(c, 0)) : "-",
+		fprintf(f, "  %s %s sni=%s count=%lld clients ", jstr(o, "listener"), jstr(o, "ja4"),
+			*jstr(o, "sni") ? jstr(o, "sni") : "-", jint(o, "count"));
+		put_clients(f, c);
+		fprintf(f, ": now %s with %s (%s), after %s (%s): %s\n",
 			jstr(o, "set_now"), jstr(o, "cert_now"), jstr(o, "policy_now"),
 			jstr(o, "set_after"), jstr(o, "policy_after"), jstr(o, "reason"));
 	}
@@ -728,13 +785,14 @@ void impact_fingerprints_print(FILE *f, const json_t *rep)
 		const char *k;
 		const json_t *x;
 
-		fprintf(f, "%s %s sni=%s %s count=%lld ok=%lld fail=%lld client=%s policy=%s set=%s",
+		fprintf(f, "%s %s sni=%s %s count=%lld ok=%lld fail=%lld policy=%s set=%s",
 			jstr(o, "listener"), jstr(o, "ja4"), *jstr(o, "sni") ? jstr(o, "sni") : "-",
 			jstr(o, "version"), jint(o, "count"), jint(o, "ok"), jint(o, "fail"),
-			json_array_size(c) ? json_string_value(json_array_get(c, 0)) : "-",
 			jstr(o, "policy"), jstr(o, "set"));
 		json_object_foreach((json_t *)v, k, x)
 			fprintf(f, " %s=%s", k, json_string_value(x));
+		fputs(" clients ", f);
+		put_clients(f, c);
 		fputc('\n', f);
 		if (json_object_get(o, "reason"))
 			fprintf(f, "  fails: %s\n", jstr(o, "reason"));

@@ -53,6 +53,14 @@ static void merge(struct merged *out, size_t *n, const struct fp_view *v)
 		memcpy(m->client, v->client, sizeof(m->client));
 		out[k].client_seen = v->last_seen;
 	}
+	for (unsigned i = 0; i < v->n_ips; i++) { /* the union, at most FP_CLIENTS */
+		unsigned j;
+
+		for (j = 0; j < m->n_ips && strcmp(m->ips[j], v->ips[i]); j++)
+			;
+		if (j == m->n_ips && m->n_ips < FP_CLIENTS)
+			memcpy(m->ips[m->n_ips++], v->ips[i], FP_IP_MAX);
+	}
 	if (v->last_seen > m->last_seen)
 		m->last_seen = v->last_seen;
 	if (v->first_seen < m->first_seen || !m->raw_len) {
@@ -97,10 +105,13 @@ static int by_count(const void *a, const void *b)
  * bytes left out ("hello": "", "hello_omitted": true). */
 static json_t *row(const struct fp_view *v, bool with_hello)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *ips = json_array();
 
-	if (!o)
+	if (!o || !ips) {
+		json_decref(o);
+		json_decref(ips);
 		return NULL;
+	}
 	json_object_set_new(o, "listener", json_string(v->listener));
 	json_object_set_new(o, "ja4", json_string(v->ja4));
 	json_object_set_new(o, "hello", hex_string(v->raw, with_hello ? v->raw_len : 0));
@@ -109,6 +120,9 @@ static json_t *row(const struct fp_view *v, bool with_hello)
 	if (v->hello_len > v->raw_len) /* kept cut at FP_HELLO_MAX */
 		json_object_set_new(o, "hello_len", json_integer(v->hello_len));
 	json_object_set_new(o, "client", json_string(v->client));
+	for (unsigned i = 0; i < v->n_ips; i++)
+		json_array_append_new(ips, json_string(v->ips[i]));
+	json_object_set_new(o, "clients", ips);
 	json_object_set_new(o, "count", json_integer((json_int_t)v->hello));
 	json_object_set_new(o, "ok", json_integer((json_int_t)v->ok));
 	json_object_set_new(o, "fail", json_integer((json_int_t)v->fail));

@@ -135,6 +135,33 @@ struct fp_entry *fp_find(struct fp_table *t, const char *ja4, const char *listen
 	return NULL;
 }
 
+void fp_note_client(struct fp_entry *e, const char *addr)
+{
+	char ip[FP_IP_MAX];
+	const char *a = addr, *end;
+	size_t n;
+
+	snprintf(e->client, sizeof(e->client), "%s", addr);
+	if (*a == '[') {
+		a++;
+		end = strchr(a, ']');
+	} else {
+		end = strrchr(a, ':');
+	}
+	n = end ? (size_t)(end - a) : strlen(a);
+	if (n >= sizeof(ip))
+		n = sizeof(ip) - 1;
+	memcpy(ip, a, n);
+	ip[n] = 0;
+	for (unsigned i = 0; i < e->n_ips; i++)
+		if (!strcmp(e->ips[i], ip))
+			return;
+	memcpy(e->ips[e->next_ip], ip, n + 1);
+	e->next_ip = (uint8_t)((e->next_ip + 1) % FP_CLIENTS);
+	if (e->n_ips < FP_CLIENTS)
+		e->n_ips++;
+}
+
 int fp_set_hello(struct fp_table *t, struct fp_entry *e, const uint8_t *hello, size_t len)
 {
 	uint32_t n = len < FP_HELLO_MAX ? (uint32_t)len : FP_HELLO_MAX;
@@ -186,6 +213,8 @@ int fp_read(const struct fp_table *t, unsigned i, struct fp_view *v)
 		v->first_seen = e->first_seen;
 		v->last_seen = e->last_seen;
 		memcpy(v->client, e->client, sizeof(v->client));
+		memcpy(v->ips, e->ips, sizeof(v->ips));
+		v->n_ips = e->n_ips < FP_CLIENTS ? e->n_ips : FP_CLIENTS;
 		memcpy(v->version, e->version, sizeof(v->version));
 		memcpy(v->verdict, e->verdict, sizeof(v->verdict));
 		v->hello_len = e->hello_len;
@@ -205,6 +234,8 @@ int fp_read(const struct fp_table *t, unsigned i, struct fp_view *v)
 		if (s1 == s2) {
 			v->ja4[sizeof(v->ja4) - 1] = v->listener[sizeof(v->listener) - 1] = 0;
 			v->client[sizeof(v->client) - 1] = v->version[sizeof(v->version) - 1] = 0;
+			for (unsigned k = 0; k < FP_CLIENTS; k++)
+				v->ips[k][FP_IP_MAX - 1] = 0;
 			return 1;
 		}
 	}

@@ -14,6 +14,8 @@
 #define FP_STALE_S 86400  /* an entry not seen for this long may be reused
 			     for another fingerprint once the table is full */
 #define FP_LISTENER_MAX 48
+#define FP_CLIENTS 4      /* distinct recent client addresses kept per entry */
+#define FP_IP_MAX 46      /* INET6_ADDRSTRLEN */
 
 /*
  * The bytes of one ClientHello, in a block that is never freed while its
@@ -39,6 +41,10 @@ struct fp_entry {
 	uint64_t hello, ok, fail;   /* ClientHellos read, handshakes done, failed */
 	long long first_seen, last_seen; /* wall clock, seconds */
 	char client[48];            /* the last client address */
+	char ips[FP_CLIENTS][FP_IP_MAX]; /* the last distinct client addresses
+				       (no port): a policy_by_network rule may
+				       treat them differently */
+	uint8_t n_ips, next_ip;
 	char version[16];           /* the last version agreed, "TLSv1.2" */
 	const char *verdict[FP_POLICIES]; /* under each policy, with the
 				       listener's cert set: "ok", or the
@@ -63,6 +69,8 @@ struct fp_view {
 	uint64_t hello, ok, fail;
 	long long first_seen, last_seen;
 	char client[48];
+	char ips[FP_CLIENTS][FP_IP_MAX];
+	unsigned n_ips;
 	char version[16];
 	const char *verdict[FP_POLICIES];
 	uint32_t raw_len, hello_len;
@@ -87,6 +95,11 @@ struct fp_entry *fp_find(struct fp_table *t, const char *ja4, const char *listen
  * it); between fp_find() making the entry and fp_publish(). 0 or -ENOMEM
  * (then no bytes are kept). */
 int fp_set_hello(struct fp_table *t, struct fp_entry *e, const uint8_t *hello, size_t len);
+
+/* The client at addr ("192.0.2.1:25", "[2001:db8::1]:25", fmt_addr's
+ * form) made the hello: e->client, and its address among e->ips. Between
+ * fp_find() and fp_publish(). */
+void fp_note_client(struct fp_entry *e, const char *addr);
 
 /* Open e for writing (seq odd), and close it (seq even again): every
  * change of an entry by its core is between the two. No atomic

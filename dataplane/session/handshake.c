@@ -388,12 +388,13 @@ static void sess_fingerprint(struct sess *s, const struct hello *h)
 	long long now = clock_real_s();
 	struct fp_entry *e = fp_find(s->core->fp, s->ja4, s->l->cfg->name, now, &created);
 	const struct tls_certset *set = s->l->sets[s->set];
+	char addr[64];
 
 	if (!e)
 		return;
 	e->hello++;
 	e->last_seen = now;
-	fmt_addr(&s->peer, e->client, sizeof(e->client));
+	fp_note_client(e, fmt_addr(&s->peer, addr, sizeof(addr)));
 	if (created) {
 		size_t len = h->consumed <= buf_len(&s->cin) ? h->consumed : buf_len(&s->cin);
 

@@ -105,6 +105,7 @@ class Hellos(unittest.TestCase):
         self.assertEqual(r["ok"], 3)
         self.assertEqual(r["fail"], 0)
         self.assertRegex(r["client"], r"^127\.0\.0\.1:\d+$")
+        self.assertEqual(r["clients"], ["127.0.0.1"])     # distinct addresses, no port
         self.assertLessEqual(self.t0, r["first_seen"])
         self.assertLessEqual(r["first_seen"], r["last_seen"])
         self.assertLessEqual(r["last_seen"], int(time.time()))

@@ -69,6 +69,42 @@ static void keyed_by_fingerprint_and_listener(void **state)
 	fp_table_free(t);
 }
 
+/* The last client with its port, and the last FP_CLIENTS distinct
+ * addresses without it. */
+static void clients_are_kept_distinct(void **state)
+{
+	static const char *const seen[] = {
+		"192.0.2.1:1000", "192.0.2.1:1001", "[2001:db8::1]:25", "192.0.2.2:7",
+		"192.0.2.3:7", "192.0.2.4:7", "192.0.2.5:7",
+	};
+	struct fp_table *t = fp_table_new();
+	struct fp_entry *e = make(t, "t12d_x", "smtp", 1000, 10);
+	struct fp_view v;
+	bool created;
+
+	for (unsigned i = 0; i < sizeof(seen) / sizeof(seen[0]); i++) {
+		e = fp_find(t, "t12d_x", "smtp", 1000, &created);
+		fp_note_client(e, seen[i]);
+		fp_publish(e);
+		if (i == 2) {
+			assert_int_equal(fp_read(t, (unsigned)(e - t->slot), &v), 1);
+			assert_int_equal(v.n_ips, 2);
+			assert_string_equal(v.ips[0], "192.0.2.1");
+			assert_string_equal(v.ips[1], "2001:db8::1");
+			assert_string_equal(v.client, "[2001:db8::1]:25");
+		}
+	}
+	assert_int_equal(fp_read(t, (unsigned)(e - t->slot), &v), 1);
+	assert_int_equal(v.n_ips, FP_CLIENTS);
+	assert_string_equal(v.client, "192.0.2.5:7");
+	/* the oldest two went round: 192.0.2.4 and .5 took their places */
+	assert_string_equal(v.ips[0], "192.0.2.4");
+	assert_string_equal(v.ips[1], "192.0.2.5");
+	assert_string_equal(v.ips[2], "192.0.2.2");
+	assert_string_equal(v.ips[3], "192.0.2.3");
+	fp_table_free(t);
+}
+
 static void long_hello_is_cut_and_says_so(void **state)
 {
 	struct fp_table *t = fp_table_new();
@@ -139,7 +175,9 @@ static void open_entry_is_not_read(void **state)
 struct race {
 	struct fp_table *t;
 	unsigned slot;
-	volatile bool stop;
+	volatile bool stop;         /* the writer is done */
+	volatile bool enough;       /* the reader made enough clean copies */
+	unsigned long writes;
 };
 
 /* The core: the client field always says the hello count, and ok + fail
@@ -149,7 +187,7 @@ static void *writer(void *arg)
 	struct race *r = arg;
 	bool created;
 
-	for (unsigned n = 0; n < 300000; n++) {
+	for (unsigned n = 0; n < 5000000 && (n < 100000 || !r->enough); n++) {
 		struct fp_entry *e = fp_find(r->t, "t12d_race", "smtp", 1000 + n, &created);
 
 		e->hello++;
@@ -160,6 +198,7 @@ static void *writer(void *arg)
 			e->fail++;
 		e->last_seen = 1000 + n;
 		fp_publish(e);
+		r->writes++;
 	}
 	r->stop = true;
 	return NULL;
@@ -184,19 +223,26 @@ static void reader_never_sees_a_torn_entry(void **state)
 		fp_publish(e);
 	}
 	assert_int_equal(pthread_create(&th, NULL, writer, &r), 0);
-	while (!r.stop) {
+	/* While the writer runs, then once more after (a stable entry reads
+	 * at once). Under load the reader may get few clean copies, never a
+	 * torn one. */
+	for (bool last = false; !last;) {
 		char want[48];
 
-		if (!fp_read(r.t, r.slot, v))
+		last = r.stop;
+		if (!fp_read(r.t, r.slot, v)) {
+			assert_false(last);
 			continue;
-		reads++;
+		}
+		if (++reads >= 1000)
+			r.enough = true;
 		snprintf(want, sizeof(want), "192.0.2.1:%llu", (unsigned long long)v->hello);
 		assert_string_equal(v->client, want);
 		assert_int_equal(v->ok + v->fail, v->hello);
 		assert_int_equal(v->raw_len, 300);
 	}
 	pthread_join(th, NULL);
-	assert_true(reads > 0);
+	assert_int_equal(v->hello, r.writes);   /* the last copy is the last write */
 	free(v);
 	fp_table_free(r.t);
 }
@@ -205,6 +251,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(keyed_by_fingerprint_and_listener),
+		cmocka_unit_test(clients_are_kept_distinct),
 		cmocka_unit_test(long_hello_is_cut_and_says_so),
 		cmocka_unit_test(stale_entries_are_reused_when_full),
 		cmocka_unit_test(open_entry_is_not_read),

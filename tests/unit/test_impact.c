@@ -394,6 +394,20 @@ static void policy_by_network_decides_per_client(void **state)
 	assert_string_equal(json_string_value(json_object_get(c, "new")), "modern");
 	json_decref(r);
 	json_decref(hellos);
+
+	/* One fingerprint from both networks ("clients", as the dataplane
+	 * keeps the last distinct addresses): only the outside one breaks. */
+	hellos = json_array();
+	add_row(hellos, "exchange-tls12-p256.bin", "exchange", 41, "192.0.2.7:4711", 60);
+	json_object_set_new(json_array_get(hellos, 0), "clients",
+			    json_pack("[s, s, s]", "192.0.2.7", "2001:db8::25", "192.0.2.99"));
+	r = impact_check(&w->now, &w->staged, hellos, NOW, 86400, 14);
+	assert_int_equal(json_array_size(json_object_get(r, "breaks")), 1);
+	c = json_object_get(json_array_get(json_object_get(r, "breaks"), 0), "clients");
+	assert_int_equal(json_array_size(c), 1);
+	assert_string_equal(json_string_value(json_array_get(c, 0)), "2001:db8::25");
+	json_decref(r);
+	json_decref(hellos);
 }
 
 /* Rows last seen before the window are not looked at. */
@@ -470,6 +484,7 @@ static void fingerprint_report(void **state)
 	text = printed(r, true);
 	if (getenv("IMPACT_SHOW")) fputs(text, stderr);
 	assert_non_null(strstr(text, "smtp exchange sni=mx.example.net TLS 1.2 count=41"));
+	assert_non_null(strstr(text, "clients 192.0.2.7:4711\n"));
 	free(text);
 	json_decref(r);
 	json_decref(hellos);
