@@ -422,11 +422,10 @@ static void app_signal_loop(struct app *a)
 			report_counters();
 			report_fingerprints();
 		} else if (sig == SIGUSR2) {
-			if (RT.cfg->tickets.key_file)
+			if (tls_resume_rotate_now() == -EPERM)
 				log_msg(LOG_INFO, "SIGUSR2: ticket keys come from %s; rotate them "
-					"there", RT.cfg->tickets.key_file);
-			else
-				tls_resume_rotate_now();
+					"there", RT.cfg->tickets.key_file ? RT.cfg->tickets.key_file
+					: "sluice-control (sluicectl tickets rotate)");
 		} else if (sig == SIGHUP) {
 			log_msg(LOG_INFO, "SIGHUP: reload is not supported yet; restart to apply "
 				"a new configuration");
