@@ -446,7 +446,9 @@ class Resumption(unittest.TestCase):
         still opens tickets of the key now second."""
         keyfile = self.d / "ticket.key"
         old = os.urandom(80)
-XX, 4, tickets={"key_file": str(keyfile)})
+        keyfile.write_bytes(old)
+        keyfile.chmod(0o600)
+        sl = self.start("resume-f", 4, tickets={"key_file": str(keyfile)})
         sess = self.d / "sess"
         self.assertEqual(s_client(sl.addr("smtps"), "-tls1_2", sess_out=sess)[2], "New")
         mark = sl.log_text().count("key")
