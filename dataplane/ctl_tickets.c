@@ -20,7 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "clock.h"
-#include "ctl_tickets.h"
+#include "ctl.h"
 #include "resume.h"
 
 /* hex (2 * n digits, any case) into out; 0 or -1. */

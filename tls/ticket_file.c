@@ -258,6 +258,10 @@ int tls_ticket_file_check(const struct cfg *c, char *err, size_t errlen)
 
 	if (!c->tickets.enabled || !c->tickets.key_file)
 		return 0;
+	/* A bundle without the key file: the dataplane (unprivileged by now)
+	 * keeps the keys it has and re-reads the file itself if it can. */
+	if (c->files && !cfg_files_find(c->files, c->tickets.key_file))
+		return 0;
 	rc = tls_ticket_file_read(c, keys, 0, NULL, e, sizeof(e));
 	OPENSSL_cleanse(keys, sizeof(keys));
 	if (rc < 0) {
