@@ -444,7 +444,7 @@ static int files_teardown(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest ring[] = {
+	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(ring_first_tick, ring_setup),
 		cmocka_unit_test_setup(ring_ticket_across_rotations, ring_setup),
 		cmocka_unit_test_setup(ring_rotate_now, ring_setup),
@@ -452,14 +452,10 @@ int main(void)
 		cmocka_unit_test_setup(ring_show_has_no_keys, ring_setup),
 		cmocka_unit_test_setup(ring_key_file_pushes_nothing, ring_setup),
 		cmocka_unit_test(dataplane_push_and_fall_back),
-	};
-	const struct CMUnitTest files[] = {
 		cmocka_unit_test(file_haproxy_order),
 		cmocka_unit_test(file_haproxy_48),
 		cmocka_unit_test(file_refusals),
 	};
-	int rc = cmocka_run_group_tests_name("ticket rings", ring, NULL, NULL);
 
-	return rc | cmocka_run_group_tests_name("ticket key files", files, files_setup,
-						 files_teardown);
+	return cmocka_run_group_tests_name("ticket keys", tests, files_setup, files_teardown);
 }
