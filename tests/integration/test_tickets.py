@@ -22,14 +22,17 @@ import json
 import os
 import re
 import signal
+import subprocess
 import tempfile
 import time
 import unittest
 from pathlib import Path
 
-from harness import Sluice, run, scratch, sluice_bin, wait_until
+from harness import REPO, Sluice, run, scratch, sluice_bin, wait_until
 
 BASE = 40400          # listener ports: BASE + n (clear of the other tests' ranges)
+BUILD = Path(os.environ.get("SLUICE_BUILD_DIR") or REPO / "build")
+TK_RING = BUILD / "tests" / "tools" / "tk_ring"     # control/tickets.c from stdin
 NAME = "mail.example.test"
 
 
@@ -185,6 +188,65 @@ class Rings(unittest.TestCase):
         # The dataplane's own key still seals and opens.
         self.assertEqual(sl.ctl("tickets_show")["source"], "sluice")
         self.assertEqual(s_client(sl.addr("smtps"), "-tls1_3", sess_in=t)[1], "Reused")
+
+
+class ControlRing(unittest.TestCase):
+    """sluice-control's ring (control/tickets.c, through tests/tools/tk_ring)
+    pushed to a real sluice: what the daemon does each tick and on
+    `sluicectl tickets rotate`."""
+
+    def setUp(self):
+        self.d = Path(tempfile.mkdtemp(prefix="tkring-", dir=scratch()))
+        self.assertTrue(os.access(TK_RING, os.X_OK), f"{TK_RING}: build first")
+        self.sl = Sluice(config(30), "tk-ring").start()
+        self.addCleanup(lambda: self.sl.stop() if self.sl.running() else None)
+        self.ring = subprocess.Popen([TK_RING, str(self.sl.path)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.ring.stdout.close)
+        self.addCleanup(self.ring.wait, 10)
+        self.addCleanup(self.ring.stdin.close)
+
+    def ask(self, cmd):
+        self.ring.stdin.write(cmd + "\n")
+        self.ring.stdin.flush()
+        return json.loads(self.ring.stdout.readline())
+
+    def push(self):
+        req = self.ask("request")
+        self.assertEqual(req["cmd"], "tickets")
+        ans = self.sl.ctl("tickets", keys=req["keys"])
+        self.assertTrue(ans["ok"], ans)
+        show, mine = self.sl.ctl("tickets_show"), self.ask("show")
+        self.assertEqual(show["source"], "sluice-control", show)
+        self.assertEqual([(k["name"], k["sealing"], k["not_after"]) for k in show["keys"]],
+                         [(k["name"], k["sealing"], k["not_after"]) for k in mine["keys"]],
+                         "the dataplane seals with the key sluice-control says")
+        return next(k["name"] for k in mine["keys"] if k["sealing"])
+
+    def test_rotations(self):
+        self.assertEqual(self.ask("tick"), {"changed": True})
+        sealing = self.push()
+        self.assertEqual(self.ask("tick"), {"changed": False})
+        tickets = {}
+        for version in ("-tls1_2", "-tls1_3"):
+            tickets[version] = self.d / f"t{version}"
+            out, kind = s_client(self.sl.addr("smtps"), version, sess_out=tickets[version])
+            self.assertEqual((kind, ticket_name(out)), ("New", sealing))
+        self.assertEqual(self.ask("rotate"), {"rc": 0})
+        rotated = self.push()
+        self.assertNotEqual(rotated, sealing)
+        for version, t in tickets.items():
+            with self.subTest(version=version, after="one rotation"):
+                out, kind = s_client(self.sl.addr("smtps"), version, sess_in=t)
+                self.assertEqual((kind, ticket_name(out)), ("Reused", rotated),
+                                 "resumed, and renewed with the new key")
+        for _ in range(2):
+            self.assertEqual(self.ask("rotate"), {"rc": 0})
+        self.push()
+        for version, t in tickets.items():
+            with self.subTest(version=version, after="three rotations"):
+                self.assertEqual(s_client(self.sl.addr("smtps"), version, sess_in=t)[1], "New",
+                                 "a key out of the last control.ticket_keys (3)")
 
 
 def haproxy_line(raw):
