@@ -168,6 +168,18 @@ class Rings(unittest.TestCase):
         self.assertEqual(s_client(sl.addr("smtps"), "-tls1_3", sess_out=t)[1], "New")
         self.assertEqual(s_client(sl.addr("smtps"), "-tls1_3", sess_in=t)[1], "Reused")
 
+    def test_a_reload_that_changes_tickets_needs_a_restart(self):
+        """Where keys come from and their windows are set at start-up: a
+        reload that changes them is refused and says so."""
+        sl = self.start("tk-rl", 4)
+        cfg = config(4, tickets={"rotate": 7200})
+        sl.rewrite(cfg)
+        os.kill(sl.proc.pid, signal.SIGHUP)
+        st = wait_until(lambda: (lambda s: s if (s["last_reload"] or {}).get("time") else None)(
+            sl.ctl("status")), 10, "the reload to be recorded")
+        self.assertFalse(st["last_reload"]["ok"], st)
+        self.assertRegex(st["last_reload"]["error"], r":\d+: tickets: changed: .*restart to apply")
+
     def test_bad_pushes_change_nothing(self):
         sl = self.start("tk-bad", 3)
         now = int(time.time())
