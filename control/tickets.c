@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "secmem.h"
 #include "tickets.h"
 
 enum tk_mode { TK_OFF, TK_MADE, TK_FILE };
@@ -23,15 +24,19 @@ struct tk_ckey {
 	long long not_after;
 };
 
+/* The keys themselves: locked in RAM, out of core dumps (secmem.h). */
+static SECMEM_PAGES(struct tk_ckey, TK_RING_MAX) tk_store;
+
 static struct {
 	enum tk_mode mode;
 	const char *file;        /* tickets.key_file, for show (copied) */
 	char file_buf[4096];
 	long long rotate, lifetime;
 	unsigned keep;           /* N: the sealing key and the N-1 before it */
-	struct tk_ckey key[TK_RING_MAX];
+	struct tk_ckey *key;     /* tk_store.v, newest first */
 	unsigned n;
-} R;
+	bool locked;
+} R = { .key = tk_store.v };
 
 static long long tk_window(long long t)
 {
@@ -51,7 +56,7 @@ static long long tk_not_after(long long nb)
 
 static void tk_wipe_all(void)
 {
-	OPENSSL_cleanse(R.key, sizeof(R.key));
+	OPENSSL_cleanse(tk_store.v, sizeof(tk_store.v));
 	R.n = 0;
 }
 
@@ -60,6 +65,8 @@ int tk_ring_init(const struct cfg *c)
 	enum tk_mode mode = !c->tickets.enabled ? TK_OFF
 			    : c->tickets.key_file ? TK_FILE : TK_MADE;
 
+	if (!R.locked && secmem_protect(&tk_store, sizeof(tk_store)) == 0)
+		R.locked = true; /* else they work, and may be swapped out */
 	if (mode != TK_MADE || R.mode != TK_MADE)
 		tk_wipe_all();
 	R.mode = mode;

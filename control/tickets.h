@@ -42,8 +42,9 @@
 #define TK_RING_MAX 16   /* the dataplane's TLS_TICKET_KEYS_MAX */
 
 /* Take c's tickets.rotate, tickets.lifetime, control.ticket_keys and mode
- * (keys made here, a key file, off). Keys already made are kept when the
- * mode stays "made here" (a reload), else wiped. 0 or -errno. */
+ * (keys made here, a key file, off); the keys' page is locked in RAM (best
+ * effort: never swapped, out of core dumps). Keys already made are kept
+ * when the mode stays "made here" (a reload), else wiped. 0. */
 int tk_ring_init(const struct cfg *c);
 /* Make the keys the windows at now call for (this window's and the next),
  * drop (and wipe) those past not_after or beyond the last N. true when the

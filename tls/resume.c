@@ -36,10 +36,14 @@
 
 #include "clock.h"
 #include "resume.h"
+#include "secmem.h"
+
+/* The keys themselves: locked in RAM, out of core dumps (secmem.h). */
+static SECMEM_PAGES(struct tls_ticket_key, TLS_TICKET_KEYS_MAX) tk_store;
 
 static struct {
 	pthread_rwlock_t lock;
-	struct tls_ticket_key key[TLS_TICKET_KEYS_MAX]; /* ring order: see the top */
+	struct tls_ticket_key *key; /* tk_store.v, ring order: see the top */
 	unsigned n;
 	enum tls_ticket_source src;
 	long long pushed;        /* when sluice-control last pushed; 0: never */
@@ -47,7 +51,7 @@ static struct {
 	struct cfg fc;           /* path, tickets, control.ticket_keys; files NULL */
 	struct stat file_st;     /* of the key file's version loaded */
 	unsigned rotate, lifetime;
-} TK = { .lock = PTHREAD_RWLOCK_INITIALIZER };
+} TK = { .lock = PTHREAD_RWLOCK_INITIALIZER, .key = tk_store.v };
 
 /* Algorithms fetched once per worker thread from its own library context. */
 static __thread EVP_CIPHER *tk_aes128, *tk_aes256;
@@ -104,7 +108,7 @@ static int tk_new_key(struct tls_ticket_key *k, long long now)
 /* Replace the ring with keys[0..n) and wipe what it held. Writer lock held. */
 static void tk_swap_locked(const struct tls_ticket_key *keys, unsigned n)
 {
-	OPENSSL_cleanse(TK.key, sizeof(TK.key));
+	OPENSSL_cleanse(tk_store.v, sizeof(tk_store.v));
 	memcpy(TK.key, keys, n * sizeof(keys[0]));
 	TK.n = n;
 }
@@ -161,6 +165,9 @@ int tls_resume_init(const struct cfg *c, void (*log)(int, const char *, ...),
 
 	if (log)
 		tk_log = log;
+	if ((n = secmem_protect(&tk_store, sizeof(tk_store))) < 0)
+		tk_log(4 /* LOG_WARNING */, "tickets: cannot lock the keys in memory (%s): they "
+		       "may be swapped out", strerror(-n));
 	TK.rotate = c->tickets.rotate ? c->tickets.rotate : 3600;
 	TK.lifetime = c->tickets.lifetime ? c->tickets.lifetime : 7200;
 	free(TK.fc.path);
