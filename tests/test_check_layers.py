@@ -36,7 +36,9 @@ BAD = (
     ("dataplane/proto/layer_probe.c", '#include "session/session.h"', 2),
     ("tls/layer_probe.c", '#include "core.h"', 3),
     ("tls/layer_probe.h", '#include "session/session.h"', 3),
-    ("dataplane/session/layer_probe.c", '#include "../../bench/hist.h"', 4),
+    ("control/layer_probe.c", '#include "core.h"', 4),
+    ("control/layer_probe.c", '#include "session/session.h"', 4),
+    ("dataplane/session/layer_probe.c", '#include "../../bench/hist.h"', 5),
 )
 
 
