@@ -63,6 +63,7 @@ def add_include(root, rel, line):
     """Write root/rel: a comment, an allowed include (lib/), then line.
     Returns the line number of line."""
     lines = ["/* made by tests/test_check_layers.py */", '#include "buf.h"', "", line]
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_text("\n".join(lines) + "\n")
     return len(lines)
 
