@@ -17,6 +17,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core.h"
 #include "io/io.h"
@@ -222,6 +223,11 @@ int reload_from_disk(const char *path, char *err, size_t errlen)
 		rc = -ENOENT;
 	} else if ((rc = tls_conf_load_file(path, &tc, err, errlen)) == 0) {
 		rc = apply(&tc, path, err, errlen);
+	} else if (rc == -EACCES && geteuid() != 0) {
+		size_t o = strlen(err);
+
+		snprintf(err + o, errlen - o, " (sluice runs as uid %u after start-up: `sluicectl "
+			 "reload` has sluice-control read the files)", (unsigned)geteuid());
 	}
 	rc = finish(rc, "SIGHUP", err);
 	pthread_mutex_unlock(&R.lock);
