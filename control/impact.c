@@ -336,7 +336,9 @@ static void find_breaks(const struct tls_conf *now, const struct tls_conf *stage
 		json_array_append_new(breaks, o);
 	}
 
-	/* Grouped by listener and rule, in the order first met. */
+	/* Grouped by listener and reason (the rule and its facts: two clients
+	 * that fail the same rule for different groups are two lines), in the
+	 * order first met. */
 	size_t i, m;
 	json_t *br, *g;
 
@@ -345,7 +347,7 @@ static void find_breaks(const struct tls_conf *now, const struct tls_conf *stage
 		bool found = false;
 
 		json_array_foreach(summary, m, g)
-			if (!strcmp(jstr(g, "listener"), l) && !strcmp(jstr(g, "rule"), rule)) {
+			if (!strcmp(jstr(g, "listener"), l) && !strcmp(jstr(g, "reason"), jstr(br, "reason"))) {
 				json_object_set_new(g, "fingerprints", json_integer(jint(g, "fingerprints") + 1));
 				json_object_set_new(g, "handshakes", json_integer(jint(g, "handshakes") +
 										 jint(br, "count")));

@@ -30,7 +30,7 @@
  *              (certsel_rule_label), reason its sentence (certsel_reason),
  *              explain the whole certsel_explain() text under the staged set
  *   summary    [{listener, rule, fingerprints, handshakes, line}] the
- *              breaks grouped, line in words: "3 fingerprints, 41
+ *              breaks grouped by listener and reason, line in words: "3 fingerprints, 41
  *              handshakes in the last 24 h, would get no certificate: ..."
  *   refusals   [{kind, set?, listener?, cert?, name?, not_after?, days?,
  *                handshakes?, line}] what needs no hello:

@@ -291,6 +291,30 @@ static void p384_only_breaks_the_p256_only_client(void **state)
 	json_decref(hellos);
 }
 
+/* Two fingerprints that fail for the same reason are one summary line;
+ * counts add up. */
+static void same_reason_is_one_line(void **state)
+{
+	struct world *w = *state;
+	json_t *arr = json_array(), *r, *s;
+
+	add_row(arr, "exchange-tls12-p256.bin", "exchange-a", 30, "192.0.2.7:4711", 60);
+	add_row(arr, "exchange-tls12-p256.bin", "exchange-b", 11, "192.0.2.8:4711", 60);
+	add_row(arr, "exchange-tls12-p256.bin", "exchange-c", 7, "192.0.2.9:4711", 60);
+	load_conf(&w->staged, &w->fb, "mx.example.net", "p384", "intermediate", NULL);
+	r = impact_check(&w->now, &w->staged, arr, NOW, 86400, 14);
+	assert_int_equal(json_array_size(json_object_get(r, "breaks")), 3);
+	assert_int_equal(json_array_size(json_object_get(r, "summary")), 1);
+	s = json_array_get(json_object_get(r, "summary"), 0);
+	assert_int_equal(json_integer_value(json_object_get(s, "fingerprints")), 3);
+	assert_int_equal(json_integer_value(json_object_get(s, "handshakes")), 48);
+	assert_non_null(strstr(json_string_value(json_object_get(s, "line")),
+			       "listener smtp: 3 fingerprints, 48 handshakes in the last 24 h, "
+			       "would get no certificate: the client offers only secp256r1"));
+	json_decref(r);
+	json_decref(arr);
+}
+
 /* The same configuration again: no change, nothing breaks, ok. */
 static void same_configuration_is_ok(void **state)
 {
@@ -494,6 +518,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(p384_only_breaks_the_p256_only_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(same_reason_is_one_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(same_configuration_is_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(adding_a_certificate_breaks_no_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(certificate_within_margin_is_refused, setup, teardown),
