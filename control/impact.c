@@ -433,56 +433,92 @@ static bool same_cert(const struct tls_cert *a, const struct tls_cert *b)
 	return a && b && !strcmp(a->cert_pem, b->cert_pem);
 }
 
-/* The certificate changes, set by set and key type by key type, and the
- * refusals of new certificates that end within the margin. */
+/* One certificate change of set: old replaced by nw (either may be NULL:
+ * added, removed). The key is the new one's type ("ecdsa-p256 ->
+ * ecdsa-p384" when a renewal changed it). */
+static void cert_change(const char *set, const struct tls_cert *old, const struct tls_cert *nw,
+			json_t *changes)
+{
+	char key[64];
+	json_t *c = json_pack("{s:s, s:s, s:s}", "what", "cert", "set", set,
+			      "change", !old ? "added" : !nw ? "removed" : "replaced");
+
+	if (!c)
+		return;
+	if (old && nw && strcmp(old->kind, nw->kind))
+		snprintf(key, sizeof(key), "%s -> %s", old->kind, nw->kind);
+	else
+		snprintf(key, sizeof(key), "%s", (nw ? nw : old)->kind);
+	json_object_set_new(c, "key", json_string(key));
+	if (old)
+		json_object_set_new(c, "old", cert_json(old));
+	if (nw)
+		json_object_set_new(c, "new", cert_json(nw));
+	json_array_append_new(changes, c);
+}
+
+/* A certificate the change brings that ends within the margin: refused. */
+static void margin_check(const char *set, const struct tls_cert *nw, long long now_s,
+			 unsigned margin_days, json_t *refusals)
+{
+	char line[512];
+	long long days = (nw->not_after - now_s) / 86400;
+
+	if (!margin_days || nw->not_after - now_s >= (long long)margin_days * 86400)
+		return;
+	snprintf(line, sizeof(line), "cert set %s: the %s certificate ends in %lld day%s, "
+		 "within control.cert_margin_days (%u)", set, nw->kind, days, days == 1 ? "" : "s",
+		 margin_days);
+	json_array_append_new(refusals, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}",
+		"kind", "expires_soon", "set", set, "cert", nw->kind,
+		"not_after", (json_int_t)nw->not_after, "days", (json_int_t)days, "line", line));
+}
+
+/* The certificate changes, set by set, and the refusals of new
+ * certificates that end within the margin. Within a set in both, one key
+ * type gone and one come is one replacement (a renewal that changed curve
+ * or key type); otherwise each key type on its own. */
 static void cert_changes(const struct tls_conf *now, const struct tls_conf *staged,
 			 long long now_s, unsigned margin_days, json_t *changes, json_t *refusals)
 {
-	char line[512];
+	for (unsigned i = 0; i < staged->n_sets; i++) {
+		const struct tls_certset *s = staged->sets[i], *o = set_by_name(now, s->name);
+		const struct tls_cert *gone[TLS_KEY__COUNT], *come[TLS_KEY__COUNT];
+		unsigned n_gone = 0, n_come = 0;
 
-	for (int side = 0; side < 2; side++) {
-		const struct tls_conf *tc = side ? now : staged;
+		if (s->generated && (!o || o->generated))
+			continue; /* self-signed, made at each load: not a change */
+		for (unsigned t = 0; t < TLS_KEY__COUNT; t++) {
+			const struct tls_cert *nw = cert_of(s, t), *old = cert_of(o, t);
 
-		for (unsigned i = 0; i < tc->n_sets; i++) {
-			const struct tls_certset *s = tc->sets[i];
-			const struct tls_certset *o = set_by_name(side ? staged : now, s->name);
-
-			if (side && o)
-				continue; /* in both: seen from the staged side */
-			if (s->generated && (!o || o->generated))
-				continue; /* self-signed, made at each load: not a change */
-			for (unsigned t = 0; t < TLS_KEY__COUNT; t++) {
-				const struct tls_cert *nw = side ? NULL : cert_of(s, t);
-				const struct tls_cert *old = side ? cert_of(s, t) : cert_of(o, t);
-
-				if ((!nw && !old) || same_cert(old, nw))
-					continue;
-				json_t *c = json_pack("{s:s, s:s, s:s}", "what", "cert", "set", s->name,
-						      "change", !old ? "added" : !nw ? "removed" : "replaced");
-
-				if (!c)
-					continue;
-				json_object_set_new(c, "key", json_string((nw ? nw : old)->kind));
-				if (old)
-					json_object_set_new(c, "old", cert_json(old));
-				if (nw)
-					json_object_set_new(c, "new", cert_json(nw));
-				json_array_append_new(changes, c);
-				if (!nw || !margin_days ||
-				    nw->not_after - now_s >= (long long)margin_days * 86400)
-					continue;
-				long long days = (nw->not_after - now_s) / 86400;
-
-				snprintf(line, sizeof(line), "cert set %s: the %s certificate ends in %lld "
-					 "day%s, within control.cert_margin_days (%u)", s->name, nw->kind,
-					 days, days == 1 ? "" : "s", margin_days);
-				json_array_append_new(refusals,
-					json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "kind", "expires_soon",
-						  "set", s->name, "cert", nw->kind,
-						  "not_after", (json_int_t)nw->not_after,
-						  "days", (json_int_t)days, "line", line));
-			}
+			if ((!nw && !old) || same_cert(old, nw))
+				continue;
+			if (nw)
+				margin_check(s->name, nw, now_s, margin_days, refusals);
+			if (old && nw)
+				cert_change(s->name, old, nw, changes);
+			else if (old)
+				gone[n_gone++] = old;
+			else
+				come[n_come++] = nw;
 		}
+		if (n_gone == 1 && n_come == 1) {
+			cert_change(s->name, gone[0], come[0], changes);
+			continue;
+		}
+		for (unsigned k = 0; k < n_gone; k++)
+			cert_change(s->name, gone[k], NULL, changes);
+		for (unsigned k = 0; k < n_come; k++)
+			cert_change(s->name, NULL, come[k], changes);
+	}
+	/* Sets only the running configuration has. */
+	for (unsigned i = 0; i < now->n_sets; i++) {
+		const struct tls_certset *o = now->sets[i];
+
+		if (set_by_name(staged, o->name) || o->generated)
+			continue;
+		for (unsigned k = 0; k < o->n; k++)
+			cert_change(o->name, &o->cert[k], NULL, changes);
 	}
 }
 

@@ -278,6 +278,20 @@ static void p384_only_breaks_the_p256_only_client(void **state)
 	/* P-256 and RSA removed, P-384 added. */
 	assert_int_equal(count_kind(json_object_get(r, "changes"), "change", "removed"), 2);
 	assert_int_equal(count_kind(json_object_get(r, "changes"), "change", "added"), 1);
+	json_decref(r);
+	tls_conf_free(&w->staged);
+
+	/* P-256 alone now, P-384 alone staged: a renewal that changed curve,
+	 * one replacement; the Exchange client still breaks. */
+	tls_conf_free(&w->now);
+	load_conf(&w->now, &w->fb, "mx.example.net", "p256", "intermediate", NULL);
+	load_conf(&w->staged, &w->fb, "mx.example.net", "p384", "intermediate", NULL);
+	r = impact_check(&w->now, &w->staged, hellos, NOW, 86400, 14);
+	assert_int_equal(json_array_size(json_object_get(r, "changes")), 1);
+	b = json_array_get(json_object_get(r, "changes"), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "change")), "replaced");
+	assert_string_equal(json_string_value(json_object_get(b, "key")), "ecdsa-p256 -> ecdsa-p384");
+	assert_int_equal(json_array_size(json_object_get(r, "breaks")), 1);
 	s = json_array_get(json_object_get(r, "summary"), 0);
 	assert_non_null(s);
 	assert_non_null(strstr(json_string_value(json_object_get(s, "line")),
