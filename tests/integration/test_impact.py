@@ -53,7 +53,7 @@ def handshake(listener, args):
     host, port = SL.addr(listener)
     rc, out = run(["openssl", "s_client", "-connect", f"{host}:{port}",
                    "-servername", "mx.example.test", *args], input=b"QUIT\r\n", timeout=20)
-    if not re.search(r"^(New|Reused), ", out, re.M):
+    if not re.search(r"^(New|Reused), TLSv1\.[23], Cipher is (?!\(NONE\))", out, re.M):
         raise AssertionError(f"no handshake with {listener} ({' '.join(args)}):\n{out}")
     return out
 
