@@ -4,6 +4,8 @@
  *   io->wait        a kernel stack waits for events: not at all with
  *                   sessions to run again, 1 ms while a greeting is held,
  *                   else up to 50 ms; then the loop reads the clock
+ *   drain           a drain or undrain asked for (drain.c): listeners,
+ *                   goodbyes, the deadline; the counts published
  *   io->poll        what arrived: streams woken, connections accepted
  *   worker jobs     handshakes that came back (sess_job_done)
  *   run-again list  sessions woken or left with work (sess_run_again)
@@ -25,6 +27,7 @@
 
 #include "clock.h"
 #include "core.h"
+#include "drain.h"
 #include "io/io.h"
 #include "log.h"
 #include "session/probe_loop.h"
@@ -66,6 +69,9 @@ void *core_main(void *arg)
 		/* Before anything is handed on: a session accepted now arms
 		 * its timers from now, not from before the wait. */
 		c->now_ms = clock_mono_ms();
+		/* A drain asked for: listeners stopped before anything more
+		 * is accepted, goodbyes, the deadline (one load when none). */
+		drain_core_pass(c);
 		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
 			sess_job_done(j);

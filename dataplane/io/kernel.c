@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "io/io.h"
+#include "log.h"
 
 #define KERN_EVENTS 256
 #define KERN_ACCEPT_BURST 64
@@ -30,6 +32,7 @@ struct kern_core {
 	struct stream wake;        /* the workers' eventfd (c->wake_fd) */
 	struct epoll_event ev[KERN_EVENTS]; /* what kern_wait got, for kern_poll */
 	int n_ev;
+	bool paused;               /* drain: the listeners are shut down */
 };
 
 static struct {
@@ -297,7 +300,7 @@ static void kern_wait(struct core *c, unsigned wait_ms)
 	struct kern_core *kc = c->io_core;
 	unsigned i;
 
-	for (i = 0; i < kc->n_lsn; i++)
+	for (i = 0; i < kc->n_lsn && !kc->paused; i++)
 		if (kc->lsn[i].readable)
 			wait_ms = 0;
 	kc->n_ev = epoll_wait(kc->epfd, kc->ev, KERN_EVENTS, (int)wait_ms);
@@ -318,7 +321,7 @@ static unsigned kern_poll(struct core *c)
 
 		switch (s->kind) {
 		case SK_LISTENER:
-			s->readable = true;
+			s->readable = !kc->paused; /* (shut down: its HUP) */
 			break;
 		case SK_WAKE:
 			/* The jobs themselves are the loop's; EAGAIN: a spurious edge. */
@@ -340,7 +343,7 @@ static unsigned kern_poll(struct core *c)
 	if (kc->n_ev > 0)
 		work += (unsigned)kc->n_ev;
 	kc->n_ev = 0;
-	for (i = 0; i < kc->n_lsn; i++)
+	for (i = 0; i < kc->n_lsn && !kc->paused; i++)
 		if (kc->lsn[i].readable) {
 			kern_accept(c, &kc->lsn[i]);
 			work++;
@@ -366,12 +369,45 @@ static void kern_leave(struct core *c)
 		stream_close(&kc->lsn[i]);
 }
 
+/*
+ * io_ops.listen: a drain stops the listeners without closing them, as
+ * HAProxy pauses its own: shutdown() takes a listening socket out of the
+ * LISTEN state (the connections in its queue are reset, new ones refused
+ * once no socket of the SO_REUSEPORT group listens: an upgraded sluice
+ * started beside this one takes them) and keeps it bound, so that
+ * listen() resumes it without the privilege a port under 1024 needs.
+ */
+static void kern_listen(struct core *c, bool on)
+{
+	struct kern_core *kc = c->io_core;
+
+	if (kc->paused == !on)
+		return;
+	for (unsigned i = 0; i < kc->n_lsn; i++) {
+		struct stream *ls = &kc->lsn[i];
+
+		if (ls->fd < 0)
+			continue;
+		if (!on) {
+			(void)shutdown(ls->fd, SHUT_RDWR);
+			ls->readable = false;
+		} else {
+			if (listen(ls->fd, 1024) < 0)
+				log_msg(LOG_ERR, "core %u: listener %u cannot listen again: %s",
+					c->id, i, strerror(errno));
+			ls->readable = true; /* an edge may have come and gone */
+		}
+	}
+	kc->paused = !on;
+}
+
 const struct io_ops kern_io_ops = {
 	.name = "kernel",
 	.enter = kern_enter,
 	.wait = kern_wait,
 	.poll = kern_poll,
 	.leave = kern_leave,
+	.listen = kern_listen,
 	.connect = kern_connect,
 };
 

@@ -676,6 +676,23 @@ static bool imap_starttls_allowed(const struct proto_sess *ps)
 	return !st->authed && !st->auth_pending;
 }
 
+/* Drain: an untagged BYE (RFC 9051 7.1.5) where no command is in flight
+ * and no response half-relayed: in the relay, between command lines (not
+ * in a literal or an AUTHENTICATE exchange), the backend's lines all
+ * ended; the backend gets LOGOUT (it expunges nothing). */
+static bool imap_goodbye(const struct proto_sess *ps, bool relay, const char **be_bye)
+{
+	const struct imap_state *st = (const struct imap_state *)ps->priv;
+
+	if (!relay)
+		return st->phase == IP_DIALOGUE;
+	if (st->rmode != RM_LINE || st->auth_pending || st->b_literal || st->b_cont ||
+	    st->head_len)
+		return false;
+	*be_bye = "b LOGOUT\r\n";
+	return true;
+}
+
 /* What sluice says for the shared rules, in Dovecot's words. */
 static const char *const imap_words[PW__COUNT] = {
 	[PW_STARTTLS_OK]      = "OK Begin TLS negotiation now.",
@@ -687,6 +704,7 @@ static const char *const imap_words[PW__COUNT] = {
 	[PW_TLS_FIRST]        = ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
 				 "on non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",
+	[PW_SHUTTING_DOWN]    = "* BYE %s Server shutting down.",
 };
 
 const struct proto_ops imap_ops = {
@@ -713,4 +731,5 @@ const struct proto_ops imap_ops = {
 	.starttls_again = imap_starttls_again,
 	.c2b_scan = imap_c2b_scan,
 	.b2c_scan = imap_b2c_scan,
+	.goodbye = imap_goodbye,
 };
