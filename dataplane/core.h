@@ -38,6 +38,7 @@ struct core {
 				      wakes every ms, not every CORE_WAIT_MS */
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
+	struct snap *snap;         /* the configuration of this pass (snap.h) */
 	/* Drain (drain.c): what this core acts on, read from RT once a pass. */
 	unsigned drain_gen;        /* the RT.drain_gen acted on */
 	bool draining;             /* goodbyes are due; listeners stopped */
@@ -53,14 +54,11 @@ struct core {
 struct tls_certset;
 struct fp_table;
 
-/* Shared, read-only after start-up. */
+/* Shared, read-only after start-up. What a reload changes is in the
+ * configuration snapshots (snap.h), not here. */
 struct runtime {
-	const struct cfg *cfg;
-	struct listener *listeners;
-	unsigned n_listeners;
-	struct tls_certset **sets; /* every cert set: the named ones, then the
-				      listeners' own */
-	unsigned n_sets;
+	const struct cfg *cfg;     /* the start-up configuration: the stack,
+				      the backend pools, the cores */
 	struct core *cores;
 	unsigned n_cores;
 	_Atomic bool stop;

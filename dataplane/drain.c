@@ -17,14 +17,14 @@
 #include <stdio.h>
 #include <syslog.h>
 
-#include <jansson.h>
-
 #include "clock.h"
 #include "core.h"
+#include "ctl.h"
 #include "drain.h"
 #include "io/io.h"
 #include "log.h"
 #include "session/session.h"
+#include "snap.h"
 
 #define DRAIN_SWEEP_MS 100      /* a core looks at all its sessions this often */
 #define DRAIN_REPORT_MS 60000   /* "N sessions left" this often */
@@ -49,6 +49,11 @@ static uint64_t drain_cut_total(void)
 	for (unsigned i = 0; i < RT.n_cores; i++)
 		n += RT.cores[i].ctr.v[CTR_drain_cut];
 	return n;
+}
+
+unsigned drain_default_deadline(void)
+{
+	return snap_current()->tc.c->control.drain_deadline;
 }
 
 unsigned drain_sessions(void)
@@ -207,7 +212,7 @@ void drain_core_pass(struct core *c)
 int ctl_drain(json_t *req, json_t *ans, char *err, size_t errlen)
 {
 	json_t *d = json_object_get(req, "deadline_s");
-	json_int_t secs = RT.cfg->control.drain_deadline;
+	json_int_t secs = drain_default_deadline();
 
 	if (d && !json_is_null(d)) {
 		if (!json_is_integer(d) || json_integer_value(d) < 1 ||

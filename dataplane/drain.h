@@ -47,13 +47,13 @@ void drain_abort(const char *why);
 /* A core, at the top of each loop pass (c->now_ms fresh). */
 void drain_core_pass(struct core *c);
 
-/* The control socket's commands (dataplane/ctl_cmds.def), run on the
- * control thread: 0, or < 0 with err filled. drain: request deadline_s
- * (default control.drain_deadline), answer sessions (open now); undrain;
- * health: answer serving (taking new connections) and draining. */
-typedef struct json_t json_t;
-int ctl_drain(json_t *req, json_t *ans, char *err, size_t errlen);
-int ctl_undrain(json_t *req, json_t *ans, char *err, size_t errlen);
-int ctl_health(json_t *req, json_t *ans, char *err, size_t errlen);
+/* control.drain_deadline of the running configuration (a reload may have
+ * changed it). Main or control thread. */
+unsigned drain_default_deadline(void);
+
+/* The control socket's commands drain, undrain and health are in drain.c
+ * (declared by ctl.h from ctl_cmds.def; docs/control.md): drain takes
+ * deadline_s (default control.drain_deadline) and answers sessions (open
+ * now); health answers serving (taking new connections) and draining. */
 
 #endif
