@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "clock.h"
 #include "core.h"
@@ -208,6 +209,24 @@ void drain_core_pass(struct core *c)
 
 /* ---- the control socket's commands (docs/control.md) -------------------- */
 
+#define DRAIN_ACK_MS 1000 /* how long a command waits for the cores */
+
+/* Wait (bounded) until every core acted on the current generation: the
+ * answer then says what is true (listeners stopped, or accepting again).
+ * A core's pass waits at most 50 ms (core.c), so this is short. */
+static void drain_wait_cores(void)
+{
+	unsigned gen = atomic_load_explicit(&RT.drain_gen, memory_order_acquire);
+	uint64_t until = clock_mono_ms() + DRAIN_ACK_MS;
+	struct timespec ms = { 0, 1000 * 1000 };
+
+	for (unsigned i = 0; i < RT.n_cores && clock_mono_ms() < until; i++)
+		while (atomic_load_explicit(&RT.cores[i].pub_gen, memory_order_acquire) != gen &&
+		       !atomic_load_explicit(&RT.stop, memory_order_relaxed) &&
+		       clock_mono_ms() < until)
+			nanosleep(&ms, NULL);
+}
+
 /* drain {deadline_s}: the configured control.drain_deadline without one. */
 int ctl_drain(json_t *req, json_t *ans, char *err, size_t errlen)
 {
@@ -225,6 +244,7 @@ int ctl_drain(json_t *req, json_t *ans, char *err, size_t errlen)
 	if (json_object_set_new(ans, "sessions", json_integer(drain_start((unsigned)secs,
 									   "control"))) < 0)
 		return -ENOMEM;
+	drain_wait_cores();
 	return 0;
 }
 
@@ -241,6 +261,7 @@ int ctl_undrain(json_t *req, json_t *ans, char *err, size_t errlen)
 		snprintf(err, errlen, "the drain is over: sluice is stopping");
 		return rc;
 	}
+	drain_wait_cores();
 	return 0;
 }
 

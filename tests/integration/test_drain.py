@@ -320,6 +320,45 @@ class Drain(unittest.TestCase):
         self.assertIn("drain: SIGTERM again during the drain: stopping now", sl.log_text())
         self.assertEqual(delivered(busy.tag), 0)
 
+    def test_control_drain_undrain_health(self):
+        """The control socket's drain, health and undrain: a drain refuses
+        new connections and says goodbye; undrain accepts again and says no
+        more goodbyes; a drain with deadline_s ends the process."""
+        self.sl = sl = Sluice(drain_config(deadline=30), "drain-ctl").start()
+        self.assertEqual(sl.ctl("health"), {"ok": True, "serving": True, "draining": False})
+        bad = sl.ctl("drain", deadline_s="soon")
+        self.assertFalse(bad["ok"])
+        self.assertIn("deadline_s", bad["error"])
+        self.assertEqual(sl.ctl("undrain"), {"ok": False, "error": "not draining"})
+
+        with Smtp(sl.addr("smtp")) as idle:
+            idle.reply()
+            ans = sl.ctl("drain", deadline_s=20)
+            self.assertEqual(ans, {"ok": True, "sessions": 1})
+            code, lines = idle.reply()
+            self.assertEqual(code, 421, lines)
+        self.assertEqual(sl.ctl("health"), {"ok": True, "serving": False, "draining": True})
+        self.assertTrue(sl.ctl("status")["draining"])
+        self.assertTrue(refused(sl, "smtp"))
+
+        self.assertEqual(sl.ctl("undrain"), {"ok": True})
+        self.assertEqual(sl.ctl("health"), {"ok": True, "serving": True, "draining": False})
+        with Smtp(sl.addr("smtp")) as c:               # accepted and greeted again
+            self.assertEqual(c.reply()[0], 220)
+            c.sock.settimeout(1)
+            self.assertRaises(AssertionError, c.reply)  # no goodbye: nothing comes
+            c.expect("EHLO client.test", 250)
+        self.assertIn("drain: undrained after", sl.log_text())
+
+        with Smtp(sl.addr("smtp")) as idle:
+            idle.reply()
+            t0 = time.monotonic()
+            self.assertTrue(sl.ctl("drain", deadline_s=1)["ok"])
+            self.assertEqual(idle.reply()[0], 421)
+            self.assertEqual(exit_status(sl, 5), 0)
+            self.assertLess(time.monotonic() - t0, 3)
+        self.assertIn("drain: started by control: deadline 1 s", sl.log_text())
+
 
 if __name__ == "__main__":
     unittest.main()
