@@ -224,7 +224,8 @@ bool proto_goodbye(const struct proto_ops *ops, const struct proto_env *env,
 {
 	const char *be_bye = NULL;
 
-	if (relay && (ps->tls_held || ps->replies < ps->cmds || ps->b_cur_len))
+	if (relay && (ps->tls_held || ps->b_cur_len ||
+		      ps->replies + (ps->idle_wait ? 1u : 0u) < ps->cmds))
 		return false;
 	if (!ops->goodbye || !ops->goodbye(ps, relay, &be_bye))
 		return false;

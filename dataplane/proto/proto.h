@@ -136,6 +136,9 @@ struct proto_sess {
 	uint8_t b_cur_len;      /* bytes of b_cur: >0 means inside a backend line */
 	char b_cur[4];          /* how the backend line in progress began */
 	char last_reply[4];     /* how the last complete backend line began */
+	bool idle_wait;         /* relay: the one command in flight waits on
+				   the client, not the backend (IMAP IDLE once
+				   its "+" came): the server may still speak */
 	uint32_t cmds;          /* client commands relayed that get a reply */
 	uint32_t replies;       /* final backend replies relayed */
 	_Alignas(16) unsigned char priv[PROTO_PRIV_MAX]; /* the engine's state */
@@ -269,8 +272,9 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 /*
  * Drain: may sluice say goodbye now (relay: the session relays to its
  * backend)? Only where no reply is in flight: in the relay every command
- * relayed has its final reply, no backend line is half-relayed and no
- * STARTTLS is held, and the engine agrees (->goodbye). Returns true with
+ * relayed has its final reply (but one that waits on the client:
+ * ps->idle_wait), no backend line is half-relayed and no STARTTLS is held,
+ * and the engine agrees (->goodbye). Returns true with
  * the protocol's goodbye (PW_SHUTTING_DOWN) and PO_CLOSE in o, and in the
  * relay the backend's polite end (QUIT/LOGOUT) in o->to_backend, as
  * proto_late_starttls does (nothing there: close it at once). False: not

@@ -12,8 +12,8 @@ example configuration with its ports shifted and a short deadline:
 
 Under load: several smtplib senders deliver over STARTTLS in a loop, two
 raw clients are inside DATA with a slow body when SIGTERM comes, one never
-ends its DATA; idle SMTP (in sluice's dialogue and relayed), IMAP and POP3
-clients wait. Then: every message a client got 250 for is in the Maildir
+ends its DATA; idle SMTP (in sluice's dialogue and relayed), IMAP (one in
+IDLE) and POP3 clients wait. Then: every message a client got 250 for is in the Maildir
 exactly once, none other is; the slow bodies finish and are delivered;
 idle clients get 421 4.3.2 / * BYE / -ERR at once; new connections are
 refused; the endless DATA is cut at the deadline, not before; sluice exits
@@ -202,6 +202,12 @@ class Drain(unittest.TestCase):
         imap = IMAP4(*sl.addr("imap"))
         imap.starttls(ssl_context=no_verify_context())
         imap.login(MAIL_USER, MAIL_PASSWORD)
+        idling = IMAP4(*sl.addr("imap"))                # in IDLE (RFC 2177)
+        idling.starttls(ssl_context=no_verify_context())
+        idling.login(MAIL_USER, MAIL_PASSWORD)
+        idling.select("INBOX")
+        idling.send(b"i1 IDLE\r\n")
+        self.assertTrue(idling.readline().startswith(b"+ "))
         pop = POP3(*sl.addr("pop3"))
         pop.stls(context=no_verify_context())
         pop.user(MAIL_USER)
@@ -228,8 +234,9 @@ class Drain(unittest.TestCase):
             self.assertEqual(code, 421, f"{what}: {lines}")
             self.assertIn("4.3.2", lines[0], what)
             self.assertEqual(c.closed_by_peer(3), b"", what)
-        imap.sock.settimeout(3)
-        self.assertRegex(imap.readline(), rb"^\* BYE .*shutting down")
+        for c in (imap, idling):
+            c.sock.settimeout(3)
+            self.assertRegex(c.readline(), rb"^\* BYE .*shutting down")
         pop.sock.settimeout(3)
         self.assertRegex(pop._getline()[0], rb"^-ERR .*shutting down")
         self.assertLess(time.monotonic() - t_term, 2, "goodbyes came at once")
@@ -282,7 +289,7 @@ class Drain(unittest.TestCase):
         self.assertEqual(len(cut), 1, cut)
         ctr = self.counters()
         self.assertEqual(ctr.get("drain_cut"), 1)
-        self.assertGreaterEqual(ctr.get("drain_goodbye", 0), 4 + SLOW)
+        self.assertGreaterEqual(ctr.get("drain_goodbye", 0), 5 + SLOW)
         for c in (dialogue, relayed):
             c.close()
         # The relayed sessions' backends were ended politely (QUIT).

@@ -163,14 +163,33 @@ static void test_imap(void **state)
 		NOT_YET("", "lo\r\n)\r\n"),                   /* the response goes on */
 		BYE("", "a2 OK Fetch completed.\r\n", "b LOGOUT\r\n"),
 	};
-	static const struct gstep idle_cmd[] = {
-		NOT_YET("a3 IDLE\r\n", "+ idling\r\n"),        /* IDLE is a command in flight */
-		BYE("DONE\r\n", "a3 OK Idle completed.\r\n", "b LOGOUT\r\n"),
+	/* IDLE waits on the client: once its "+" came, BYE may come (RFC
+	 * 2177), and the backend is told DONE, then LOGOUT. */
+	static const struct gstep idle[] = {
+		NOT_YET("a3 IDLE\r\n", ""),                        /* its "+" due */
+		BYE("", "+ idling\r\n", "DONE\r\nb LOGOUT\r\n"),
+	};
+	static const struct gstep idle_untagged[] = {
+		NOT_YET("a3 IDLE\r\n", "+ idling\r\n* 4 EXI"),     /* half a line */
+		BYE("", "STS\r\n", "DONE\r\nb LOGOUT\r\n"),
+	};
+	/* DONE sent: IDLE's reply is due, even if its "+" comes after. */
+	static const struct gstep idle_done[] = {
+		NOT_YET("a3 IDLE\r\nDONE\r\n", "+ idling\r\n"),
+		BYE("", "a3 OK Idle completed.\r\n", "b LOGOUT\r\n"),
+	};
+	/* An earlier command's reply is not IDLE's: the "+" still counts. */
+	static const struct gstep idle_pipelined[] = {
+		NOT_YET("a4 NOOP\r\na5 IDLE\r\n", "a4 OK NOOP completed.\r\n"),
+		BYE("", "+ idling\r\n", "DONE\r\nb LOGOUT\r\n"),
 	};
 
 	PLAY(CFG_PROTO_IMAP, selected, "* BYE mx.test ");
 	PLAY(CFG_PROTO_IMAP, literal, "* BYE ");
-	PLAY(CFG_PROTO_IMAP, idle_cmd, "* BYE ");
+	PLAY(CFG_PROTO_IMAP, idle, "* BYE ");
+	PLAY(CFG_PROTO_IMAP, idle_untagged, "* BYE ");
+	PLAY(CFG_PROTO_IMAP, idle_done, "* BYE ");
+	PLAY(CFG_PROTO_IMAP, idle_pipelined, "* BYE ");
 }
 
 /* POP3: never inside a multi-line answer; after login no QUIT to the
