@@ -20,16 +20,16 @@ refused; the endless DATA is cut at the deadline, not before; sluice exits
 0 soon after.
 """
 
-import imaplib
-import poplib
 import re
 import signal
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
+import harness
 from harness import (IMAP4, MAIL_PASSWORD, MAIL_USER, POP3, SENDER, Closed, Dovecot, dot_stuff,
                      Postfix, Sluice, Smtp, client_source, load_example, make_message,
                      message_id, no_verify_context, recipient, shifted, stop_all, unique,
@@ -165,6 +165,21 @@ def refused(sl, listener):
         return True
     except socket.timeout:
         return False
+
+
+def start_beside(cfg, name):
+    """A second sluice on the same ports as a running one (an upgrade):
+    Sluice.start would stop the first, so it is started here."""
+    sl = Sluice(cfg, name)
+    sl._err = open(sl.stderr_path, "wb")
+    sl.proc = subprocess.Popen([harness.sluice_bin(), "-c", str(sl.path)],
+                               stdin=subprocess.DEVNULL, stdout=sl._err, stderr=sl._err,
+                               start_new_session=True)
+    harness._running.append(sl)
+    wait_until(lambda: " started: " in sl.log_text() or sl.proc.poll() is not None, 20,
+               "the second sluice to start")
+    assert sl.running(), sl.log_text()
+    return sl
 
 
 def exit_status(sl, timeout):
@@ -365,6 +380,43 @@ class Drain(unittest.TestCase):
             self.assertEqual(exit_status(sl, 5), 0)
             self.assertLess(time.monotonic() - t0, 3)
         self.assertIn("drain: started by control: deadline 1 s", sl.log_text())
+
+    def test_upgrade_beside(self):
+        """An upgrade: a new sluice on the same ports (SO_REUSEPORT), then
+        SIGTERM to the old one. Its idle sessions get their goodbye and it
+        exits 0; from then on every new connection is served by the new
+        one, none refused."""
+        self.sl = old = Sluice(drain_config(deadline=10), "drain-old").start()
+        new = start_beside(drain_config(), "drain-new")
+        self.addCleanup(new.stop)
+        clients = [Smtp(old.addr("smtp")) for _ in range(6)]   # over both processes
+        for c in clients:
+            self.assertEqual(c.reply()[0], 220)
+        old.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "drain: started by SIGTERM" in old.log_text(), 5, "the drain")
+        self.assertEqual(exit_status(old, 5), 0, old.log_text()[-2000:])
+        ports = []
+        for _ in range(20):
+            with Smtp(old.addr("smtp")) as c:              # not refused: the new one
+                self.assertEqual(c.reply()[0], 220)
+                c.expect("QUIT", 221)
+                ports.append(c.local[1])
+        wait_until(lambda: set(ports) <= {int(kv["client"].rsplit(":", 1)[1])
+                                         for kv in new.conn_logs()}, 5,
+                   "the new sluice's lines for every new connection")
+        on_old = [kv for kv in old.conn_logs() if kv.get("result") == "drain"]
+        self.assertTrue(on_old, "some of the first clients were the old one's")
+        for c in clients:
+            c.sock.settimeout(0.5)
+            try:
+                got = c.reply()[0]                          # the old one's: its goodbye
+            except Closed:
+                got = "closed without a goodbye"
+            except AssertionError:
+                got = None                                  # the new one's: idle
+            self.assertIn(got, (None, 421))
+            c.close()
+        self.assertTrue(new.running())
 
 
 if __name__ == "__main__":
