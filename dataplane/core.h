@@ -39,6 +39,7 @@ struct core {
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 	struct snap *snap;         /* the configuration of this pass (snap.h) */
+	uint64_t snap_gen;         /* its generation: the listeners follow it */
 	/* Drain (drain.c): what this core acts on, read from RT once a pass. */
 	unsigned drain_gen;        /* the RT.drain_gen acted on */
 	bool draining;             /* goodbyes are due; listeners stopped */

@@ -259,6 +259,14 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	if (!(boot = snap_build(&a->tc, a->pools, c->n_backends, err, errlen)))
 		return -EINVAL;
 	boot->keep_cfg = true;
+	/* The sockets io_setup() bound, as the first generation's. */
+	if ((rc = io_listeners_for(c, snap_next_gen(), boot->lfd, err, errlen)) == -ENOTSUP) {
+		free(boot->lfd);
+		boot->lfd = NULL;
+	} else if (rc < 0) {
+		snap_discard(boot);
+		return rc;
+	}
 	snap_publish(boot);
 	ctl_status_started();
 	/* The control socket is made as root; sluice-control talks to it. A
@@ -337,11 +345,15 @@ static void app_signal_loop(struct app *a)
 			report_counters();
 			report_fingerprints();
 		} else if (sig == SIGUSR2) {
-			if (RT.cfg->tickets.key_file)
+			enum tls_ticket_source src;
+
+			tls_resume_show(NULL, 0, 0, &src, NULL);
+			if (src == TLS_TICKETS_OFF)
+				log_msg(LOG_INFO, "SIGUSR2: session tickets are off");
+			else if (tls_resume_rotate_now() == -EPERM)
 				log_msg(LOG_INFO, "SIGUSR2: ticket keys come from %s; rotate them "
-					"there", RT.cfg->tickets.key_file);
-			else
-				tls_resume_rotate_now();
+					"there", src == TLS_TICKETS_FILE ? RT.cfg->tickets.key_file
+					: "sluice-control (sluicectl tickets rotate)");
 		} else if (sig == SIGHUP) {
 			char err[1024];
 
