@@ -344,8 +344,9 @@ class Drain(unittest.TestCase):
 
     def test_control_drain_undrain_health(self):
         """The control socket's drain, health and undrain: a drain refuses
-        new connections and says goodbye; undrain accepts again and says no
-        more goodbyes; a drain with deadline_s ends the process."""
+        new connections and says goodbye; undrain (while a busy session
+        keeps the drained process alive) accepts again and says no more
+        goodbyes; a drain with deadline_s ends the process at it."""
         self.sl = sl = Sluice(drain_config(deadline=30), "drain-ctl").start()
         self.assertEqual(sl.ctl("health"), {"ok": True, "serving": True, "draining": False})
         bad = sl.ctl("drain", deadline_s="soon")
@@ -353,10 +354,12 @@ class Drain(unittest.TestCase):
         self.assertIn("deadline_s", bad["error"])
         self.assertEqual(sl.ctl("undrain"), {"ok": False, "error": "not draining"})
 
+        busy = SlowData(sl, None)                      # inside DATA: holds the drain
+        busy.start()
         with Smtp(sl.addr("smtp")) as idle:
             idle.reply()
             ans = sl.ctl("drain", deadline_s=20)
-            self.assertEqual(ans, {"ok": True, "sessions": 1})
+            self.assertEqual(ans, {"ok": True, "sessions": 2})
             code, lines = idle.reply()
             self.assertEqual(code, 421, lines)
         self.assertEqual(sl.ctl("health"), {"ok": True, "serving": False, "draining": True})
@@ -371,6 +374,7 @@ class Drain(unittest.TestCase):
             self.assertRaises(AssertionError, c.reply)  # no goodbye: nothing comes
             c.expect("EHLO client.test", 250)
         self.assertIn("drain: undrained after", sl.log_text())
+        self.assertIsNone(busy.closed_at, "the busy session goes on")
 
         with Smtp(sl.addr("smtp")) as idle:
             idle.reply()
@@ -378,8 +382,12 @@ class Drain(unittest.TestCase):
             self.assertTrue(sl.ctl("drain", deadline_s=1)["ok"])
             self.assertEqual(idle.reply()[0], 421)
             self.assertEqual(exit_status(sl, 5), 0)
+            self.assertGreater(time.monotonic() - t0, 0.9, "the busy session held it")
             self.assertLess(time.monotonic() - t0, 3)
+        busy.join(5)
+        self.assertIsNotNone(busy.closed_at)
         self.assertIn("drain: started by control: deadline 1 s", sl.log_text())
+        self.assertIn("1 busy sessions cut", sl.log_text())
 
     def test_upgrade_beside(self):
         """An upgrade: a new sluice on the same ports (SO_REUSEPORT), then
