@@ -388,6 +388,15 @@ static void kern_leave(struct core *c)
 	}
 }
 
+/* Is fd a listening socket now? */
+static bool kern_listening(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
+}
+
 /*
  * io_ops.listen: a drain stops the listeners without closing them, as
  * HAProxy pauses its own: shutdown() takes a listening socket out of the
@@ -408,7 +417,11 @@ static void kern_listen_set(struct core *c, bool on)
 		if (ls->fd < 0)
 			continue;
 		if (!on) {
-			(void)shutdown(ls->fd, SHUT_RDWR);
+			/* Only a socket that listens: shutdown() on one shut
+			 * down already leaves flags that the connections it
+			 * accepts after listen() inherit (they are reset). */
+			if (kern_listening(ls->fd))
+				(void)shutdown(ls->fd, SHUT_RDWR);
 			ls->readable = false;
 		} else {
 			if (listen(ls->fd, 1024) < 0)
@@ -579,7 +592,7 @@ static int kern_relisten(struct core *c, const int *lfd, unsigned n)
 	kc->n_lsn = n;
 	if (kc->paused) {
 		/* Draining: a listener the reload added does not listen either
-		 * (shutting one down again does nothing). */
+		 * (those that were here are shut down already). */
 		kc->paused = false;
 		kern_listen_set(c, false);
 	}

@@ -389,6 +389,34 @@ class Drain(unittest.TestCase):
         self.assertIn("drain: started by control: deadline 1 s", sl.log_text())
         self.assertIn("1 busy sessions cut", sl.log_text())
 
+    def test_reload_during_drain(self):
+        """A listener that a reload adds while sluice drains does not
+        listen either; undrain starts it with the others."""
+        cfg = drain_config(deadline=30)
+        self.sl = sl = Sluice(cfg, "drain-reload").start()
+        busy = SlowData(sl, None)                      # holds the drain
+        busy.start()
+        self.assertTrue(sl.ctl("drain")["ok"])
+        more = shifted(load_example("mail-front.yaml"), OFFSET)
+        cfg["listeners"] += [l for l in more["listeners"] if l["name"] == "submission"]
+        sl.rewrite(cfg)
+        sl.listeners["submission"] = harness._addr(cfg["listeners"][-1]["address"])
+        sl.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload from SIGHUP: generation 2 is serving" in sl.log_text(), 10,
+                   "the reload")
+        time.sleep(0.2)                                 # every core took it
+        for listener in ("smtp", "submission"):
+            self.assertTrue(refused(sl, listener), f"{listener} while draining")
+        self.assertEqual(sl.ctl("undrain"), {"ok": True})
+        for listener in ("smtp", "submission"):
+            with Smtp(sl.addr(listener)) as c:
+                self.assertEqual(c.reply()[0], 220, listener)
+        self.assertIsNone(busy.closed_at)
+        sl.proc.send_signal(signal.SIGTERM)             # the busy session holds it,
+        wait_until(lambda: "drain: started by SIGTERM" in sl.log_text(), 5, "the drain")
+        sl.proc.send_signal(signal.SIGTERM)             # until the second one
+        self.assertEqual(exit_status(sl, 5), 0)
+
     def test_upgrade_beside(self):
         """An upgrade: a new sluice on the same ports (SO_REUSEPORT), then
         SIGTERM to the old one. Its idle sessions get their goodbye and it
