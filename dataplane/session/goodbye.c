@@ -82,16 +82,6 @@ unsigned sess_drain_sweep(struct core *c)
 	return busy;
 }
 
-unsigned sess_drain_busy(const struct core *c)
-{
-	unsigned busy = 0;
-
-	for (const struct sess *s = c->sessions; s; s = s->next)
-		if (!sess_settled(s))
-			busy++;
-	return busy;
-}
-
 unsigned sess_drain_cut(struct core *c)
 {
 	struct sess *s;

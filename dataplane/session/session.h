@@ -152,8 +152,6 @@ void sess_close_all(struct core *c);
  * others get theirs from sess_run once they are); returns how many are
  * still busy (not closing with everything sent). */
 unsigned sess_drain_sweep(struct core *c);
-/* How many sessions of c are still busy, as sess_drain_sweep counts. */
-unsigned sess_drain_busy(const struct core *c);
 /* The drain's deadline: every session of c closed now (TLS: close_notify
  * first, where it fits); returns how many were cut while still busy. */
 unsigned sess_drain_cut(struct core *c);
