@@ -963,7 +963,8 @@ assert f.readline().startswith(b'220')
 busy = socket.create_connection(('{SLUICE4}', 25), 5)
 b = busy.makefile('rb')
 assert b.readline().startswith(b'220')
-busy.sendall(b'NOO')
+busy.sendall(b'NOOP\\r\\nNOO')              # one segment: once NOOP is answered,
+assert b.readline().startswith(b'250')    # sluice holds the half line
 print('GREETED', flush=True)
 sys.stdin.readline()                      # the test drains now
 print('GOT', f.readline().decode().strip(), flush=True)
