@@ -29,6 +29,7 @@
 #include "log.h"
 #include "session/probe_loop.h"
 #include "session/session.h"
+#include "snap.h"
 
 #define CORE_WAIT_MS 50   /* the longest a pass waits for an event */
 
@@ -37,7 +38,7 @@ struct runtime RT;
 /* io_cb.accept: a session takes the connection (listener li). */
 static int core_accept(struct core *c, unsigned li, struct stream *st)
 {
-	return sess_accept(c, &RT.listeners[li], st);
+	return sess_accept(c, &c->snap->listeners[li], st);
 }
 
 const struct io_cb core_io_cb = { .accept = core_accept };
@@ -52,6 +53,7 @@ void *core_main(void *arg)
 	c->now_ms = clock_mono_ms();
 	wheel_init(&c->wheel, c->now_ms);
 	c->wake_fd = tlsw_core_fd(c->id);
+	c->snap = snap_enter(c->id);
 	if (io->enter && io->enter(c) < 0) {
 		log_msg(LOG_ERR, "core %u: the %s stack cannot start here", c->id, io->name);
 		return NULL;
@@ -66,6 +68,9 @@ void *core_main(void *arg)
 		/* Before anything is handed on: a session accepted now arms
 		 * its timers from now, not from before the wait. */
 		c->now_ms = clock_mono_ms();
+		/* A reload is picked up here, once per pass: sessions accepted
+		 * from now on take this snapshot, those before keep theirs. */
+		c->snap = snap_enter(c->id);
 		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
 			sess_job_done(j);

@@ -38,19 +38,17 @@ struct core {
 				      wakes every ms, not every CORE_WAIT_MS */
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
+	struct snap *snap;         /* the configuration of this pass (snap.h) */
 };
 
 struct tls_certset;
 struct fp_table;
 
-/* Shared, read-only after start-up. */
+/* Shared, read-only after start-up. What a reload changes is in the
+ * configuration snapshots (snap.h), not here. */
 struct runtime {
-	const struct cfg *cfg;
-	struct listener *listeners;
-	unsigned n_listeners;
-	struct tls_certset **sets; /* every cert set: the named ones, then the
-				      listeners' own */
-	unsigned n_sets;
+	const struct cfg *cfg;     /* the start-up configuration: the stack,
+				      the backend pools, the cores */
 	struct core *cores;
 	unsigned n_cores;
 	_Atomic bool stop;

@@ -23,7 +23,9 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "conf.h"
 #include "core.h"
+#include "ctl.h"
 #include "explain.h"
 #include "fpstat.h"
 #include "io/io.h"
@@ -31,7 +33,9 @@
 #include "session/backend.h"
 #include "session/probe_loop.h"
 #include "session/session.h"
+#include "reload.h"
 #include "sluice-build.h"
+#include "snap.h"
 #include "resume.h"
 #include "tls.h"
 
@@ -67,124 +71,6 @@ static void usage(FILE *f)
 		"  -c, --config FILE  configuration (default: the embedded quick-start one)\n"
 		"      --check        validate configuration and certificates, then exit\n"
 		"  -V, --version      print the version\n");
-}
-
-/* A new entry of RT.sets; NULL when out of memory. */
-static struct tls_certset *new_set(void)
-{
-	struct tls_certset **v = realloc(RT.sets, (RT.n_sets + 1) * sizeof(*v));
-
-	if (!v)
-		return NULL;
-	RT.sets = v;
-	if (!(v[RT.n_sets] = calloc(1, sizeof(**v))))
-		return NULL;
-	return v[RT.n_sets++];
-}
-
-/* Rule 2.5: prove each certificate of set usable under policy before
- * STARTTLS is offered with it. */
-static int probe_set(const struct tls_certset *set, enum cfg_policy policy, char *err,
-		     size_t errlen)
-{
-	for (unsigned k = 0; k <= set->n; k++) {
-		SSL_CTX *probe = tls_ctx_new(NULL, set, k ? k - 1 : TLS_CERT_ANY, policy,
-					     err, errlen);
-
-		if (!probe)
-			return -EINVAL;
-		SSL_CTX_free(probe);
-	}
-	return 0;
-}
-
-/* "mail: ecdsa-p256,rsa-2048; other: ..." */
-static void describe_sets(struct listener *l)
-{
-	size_t o = 0;
-
-	l->certs_desc[0] = 0;
-	for (unsigned i = 0; i < l->n_sets && o < sizeof(l->certs_desc); i++) {
-		const struct tls_certset *set = l->sets[i];
-
-		o += (size_t)snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s%s",
-				      i ? "; " : "", set->generated ? "generated " : "",
-				      set->generated || l->cfg->n_certs ? "" : set->name);
-		for (unsigned j = 0; j < set->n && o < sizeof(l->certs_desc); j++)
-			o += (size_t)snprintf(l->certs_desc + o, sizeof(l->certs_desc) - o, "%s%s",
-					      j ? "," : (set->generated || l->cfg->n_certs ? "" : ": "),
-					      set->cert[set->order[j]].kind);
-	}
-}
-
-/* Per-listener run-time state: engine, backend pool, certificates. */
-static int setup_listeners(const struct cfg *c, struct be_pool *pools, char *err,
-			   size_t errlen)
-{
-	unsigned i, j;
-	int rc;
-
-	RT.listeners = calloc(c->n_listeners, sizeof(*RT.listeners));
-	if (!RT.listeners)
-		return -ENOMEM;
-	RT.n_listeners = c->n_listeners;
-	for (i = 0; i < c->n_cert_sets; i++) {
-		struct tls_certset *set = new_set();
-
-		if (!set)
-			return -ENOMEM;
-		if ((rc = tls_certset_load(c, &c->cert_sets[i], set, err, errlen)) < 0)
-			return rc;
-	}
-	for (i = 0; i < c->n_listeners; i++) {
-		struct listener *l = &RT.listeners[i];
-		const struct cfg_listener *cl = &c->listeners[i];
-		uint8_t policies;
-
-		l->cfg = cl;
-		l->idx = i;
-		l->ops = proto_get(cl->protocol);
-		if (!l->ops) {
-			snprintf(err, errlen, "%s:%u: listeners[%u].protocol: %s is not implemented yet",
-				 c->path, cl->line, i, cfg_proto_name(cl->protocol));
-			return -ENOTSUP;
-		}
-		for (j = 0; j < c->n_backends; j++)
-			if (&c->backends[j] == cl->be)
-				l->pool = &pools[j];
-		if (cl->tls == CFG_TLS_OFF)
-			continue;
-		l->n_sets = cl->n_cert_sets ? cl->n_cert_sets : 1;
-		l->sets = calloc(l->n_sets, sizeof(*l->sets));
-		l->set_ids = calloc(l->n_sets, sizeof(*l->set_ids));
-		if (!l->sets || !l->set_ids)
-			return -ENOMEM;
-		if (cl->n_cert_sets) {
-			for (j = 0; j < cl->n_cert_sets; j++) {
-				l->set_ids[j] = (uint16_t)(cl->sets[j] - c->cert_sets);
-				l->sets[j] = RT.sets[l->set_ids[j]];
-			}
-		} else {
-			if (!(l->sets[0] = new_set()))
-				return -ENOMEM;
-			l->set_ids[0] = (uint16_t)(RT.n_sets - 1);
-			if ((rc = tls_certset_load_listener(c, cl, l->sets[0], err, errlen)) < 0)
-				return rc;
-		}
-		policies = (uint8_t)(1u << cl->policy);
-		for (j = 0; j < cl->n_policy_rules; j++)
-			policies |= (uint8_t)(1u << cl->policy_by_network[j].policy);
-		for (j = 0; j < l->n_sets; j++) {
-			for (unsigned p = 0; p < CFG_POLICY_COUNT; p++)
-				if ((policies & (1u << p)) && !(l->sets[j]->policies & (1u << p)) &&
-				    (rc = probe_set(l->sets[j], (enum cfg_policy)p, err, errlen)) < 0)
-					return rc;
-			l->sets[j]->policies |= policies;
-		}
-		l->tls_available = true;
-		describe_sets(l);
-	}
-	return 0;
 }
 
 /* Become user (its uid, gid and groups) for good. */
@@ -250,11 +136,13 @@ static void report_fingerprints(void)
 struct app {
 	const char *path;          /* -c FILE, or NULL: the embedded default */
 	bool check;                /* --check */
-	struct cfg *c;
+	struct cfg *c;             /* the start-up configuration (RT.cfg) */
+	struct tls_conf tc;        /* it, with its certificates: the first
+				      snapshot takes it over */
 	struct be_pool *pools;
-	const char **sids;         /* [listener] session ID contexts */
 	sigset_t sigs;             /* taken by the signal loop only */
 	bool io_up;                /* io_setup() ran: io_fini() at teardown */
+	bool workers_up;           /* tlsw_start() ran: tlsw_fini() at teardown */
 	unsigned n_started;        /* core threads started */
 };
 
@@ -310,15 +198,14 @@ static int app_setup(struct app *a, char *err, size_t errlen)
 	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	if (tls_bio_init() < 0)
 		return -ENOMEM;
-	rc = a->path ? cfg_load_file(a->path, &a->c, err, errlen)
-		     : cfg_load_string(cfg_default_yaml, cfg_default_yaml_len,
-				       "(embedded default)", &a->c, err, errlen);
+	rc = a->path ? tls_conf_load_file(a->path, &a->tc, err, errlen)
+		     : tls_conf_load(cfg_default_yaml, cfg_default_yaml_len,
+				     "(embedded default)", NULL, &a->tc, err, errlen);
 	if (rc < 0)
 		return rc;
-	RT.cfg = a->c;
+	RT.cfg = a->c = a->tc.c;
 	if ((rc = tls_resume_init(a->c, log_msg, err, errlen)) < 0 ||
-	    (rc = be_pools_init(a->c, &a->pools, err, errlen)) < 0 ||
-	    (rc = setup_listeners(a->c, a->pools, err, errlen)) < 0)
+	    (rc = be_pools_init(a->c, &a->pools, err, errlen)) < 0)
 		return rc;
 	return 0;
 }
@@ -333,7 +220,8 @@ static int app_setup(struct app *a, char *err, size_t errlen)
 static int app_start(struct app *a, char *err, size_t errlen)
 {
 	const struct cfg *c = a->c;
-	char name[16];
+	struct snap *boot;
+	char name[16], cerr[512];
 	unsigned i;
 	int rc;
 
@@ -349,8 +237,7 @@ static int app_start(struct app *a, char *err, size_t errlen)
 
 	RT.n_cores = c->cores;
 	RT.cores = calloc(c->cores, sizeof(*RT.cores));
-	a->sids = calloc(c->n_listeners, sizeof(*a->sids));
-	if (!RT.cores || !a->sids)
+	if (!RT.cores)
 		return -ENOMEM;
 	for (i = 0; i < c->cores; i++) {
 		RT.cores[i].id = i;
@@ -361,13 +248,25 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	a->io_up = true;
 	if ((rc = io_setup(c, RT.cores, c->cores, &core_io_cb, err, errlen)) < 0)
 		return rc;
+	/* The workers' library contexts, then the first snapshot's SSL_CTXs
+	 * in them. */
+	if ((rc = tlsw_start(c->workers, c->cores, err, errlen)) < 0)
+		return rc;
+	a->workers_up = true;
+	snap_cores(c->cores);
+	reload_init(a->pools, c->n_backends);
+	if (!(boot = snap_build(&a->tc, a->pools, c->n_backends, err, errlen)))
+		return -EINVAL;
+	boot->keep_cfg = true;
+	snap_publish(boot);
+	ctl_status_started();
+	/* The control socket is made as root; sluice-control talks to it. A
+	 * second sluice on the same machine (tests, benchmarks) serves without
+	 * one rather than not at all. */
+	if (ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr)) < 0)
+		log_msg(LOG_WARNING, "no control socket: %s", cerr);
 	/* Ports are bound and certificates read: root is no longer needed. */
 	if (c->user && (rc = drop_privileges(c->user, err, errlen)) < 0)
-		return rc;
-	for (i = 0; i < c->n_listeners; i++)
-		a->sids[i] = c->listeners[i].name;
-	if ((rc = tlsw_start(c->workers, c->cores, RT.sets, RT.n_sets, a->sids, c->n_listeners,
-			     err, errlen)) < 0)
 		return rc;
 
 	if (RT.cores[0].io->probes_in_loop) {
@@ -382,7 +281,7 @@ static int app_start(struct app *a, char *err, size_t errlen)
 				"probed only at start-up");
 	}
 	for (i = 0; i < c->n_listeners; i++) {
-		const struct listener *l = &RT.listeners[i];
+		const struct listener *l = &boot->listeners[i];
 
 		log_msg(LOG_INFO, "listening %s %s proto=%s tls=%s backend=%s certs=%s",
 			l->cfg->name, l->cfg->address, l->ops->name, cfg_tls_name(l->cfg->tls),
@@ -415,6 +314,7 @@ static void app_signal_loop(struct app *a)
 		struct timespec tick = { 1, 0 };
 
 		tls_resume_tick((long long)time(NULL));
+		reload_tick();
 		sig = sigtimedwait(&a->sigs, NULL, &tick);
 		if (sig < 0)
 			continue;
@@ -428,8 +328,9 @@ static void app_signal_loop(struct app *a)
 			else
 				tls_resume_rotate_now();
 		} else if (sig == SIGHUP) {
-			log_msg(LOG_INFO, "SIGHUP: reload is not supported yet; restart to apply "
-				"a new configuration");
+			char err[1024];
+
+			(void)reload_from_disk(a->path, err, sizeof(err)); /* logged there */
 		} else {
 			log_msg(LOG_INFO, "signal %d: stopping", sig);
 			atomic_store(&RT.stop, true);
@@ -447,32 +348,29 @@ static void app_teardown(struct app *a)
 	atomic_store(&RT.stop, true);
 	for (i = 0; i < a->n_started; i++)
 		pthread_join(RT.cores[i].thread, NULL);
+	ctl_stop();
 	if (RT.cores) {
 		be_health_stop();
 		tlsw_stop(sess_job_orphan);
 		if (a->n_started)
 			report_counters();
 	}
+	/* The SSL_CTXs before the library contexts they live in. */
+	snap_free_all();
+	if (a->workers_up)
+		tlsw_fini();
 	if (a->io_up)
 		io_fini();   /* after the last report, which reads the stacks */
 	for (i = 0; RT.cores && i < RT.n_cores; i++)
 		fp_table_free(RT.cores[i].fp);
 	free(RT.cores);
-	for (i = 0; RT.listeners && i < RT.n_listeners; i++) {
-		free(RT.listeners[i].sets);
-		free(RT.listeners[i].set_ids);
-	}
-	for (i = 0; i < RT.n_sets; i++) {
-		tls_certset_free(RT.sets[i]);
-		free(RT.sets[i]);
-	}
-	free(RT.sets);
 	sesscache_fini();
-	free(RT.listeners);
-	free(a->sids);
 	if (a->c)
 		be_pools_free(a->pools, a->c->n_backends);
-	cfg_free(a->c);
+	if (a->tc.c)
+		tls_conf_free(&a->tc);   /* never became a snapshot (--check, a failed start) */
+	else
+		cfg_free(a->c);
 	tls_bio_fini();
 }
 

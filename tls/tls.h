@@ -128,12 +128,17 @@ enum tls_job_status {
 	TLSJ_FAIL,        /* failed; reason says why, alerts may be in out */
 };
 
+struct tlsw_ctxs;
+
 struct tls_job {
 	void *owner;        /* the session; the worker never looks inside */
 	SSL *ssl;           /* NULL on the first post: the worker creates it */
 	struct tls_io *io;
-	uint16_t listener;  /* index of the listener */
-	uint16_t set;       /* which cert set (index given to tlsw_start) */
+	const struct tlsw_ctxs *ctxs; /* the SSL_CTXs of the session's snapshot
+				       (the session keeps it alive) */
+	const char *sid;    /* session ID context: the listener's name */
+	uint16_t set;       /* which cert set (index into the sets the ctxs
+			       were built from) */
 	uint8_t cert;       /* which certificate of it, or TLS_CERT_ANY */
 	uint8_t policy;     /* enum cfg_policy */
 	uint16_t core;      /* which core to return to */
@@ -143,17 +148,22 @@ struct tls_job {
 
 /*
  * The worker pool. tlsw_start() creates n_workers threads, each with its own
- * OSSL_LIB_CTX and, for every cert set and every policy it is used with,
- * one SSL_CTX per certificate and one combined, and a ring pair per (core,
- * worker). sid_ctx[listener] is the session ID context of each listener
- * (sessions resume only on the listener that made them).
+ * OSSL_LIB_CTX, and a ring pair per (core, worker). The SSL_CTXs come
+ * from tlsw_ctxs_build(), once per configuration snapshot: for every cert
+ * set and every policy it is used with, one SSL_CTX per certificate and
+ * one combined, in every worker's own library context (built by the
+ * caller's thread, never a core's). A job names its table.
  */
-int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *sets,
-	       unsigned n_sets, const char *const *sid, unsigned n_listeners,
-	       char *err, size_t errlen);
+int tlsw_start(unsigned n_workers, unsigned n_cores, char *err, size_t errlen);
+struct tlsw_ctxs *tlsw_ctxs_build(struct tls_certset *const *sets, unsigned n_sets,
+				  char *err, size_t errlen);
+/* SSL objects made from them keep their SSL_CTX alive (OpenSSL counts). */
+void tlsw_ctxs_free(struct tlsw_ctxs *t);
 /* Stop the workers (after the cores); every job still on a ring, posted
  * or done, goes to orphan (may be NULL), which then owns it. */
 void tlsw_stop(void (*orphan)(struct tls_job *));
+/* Free the library contexts and rings, after every tlsw_ctxs is freed. */
+void tlsw_fini(void);
 /* Post a job from core; false if every ring of that core is full (the
  * caller keeps the job). */
 bool tlsw_post(unsigned core, struct tls_job *job);

@@ -30,14 +30,13 @@ struct tlsw {
 	pthread_t thread;
 	int evfd;              /* cores write here after posting */
 	OSSL_LIB_CTX *libctx;
-	SSL_CTX **ctx;         /* [ctx_slot(set, cert, policy)]; NULL where unused */
 	unsigned id;
 	char err[256];         /* start-up failure */
 	bool started;
 };
 
 static struct {
-	unsigned n_workers, n_cores, n_sets;
+	unsigned n_workers, n_cores;
 	struct tlsw *w;
 	struct ring *to_w;     /* [core * n_workers + worker] */
 	struct ring *to_c;     /* [worker * n_cores + core] */
@@ -46,14 +45,17 @@ static struct {
 	uint8_t *kick;         /* [core * n_workers + worker] posted since last kick */
 	uint32_t *out;         /* [core * n_workers + worker] jobs not yet back;
 				  kept below the ring size so returns never block */
-	struct tls_certset *const *sets;
-	const char *const *sid;  /* [listener] session ID context */
-	unsigned n_listeners;
 	_Atomic bool stop;
 	pthread_barrier_t ready;
 } P;
 
 #define CTX_PER_SET ((TLS_CERTS_MAX + 1) * CFG_POLICY_COUNT)
+
+/* The SSL_CTXs of one configuration snapshot, every worker's own. */
+struct tlsw_ctxs {
+	unsigned n_sets, n_workers;
+	SSL_CTX **ctx[];       /* [worker][ctx_slot(set, cert, policy)]; NULL where unused */
+};
 
 /* Index in a worker's ctx table: per set, the combined SSL_CTX and one per
  * certificate, each under every policy. */
@@ -72,10 +74,11 @@ static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 	if (!j->ssl) {
 		BIO *b;
 
-		SSL_CTX *ctx = j->set < P.n_sets && j->policy < CFG_POLICY_COUNT &&
+		const struct tlsw_ctxs *t = j->ctxs;
+		SSL_CTX *ctx = t && j->set < t->n_sets && j->policy < CFG_POLICY_COUNT &&
 			       (j->cert == TLS_CERT_ANY || j->cert < TLS_CERTS_MAX)
-			       ? w->ctx[ctx_slot(j->set, j->cert, j->policy)] : NULL;
-		const char *sid = j->listener < P.n_listeners ? P.sid[j->listener] : "";
+			       ? t->ctx[w->id][ctx_slot(j->set, j->cert, j->policy)] : NULL;
+		const char *sid = j->sid ? j->sid : "";
 
 		if (!ctx) { /* the core asked for what it never configured */
 			j->status = TLSJ_FAIL;
@@ -132,31 +135,13 @@ static void *tlsw_main(void *arg)
 {
 	struct tlsw *w = arg;
 	uint8_t *woke = calloc(P.n_cores, 1);
-	unsigned i, c;
+	unsigned c;
 	uint64_t v;
 
 	w->libctx = OSSL_LIB_CTX_new();
-	w->ctx = calloc((size_t)P.n_sets * CTX_PER_SET, sizeof(SSL_CTX *));
-	if (!woke || !w->libctx || !w->ctx || tls_resume_thread_init(w->libctx) < 0) {
+	if (!woke || !w->libctx || tls_resume_thread_init(w->libctx) < 0) {
 		snprintf(w->err, sizeof(w->err), "worker %u: out of memory", w->id);
 		goto ready;
-	}
-	for (i = 0; i < P.n_sets; i++) {
-		const struct tls_certset *set = P.sets[i];
-
-		for (unsigned pol = 0; pol < CFG_POLICY_COUNT; pol++) {
-			if (!(set->policies & (1u << pol)))
-				continue;
-			for (unsigned k = 0; k <= set->n; k++) {
-				unsigned cert = k ? k - 1 : TLS_CERT_ANY;
-				SSL_CTX **slot = &w->ctx[ctx_slot(i, cert, pol)];
-
-				*slot = tls_ctx_new(w->libctx, set, cert, (enum cfg_policy)pol,
-						    w->err, sizeof(w->err));
-				if (!*slot)
-					goto ready;
-			}
-		}
 	}
 	w->started = true;
 ready:
@@ -203,9 +188,7 @@ ready:
 	return NULL;
 }
 
-int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *sets,
-	       unsigned n_sets, const char *const *sid, unsigned n_listeners,
-	       char *err, size_t errlen)
+int tlsw_start(unsigned n_workers, unsigned n_cores, char *err, size_t errlen)
 {
 	char name[16];
 	unsigned i;
@@ -214,10 +197,6 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 	memset(&P, 0, sizeof(P));
 	P.n_workers = n_workers;
 	P.n_cores = n_cores;
-	P.n_sets = n_sets;
-	P.sets = sets;
-	P.sid = sid;
-	P.n_listeners = n_listeners;
 	P.w = calloc(n_workers, sizeof(*P.w));
 	P.to_w = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
 	P.to_c = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
@@ -262,6 +241,7 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, struct tls_certset *const *
 		if (!P.w[i].started) {
 			snprintf(err, errlen, "TLS worker %u: %s", i, P.w[i].err);
 			tlsw_stop(NULL);
+			tlsw_fini();
 			return -EINVAL;
 		}
 	}
@@ -291,13 +271,16 @@ void tlsw_stop(void (*orphan)(struct tls_job *))
 		while (P.to_c[i].slot && (j = ring_pop(&P.to_c[i])))
 			orphan(j);
 	}
+}
+
+void tlsw_fini(void)
+{
+	unsigned i;
+
 	/* Only now: a worker that ran a step for an SSL object made in another
 	 * worker's library context holds thread state of that context until
 	 * it exits. */
 	for (i = 0; P.w && i < P.n_workers; i++) {
-		for (size_t s = 0; P.w[i].ctx && s < (size_t)P.n_sets * CTX_PER_SET; s++)
-			SSL_CTX_free(P.w[i].ctx[s]);
-		free(P.w[i].ctx);
 		OSSL_LIB_CTX_free(P.w[i].libctx);
 		close(P.w[i].evfd);
 	}
@@ -367,4 +350,57 @@ struct tls_job *tlsw_poll(unsigned core)
 int tlsw_core_fd(unsigned core)
 {
 	return P.core_fd[core];
+}
+
+struct tlsw_ctxs *tlsw_ctxs_build(struct tls_certset *const *sets, unsigned n_sets,
+				  char *err, size_t errlen)
+{
+	struct tlsw_ctxs *t = calloc(1, sizeof(*t) + P.n_workers * sizeof(t->ctx[0]));
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->n_sets = n_sets;
+	t->n_workers = P.n_workers;
+	for (unsigned w = 0; w < P.n_workers; w++) {
+		if (!(t->ctx[w] = calloc((size_t)(n_sets ? n_sets : 1) * CTX_PER_SET,
+					 sizeof(SSL_CTX *)))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		for (unsigned i = 0; i < n_sets; i++) {
+			const struct tls_certset *set = sets[i];
+
+			for (unsigned pol = 0; pol < CFG_POLICY_COUNT; pol++) {
+				if (!(set->policies & (1u << pol)))
+					continue;
+				for (unsigned k = 0; k <= set->n; k++) {
+					unsigned cert = k ? k - 1 : TLS_CERT_ANY;
+					SSL_CTX **slot = &t->ctx[w][ctx_slot(i, cert, pol)];
+
+					*slot = tls_ctx_new(P.w[w].libctx, set, cert,
+							    (enum cfg_policy)pol, err, errlen);
+					if (!*slot)
+						goto fail;
+				}
+			}
+		}
+	}
+	return t;
+fail:
+	tlsw_ctxs_free(t);
+	return NULL;
+}
+
+void tlsw_ctxs_free(struct tlsw_ctxs *t)
+{
+	if (!t)
+		return;
+	for (unsigned w = 0; w < t->n_workers; w++) {
+		for (size_t s = 0; t->ctx[w] && s < (size_t)t->n_sets * CTX_PER_SET; s++)
+			SSL_CTX_free(t->ctx[w][s]);
+		free(t->ctx[w]);
+	}
+	free(t);
 }

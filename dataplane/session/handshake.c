@@ -22,6 +22,7 @@
 #include "session/session.h"
 #include "session/session_int.h"
 #include "fpstat.h"
+#include "snap.h"
 
 static void sess_fingerprint_done(struct sess *s, bool ok);
 
@@ -492,7 +493,8 @@ bool sess_handshake(struct sess *s)
 	s->job.owner = s;
 	s->job.ssl = s->ssl;
 	s->job.io = &s->tio;
-	s->job.listener = (uint16_t)s->l->idx;
+	s->job.sid = s->l->cfg->name;
+	s->job.ctxs = s->snap->ctxs;
 	s->job.set = s->l->set_ids[s->set];
 	s->job.cert = s->cert;
 	s->job.policy = s->policy;

@@ -36,6 +36,7 @@
 #include "session/session_int.h"
 #include "io/io.h"
 #include "fpstat.h"
+#include "snap.h"
 
 
 static const int quirk_ctr[QUIRK__COUNT] = {
@@ -496,6 +497,8 @@ static struct sess *sess_new(struct core *c, const struct listener *l,
 	}
 	ctr_inc(c, CTR_conn_accepted);
 	s->core = c;
+	s->snap = c->snap;
+	snap_hold(s->snap, c->id);
 	s->l = l;
 	s->id = ((uint64_t)c->id << 48) | ++c->next_id;
 	s->peer = *peer;
@@ -674,6 +677,7 @@ void sess_free(struct sess *s)
 	buf_free(&s->pin);
 	if (s->l->ops->fini)
 		s->l->ops->fini(&s->ps);
+	snap_release(s->snap, s->core->id);
 	free(s);
 }
 

@@ -53,7 +53,9 @@ struct sess {
 	struct sess *next_again;    /* core's run-again list */
 	bool again;                 /* on it */
 	struct core *core;
-	const struct listener *l;
+	struct snap *snap;          /* the configuration it was accepted under,
+				       held to its end (snap.h) */
+	const struct listener *l;   /* in snap */
 	union {
 		struct stream cli;          /* client connection, either stack */
 		struct tcp_stream cli_native; /* room for a native one */

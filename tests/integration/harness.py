@@ -809,12 +809,18 @@ class Sluice:
     def __init__(self, config, name="sluice"):
         self.name = f"{name}-{os.getpid()}-{next(_instances)}"
         if isinstance(config, dict):
+            # Each instance its own control socket (docs/control.md), so
+            # that tests can ask it and instances never share one.
+            config.setdefault("control", {}).setdefault(
+                "dataplane_socket", str(scratch() / f"{self.name}.dp.sock"))
             self.config = config
             self.path = scratch() / f"{self.name}.yaml"
             self.path.write_text(yaml.safe_dump(config, sort_keys=False))
         else:
             self.path = Path(config)
             self.config = yaml.safe_load(self.path.read_text())
+        self.ctl_path = (self.config.get("control") or {}).get(
+            "dataplane_socket", "/run/sluice/dataplane.sock")
         self.stderr_path = scratch() / f"{self.name}.stderr"
         self.listeners = {l["name"]: _addr(l["address"]) for l in self.config["listeners"]}
         self.proc = None
@@ -853,6 +859,30 @@ class Sluice:
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def ctl(self, cmd, timeout=10, **args):
+        """One request on sluice's control socket (docs/control.md): the
+        answer as a dict ({"ok": ..., ...})."""
+        import json
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(self.ctl_path)
+            s.sendall(json.dumps(dict(cmd=cmd, **args)).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return json.loads(buf)
+
+    def rewrite(self, config):
+        """Write config (a dict) over this instance's file (for reloads)."""
+        config.setdefault("control", {}).setdefault("dataplane_socket", self.ctl_path)
+        self.config = config
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+        os.replace(tmp, self.path)
 
     def replace_if_dead(self):
         """The tearDown of a module whose tests share one sluice: when the
