@@ -57,6 +57,7 @@ static void lost(struct dp *dp, const char *why)
 
 void dp_fini(struct dp *dp)
 {
+	dp->attached = false;   /* stopping: nothing to say about the link */
 	lost(dp, "stopping");
 	free(dp->path);
 	dp->path = NULL;
