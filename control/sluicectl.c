@@ -361,6 +361,8 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break;  /* it answered and closed (a refused peer): read why */
 		if (w < 0) {
 			fprintf(stderr, "sluicectl: sluice-control at %s: %s\n", path, strerror(errno));
 			goto out;
