@@ -22,8 +22,12 @@ static int read_disk(const char *path, char **out, size_t *len, struct stat *st)
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		rc = S_ISREG(st->st_mode) ? -errno : -EINVAL;
+	if (fstat(fd, st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		rc = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
 		goto out;
 	}
 	for (;;) {
