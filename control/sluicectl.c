@@ -83,8 +83,14 @@ static unsigned parse_spec(const char *spec, struct arg *a, unsigned max)
 				snprintf(a[n].type, sizeof(a[n].type), "%s", v);
 			}
 		} else {
+			l = strlen(t);
+			if (l > 3 && !strcmp(t + l - 3, "...")) {
+				t[l - 3] = 0;   /* the rest of the words */
+				snprintf(a[n].type, sizeof(a[n].type), "REST");
+			} else {
+				snprintf(a[n].type, sizeof(a[n].type), "WORD");
+			}
 			snprintf(a[n].name, sizeof(a[n].name), "%s", t);
-			snprintf(a[n].type, sizeof(a[n].type), "WORD");
 			for (char *p = a[n].name; *p; p++)
 				*p = (char)tolower((unsigned char)*p);
 		}
@@ -267,6 +273,61 @@ static int put_value(json_t *req, const struct arg *a, const char *val)
 	return 0;
 }
 
+/* All of standard input (a pipe, a terminal), at most 1 MiB. */
+static int read_stdin(char **out)
+{
+	size_t len = 0, cap = 1u << 20;
+	char *p = malloc(cap + 1);
+
+	if (!p)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t r = read(STDIN_FILENO, p + len, cap - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(p);
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len == cap) {
+			free(p);
+			return -EFBIG;
+		}
+	}
+	p[len] = 0;
+	*out = p;
+	return 0;
+}
+
+/* A WORD... argument: word appended to what it holds ("-": all of
+ * standard input). 0 or an exit status. */
+static int put_rest(json_t *req, const struct arg *a, const char *word)
+{
+	const char *had = json_string_value(json_object_get(req, a->name));
+	char *data = NULL, *joined;
+	int rc;
+
+	if (!strcmp(word, "-")) {
+		if ((rc = read_stdin(&data)) < 0) {
+			fprintf(stderr, "sluicectl: standard input: %s\n", strerror(-rc));
+			return EXIT_FAIL;
+		}
+		word = data;
+	}
+	if (asprintf(&joined, "%s%s%s", had ? had : "", had ? " " : "", word) < 0) {
+		free(data);
+		return EXIT_FAIL;
+	}
+	json_object_set_new(req, a->name, json_string(joined));
+	free(joined);
+	free(data);
+	return 0;
+}
+
 /* The request of verb v from its arguments; NULL and *rc on error. */
 static json_t *build_request(const struct verb *v, int argc, char **argv, int *rc)
 {
@@ -311,6 +372,12 @@ static json_t *build_request(const struct verb *v, int argc, char **argv, int *r
 		if (k == n) {
 			fprintf(stderr, "sluicectl %s: unexpected argument %s\n", v->words, argv[i]);
 			goto usage;
+		}
+		if (!strcmp(a[k].type, "REST")) {
+			if ((*rc = put_rest(req, &a[k], argv[i])))
+				goto fail;
+			given[k] = true;
+			continue;       /* the words after it join it */
 		}
 		json_object_set_new(req, a[k].name, json_string(argv[i]));
 		given[k] = true;
@@ -534,6 +601,9 @@ int main(int argc, char **argv)
 	rc = 0;
 	if (!strcmp(v->cmd, "health") && (!json_is_true(json_object_get(a, "serving")) ||
 					  json_is_true(json_object_get(a, "draining"))))
+		rc = EXIT_FAIL;
+	/* As sluice explain: 1 when the client would get no certificate. */
+	if (!strcmp(v->cmd, "explain") && !json_is_true(json_object_get(a, "succeeds")))
 		rc = EXIT_FAIL;
 	json_decref(a);
 	return rc;

@@ -304,3 +304,12 @@ void out_hellos(json_t *a)
 	}
 	table_print(&t);
 }
+
+void out_explain(json_t *a)
+{
+	printf("listener %s, policy %s, cert set %s\n", str(a, "listener"), str(a, "policy"),
+	       str(a, "set"));
+	if (json_is_string(json_object_get(a, "note")))
+		printf("note: %s\n", str(a, "note"));
+	fputs(str(a, "text"), stdout);
+}

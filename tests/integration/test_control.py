@@ -37,8 +37,8 @@ from pathlib import Path
 from cryptography import x509
 
 import pki
-from harness import (REPO, SENDER, Postfix, Sluice, SluiceControl, client_source, control_bin,
-                     make_message, no_verify_context, recipient, run, scratch, stop_all, tool,
+from harness import (REPO, SENDER, Postfix, Sluice, SluiceControl, client_hello, client_source,
+                     control_bin, make_message, no_verify_context, recipient, run, scratch, stop_all, tool,
                      unique, wait_until)
 
 CLIENT = "127.0.0.81"
@@ -259,6 +259,24 @@ class Control(unittest.TestCase):
             self.assertLessEqual(opts, complete(*w, "--"), words)
         self.assertEqual(complete("-j", "cer"), {"certs"})
         self.assertEqual(complete("tickets", "r"), {"rotate"})
+
+    def test_explain(self):
+        """explain against the running configuration: a real hello (hex,
+        split over arguments or from stdin) gets the set's P-256 certificate;
+        a TLS 1.2 hello offering only P-384 gets none, with the rule."""
+        hexed = client_hello().hex()
+        rc, out, err = self.sc.ctl("explain", hexed[:40], hexed[40:], "--listener", "smtps")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"^listener smtps, policy intermediate, cert set mail\n")
+        self.assertRegex(out, r"verdict: cert 0 ecdsa-p256")
+        p = subprocess.run([control_bin("sluicectl"), "-s", self.sc.socket, "-j", "explain", "-"],
+                           input=hexed.encode(), stdout=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0)
+        import json
+        self.assertTrue(json.loads(p.stdout)["succeeds"])
+        rc, out = run([control_bin("sluicectl"), "-s", self.sc.socket, "explain", "zz"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("not a hex byte", out)
 
     # ----------------------------------------------------- admin socket ---
 
