@@ -466,6 +466,35 @@ class Control(unittest.TestCase):
         self.assertFalse(Path(self.live["key"] + ".tmp").exists())
         self.assertIsNone(self.sc.json("status")[1]["control"]["staged"])
 
+    def test_commit_under_load(self):
+        """Deliveries without pause across a commit: every one succeeds and
+        lands once; a second after the commit every new handshake shows the
+        new certificate."""
+        new = pki.leaf(self.d / "underload", "p256", names=(NAME,))
+        old_serial, new_serial = serial_file(self.old["cert"]), serial_file(new["cert"])
+        self.assertEqual(self.sc.ctl("certs", "stage", "mail", "--cert", new["cert"],
+                                     "--key", new["key"])[0], 0)
+        serials = []
+
+        def probe():
+            serials.append((time.monotonic(), self.served_serial()))
+        with Deliveries(self.sl.addr("smtp")) as load:
+            wait_until(lambda: len(load.results) >= 3, 30, "deliveries before the commit")
+            rc, out, err = self.sc.ctl("certs", "commit")
+            t_done = time.monotonic()
+            self.assertEqual(rc, 0, err)
+            n = len(load.results)
+            wait_until(lambda: len(load.results) >= n + 5, 30, "deliveries after the commit")
+            time.sleep(max(0, t_done + 1.0 - time.monotonic()))
+            for _ in range(3):
+                probe()
+        self.assertEqual([r for r in load.results if r[1]], [], "every delivery succeeds")
+        self.assertEqual({s for t, s in serials}, {new_serial})
+        self.assertNotEqual(old_serial, new_serial)
+        for tag, _ in load.results:
+            got = PF.maildir_messages(containing=f"Message-ID: <{tag}@".encode(), timeout=30)
+            self.assertEqual(len(got), 1, f"{tag}: delivered {len(got)} times")
+
     def test_certs_stage_refused(self):
         p384 = pki.leaf(self.d / "p384", "p384", names=(NAME,))
         rc, out, err = self.sc.ctl("certs", "stage", "mail", "--cert", p384["cert"],
