@@ -183,8 +183,9 @@ json_t *adm_stage_cert(struct ctl *ctl, struct adm_client *c, json_t *req)
 		return jline_error("%s: its certificates are generated at start-up; name files "
 				   "for it in the configuration and reload", s->name);
 	if ((t = pem_key_type(cdata, kind, sizeof(kind))) < 0)
-		return jline_error("%s: no PEM certificate of a key type sluice serves (%s)",
-				   cpath, kind);
+		return kind[0] == '?' ? jline_error("%s: no PEM certificate in it", cpath)
+				      : jline_error("%s: a %s key; sluice serves RSA, ECDSA P-256, "
+						    "ECDSA P-384 and Ed25519", cpath, kind);
 	list[0] = 0;
 	for (unsigned i = 0; i < s->n; i++) {
 		if ((int)s->cert[i].type == t)
