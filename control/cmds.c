@@ -7,6 +7,9 @@
 
 #include "ctl.h"
 #include "stage.h"
+#if HAVE_IMPACT
+#include "control/impact.h"
+#endif
 
 /* The dataplane's answer, as it is, to the client. */
 static void forward_done(struct dp *dp, void *arg, json_t *a, const char *why)
@@ -41,11 +44,44 @@ json_t *adm_forward(struct ctl *ctl, struct adm_client *c, json_t *req)
 	return forward(ctl, c, req);
 }
 
+#if HAVE_IMPACT
+/* The recorded hellos judged under the running configuration: the
+ * fingerprint report (control/impact.h), and it in words. */
+static void hellos_done(struct dp *dp, void *arg, json_t *a, const char *why)
+{
+	struct adm_later *l = arg;
+	json_t *out = NULL;
+
+	if (a && json_is_true(json_object_get(a, "ok")))
+		out = impact_fingerprints(&l->ctl->cur.tc, a, (long long)time(NULL));
+	if (out) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		if (f) {
+			impact_fingerprints_print(f, out);
+			fclose(f);
+			json_object_set_new(out, "report", jline_str(text));
+			free(text);
+		}
+		json_object_set_new(out, "ok", json_true());
+	} else if (a && !json_is_true(json_object_get(a, "ok"))) {
+		out = json_incref(a);
+	} else {
+		out = jline_error("%s", a ? "out of memory" : why);
+	}
+	adm_answer(l->ctl, l->client, out);
+	json_decref(out);
+	free(l);
+}
+#endif
+
 json_t *adm_hellos(struct ctl *ctl, struct adm_client *c, json_t *req)
 {
 	json_t *since = json_object_get(req, "since_s"), *fw;
 	json_int_t s = ctl->cur.tc.c->control.fingerprint_window;
-	json_t *a;
+	json_t *a = NULL;
 
 	if (since && !json_is_integer(since))
 		return jline_error("since_s: not a number of seconds");
@@ -53,28 +89,22 @@ json_t *adm_hellos(struct ctl *ctl, struct adm_client *c, json_t *req)
 		s = json_integer_value(since);
 	if (!(fw = json_pack("{s:s,s:I}", "cmd", "hellos", "since", s)))
 		return jline_error("out of memory");
+#if HAVE_IMPACT
+	{
+		struct adm_later *l = adm_later(ctl, c);
+
+		if (!l) {
+			json_decref(fw);
+			return jline_error("out of memory");
+		}
+		dp_request(&ctl->dp, fw, DP_TIMEOUT_S, hellos_done, l);
+		return NULL;
+	}
+#else
 	a = forward(ctl, c, fw);
 	json_decref(fw);
+#endif
 	return a;
-}
-
-json_t *adm_tickets_show(struct ctl *ctl, struct adm_client *c, json_t *req)
-{
-	json_t *fw = json_pack("{s:s}", "cmd", "tickets_show"), *a;
-
-	if (!fw)
-		return jline_error("out of memory");
-	a = forward(ctl, c, fw);
-	json_decref(fw);
-	return a;
-}
-
-json_t *adm_tickets_rotate(struct ctl *ctl, struct adm_client *c, json_t *req)
-{
-	/* Ticket keys move to sluice-control with control/tickets.c; until
-	 * then the dataplane makes and rotates its own on tickets.rotate. */
-	return jline_error("tickets rotate: this sluice-control does not hold the ticket keys "
-			   "yet; the dataplane rotates them every tickets.rotate seconds");
 }
 
 /* sluice-control's own part of status. */

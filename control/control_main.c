@@ -50,7 +50,7 @@ static void usage(FILE *f)
 static void on_attach(struct dp *dp, void *arg)
 {
 	(void)dp;
-	(void)arg;
+	ctl_tickets_attached(arg);
 }
 
 static int signals(void)
@@ -148,6 +148,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dp_init(&ctl.dp, ctl.cur.tc.c->control.dataplane_socket);
+	ctl_tickets_init(&ctl);
 	ctl.dp.on_attach = on_attach;
 	ctl.dp.on_attach_arg = &ctl;
 	ctl_log(LOG_INFO, "started: version %s, configuration %s, dataplane socket %s",
@@ -159,6 +160,7 @@ int main(int argc, char **argv)
 		short dev = 0;
 
 		ctl.now_ms = mono_ms();
+		ctl_tickets_tick(&ctl);
 		dp_tick(&ctl.dp, ctl.now_ms);
 		adm_tick(&ctl);
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -190,6 +192,7 @@ int main(int argc, char **argv)
 	}
 	adm_close(&ctl);
 	dp_fini(&ctl.dp);
+	ctl_tickets_fini();
 	stage_free(ctl.stage);
 	bundle_free(&ctl.cur);
 	free(admin_group);

@@ -74,6 +74,14 @@ struct adm_later *adm_later(struct ctl *ctl, const struct adm_client *c);
 
 /* Record the end of a reload or commit (rc 0: ok) for status. */
 void ctl_record(struct ctl *ctl, bool ok, const char *error, long long generation);
+/* The running configuration changed (a reload or a commit went through). */
+void ctl_changed(struct ctl *ctl);
+/* Session-ticket keys (ticket_push.c): at start, every loop pass, and each
+ * time the dataplane is attached. */
+void ctl_tickets_init(struct ctl *ctl);
+void ctl_tickets_tick(struct ctl *ctl);
+void ctl_tickets_attached(struct ctl *ctl);
+void ctl_tickets_fini(void);
 /* Reload from the file (SIGHUP, `reload`): client 0 for none. */
 json_t *ctl_reload(struct ctl *ctl, unsigned long long client);
 

@@ -36,7 +36,10 @@ static void finish_head(struct dp *dp, json_t *a, const char *why)
 		dp->tail = NULL;
 	dp->sent = false;
 	r->cb(dp, r->arg, a, why);
-	json_decref(r->req);
+	if (r->secret)
+		jline_free_secret(r->req);
+	else
+		json_decref(r->req);
 	free(r);
 }
 
@@ -63,15 +66,20 @@ void dp_fini(struct dp *dp)
 	dp->path = NULL;
 }
 
-void dp_request(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void *arg)
+static void request(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void *arg,
+		    bool secret)
 {
 	struct dp_req *r = calloc(1, sizeof(*r));
 
 	if (!r) {
-		json_decref(req);
+		if (secret)
+			jline_free_secret(req);
+		else
+			json_decref(req);
 		cb(dp, arg, NULL, "out of memory");
 		return;
 	}
+	r->secret = secret;
 	r->req = req;
 	r->timeout_s = timeout_s;
 	r->cb = cb;
@@ -81,6 +89,16 @@ void dp_request(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void 
 	else
 		dp->head = r;
 	dp->tail = r;
+}
+
+void dp_request(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void *arg)
+{
+	request(dp, req, timeout_s, cb, arg, false);
+}
+
+void dp_request_secret(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void *arg)
+{
+	request(dp, req, timeout_s, cb, arg, true);
 }
 
 /* Connect now (UNIX sockets connect at once or not at all). */

@@ -24,6 +24,7 @@ struct dp_req {
 	unsigned timeout_s;
 	dp_cb *cb;
 	void *arg;
+	bool secret;              /* holds keys: wiped when freed */
 };
 
 struct dp {
@@ -44,6 +45,9 @@ void dp_init(struct dp *dp, const char *path);
 void dp_fini(struct dp *dp);
 /* Queue req (stolen). The callback always runs, later, exactly once. */
 void dp_request(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void *arg);
+/* The same for a request that carries key material (load, tickets): its
+ * strings are wiped when it is freed. */
+void dp_request_secret(struct dp *dp, json_t *req, unsigned timeout_s, dp_cb *cb, void *arg);
 /* Connect when due, send, time out: call every loop pass. */
 void dp_tick(struct dp *dp, long long now_ms);
 /* The fd to poll and its events, or -1. */

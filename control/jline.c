@@ -19,6 +19,8 @@ void jline_close(struct jline *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->out)
+		explicit_bzero(j->out, j->out_cap);
 	free(j->in);
 	free(j->out);
 	memset(j, 0, sizeof(*j));
@@ -130,12 +132,16 @@ int jline_queue(struct jline *j, const json_t *v, size_t max)
 		return -ENOMEM;
 	n = strlen(s);
 	if (j->out_len - j->out_off + n + 1 > max) {
+		explicit_bzero(s, n);
 		free(s);
 		return -ENOBUFS;
 	}
 	if (j->out_off) {
-		memmove(j->out, j->out + j->out_off, j->out_len - j->out_off);
-		j->out_len -= j->out_off;
+		size_t left = j->out_len - j->out_off;
+
+		memmove(j->out, j->out + j->out_off, left);
+		explicit_bzero(j->out + left, j->out_off);
+		j->out_len = left;
 		j->out_off = 0;
 	}
 	if (grow(&j->out, &j->out_cap, j->out_len, n + 1) < 0) {
@@ -145,6 +151,7 @@ int jline_queue(struct jline *j, const json_t *v, size_t max)
 	memcpy(j->out + j->out_len, s, n);
 	j->out[j->out_len + n] = '\n';
 	j->out_len += n + 1;
+	explicit_bzero(s, n);   /* a load or a tickets request carries keys */
 	free(s);
 	return 0;
 }
@@ -163,6 +170,7 @@ int jline_flush(struct jline *j)
 			return -errno;
 		j->out_off += (size_t)w;
 	}
+	explicit_bzero(j->out, j->out_len);     /* sent: no key stays behind */
 	j->out_off = j->out_len = 0;
 	return 1;
 }
@@ -194,4 +202,31 @@ json_t *jline_str(const char *s)
 	v = json_string(c);
 	free(c);
 	return v ? v : json_null();
+}
+
+void jline_wipe(json_t *v)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (!v)
+		return;
+	if (json_is_string(v)) {
+		/* jansson's own copy: the only one left once it is freed. */
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, x)
+			jline_wipe(x);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			jline_wipe(x);
+	}
+}
+
+void jline_free_secret(json_t *v)
+{
+	if (v && v->refcount == 1)
+		jline_wipe(v);
+	json_decref(v);
 }

@@ -52,4 +52,9 @@ json_t *jline_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A JSON string of s, bytes that are not UTF-8 replaced by '?'. */
 json_t *jline_str(const char *s);
 
+/* Overwrite every string in v with zeros (keys, before they are freed). */
+void jline_wipe(json_t *v);
+/* json_decref, wiping first when this is the last reference. */
+void jline_free_secret(json_t *v);
+
 #endif

@@ -55,6 +55,7 @@ static void reload_done(struct dp *dp, void *arg, json_t *a, const char *why)
 		ctl->cur = r->b;
 		ctl->dp.generation = g;
 		ctl_record(ctl, true, NULL, g);
+		ctl_changed(ctl);
 		ctl_log(LOG_INFO, "reload: %s loaded, generation %lld", ctl->path ? ctl->path
 		     : "(embedded default)", g);
 		out = json_pack("{s:b,s:I}", "ok", 1, "generation", (json_int_t)g);
@@ -112,7 +113,7 @@ json_t *ctl_reload(struct ctl *ctl, unsigned long long client)
 		return jline_error("%s", err);
 	}
 	ctl->op = CTL_OP_RELOAD;
-	dp_request(&ctl->dp, req, DP_LOAD_TIMEOUT_S, reload_done, r);
+	dp_request_secret(&ctl->dp, req, DP_LOAD_TIMEOUT_S, reload_done, r);
 	return NULL;
 }
 

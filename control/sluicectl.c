@@ -591,7 +591,7 @@ int main(int argc, char **argv)
 		const char *e = json_string_value(json_object_get(a, "error"));
 
 		fprintf(stderr, "sluicectl %s: %s\n", v->words, e ? e : "failed (no reason given)");
-		if (!json && !strcmp(v->cmd, "commit") && json_object_get(a, "refusals"))
+		if (!json && !strcmp(v->cmd, "commit") && json_object_get(a, "report"))
 			out_check(a);
 		json_decref(a);
 		return EXIT_FAIL;

@@ -221,6 +221,8 @@ void out_drain(json_t *a)
 	printf("draining: %lld sessions still open\n", num(a, "sessions"));
 }
 
+static void out_hellos_table(json_t *a);
+
 void out_ok(json_t *a)
 {
 	(void)a;
@@ -272,7 +274,7 @@ void out_commit(json_t *a)
 	printf("committed: %s\ngeneration %lld\n", str(a, "committed"), num(a, "generation"));
 }
 
-void out_tickets(json_t *a)
+static void key_table(json_t *keys)
 {
 	struct table t = { 0 };
 	char b1[32], b2[48], b3[48];
@@ -280,14 +282,39 @@ void out_tickets(json_t *a)
 	json_t *k;
 
 	table_row(&t, 5, "KEY", "AGE", "NOT_BEFORE", "NOT_AFTER", "SEALING");
-	json_array_foreach(json_object_get(a, "keys"), i, k)
+	json_array_foreach(keys, i, k)
 		table_row(&t, 5, str(k, "name"), dur(num(k, "age_s"), b1, sizeof(b1)),
 			  when(num(k, "not_before"), b2, sizeof(b2)),
 			  when(num(k, "not_after"), b3, sizeof(b3)), yesno(k, "sealing"));
 	table_print(&t);
 }
 
+void out_tickets(json_t *a)
+{
+	json_t *dp = json_object_get(a, "dataplane");
+
+	if (json_is_string(json_object_get(a, "source")))
+		printf("keys from %s, rotated every %llds, kept %lld\n", str(a, "source"),
+		       num(a, "rotate"), num(a, "keep"));
+	key_table(json_object_get(a, "keys"));
+	if (json_is_object(dp)) {
+		printf("\nthe dataplane's:\n");
+		key_table(json_object_get(dp, "keys"));
+	} else if (json_is_string(json_object_get(a, "dataplane_error"))) {
+		printf("\nthe dataplane's: %s\n", str(a, "dataplane_error"));
+	}
+}
+
 void out_hellos(json_t *a)
+{
+	if (json_is_string(json_object_get(a, "report"))) {
+		fputs(str(a, "report"), stdout);   /* sluice-control's judged report */
+		return;
+	}
+	out_hellos_table(a);
+}
+
+static void out_hellos_table(json_t *a)
 {
 	struct table t = { 0 };
 	char n[3][24], b[48];

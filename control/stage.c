@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -15,10 +16,14 @@
 #include "stage.h"
 #include "tls.h"
 #include "writeback.h"
+#if HAVE_IMPACT
+#include "control/impact.h"
+#endif
 
 #define STAGE_FILES 3   /* a certificate, its key; or the configuration */
 
 struct stage {
+	unsigned long long id;     /* a check waiting for hellos finds its stage by it */
 	char what[512];            /* for status and the log */
 	struct bundle b;           /* the whole configuration after the change, proved */
 	char *paths[STAGE_FILES];  /* the files the change rewrites */
@@ -71,6 +76,11 @@ static struct stage *stage_new(struct ctl *ctl, json_t **err)
 		free(st);
 		*err = jline_error("out of memory");
 		return NULL;
+	}
+	{
+		static unsigned long long ids;
+
+		st->id = ++ids;
 	}
 	return st;
 }
@@ -291,29 +301,133 @@ json_t *adm_stage_policy(struct ctl *ctl, struct adm_client *c, json_t *req)
 			 "policy", pol, "line", (json_int_t)at);
 }
 
-/*
- * What the staged change would break: the who-would-break analysis of
- * control/impact.c when it is built in; until then the validation alone.
- * A new reference: {"valid", "breaks", "refusals" [...], "note"}.
- */
-static json_t *check_report(struct ctl *ctl, struct stage *st)
+/* The report of impact's print function, as text (NULL: none). */
+#if HAVE_IMPACT
+static json_t *printed(void (*print)(FILE *, const json_t *), const json_t *r)
 {
-	return json_pack("{s:b,s:b,s:[],s:s}", "valid", 1, "breaks", 0, "refusals", "note",
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	json_t *s;
+
+	if (!f)
+		return json_null();
+	print(f, r);
+	fclose(f);
+	s = jline_str(text);
+	free(text);
+	return s;
+}
+#endif
+
+/*
+ * What the staged change would break, from the dataplane's recorded hellos
+ * (NULL when there are none to be had: why says so). A new reference:
+ * {"valid", "breaks", "impact" (control/impact.h's result), "report"
+ * (it in words), "note"}.
+ */
+static json_t *check_report(struct ctl *ctl, struct stage *st, json_t *hellos, const char *why)
+{
+#if HAVE_IMPACT
+	const struct cfg_control *k = &ctl->cur.tc.c->control;
+	json_t *empty = json_pack("{s:[]}", "hellos");
+	json_t *r = impact_check(&ctl->cur.tc, &st->b.tc, hellos ? hellos : empty,
+				 (long long)time(NULL), k->fingerprint_window, k->cert_margin_days);
+	json_t *out;
+
+	json_decref(empty);
+	if (!r)
+		return NULL;
+	out = json_pack("{s:b,s:b,s:O,s:o}", "valid", 1, "breaks",
+			!json_is_true(json_object_get(r, "ok")), "impact", r,
+			"report", printed(impact_print, r));
+	json_decref(r);
+	if (out && !hellos)
+		json_object_set_new(out, "note", json_sprintf("no recorded ClientHellos to check "
+					"against (%s): only the refusals that need none", why));
+	return out;
+#else
+	(void)ctl;
+	(void)st;
+	(void)hellos;
+	(void)why;
+	return json_pack("{s:b,s:b,s:s}", "valid", 1, "breaks", 0, "note",
 			 "validated as the dataplane will load it; the who-would-break analysis "
 			 "(control/impact.c) is not in this build");
+#endif
+}
+
+/* check, and commit's check: they wait for the dataplane's hellos. */
+struct check_ctx {
+	struct ctl *ctl;
+	unsigned long long client, stage_id;
+	bool commit, force;
+};
+
+static void commit_load(struct check_ctx *k);
+
+static void check_hellos_done(struct dp *dp, void *arg, json_t *a, const char *why)
+{
+	struct check_ctx *k = arg;
+	struct ctl *ctl = k->ctl;
+	struct stage *st = ctl->stage;
+	json_t *hellos = a && json_is_true(json_object_get(a, "ok")) ? a : NULL;
+	json_t *r;
+
+	if (a && !hellos)
+		why = json_string_value(json_object_get(a, "error")) ?: "the dataplane refused";
+	if (!st || st->id != k->stage_id) {
+		/* Only check can get here: commit holds the stage (ctl->op). */
+		r = jline_error("the staged change was dropped meanwhile");
+	} else if (!(r = check_report(ctl, st, hellos, why))) {
+		r = jline_error("out of memory");
+	} else if (!k->commit) {
+		json_object_set_new(r, "ok", json_true());
+		json_object_set_new(r, "staged", jline_str(st->what));
+	} else if (json_is_true(json_object_get(r, "breaks")) && !k->force) {
+		ctl->op = CTL_OP_NONE;
+		json_object_set_new(r, "ok", json_false());
+		json_object_set_new(r, "staged", jline_str(st->what));
+		json_object_set_new(r, "error", json_string("refused: the staged change would break "
+				    "the clients or certificates below; commit --force commits it "
+				    "anyway"));
+		ctl_log(LOG_WARNING, "commit refused: %s would break clients", st->what);
+	} else {
+		json_decref(r);
+		commit_load(k);     /* answers and frees k */
+		return;
+	}
+	if (k->commit && ctl->op == CTL_OP_COMMIT && (!st || st->id != k->stage_id))
+		ctl->op = CTL_OP_NONE;
+	adm_answer(ctl, k->client, r);
+	json_decref(r);
+	free(k);
+}
+
+/* Ask the dataplane for its recorded hellos, then go on in check_hellos_done. */
+static json_t *check_start(struct ctl *ctl, struct adm_client *c, bool commit, bool force)
+{
+	struct check_ctx *k = calloc(1, sizeof(*k));
+	json_t *req;
+
+	if (!k)
+		return jline_error("out of memory");
+	k->ctl = ctl;
+	k->client = c->id;
+	k->stage_id = ctl->stage->id;
+	k->commit = commit;
+	k->force = force;
+	req = json_pack("{s:s,s:I}", "cmd", "hellos", "since",
+			(json_int_t)ctl->cur.tc.c->control.fingerprint_window);
+	dp_request(&ctl->dp, req, DP_TIMEOUT_S, check_hellos_done, k);
+	return NULL;
 }
 
 json_t *adm_check(struct ctl *ctl, struct adm_client *c, json_t *req)
 {
-	json_t *r;
-
 	if (!ctl->stage)
 		return jline_error("nothing is staged");
-	if (!(r = check_report(ctl, ctl->stage)))
-		return jline_error("out of memory");
-	json_object_set_new(r, "ok", json_true());
-	json_object_set_new(r, "staged", jline_str(ctl->stage->what));
-	return r;
+	return check_start(ctl, c, false, false);
 }
 
 json_t *adm_abort(struct ctl *ctl, struct adm_client *c, json_t *req)
@@ -366,14 +480,9 @@ static void restore(struct ctl *ctl, struct stage *st, unsigned n)
 			ctl_log(LOG_ERR, "commit: cannot restore %s: %s", st->paths[i], err);
 }
 
-struct commit_ctx {
-	struct ctl *ctl;
-	unsigned long long client;
-};
-
 static void commit_done(struct dp *dp, void *arg, json_t *a, const char *why)
 {
-	struct commit_ctx *k = arg;
+	struct check_ctx *k = arg;
 	struct ctl *ctl = k->ctl;
 	struct stage *st = ctl->stage;
 	json_t *out;
@@ -392,6 +501,7 @@ static void commit_done(struct dp *dp, void *arg, json_t *a, const char *why)
 				"committed", st->what);
 		stage_free(st);
 		ctl->stage = NULL;
+		ctl_changed(ctl);
 	} else {
 		const char *e = a ? json_string_value(json_object_get(a, "error")) : NULL;
 		char msg[1200];
@@ -411,49 +521,47 @@ static void commit_done(struct dp *dp, void *arg, json_t *a, const char *why)
 	free(k);
 }
 
+/* The check passed (or was forced): write the files back, then load. */
+static void commit_load(struct check_ctx *k)
+{
+	struct ctl *ctl = k->ctl;
+	struct stage *st = ctl->stage;
+	char err[1024];
+	json_t *load, *e;
+
+	if (!(load = bundle_load_request(&st->b, k->force, err, sizeof(err))))
+		goto refuse;
+	for (unsigned i = 0; i < st->n_paths; i++)
+		if (write_one(&st->b, st->paths[i], st->yaml_changed && i == 0, err,
+			      sizeof(err)) < 0) {
+			restore(ctl, st, i);
+			jline_free_secret(load);
+			goto refuse;
+		}
+	ctl_log(LOG_INFO, "commit%s: %s: files written, loading", k->force ? " --force" : "",
+		st->what);
+	dp_request_secret(&ctl->dp, load, DP_LOAD_TIMEOUT_S, commit_done, k);
+	return;
+refuse:
+	ctl->op = CTL_OP_NONE;
+	e = jline_error("nothing committed: %s", err);
+	adm_answer(ctl, k->client, e);
+	json_decref(e);
+	free(k);
+}
+
 json_t *adm_commit(struct ctl *ctl, struct adm_client *c, json_t *req)
 {
 	bool force = json_is_true(json_object_get(req, "force"));
-	struct stage *st = ctl->stage;
-	struct commit_ctx *k;
-	char err[1024];
-	json_t *r, *load;
 
-	if (!st)
+	if (!ctl->stage)
 		return jline_error("nothing is staged");
 	if (ctl->op != CTL_OP_NONE)
 		return jline_error("a reload or commit is already in progress");
 	if (!ctl->dp.attached)
 		return jline_error("the dataplane is not attached: nothing committed");
-	if (!(r = check_report(ctl, st)))
-		return jline_error("out of memory");
-	if (json_is_true(json_object_get(r, "breaks")) && !force) {
-		json_object_set_new(r, "ok", json_false());
-		json_object_set_new(r, "error", json_string("the staged change would break "
-				    "clients (see check); sluicectl ... commit --force to commit "
-				    "it anyway"));
-		return r;
-	}
-	json_decref(r);
-	if (!(load = bundle_load_request(&st->b, force, err, sizeof(err))))
-		return jline_error("%s", err);
-	for (unsigned i = 0; i < st->n_paths; i++)
-		if (write_one(&st->b, st->paths[i], st->yaml_changed && i == 0, err,
-			      sizeof(err)) < 0) {
-			restore(ctl, st, i);
-			json_decref(load);
-			return jline_error("nothing committed: %s", err);
-		}
-	if (!(k = malloc(sizeof(*k)))) {
-		restore(ctl, st, st->n_paths);
-		json_decref(load);
-		return jline_error("out of memory");
-	}
-	k->ctl = ctl;
-	k->client = c->id;
+	ctl_log(LOG_INFO, "commit%s: %s (by %s): checking", force ? " --force" : "",
+		ctl->stage->what, c->who);
 	ctl->op = CTL_OP_COMMIT;
-	ctl_log(LOG_INFO, "commit%s: %s (by %s): files written, loading", force ? " --force" : "",
-	     st->what, c->who);
-	dp_request(&ctl->dp, load, DP_LOAD_TIMEOUT_S, commit_done, k);
-	return NULL;
+	return check_start(ctl, c, true, force);
 }
