@@ -43,6 +43,19 @@ static int core_accept(struct core *c, unsigned li, struct stream *st)
 
 const struct io_cb core_io_cb = { .accept = core_accept };
 
+/* A reload reached this core: listen on the new generation's sockets
+ * (listeners added or removed; the same ones, in their new order, else). */
+static void core_new_snap(struct core *c)
+{
+	const struct snap *s = c->snap;
+
+	if (c->snap_gen && s->lfd && c->io->relisten &&
+	    c->io->relisten(c, s->lfd + (size_t)c->id * s->n_listeners, s->n_listeners) < 0)
+		log_msg(LOG_ERR, "core %u: out of memory taking the listeners of generation %llu",
+			c->id, (unsigned long long)s->gen);
+	c->snap_gen = s->gen;
+}
+
 void *core_main(void *arg)
 {
 	struct core *c = arg;
@@ -54,6 +67,7 @@ void *core_main(void *arg)
 	wheel_init(&c->wheel, c->now_ms);
 	c->wake_fd = tlsw_core_fd(c->id);
 	c->snap = snap_enter(c->id);
+	c->snap_gen = c->snap->gen;
 	if (io->enter && io->enter(c) < 0) {
 		log_msg(LOG_ERR, "core %u: the %s stack cannot start here", c->id, io->name);
 		return NULL;
@@ -71,6 +85,8 @@ void *core_main(void *arg)
 		/* A reload is picked up here, once per pass: sessions accepted
 		 * from now on take this snapshot, those before keep theirs. */
 		c->snap = snap_enter(c->id);
+		if (c->snap->gen != c->snap_gen)
+			core_new_snap(c);
 		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
 			sess_job_done(j);

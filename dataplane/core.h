@@ -39,6 +39,7 @@ struct core {
 	struct counters ctr;
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 	struct snap *snap;         /* the configuration of this pass (snap.h) */
+	uint64_t snap_gen;         /* its generation: the listeners follow it */
 };
 
 struct tls_certset;

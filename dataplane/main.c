@@ -258,6 +258,14 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	if (!(boot = snap_build(&a->tc, a->pools, c->n_backends, err, errlen)))
 		return -EINVAL;
 	boot->keep_cfg = true;
+	/* The sockets io_setup() bound, as the first generation's. */
+	if ((rc = io_listeners_for(c, snap_next_gen(), boot->lfd, err, errlen)) == -ENOTSUP) {
+		free(boot->lfd);
+		boot->lfd = NULL;
+	} else if (rc < 0) {
+		snap_discard(boot);
+		return rc;
+	}
 	snap_publish(boot);
 	ctl_status_started();
 	/* The control socket is made as root; sluice-control talks to it. A

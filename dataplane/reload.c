@@ -17,8 +17,10 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core.h"
+#include "io/io.h"
 #include "ctl.h"
 #include "log.h"
 #include "reload.h"
@@ -45,17 +47,44 @@ static bool str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-/* What differs from the running start-up configuration in a way only a
- * restart can apply; 0, or -EINVAL with "FILE:LINE: KEY: reason". */
-static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err, size_t errlen)
-{
 #define RESTART(line_, key_, ...)                                                    \
 	do {                                                                         \
-		int o_ = snprintf(err, errlen, "%s:%u: %s: ", nu->path, line_, key_);  \
+		int o_ = (line_) ? snprintf(err, errlen, "%s:%u: %s: ", nu->path,    \
+					     (unsigned)(line_), key_)                 \
+				 : snprintf(err, errlen, "%s: %s: ", nu->path, key_); \
 		if (o_ > 0 && (size_t)o_ < errlen)                                   \
 			snprintf(err + o_, errlen - o_, __VA_ARGS__);                \
 		return -EINVAL;                                                      \
 	} while (0)
+
+/* On a stack whose listeners are fixed at start-up (the native one): the
+ * same listeners, names and addresses, in the same order. */
+static int fixed_listeners(const struct cfg *old, const struct cfg *nu, char *err, size_t errlen)
+{
+	char key[96];
+
+	if (old->n_listeners != nu->n_listeners)
+		RESTART(0, "listeners", "%u -> %u listeners: adding or removing a listener needs "
+			"a restart (its port is bound at start-up)", old->n_listeners,
+			nu->n_listeners);
+	for (unsigned i = 0; i < nu->n_listeners; i++) {
+		const struct cfg_listener *a = &old->listeners[i], *b = &nu->listeners[i];
+
+		snprintf(key, sizeof(key), "listeners[%u]", i);
+		if (strcmp(a->name, b->name))
+			RESTART(b->line, key, "'%s' where '%s' runs: renaming, adding or reordering "
+				"listeners needs a restart", b->name, a->name);
+		if (strcmp(a->address, b->address))
+			RESTART(b->line, key, "address %s -> %s: bound at start-up; restart to apply",
+				a->address, b->address);
+	}
+	return 0;
+}
+
+/* What differs from the running start-up configuration in a way only a
+ * restart can apply; 0, or -EINVAL with "FILE:LINE: KEY: reason". */
+static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err, size_t errlen)
+{
 	char key[96];
 
 	if (old->cores != nu->cores)
@@ -72,21 +101,6 @@ static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err,
 		RESTART(0, "session_cache", "sized at start-up; restart to apply");
 	if (!str_eq(old->control.dataplane_socket, nu->control.dataplane_socket))
 		RESTART(0, "control.dataplane_socket", "bound at start-up; restart to apply");
-	if (old->n_listeners != nu->n_listeners)
-		RESTART(0, "listeners", "%u -> %u listeners: adding or removing a listener needs "
-			"a restart (its port is bound at start-up)", old->n_listeners,
-			nu->n_listeners);
-	for (unsigned i = 0; i < nu->n_listeners; i++) {
-		const struct cfg_listener *a = &old->listeners[i], *b = &nu->listeners[i];
-
-		snprintf(key, sizeof(key), "listeners[%u]", i);
-		if (strcmp(a->name, b->name))
-			RESTART(b->line, key, "'%s' where '%s' runs: renaming, adding or reordering "
-				"listeners needs a restart", b->name, a->name);
-		if (strcmp(a->address, b->address))
-			RESTART(b->line, key, "address %s -> %s: bound at start-up; restart to apply",
-				a->address, b->address);
-	}
 	for (unsigned i = 0; i < nu->n_backends; i++) {
 		const struct cfg_backend *b = &nu->backends[i], *a = NULL;
 		bool same;
@@ -108,8 +122,8 @@ static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err,
 				"with the process; restart to apply", b->name);
 	}
 	return 0;
-#undef RESTART
 }
+#undef RESTART
 
 static void record(bool ok, const char *source, const char *error)
 {
@@ -121,6 +135,26 @@ static void record(bool ok, const char *source, const char *error)
 		R.st.n_ok++;
 	else
 		R.st.n_failed++;
+}
+
+/* Listeners added and removed, by name and address, in the log. */
+static void log_changes(const struct snap *old, const struct snap *nu)
+{
+	for (unsigned k = 0; k < 2; k++) {
+		const struct snap *a = k ? nu : old, *b = k ? old : nu;
+
+		for (unsigned i = 0; i < a->n_listeners; i++) {
+			const struct cfg_listener *l = a->listeners[i].cfg;
+			bool kept = false;
+
+			for (unsigned j = 0; j < b->n_listeners && !kept; j++)
+				kept = !strcmp(b->listeners[j].cfg->address, l->address);
+			if (!kept)
+				log_msg(LOG_NOTICE, "reload: listener %s %s %s", l->name, l->address,
+					k ? "added" : "removed: its sessions finish, new connections "
+					"are refused");
+		}
+	}
 }
 
 /* Under R.lock: tc (taken over) becomes the running snapshot, or nothing
@@ -138,6 +172,18 @@ static int apply(struct tls_conf *tc, const char *source, char *err, size_t errl
 		tls_conf_free(tc);
 		return -EINVAL;
 	}
+	/* Last, as it binds new addresses: nothing can fail after it. */
+	rc = io_listeners_for(s->tc.c, snap_next_gen(), s->lfd, err, errlen);
+	if (rc == -ENOTSUP) {
+		free(s->lfd);
+		s->lfd = NULL;
+		rc = fixed_listeners(RT.cfg, s->tc.c, err, errlen);
+	}
+	if (rc < 0) {
+		snap_discard(s);
+		return rc;
+	}
+	log_changes(snap_current(), s);
 	snap_publish(s);
 	for (unsigned i = 0; i < s->n_listeners; i++) {
 		const struct listener *l = &s->listeners[i];
@@ -177,6 +223,11 @@ int reload_from_disk(const char *path, char *err, size_t errlen)
 		rc = -ENOENT;
 	} else if ((rc = tls_conf_load_file(path, &tc, err, errlen)) == 0) {
 		rc = apply(&tc, path, err, errlen);
+	} else if (rc == -EACCES && geteuid() != 0) {
+		size_t o = strlen(err);
+
+		snprintf(err + o, errlen - o, " (sluice runs as uid %u after start-up: `sluicectl "
+			 "reload` has sluice-control read the files)", (unsigned)geteuid());
 	}
 	rc = finish(rc, "SIGHUP", err);
 	pthread_mutex_unlock(&R.lock);
@@ -246,6 +297,7 @@ unsigned reload_tick(void)
 
 	pthread_mutex_lock(&R.lock);
 	left = snap_reclaim();
+	io_listeners_gc(snap_min_seen());
 	pthread_mutex_unlock(&R.lock);
 	return left;
 }

@@ -47,6 +47,7 @@ static void snap_free(struct snap *s)
 		free(s->listeners[i].sets);
 	free(s->listeners);
 	tlsw_ctxs_free(s->ctxs);
+	free(s->lfd);
 	if (s->keep_cfg) {
 		for (unsigned i = 0; s->tc.l && i < s->n_listeners; i++)
 			free(s->tc.l[i].set_ids);
@@ -56,6 +57,11 @@ static void snap_free(struct snap *s)
 	}
 	tls_conf_free(&s->tc);
 	free(s);
+}
+
+void snap_discard(struct snap *s)
+{
+	snap_free(s);
 }
 
 struct snap *snap_build(struct tls_conf *tc, struct be_pool *pools, unsigned n_pools,
@@ -108,10 +114,14 @@ struct snap *snap_build(struct tls_conf *tc, struct be_pool *pools, unsigned n_p
 	}
 	if (!(s->ctxs = tlsw_ctxs_build(s->tc.sets, s->tc.n_sets, err, errlen)))
 		goto fail;
+	if (!(s->lfd = calloc((size_t)S.n_cores * c->n_listeners + 1, sizeof(int))))
+		goto oom;
 	return s;
 oom:
 	snprintf(err, errlen, "out of memory");
 fail:
+	tlsw_ctxs_free(s->ctxs);
+	free(s->lfd);
 	/* tc goes back to the caller, as it came */
 	*tc = s->tc;
 	memset(&s->tc, 0, sizeof(s->tc));
@@ -120,6 +130,24 @@ fail:
 	free(s->listeners);
 	free(s);
 	return NULL;
+}
+
+uint64_t snap_next_gen(void)
+{
+	return S.last_gen + 1;
+}
+
+uint64_t snap_min_seen(void)
+{
+	uint64_t m = UINT64_MAX;
+
+	for (unsigned i = 0; i < S.n_cores; i++) {
+		uint64_t g = atomic_load_explicit(&S.seen[i], memory_order_acquire);
+
+		if (g < m)
+			m = g;
+	}
+	return m;
 }
 
 struct snap *snap_current(void)

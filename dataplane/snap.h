@@ -32,6 +32,9 @@ struct snap {
 	struct listener *listeners; /* [tc.c->n_listeners] */
 	unsigned n_listeners;
 	struct tlsw_ctxs *ctxs;    /* every worker's SSL_CTXs */
+	int *lfd;                  /* [core * n_listeners + i]: listener i's
+				      socket on each core (kernel stack); NULL:
+				      the stack's listeners are fixed */
 	long long loaded_s;        /* wall clock */
 	struct snap *next_retired;
 	_Atomic uint32_t refs[SNAP_CORES_MAX]; /* sessions per core; each
@@ -48,9 +51,15 @@ struct snap {
  */
 struct snap *snap_build(struct tls_conf *tc, struct be_pool *pools, unsigned n_pools,
 			char *err, size_t errlen);
+/* Free a snapshot that was never published. */
+void snap_discard(struct snap *s);
 /* Make s the current snapshot (generation: one more than the last); the
  * one before is retired. From the control thread or main only. */
 void snap_publish(struct snap *s);
+/* The generation the next snap_publish() will give. */
+uint64_t snap_next_gen(void);
+/* The oldest generation a core is in (for closing what they all left). */
+uint64_t snap_min_seen(void);
 /* The current one (for the control thread and main). */
 struct snap *snap_current(void);
 /* Free the retired snapshots that no core can reach any more; returns how

@@ -54,6 +54,8 @@ RULES = (
      "proto", lambda src, dst: dst in ("io", "net", "session")),
     ("tls/ does not include dataplane/ (only the shared lib/)",
      "tls", lambda src, dst: dst in DATAPLANE),
+    ("control/ (sluice-control, sluicectl) does not include dataplane/: it talks to it over a socket",
+     "control", lambda src, dst: dst in DATAPLANE),
     ("nothing outside bench/ includes bench/",
      None, lambda src, dst: dst == "bench" and src != "bench"),
 )

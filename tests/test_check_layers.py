@@ -36,7 +36,9 @@ BAD = (
     ("dataplane/proto/layer_probe.c", '#include "session/session.h"', 2),
     ("tls/layer_probe.c", '#include "core.h"', 3),
     ("tls/layer_probe.h", '#include "session/session.h"', 3),
-    ("dataplane/session/layer_probe.c", '#include "../../bench/hist.h"', 4),
+    ("control/layer_probe.c", '#include "core.h"', 4),
+    ("control/layer_probe.c", '#include "session/session.h"', 4),
+    ("dataplane/session/layer_probe.c", '#include "../../bench/hist.h"', 5),
 )
 
 
@@ -61,6 +63,7 @@ def add_include(root, rel, line):
     """Write root/rel: a comment, an allowed include (lib/), then line.
     Returns the line number of line."""
     lines = ["/* made by tests/test_check_layers.py */", '#include "buf.h"', "", line]
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_text("\n".join(lines) + "\n")
     return len(lines)
 

@@ -67,3 +67,16 @@ size_t io_report(char *line, size_t len, size_t o)
 #endif
 	return o;
 }
+
+int io_listeners_for(const struct cfg *cfg, uint64_t gen, int *lfd, char *err, size_t errlen)
+{
+	if (io_chosen != &kern_io_ops)
+		return -ENOTSUP;
+	return kern_listeners_for(cfg, gen, lfd, err, errlen);
+}
+
+void io_listeners_gc(uint64_t seen)
+{
+	if (io_chosen == &kern_io_ops)
+		kern_listeners_gc(seen);
+}

@@ -54,6 +54,10 @@ struct io_ops {
 	 * when connected and must not move. 0 or -errno. */
 	int (*connect)(struct core *c, struct stream *s, const struct sockaddr *addr,
 		       socklen_t len);
+	/* A reload changed the listeners: this core listens on lfd[0, n)
+	 * from now on (listener i's socket for this core), in the new
+	 * order. NULL: the stack's listeners are fixed at start-up. */
+	int (*relisten)(struct core *c, const int *lfd, unsigned n);
 };
 
 /* What a stack calls back into (the loop's owner fills it in). */
@@ -80,6 +84,19 @@ void io_fini(void);
  * new length. */
 size_t io_report(char *line, size_t len, size_t o);
 
+/*
+ * Listeners that come and go with a reload (the stack's relisten): the
+ * sockets of cfg's listeners for every core into lfd[core * n_listeners +
+ * i], binding the addresses not bound yet; the addresses cfg no longer
+ * names are marked removed by generation gen. From the reload's thread.
+ * 0, -ENOTSUP (the stack cannot: a restart is needed), or -errno with
+ * err naming the listener (then nothing changed).
+ */
+int io_listeners_for(const struct cfg *cfg, uint64_t gen, int *lfd, char *err, size_t errlen);
+/* Close the removed addresses' sockets once every core has entered
+ * generation seen or later. */
+void io_listeners_gc(uint64_t seen);
+
 /* Connect s on core c's stack (io_ops.connect). */
 static inline int io_connect(struct core *c, struct stream *s, const struct sockaddr *addr,
 			     socklen_t len)
@@ -93,5 +110,7 @@ extern const struct io_ops kern_io_ops;
 int kern_init(const struct cfg *cfg, struct core *cores, unsigned n_cores, char *err,
 	      size_t errlen);
 void kern_fini(void);
+int kern_listeners_for(const struct cfg *cfg, uint64_t gen, int *lfd, char *err, size_t errlen);
+void kern_listeners_gc(uint64_t seen);
 
 #endif

@@ -32,12 +32,27 @@ struct kern_core {
 	int n_ev;
 };
 
+/* One listening address, a socket per core (SO_REUSEPORT). Listeners
+ * come and go with reloads: the control thread binds the sockets of a new
+ * address (kern_listeners_for), the cores adopt their own at the top of a
+ * pass (kern_relisten), and the sockets of a removed address are closed
+ * once every core has moved past it (kern_listeners_gc). */
+struct kern_lsock {
+	struct sockaddr_storage addr;
+	socklen_t len;
+	int *fd;                   /* [core] */
+	uint64_t removed;          /* the generation that dropped it; 0: in use */
+};
+
 static struct {
 	struct kern_core *kc;      /* [core] */
 	unsigned n_cores;
+	struct kern_lsock *ls;     /* every address bound, in use or closing */
+	unsigned n_ls;
 } K;
 
 static const struct stream_ops kern_stream_ops, kern_accepted_ops;
+static int kern_relisten(struct core *c, const int *lfd, unsigned n);
 
 /* A connection accept4() just gave: its peer as accept4() said it, which
  * getpeername() no longer tells once the client has reset. Only the
@@ -357,13 +372,17 @@ static int kern_enter(struct core *c)
 	return kern_watch(kc, &kc->wake);
 }
 
-/* io_ops.leave: the listeners close (the eventfd is the workers'). */
+/* io_ops.leave: the listeners stop taking connections (a listening
+ * socket shut down leaves its SO_REUSEPORT group and resets its backlog);
+ * kern_fini closes them. The eventfd is the workers'. */
 static void kern_leave(struct core *c)
 {
 	struct kern_core *kc = c->io_core;
 
-	for (unsigned i = 0; i < kc->n_lsn; i++)
-		stream_close(&kc->lsn[i]);
+	for (unsigned i = 0; i < kc->n_lsn; i++) {
+		(void)epoll_ctl(kc->epfd, EPOLL_CTL_DEL, kc->lsn[i].fd, NULL);
+		(void)shutdown(kc->lsn[i].fd, SHUT_RDWR);
+	}
 }
 
 const struct io_ops kern_io_ops = {
@@ -373,13 +392,163 @@ const struct io_ops kern_io_ops = {
 	.poll = kern_poll,
 	.leave = kern_leave,
 	.connect = kern_connect,
+	.relisten = kern_relisten,
 };
 
-/* Core k's epoll set and listening sockets. On error names the listener. */
-static int kern_core_init(const struct cfg *cfg, struct kern_core *kc, char *err, size_t errlen)
+/* A socket listening on addr; fd or -errno. */
+static int kern_listen(const struct sockaddr_storage *addr, socklen_t len)
+{
+	int one = 1, rc;
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (addr->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, 1024) < 0) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static void kern_lsock_close(struct kern_lsock *l)
+{
+	for (unsigned k = 0; l->fd && k < K.n_cores; k++)
+		if (l->fd[k] >= 0)
+			close(l->fd[k]);
+	free(l->fd);
+	l->fd = NULL;
+}
+
+/* The entry for addr in use (or closing: it is taken back), or a new one
+ * with a socket per core. Its index, or -errno. */
+static int kern_lsock_get(const struct sockaddr_storage *addr, socklen_t len)
+{
+	struct kern_lsock *v;
+	unsigned i, k;
+	int fd;
+
+	for (i = 0; i < K.n_ls; i++)
+		if (K.ls[i].len == len && !memcmp(&K.ls[i].addr, addr, len)) {
+			K.ls[i].removed = 0;
+			return (int)i;
+		}
+	if (!(v = realloc(K.ls, (K.n_ls + 1) * sizeof(*v))))
+		return -ENOMEM;
+	K.ls = v;
+	v = &K.ls[K.n_ls];
+	memset(v, 0, sizeof(*v));
+	v->addr = *addr;
+	v->len = len;
+	if (!(v->fd = malloc(K.n_cores * sizeof(int))))
+		return -ENOMEM;
+	for (k = 0; k < K.n_cores; k++)
+		v->fd[k] = -1;
+	for (k = 0; k < K.n_cores; k++) {
+		if ((fd = kern_listen(addr, len)) < 0) {
+			kern_lsock_close(v);
+			return fd;
+		}
+		v->fd[k] = fd;
+	}
+	return (int)K.n_ls++;
+}
+
+int kern_listeners_for(const struct cfg *cfg, uint64_t gen, int *lfd, char *err, size_t errlen)
+{
+	unsigned n0 = K.n_ls, i, k;
+	bool *used;
+	int e;
+
+	if (!(used = calloc(K.n_ls + cfg->n_listeners + 1, sizeof(*used))))
+		return -ENOMEM;
+	for (i = 0; i < cfg->n_listeners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		if ((e = kern_lsock_get(&l->addr, l->addrlen)) < 0) {
+			snprintf(err, errlen, "%s:%u: listeners[%u].address: cannot listen on %s: %s",
+				 cfg->path, l->line, i, l->address, strerror(-e));
+			/* What this call bound goes again; nothing else changed. */
+			while (K.n_ls > n0)
+				kern_lsock_close(&K.ls[--K.n_ls]);
+			free(used);
+			return e;
+		}
+		if (used[e]) {
+			snprintf(err, errlen, "%s:%u: listeners[%u].address: %s is listed twice",
+				 cfg->path, l->line, i, l->address);
+			while (K.n_ls > n0)
+				kern_lsock_close(&K.ls[--K.n_ls]);
+			free(used);
+			return -EINVAL;
+		}
+		used[e] = true;
+		for (k = 0; k < K.n_cores; k++)
+			lfd[(size_t)k * cfg->n_listeners + i] = K.ls[e].fd[k];
+	}
+	for (i = 0; i < K.n_ls; i++)
+		if (!used[i] && !K.ls[i].removed)
+			K.ls[i].removed = gen;
+	free(used);
+	return 0;
+}
+
+void kern_listeners_gc(uint64_t seen)
+{
+	for (unsigned i = 0; i < K.n_ls;) {
+		if (K.ls[i].removed && K.ls[i].removed <= seen) {
+			kern_lsock_close(&K.ls[i]);
+			K.ls[i] = K.ls[--K.n_ls];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* io_ops.relisten: this core's listening sockets become lfd[0, n) (one per
+ * listener of the new generation, in its order). A socket kept moves to
+ * its new place (epoll is told the new address); one no longer listed
+ * leaves the epoll set (kern_listeners_gc closes it). */
+static int kern_relisten(struct core *c, const int *lfd, unsigned n)
+{
+	struct kern_core *kc = c->io_core;
+	struct stream *v = calloc(n ? n : 1, sizeof(*v));
+	unsigned i, j;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < kc->n_lsn && kc->lsn[j].fd != lfd[i]; j++)
+			;
+		kern_make(kc, &v[i], lfd[i], SK_LISTENER, (void *)(uintptr_t)i);
+		v[i].readable = j < kc->n_lsn ? kc->lsn[j].readable : true;
+		if (j < kc->n_lsn) {
+			struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = &v[i] };
+
+			(void)epoll_ctl(kc->epfd, EPOLL_CTL_MOD, lfd[i], &ev);
+			kc->lsn[j].fd = -1;  /* moved */
+		} else {
+			(void)kern_watch(kc, &v[i]);
+		}
+	}
+	for (j = 0; j < kc->n_lsn; j++)
+		if (kc->lsn[j].fd >= 0)
+			(void)epoll_ctl(kc->epfd, EPOLL_CTL_DEL, kc->lsn[j].fd, NULL);
+	free(kc->lsn);
+	kc->lsn = v;
+	kc->n_lsn = n;
+	return 0;
+}
+
+/* Core k's epoll set and its listening sockets (K.ls, one per listener). */
+static int kern_core_init(const struct cfg *cfg, struct kern_core *kc, unsigned k, char *err,
+			  size_t errlen)
 {
 	unsigned i;
-	int one = 1;
 
 	kc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (kc->epfd < 0) {
@@ -390,25 +559,9 @@ static int kern_core_init(const struct cfg *cfg, struct kern_core *kc, char *err
 	if (!kc->lsn)
 		return -ENOMEM;
 	for (i = 0; i < cfg->n_listeners; i++) {
-		const struct cfg_listener *l = &cfg->listeners[i];
-		int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		int rc;
 
-		if (fd < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-		    (l->addr.ss_family == AF_INET6 &&
-		     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-		    bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 ||
-		    listen(fd, 1024) < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s:%u: listeners[%u].address: cannot listen on %s: %s",
-				 cfg->path, l->line, i, l->address, strerror(-rc));
-			if (fd >= 0)
-				close(fd);
-			return rc;
-		}
-		kern_make(kc, &kc->lsn[i], fd, SK_LISTENER, (void *)(uintptr_t)i);
+		kern_make(kc, &kc->lsn[i], K.ls[i].fd[k], SK_LISTENER, (void *)(uintptr_t)i);
 		kc->n_lsn = i + 1;
 		rc = kern_watch(kc, &kc->lsn[i]);
 		if (rc < 0) {
@@ -431,9 +584,24 @@ int kern_init(const struct cfg *cfg, struct core *cores, unsigned n_cores, char 
 	K.n_cores = n_cores;
 	for (k = 0; k < n_cores; k++)
 		K.kc[k].epfd = -1;
+	/* Listeners are bound in their order, so that K.ls[i] is listener i. */
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+
+		if ((rc = kern_lsock_get(&l->addr, l->addrlen)) < 0) {
+			snprintf(err, errlen, "%s:%u: listeners[%u].address: cannot listen on %s: %s",
+				 cfg->path, l->line, i, l->address, strerror(-rc));
+			return rc;
+		}
+		if ((unsigned)rc != i) {
+			snprintf(err, errlen, "%s:%u: listeners[%u].address: %s is listed twice",
+				 cfg->path, l->line, i, l->address);
+			return -EINVAL;
+		}
+	}
 	for (k = 0; k < n_cores; k++) {
 		cores[k].io_core = &K.kc[k];
-		if ((rc = kern_core_init(cfg, &K.kc[k], err, errlen)) < 0)
+		if ((rc = kern_core_init(cfg, &K.kc[k], k, err, errlen)) < 0)
 			return rc;
 	}
 	return 0;
@@ -444,12 +612,16 @@ void kern_fini(void)
 	for (unsigned k = 0; K.kc && k < K.n_cores; k++) {
 		struct kern_core *kc = &K.kc[k];
 
-		for (unsigned i = 0; i < kc->n_lsn; i++)
-			stream_close(&kc->lsn[i]);
 		free(kc->lsn);
 		if (kc->epfd >= 0)
 			close(kc->epfd);
 	}
+	/* The sockets are K.ls's: closed once, whichever cores watched them. */
+	for (unsigned i = 0; i < K.n_ls; i++)
+		kern_lsock_close(&K.ls[i]);
+	free(K.ls);
+	K.ls = NULL;
+	K.n_ls = 0;
 	free(K.kc);
 	K.kc = NULL;
 	K.n_cores = 0;

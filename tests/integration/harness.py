@@ -880,6 +880,7 @@ class Sluice:
         """Write config (a dict) over this instance's file (for reloads)."""
         config.setdefault("control", {}).setdefault("dataplane_socket", self.ctl_path)
         self.config = config
+        self.listeners = {l["name"]: _addr(l["address"]) for l in config["listeners"]}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
         os.replace(tmp, self.path)

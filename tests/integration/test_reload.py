@@ -271,11 +271,96 @@ class Reload(unittest.TestCase):
 
     def test_change_that_needs_a_restart(self):
         cfg = json.loads(json.dumps(self.cfg))
-        cfg["listeners"][0]["address"] = f"127.0.0.1:{BASE + 1}"
+        cfg["backends"][0]["servers"] = ["127.0.0.1:10025"]
         self.sl.rewrite(cfg)
-        self.refused(rf"{re.escape(str(self.sl.path))}:\d+: listeners\[0\]: address "
-                     rf"127\.0\.0\.1:{BASE} -> 127\.0\.0\.1:{BASE + 1}: bound at start-up; "
-                     r"restart to apply")
+        self.refused(rf"{re.escape(str(self.sl.path))}:\d+: backends\[0\]: 'pf' changed: "
+                     r"backend servers and their probes start with the process; restart to "
+                     r"apply")
+        cfg = json.loads(json.dumps(self.cfg))
+        cfg["workers"] = 1
+        self.sl.rewrite(cfg)
+        self.refused(rf"{re.escape(str(self.sl.path))}: workers: 2 -> 1: the TLS workers "
+                     r"start with the process; restart to apply")
+
+    def test_listener_taken_by_another_process(self):
+        """A new listener whose port is taken: refused by name; nothing
+        changes, the old listener keeps serving."""
+        import socket
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", BASE + 2))
+            squatter.listen()
+            cfg = json.loads(json.dumps(self.cfg))
+            cfg["listeners"].append(dict(cfg["listeners"][0], name="second",
+                                         address=f"127.0.0.1:{BASE + 2}"))
+            self.sl.rewrite(cfg)
+            self.refused(rf"{re.escape(str(self.sl.path))}:\d+: listeners\[1\]\.address: "
+                         rf"cannot listen on 127\.0\.0\.1:{BASE + 2}: Address already in use")
+
+    def greeting(self, port):
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.settimeout(10)
+            return s.recv(512).decode()
+
+    def test_listeners_added_removed_and_changed(self):
+        """A reload adds a listener, changes one and removes one: sessions
+        on the others go on untouched, a changed listener's open sessions
+        finish on their old settings, a removed one refuses new
+        connections within a second, and its open sessions finish."""
+        import socket
+        first = f"127.0.0.1:{BASE}"
+        held, tag, _, rest = self.open_transaction()       # on the first listener
+        plain = socket.create_connection(("127.0.0.1", BASE), timeout=10)
+        self.assertIn(f"220 {NAME} ", plain.recv(512).decode())
+        # 1. Add "second" (its own hostname); change the first's hostname.
+        cfg = json.loads(json.dumps(self.cfg))
+        cfg["listeners"][0]["hostname"] = "renamed.example.test"
+        cfg["listeners"].append(dict(cfg["listeners"][0], name="second",
+                                     address=f"127.0.0.1:{BASE + 3}",
+                                     hostname="second.example.test"))
+        self.sl.rewrite(cfg)
+        self.sighup_and_wait(ok=True)
+        self.assertRegex(self.sl.log_text(),
+                         rf"reload: listener second 127\.0\.0\.1:{BASE + 3} added")
+        self.assertIn("220 second.example.test ", self.greeting(BASE + 3))
+        self.assertIn("220 renamed.example.test ", self.greeting(BASE))
+        # The session opened before answers with the old settings.
+        plain.sendall(b"EHLO client.test\r\n")
+        self.assertIn(f"250-{NAME}", plain.recv(4096).decode())
+        # 2. Remove the first listener.
+        cfg = json.loads(json.dumps(cfg))
+        cfg["listeners"] = cfg["listeners"][1:]
+        self.sl.rewrite(cfg)
+        self.sighup_and_wait(ok=True)
+        self.assertRegex(self.sl.log_text(), rf"reload: listener smtp {re.escape(first)} removed")
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", BASE), timeout=2).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        wait_until(refused, 5, f"{first} to refuse connections")
+        # Its open sessions finish: the plaintext one answers, the
+        # transaction ends with 250 and lands.
+        plain.sendall(b"NOOP\r\n")
+        self.assertTrue(plain.recv(512).startswith(b"250"))
+        plain.close()
+        held.send(rest + b".\r\n")
+        code, text = held.getreply()
+        self.assertEqual(code, 250, text)
+        held.quit()
+        self.assertEqual(len(PF.maildir_messages(containing=f"<{tag}@".encode(), timeout=30)), 1)
+        # The added listener delivers.
+        tag2 = unique("second")
+        with smtplib.SMTP("127.0.0.1", BASE + 3, local_hostname="client.test",
+                          source_address=client_source(CLIENT), timeout=20) as s:
+            s.starttls(context=no_verify_context())
+            self.assertEqual(s.sendmail(SENDER, [recipient(tag2)], make_message(tag2)), {})
+        self.assertEqual(len(PF.maildir_messages(containing=f"<{tag2}@".encode(),
+                                                 timeout=30)), 1)
+        self.assertEqual(self.sl.ctl("status")["generation"], 3)
+        self.assertEqual([l["name"] for l in self.sl.ctl("status")["listeners"]], ["second"])
 
     def test_bad_load_from_control(self):
         """The dataplane checks what it is sent, whatever sent it."""
