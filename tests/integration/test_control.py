@@ -547,6 +547,28 @@ class Control(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("no policy named weak", err)
 
+    def test_dataplane_restart(self):
+        """sluice restarted under a running sluice-control: it says so,
+        answers that the dataplane is not attached meanwhile (exit 1), and
+        attaches to the new process by itself."""
+        old_pid = self.sl.proc.pid
+        self.sl.stop()
+        wait_until(lambda: f"lost the dataplane (pid {old_pid})" in self.sc.log_text(), 10,
+                   "sluice-control to notice the dataplane left")
+        rc, out, err = self.sc.ctl("status")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("the dataplane is not attached", err)
+        rc, out, err = self.sc.ctl("reload")
+        self.assertEqual(rc, 1)
+        self.assertIn("nothing changed: the dataplane is not attached", err)
+        self.sl.start()
+        wait_until(lambda: f"attached to dataplane pid {self.sl.proc.pid} generation 1 "
+                   in self.sc.log_text(), 10, "sluice-control to attach to the new sluice")
+        rc, st = self.sc.json("status")
+        self.assertEqual(rc, 0)
+        self.assertEqual(st["pid"], self.sl.proc.pid)
+        self.assertTrue(self.sc.running())
+
     # ----------------------------------------------------- kill -9 ------
 
     def test_kill_under_load(self):
