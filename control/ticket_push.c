@@ -12,11 +12,8 @@
 
 #include "clog.h"
 #include "ctl.h"
-#if HAVE_CONTROL_TICKETS
 #include "control/tickets.h"
-#endif
 
-#if HAVE_CONTROL_TICKETS
 static long long last_tick;     /* seconds: the ring is looked at once a second */
 
 /* The answer to a push: logged when refused (the keys stay here and go
@@ -144,57 +141,3 @@ json_t *adm_tickets_rotate(struct ctl *ctl, struct adm_client *c, json_t *req)
 	}
 	return NULL;
 }
-
-#else /* without control/tickets.c: the dataplane keeps its own keys */
-
-void ctl_tickets_init(struct ctl *ctl)
-{
-	(void)ctl;
-}
-
-void ctl_changed(struct ctl *ctl)
-{
-	(void)ctl;
-}
-
-void ctl_tickets_tick(struct ctl *ctl)
-{
-	(void)ctl;
-}
-
-void ctl_tickets_attached(struct ctl *ctl)
-{
-	(void)ctl;
-}
-
-void ctl_tickets_fini(void)
-{
-}
-
-static void forward_done(struct dp *dp, void *arg, json_t *a, const char *why)
-{
-	struct adm_later *l = arg;
-	json_t *e = a ? NULL : jline_error("%s", why);
-
-	adm_answer(l->ctl, l->client, a ? a : e);
-	json_decref(e);
-	free(l);
-}
-
-json_t *adm_tickets_show(struct ctl *ctl, struct adm_client *c, json_t *req)
-{
-	struct adm_later *l = adm_later(ctl, c);
-
-	if (!l)
-		return jline_error("out of memory");
-	dp_request(&ctl->dp, json_pack("{s:s}", "cmd", "tickets_show"), DP_TIMEOUT_S,
-		   forward_done, l);
-	return NULL;
-}
-
-json_t *adm_tickets_rotate(struct ctl *ctl, struct adm_client *c, json_t *req)
-{
-	return jline_error("tickets rotate: this sluice-control does not hold the ticket keys; "
-			   "the dataplane rotates its own every tickets.rotate seconds");
-}
-#endif

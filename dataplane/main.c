@@ -330,11 +330,15 @@ static void app_signal_loop(struct app *a)
 			report_counters();
 			report_fingerprints();
 		} else if (sig == SIGUSR2) {
-			if (RT.cfg->tickets.key_file)
+			enum tls_ticket_source src;
+
+			tls_resume_show(NULL, 0, 0, &src, NULL);
+			if (src == TLS_TICKETS_OFF)
+				log_msg(LOG_INFO, "SIGUSR2: session tickets are off");
+			else if (tls_resume_rotate_now() == -EPERM)
 				log_msg(LOG_INFO, "SIGUSR2: ticket keys come from %s; rotate them "
-					"there", RT.cfg->tickets.key_file);
-			else
-				tls_resume_rotate_now();
+					"there", src == TLS_TICKETS_FILE ? RT.cfg->tickets.key_file
+					: "sluice-control (sluicectl tickets rotate)");
 		} else if (sig == SIGHUP) {
 			char err[1024];
 

@@ -99,6 +99,16 @@ static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err,
 		RESTART(0, "user", "privileges are dropped at start-up; restart to apply");
 	if (old->session_cache != nu->session_cache)
 		RESTART(0, "session_cache", "sized at start-up; restart to apply");
+	/* Ticket keys: the key file's contents are re-read when they change
+	 * (tls_resume_tick); where keys come from and their windows are set at
+	 * start-up. */
+	if (old->tickets.enabled != nu->tickets.enabled ||
+	    !str_eq(old->tickets.key_file, nu->tickets.key_file) ||
+	    old->tickets.rotate != nu->tickets.rotate ||
+	    old->tickets.lifetime != nu->tickets.lifetime ||
+	    old->control.ticket_keys != nu->control.ticket_keys)
+		RESTART(nu->tickets.key_file_line, "tickets", "changed: ticket keys are set up at "
+			"start-up; restart to apply (a key file's new contents are read without)");
 	if (!str_eq(old->control.dataplane_socket, nu->control.dataplane_socket))
 		RESTART(0, "control.dataplane_socket", "bound at start-up; restart to apply");
 	for (unsigned i = 0; i < nu->n_backends; i++) {

@@ -322,6 +322,7 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 		return rc;
 	if (!cfg_present(ld, "tickets.enabled"))
 		c->tickets.enabled = true;
+	c->tickets.key_file_line = cfg_line(ld, "tickets.key_file", false, false);
 	if (c->tickets.key_file && cfg_present(ld, "tickets.rotate"))
 		return cfg_err(ld, "tickets.rotate", "not with tickets.key_file: the key "
 			       "file's keys are used, in its order, and it is re-read when it changes");

@@ -117,13 +117,16 @@ struct cfg_policy_rule {
 /* Session tickets (RFC 5077, RFC 8446 4.6.1). */
 struct cfg_tickets {
 	bool enabled;             /* default true */
-	char *key_file;           /* keys shared by a fleet: 80 bytes each
-				     (name 16, HMAC 32, AES 32), the first
-				     encrypts, all decrypt; re-read when it
-				     changes. NULL: keys made at start-up */
+	char *key_file;           /* keys shared by a fleet: HAProxy's
+				     tls-ticket-keys (base64 lines) or nginx's
+				     80-byte binary keys (tls/ticket_file.c);
+				     re-read when it changes; refused if group
+				     or others may use it. NULL: keys made by
+				     sluice-control, or the dataplane */
 	unsigned rotate;          /* seconds between new keys (no key_file);
 				     default 3600 */
 	unsigned lifetime;        /* seconds a ticket is honoured; default 7200 */
+	unsigned key_file_line;   /* of tickets.key_file, for messages */
 };
 
 /* The control plane (docs/control.md): sluice-control's admin socket,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "resume.h"
 #include "tls.h"
 
 /* A new entry of tc->sets; NULL when out of memory. */
@@ -102,6 +103,8 @@ static int conf_fill(struct tls_conf *tc, const struct cfg_files *files, char *e
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		if ((rc = conf_listener(tc, i, err, errlen)) < 0)
 			return rc;
+	if ((rc = tls_ticket_file_check(c, err, errlen)) < 0) /* mode, format */
+		return rc;
 	c->files = NULL; /* the bundle is the caller's: nothing reads it later */
 	return 0;
 }

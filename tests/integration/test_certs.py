@@ -160,6 +160,7 @@ class BadCertificates(unittest.TestCase):
     def test_bad_ticket_key_file(self):
         bad = self.d / "ticket.key"
         bad.write_bytes(os.urandom(79))
+        bad.chmod(0o600)    # a key file group or others can read is refused first
         rc, out = check(config([listener("smtps", 0)], tickets={"key_file": str(bad)}))
         self.assertNotEqual(rc, 0, out)
         self.assertIn("tickets.key_file: " + str(bad) + ": 79 bytes; expected 80 per key", out)
@@ -424,6 +425,7 @@ class Resumption(unittest.TestCase):
     def test_restart_with_a_shared_key_file(self):
         keyfile = self.d / "ticket.key"
         keyfile.write_bytes(os.urandom(160))
+        keyfile.chmod(0o600)
         sl = self.start("resume-a", 3, tickets={"key_file": str(keyfile)})
         sess = self.d / "sess"
         self.assertEqual(s_client(sl.addr("smtps"), "-tls1_3", sess_out=sess)[2], "New")
@@ -445,12 +447,14 @@ class Resumption(unittest.TestCase):
         keyfile = self.d / "ticket.key"
         old = os.urandom(80)
         keyfile.write_bytes(old)
+        keyfile.chmod(0o600)
         sl = self.start("resume-f", 4, tickets={"key_file": str(keyfile)})
         sess = self.d / "sess"
         self.assertEqual(s_client(sl.addr("smtps"), "-tls1_2", sess_out=sess)[2], "New")
         mark = sl.log_text().count("key")
         tmp = self.d / "ticket.key.new"
         tmp.write_bytes(os.urandom(80) + old)
+        tmp.chmod(0o600)
         os.replace(tmp, keyfile)
         wait_until(lambda: "2 keys loaded from" in sl.log_text(), 10,
                    "sluice to re-read the key file")

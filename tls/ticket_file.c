@@ -1,0 +1,273 @@
+/*
+ * Ticket key files that a fleet shares (tickets.key_file), in two formats,
+ * told apart by their bytes:
+ *
+ *  - HAProxy's tls-ticket-keys: text, one base64 key per line, 48 bytes
+ *    (name 16, AES-128 16, HMAC 16) or 80 bytes (name 16, AES-256 32, HMAC
+ *    32), all of one size. HAProxy keeps the last TLS_TICKETS_NO lines
+ *    (control.ticket_keys here, default 3 as there), needs at least that
+ *    many, seals with the penultimate line and opens with the last N: a
+ *    fleet appends a key to every box's file before any box seals with it
+ *    (the new last line only opens until the next append makes it
+ *    penultimate). Its ticket callback tries the penultimate first, then
+ *    the last, then the older ones from the oldest: the ring keeps that
+ *    order, so the key that seals is first. Blank lines and lines starting
+ *    with '#' are skipped (HAProxy refuses them; nothing is lost).
+ *  - nginx's ssl_session_ticket_key: binary, 80 bytes per key (name 16,
+ *    HMAC 32, AES-256 32), the first seals, every key opens; what sluice
+ *    read before (one or more keys in one file).
+ *
+ * Either is refused when group or others have any access to it (mode &
+ * 077): a ticket key decrypts every session it sealed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "files.h"
+#include "resume.h"
+
+#define TK_FILE_MAX (64 * 1024)  /* no key file is near this */
+
+/* The key file's bytes and mode: from the bundle, or the disk. 0 or -errno
+ * with the reason in err. */
+static int tk_file_load(const struct cfg *c, char **data, size_t *len, unsigned *mode,
+			struct stat *st_out, char *err, size_t errlen)
+{
+	const char *path = c->tickets.key_file;
+	struct stat st;
+	FILE *f;
+	int rc;
+
+	if (c->files) {
+		const struct cfg_file *cf = cfg_files_find(c->files, path);
+
+		if (!cf) {
+			snprintf(err, errlen, "%s: not among the files sent", path);
+			return -ENOENT;
+		}
+		*mode = cf->mode;
+		if (!(*data = malloc(cf->len + 1)))
+			return -ENOMEM;
+		memcpy(*data, cf->data, cf->len);
+		(*data)[cf->len] = '\0';
+		*len = cf->len;
+		return 0;
+	}
+	if (!(f = fopen(path, "rb"))) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+		snprintf(err, errlen, "%s: %s", path,
+			 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+		fclose(f);
+		return rc;
+	}
+	if (st.st_size > TK_FILE_MAX) {
+		snprintf(err, errlen, "%s: %lld bytes; a key file is a few hundred", path,
+			 (long long)st.st_size);
+		fclose(f);
+		return -EFBIG;
+	}
+	if (!(*data = malloc((size_t)st.st_size + 1))) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	*len = fread(*data, 1, (size_t)st.st_size, f);
+	(*data)[*len] = '\0';
+	fclose(f);
+	*mode = st.st_mode & 07777;
+	if (st_out)
+		*st_out = st;
+	return 0;
+}
+
+/* Text made only of base64 characters, whitespace and '#' comments:
+ * HAProxy's format. Random binary keys are not (80 bytes of base64
+ * alphabet by chance: about 2^-80). */
+static bool tk_is_text(const char *d, size_t len)
+{
+	bool comment = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)d[i];
+
+		if (ch == '\n') {
+			comment = false;
+			continue;
+		}
+		if (comment)
+			continue;
+		if (ch == '#' && (i == 0 || d[i - 1] == '\n'))
+			comment = true;
+		else if (!(ch == '+' || ch == '/' || ch == '=' || ch == '\r' || ch == ' ' ||
+			   ch == '\t' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+			   (ch >= 'A' && ch <= 'Z')))
+			return false;
+	}
+	return true;
+}
+
+/* One base64 line into out (up to 81 bytes); the byte count or -1. */
+static int tk_b64(const char *s, size_t n, unsigned char *out)
+{
+	unsigned char tmp[((4096 + 3) / 4) * 3];
+	int len, pad = 0;
+
+	if (n == 0 || n % 4 || n > 4096)
+		return -1;
+	if ((len = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)n)) < 0)
+		return -1;
+	pad = (s[n - 1] == '=') + (n > 1 && s[n - 2] == '=');
+	len -= pad;
+	if (len > 80) {
+		OPENSSL_cleanse(tmp, sizeof(tmp));
+		return len;
+	}
+	memcpy(out, tmp, (size_t)len);
+	OPENSSL_cleanse(tmp, sizeof(tmp));
+	return len;
+}
+
+/* HAProxy's tls-ticket-keys: see the top of this file. */
+static int tk_parse_haproxy(const struct cfg *c, char *d, struct tls_ticket_key *keys,
+			    long long now, char *err, size_t errlen)
+{
+	const char *path = c->tickets.key_file;
+	unsigned need = c->control.ticket_keys ? c->control.ticket_keys : 3;
+	struct tls_ticket_key ring[TLS_TICKET_KEYS_MAX]; /* slot line % need, as HAProxy */
+	unsigned char raw[81];
+	unsigned lines = 0, lineno = 0, head;
+	int size = 0, n, rc = -EINVAL;
+	char *p = d, *nl;
+
+	if (need > TLS_TICKET_KEYS_MAX)
+		need = TLS_TICKET_KEYS_MAX;
+	for (; *p; p = nl ? nl + 1 : p + strlen(p)) {
+		size_t l;
+		char *s = p;
+
+		nl = strchr(p, '\n');
+		l = nl ? (size_t)(nl - p) : strlen(p);
+		lineno++;
+		while (l && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t'))
+			l--;
+		while (l && (*s == ' ' || *s == '\t'))
+			s++, l--;
+		if (!l || *s == '#')
+			continue;
+		n = tk_b64(s, l, raw);
+		if (n != 48 && n != 80) {
+			snprintf(err, errlen, "%s: line %u: not a base64 key of 48 or 80 bytes "
+				 "(make one with: openssl rand 80 | base64 -w0)", path, lineno);
+			goto out;
+		}
+		if (size && n != size) {
+			snprintf(err, errlen, "%s: line %u: a %d-byte key after %d-byte ones; "
+				 "all keys of a file have one size", path, lineno, n, size);
+			goto out;
+		}
+		size = n;
+		struct tls_ticket_key *k = &ring[lines % need];
+
+		memset(k, 0, sizeof(*k));
+		memcpy(k->name, raw, 16);
+		k->aes_len = k->hmac_len = (unsigned char)((n - 16) / 2);
+		memcpy(k->aes, raw + 16, k->aes_len);
+		memcpy(k->hmac, raw + 16 + k->aes_len, k->hmac_len);
+		k->not_before = now;
+		lines++;
+	}
+	if (lines < need) {
+		snprintf(err, errlen, "%s: %u key%s; HAProxy's format needs at least %u "
+			 "(control.ticket_keys): the penultimate seals, the last %u open",
+			 path, lines, lines == 1 ? "" : "s", need, need);
+		goto out;
+	}
+	/* The order of HAProxy's search: from the penultimate slot on. */
+	head = (lines - 2) % need;
+
+	for (unsigned i = 0; i < need; i++)
+		keys[i] = ring[(head + i) % need];
+	rc = (int)need;
+out:
+	OPENSSL_cleanse(ring, sizeof(ring));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rc;
+}
+
+/* nginx's: 80 bytes per key, name, HMAC, AES. */
+static int tk_parse_nginx(const char *path, const unsigned char *d, size_t len,
+			  struct tls_ticket_key *keys, long long now, char *err, size_t errlen)
+{
+	if (len == 0 || len % 80 || len > TLS_TICKET_KEYS_MAX * 80) {
+		snprintf(err, errlen, "%s: %zu bytes; expected 80 per key, 1 to %d keys "
+			 "(make one with: openssl rand 80 > FILE), or HAProxy's base64 lines",
+			 path, len, TLS_TICKET_KEYS_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len / 80; i++) {
+		memset(&keys[i], 0, sizeof(keys[i]));
+		memcpy(keys[i].name, d + i * 80, 16);
+		memcpy(keys[i].hmac, d + i * 80 + 16, 32);
+		memcpy(keys[i].aes, d + i * 80 + 48, 32);
+		keys[i].hmac_len = keys[i].aes_len = 32;
+		keys[i].not_before = now;
+	}
+	return (int)(len / 80);
+}
+
+int tls_ticket_file_read(const struct cfg *c, struct tls_ticket_key *keys, long long now,
+			 struct stat *st_out, char *err, size_t errlen)
+{
+	const char *path = c->tickets.key_file;
+	char *data = NULL;
+	size_t len = 0;
+	unsigned mode = 0;
+	int rc;
+
+	if ((rc = tk_file_load(c, &data, &len, &mode, st_out, err, errlen)) < 0)
+		return rc;
+	if (mode & 077) {
+		snprintf(err, errlen, "%s: mode %04o: group or others may read it, and a ticket "
+			 "key decrypts every session it sealed (chmod 600 %s)", path, mode, path);
+		rc = -EPERM;
+	} else if (len && tk_is_text(data, len)) {
+		rc = tk_parse_haproxy(c, data, keys, now, err, errlen);
+	} else {
+		rc = tk_parse_nginx(path, (const unsigned char *)data, len, keys, now, err, errlen);
+	}
+	OPENSSL_cleanse(data, len);
+	free(data);
+	return rc;
+}
+
+int tls_ticket_file_check(const struct cfg *c, char *err, size_t errlen)
+{
+	struct tls_ticket_key keys[TLS_TICKET_KEYS_MAX];
+	char e[512];
+	int rc;
+
+	if (!c->tickets.enabled || !c->tickets.key_file)
+		return 0;
+	/* A bundle without the key file: the dataplane (unprivileged by now)
+	 * keeps the keys it has and re-reads the file itself if it can. */
+	if (c->files && !cfg_files_find(c->files, c->tickets.key_file))
+		return 0;
+	rc = tls_ticket_file_read(c, keys, 0, NULL, e, sizeof(e));
+	OPENSSL_cleanse(keys, sizeof(keys));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s:%u: tickets.key_file: %s", c->path,
+			 c->tickets.key_file_line, e);
+		return rc;
+	}
+	return 0;
+}
