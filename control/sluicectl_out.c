@@ -69,6 +69,13 @@ static long long num(json_t *o, const char *k)
 /* "3d04h", "1h02m", "42s" */
 static const char *dur(long long s, char *b, size_t n)
 {
+	if (s < 0) {
+		/* Not yet: a ticket key pushed ahead of its window. */
+		char f[32];
+
+		snprintf(b, n, "in %s", dur(-s, f, sizeof(f)));
+		return b;
+	}
 	if (s >= 86400)
 		snprintf(b, n, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
 	else if (s >= 3600)

@@ -81,6 +81,11 @@ def verbs():
     return re.findall(r'^V\(\w+, "([^"]+)", "[^"]*", \w+, \w+,\s*"([^"]*)"', text, re.M)
 
 
+def json_text(v):
+    import json
+    return json.dumps(v)
+
+
 def deliver(addr, tag):
     """One SMTP STARTTLS delivery; the certificate's serial."""
     with smtplib.SMTP(*addr, local_hostname="client.test", source_address=client_source(CLIENT),
@@ -569,6 +574,45 @@ class Control(unittest.TestCase):
         self.assertEqual(st["pid"], self.sl.proc.pid)
         self.assertTrue(self.sc.running())
 
+    # ---------------------------------------------------- ticket keys ---
+
+    def s_client(self, *args):
+        addr = self.sl.addr("smtps")
+        rc, out = run(["openssl", "s_client", "-connect", f"{addr[0]}:{addr[1]}", "-ign_eof",
+                       *map(str, args)], input=b"QUIT\r\n", timeout=20)
+        m = re.search(r"^(New|Reused), ", out, re.M)
+        return rc, out, m.group(1) if m else None
+
+    def test_tickets_show_and_rotate(self):
+        rc, show = self.sc.json("tickets", "show")
+        self.assertEqual(rc, 0, show)
+        self.assertEqual(show["source"], "sluice-control")
+        names = [k["name"] for k in show["keys"]]
+        self.assertEqual([k["name"] for k in show["dataplane"]["keys"]], names,
+                         "the dataplane holds the ring sluice-control made")
+        self.assertEqual(show["dataplane"]["source"], "sluice-control")
+        self.assertNotIn("hmac", json_text(show))
+        rc, out, err = self.sc.ctl("tickets", "show")
+        self.assertRegex(out, r"(?m)^KEY\s+AGE\s+NOT_BEFORE\s+NOT_AFTER\s+SEALING$")
+        # A ticket issued before a rotation still resumes after it.
+        for version in ("-tls1_2", "-tls1_3"):
+            sess = self.d / f"sess{version}"
+            rc, out, kind = self.s_client(version, "-sess_out", sess)
+            self.assertEqual((rc, kind), (0, "New"), out)
+            rc, out, err = self.sc.ctl("tickets", "rotate")
+            self.assertEqual(rc, 0, err)
+            rc, now = self.sc.json("tickets", "show")
+            sealing = [k["name"] for k in now["keys"] if k["sealing"]]
+            self.assertEqual(len(sealing), 1)
+            self.assertNotIn(sealing[0], names, "a new key seals")
+            self.assertEqual([k["name"] for k in now["dataplane"]["keys"]],
+                             [k["name"] for k in now["keys"]])
+            names = [k["name"] for k in now["keys"]]
+            rc, out, kind = self.s_client(version, "-sess_in", sess)
+            self.assertEqual((rc, kind), (0, "Reused"), out)
+        self.assertRegex(self.sc.log_text(), r"tickets rotate \(by uid 0 pid \d+\): a new "
+                         r"sealing key")
+
     # ----------------------------------------------------- kill -9 ------
 
     def test_kill_under_load(self):
@@ -588,6 +632,10 @@ class Control(unittest.TestCase):
         gen = self.sc.json("status")[1]["generation"]
         self.assertRegex(self.sc.log_text(),
                          rf"attached to dataplane pid {dp_pid} generation {gen} ")
+        # The new process pushed its ticket keys on attaching.
+        rc, show = self.sc.json("tickets", "show")
+        self.assertEqual([k["name"] for k in show["dataplane"]["keys"]],
+                         [k["name"] for k in show["keys"]])
         self.assertEqual(self.sl.proc.pid, dp_pid)
         for tag, _ in load.results:
             got = PF.maildir_messages(containing=f"Message-ID: <{tag}@".encode(), timeout=30)
