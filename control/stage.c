@@ -111,6 +111,11 @@ static int pem_key_type(const char *pem, char *kind, size_t klen)
 	return t;
 }
 
+static bool ecdsa(enum tls_key_type t)
+{
+	return t == TLS_KEY_ECDSA_P256 || t == TLS_KEY_ECDSA_P384;
+}
+
 /* The cfg_cert of set (a cert set's name, or a listener's own) whose
  * certificate file is source. */
 static const struct cfg_cert *cfg_cert_of(const struct cfg *c, const struct tls_certset *s,
@@ -203,6 +208,12 @@ json_t *adm_stage_cert(struct ctl *ctl, struct adm_client *c, json_t *req)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s %s", i ? ", " : "",
 			 s->cert[i].kind, s->cert[i].source);
 	}
+	/* An ECDSA certificate on the other curve replaces the set's ECDSA one
+	 * when the set has none on this curve: a renewal that changed curve
+	 * (certbot --elliptic-curve secp384r1), which check then judges. */
+	for (unsigned i = 0; i < s->n && !old; i++)
+		if (ecdsa(s->cert[i].type) && ecdsa((enum tls_key_type)t))
+			old = &s->cert[i];
 	if (!old)
 		return jline_error("cert set %s has no %s certificate to replace (it holds: %s); "
 				   "stage replaces the certificate of the same key type", s->name,
@@ -236,8 +247,12 @@ json_t *adm_stage_cert(struct ctl *ctl, struct adm_client *c, json_t *req)
 		return jline_error("refused, nothing staged (%s from %s, key from %s): %s", cc->cert,
 				   cpath, kpath, err);
 	}
-	snprintf(st->what, sizeof(st->what), "cert set %s: %s certificate %s <- %s, key %s <- %s",
-		 s->name, kind, cc->cert, cpath, cc->key, kpath);
+	if (strcmp(old->kind, kind))
+		snprintf(st->what, sizeof(st->what), "cert set %s: %s certificate %s <- %s (%s), "
+			 "key %s <- %s", s->name, old->kind, cc->cert, cpath, kind, cc->key, kpath);
+	else
+		snprintf(st->what, sizeof(st->what), "cert set %s: %s certificate %s <- %s, key "
+			 "%s <- %s", s->name, kind, cc->cert, cpath, cc->key, kpath);
 	ctl->stage = st;
 	ctl_log(LOG_INFO, "staged: %s (by %s)", st->what, c->who);
 	return json_pack("{s:b,s:s,s:s,s:s,s:s,s:s}", "ok", 1, "staged", st->what, "set", s->name,

@@ -501,14 +501,14 @@ class Control(unittest.TestCase):
             self.assertEqual(len(got), 1, f"{tag}: delivered {len(got)} times")
 
     def test_certs_stage_refused(self):
-        p384 = pki.leaf(self.d / "p384", "p384", names=(NAME,))
-        rc, out, err = self.sc.ctl("certs", "stage", "mail", "--cert", p384["cert"],
-                                   "--key", p384["key"])
+        rsa = pki.leaf(self.d / "rsa", "rsa", names=(NAME,))
+        rc, out, err = self.sc.ctl("certs", "stage", "mail", "--cert", rsa["cert"],
+                                   "--key", rsa["key"])
         self.assertEqual(rc, 1)
-        self.assertIn("cert set mail has no ecdsa-p384 certificate to replace (it holds: "
+        self.assertIn("cert set mail has no rsa-2048 certificate to replace (it holds: "
                       "ecdsa-p256 " + self.live["cert"] + ")", err)
-        rc, out, err = self.sc.ctl("certs", "stage", "nosuch", "--cert", p384["cert"],
-                                   "--key", p384["key"])
+        rc, out, err = self.sc.ctl("certs", "stage", "nosuch", "--cert", rsa["cert"],
+                                   "--key", rsa["key"])
         self.assertEqual(rc, 1)
         self.assertIn("no cert set named nosuch", err)
         # A key of another certificate: refused when staged, nothing staged.
