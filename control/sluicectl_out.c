@@ -271,7 +271,7 @@ void out_check(json_t *a)
 	json_array_foreach(refusals, i, r)
 		printf("  %s\n", json_is_string(r) ? json_string_value(r) : str(r, "reason"));
 	if (json_is_string(json_object_get(a, "report")))
-		printf("%s\n", str(a, "report"));
+		fputs(str(a, "report"), stdout);   /* its own lines */
 	if (json_is_string(json_object_get(a, "note")))
 		printf("note: %s\n", str(a, "note"));
 }
