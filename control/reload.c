@@ -93,8 +93,10 @@ json_t *ctl_reload(struct ctl *ctl, unsigned long long client)
 	char err[1024];
 	json_t *req;
 
-	if (ctl->op != CTL_OP_NONE)
+	if (ctl->op != CTL_OP_NONE) {
+		ctl_log(LOG_WARNING, "reload refused: a reload or commit is already in progress");
 		return jline_error("a reload or commit is already in progress");
+	}
 	if (!(r = calloc(1, sizeof(*r))))
 		return jline_error("out of memory");
 	r->ctl = ctl;
