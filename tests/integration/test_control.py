@@ -343,6 +343,14 @@ class Control(unittest.TestCase):
         rc, out, err = self.sc.ctl("status")
         self.assertEqual(rc, 0, err)
         self.assertLess(time.monotonic() - t0, 3)
+        # Many at once, beside them: every one answered.
+        procs = [subprocess.Popen([control_bin("sluicectl"), "-s", self.sc.socket, "-j",
+                                   "stats" if i % 2 else "status"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for i in range(24)]
+        for p in procs:
+            out, err = p.communicate(timeout=30)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn(b'"ok": true', out)
         with raw() as s:
             s.sendall(b"this is not json\n")
             a = answer(s)
