@@ -4,6 +4,8 @@
  *   io->wait        a kernel stack waits for events: not at all with
  *                   sessions to run again, 1 ms while a greeting is held,
  *                   else up to 50 ms; then the loop reads the clock
+ *   drain           a drain or undrain asked for (drain.c): listeners,
+ *                   goodbyes, the deadline; the counts published
  *   io->poll        what arrived: streams woken, connections accepted
  *   worker jobs     handshakes that came back (sess_job_done)
  *   run-again list  sessions woken or left with work (sess_run_again)
@@ -25,6 +27,7 @@
 
 #include "clock.h"
 #include "core.h"
+#include "drain.h"
 #include "io/io.h"
 #include "log.h"
 #include "session/probe_loop.h"
@@ -87,6 +90,9 @@ void *core_main(void *arg)
 		c->snap = snap_enter(c->id);
 		if (c->snap->gen != c->snap_gen)
 			core_new_snap(c);
+		/* A drain asked for: listeners stopped before anything more
+		 * is accepted, goodbyes, the deadline (one load when none). */
+		drain_core_pass(c);
 		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
 			sess_job_done(j);

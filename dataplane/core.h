@@ -40,6 +40,16 @@ struct core {
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 	struct snap *snap;         /* the configuration of this pass (snap.h) */
 	uint64_t snap_gen;         /* its generation: the listeners follow it */
+	/* Drain (drain.c): what this core acts on, read from RT once a pass. */
+	unsigned drain_gen;        /* the RT.drain_gen acted on */
+	bool draining;             /* goodbyes are due; listeners stopped */
+	uint64_t drain_until_ms;   /* the deadline (clock_mono_ms) */
+	uint64_t drain_sweep_ms;   /* the next sweep of all sessions */
+	/* Published once a pass for the main and control threads. */
+	_Atomic unsigned pub_gen;  /* drain_gen as of the last pass */
+	_Atomic unsigned pub_open; /* sessions open */
+	_Atomic unsigned pub_busy; /* while draining: sessions not yet closing
+				      with all sent */
 };
 
 struct tls_certset;
@@ -53,6 +63,11 @@ struct runtime {
 	struct core *cores;
 	unsigned n_cores;
 	_Atomic bool stop;
+	/* Drain (drain.c): set by the main or control thread, read by each
+	 * core at the top of a pass when drain_gen moved. */
+	_Atomic unsigned drain_gen;
+	_Atomic bool draining;
+	_Atomic uint64_t drain_until_ms;
 };
 extern struct runtime RT;
 

@@ -11,6 +11,7 @@
 
 #include "core.h"
 #include "ctl.h"
+#include "drain.h"
 #include "io/io.h"
 #include "reload.h"
 #include "session/backend.h"
@@ -100,6 +101,7 @@ int ctl_status(json_t *req, json_t *ans, char *err, size_t errlen)
 	json_object_set_new(ans, "cores", json_integer(RT.n_cores));
 	json_object_set_new(ans, "workers", json_integer(RT.cfg->workers));
 	json_object_set_new(ans, "sessions", json_integer(sessions));
+	json_object_set_new(ans, "draining", json_boolean(drain_active()));
 	json_object_set_new(ans, "listeners", listeners_json(s));
 	json_object_set_new(ans, "backends", backends_json(s));
 	return 0;

@@ -26,6 +26,7 @@
 #include "conf.h"
 #include "core.h"
 #include "ctl.h"
+#include "drain.h"
 #include "explain.h"
 #include "fpstat.h"
 #include "io/io.h"
@@ -312,18 +313,32 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
-/* The main thread from here on: ticket-key upkeep once a second, and the
- * signals: USR1 reports, USR2 rotates ticket keys, INT/TERM stop. */
+/* The main thread from here on: ticket-key upkeep once a second, the
+ * drain's progress, and the signals: USR1 reports, USR2 rotates ticket
+ * keys, INT/TERM drain (control.drain_deadline; a second one during the
+ * drain stops at once). Returns when the process is to stop. */
 static void app_signal_loop(struct app *a)
 {
+	long long last_tick = 0;
 	int sig;
 
 	while (!atomic_load(&RT.stop)) {
-		struct timespec tick = { 1, 0 };
+		/* While draining, look at the cores' counts often: the
+		 * process exits soon after the last session closed. */
+		struct timespec tick = { 0, 100 * 1000 * 1000 };
 
-		tls_resume_tick((long long)time(NULL));
-		reload_tick();
+		if (!drain_active())
+			tick = (struct timespec){ 1, 0 };
+		if (time(NULL) != last_tick) {
+			last_tick = time(NULL);
+			tls_resume_tick(last_tick);
+			reload_tick();
+		}
 		sig = sigtimedwait(&a->sigs, NULL, &tick);
+		if (drain_tick()) {
+			atomic_store(&RT.stop, true);
+			break;
+		}
 		if (sig < 0)
 			continue;
 		if (sig == SIGUSR1) {
@@ -343,9 +358,11 @@ static void app_signal_loop(struct app *a)
 			char err[1024];
 
 			(void)reload_from_disk(a->path, err, sizeof(err)); /* logged there */
-		} else {
-			log_msg(LOG_INFO, "signal %d: stopping", sig);
+		} else if (drain_active()) {
+			drain_abort(sig == SIGTERM ? "SIGTERM again" : "SIGINT again");
 			atomic_store(&RT.stop, true);
+		} else {
+			drain_start(drain_default_deadline(), sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		}
 	}
 }

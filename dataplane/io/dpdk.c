@@ -391,6 +391,7 @@ const struct io_ops nat_io_ops = {
 	.flush = nat_flush_all,
 	.idle = nat_idle,
 	.leave = nat_leave,
+	.listen = nat_listen,
 	.connect = nat_stream_connect,
 };
 

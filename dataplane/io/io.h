@@ -48,6 +48,10 @@ struct io_ops {
 	/* The core stopped and closed its sessions: the last frames go out,
 	 * the listeners close. */
 	void (*leave)(struct core *c);
+	/* Drain: stop (on false) or resume taking new connections on the
+	 * core's listeners. Stopped, a connection attempt is refused (RST),
+	 * never left waiting; the sessions the core has are untouched. */
+	void (*listen)(struct core *c, bool on);
 	/* Start connecting s to addr; s->owner, s->wake and s->wake_arg are
 	 * the caller's, set before. s has room for any stack's stream (a
 	 * union with struct tcp_stream, as struct sess has), becomes writable

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "io/io.h"
+#include "log.h"
 
 #define KERN_EVENTS 256
 #define KERN_ACCEPT_BURST 64
@@ -30,6 +32,7 @@ struct kern_core {
 	struct stream wake;        /* the workers' eventfd (c->wake_fd) */
 	struct epoll_event ev[KERN_EVENTS]; /* what kern_wait got, for kern_poll */
 	int n_ev;
+	bool paused;               /* drain: the listeners are shut down */
 };
 
 /* One listening address, a socket per core (SO_REUSEPORT). Listeners
@@ -312,7 +315,7 @@ static void kern_wait(struct core *c, unsigned wait_ms)
 	struct kern_core *kc = c->io_core;
 	unsigned i;
 
-	for (i = 0; i < kc->n_lsn; i++)
+	for (i = 0; i < kc->n_lsn && !kc->paused; i++)
 		if (kc->lsn[i].readable)
 			wait_ms = 0;
 	kc->n_ev = epoll_wait(kc->epfd, kc->ev, KERN_EVENTS, (int)wait_ms);
@@ -333,7 +336,7 @@ static unsigned kern_poll(struct core *c)
 
 		switch (s->kind) {
 		case SK_LISTENER:
-			s->readable = true;
+			s->readable = !kc->paused; /* (shut down: its HUP) */
 			break;
 		case SK_WAKE:
 			/* The jobs themselves are the loop's; EAGAIN: a spurious edge. */
@@ -355,7 +358,7 @@ static unsigned kern_poll(struct core *c)
 	if (kc->n_ev > 0)
 		work += (unsigned)kc->n_ev;
 	kc->n_ev = 0;
-	for (i = 0; i < kc->n_lsn; i++)
+	for (i = 0; i < kc->n_lsn && !kc->paused; i++)
 		if (kc->lsn[i].readable) {
 			kern_accept(c, &kc->lsn[i]);
 			work++;
@@ -385,12 +388,58 @@ static void kern_leave(struct core *c)
 	}
 }
 
+/* Is fd a listening socket now? */
+static bool kern_listening(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
+}
+
+/*
+ * io_ops.listen: a drain stops the listeners without closing them, as
+ * HAProxy pauses its own: shutdown() takes a listening socket out of the
+ * LISTEN state (the connections in its queue are reset, new ones refused
+ * once no socket of the SO_REUSEPORT group listens: an upgraded sluice
+ * started beside this one takes them) and keeps it bound, so that
+ * listen() resumes it without the privilege a port under 1024 needs.
+ */
+static void kern_listen_set(struct core *c, bool on)
+{
+	struct kern_core *kc = c->io_core;
+
+	if (kc->paused == !on)
+		return;
+	for (unsigned i = 0; i < kc->n_lsn; i++) {
+		struct stream *ls = &kc->lsn[i];
+
+		if (ls->fd < 0)
+			continue;
+		if (!on) {
+			/* Only a socket that listens: shutdown() on one shut
+			 * down already leaves flags that the connections it
+			 * accepts after listen() inherit (they are reset). */
+			if (kern_listening(ls->fd))
+				(void)shutdown(ls->fd, SHUT_RDWR);
+			ls->readable = false;
+		} else {
+			if (listen(ls->fd, 1024) < 0)
+				log_msg(LOG_ERR, "core %u: listener %u cannot listen again: %s",
+					c->id, i, strerror(errno));
+			ls->readable = true; /* an edge may have come and gone */
+		}
+	}
+	kc->paused = !on;
+}
+
 const struct io_ops kern_io_ops = {
 	.name = "kernel",
 	.enter = kern_enter,
 	.wait = kern_wait,
 	.poll = kern_poll,
 	.leave = kern_leave,
+	.listen = kern_listen_set,
 	.connect = kern_connect,
 	.relisten = kern_relisten,
 };
@@ -541,6 +590,12 @@ static int kern_relisten(struct core *c, const int *lfd, unsigned n)
 	free(kc->lsn);
 	kc->lsn = v;
 	kc->n_lsn = n;
+	if (kc->paused) {
+		/* Draining: a listener the reload added does not listen either
+		 * (those that were here are shut down already). */
+		kc->paused = false;
+		kern_listen_set(c, false);
+	}
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <syslog.h>
 #include <time.h>
 
 #include <rte_cycles.h>
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "io/io.h"
 #include "io/native.h"
+#include "log.h"
 #include "net/net.h"
 #include "net/tcp_stream.h"
 
@@ -109,6 +111,44 @@ int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t 
 		}
 	}
 	return 0;
+}
+
+/*
+ * io_ops.listen: a drain takes the listeners out of the core's stacks
+ * (tcp_unlisten: their half-open connections are reset), so that a SYN
+ * finds no listener and gets the stack's RST (counted as
+ * net_tcp_no_listener); resuming listens again on the same address.
+ */
+void nat_listen(struct core *c, bool on)
+{
+	struct nat_core *nc = c->io_core;
+
+	for (unsigned i = 0; i < nc->n_pq; i++) {
+		struct nat_pq *q = &nc->pq[i];
+
+		for (unsigned k = 0; k < q->n_lsn; k++) {
+			struct nat_lsn *ls = &q->lsn[k];
+			const struct cfg_listener *l = &RT.cfg->listeners[ls->idx];
+			struct net_addr a;
+			uint16_t port = 0;
+			int rc;
+
+			if (!on && ls->tl) {
+				tcp_unlisten(ls->tl);
+				ls->tl = NULL;
+			} else if (on && !ls->tl) {
+				net_from_sockaddr((const struct sockaddr *)&l->addr, &a, &port);
+				if (!nat_listens(l, q->port->cfg, &a))
+					continue;
+				rc = tcp_listen(q->st, &a, port, nat_accept, ls, &ls->tl);
+				if (rc < 0) {
+					ls->tl = NULL;
+					log_msg(LOG_ERR, "core %u: cannot listen on %s natively again: %s",
+						c->id, l->address, strerror(-rc));
+				}
+			}
+		}
+	}
 }
 
 void nat_stacks_fini(struct nat_core *nc)

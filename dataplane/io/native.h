@@ -113,6 +113,9 @@ uint64_t nat_cycles(void *ctx);
 /* The stacks of core nc (one per port) and their listeners. 0 or -errno. */
 int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t errlen);
 void nat_stacks_fini(struct nat_core *nc);
+/* io_ops.listen on a native core: drain stops the listeners (SYNs get RST
+ * from the stack), undrain starts them again. */
+void nat_listen(struct core *c, bool on);
 /* io_ops.connect on a native core: s becomes a native stream (the
  * caller's struct tcp_stream) connecting from the port that reaches addr. */
 int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,

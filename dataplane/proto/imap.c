@@ -63,6 +63,8 @@ struct imap_state {
 					refused: sluice held a LOGIN for it) */
 	bool b_cont;                 /* the backend line in progress continues a
 					response after its literal */
+	bool idle_sent;              /* IDLE relayed, its tagged reply not come
+					(RFC 2177): its "+" sets ps->idle_wait */
 	uint8_t tag_len;
 	uint8_t auth_tag_len;
 	uint8_t head_len, tail_len;
@@ -584,6 +586,13 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 			/* "tag command": it gets a tagged reply (not IDLE's DONE) */
 			if (k && k < e && l[k] == ' ' && k + 1 < e && isalpha(l[k + 1]))
 				ps->cmds++;
+			if (k == 4 && e == 4 && !strncasecmp((const char *)l, "DONE", 4)) {
+				/* IDLE ends (RFC 2177): its reply is due, and a
+				 * "+" still on its way no longer means idling */
+				ps->idle_wait = t->idle_sent = false;
+			} else if (imap_verb_at(l, e, k, "IDLE")) {
+				t->idle_sent = true;
+			}
 			if (imap_verb_at(l, e, k, "STARTTLS")) {
 				memcpy(l + k + 1, "XTLSDENY", 8);
 				ps->denied++;
@@ -618,6 +627,10 @@ static void imap_b2c_line(struct proto_sess *ps, struct imap_track *t)
 		k++;
 	if (!t->b_cont && k && k < t->head_len && t->head[k] == ' ') {
 		ps->replies++;
+		if (ps->replies >= ps->cmds)
+			t->idle_sent = false; /* IDLE's own (an earlier one's: its
+						 "+" is still to come) */
+		ps->idle_wait = false;
 		if (t->auth_tag_len && k + 1 == t->auth_tag_len &&
 		    !memcmp(t->head, t->auth_tag, k + 1)) {
 			t->auth_pending = false;
@@ -626,6 +639,9 @@ static void imap_b2c_line(struct proto_sess *ps, struct imap_track *t)
 				t->authed = true;
 		}
 	}
+	if (t->idle_sent && !t->b_cont && t->head_len && t->head[0] == '+' &&
+	    ps->replies + 1 == ps->cmds)
+		ps->idle_wait = true; /* idling: only DONE ends it */
 	if (t->tag_len && !t->verdict) {
 		if (t->head_len && t->head[0] == '+')
 			t->verdict = 1;
@@ -676,6 +692,26 @@ static bool imap_starttls_allowed(const struct proto_sess *ps)
 	return !st->authed && !st->auth_pending;
 }
 
+/* Drain: an untagged BYE (RFC 9051 7.1.5) where no command is in flight
+ * (but IDLE, which waits on the client) and no response half-relayed: in
+ * the relay, between command lines (not in a literal or an AUTHENTICATE
+ * exchange), the backend's lines all ended; the backend gets LOGOUT (it
+ * expunges nothing). */
+static bool imap_goodbye(const struct proto_sess *ps, bool relay, const char **be_bye)
+{
+	const struct imap_state *st = (const struct imap_state *)ps->priv;
+
+	if (!relay)
+		return st->phase == IP_DIALOGUE;
+	if (st->rmode != RM_LINE || st->auth_pending || st->b_literal || st->b_cont ||
+	    st->head_len)
+		return false;
+	/* In IDLE the BYE may come too (RFC 2177): the backend is told DONE
+	 * first, then LOGOUT, as a client would. */
+	*be_bye = ps->idle_wait ? "DONE\r\nb LOGOUT\r\n" : "b LOGOUT\r\n";
+	return true;
+}
+
 /* What sluice says for the shared rules, in Dovecot's words. */
 static const char *const imap_words[PW__COUNT] = {
 	[PW_STARTTLS_OK]      = "OK Begin TLS negotiation now.",
@@ -687,6 +723,7 @@ static const char *const imap_words[PW__COUNT] = {
 	[PW_TLS_FIRST]        = ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
 				 "on non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",
+	[PW_SHUTTING_DOWN]    = "* BYE %s Server shutting down.",
 };
 
 const struct proto_ops imap_ops = {
@@ -713,4 +750,5 @@ const struct proto_ops imap_ops = {
 	.starttls_again = imap_starttls_again,
 	.c2b_scan = imap_c2b_scan,
 	.b2c_scan = imap_b2c_scan,
+	.goodbye = imap_goodbye,
 };

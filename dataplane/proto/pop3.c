@@ -400,6 +400,26 @@ static bool pop3_starttls_allowed(const struct proto_sess *ps)
 	return !st->authed && !st->auth_pending && !st->kinds_lost;
 }
 
+/*
+ * Drain: -ERR where no answer is in flight (in the relay: every command
+ * answered, not inside a multi-line answer or an AUTH exchange). The
+ * backend gets QUIT only before login: after it, QUIT would enter the
+ * UPDATE state and remove the messages the client marked with DELE, a
+ * commit the client never asked for (RFC 1939 6); a close without QUIT
+ * keeps them, so the client finds them again.
+ */
+static bool pop3_goodbye(const struct proto_sess *ps, bool relay, const char **be_bye)
+{
+	const struct pop3_state *st = (const struct pop3_state *)ps->priv;
+
+	if (!relay)
+		return st->phase == PP_DIALOGUE;
+	if (st->b_multi || st->auth_pending || st->c_long || st->b_len || st->kinds_lost)
+		return false;
+	*be_bye = st->authed ? NULL : "QUIT\r\n";
+	return true;
+}
+
 /* What sluice says for the shared rules, in Dovecot's words. */
 static const char *const pop3_words[PW__COUNT] = {
 	[PW_STARTTLS_OK]      = "+OK Begin TLS negotiation now.",
@@ -411,6 +431,7 @@ static const char *const pop3_words[PW__COUNT] = {
 	[PW_TLS_FIRST]        = ("-ERR [AUTH] Plaintext authentication disallowed on "
 				 "non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "-ERR Too many bad commands.",
+	[PW_SHUTTING_DOWN]    = "-ERR [SYS/TEMP] %s Server shutting down.",
 };
 
 const struct proto_ops pop3_ops = {
@@ -436,4 +457,5 @@ const struct proto_ops pop3_ops = {
 	.starttls_again = pop3_starttls_again,
 	.c2b_scan = pop3_c2b_scan,
 	.b2c_scan = pop3_b2c_scan,
+	.goodbye = pop3_goodbye,
 };

@@ -218,6 +218,26 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 	return true;
 }
 
+/* Drain: the goodbye at a safe point: see proto.h. */
+bool proto_goodbye(const struct proto_ops *ops, const struct proto_env *env,
+		   struct proto_sess *ps, bool relay, struct proto_out *o)
+{
+	const char *be_bye = NULL;
+
+	if (relay && (ps->tls_held || ps->b_cur_len ||
+		      ps->replies + (ps->idle_wait ? 1u : 0u) < ps->cmds))
+		return false;
+	if (!ops->goodbye || !ops->goodbye(ps, relay, &be_bye))
+		return false;
+	proto_say(ops, env, o, PW_SHUTTING_DOWN, NULL);
+	o->flags |= PO_CLOSE;
+	o->counter = CTR_drain_goodbye;
+	o->reason = "sluice draining: goodbye said";
+	if (relay && be_bye)
+		po_backend(o, "%s", be_bye);
+	return true;
+}
+
 /* Rule 2.2 for the shared part: the relay's counts and the engine's own
  * state start again from zero inside TLS (the engine freed what its state
  * pointed to); the error count stays. */

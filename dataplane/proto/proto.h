@@ -136,6 +136,9 @@ struct proto_sess {
 	uint8_t b_cur_len;      /* bytes of b_cur: >0 means inside a backend line */
 	char b_cur[4];          /* how the backend line in progress began */
 	char last_reply[4];     /* how the last complete backend line began */
+	bool idle_wait;         /* relay: the one command in flight waits on
+				   the client, not the backend (IMAP IDLE once
+				   its "+" came): the server may still speak */
 	uint32_t cmds;          /* client commands relayed that get a reply */
 	uint32_t replies;       /* final backend replies relayed */
 	_Alignas(16) unsigned char priv[PROTO_PRIV_MAX]; /* the engine's state */
@@ -203,6 +206,13 @@ struct proto_ops {
 	 * final replies in ps->replies, remember how the last line began,
 	 * follow the state that starttls_allowed reads). May be NULL. */
 	void (*b2c_scan)(struct proto_sess *, const uint8_t *p, size_t len);
+	/* Drain: is this a safe point for the protocol's goodbye (relay:
+	 * relaying to the backend, else sluice's own dialogue)? The shared
+	 * conditions (every command answered, no backend line half-relayed)
+	 * are proto_goodbye's; this adds the protocol's (SMTP: outside a mail
+	 * transaction). When true, *be_bye is the polite end for the backend
+	 * in the relay, or NULL: only close it. */
+	bool (*goodbye)(const struct proto_sess *, bool relay, const char **be_bye);
 	void (*fini)(struct proto_sess *);
 };
 
@@ -258,5 +268,19 @@ void proto_backend_refused(const struct proto_ops *ops, const struct proto_env *
 bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *env,
 			 struct proto_sess *ps, const char *l, size_t len,
 			 struct proto_out *o);
+
+/*
+ * Drain: may sluice say goodbye now (relay: the session relays to its
+ * backend)? Only where no reply is in flight: in the relay every command
+ * relayed has its final reply (but one that waits on the client:
+ * ps->idle_wait), no backend line is half-relayed and no STARTTLS is held,
+ * and the engine agrees (->goodbye). Returns true with
+ * the protocol's goodbye (PW_SHUTTING_DOWN) and PO_CLOSE in o, and in the
+ * relay the backend's polite end (QUIT/LOGOUT) in o->to_backend, as
+ * proto_late_starttls does (nothing there: close it at once). False: not
+ * now, ask again once the session moved.
+ */
+bool proto_goodbye(const struct proto_ops *ops, const struct proto_env *env,
+		   struct proto_sess *ps, bool relay, struct proto_out *o);
 
 #endif

@@ -727,6 +727,21 @@ static bool smtp_starttls_allowed(const struct proto_sess *ps)
 	return !st->in_txn && !st->kinds_lost;
 }
 
+/* Drain: outside a mail transaction only (RFC 5321 3.8: the 421 comes
+ * between transactions, never inside MAIL .. end of data); in the relay,
+ * at a command line's start, and the backend gets QUIT. */
+static bool smtp_goodbye(const struct proto_sess *ps, bool relay, const char **be_bye)
+{
+	const struct smtp_state *st = (const struct smtp_state *)ps->priv;
+
+	if (!relay)
+		return st->phase == SP_DIALOGUE;
+	if (st->in_txn || st->kinds_lost || st->rmode != RM_COMMAND)
+		return false;
+	*be_bye = "QUIT\r\n";
+	return true;
+}
+
 static void smtp_fini(struct proto_sess *ps)
 {
 	struct smtp_state *st = smtp_st(ps);
@@ -746,6 +761,7 @@ static const char *const smtp_words[PW__COUNT] = {
 	[PW_STARTTLS_NOT_NOW] = "503 5.5.1 Error: MAIL transaction in progress",
 	[PW_TLS_FIRST]        = "530 5.7.0 Must issue a STARTTLS command first",
 	[PW_TOO_MANY_ERRORS]  = "421 4.7.0 %s Error: too many errors",
+	[PW_SHUTTING_DOWN]    = "421 4.3.2 %s Service shutting down, closing transmission channel",
 };
 
 const struct proto_ops smtp_ops = {
@@ -771,5 +787,6 @@ const struct proto_ops smtp_ops = {
 	.starttls_again = smtp_starttls_again,
 	.c2b_scan = smtp_c2b_scan,
 	.b2c_scan = smtp_b2c_scan,
+	.goodbye = smtp_goodbye,
 	.fini = smtp_fini,
 };

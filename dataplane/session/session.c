@@ -124,7 +124,8 @@ void sess_closing(struct sess *s, const char *result, const char *reason)
 {
 	if (reason)
 		sess_set_result(s, result, "%s", reason);
-	sess_close_backend(s);
+	if (!s->be_retiring) /* else its QUIT goes, then sess_retire_step */
+		sess_close_backend(s);
 	(void)sess_tls_close(s); /* close_notify after the last reply; else
 				    again from sess_closing_step() */
 	s->state = SS_CLOSING;
@@ -327,7 +328,7 @@ static bool sess_read(struct sess *s)
 	return did;
 }
 
-static bool sess_flush(struct sess *s)
+bool sess_flush(struct sess *s)
 {
 	bool did = false;
 
@@ -347,7 +348,7 @@ static bool sess_flush(struct sess *s)
 
 /* Run s again in the core's next round: it stopped with work left, and no
  * edge of epoll may come to wake it. */
-static void sess_again(struct sess *s)
+void sess_again(struct sess *s)
 {
 	if (s->again)
 		return;
@@ -407,6 +408,9 @@ void sess_run(struct sess *s)
 		}
 		if (s->cli.kind == SK_DEAD || s->job_out)
 			return;
+		/* Draining: the goodbye as soon as the session is idle. */
+		if (s->core->draining && !s->bye && s->state != SS_CLOSING)
+			did |= sess_goodbye(s);
 		if (s->tls_failed && s->state != SS_CLOSING) {
 			/* A fatal TLS error: its alert goes out, then the close. */
 			sess_closing(s, NULL, NULL);

@@ -102,6 +102,7 @@ struct sess {
 				       QUIT/LOGOUT; what it still sends is
 				       swallowed, then it is closed */
 	bool counted_lost;
+	bool bye;                   /* drain: the goodbye was said */
 	uint32_t scan_ok;           /* relay: bytes at the head of the client
 				       source the engine's tracker approved */
 	uint32_t hs_left;           /* cin bytes the last handshake step left */
@@ -145,5 +146,14 @@ void sess_run_again(struct core *c);
 void sess_reap(struct core *c);
 /* Close everything (shutdown). */
 void sess_close_all(struct core *c);
+
+/* Drain (session/goodbye.c; c->draining set by dataplane/drain.c). Every
+ * session of c that is at a safe point gets its protocol's goodbye (the
+ * others get theirs from sess_run once they are); returns how many are
+ * still busy (not closing with everything sent). */
+unsigned sess_drain_sweep(struct core *c);
+/* The drain's deadline: every session of c closed now (TLS: close_notify
+ * first, where it fits); returns how many were cut while still busy. */
+unsigned sess_drain_cut(struct core *c);
 
 #endif

@@ -57,6 +57,11 @@ bool sess_client_done(const struct sess *s);
 /* A stream's wake callback (arg: the session): run it in the loop's
  * run-again step. */
 void sess_stream_wake(struct stream *st, void *arg);
+/* Run s again in the core's next run-again step. */
+void sess_again(struct sess *s);
+/* Send what cout and bout hold, as far as the streams take it. Returns
+ * true if anything moved. */
+bool sess_flush(struct sess *s);
 /* Decide and do the session's I/O: the only place that does. */
 void sess_run(struct sess *s);
 /* Close the sockets now; free the rest later. */
@@ -80,6 +85,11 @@ void sess_backend_failed(struct sess *s, const char *why);
 /* SS_BACKEND: connect, then let the engine open the backend. Returns true
  * if the session moved. */
 bool sess_backend(struct sess *s);
+
+/* goodbye.c */
+/* Drain: the protocol's goodbye if this is a safe point (and, relaying,
+ * the backend's polite end). True if it was said: the session closes. */
+bool sess_goodbye(struct sess *s);
 
 /* relay.c */
 /* Rule 2.7: the plaintext backend a late STARTTLS retired is closed once

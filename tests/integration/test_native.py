@@ -948,5 +948,59 @@ class NativeCounters(unittest.TestCase):
         self.assertEqual(c.get("nat_tx_drops", 0), 0)
 
 
+class NativeDrain(unittest.TestCase):
+
+    def test_drain_refuses_and_undrain_listens_again(self):
+        """Natively a drain takes the listeners out of the stacks: a SYN
+        gets the stack's RST (counted as net_tcp_no_listener), an idle
+        session its 421; undrain listens again (the control socket) while
+        a busy session (half a command line sent) keeps the process."""
+        code = f"""
+import socket, sys
+s = socket.create_connection(('{SLUICE4}', 25), 5)
+f = s.makefile('rb')
+assert f.readline().startswith(b'220')
+busy = socket.create_connection(('{SLUICE4}', 25), 5)
+b = busy.makefile('rb')
+assert b.readline().startswith(b'220')
+busy.sendall(b'NOOP\\r\\nNOO')              # one segment: once NOOP is answered,
+assert b.readline().startswith(b'250')    # sluice holds the half line
+print('GREETED', flush=True)
+sys.stdin.readline()                      # the test drains now
+print('GOT', f.readline().decode().strip(), flush=True)
+try:
+    socket.create_connection(('{SLUICE4}', 25), 5)
+    print('CONNECTED', flush=True)
+except ConnectionRefusedError:
+    print('REFUSED', flush=True)
+sys.stdin.readline()                      # the test undrains now
+busy.sendall(b'P\\r\\n')
+print('BUSY', b.readline().decode().strip(), flush=True)
+"""
+        before = SL.counters().get("net_tcp_no_listener", 0)
+        p = subprocess.Popen(in_ns(NS_C, sys.executable, "-c", code), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), b"GREETED")
+            self.assertEqual(SL.ctl("drain", deadline_s=60), {"ok": True, "sessions": 2})
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+            self.assertRegex(p.stdout.readline().decode(), r"^GOT 421 4\.3\.2 ")
+            self.assertEqual(p.stdout.readline().strip(), b"REFUSED")
+            self.assertEqual(SL.ctl("undrain"), {"ok": True})
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+            out, _ = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        self.assertRegex(out.decode(errors="replace"), r"BUSY 250 ")
+        self.assertGreater(SL.counters().get("net_tcp_no_listener", 0), before)
+        rc, out = client_py(f"import socket; s = socket.create_connection(('{SLUICE4}', 25), 5); "
+                            "print(s.recv(100))")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("220 ", out)
+
+
 if __name__ == "__main__":
     unittest.main()
