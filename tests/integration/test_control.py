@@ -19,6 +19,10 @@ group and as nobody, and SMTP STARTTLS deliveries into a real Postfix.
   validated, committed atomically to the files (mode kept) and served; a
   set without a certificate of the new one's key type is refused by name;
   a listener's policy line is edited with its comment kept.
+- health, drain and undrain through sluicectl: health exits 1 while a
+  drain holds a transaction open, 0 again after undrain; the message lands.
+- tickets show and rotate: sluice-control's ring is the dataplane's, a
+  ticket from before a rotation resumes after it.
 - kill -9 of sluice-control under a delivery loop: every delivery
   succeeds, it restarts, re-attaches and logs it.
 """
@@ -581,6 +585,45 @@ class Control(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertEqual(st["pid"], self.sl.proc.pid)
         self.assertTrue(self.sc.running())
+
+    def test_health_drain_undrain(self):
+        """health exits 0 only while serving and not draining: a drain with
+        a transaction open (it keeps the dataplane draining until it ends),
+        health 1, undrain, health 0; the transaction lands."""
+        rc, out, err = self.sc.ctl("health")
+        self.assertEqual((rc, out), (0, "serving, not draining\n"), err)
+        tag = unique("drain")
+        s = smtplib.SMTP(*self.sl.addr("smtp"), local_hostname="client.test",
+                         source_address=client_source(CLIENT), timeout=20)
+        try:
+            s.starttls(context=no_verify_context())
+            s.ehlo("client.test")
+            self.assertEqual(s.mail(SENDER)[0], 250)
+            self.assertEqual(s.rcpt(recipient(tag))[0], 250)
+            self.assertEqual(s.docmd("DATA")[0], 354)
+            msg = make_message(tag)
+            s.send(msg[:10])
+            rc, out, err = self.sc.ctl("drain", "--deadline", "1m")
+            self.assertEqual(rc, 0, err)
+            self.assertRegex(out, r"^draining: \d+ sessions still open")
+            rc, out, err = self.sc.ctl("health")
+            self.assertEqual(rc, 1, out)
+            self.assertIn("draining", out)
+            rc, h = self.sc.json("health")
+            self.assertEqual((h["serving"], h["draining"]), (False, True))
+            rc, out, err = self.sc.ctl("undrain")
+            self.assertEqual(rc, 0, err)
+            rc, out, err = self.sc.ctl("health")
+            self.assertEqual(rc, 0, out)
+            s.send(msg[10:] + b".\r\n")
+            code, text = s.getreply()
+            self.assertEqual(code, 250, text)
+            s.quit()
+        finally:
+            s.close()
+        self.assertEqual(len(PF.maildir_messages(containing=f"Message-ID: <{tag}@".encode(),
+                                                 timeout=30)), 1)
+        self.assertEqual(self.sc.ctl("undrain")[0], 1, "not draining any more")
 
     # ---------------------------------------------------- ticket keys ---
 
