@@ -985,6 +985,126 @@ class Sluice:
                           f"sluice's connection log line for client={ip}:{port or '*'}")
 
 
+def control_bin(name):
+    """control/NAME of the build under test (sluice-control, sluicectl)."""
+    build = os.environ.get("SLUICE_BUILD_DIR") or str(REPO / "build")
+    return str(Path(build) / "control" / name)
+
+
+class SluiceControl:
+    """sluice-control beside a running Sluice, on the same configuration
+    file (control.socket set in it: a folder of its own under SCRATCH, made
+    0755 first so that a test can let another user reach the socket), and
+    sluicectl against it. kill() is SIGKILL, start() again re-attaches."""
+
+    def __init__(self, sluice, **control):
+        self.sluice = sluice
+        self.dir = scratch() / f"{sluice.name}.ctl"
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(mode=0o755)
+        os.chmod(self.dir, 0o755)
+        self.socket = str(self.dir / "control.sock")
+        cfg = copy.deepcopy(sluice.config)
+        cfg.setdefault("control", {}).update({"socket": self.socket, **control})
+        sluice.rewrite(cfg)
+        self.stderr_path = scratch() / f"{sluice.name}.control.stderr"
+        self.stderr_path.write_bytes(b"")
+        self.proc = None
+        self._err = None
+
+    def start(self, timeout=20):
+        """Start sluice-control; returns once it has logged that it attached
+        to the dataplane (one more such line than before)."""
+        binary = control_bin("sluice-control")
+        assert os.access(binary, os.X_OK), f"{binary} does not exist: build first"
+        before = self.log_text().count("attached to dataplane pid ")
+        self._err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([binary, "-c", str(self.sluice.path)],
+                                     stdin=subprocess.DEVNULL, stdout=self._err,
+                                     stderr=self._err, start_new_session=True)
+        _running.append(self)
+        up = poll(lambda: self.proc.poll() is not None
+                  or self.log_text().count("attached to dataplane pid ") > before, timeout)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"sluice-control exited with {self.proc.returncode} at "
+                                 f"start:\n" + self.log_text()[-3000:])
+        if not up:
+            self.kill()
+            raise AssertionError(f"sluice-control did not attach within {timeout} s:\n"
+                                 + self.log_text()[-3000:])
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL: nothing to clean up for it (it holds no session)."""
+        if self.proc is None:
+            return
+        _running.remove(self)
+        proc, self.proc = self.proc, None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+        self._err.close()
+
+    def stop(self, timeout=10):
+        """SIGTERM and wait; fails if it had crashed or exits non-zero."""
+        if self.proc is None:
+            return
+        _running.remove(self)
+        proc, self.proc = self.proc, None
+        already = proc.poll()
+        if already is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                raise AssertionError(f"sluice-control ignored SIGTERM for {timeout} s")
+            finally:
+                self._err.close()
+        else:
+            self._err.close()
+        if proc.returncode != 0:
+            raise AssertionError(f"sluice-control {_exit_str(proc.returncode)}:\n"
+                                 + self.log_text()[-3000:])
+
+    def log_text(self):
+        try:
+            return self.stderr_path.read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def ctl(self, *args, user=None, groups=True, timeout=60):
+        """sluicectl -s SOCKET ARGS: (exit code, stdout, stderr). user: run
+        it as that (user, group) with setpriv, e.g. ("nobody", "nogroup"),
+        with the user's supplementary groups (groups=False: none)."""
+        cmd = [control_bin("sluicectl"), "-s", self.socket, *map(str, args)]
+        if user:
+            cmd = [tool("setpriv"), f"--reuid={user[0]}", f"--regid={user[1]}",
+                   "--init-groups" if groups else "--clear-groups", *cmd]
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{shlex.join(cmd)} still running after {timeout} s") from None
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def json(self, *args, **kw):
+        """sluicectl -j ARGS: (exit code, the answer as a dict)."""
+        import json
+        rc, out, err = self.ctl("-j", *args, **kw)
+        try:
+            return rc, json.loads(out)
+        except ValueError:
+            raise AssertionError(f"sluicectl -j {args}: not JSON (exit {rc}):\n{out}\n{err}")
+
+
 def _stop_stale_sluice(port):
     """A sluice left by an aborted run (its config under SCRATCH) holding
     port is stopped; anything else there fails the test, named."""
