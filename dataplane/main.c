@@ -245,6 +245,8 @@ static int app_start(struct app *a, char *err, size_t errlen)
 		RT.cores[i].wake_fd = -1;
 		if (!(RT.cores[i].fp = fp_table_new()))
 			return -ENOMEM;
+		if (c->control.fingerprint_window) /* entries older may be reused */
+			RT.cores[i].fp->stale_s = c->control.fingerprint_window;
 	}
 	a->io_up = true;
 	if ((rc = io_setup(c, RT.cores, c->cores, &core_io_cb, err, errlen)) < 0)

@@ -15,6 +15,7 @@
 
 #include <openssl/err.h>
 
+#include "clock.h"
 #include "log.h"
 #include "quirk/quirk.h"
 #include "hello.h"
@@ -375,37 +376,47 @@ static void sess_choose_cert(struct sess *s, const struct hello *h)
 }
 
 /*
- * The client's fingerprint in the core's table; the first time it is seen,
- * whether its hello would get a certificate under each policy (with the
- * cert set its SNI picks), for the report of who breaks under a stricter
- * one.
+ * The client's fingerprint in the core's table, by listener: counted, its
+ * last address and time; the first time it is seen there, the bytes of its
+ * ClientHello (for sluice-control's "who would break", control/impact.c)
+ * and whether it would get a certificate under each policy (with the cert
+ * set its SNI picks).
  */
 static void sess_fingerprint(struct sess *s, const struct hello *h)
 {
 	bool created;
-	struct fp_entry *e = fp_find(s->core->fp, s->ja4, &created);
+	long long now = clock_real_s();
+	struct fp_entry *e = fp_find(s->core->fp, s->ja4, s->l->cfg->name, now, &created);
 	const struct tls_certset *set = s->l->sets[s->set];
+	char addr[64];
 
 	if (!e)
 		return;
 	e->hello++;
-	fmt_addr(&s->peer, e->client, sizeof(e->client));
-	if (!created)
-		return;
-	for (unsigned p = 0; p < CFG_POLICY_COUNT && p < FP_POLICIES; p++) {
-		struct certsel_verdict v;
+	e->last_seen = now;
+	fp_note_client(e, fmt_addr(&s->peer, addr, sizeof(addr)));
+	if (created) {
+		size_t len = h->consumed <= buf_len(&s->cin) ? h->consumed : buf_len(&s->cin);
 
-		e->verdict[p] = certsel_choose(h, set->sel, set->n, tls_policy((enum cfg_policy)p),
-					       (int64_t)time(NULL), &v) == 0
-				? "ok" : certsel_rule_label(v.rule);
+		fp_set_hello(s->core->fp, e, buf_head(&s->cin), len);
+		for (unsigned p = 0; p < CFG_POLICY_COUNT && p < FP_POLICIES; p++) {
+			struct certsel_verdict v;
+
+			e->verdict[p] = certsel_choose(h, set->sel, set->n,
+						       tls_policy((enum cfg_policy)p),
+						       (int64_t)now, &v) == 0
+					? "ok" : certsel_rule_label(v.rule);
+		}
 	}
+	fp_publish(e);
 }
 
 /* The fingerprint's handshake ended: done (version agreed) or failed. */
 static void sess_fingerprint_done(struct sess *s, bool ok)
 {
 	bool created;
-	struct fp_entry *e = s->ja4[0] ? fp_find(s->core->fp, s->ja4, &created) : NULL;
+	struct fp_entry *e = s->ja4[0] ? fp_find(s->core->fp, s->ja4, s->l->cfg->name,
+						 clock_real_s(), &created) : NULL;
 
 	if (!e)
 		return;
@@ -415,6 +426,7 @@ static void sess_fingerprint_done(struct sess *s, bool ok)
 	} else {
 		e->fail++;
 	}
+	fp_publish(e);
 }
 
 /*
