@@ -405,6 +405,8 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char *line = json_dumps(req, JSON_COMPACT), *buf = NULL;
 	size_t len = 0, cap = 0, off = 0, n;
+	/* Its NUL becomes the newline: the wipe covers what dumps made. */
+	size_t line_size = line ? strlen(line) + 1 : 0;
 	long long deadline = time(NULL) + timeout_s;
 	json_error_t je;
 	json_t *a = NULL;
@@ -473,7 +475,7 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 	}
 out:
 	if (line)
-		explicit_bzero(line, strlen(line));
+		explicit_bzero(line, line_size);
 	free(line);
 	free(buf);
 	if (fd >= 0)

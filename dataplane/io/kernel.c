@@ -334,6 +334,8 @@ static unsigned kern_poll(struct core *c)
 		struct stream *s = kc->ev[k].data.ptr;
 		uint32_t e = kc->ev[k].events;
 
+		if (!s)
+			continue;  /* a listener a reload moved (kern_relisten) */
 		switch (s->kind) {
 		case SK_LISTENER:
 			s->readable = !kc->paused; /* (shut down: its HUP) */
@@ -574,7 +576,7 @@ static int kern_relisten(struct core *c, const int *lfd, unsigned n)
 		for (j = 0; j < kc->n_lsn && kc->lsn[j].fd != lfd[i]; j++)
 			;
 		kern_make(kc, &v[i], lfd[i], SK_LISTENER, (void *)(uintptr_t)i);
-		v[i].readable = j < kc->n_lsn ? kc->lsn[j].readable : true;
+		v[i].readable = true;  /* accept4 tells: EAGAIN clears it */
 		if (j < kc->n_lsn) {
 			struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = &v[i] };
 
@@ -587,6 +589,14 @@ static int kern_relisten(struct core *c, const int *lfd, unsigned n)
 	for (j = 0; j < kc->n_lsn; j++)
 		if (kc->lsn[j].fd >= 0)
 			(void)epoll_ctl(kc->epfd, EPOLL_CTL_DEL, kc->lsn[j].fd, NULL);
+	/* Events kern_wait got this pass still point at the old array: they
+	 * go (every listener kept is readable above, so nothing is missed). */
+	for (int k = 0; k < kc->n_ev; k++) {
+		struct stream *s = kc->ev[k].data.ptr;
+
+		if (s >= kc->lsn && s < kc->lsn + kc->n_lsn)
+			kc->ev[k].data.ptr = NULL;
+	}
 	free(kc->lsn);
 	kc->lsn = v;
 	kc->n_lsn = n;
