@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logline.h"
 
 static enum cfg_log_target log_target = CFG_LOG_STDERR;
 
@@ -20,26 +21,11 @@ void log_init(enum cfg_log_target t)
 /* One write per line, so lines from several cores never interleave. */
 void log_msg(int prio, const char *fmt, ...)
 {
-	char line[2048];
 	va_list ap;
-	int n, o = 0;
 
 	va_start(ap, fmt);
-	if (log_target == CFG_LOG_SYSLOG) {
-		vsyslog(prio, fmt, ap);
-		va_end(ap);
-		return;
-	}
-	o = snprintf(line, sizeof(line), "sluice[%d]: ", (int)getpid());
-	n = vsnprintf(line + o, sizeof(line) - (size_t)o - 1, fmt, ap);
+	logline_v("sluice", log_target == CFG_LOG_SYSLOG, prio, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	n += o;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, (size_t)n); /* nowhere else to say it */
 }
 
 char *fmt_addr(const struct sockaddr_storage *ss, char *out, size_t len)
