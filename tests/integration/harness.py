@@ -868,13 +868,7 @@ class Sluice:
             s.settimeout(timeout)
             s.connect(self.ctl_path)
             s.sendall(json.dumps(dict(cmd=cmd, **args)).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        return json.loads(buf)
+            return read_json_line(s)
 
     def rewrite(self, config):
         """Write config (a dict) over this instance's file (for reloads)."""
@@ -1103,6 +1097,18 @@ class SluiceControl:
             return rc, json.loads(out)
         except ValueError:
             raise AssertionError(f"sluicectl -j {args}: not JSON (exit {rc}):\n{out}\n{err}")
+
+
+def read_json_line(sock):
+    """One answer line of a control socket (docs/control.md), as a dict."""
+    import json
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return json.loads(buf)
 
 
 def _stop_stale_sluice(port):

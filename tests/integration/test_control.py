@@ -43,7 +43,7 @@ from cryptography import x509
 import pki
 from harness import (REPO, SENDER, Postfix, Sluice, SluiceControl, client_hello, client_source,
                      control_bin, make_message, no_verify_context, recipient, run, scratch, stop_all, tool,
-                     unique, wait_until)
+                     read_json_line, unique, wait_until)
 
 CLIENT = "127.0.0.81"
 BASE = 40300
@@ -328,15 +328,7 @@ class Control(unittest.TestCase):
             s.connect(self.sc.socket)
             return s
 
-        def answer(s):
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-            import json
-            return json.loads(buf)
+        answer = read_json_line
         silent, half = raw(), raw()
         half.sendall(b'{"cmd": "sta')
         # A client that sends and never reads: its answers pile up in its
