@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "conn_limits.h"
 #include "core.h"
 #include "ctl.h"
 #include "drain.h"
@@ -240,6 +241,12 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	RT.cores = calloc(c->cores, sizeof(*RT.cores));
 	if (!RT.cores)
 		return -ENOMEM;
+	/* Descriptors for what the limits allow, before anything is opened;
+	 * the address table sized for every session the cores may hold. */
+	if ((rc = limits_nofile(c, &RT.nofile, err, errlen)) < 0)
+		return rc;
+	if (limits_init((uint64_t)c->limits.sessions_per_core * c->cores, 0) < 0)
+		return -ENOMEM;
 	for (i = 0; i < c->cores; i++) {
 		RT.cores[i].id = i;
 		RT.cores[i].wake_fd = -1;
@@ -395,6 +402,7 @@ static void app_teardown(struct app *a)
 	for (i = 0; RT.cores && i < RT.n_cores; i++)
 		fp_table_free(RT.cores[i].fp);
 	free(RT.cores);
+	limits_fini();
 	sesscache_fini();
 	if (a->c)
 		be_pools_free(a->pools, a->c->n_backends);
