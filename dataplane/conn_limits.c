@@ -95,14 +95,14 @@ static uint64_t lim_mix(uint64_t x)
 
 static uint32_t lim_hash(const struct lim_key *k)
 {
-	uint64_t w[3], h = L.seed;
+	uint64_t w[3] = { 0 }, h = L.seed;
 
 	memcpy(w, k, sizeof(*k));
 	for (unsigned i = 0; i < 3; i++)
 		h = lim_mix(h ^ w[i]);
 	return (uint32_t)h;
 }
-_Static_assert(sizeof(struct lim_key) == 20, "lim_hash reads the key as 3 words");
+_Static_assert(sizeof(struct lim_key) <= 24, "lim_hash reads the key as 3 words");
 
 /* peer as a key: IPv4 as it is (also when mapped into IPv6), IPv6 masked
  * to prefix. False for another family. */

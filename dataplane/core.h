@@ -36,8 +36,6 @@ struct core {
 	unsigned n_sess;
 	/* Limits (conn_limits.h, session/admit.c). */
 	bool stress;               /* stress mode: shorter timers, eviction */
-	int fd_high;               /* the last descriptor accepted: every lower
-				      one is open (Linux gives the lowest free) */
 	uint64_t accept_after_ms;  /* the stack does not accept before then
 				      (EMFILE back-off, worker rings full) */
 	struct sess *ph_head, *ph_tail; /* sessions before TLS and backend,
@@ -80,8 +78,17 @@ struct runtime {
 	_Atomic bool draining;
 	_Atomic uint64_t drain_until_ms;
 	unsigned nofile;           /* RLIMIT_NOFILE (soft) as set at start */
+	unsigned fd_base;          /* descriptors open once started (about) */
+	_Atomic unsigned socks;    /* connections' sockets open (kernel stack) */
 };
+
 extern struct runtime RT;
+
+/* The descriptors the process holds, about: stress mode's measure. */
+static inline unsigned rt_fds(void)
+{
+	return RT.fd_base + atomic_load_explicit(&RT.socks, memory_order_relaxed);
+}
 
 static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[id]++; }
 static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[id] += n; }

@@ -283,6 +283,12 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	 * one rather than not at all. */
 	if (ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr)) < 0)
 		log_msg(LOG_WARNING, "no control socket: %s", cerr);
+	/* What is open now stays open: the lowest free descriptor is about
+	 * their count (stress mode adds the connections' sockets). */
+	if ((rc = dup(STDERR_FILENO)) >= 0) {
+		RT.fd_base = (unsigned)rc;
+		close(rc);
+	}
 	/* Ports are bound and certificates read: root is no longer needed. */
 	if (c->user && (rc = drop_privileges(c->user, err, errlen)) < 0)
 		return rc;

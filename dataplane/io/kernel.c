@@ -206,6 +206,8 @@ static void kern_close(struct stream *s)
 	if (s->fd >= 0) {
 		epoll_ctl(kc->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
+		if (s->kind == SK_CLIENT || s->kind == SK_BACKEND)
+			atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
 	}
 	s->fd = -1;
 	s->kind = SK_DEAD;
@@ -283,8 +285,10 @@ static int kern_connect(struct core *c, struct stream *s, const struct sockaddr 
 		return rc;
 	}
 	kern_make(c->io_core, s, fd, SK_BACKEND, s->owner);
+	atomic_fetch_add_explicit(&RT.socks, 1, memory_order_relaxed);
 	rc = kern_open(s, wake, arg);
 	if (rc < 0) {
+		atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
 		close(fd);
 		s->fd = -1;
 		s->kind = SK_DEAD;
@@ -364,10 +368,13 @@ static void kern_accept(struct core *c, struct stream *ls)
 			return;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		atomic_fetch_add_explicit(&RT.socks, 1, memory_order_relaxed);
 		kern_make(c->io_core, &ka.s, fd, SK_CLIENT, NULL);
 		ka.s.ops = &kern_accepted_ops;
-		if (io_up.accept(c, li, &ka.s) < 0)
+		if (io_up.accept(c, li, &ka.s) < 0) {
 			close(fd);   /* refused: still ours */
+			atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
+		}
 		if (c->accept_after_ms > c->now_ms)
 			return;      /* the session layer asked for a pause */
 	}

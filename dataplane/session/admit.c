@@ -5,9 +5,9 @@
  * silence), counted by reason and logged.
  *
  * Stress mode, as Postfix's: a core whose sessions pass
- * limits.stress_percent of limits.sessions_per_core, or whose newest
- * descriptor passes that share of RLIMIT_NOFILE (Linux hands out the
- * lowest free descriptor, so every lower one is open), enters it; it
+ * limits.stress_percent of limits.sessions_per_core, or when the
+ * process's descriptors (rt_fds: those of start-up and the connections'
+ * sockets) pass that share of RLIMIT_NOFILE, enters it; it
  * leaves 10 points lower (hysteresis). Under stress the plaintext and
  * handshake timers armed from then on are limits.stress_plaintext and
  * .stress_handshake; and a full core (sessions_per_core, or the
@@ -54,7 +54,7 @@ void sess_stress_check(struct core *c)
 	const struct cfg_limits *k = sess_limits(c);
 	uint64_t spc = k->sessions_per_core, pct = k->stress_percent;
 	uint64_t off = pct > STRESS_HYSTERESIS ? pct - STRESS_HYSTERESIS : pct / 2;
-	uint64_t nofile = RT.nofile, fd = c->fd_high > 0 ? (uint64_t)c->fd_high : 0;
+	uint64_t nofile = RT.nofile, fd = rt_fds();
 	bool over = c->n_sess * 100 >= spc * pct || (nofile && fd * 100 >= nofile * pct);
 	bool under = c->n_sess * 100 < spc * off && (!nofile || fd * 100 < nofile * off);
 
@@ -62,14 +62,14 @@ void sess_stress_check(struct core *c)
 		c->stress = true;
 		ctr_inc(c, CTR_stress_entered);
 		log_msg(LOG_WARNING, "event=stress-enter core=%u sessions=%u sessions_per_core=%u "
-			"descriptor=%d nofile=%u stress_percent=%u stress_plaintext=%u "
-			"stress_handshake=%u", c->id, c->n_sess, k->sessions_per_core, c->fd_high,
+			"descriptors=%u nofile=%u stress_percent=%u stress_plaintext=%u "
+			"stress_handshake=%u", c->id, c->n_sess, k->sessions_per_core, (unsigned)fd,
 			RT.nofile, k->stress_percent, k->stress_plaintext, k->stress_handshake);
 	} else if (c->stress && under) {
 		c->stress = false;
 		ctr_inc(c, CTR_stress_left);
-		log_msg(LOG_NOTICE, "event=stress-leave core=%u sessions=%u descriptor=%d",
-			c->id, c->n_sess, c->fd_high);
+		log_msg(LOG_NOTICE, "event=stress-leave core=%u sessions=%u descriptors=%u",
+			c->id, c->n_sess, (unsigned)fd);
 	} else {
 		return;
 	}
@@ -261,11 +261,8 @@ int sess_admit(struct core *c, const struct listener *l, struct stream *st,
 	default:
 		break;
 	}
-	if (st->fd >= 0)
-		c->fd_high = st->fd;
 	sess_stress_check(c);
-	if (c->n_sess >= k->sessions_per_core || (RT.nofile && c->fd_high >= 0 &&
-						  (unsigned)c->fd_high >= fd_full(RT.nofile))) {
+	if (c->n_sess >= k->sessions_per_core || (RT.nofile && rt_fds() >= fd_full(RT.nofile))) {
 		if (!sess_evict_one(c)) {
 			limits_release(t);
 			sess_refuse(c, l, st, peer, PW_TOO_MANY_SESSIONS, CTR_conn_refused_core_full,
