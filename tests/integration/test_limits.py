@@ -305,6 +305,46 @@ class DescriptorFlood(LimitsCase):
         self.assertTrue(sl.running())
 
 
+class CoreFull(LimitsCase):
+    def test_eviction_and_stress_timers(self):
+        # One core of 16 sessions, stress at half: the 9th session is
+        # under stress (a 2 s plaintext timer), the 17th evicts the
+        # longest idle one, which hears 421 4.3.2.
+        cfg = limits_config({"sessions_per_core": 16, "stress_percent": 50,
+                             "stress_plaintext": 2})
+        cfg["cores"] = 1
+        sl = self.start(cfg)
+        held = []
+        for i in range(8):
+            s = connect(sl, "smtp", f"127.0.3.{i + 1}")
+            self.assertTrue(first_line(s).startswith(b"220 "))
+            held.append(s)
+        t0 = time.monotonic()
+        late = connect(sl, "smtp", "127.0.3.100")
+        self.assertTrue(first_line(late).startswith(b"220 "))
+        self.assertEqual(sl.ctl("status")["stress"], [0])
+        for i in range(8, 16):
+            s = connect(sl, "smtp", f"127.0.3.{i + 1}")
+            self.assertTrue(first_line(s).startswith(b"220 "))
+            held.append(s)
+        # Full: the next one is served, the longest idle is evicted.
+        new = connect(sl, "smtp", "127.0.3.200")
+        self.assertTrue(first_line(new).startswith(b"220 "))
+        line = first_line(held[0])
+        self.assertTrue(line.startswith(b"421 4.3.2 "), line)
+        self.assertTrue(closed_after(held[0]))
+        c = counters(sl)
+        self.assertGreaterEqual(c["stress_evicted"], 1)
+        self.assertEqual(sl.conn_log("127.0.3.1")["result"], "evicted")
+        # The session opened under stress timed out on the short timer
+        # (if it was not evicted first: it is younger than held[0]).
+        line = first_line(late, timeout=10)
+        self.assertTrue(line.startswith(b"421 4.4.2 "), line)
+        self.assertLess(time.monotonic() - t0, 8)
+        for s in held + [late, new]:
+            s.close()
+
+
 class HandshakeFlood(LimitsCase):
     HELLOS = 300
 
