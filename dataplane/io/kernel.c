@@ -239,6 +239,19 @@ static int kern_accepted_addrs(struct stream *s, struct sockaddr_storage *peer,
 	return 0;
 }
 
+/* Close a connection sluice refused (a limit; its refusal line, if any,
+ * was said): what the client sent already is read and dropped first, so
+ * that the close is a FIN after the line and not a reset that could
+ * destroy it (an implicit-TLS client's ClientHello is usually there). */
+static void kern_drop(int fd)
+{
+	char scratch[4096];
+
+	for (int i = 0; i < 4 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
 /* stream_ops.say: a refusal line to a connection not opened yet, only
  * what the socket buffer takes now. */
 static void kern_say(struct stream *s, const void *p, size_t len)
@@ -329,7 +342,7 @@ static void kern_accept_failed(struct core *c, struct kern_core *kc, struct stre
 			ka.s.ops = &kern_accepted_ops;
 			if (io_up.refuse_nofile)
 				io_up.refuse_nofile(c, li, &ka.s);
-			close(fd);
+			kern_drop(fd);
 		}
 		kc->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	} else {
@@ -372,7 +385,7 @@ static void kern_accept(struct core *c, struct stream *ls)
 		kern_make(c->io_core, &ka.s, fd, SK_CLIENT, NULL);
 		ka.s.ops = &kern_accepted_ops;
 		if (io_up.accept(c, li, &ka.s) < 0) {
-			close(fd);   /* refused: still ours */
+			kern_drop(fd);   /* refused: still ours */
 			atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
 		}
 		if (c->accept_after_ms > c->now_ms)
