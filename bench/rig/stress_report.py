@@ -121,10 +121,10 @@ def write(data, path):
               "namespace holds, whose RSTs to sluice's SYN-ACKs it drops "
               f"({'nft' if n.get('syn_rst_dropped') else 'NOT dropped: nft failed'}); "
               "the connection flood: connect-and-close from 50 more, 512 in flight.", "",
-              "| window | legitimate ok | p50 ms | p99 ms | SYNs / connections | "
-              "cookies sent | cookie ACKs ok | SYN queue full | table-full drops | "
+              "| window | legitimate ok | p50 ms | p99 ms | SYNs / connections sent | "
+              "frames sluice received | cookies sent | cookie ACKs ok | SYN queue full | table-full drops | "
               "sessions peak |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, name in (("baseline", "no flood"), ("syn", "SYN flood"),
                           ("connect", "connection flood")):
             w = n.get(key)
@@ -133,10 +133,11 @@ def write(data, path):
             l, c, f = w["legit"], w["counters"], w.get("flood") or {}
             sent = f.get("syns") if key == "syn" else f.get("connected")
             if "error" in l:
-                L.append(f"| {name} | error: {l['error']} | | | | | | | | |")
+                L.append(f"| {name} | error: {l['error']} | | | | | | | | | |")
                 continue
             L.append(f"| {name} | {l['ok']}/{l['started']} | {l['p50_ms']:.1f} | "
-                     f"{l['p99_ms']:.1f} | {num(sent)} | {c['net_tcp_syncookie_tx']:,} | "
+                     f"{l['p99_ms']:.1f} | {num(sent)} | {c.get('net_rx_frames', 0):,} | "
+                     f"{c['net_tcp_syncookie_tx']:,} | "
                      f"{c['net_tcp_syncookie_ok']:,} | {c['net_tcp_syn_queue_full']:,} | "
                      f"{c['net_drop_tcp_conn_limit']:,} | {num(w.get('sessions_peak'))} |")
     s = sc.get("soak")
