@@ -50,6 +50,7 @@ static const char *const mode_names[] = { "idle", "hello", "connect", "syn" };
 struct conn {
 	int fd;
 	bool connecting;
+	struct conn *prev, *next;       /* every open connection, to close at exit */
 };
 
 static struct {
@@ -64,6 +65,7 @@ static struct {
 	size_t hello_len;
 
 	int ep;
+	struct conn *open;              /* list of open connections */
 	unsigned inflight, held, held_peak;
 	uint64_t attempts, connected, hellos_sent, closed_by_server;
 	uint64_t err_connect, err_emfile, err_addr, err_other, syns;
@@ -131,6 +133,12 @@ static void conn_close(struct conn *c)
 	if (!c->connecting)
 		F.held--;
 	F.inflight--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		F.open = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	close(c->fd);
 	free(c);
 }
@@ -169,6 +177,10 @@ static int conn_start(void)
 	if (epoll_ctl(F.ep, EPOLL_CTL_ADD, c->fd, &e) < 0)
 		goto fail;
 	F.inflight++;
+	c->next = F.open;
+	if (F.open)
+		F.open->prev = c;
+	F.open = c;
 	return 0;
 fail:
 	{
@@ -501,6 +513,9 @@ int main(int argc, char **argv)
 	if ((F.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return 1;
 	rc = run();
+	while (F.open)
+		conn_close(F.open);
+	close(F.ep);
 	free(F.src);
 	return rc < 0 ? 1 : 0;
 }
