@@ -312,18 +312,21 @@ def handshake(ctx):
     fl = finish(f, 30)
     out["flood"] = fl
     c, w = out["counters"], out["window_s"] or 1
-    legit_hs = out["legit"].get("started", 0)
     out["accept_rate"] = round(c.get("conn_accepted", 0) / w, 1)
     out["flood_rate"] = round(fl.get("connected", 0) / fl["t"], 1) if fl.get("t") else None
     out["handshake_jobs"] = c.get("handshake_jobs", 0)
-    out["jobs_skipped"] = c.get("handshake_jobs_skipped") if "handshake_jobs_skipped" in \
-        ctx.counters() else None
-    # signatures for clients that were gone: the jobs the workers ran
-    # beyond the legitimate client's handshakes
-    out["signatures_wasted"] = max(0, c.get("handshake_jobs", 0)
-                                   - (out["jobs_skipped"] or 0) - legit_hs)
-    q = [k for k in ctx.counters() if "queue_depth" in k]
-    out["worker_queue_depth"] = {k: ctx.counters().get(k) for k in q} if q else None
+    now = ctx.counters()
+    out["jobs_skipped"] = c.get("handshake_jobs_skipped", 0) \
+        if "handshake_jobs_skipped" in now else None
+    # Signatures for clients that were gone: a full TLS 1.3 handshake that
+    # completes posts two jobs (the ClientHello's, with the signature, and
+    # the client's Finished); every job beyond that is a first step run
+    # for a flood client, less any the worker itself skipped (counted in
+    # handshake_jobs_skipped with those skipped before posting): an upper
+    # bound.
+    out["signatures_wasted"] = max(0, out["handshake_jobs"] - 2 * c.get("handshake_ok", 0))
+    q = [k for k in now if "queue_depth" in k]
+    out["worker_queue_depth"] = {k: now.get(k) for k in q} if q else None
     return out
 
 

@@ -100,7 +100,8 @@ def write(data, path):
               "| jobs skipped (client gone: `handshake_jobs_skipped`) | "
               + ("not exposed by this sluice" if s.get("jobs_skipped") is None
                  else num(s["jobs_skipped"])) + " |",
-              f"| signatures wasted (jobs run beyond the legitimate handshakes) | "
+              f"| signatures wasted, at most (jobs posted beyond the legitimate handshakes' "
+              f"two each) | "
               f"{num(s.get('signatures_wasted'))} |",
               "| worker queue depth | " + ("not exposed by this sluice"
                                           if not s.get("worker_queue_depth")
