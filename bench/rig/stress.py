@@ -205,6 +205,11 @@ def loadgen(ctx, port, workload, seconds, rate, extra=(), prefix=(), timeout=Non
                             stdin=subprocess.DEVNULL, text=True)
 
 
+# A client tool that exited otherwise than cleanly (a sanitizer report
+# under ASAN, a crash) after printing its figures: the run's problems.
+TOOL_PROBLEMS = []
+
+
 def finish(p, limit):
     """The load generator's (or flood's) last JSON line, within limit s."""
     try:
@@ -213,6 +218,8 @@ def finish(p, limit):
         p.kill()
         out, err = p.communicate()
         return {"error": f"did not finish within {limit:.0f} s (killed)"}
+    if p.returncode != 0:
+        TOOL_PROBLEMS.append(f"{' '.join(p.args[-12:])} exited {p.returncode}: {err[-1000:]}")
     lines = [l for l in out.strip().splitlines() if l.startswith("{")]
     if not lines:
         return {"error": f"exited {p.returncode}: {err[-300:]}"}
@@ -731,7 +738,7 @@ def run(args, scratch):
     soak_r = data["scenarios"].get("soak", {})
     data["soak_ok"] = (None if "accepted_250" not in soak_r
                        else soak_r["lost"] == 0 and soak_r["doubled"] == 0)
-    data["problems"] = ctx.problems
+    data["problems"] = ctx.problems + TOOL_PROBLEMS
     data["elapsed_s"] = round(time.monotonic() - started, 1)
     for g in data["goals"]:
         log(f"goal {'MET ' if g['ok'] else 'MISSED' if g['ok'] is False else 'n/a '} "

@@ -121,7 +121,10 @@ def write(data, path):
               "The SYN flood: raw SYNs at up to 20,000/s from 100 addresses the client "
               "namespace holds, whose RSTs to sluice's SYN-ACKs it drops "
               f"({'nft' if n.get('syn_rst_dropped') else 'NOT dropped: nft failed'}); "
-              "the connection flood: connect-and-close from 50 more, 512 in flight.", "",
+              "the connection flood: connect-and-close from 50 more, 512 in flight. "
+              "The TCP table's occupancy is not exposed by sluice: the table-full drops "
+              "(`drop_tcp_conn_limit`) say whether it filled, and the sessions (`status`) "
+              "how many connections reached sluice's sessions.", "",
               "| window | legitimate ok | p50 ms | p99 ms | SYNs / connections sent | "
               "frames sluice received | cookies sent | cookie ACKs ok | SYN queue full | table-full drops | "
               "sessions peak |",
