@@ -127,7 +127,7 @@ def write(data, path):
               "how many connections reached sluice's sessions.", "",
               "| window | legitimate ok | p50 ms | p99 ms | SYNs / connections sent | "
               "frames sluice received | cookies sent | cookie ACKs ok | SYN queue full | table-full drops | "
-              "sessions peak |",
+              "sluice sessions peak |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, name in (("baseline", "no flood"), ("syn", "SYN flood"),
                           ("connect", "connection flood")):
@@ -144,6 +144,16 @@ def write(data, path):
                      f"{c['net_tcp_syncookie_tx']:,} | "
                      f"{c['net_tcp_syncookie_ok']:,} | {c['net_tcp_syn_queue_full']:,} | "
                      f"{c['net_drop_tcp_conn_limit']:,} | {num(w.get('sessions_peak'))} |")
+        refusals = []
+        for key, name in (("baseline", "no flood"), ("syn", "SYN flood"),
+                          ("connect", "connection flood")):
+            c = (n.get(key) or {}).get("counters", {})
+            moved = [f"`{k}` {v:,}" for k, v in c.items()
+                     if v and k.startswith(("conn_refused", "handshake_refused"))]
+            if moved:
+                refusals.append(f"{name}: " + ", ".join(moved))
+        if refusals:
+            L += ["", "sluice's limits refused: " + "; ".join(refusals) + "."]
     s = sc.get("soak")
     L += ["", "## Soak", ""]
     if s is None:
