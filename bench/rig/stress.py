@@ -708,7 +708,7 @@ def run(args, scratch):
             "server_cpus": ctx.server_cpus, "client_cpus": ctx.client_cpus,
             "sluice": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                      stdout=subprocess.PIPE, text=True).stdout.strip(),
-            "scenarios": {}}
+            "sluice_bin": ctx.sluice_bin, "scenarios": {}}
     log(f"bench/stress: {data['mode']} mode, {ctx.seconds:.0f} s per flood, soak "
         f"{args.soak_minutes:g} min; sluice on CPU {ctx.server_cpus}, clients on "
         f"{ctx.client_cpus}; limits.nofile {NOFILE}, sessions_per_core {SESSIONS_PER_CORE}")

@@ -34,7 +34,8 @@ def write(data, path):
         "# sluice under floods and a soak (bench/stress)",
         "",
         f"`{data.get('command', 'bench/stress')}` — {data['mode']} mode, {data['date']}, "
-        f"sluice {data['sluice']}, {data['elapsed_s']} s in all.",
+        f"sluice {data['sluice']} (`{data.get('sluice_bin', '?')}`), "
+        f"{data['elapsed_s']} s in all.",
         "",
         f"sluice: `cores: 1`, `workers: 1` on CPU {data['server_cpus']}, "
         f"`limits.nofile: {data['nofile']}` (and RLIMIT_NOFILE set to it from outside), "
