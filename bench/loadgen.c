@@ -125,6 +125,13 @@ void lg_op_end(struct lg *g, struct lg_conn *c, int err, const char *why)
 	} else {
 		g->failed++;
 		g->err[err]++;
+		/* the whole message sent, its reply never read (a refusal is
+		 * a reply): the server may or may not have taken it (RFC
+		 * 1047's duplicate window) */
+		if (err != LG_E_refused && c->step && c->step != g->script &&
+		    c->step->op == OP_SMTP &&
+		    c->step[-1].op == OP_SEND_MSG)
+			g->msgs_unanswered++;
 		if (why && !g->first_error[0])
 			snprintf(g->first_error, sizeof(g->first_error), "%s: %s",
 				 lg_err_names[err], why);
@@ -476,9 +483,11 @@ static void print_json(const struct lg *g)
 	       (unsigned long long)hist_quantile(&g->lat, 0.90),
 	       (unsigned long long)hist_quantile(&g->lat, 0.99),
 	       (unsigned long long)g->lat.max, hist_mean(&g->lat));
-	printf("\"payload_bytes\": %llu, \"messages_accepted\": %llu, \"mib_per_s\": %.3f, "
+	printf("\"payload_bytes\": %llu, \"messages_accepted\": %llu, "
+	       "\"messages_unanswered\": %llu, \"mib_per_s\": %.3f, "
 	       "\"resumed\": %llu, \"resumed_fraction\": %.4f, \"client_cpu_s\": %.3f}\n",
 	       (unsigned long long)g->payload_bytes, (unsigned long long)g->msgs_accepted,
+	       (unsigned long long)g->msgs_unanswered,
 	       secs > 0 ? (double)g->payload_bytes / 1048576.0 / secs : 0.0,
 	       (unsigned long long)g->resumed,
 	       g->done ? (double)g->resumed / (double)g->done : 0.0,

@@ -180,6 +180,8 @@ def write(data, path):
               f"| messages accepted (250 after DATA) | {s['accepted_250']:,} |",
               f"| messages in the Maildir | {s['delivered']:,} "
               f"(queue drained: {s['queue_drained']}) |",
+              f"| messages sent whose reply never came (may be in the Maildir) | "
+              f"{s.get('unanswered', 0):,} |",
               f"| lost / doubled | {s['lost']} / {s['doubled']} |",
               f"| RSS, first quarter after {s['warmup_s']:.0f} s warm-up | "
               f"{mib(s.get('rss_first_quarter'))} |",

@@ -107,9 +107,12 @@ class StressQuick(unittest.TestCase):
         s = self.data["scenarios"]["soak"]
         self.assertGreater(s["accepted_250"], 0)
         self.assertTrue(s["queue_drained"])
-        self.assertEqual(s["delivered"], s["accepted_250"],
-                         f"{s['accepted_250']} accepted (250 after DATA), "
-                         f"{s['delivered']} in the Maildir")
+        # every 250 in the Maildir once; beyond them at most the messages
+        # whose reply never came (the connection lost after the final dot)
+        why = (f"{s['accepted_250']} accepted (250 after DATA), {s['unanswered']} "
+               f"unanswered, {s['delivered']} in the Maildir")
+        self.assertGreaterEqual(s["delivered"], s["accepted_250"], why)
+        self.assertLessEqual(s["delivered"], s["accepted_250"] + s["unanswered"], why)
         self.assertEqual((s["lost"], s["doubled"]), (0, 0))
         self.assertTrue(self.data["soak_ok"])
         self.assertTrue(s["sluice_alive"])
