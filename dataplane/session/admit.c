@@ -142,10 +142,12 @@ void sess_ph_leave(struct sess *s)
 	ph_unlink(s);
 }
 
-/* Not past its handshake, nothing with a backend: it may be evicted. */
+/* Not past its handshake, never given a backend (one closing after a
+ * plaintext relay still owes its client the last reply): it may be
+ * evicted. */
 static bool ph_evictable(const struct sess *s)
 {
-	if (s->tls || s->be_connected || stream_is_open(&s->be))
+	if (s->tls || s->be_idx >= 0 || s->be_connected || stream_is_open(&s->be))
 		return false;
 	return s->state == SS_DIALOGUE || s->state == SS_STARTTLS ||
 	       s->state == SS_HANDSHAKE || s->state == SS_CLOSING;
@@ -171,9 +173,9 @@ static bool sess_evict_one(struct core *c)
 
 		po_reset(&o);
 		proto_refuse(v->l->ops, &env, &o, PW_TOO_MANY_SESSIONS, -1, NULL);
-		if (sess_to_client(v, o.reply, o.reply_len) == 0)
-			(void)sess_flush(v);
+		(void)sess_to_client(v, o.reply, o.reply_len);
 	}
+	(void)sess_flush(v);  /* what it was owed, as far as the socket takes it */
 	sess_finish(v);
 	return true;
 }
