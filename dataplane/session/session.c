@@ -465,7 +465,8 @@ void sess_timer(struct timer *t)
 	case SS_STARTTLS:
 	case SS_HANDSHAKE:
 		ctr_inc(s->core, CTR_timeout_handshake);
-		sess_set_result(s, "timeout", "TLS handshake not done in time%s",
+		sess_set_result(s, "timeout", "TLS handshake not done in %llus%s",
+				(unsigned long long)(sess_handshake_ms(s) / 1000),
 				s->core->stress ? " (stress)" : "");
 		sess_finish(s);
 		return;
