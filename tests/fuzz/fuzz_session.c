@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -140,10 +141,11 @@ static struct {
 } F;
 
 static void fz_trace(void);
+static int fz_err_fd = 2;        /* stderr before -close_fd_mask=2 */
 
 static void fz_die(const char *what)
 {
-	fprintf(stderr, "fuzz_session: %s\n", what);
+	dprintf(fz_err_fd, "fuzz_session: %s\n", what);
 	fz_trace();
 	abort();
 }
@@ -628,8 +630,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		args[n++] = (*argv)[i];
 	/* One log line per session: to nowhere, unless asked for (the
 	 * crash report still shows). */
-	if (!getenv("FUZZ_SESSION_LOG"))
+	if (!getenv("FUZZ_SESSION_LOG")) {
 		args[n++] = quiet;
+		fz_err_fd = dup(2); /* what broke stays visible */
+		if (fz_err_fd < 0)
+			fz_err_fd = 2;
+	}
 	args[n] = NULL;
 	*argc = n;
 	*argv = args;

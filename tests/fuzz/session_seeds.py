@@ -123,6 +123,14 @@ def seeds():
     out["pop3-backend-down"] = (Script("p-off").c("USER bob\n").op(CONNECT, 1)
         .op(CONNECT, 2).time(50).b)
     out["pop3-impl"] = Script("p-impl").c(client_hello()[:40]).op(CLI_FIN).b
+    # Regression: a late STARTTLS while a backend line was half-relayed
+    # (an unsolicited 421 in two segments) was answered inside that line;
+    # fixed in session/relay.c (sess_late_starttls waits for the line).
+    out["regress-late-starttls-half-line"] = (Script("s-stls")
+        .c("EHLO c\nMAIL FROM:<a@c>\n").up()
+        .s("220 pf ESMTP\n250-pf\n250 STARTTLS\n250 Ok\n")
+        .c("RSET\n").s("250 Ok\n").s(b"421 4.4.2 pf Error: tim")
+        .c("STARTTLS\n").c("STARTTLS\n").b)
     return out
 
 
