@@ -19,6 +19,9 @@
  *                         2 the next connect fails locally (EMFILE)
  *     WORKER              the handshake jobs out come back failed
  *     TICK n              the clock moves n ms (one pass)
+ *     DRAIN               a drain starts: goodbyes where they are safe
+ *                         (session/goodbye.c), as drain.c's sweep
+ *     CUT                 the drain's deadline: every session cut
  *
  * After every op the core's pass runs as core.c runs it (jobs back,
  * run-again list, timer wheel, reap) until no session asks to run again.
@@ -75,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_WIN_ALL  UINT32_MAX
 
 enum { CLI_DATA, BE_DATA, CLI_FIN, BE_FIN, CLI_RST, BE_RST, TIME, CLI_WIN, BE_WIN,
-       CONNECT, WORKER, TICK, OP__COUNT };
+       CONNECT, WORKER, TICK, DRAIN, CUT, OP__COUNT };
 
 /* Short timeouts, so that a few TIME ops reach each of them. */
 static const char fz_yaml[] =
@@ -655,6 +658,7 @@ static void fz_reset(void)
 	c->next_id = 0;
 	c->snap = &F.snap;
 	c->hold_until = 0;
+	c->draining = false;
 	for (unsigned i = 0; i < F.cfg->n_backends; i++)
 		for (unsigned j = 0; j < F.pools[i].n; j++)
 			atomic_store(&F.pools[i].srv[j].down_until_ms, 0);
@@ -774,6 +778,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case WORKER:
 			fz_worker();
+			break;
+		case DRAIN:
+			F.core.draining = true;
+			sess_drain_sweep(&F.core);
+			break;
+		case CUT:
+			sess_drain_cut(&F.core);
 			break;
 		}
 		fz_settle();

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 (CLI_DATA, BE_DATA, CLI_FIN, BE_FIN, CLI_RST, BE_RST, TIME, CLI_WIN, BE_WIN,
- CONNECT, WORKER, TICK) = range(12)
+ CONNECT, WORKER, TICK, DRAIN, CUT) = range(14)
 
 LISTENERS = ["s-off", "s-stls", "s-req", "s-impl", "s-detect",
              "i-off", "i-stls", "i-req", "i-impl",
@@ -131,6 +131,15 @@ def seeds():
         .s("220 pf ESMTP\n250-pf\n250 STARTTLS\n250 Ok\n")
         .c("RSET\n").s("250 Ok\n").s(b"421 4.4.2 pf Error: tim")
         .c("STARTTLS\n").c("STARTTLS\n").b)
+    # Drain: the goodbye in the dialogue, after a message in the relay,
+    # and the cut of a session mid-literal.
+    out["drain-dialogue"] = Script("p-stls").c("CAPA\n").op(DRAIN).op(CLI_FIN).b
+    out["drain-relay"] = (Script("s-off").c("EHLO c\nMAIL FROM:<a@c>\n").up()
+        .s("220 pf ESMTP\n250 pf\n250 Ok\n").c("RCPT TO:<b@pf>\nDATA\n")
+        .s("250 Ok\n354 go\n").op(DRAIN).c("hi\n.\n").s("250 Ok: queued\n")
+        .s("221 Bye\n").op(BE_FIN).b)
+    out["drain-cut"] = (Script("i-off").c("a LOGIN b c\n").up().s("* OK x\na OK y\n")
+        .c("b FETCH 1 BODY[]\n").s("* 1 FETCH (BODY[] {100}\nabc").op(DRAIN, CUT).b)
     return out
 
 
