@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fuzz_args.h"
 
 /* cfg_load_file reads at most this much (config.c). */
 #define FUZZ_FILE_MAX (1u << 20)
@@ -30,18 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char *args[256];
 	static char rss[] = "-rss_limit_mb=512", mal[] = "-malloc_limit_mb=256";
-	int n = 0;
+	char *const add[] = { rss, mal };
 
-	for (int i = 0; i < *argc && n < 253; i++)
-		args[n++] = (*argv)[i];
-	/* libFuzzer parses the flags after this call; the last one wins. */
-	args[n++] = rss;
-	args[n++] = mal;
-	args[n] = NULL;
-	*argc = n;
-	*argv = args;
+	fuzz_args_append(argc, argv, add, 2);
 	return 0;
 }
 

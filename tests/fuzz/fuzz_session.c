@@ -59,6 +59,7 @@
 #include "config.h"
 #include "core.h"
 #include "fpstat.h"
+#include "fuzz_args.h"
 #include "io/io.h"
 #include "log.h"
 #include "session/backend.h"
@@ -625,23 +626,18 @@ static void fz_init(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char *args[256];
 	static char quiet[] = "-close_fd_mask=2";
-	int n = 0;
 
-	for (int i = 0; i < *argc && n < 254; i++)
-		args[n++] = (*argv)[i];
 	/* One log line per session: to nowhere, unless asked for (the
 	 * crash report still shows). */
 	if (!getenv("FUZZ_SESSION_LOG")) {
-		args[n++] = quiet;
+		char *const add[] = { quiet };
+
+		fuzz_args_append(argc, argv, add, 1);
 		fz_err_fd = dup(2); /* what broke stays visible */
 		if (fz_err_fd < 0)
 			fz_err_fd = 2;
 	}
-	args[n] = NULL;
-	*argc = n;
-	*argv = args;
 	log_init(CFG_LOG_STDERR);
 	fz_init();
 	return 0;
