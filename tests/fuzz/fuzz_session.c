@@ -1,6 +1,6 @@
 /*
- * The session layer (dataplane/session/) driven by a script: one client
- * connection on a listener of each protocol and TLS mode, through the
+ * The session layer (dataplane/session/) driven by a script: client
+ * connections on a listener of each protocol and TLS mode, through the
  * real engines (SMTP, IMAP, POP3), the real timer wheel and backend pool,
  * on a scripted in-memory stack (struct stream_ops and struct io_ops of
  * its own: the target is the session's state machine, not a network).
@@ -22,6 +22,9 @@
  *     DRAIN               a drain starts: goodbyes where they are safe
  *                         (session/goodbye.c), as drain.c's sweep
  *     CUT                 the drain's deadline: every session cut
+ *     ACCEPT              another client connects (on the same listener);
+ *                         the client and backend ops are its from now on
+ *     NEXT                the next open client's turn
  *
  * After every op the core's pass runs as core.c runs it (jobs back,
  * run-again list, timer wheel, reap) until no session asks to run again.
@@ -79,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FZ_WIN_ALL  UINT32_MAX
 
 enum { CLI_DATA, BE_DATA, CLI_FIN, BE_FIN, CLI_RST, BE_RST, TIME, CLI_WIN, BE_WIN,
-       CONNECT, WORKER, TICK, DRAIN, CUT, OP__COUNT };
+       CONNECT, WORKER, TICK, DRAIN, CUT, ACCEPT, NEXT, OP__COUNT };
 
 /* Short timeouts, so that a few TIME ops reach each of them. */
 static const char fz_yaml[] =
@@ -122,6 +125,10 @@ struct fside {
 	uint32_t win;            /* what it accepts (FZ_WIN_ALL: anything) */
 	uint8_t *out;            /* what it got */
 	uint32_t out_len, out_cap;
+	/* client: rule 2.1 bookkeeping */
+	bool marked;
+	uint32_t mark;           /* bytes up to the STARTTLS OK */
+	uint32_t ok_len;         /* the OK's length (its last line) */
 };
 
 static struct {
@@ -138,10 +145,8 @@ static struct {
 	struct tls_job *back[FZ_JOBS];  /* to hand back in the next pass */
 	unsigned n_back;
 	bool connect_fails;
-	/* rule 2.1 bookkeeping for the input's session */
-	const struct sess *marked;
-	uint32_t mark;           /* client bytes up to the STARTTLS OK */
-	uint32_t ok_len;         /* the OK's length (its last line) */
+	struct fside *cur;       /* the client the ops speak for */
+	const struct listener *l; /* the input's listener */
 } F;
 
 static void fz_trace(void);
@@ -188,26 +193,36 @@ static struct fside *fz_side(bool backend)
 	return NULL;
 }
 
-/* The current stream of the client or the backend, if open. */
+static const struct stream_ops fz_stream_ops;
+
+/* The current client's stream, or its session's backend, if open. (An
+ * open client stream is inside a live session: sess_finish closes it
+ * before the session is freed.) */
 static struct fside *fz_live(bool backend)
 {
-	for (unsigned i = FZ_SIDES; i-- > 0;)
-		if (F.side[i].used && F.side[i].backend == backend && F.side[i].open &&
-		    !F.side[i].closed)
-			return &F.side[i];
-	return NULL;
+	struct fside *c = F.cur;
+	const struct sess *s;
+
+	if (!c || !c->open || c->closed)
+		return NULL;
+	if (!backend)
+		return c;
+	s = c->st->owner;
+	if (s->be.ops != &fz_stream_ops || !stream_is_open(&s->be))
+		return NULL;
+	return s->be.stack;
 }
 
 /* ---- the invariants ------------------------------------------------------ */
 
 /* The client's bytes so far, and the ones still queued for it. */
-static void fz_mark_starttls(const struct sess *s, const struct fside *cli)
+static void fz_mark_starttls(const struct sess *s, struct fside *cli)
 {
 	uint32_t q = buf_len(&s->cout), n;
 	uint8_t *all = NULL;
 	uint32_t len = 0, cap = 0, i;
 
-	if (F.marked == s || !s->starttls || s->tls)
+	if (cli->marked || !s->starttls || s->tls)
 		return;
 	fz_append(&all, &len, &cap, cli->out, cli->out_len);
 	if (q)
@@ -218,9 +233,9 @@ static void fz_mark_starttls(const struct sess *s, const struct fside *cli)
 		fz_die("STARTTLS answered without a whole reply line");
 	for (i = n - 1; i > 0 && all[i - 1] != '\n'; i--)
 		;
-	F.marked = s;
-	F.mark = len;
-	F.ok_len = n - i;
+	cli->marked = true;
+	cli->mark = len;
+	cli->ok_len = n - i;
 	free(all);
 }
 
@@ -231,14 +246,14 @@ static void fz_check_after_starttls(const struct fside *cli)
 	const uint8_t *ok, *ok_sp, *p, *end = cli->out + cli->out_len;
 	unsigned lines = 0;
 
-	if (!F.marked || cli->out_len <= F.mark)
+	if (!cli->marked || cli->out_len <= cli->mark)
 		return; /* (the OK itself may still be on its way) */
-	ok = cli->out + F.mark - F.ok_len;
-	if (!(ok_sp = memchr(ok, ' ', F.ok_len)))
+	ok = cli->out + cli->mark - cli->ok_len;
+	if (!(ok_sp = memchr(ok, ' ', cli->ok_len)))
 		fz_die("a STARTTLS OK without a space");
-	for (p = cli->out + F.mark; p < end; lines++) {
+	for (p = cli->out + cli->mark; p < end; lines++) {
 		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p)), *sp;
-		size_t rest = (size_t)(ok + F.ok_len - ok_sp);
+		size_t rest = (size_t)(ok + cli->ok_len - ok_sp);
 
 		if (!nl)
 			return; /* a line half-sent: judged when it is whole */
@@ -473,11 +488,8 @@ static void fz_settle(void)
 	}
 	if (n == FZ_PASSES)
 		fz_die("a session runs again and again without input");
-	if (F.core.sessions) {
-		struct fside *cli = F.core.sessions->cli.stack;
-
-		fz_mark_starttls(F.core.sessions, cli);
-	}
+	for (struct sess *s = F.core.sessions; s; s = s->next)
+		fz_mark_starttls(s, s->cli.stack);
 }
 
 /* The stack saw something on f's connection: wake its owner. */
@@ -660,8 +672,7 @@ static void fz_reset(void)
 			atomic_store(&F.pools[i].srv[j].down_until_ms, 0);
 	F.n_jobs = F.n_back = 0;
 	F.connect_fails = false;
-	F.marked = NULL;
-	F.mark = F.ok_len = 0;
+	F.cur = NULL;
 }
 
 /* FUZZ_SESSION_TRACE set: what each side got, on stderr. */
@@ -716,23 +727,50 @@ static void fz_teardown(void)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* A new client connection on the input's listener; it becomes current. */
+static void fz_accept(void)
 {
-	const uint8_t *p = data, *end = data + size;
-	struct fside *cli;
+	struct fside *cli = fz_side(false);
 	struct stream st;
 
-	if (size < 1)
-		return 0;
-	fz_reset();
-	cli = fz_side(false);
+	if (!cli)
+		return; /* as many as the script may have */
 	memset(&st, 0, sizeof(st));
 	st.ops = &fz_stream_ops;
 	st.stack = cli;
 	st.kind = SK_CLIENT;
 	st.fd = -1;
-	if (sess_accept(&F.core, &F.ls[*p++ % F.cfg->n_listeners], &st) < 0)
-		fz_die("sess_accept failed");
+	if (sess_accept(&F.core, F.l, &st) < 0) {
+		cli->used = false; /* refused: the stack closes it */
+		return;
+	}
+	F.cur = cli;
+}
+
+/* The next open client (in the order they came) becomes current. */
+static void fz_next(void)
+{
+	unsigned i = F.cur ? (unsigned)(F.cur - F.side) : 0;
+
+	for (unsigned k = 1; k <= FZ_SIDES; k++) {
+		struct fside *f = &F.side[(i + k) % FZ_SIDES];
+
+		if (f->used && !f->backend && f->open && !f->closed) {
+			F.cur = f;
+			return;
+		}
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *p = data, *end = data + size;
+
+	if (size < 1)
+		return 0;
+	fz_reset();
+	F.l = &F.ls[*p++ % F.cfg->n_listeners];
+	fz_accept();
 	fz_settle();
 	while (p < end) {
 		uint8_t op = *p++ % OP__COUNT;
@@ -781,6 +819,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case CUT:
 			sess_drain_cut(&F.core);
+			break;
+		case ACCEPT:
+			fz_accept();
+			break;
+		case NEXT:
+			fz_next();
 			break;
 		}
 		fz_settle();

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 (CLI_DATA, BE_DATA, CLI_FIN, BE_FIN, CLI_RST, BE_RST, TIME, CLI_WIN, BE_WIN,
- CONNECT, WORKER, TICK, DRAIN, CUT) = range(14)
+ CONNECT, WORKER, TICK, DRAIN, CUT, ACCEPT, NEXT) = range(16)
 
 LISTENERS = ["s-off", "s-stls", "s-req", "s-impl", "s-detect",
              "i-off", "i-stls", "i-req", "i-impl",
@@ -140,6 +140,12 @@ def seeds():
         .s("221 Bye\n").op(BE_FIN).b)
     out["drain-cut"] = (Script("i-off").c("a LOGIN b c\n").up().s("* OK x\na OK y\n")
         .c("b FETCH 1 BODY[]\n").s("* 1 FETCH (BODY[] {100}\nabc").op(DRAIN, CUT).b)
+    # Three clients at once: one delivers, one idles out, one resets.
+    out["three-clients"] = (Script("s-off").c("EHLO a\n")
+        .op(ACCEPT).c("EHLO b\nMAIL FROM:<b@b>\n").up().s("220 pf ESMTP\n250 pf\n250 Ok\n")
+        .op(ACCEPT).c("EHLO c\n").op(CLI_RST)
+        .op(NEXT).c("QUIT\n").op(NEXT).c("RCPT TO:<x@pf>\n").s("250 Ok\n")
+        .time(100).b)
     return out
 
 
