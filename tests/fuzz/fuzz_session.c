@@ -279,6 +279,10 @@ static void fz_check_to_backend(const struct sess *s)
 		fz_die("bytes to the backend after STARTTLS");
 	if (s->state != SS_BACKEND && s->state != SS_RELAY && s->state != SS_CLOSING)
 		fz_die("bytes to the backend outside SS_BACKEND/SS_RELAY");
+	/* The client's bytes go through the engine's tracker (c2b) or as the
+	 * engine's own to_backend while the backend opens: nothing else. */
+	if (!s->c2b && s->state != SS_BACKEND)
+		fz_die("bytes to the backend with the client's direction shut");
 }
 
 /* ---- the scripted stack ---------------------------------------------------- */
