@@ -455,8 +455,11 @@ static const struct io_ops fz_io_ops = {
 	.connect = fz_connect,
 };
 
-/* The worker pool, as handshake.c sees it: jobs stay out until WORKER. */
-bool tlsw_post(unsigned core, struct tls_job *job)
+/* The worker pool, as handshake.c sees it (linked with --wrap=tlsw_post:
+ * tls/worker.c may be there for its other calls): jobs stay out until
+ * WORKER. */
+bool __wrap_tlsw_post(unsigned core, struct tls_job *job);
+bool __wrap_tlsw_post(unsigned core, struct tls_job *job)
 {
 	if (F.n_jobs == FZ_JOBS)
 		return false;
