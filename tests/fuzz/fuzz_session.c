@@ -42,7 +42,8 @@
  *     it (required, implicit) or after STARTTLS was answered, except the
  *     QUIT/LOGOUT of a retiring backend (rule 2.4, 2.7);
  *   - anything for the client after the STARTTLS OK but that OK again,
- *     twice at most (rule 2.1: nothing after STARTTLS is executed);
+ *     twice at most, then TLS records (rule 2.1: nothing after STARTTLS
+ *     is executed; a TLS alert may refuse the ClientHello);
  *   - a session that keeps running without input (FZ_PASSES passes);
  *   - at the end, after sess_close_all: a session, a stream, a timer or a
  *     snapshot reference left.
@@ -239,8 +240,25 @@ static void fz_mark_starttls(const struct sess *s, struct fside *cli)
 	free(all);
 }
 
+/* TLS records from p on (an alert refusing the ClientHello, say): whole or
+ * the last one on its way, nothing else. */
+static bool fz_tls_records(const uint8_t *p, const uint8_t *end)
+{
+	while (end - p >= 5) {
+		size_t len = (size_t)p[3] << 8 | p[4];
+
+		if (p[0] < 0x14 || p[0] > 0x17 || p[1] != 0x03 || len > 16384 + 2048)
+			return false;
+		if ((size_t)(end - p) < 5 + len)
+			return true;
+		p += 5 + len;
+	}
+	return p == end || ((p[0] >= 0x14 && p[0] <= 0x17) && (end - p < 2 || p[1] == 0x03));
+}
+
 /* What the client got after the OK: the OK again (IMAP: with the repeat's
- * own tag; the same words from the first space on), twice at most. */
+ * own tag; the same words from the first space on), twice at most; then
+ * only TLS records. */
 static void fz_check_after_starttls(const struct fside *cli)
 {
 	const uint8_t *ok, *ok_sp, *p, *end = cli->out + cli->out_len;
@@ -252,10 +270,15 @@ static void fz_check_after_starttls(const struct fside *cli)
 	if (!(ok_sp = memchr(ok, ' ', cli->ok_len)))
 		fz_die("a STARTTLS OK without a space");
 	for (p = cli->out + cli->mark; p < end; lines++) {
-		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p)), *sp;
+		const uint8_t *nl, *sp;
 		size_t rest = (size_t)(ok + cli->ok_len - ok_sp);
 
-		if (!nl)
+		if (*p >= 0x14 && *p <= 0x17) {
+			if (!fz_tls_records(p, end))
+				fz_die("client bytes after the STARTTLS OK: not TLS records");
+			return;
+		}
+		if (!(nl = memchr(p, '\n', (size_t)(end - p))))
 			return; /* a line half-sent: judged when it is whole */
 		sp = memchr(p, ' ', (size_t)(nl - p));
 		if (lines == 2 || !sp || (size_t)(nl + 1 - sp) != rest || memcmp(sp, ok_sp, rest))
