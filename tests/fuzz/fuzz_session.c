@@ -308,6 +308,9 @@ static void fz_check_to_backend(const struct sess *s)
 		fz_die("bytes to the backend with the client's direction shut");
 }
 
+/* What core.c holds for the process (it is not linked here). */
+struct runtime RT;
+
 /* ---- the scripted stack ---------------------------------------------------- */
 
 static int fz_open(struct stream *s, stream_wake_fn wake, void *arg)
@@ -660,6 +663,9 @@ static void fz_init(void)
 	F.snap.listeners = F.ls;
 	F.snap.n_listeners = c->n_listeners;
 	F.snap.keep_cfg = true;
+	RT.cfg = c;
+	RT.cores = &F.core;
+	RT.n_cores = 1;
 	F.core.io = &fz_io_ops;
 	F.core.fp = fp_table_new();
 	if (!F.core.fp)
