@@ -721,12 +721,12 @@ static void fz_trace(void)
 
 		if (!f->used)
 			continue;
-		fprintf(stderr, "--- %s %u got %u bytes:\n", f->backend ? "backend" : "client", i,
+		dprintf(fz_err_fd, "--- %s %u got %u bytes:\n", f->backend ? "backend" : "client", i,
 			f->out_len);
 		for (uint32_t k = 0; k < f->out_len; k++)
-			fprintf(stderr, f->out[k] == '\n' || (f->out[k] >= 32 && f->out[k] < 127)
+			dprintf(fz_err_fd, f->out[k] == '\n' || (f->out[k] >= 32 && f->out[k] < 127)
 					? "%c" : "\\x%02x", f->out[k]);
-		fprintf(stderr, "\n");
+		dprintf(fz_err_fd, "\n");
 	}
 }
 
