@@ -73,6 +73,13 @@
 #include "tls.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+const char *__ubsan_default_options(void);
+
+/* Undefined behaviour in the session layer is a finding, not a line. */
+const char *__ubsan_default_options(void)
+{
+	return "halt_on_error=1:print_stacktrace=1";
+}
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FZ_PASSES   1000u     /* passes after one op before it is a spin */
