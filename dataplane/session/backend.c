@@ -112,6 +112,29 @@ int be_pick(struct be_pool *p, uint64_t seed, unsigned attempt, uint64_t now_ms)
 	return -1;
 }
 
+/* A connect error: sluice's own, or the server's? See backend.h. */
+bool be_err_local(int err)
+{
+	switch (-err) {
+	case EMFILE:        /* the process's descriptors */
+	case ENFILE:        /* the system's */
+	case ENOBUFS:
+	case ENOMEM:
+	case EADDRNOTAVAIL: /* no source address or port left */
+	case EADDRINUSE:    /* (bind of a source port) */
+	case EAGAIN:        /* Linux: no ephemeral port, or routing cache full */
+	case EPERM:         /* a local firewall rule */
+	case EACCES:
+	case EAFNOSUPPORT:
+	case EINVAL:
+		return true;
+	default:            /* ECONNREFUSED, ETIMEDOUT, ECONNRESET,
+			       EHOSTUNREACH, ENETUNREACH, ...: the server
+			       or the network answered */
+		return false;
+	}
+}
+
 bool be_mark_down(struct be_pool *p, int idx, uint64_t now_ms)
 {
 	uint64_t was;

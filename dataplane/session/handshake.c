@@ -288,8 +288,8 @@ static void sess_tls_up(struct sess *s)
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
-	s->t_active = s->core->now_ms;
-	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+	s->t_active = s->t_dialogue = s->core->now_ms; /* a new dialogue, in TLS */
+	sess_arm_dialogue(s);
 	if (!s->starttls)
 		sess_engine(s, &o, greeting);
 }

@@ -434,7 +434,7 @@ static void test_capa_long_list_stays_whole(void **state)
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps };
+	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
 	memset(&ps, 0, sizeof(ps));
 	po_reset(&o);
 	ops->client_line(&env, &ps, "CAPA", 4, false, &o);
@@ -572,7 +572,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 	static const char want[] = CAPA_HEAD CAPA_BASE CAPA_AUTH "STLS\r\n.\r\n";

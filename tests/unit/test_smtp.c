@@ -498,7 +498,7 @@ static void test_tls_ehlo_long_reply_stays_complete(void **state)
 {
 	enum { KW = 40 };
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 	static char all[16384];
@@ -560,7 +560,7 @@ static void test_ehlo_many_caps_reply_stays_complete(void **state)
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps };
+	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
 	memset(&ps, 0, sizeof(ps));
 	po_reset(&o);
 	ops->client_line(&env, &ps, "EHLO client.example", 19, false, &o);
@@ -643,7 +643,7 @@ static void test_backend_lost(void **state)
 		{ "421 4.3.2 backend.test shutting down", NULL },
 	};
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct proto_sess ps;
@@ -803,7 +803,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 
