@@ -125,8 +125,7 @@ bool be_err_local(int err)
 	case EAGAIN:        /* Linux: no ephemeral port, or routing cache full */
 	case EPERM:         /* a local firewall rule */
 	case EACCES:
-	case EAFNOSUPPORT:
-	case EINVAL:
+	case EAFNOSUPPORT:  /* (no IPv6 here) */
 		return true;
 	default:            /* ECONNREFUSED, ETIMEDOUT, ECONNRESET,
 			       EHOSTUNREACH, ENETUNREACH, ...: the server

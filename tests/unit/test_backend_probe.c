@@ -241,6 +241,28 @@ static void results_mark_and_publish(void **state)
 	fixture_free(f);
 }
 
+/*
+ * Finding 12: only the server's or the network's errors may mark a server
+ * down; sluice's own (out of descriptors, of source ports, of buffers) may
+ * not: the server is fine, and marking it down would turn one core's
+ * trouble into an outage for all.
+ */
+static void connect_errors_classified(void **state)
+{
+	static const int local[] = { EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL,
+				     EADDRINUSE, EAGAIN, EPERM, EACCES };
+	static const int remote[] = { ECONNREFUSED, ETIMEDOUT, ECONNRESET, EHOSTUNREACH,
+				      ENETUNREACH, ECONNABORTED, EPIPE, EHOSTDOWN };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (!be_err_local(-local[i]))
+			fail_msg("%s taken for the server's", strerror(local[i]));
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
+		if (be_err_local(-remote[i]))
+			fail_msg("%s taken for sluice's own", strerror(remote[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +271,7 @@ int main(void)
 		cmocka_unit_test(probe_line_too_long),
 		cmocka_unit_test(pop3_probe),
 		cmocka_unit_test(results_mark_and_publish),
+		cmocka_unit_test(connect_errors_classified),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
