@@ -15,6 +15,10 @@ real Postfix and Dovecot.
   stuck on its disk).
 - A ClientHello larger than the input buffer (24 KiB, a padding extension)
   is refused and closed with a clear reason, never half-read.
+- A backend connect that fails on sluice's side (EMFILE: sluice's
+  RLIMIT_NOFILE lowered with prlimit to what it holds plus the client) gets
+  the client the temporary error, is counted apart and does not mark the
+  server down.
 
 One sluice on ports 40700-40706 (this file's range), with a short deadline,
 idle timeout and junk limit.
@@ -22,6 +26,7 @@ idle timeout and junk limit.
 
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -364,3 +369,38 @@ class BigClientHello(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LocalConnectError(unittest.TestCase):
+    """Finding 12: out of descriptors is sluice's trouble, not Postfix's."""
+
+    def test_emfile_does_not_mark_the_backend_down(self):
+        pid = SL.proc.pid
+        before = counters()
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        c = None
+        try:
+            c = Smtp(("127.0.0.1", PORTS["smtp"]), source=SOURCE)
+            self.assertEqual(c.reply()[0], 220)
+            c.expect("EHLO client.test", 250)
+            # Room for nothing more than what it holds now (the client
+            # among it): the backend's socket() gets EMFILE.
+            held = len(os.listdir(f"/proc/{pid}/fd"))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (held, hard))
+            code, lines = c.cmd(f"MAIL FROM:<{SENDER}>")
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            self.assertEqual(code, 421, lines)
+            c.closed_by_peer(5)
+            port = c.local[1]
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            if c:
+                c.close()
+        line = log_lines(port)
+        self.assertIn("result=backend-failed", line)
+        self.assertIn("Too many open files (local error: server not marked down)", line)
+        after = counters()
+        self.assertEqual(after.get("backend_connect_local", 0),
+                         before.get("backend_connect_local", 0) + 1)
+        self.assertEqual(after["backend_connect_fail"], before["backend_connect_fail"])
+        self.assertNotRegex(SL.log_text(), r"backend \S+: connect: Too many open files")
