@@ -411,6 +411,15 @@ void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *c
 	struct be_server *s = &p->srv[i];
 	bool was_down = s->probe_down;
 
+	if (rc < 0 && be_err_local(rc)) {
+		/* Sluice's own trouble (descriptors, memory, source ports)
+		 * says nothing of the server: its state stays as the last
+		 * probe that could tell left it. */
+		caps_free(caps);
+		log_msg(LOG_WARNING, "backend %s %s: probe not done: %s (local error: state kept)",
+			p->cfg->name, s->name, why);
+		return;
+	}
 	s->probe_down = !(rc == 0 && caps);
 	if (rc == 0 && caps) {
 		atomic_store(&s->down_until_ms, 0);

@@ -263,6 +263,24 @@ static void connect_errors_classified(void **state)
 			fail_msg("%s taken for sluice's own", strerror(remote[i]));
 }
 
+/* A probe that failed on sluice's side (EMFILE) leaves the server as it
+ * was: up stays up, down stays down. */
+static void probe_local_error_keeps_state(void **state)
+{
+	struct fixture *f = fixture_new(CFG_PROTO_SMTP, CFG_PROXY_NONE, 2);
+	struct be_pool *p = &f->pools[0];
+
+	(void)state;
+	be_probe_result(p, 0, -EMFILE, NULL, "connect: Too many open files", true, 1000);
+	assert_int_equal(atomic_load(&p->srv[0].down_until_ms), 0);
+	assert_false(p->srv[0].probe_down);
+	be_probe_result(p, 1, -ECONNREFUSED, NULL, "connect: Connection refused", true, 1000);
+	be_probe_result(p, 1, -EADDRNOTAVAIL, NULL, "connect: no source port", true, 2000);
+	assert_int_equal(atomic_load(&p->srv[1].down_until_ms), 1000 + 10000);
+	assert_true(p->srv[1].probe_down);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +290,7 @@ int main(void)
 		cmocka_unit_test(pop3_probe),
 		cmocka_unit_test(results_mark_and_publish),
 		cmocka_unit_test(connect_errors_classified),
+		cmocka_unit_test(probe_local_error_keeps_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
