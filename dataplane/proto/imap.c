@@ -740,6 +740,7 @@ static const char *const imap_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "NO [UNAVAILABLE] TLS is not available.",
 	[PW_STARTTLS_SYNTAX]  = "BAD Error in IMAP command received by server.",
 	[PW_STARTTLS_NOT_NOW] = "BAD STARTTLS is not valid in the authenticated state.",
+	[PW_STARTTLS_UNTRACKED] = "BAD STARTTLS after a command that could not be followed.",
 	[PW_TLS_FIRST]        = ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
 				 "on non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",

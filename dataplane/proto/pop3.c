@@ -437,6 +437,7 @@ static const char *const pop3_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "-ERR [SYS/TEMP] TLS is not available.",
 	[PW_STARTTLS_SYNTAX]  = "-ERR Unknown command.",
 	[PW_STARTTLS_NOT_NOW] = "-ERR STLS is not valid after login.",
+	[PW_STARTTLS_UNTRACKED] = "-ERR STLS after a command that could not be followed.",
 	[PW_TLS_FIRST]        = ("-ERR [AUTH] Plaintext authentication disallowed on "
 				 "non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "-ERR Too many bad commands.",

@@ -249,7 +249,7 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 		 * TLS on a stream sluice does not understand: refused, closed,
 		 * at once (the counts may never match). */
 		ps->tls_held = false;
-		proto_say(ops, env, o, PW_STARTTLS_NOT_NOW, pl.tag);
+		proto_say(ops, env, o, PW_STARTTLS_UNTRACKED, pl.tag);
 		o->flags |= PO_CLOSE | PO_ERROR;
 		o->counter = CTR_starttls_untracked;
 		o->reason = "STARTTLS after a command line the relay could not parse";

@@ -793,6 +793,7 @@ static const char *const smtp_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "454 4.7.0 TLS not available due to local problem",
 	[PW_STARTTLS_SYNTAX]  = "501 5.5.4 Syntax: STARTTLS",
 	[PW_STARTTLS_NOT_NOW] = "503 5.5.1 Error: MAIL transaction in progress",
+	[PW_STARTTLS_UNTRACKED] = "421 4.7.0 %s Error: STARTTLS after a command that could not be followed",
 	[PW_TLS_FIRST]        = "530 5.7.0 Must issue a STARTTLS command first",
 	[PW_TOO_MANY_ERRORS]  = "421 4.7.0 %s Error: too many errors",
 	[PW_SHUTTING_DOWN]    = "421 4.3.2 %s Service shutting down, closing transmission channel",
