@@ -242,12 +242,15 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 	struct proto_line pl;
 	bool bad;
 
+	/* In pipelining order: every earlier command has its reply. */
+	if (ps->replies < ps->cmds)
+		return false;
 	bad = ops->parse(l, len, &pl) < 0; /* (the tag stays, where there is one) */
 	if (ps->untracked) {
-		/* The tracker lost the stream earlier: it cannot tell whether
-		 * this is a command, nor count the replies it waits for. No
-		 * TLS on a stream sluice does not understand: refused, closed,
-		 * at once (the counts may never match). */
+		/* The tracker lost the stream earlier: this may not even be a
+		 * command. No TLS on a stream sluice does not follow: refused,
+		 * closed. (Were the counts wrong for good, the idle timeout
+		 * ends the wait.) */
 		ps->tls_held = false;
 		proto_say(ops, env, o, PW_STARTTLS_UNTRACKED, pl.tag);
 		o->flags |= PO_CLOSE | PO_ERROR;
@@ -255,9 +258,6 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 		o->reason = "STARTTLS after a command line the relay could not parse";
 		return true;
 	}
-	/* In pipelining order: every earlier command has its reply. */
-	if (ps->replies < ps->cmds)
-		return false;
 	ps->tls_held = false;
 	if (!ps->in_tls && env->tls_mode != CFG_TLS_OFF && ops->starttls_allowed &&
 	    !ops->starttls_allowed(ps)) {

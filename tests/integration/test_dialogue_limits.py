@@ -404,3 +404,28 @@ class LocalConnectError(unittest.TestCase):
                          before.get("backend_connect_local", 0) + 1)
         self.assertEqual(after["backend_connect_fail"], before["backend_connect_fail"])
         self.assertNotRegex(SL.log_text(), r"backend \S+: connect: Too many open files")
+
+
+class StrictTracker(unittest.TestCase):
+    """Finding 10 against the real Postfix: "BDAT 10x" is no chunk, so the
+    tracker must not skip the ten bytes after it ("STARTTLS\\r\\n"): it
+    stops trusting the stream, and the STARTTLS is refused and the session
+    closed instead of reaching Postfix in plaintext."""
+
+    def test_bdat_10x_then_starttls(self):
+        before = counters()
+        with Smtp(("127.0.0.1", PORTS["smtp"]), source=SOURCE) as c:
+            self.assertEqual(c.reply()[0], 220)
+            c.expect("EHLO client.test", 250)
+            c.expect(f"MAIL FROM:<{SENDER}>", 250)     # the backend is open
+            c.send(b"BDAT 10x\r\nSTARTTLS\r\n")
+            code, lines = c.reply()                      # Postfix's, to BDAT
+            self.assertGreaterEqual(code, 500, lines)
+            code, lines = c.reply()                      # sluice's, to STARTTLS
+            self.assertEqual(code, 421, lines)
+            self.assertIn("could not be followed", lines[0])
+            c.closed_by_peer(5)
+        after = counters()
+        self.assertEqual(after.get("relay_untracked", 0), before.get("relay_untracked", 0) + 1)
+        self.assertEqual(after.get("starttls_untracked", 0),
+                         before.get("starttls_untracked", 0) + 1)

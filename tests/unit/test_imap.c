@@ -1564,8 +1564,9 @@ static void test_relay_strict(void **state)
 		   NULL),
 	};
 	static const struct relay_step long_tag_literal[] = {
-		RA("", TAG65 " ID {12}\r\nb STARTTLS\r\n", TAG65 " ID {12}\r\n", UNTRACKED("b"),
-		   PO_CLOSE | PO_ERROR, NULL),
+		RH("", TAG65 " ID {12}\r\nb STARTTLS\r\n", TAG65 " ID {12}\r\n"),
+		RA(TAG65 " BAD Error in IMAP command received by server.\r\n", "", "",
+		   UNTRACKED("b"), PO_CLOSE | PO_ERROR, NULL),
 	};
 	/* A LOGIN with a tag too long to remember: its tagged OK was never
 	 * matched, and STARTTLS went on after login (rule 2.7). */

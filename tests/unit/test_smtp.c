@@ -1172,16 +1172,20 @@ static void test_idle_timeout_mid_reply(void **state)
 static void test_relay_bdat_strict(void **state)
 {
 	static const struct relay_step bad_size[] = {
-		RA("", "EHLO c\r\nBDAT 10x\r\nSTARTTLS\r\n", "EHLO c\r\nBDAT 10x\r\n", UNTRACKED,
+		RH("", "EHLO c\r\nBDAT 10x\r\nSTARTTLS\r\n", "EHLO c\r\nBDAT 10x\r\n"),
+		/* in pipelining order: once BDAT has its reply */
+		RH("250 mx.test\r\n", "", ""),
+		RA("501 5.5.4 Syntax: BDAT count [LAST]\r\n", "", "", UNTRACKED,
 		   PO_CLOSE | PO_ERROR, NULL),
 	};
 	static const struct relay_step huge[] = {
-		RA("", "BDAT 99999999999999999999 LAST\r\nSTARTTLS\r\n",
-		   "BDAT 99999999999999999999 LAST\r\n", UNTRACKED, PO_CLOSE | PO_ERROR, NULL),
+		RH("", "BDAT 99999999999999999999 LAST\r\nSTARTTLS\r\n",
+		   "BDAT 99999999999999999999 LAST\r\n"),
+		RA("501 5.5.4 Syntax error\r\n", "", "", UNTRACKED, PO_CLOSE | PO_ERROR, NULL),
 	};
-	/* Answered at once, whatever the counts: they are not to be trusted. */
 	static const struct relay_step no_size[] = {
-		RA("", "BDAT\r\nNOOP\r\nSTARTTLS\r\n", "BDAT\r\nNOOP\r\n", UNTRACKED,
+		RH("", "BDAT\r\nNOOP\r\nSTARTTLS\r\n", "BDAT\r\nNOOP\r\n"),
+		RA("501 5.5.4 Syntax error\r\n250 2.0.0 Ok\r\n", "", "", UNTRACKED,
 		   PO_CLOSE | PO_ERROR, NULL),
 	};
 	/* Good ones still skip their chunk, LAST in any case, blanks around. */
