@@ -242,8 +242,11 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 	struct proto_line pl;
 	bool bad;
 
-	/* In pipelining order: every earlier command has its reply. */
-	if (ps->replies < ps->cmds)
+	/* In pipelining order: every earlier command has its reply, and no
+	 * backend response is half-relayed (an untagged line or a body in
+	 * progress: our answer would land inside it). */
+	if (ps->replies < ps->cmds || ps->b_cur_len ||
+	    (ops->mid_response && ops->mid_response(ps)))
 		return false;
 	bad = ops->parse(l, len, &pl) < 0; /* (the tag stays, where there is one) */
 	if (ps->untracked) {

@@ -124,9 +124,6 @@ static bool sess_late_starttls(struct sess *s)
 
 	if (s->scan_ok || s->tls)
 		return false; /* what came before it is not all with the backend */
-	if (s->ps.b_cur_len)
-		return false; /* a backend line half-relayed (a 421 in two
-				 segments): our answer would land inside it */
 	lr_init(&lr, s->l->ops->line_max);
 	if (lr_next(&lr, buf_head(&s->cin), buf_len(&s->cin), &line, &used) != LR_LINE)
 		return false; /* the tracker holds whole lines only */
