@@ -813,6 +813,11 @@ class Sluice:
             # that tests can ask it and instances never share one.
             config.setdefault("control", {}).setdefault(
                 "dataplane_socket", str(scratch() / f"{self.name}.dp.sock"))
+            # The tests start sluice as root and read what it writes as
+            # root: it keeps root on purpose (test_privileges runs it as
+            # a user).
+            if "user" not in config:
+                config.setdefault("run_as_root", True)
             self.config = config
             self.path = scratch() / f"{self.name}.yaml"
             self.path.write_text(yaml.safe_dump(config, sort_keys=False))
