@@ -27,6 +27,7 @@
 #include "harden.h"
 #include "sluice-build.h"
 #include "stage.h"
+#include "wipe.h"
 
 static long long mono_ms(void)
 {
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
 	int opt, sfd, rc = 0;
 	char *abs = NULL;
 
+	wipe_json_init(); /* before any JSON: pushes and loads carry keys */
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

@@ -40,6 +40,7 @@
 #include "snap.h"
 #include "resume.h"
 #include "tls.h"
+#include "wipe.h"
 
 const char *const counter_names[CTR__COUNT] = {
 #define C(n, h) #n,
@@ -394,6 +395,7 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	int rc;
 
+	wipe_json_init(); /* before any JSON: requests may carry keys */
 	if (argc > 1 && !strcmp(argv[1], "explain")) {
 		OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 		return explain_main(argc - 1, argv + 1);

@@ -300,6 +300,12 @@ void tls_resume_tick(long long now)
 		       n);
 }
 
+const void *tls_resume_store(size_t *len)
+{
+	*len = sizeof(tk_store.v);
+	return tk_store.v;
+}
+
 int tls_resume_rotate_now(void)
 {
 	struct tls_ticket_key k;

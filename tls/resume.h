@@ -112,6 +112,10 @@ int tls_ticket_file_read(const struct cfg *c, struct tls_ticket_key *keys, long 
  * reason" in err. */
 int tls_ticket_file_check(const struct cfg *c, char *err, size_t errlen);
 
+/* For the unit tests: the ring's storage, every slot (used or not), to
+ * check that a retired key left no byte behind. */
+const void *tls_resume_store(size_t *len);
+
 int sesscache_init(unsigned entries);
 void sesscache_fini(void);
 void sesscache_setup(SSL_CTX *ctx);

@@ -64,6 +64,9 @@ static int tk_file_load(const struct cfg *c, char **data, size_t *len, unsigned 
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return rc;
 	}
+	/* Unbuffered: stdio's buffer would be freed by fclose with the keys
+	 * in it. */
+	setvbuf(f, NULL, _IONBF, 0);
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
 		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
 		snprintf(err, errlen, "%s: %s", path,
