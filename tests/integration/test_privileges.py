@@ -9,19 +9,28 @@ root").
   message still goes through STARTTLS to Postfix.
 - With `run_as_root: true` it stays root with CAP_NET_BIND_SERVICE only
   (and the bounding set cut alike), NoNewPrivs set.
+- tickets.key_file (issue 12, finding 5): with `user: nobody`, a key file
+  that nobody does not own is refused at start, naming the key and the
+  fix; one it owns loads, and when a change cannot be re-read (root took
+  the file) sluice says so once, loudly, and counts it (tickets_show's
+  file_errors).
 """
 
+import base64
 import os
 import pwd
 import re
 import subprocess
+import tempfile
+import time
 import unittest
 from pathlib import Path
 
 import yaml
 
 from harness import (SENDER, Postfix, Sluice, Smtp, dot_stuff, listening, load_example,
-                     make_message, recipient, scratch, shifted, sluice_bin, stop_all, unique)
+                     make_message, poll, recipient, scratch, shifted, sluice_bin, stop_all,
+                     unique)
 
 BASE = 40800           # listener ports: BASE + n
 CAP_NET_BIND_SERVICE = 10
@@ -151,6 +160,61 @@ class Privileges(unittest.TestCase):
             self.assertEqual(t["NoNewPrivs"], "1", f"thread {tid} {t['Name']}")
         self.assertEqual(int(st["CapEff"], 16), 1 << CAP_NET_BIND_SERVICE)
         self.deliver(sl)
+        sl.stop()
+
+
+def key_lines(n=3):
+    """HAProxy's tls-ticket-keys: n base64 lines of 80 random bytes."""
+    return "".join(base64.b64encode(os.urandom(80)).decode() + "\n" for _ in range(n))
+
+
+class TicketKeyFile(unittest.TestCase):
+    """tickets.key_file and the user sluice runs as."""
+
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="priv-tk-", dir=scratch()))
+        self.dir.chmod(0o755)           # nobody may reach what it owns here
+        self.path = self.dir / "tickets.key"
+        self.path.write_text(key_lines())
+        self.path.chmod(0o600)
+        self.nobody = pwd.getpwnam("nobody")
+
+    def config(self, port):
+        return config(port, user="nobody", tickets={"key_file": str(self.path)})
+
+    def test_key_file_of_root_refused_for_user(self):
+        os.chown(self.path, 0, 0)
+        sl = Sluice(self.config(10), "priv-tk-root")
+        r = subprocess.run([sluice_bin(), "-c", str(sl.path)], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        err = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, 1, err)
+        self.assertRegex(err, rf"sluice: {re.escape(str(sl.path))}:\d+: tickets.key_file: "
+                         rf"{re.escape(str(self.path))} belongs to uid 0, but sluice runs as "
+                         r"user 'nobody'")
+        self.assertIn(f"chown nobody {self.path}", err)
+        self.assertIn("sluice-control make and push the keys", err)
+        self.assertNotIn(" started: ", err)
+
+    def test_reread_failure_is_loud_and_counted(self):
+        os.chown(self.path, self.nobody.pw_uid, self.nobody.pw_gid)
+        sl = Sluice(self.config(11), "priv-tk-user").start()
+        self.addCleanup(lambda: sl.stop() if sl.running() else None)
+        show = sl.ctl("tickets_show")
+        self.assertEqual(show.get("source"), "key_file", show)
+        self.assertEqual(show.get("file_errors"), 0, show)
+        # Root takes the file and rotates it: nobody cannot read it.
+        os.chown(self.path, 0, 0)
+        self.path.write_text(key_lines())
+        said = lambda: [l for l in sl.log_lines() if "cannot re-read" in l]
+        poll(said, 10)
+        self.assertEqual(len(said()), 1, sl.log_text()[-2000:])
+        self.assertIn(f"tickets.key_file: cannot re-read it as uid {self.nobody.pw_uid}: "
+                      f"{self.path}: cannot read: Permission denied; key rotation has "
+                      "stopped", said()[0])
+        time.sleep(2.5)                 # more ticks: still said once, counted once
+        self.assertEqual(len(said()), 1)
+        self.assertGreaterEqual(sl.ctl("tickets_show").get("file_errors", 0), 1)
         sl.stop()
 
 
