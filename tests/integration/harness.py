@@ -44,6 +44,11 @@ from pathlib import Path
 
 import yaml
 
+# sluice refuses YAML aliases (issue 12: an alias bomb); PyYAML writes one
+# (&id001 ... *id001) wherever a test put the same dict or list twice in a
+# configuration. Every configuration the tests write is written out.
+yaml.SafeDumper.ignore_aliases = lambda self, data: True
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SCRATCH = Path(os.environ.get("SLUICE_TEST_SCRATCH")
