@@ -41,10 +41,14 @@ bool sess_pump_c2b(struct sess *s)
 	if (s->tls)
 		did = sess_tls_pull(s, &s->pin);
 	if (buf_len(src) > s->scan_ok) {
+		bool tracked = !s->ps.untracked;
+
 		if (s->l->ops->c2b_scan)
 			s->scan_ok += (uint32_t)s->l->ops->c2b_scan(&s->ps, buf_head(src) + s->scan_ok,
 								    buf_len(src) - s->scan_ok);
-		else
+		if (tracked && s->ps.untracked)
+			ctr_inc(s->core, CTR_relay_untracked);
+		if (!s->l->ops->c2b_scan)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
 		 * acts on a line without its LF. (A held STARTTLS does not.) */
@@ -120,6 +124,9 @@ static bool sess_late_starttls(struct sess *s)
 
 	if (s->scan_ok || s->tls)
 		return false; /* what came before it is not all with the backend */
+	if (s->ps.b_cur_len)
+		return false; /* a backend line half-relayed (a 421 in two
+				 segments): our answer would land inside it */
 	lr_init(&lr, s->l->ops->line_max);
 	if (lr_next(&lr, buf_head(&s->cin), buf_len(&s->cin), &line, &used) != LR_LINE)
 		return false; /* the tracker holds whole lines only */
