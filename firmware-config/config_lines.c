@@ -209,8 +209,15 @@ int cfg_index(struct cfg_ld *ld, const char *yaml, size_t len)
 				rc = cfg_fail(ld, -EINVAL, line, NULL,
 					      "only one YAML document is allowed");
 			break;
-		case YAML_SCALAR_EVENT:
 		case YAML_ALIAS_EVENT:
+			/* An alias repeats a node: a few KiB of nested aliases
+			 * expand into millions of rules (issue 12, finding 3). A
+			 * configuration writes its values out. */
+			rc = cfg_fail(ld, -EINVAL, line, NULL, "YAML aliases (*%.64s) are not "
+				      "allowed: write the value out",
+				      (const char *)ev.data.alias.anchor);
+			break;
+		case YAML_SCALAR_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			rc = cfg_walk_node(ld, w, &ev, line);

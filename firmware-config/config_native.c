@@ -22,10 +22,10 @@ static const cyaml_strval_t cfg_cc_strs[] = {
 #define OPT   CYAML_FLAG_OPTIONAL
 #define PTR   CYAML_FLAG_POINTER
 #define STR(key, flags, st, m) \
-	CYAML_FIELD_STRING_PTR(key, (flags) | PTR, st, m, 1, CYAML_UNLIMITED)
+	CYAML_FIELD_STRING_PTR(key, (flags) | PTR, st, m, 1, CFG_STR_MAX)
 
 static const cyaml_schema_value_t cfg_native_string = {
-	CYAML_VALUE_STRING(PTR, char, 1, CYAML_UNLIMITED),
+	CYAML_VALUE_STRING(PTR, char, 1, CFG_STR_MAX),
 };
 
 static const cyaml_schema_value_t cfg_native_uint = {
@@ -37,7 +37,7 @@ static const cyaml_schema_field_t cfg_native_eal_fields[] = {
 	CYAML_FIELD_UINT("memory_mb", OPT, struct cfg_native_eal, memory_mb),
 	CYAML_FIELD_BOOL("no_pci", OPT, struct cfg_native_eal, no_pci),
 	CYAML_FIELD_SEQUENCE_COUNT("args", OPT | PTR, struct cfg_native_eal, args, n_args,
-				   &cfg_native_string, 0, CYAML_UNLIMITED),
+				   &cfg_native_string, 0, CFG_LIST_MAX),
 	CYAML_FIELD_END
 };
 
@@ -60,7 +60,7 @@ const cyaml_schema_field_t cfg_native_fields[] = {
 	CYAML_FIELD_SEQUENCE_COUNT("ports", PTR, struct cfg_native, ports, n_ports,
 				   &cfg_native_port_schema, 1, 16),
 	CYAML_FIELD_SEQUENCE_COUNT("cpus", OPT | PTR, struct cfg_native, cpus, n_cpus,
-				   &cfg_native_uint, 1, CYAML_UNLIMITED),
+				   &cfg_native_uint, 1, CFG_LIST_MAX),
 	CYAML_FIELD_UINT("idle_polls", OPT, struct cfg_native, idle_polls),
 	CYAML_FIELD_UINT("idle_pause_us", OPT, struct cfg_native, idle_pause_us),
 	CYAML_FIELD_UINT("mbufs", OPT, struct cfg_native, mbufs),

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "logsafe.h"
 #include "quirk/quirk.h"
 #include "hello.h"
 #include "session/backend.h"
@@ -260,12 +261,14 @@ static bool tls_negotiation_failed(const char *reason)
  * logged with what it takes to reproduce it (the fingerprint). */
 static void sess_certsel_disagree(struct sess *s, const char *what)
 {
+	char why[4 * sizeof(s->certsel_err)];
+
 	ctr_inc(s->core, CTR_certsel_disagree);
 	log_msg(LOG_WARNING, "certsel: %s: conn=%llx listener=%s ja4=%s cert=%d policy=%s "
 		"certsel=\"%s\"", what, (unsigned long long)s->id, s->l->cfg->name,
 		s->ja4[0] ? s->ja4 : "-", s->cert == TLS_CERT_ANY ? -1 : s->cert,
 		cfg_policy_name((enum cfg_policy)s->policy),
-		s->certsel_err[0] ? s->certsel_err : "ok");
+		s->certsel_err[0] ? logsafe_quoted(s->certsel_err, why, sizeof(why)) : "ok");
 }
 
 /* The handshake is done: record what was agreed, forget the plaintext. */

@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "logsafe.h"
 #include "quirk/quirk.h"
 #include "hello.h"
 #include "session/backend.h"
@@ -617,6 +618,8 @@ int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 static void sess_log(struct sess *s)
 {
 	char peer[64], local[64], quirks[160];
+	/* The SNI and the reason may carry client bytes (lib/logsafe.h). */
+	char sni[LOGSAFE_NAME_SIZE(sizeof(s->sni))], reason[4 * sizeof(s->reason)];
 	const char *be = s->be_idx >= 0 ? s->l->pool->srv[s->be_idx].name : "-";
 
 	if (s->ps.denied)
@@ -632,12 +635,14 @@ static void sess_log(struct sess *s)
 		s->tls ? s->tls_version : "none", s->tls ? s->tls_cipher : "-",
 		s->l->tls_available ? cfg_policy_name((enum cfg_policy)s->policy) : "-",
 		s->tls ? (s->resumed ? "yes" : "no") : "-",
-		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
+		logsafe_name(s->sni, strlen(s->sni), sni, sizeof(sni)),
+		s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
 		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), s->hold_ms, be,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),
-		s->result ? s->result : "ok", s->reason[0] ? s->reason : "-");
+		s->result ? s->result : "ok",
+		s->reason[0] ? logsafe_quoted(s->reason, reason, sizeof(reason)) : "-");
 }
 
 /* Close the sockets now; free the rest at the end of the loop, or when a

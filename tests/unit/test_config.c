@@ -131,6 +131,9 @@ static void test_mail_front(void **state)
 static void check_quickstart(const struct cfg *c)
 {
 	assert_string_equal(c->hostname, "localhost");
+	/* Runs as nobody once started (issue 12: never root by default). */
+	assert_string_equal(c->user, "nobody");
+	assert_false(c->run_as_root);
 	assert_int_equal(c->cores, 1);
 	assert_int_equal(c->workers, 1);
 	assert_timeouts(&c->timeouts, 300, 60, 600);
@@ -140,16 +143,16 @@ static void check_quickstart(const struct cfg *c)
 	assert_int_equal(c->backends[0].connect_timeout, 5);
 	assert_int_equal(c->backends[0].health_interval, 10);
 	assert_inet(&c->backends[0].addrs[0], c->backends[0].addrlens[0], "127.0.0.1", 10026);
-	assert_int_equal(c->backends[0].line, 11);
+	assert_int_equal(c->backends[0].line, 15);
 	assert_int_equal(c->n_listeners, 2);
 	assert_string_equal(c->listeners[0].name, "smtp");
 	assert_int_equal(c->listeners[0].tls, CFG_TLS_STARTTLS);
 	assert_inet(&c->listeners[0].addr, c->listeners[0].addrlen, "127.0.0.1", 8025);
-	assert_int_equal(c->listeners[0].line, 17);
+	assert_int_equal(c->listeners[0].line, 21);
 	assert_string_equal(c->listeners[1].name, "submissions");
 	assert_int_equal(c->listeners[1].tls, CFG_TLS_IMPLICIT);
 	assert_inet(&c->listeners[1].addr, c->listeners[1].addrlen, "127.0.0.1", 8465);
-	assert_int_equal(c->listeners[1].line, 22);
+	assert_int_equal(c->listeners[1].line, 26);
 	for (unsigned i = 0; i < 2; i++) {
 		assert_ptr_equal(c->listeners[i].be, &c->backends[0]);
 		assert_string_equal(c->listeners[i].hostname, "localhost");
@@ -296,6 +299,19 @@ static const struct bad_case bad_cases[] = {
 	{ "user that does not exist",
 	  "user: no-such-user-here\n" BE LS,
 	  "t.yaml:1: user: no such user 'no-such-user-here'", NULL },
+	/* Finding 2 of issue 12: the name reaches every banner. */
+	{ "hostname with CR LF",
+	  "hostname: \"mx.example.org\\r\\n250 forged\"\n" BE LS,
+	  "t.yaml:1: hostname: not a valid host name", NULL },
+	{ "hostname with a space",
+	  "hostname: mx example.org\n" BE LS,
+	  "t.yaml:1: hostname: not a valid host name", NULL },
+	{ "hostname label ending in a hyphen",
+	  "hostname: mx-.example.org\n" BE LS,
+	  "t.yaml:1: hostname: not a valid host name", NULL },
+	{ "listener hostname with LF",
+	  BE LS "    hostname: \"a.example\\nb\"\n",
+	  "t.yaml:11: listeners[0].hostname: not a valid host name", NULL },
 	{ "unknown top-level key",
 	  "bogus: 1\n" BE LS,
 	  "t.yaml:1: bogus: unknown key", NULL },
