@@ -32,7 +32,7 @@
 #define NEIGH_REACHABLE_US 30000000u
 #define NEIGH_RETRY_US 1000000u
 #define NEIGH_TRIES 3
-#define NEIGH_PROBE 8             /* slots looked at from the hashed one */
+#define NEIGH_SCAN 8              /* slots looked at from the hashed one */
 
 /* The slot an address is looked for from. */
 static uint32_t neigh_hash(const struct net_addr *a)
@@ -56,7 +56,7 @@ struct neigh *neigh_lookup(struct net_stack *st, const struct net_addr *a)
 {
 	uint32_t h = neigh_hash(a), i;
 
-	for (i = 0; i < NEIGH_PROBE; i++) {
+	for (i = 0; i < NEIGH_SCAN; i++) {
 		struct neigh *e = &st->neigh[(h + i) % NEIGH_SLOTS];
 
 		if (e->state != NEIGH_FREE && addr_eq(&e->addr, a))
@@ -88,7 +88,7 @@ static struct neigh *neigh_alloc(struct net_stack *st, const struct net_addr *a)
 	uint32_t h = neigh_hash(a), i;
 	struct neigh *victim = NULL;
 
-	for (i = 0; i < NEIGH_PROBE; i++) {
+	for (i = 0; i < NEIGH_SCAN; i++) {
 		struct neigh *e = &st->neigh[(h + i) % NEIGH_SLOTS];
 
 		if (e->state == NEIGH_FREE) {
