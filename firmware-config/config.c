@@ -67,6 +67,7 @@ static const cyaml_schema_field_t cfg_timeouts_fields[] = {
 	CYAML_FIELD_UINT("plaintext", OPT, struct cfg_timeouts, plaintext),
 	CYAML_FIELD_UINT("handshake", OPT, struct cfg_timeouts, handshake),
 	CYAML_FIELD_UINT("idle", OPT, struct cfg_timeouts, idle),
+	CYAML_FIELD_UINT("plaintext_deadline", OPT, struct cfg_timeouts, plaintext_deadline),
 	CYAML_FIELD_END
 };
 
@@ -175,6 +176,7 @@ static const cyaml_schema_field_t cfg_listener_fields[] = {
 			    cfg_timeouts_fields),
 	CYAML_FIELD_UINT("detect_implicit_ms", OPT, struct cfg_listener, detect_implicit_ms),
 	CYAML_FIELD_MAPPING("quirks", OPT, struct cfg_listener, quirks, cfg_quirks_fields),
+	CYAML_FIELD_MAPPING("limits", OPT, struct cfg_listener, limits, cfg_addr_limits_fields),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_listener_schema = {
@@ -195,6 +197,7 @@ static const cyaml_schema_field_t cfg_control_fields[] = {
 static const cyaml_schema_field_t cfg_fields[] = {
 	STR("hostname", OPT, struct cfg, hostname),
 	STR("user", OPT, struct cfg, user),
+	CYAML_FIELD_BOOL("run_as_root", OPT, struct cfg, run_as_root),
 	CYAML_FIELD_UINT("cores", OPT, struct cfg, cores),
 	CYAML_FIELD_UINT("workers", OPT, struct cfg, workers),
 	ENUM("log", OPT, struct cfg, log_target, cfg_log_strs),
@@ -209,6 +212,7 @@ static const cyaml_schema_field_t cfg_fields[] = {
 	CYAML_FIELD_UINT("session_cache", OPT, struct cfg, session_cache),
 	CYAML_FIELD_MAPPING_PTR("native", OPT, struct cfg, native, cfg_native_fields),
 	CYAML_FIELD_MAPPING("control", OPT, struct cfg, control, cfg_control_fields),
+	CYAML_FIELD_MAPPING("limits", OPT, struct cfg, limits, cfg_limits_fields),
 	CYAML_FIELD_END
 };
 const cyaml_schema_value_t cfg_schema = {
@@ -254,10 +258,10 @@ int cfg_uint(struct cfg_ld *ld, const char *path, unsigned *v, unsigned def,
 static int cfg_timeouts(struct cfg_ld *ld, const char *prefix, struct cfg_timeouts *t,
 			const struct cfg_timeouts *inherit)
 {
-	static const struct cfg_timeouts def = { 300, 60, 600 };
+	static const struct cfg_timeouts def = { 300, 60, 600, 120 };
 	const struct cfg_timeouts *d = inherit ? inherit : &def;
-	unsigned *v[] = { &t->plaintext, &t->handshake, &t->idle };
-	const unsigned dv[] = { d->plaintext, d->handshake, d->idle };
+	unsigned *v[] = { &t->plaintext, &t->handshake, &t->idle, &t->plaintext_deadline };
+	const unsigned dv[] = { d->plaintext, d->handshake, d->idle, d->plaintext_deadline };
 	char p[CFG_PATH_MAX];
 	int rc;
 
@@ -326,7 +330,7 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	if (c->tickets.key_file && cfg_present(ld, "tickets.rotate"))
 		return cfg_err(ld, "tickets.rotate", "not with tickets.key_file: the key "
 			       "file's keys are used, in its order, and it is re-read when it changes");
-	if ((rc = cfg_check_control(ld, &c->control)))
+	if ((rc = cfg_check_control(ld, &c->control)) || (rc = cfg_check_limits(ld, c)))
 		return rc;
 	return cfg_timeouts(ld, "timeouts", &c->timeouts, NULL);
 }
@@ -548,6 +552,8 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		return cfg_err(ld, p, "only for a listener with tls: starttls or required");
 	if ((rc = cfg_check_listener_tls(ld, c, i)))
 		return rc;
+	if ((rc = cfg_check_listener_limits(ld, c, i)))
+		return rc;
 	snprintf(p, sizeof(p), "listeners[%u].timeouts", i);
 	return cfg_timeouts(ld, p, &l->timeouts, &c->timeouts);
 }
@@ -585,6 +591,7 @@ int cfg_load_string(const char *yaml, size_t len, const char *name,
 	}
 	/* Fields outside the schema: make them safe for cfg_free first. */
 	c->path = NULL;
+	c->limits.exempt_nets = NULL;
 	for (unsigned i = 0; i < c->n_backends; i++) {
 		c->backends[i].addrs = NULL;
 		c->backends[i].addrlens = NULL;
@@ -672,6 +679,7 @@ void cfg_free(struct cfg *c)
 		for (unsigned j = 0; j < c->listeners[i].n_policy_rules; j++)
 			free(c->listeners[i].policy_by_network[j].nets);
 	}
+	free(c->limits.exempt_nets);
 	free(c->path);
 	cyaml_free(&cfg_cyaml_free_cfg, &cfg_schema, c, 0);
 }

@@ -53,6 +53,10 @@ struct cfg_timeouts {
 	unsigned plaintext; /* idle before TLS / in the plaintext dialogue */
 	unsigned handshake; /* whole TLS handshake */
 	unsigned idle;      /* relay idle, both directions silent */
+	unsigned plaintext_deadline; /* the whole of sluice's own dialogue
+				(from accept, before TLS and inside TLS
+				until the backend is needed), whatever
+				the client sends; default 120 */
 };
 
 /* The quirks of the quirk table (dataplane/quirk/quirk.def, a list with no
@@ -151,6 +155,43 @@ struct cfg_control {
 				     and the N-1 before it; default 3 */
 };
 
+/* Per-client-address limits (DESIGN.md §5). IPv4 clients count per
+ * address, IPv6 clients per limits.ipv6_prefix. 0: no limit. */
+struct cfg_addr_limits {
+	unsigned sessions;        /* concurrent sessions; default 50 (Postfix's
+				     smtpd_client_connection_count_limit) */
+	unsigned rate;            /* new connections per minute; default 600 */
+	unsigned handshakes;      /* full TLS handshakes (not resumed) per
+				     minute; default 300 */
+};
+
+/* Limits that hold on the open Internet (docs/configuration.md "limits"). */
+struct cfg_limits {
+	unsigned sessions_per_core; /* open sessions per core; default 20000 */
+	struct cfg_addr_limits per_address; /* listeners[].limits may override */
+	unsigned ipv6_prefix;     /* IPv6 clients are counted per this prefix;
+				     default 64 */
+	char **exempt;            /* networks with no per-address limits (the
+				     operator's own), as written */
+	unsigned n_exempt;
+	unsigned junk_commands;   /* commands that make no progress (NOOP, RSET,
+				     HELP, unknown verbs, errors) in sluice's own
+				     dialogue before TLS or the backend; then the
+				     protocol's refusal; default 100 (Postfix's
+				     smtpd_junk_command_limit); 0: none */
+	unsigned stress_percent;  /* stress mode when a core's sessions or the
+				     process's descriptors pass this share of
+				     their limit; default 80 */
+	unsigned stress_plaintext; /* timeouts.plaintext under stress, s; default 10 */
+	unsigned stress_handshake; /* timeouts.handshake under stress, s; default 5 */
+	unsigned nofile;          /* RLIMIT_NOFILE to set at start; 0: what the
+				     limits need (sessions_per_core x cores x 2
+				     plus a reserve) */
+	unsigned line;
+	/* resolved by the loader */
+	struct cfg_net *exempt_nets; /* n_exempt */
+};
+
 struct cfg_backend {
 	char *name;
 	enum cfg_proto protocol;
@@ -186,6 +227,8 @@ struct cfg_listener {
 	struct cfg_policy_rule *policy_by_network;
 	unsigned n_policy_rules;
 	struct cfg_timeouts timeouts; /* after loading: no zero left */
+	struct cfg_addr_limits limits; /* after loading: the global
+				     limits.per_address where not given */
 	struct cfg_quirks quirks;
 	unsigned detect_implicit_ms;  /* STARTTLS listener: hold the greeting
 					 about two round trips, at most this long;
@@ -272,6 +315,8 @@ struct cfg {
 	char *path;               /* file name used in messages */
 	char *hostname;           /* default: gethostname() */
 	char *user;               /* after binding, run as this user; NULL: stay */
+	bool run_as_root;         /* without user:, root may run the dataplane
+				     only when this says so; default false */
 	unsigned cores;           /* dataplane threads, default 1 */
 	unsigned workers;         /* TLS handshake threads, default 1 */
 	enum cfg_log_target log_target; /* default stderr */
@@ -287,6 +332,7 @@ struct cfg {
 				     cores; 0: none. Default 20480 */
 	struct cfg_native *native; /* NULL: the kernel stack */
 	struct cfg_control control;
+	struct cfg_limits limits;
 	/* Not in the file: where the certificates and keys it names are read
 	 * from (files.h); NULL: the disk. Set by whoever loads them. */
 	const struct cfg_files *files;
@@ -319,6 +365,9 @@ const char *cfg_policy_name(enum cfg_policy p);
  * ("allow", "close", or "fixed" for a quirk with no switch). */
 const char *cfg_quirk_key(enum cfg_quirk q);
 const char *cfg_quirk_action_name(enum cfg_quirk_action a);
+
+/* Is the client at sa exempt from the per-address limits? */
+bool cfg_limits_exempt(const struct cfg_limits *lim, const struct sockaddr *sa);
 
 /* The policy for a client at sa (the listener's, or a rule's). */
 enum cfg_policy cfg_policy_for(const struct cfg_listener *l, const struct sockaddr *sa);

@@ -94,4 +94,13 @@ extern const cyaml_schema_field_t cfg_native_fields[];
  * a port's address, backends reachable from a port). 0 or -EINVAL/-ENOMEM. */
 int cfg_check_native(struct cfg_ld *ld, struct cfg *c);
 
+/* The `limits` mapping and a listener's `limits` (config_limits.c). */
+#define CFG_NETS_MAX 4096       /* networks in one list */
+extern const cyaml_schema_field_t cfg_limits_fields[];
+extern const cyaml_schema_field_t cfg_addr_limits_fields[];
+/* Defaults and ranges of limits:, its networks resolved. 0 or -EINVAL/-ENOMEM. */
+int cfg_check_limits(struct cfg_ld *ld, struct cfg *c);
+/* Listener i's limits: the global per_address where not given. */
+int cfg_check_listener_limits(struct cfg_ld *ld, struct cfg *c, unsigned i);
+
 #endif

@@ -724,6 +724,11 @@ static const char *const imap_words[PW__COUNT] = {
 				 "on non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",
 	[PW_SHUTTING_DOWN]    = "* BYE %s Server shutting down.",
+	[PW_TOO_MANY_SESSIONS] = "* BYE [UNAVAILABLE] %s Too many sessions, try again later.",
+	[PW_TOO_MANY_FROM_ADDR] = "* BYE [UNAVAILABLE] Too many connections from your address.",
+	[PW_RATE_LIMITED]      = "* BYE [UNAVAILABLE] Too many connections from your address, try again later.",
+	[PW_TOO_MANY_JUNK]     = "* BYE Too many commands without progress.",
+	[PW_DEADLINE]          = "* BYE Disconnected for inactivity.",
 };
 
 const struct proto_ops imap_ops = {

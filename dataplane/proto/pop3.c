@@ -432,6 +432,11 @@ static const char *const pop3_words[PW__COUNT] = {
 				 "non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "-ERR Too many bad commands.",
 	[PW_SHUTTING_DOWN]    = "-ERR [SYS/TEMP] %s Server shutting down.",
+	[PW_TOO_MANY_SESSIONS] = "-ERR [SYS/TEMP] %s Too many sessions, try again later.",
+	[PW_TOO_MANY_FROM_ADDR] = "-ERR [SYS/TEMP] Too many connections from your address.",
+	[PW_RATE_LIMITED]      = "-ERR [SYS/TEMP] Too many connections from your address, try again later.",
+	[PW_TOO_MANY_JUNK]     = "-ERR Too many commands without progress.",
+	[PW_DEADLINE]          = "-ERR Disconnected for inactivity.",
 };
 
 const struct proto_ops pop3_ops = {

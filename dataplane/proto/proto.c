@@ -103,6 +103,17 @@ void proto_error(const struct proto_ops *ops, const struct proto_env *env,
 	}
 }
 
+/* A limit refuses the client (limits.c, or the session's dialogue
+ * limits): the protocol's temporary refusal w, counted, then close. */
+void proto_refuse(const struct proto_ops *ops, const struct proto_env *env,
+		  struct proto_out *o, enum proto_word w, int ctr, const char *reason)
+{
+	proto_say(ops, env, o, w, NULL);
+	o->flags |= PO_CLOSE;
+	o->counter = ctr;
+	o->reason = reason;
+}
+
 /*
  * STARTTLS, wherever it comes (DESIGN.md §2): never twice (rule 2.2), not
  * on a plaintext listener, only with a usable certificate (rule 2.5), and

@@ -237,6 +237,10 @@ void proto_say(const struct proto_ops *ops, const struct proto_env *env,
  * too-many-errors word and a close. */
 void proto_error(const struct proto_ops *ops, const struct proto_env *env,
 		 struct proto_sess *ps, struct proto_out *o, int ctr, const char *reason);
+/* A limit refuses the client: the protocol's temporary refusal (w, one
+ * of the limit words), counter ctr and reason for the log, and PO_CLOSE. */
+void proto_refuse(const struct proto_ops *ops, const struct proto_env *env,
+		  struct proto_out *o, enum proto_word w, int ctr, const char *reason);
 /*
  * The shared part of every command (DESIGN.md §2): a STARTTLS decided, a
  * command that needs TLS first refused. Returns true if it answered the

@@ -762,6 +762,11 @@ static const char *const smtp_words[PW__COUNT] = {
 	[PW_TLS_FIRST]        = "530 5.7.0 Must issue a STARTTLS command first",
 	[PW_TOO_MANY_ERRORS]  = "421 4.7.0 %s Error: too many errors",
 	[PW_SHUTTING_DOWN]    = "421 4.3.2 %s Service shutting down, closing transmission channel",
+	[PW_TOO_MANY_SESSIONS] = "421 4.3.2 %s Error: too many sessions, try again later",
+	[PW_TOO_MANY_FROM_ADDR] = "421 4.7.0 %s Error: too many connections from your address",
+	[PW_RATE_LIMITED]      = "421 4.7.0 %s Error: too many connections from your address, try again later",
+	[PW_TOO_MANY_JUNK]     = "421 4.7.0 %s Error: too many commands without progress",
+	[PW_DEADLINE]          = "421 4.4.2 %s Error: timeout exceeded",
 };
 
 const struct proto_ops smtp_ops = {
