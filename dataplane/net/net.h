@@ -59,9 +59,10 @@ struct tcp_params {
 	uint32_t syn_retries;      /* 6 */
 	uint32_t data_retries;     /* RTO expiries before giving up: 15 */
 	uint32_t syn_backlog;      /* half-open connections per listener before SYN cookies: 128 */
-	uint32_t max_conns;        /* connections per stack, TIME_WAIT not counted: 65536;
-				      also the most TIME_WAIT records kept (the oldest is
-				      recycled beyond) */
+	uint32_t max_conns;        /* connections per stack: 65536. Not counted: TIME_WAIT
+				      (at most max_conns records are kept, the oldest is
+				      recycled beyond) and half-open passive ones (bounded
+				      by syn_backlog per listener) */
 	uint32_t challenge_ack_limit; /* RFC 5961 §7 challenge ACKs per second: 1000 on
 					 average (each second's budget is drawn at random
 					 in [limit/2, limit*3/2), CVE-2016-5696) */

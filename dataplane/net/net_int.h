@@ -254,6 +254,8 @@ struct net_stack {
 	uint64_t chack_second;       /* RFC 5961 §7 rate limit window */
 	uint32_t chack_budget;       /* challenge ACKs left in this second */
 	uint32_t ntw;                /* connections in TIME_WAIT (in nconns, not in max_conns) */
+	uint32_t nhalf;              /* passive opens in SYN-RECEIVED (in nconns, not in
+					max_conns: bounded by each listener's syn_backlog) */
 	uint64_t buf_bytes;          /* send + receive buffers allocated */
 	struct tcp_conn *tw_head, *tw_tail; /* TIME_WAIT, oldest first */
 	uint32_t port_next;          /* RFC 6056 alg. 3 counter */
@@ -358,7 +360,10 @@ int tcp_conn_buffers(struct tcp_conn *c);
 void tcp_set_state(struct tcp_conn *c, uint8_t state);
 void tcp_conn_destroy(struct tcp_conn *c);
 void tcp_tw_trim(struct tcp_conn *c);
-static inline uint32_t net_active_conns(const struct net_stack *st) { return st->nconns - st->ntw; }
+static inline uint32_t net_active_conns(const struct net_stack *st)
+{
+	return st->nconns - st->ntw - st->nhalf;
+}
 void tcp_conn_fail(struct tcp_conn *c, int err);
 void tcp_established(struct tcp_conn *c);
 void net_reap(struct net_stack *st);

@@ -157,6 +157,7 @@ void tcp_conn_destroy(struct tcp_conn *c)
 		timer_cancel(&c->tm[k].t);
 	if (c->lst) {
 		c->lst->nsynq--;
+		c->st->nhalf--;
 		c->lst = NULL;
 	}
 	c->state = TCPS_CLOSED;
@@ -202,6 +203,16 @@ void tcp_established(struct tcp_conn *c)
 {
 	struct tcp_listener *l = c->lst;
 
+	/* A half-open connection (SYN queue or cookie) takes a slot of
+	 * max_conns only now: a SYN flood's half-opens, bounded by
+	 * syn_backlog, never lock the table. Full: the peer hears a RST. */
+	if (c->passive && l && net_active_conns(c->st) >= c->st->tp.max_conns) {
+		net_count(c->st, NET_C_tcp_conn_limit_rst);
+		c->app_gone = true;
+		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+		tcp_conn_destroy(c);
+		return;
+	}
 	if (tcp_conn_buffers(c) < 0) {
 		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
 		tcp_conn_fail(c, -ENOMEM);
@@ -218,6 +229,7 @@ void tcp_established(struct tcp_conn *c)
 	if (c->passive) {
 		if (l) {
 			l->nsynq--;
+			c->st->nhalf--;
 			c->lst = NULL;
 		}
 		if (!l || l->accept(l->ctx, c) < 0) {

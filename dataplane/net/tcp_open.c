@@ -47,6 +47,7 @@ static void passive_init(struct tcp_conn *c, struct tcp_listener *l, uint32_t ir
 	c->passive = true;
 	c->lst = l;
 	l->nsynq++;
+	c->st->nhalf++;
 	c->irs = irs;
 	c->rcv_nxt = c->rcv_read = irs + 1;
 	c->rcv_adv = c->rcv_nxt + tcp_rcv_wnd(c);
@@ -145,6 +146,11 @@ void tcp_listen_input(struct net_stack *st, struct tcp_listener *l, const struct
 		return;
 	}
 	cookie = st->tp.syncookies == 1 || (st->tp.syncookies == 0 && l->nsynq >= st->tp.syn_backlog);
+	if (!cookie && l->nsynq >= st->tp.syn_backlog) {
+		/* cookies off: the SYN queue bounds half-open connections */
+		net_count(st, NET_C_drop_tcp_syn_backlog);
+		return;
+	}
 	if (cookie) {
 		uint16_t mss;
 		uint32_t isn = syncookie_make(st, &s->t, s->seq, s->o.mss_ok ? s->o.mss : 536, &mss);

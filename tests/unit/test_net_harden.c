@@ -363,19 +363,58 @@ static void test_table_full_rst(void **state)
 	tn_peer_free(&f->p);
 	free(f);
 
-	/* cookies always on: the cookie's ACK finds the table full */
+	/* cookies always on: a cookie's ACK that finds the table full */
 	f = calloc(1, sizeof(*f));
 	tp.syncookies = 1;
 	tp.max_conns = 1;
 	farm_init(f, &tp);
-	assert_int_equal(farm_open(f, 0), TH_SYN | TH_ACK);
-	assert_int_equal(f->naccepted, 1);
 	tn_peer_clear(&f->p);
 	s = fseg(f, 1, TH_SYN, 7000, 0);
 	tn_peer_send_seg(&f->p, &s);
 	tn_peer_tcp(&f->p, 0, &r);
-	assert_int_equal(r.flags, TH_RST | TH_ACK);
+	assert_int_equal(r.flags, TH_SYN | TH_ACK);      /* the cookie */
+	assert_int_equal(farm_open(f, 0), TH_SYN | TH_ACK);
+	assert_int_equal(f->naccepted, 1);                /* the table is full now */
+	tn_peer_clear(&f->p);
+	s = fseg(f, 1, TH_ACK, 7001, r.seq + 1);
+	tn_peer_send_seg(&f->p, &s);
+	tn_peer_tcp(&f->p, 0, &r);
+	assert_true(r.flags & TH_RST);
+	assert_int_equal(f->naccepted, 1);
 	assert_int_equal(tn_counter(f->p.st, NET_C_tcp_conn_limit_rst), 1);
+	tn_peer_free(&f->p);
+	free(f);
+}
+
+/* A SYN flood does not lock the table: half-open connections are bounded
+ * by syn_backlog, not counted in max_conns, and cookies answer beyond;
+ * real clients then take the table's slots. */
+static void test_syn_flood(void **state)
+{
+	struct tcp_params tp = { .max_conns = 4, .syn_backlog = 8 };
+	struct farm *f = calloc(1, sizeof(*f));
+	struct net_conn_stats cs;
+	int k;
+
+	(void)state;
+	farm_init(f, &tp);
+	tn_peer_clear(&f->p);
+	for (k = 0; k < 50; k++) {          /* SYNs never completed, from ports 40100.. */
+		struct tn_seg s = fseg(f, 100 + k, TH_SYN, 100000u * (uint32_t)k, 0);
+
+		tn_peer_send_seg(&f->p, &s);
+	}
+	assert_int_equal(tn_peer_count_tcp(&f->p, 0, TH_RST, TH_RST), 0);
+	assert_int_equal(tn_peer_count_tcp(&f->p, 0, 0xff, TH_SYN | TH_ACK), 50);
+	assert_int_equal(tn_counter(f->p.st, NET_C_tcp_syncookie_tx), 42);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(farm_open(f, k), TH_SYN | TH_ACK);
+	assert_int_equal(f->naccepted, 4);
+	for (k = 0; k < 4; k++)
+		assert_non_null(f->app[k].c);
+	net_conn_stats(f->p.st, &cs);
+	assert_int_equal(cs.conns, 4);
+	assert_int_equal(farm_open(f, 4), TH_RST | TH_ACK); /* now the table is full */
 	tn_peer_free(&f->p);
 	free(f);
 }
@@ -524,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_timewait_light),
 		cmocka_unit_test(test_timewait_recycled),
 		cmocka_unit_test(test_table_full_rst),
+		cmocka_unit_test(test_syn_flood),
 		cmocka_unit_test(test_tw_port_reuse),
 		cmocka_unit_test(test_pmtu_aging),
 	};
