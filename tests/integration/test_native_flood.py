@@ -9,7 +9,10 @@ backends this reuses), its stack's table bounded by native.max_conns: 64.
   out), counted as net_tcp_conn_limit_rst;
 - sluice closes those 64 first (QUIT): their TIME_WAIT holds no slot of
   max_conns, so 64 new connections are all taken again;
-- after the flood, a real client delivers through STARTTLS.
+- after the flood, a real client delivers through STARTTLS;
+- a SYN flood (2000 SYNs whose SYN-ACKs nobody answers: nftables drops the
+  client kernel's RSTs) meets SYN cookies beyond native.syn_backlog, takes
+  no slot of max_conns, and a real client delivers meanwhile.
 
 Every loop is bounded in count and time. Run as root:
 cd tests/integration && python3 -m unittest test_native_flood
@@ -28,7 +31,9 @@ from test_native import (CLIENT4, SLUICE4, SLUICE_B4, BACK4, TAP_B, TAP_C, HEALT
                          NativeSluice, Net, client, client_py)
 
 MAX_CONNS = 64
+SYN_BACKLOG = 32
 FLOOD = 200
+SYN_FLOOD = 2000             # SYNs from ports 50000.. of the client, never completed
 
 
 def config():
@@ -51,6 +56,7 @@ def config():
             ],
             "idle_pause_us": 200,
             "max_conns": MAX_CONNS,
+            "syn_backlog": SYN_BACKLOG,
         },
     }
 
@@ -156,6 +162,37 @@ print(json.dumps({"first": first, "second": second}))
 """
 
 
+# Raw SYNs with an MSS option from the client's address, ports 50000.. (the
+# kernel adds the IP header), paced by 200, bounded by 20 s.
+SYN_SCRIPT = r'''
+import socket, struct, sys, time
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    t += t >> 16
+    return ~t & 0xffff
+
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+sent, deadline = 0, time.monotonic() + 20
+for port in range(50000, 50000 + n):
+    if time.monotonic() > deadline:
+        break
+    h = struct.pack("!HHIIBBHHH", port, 25, (port * 2654435761) & 0xffffffff, 0, 6 << 4, 0x02,
+                    65535, 0, 0) + struct.pack("!BBH", 2, 4, 1460)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h))
+    h = h[:16] + struct.pack("!H", csum(pseudo + h)) + h[18:]
+    s.sendto(h, (dst, 0))
+    sent += 1
+    if sent % 200 == 0:
+        time.sleep(0.02)
+print(sent)
+'''
+
+
 class NativeFlood(unittest.TestCase):
 
     def run_flood(self, n, quit):
@@ -197,6 +234,40 @@ class NativeFlood(unittest.TestCase):
         self.assertEqual(after.get("net_tcp_conn_limit_rst", 0),
                          before.get("net_tcp_conn_limit_rst", 0), (before, after))
         self.deliver_after()
+
+    def test_3_syn_flood(self):
+        """SYNs never completed: cookies beyond syn_backlog, no slot of
+        max_conns taken, no RST; a real client delivers meanwhile."""
+        table = f"slsyn{tn.TAG}"
+        nft = lambda *a: tn.sh(*tn.in_ns(tn.NS_C, "nft", *a))
+        nft("add", "table", "inet", table)
+        try:
+            nft("add", "chain", "inet", table, "out",
+                "{ type filter hook output priority 0 ; }")
+            nft("add", "rule", "inet", table, "out", "tcp", "sport", "50000-59999",
+                "tcp", "flags", "&", "rst", "==", "rst", "drop")
+            before = SL.counters()
+            script = harness.scratch() / "native_synflood.py"
+            script.write_text(SYN_SCRIPT)
+            rc, out = client_py(f"import runpy, sys; sys.argv = ['s', '{CLIENT4}', '{SLUICE4}', "
+                                f"'{SYN_FLOOD}']; runpy.run_path('{script}')", timeout=60)
+            self.assertEqual(rc, 0, out)
+            sent = int(out.strip().splitlines()[-1])
+            self.assertEqual(sent, SYN_FLOOD)
+            # every SYN answered (a half-open or a cookie), none refused
+            wait_until(lambda: SL.counters().get("net_tcp_syncookie_tx", 0)
+                       - before.get("net_tcp_syncookie_tx", 0) >= SYN_FLOOD - SYN_BACKLOG,
+                       20, "SYN cookies for the flood beyond syn_backlog")
+            self.deliver_after()
+            after = SL.counters()
+            d = {k: after.get(k, 0) - before.get(k, 0)
+                 for k in ("net_tcp_syncookie_tx", "net_tcp_syn_queue_full",
+                           "net_tcp_conn_limit_rst", "net_tcp_syncookie_ok")}
+            print(f"\n  SYN flood of {sent}: {d}", file=sys.stderr)
+            self.assertEqual(d["net_tcp_conn_limit_rst"], 0, d)
+            self.assertGreaterEqual(d["net_tcp_syncookie_tx"], SYN_FLOOD - SYN_BACKLOG, d)
+        finally:
+            tn.sh(*tn.in_ns(tn.NS_C, "nft", "delete", "table", "inet", table), check=False)
 
     def deliver_after(self):
         tag = unique("flood")
