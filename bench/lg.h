@@ -85,6 +85,7 @@ struct lg {
 	double timeout;                 /* per op, seconds */
 	size_t msg_size;
 	char *login_cmd;                /* "b LOGIN user pass\r\n" */
+	char *rcpt_cmd;                 /* "RCPT TO:<--rcpt>\r\n" */
 
 	/* state */
 	SSL_CTX *ctx;
@@ -97,6 +98,8 @@ struct lg {
 	uint64_t started, done, failed;
 	uint64_t resumed;
 	uint64_t payload_bytes;         /* message bytes accepted by the server */
+	uint64_t msgs_accepted;         /* 2xx replies to a message's final dot */
+	uint64_t msgs_unanswered;       /* final dot sent, no reply read */
 	uint64_t err[LG_E_COUNT];
 	char first_error[256];
 	struct lg_conn **active;

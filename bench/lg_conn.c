@@ -30,7 +30,7 @@ static const struct lg_step script_handshake[] = {
 
 /* RFC 5321 session with STARTTLS (RFC 3207), no pipelining: what a typical
  * MTA does once per message. */
-static const struct lg_step script_smtp[] = {
+static struct lg_step script_smtp[] = {
 	{ OP_SMTP, NULL, '2' },
 	{ OP_SEND, EHLO, 0 }, { OP_SMTP, NULL, '2' },
 	{ OP_SEND, "STARTTLS\r\n", 0 }, { OP_SMTP, NULL, '2' },
@@ -38,7 +38,8 @@ static const struct lg_step script_smtp[] = {
 #define SMTP_AFTER_TLS 6
 	{ OP_SEND, EHLO, 0 }, { OP_SMTP, NULL, '2' },
 	{ OP_SEND, "MAIL FROM:<loadgen@bench.test>\r\n", 0 }, { OP_SMTP, NULL, '2' },
-	{ OP_SEND, "RCPT TO:<sink@bench.test>\r\n", 0 }, { OP_SMTP, NULL, '2' },
+#define SMTP_RCPT 10
+	{ OP_SEND, NULL, 0 }, { OP_SMTP, NULL, '2' },      /* --rcpt */
 	{ OP_SEND, "DATA\r\n", 0 }, { OP_SMTP, NULL, '3' },
 	{ OP_SEND_MSG, NULL, 0 }, { OP_SMTP, NULL, '2' },
 	{ OP_SEND, "QUIT\r\n", 0 }, { OP_SMTP, NULL, '2' },
@@ -81,6 +82,7 @@ int lg_script_init(struct lg *g)
 {
 	size_t i, n_after = sizeof(script_smtp) / sizeof(script_smtp[0]) - SMTP_AFTER_TLS;
 
+	script_smtp[SMTP_RCPT].arg = g->rcpt_cmd;
 	memcpy(script_smtp_implicit, script_smtp_implicit_head,
 	       sizeof(script_smtp_implicit_head));
 	for (i = 0; i < n_after; i++)
@@ -376,6 +378,11 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 		case OP_IMAP:
 		case OP_GREETING:
 			r = step_expect(g, c);
+			/* the reply to the message itself: one more the server
+			 * took responsibility for (RFC 5321 §4.1.1.4) */
+			if (r == STEP_DONE && c->step->op == OP_SMTP &&
+			    c->step[-1].op == OP_SEND_MSG)
+				g->msgs_accepted++;
 			if (r == STEP_DONE && c->step->op == OP_GREETING && g->wl == WL_RESUME)
 				note_session(g, c);
 			break;

@@ -125,6 +125,13 @@ void lg_op_end(struct lg *g, struct lg_conn *c, int err, const char *why)
 	} else {
 		g->failed++;
 		g->err[err]++;
+		/* the whole message sent, its reply never read (a refusal is
+		 * a reply): the server may or may not have taken it (RFC
+		 * 1047's duplicate window) */
+		if (err != LG_E_refused && c->step && c->step != g->script &&
+		    c->step->op == OP_SMTP &&
+		    c->step[-1].op == OP_SEND_MSG)
+			g->msgs_unanswered++;
 		if (why && !g->first_error[0])
 			snprintf(g->first_error, sizeof(g->first_error), "%s: %s",
 				 lg_err_names[err], why);
@@ -443,7 +450,8 @@ static void usage(FILE *f)
 "  --size B            message size (smtp 4096, bulk 10485760)\n"
 "  --timeout S         per op (30)\n"
 "  --user U --pass P   imap LOGIN (bob / secret)\n"
-"  --source IP[/N]     bind clients to N addresses from IP up, round robin\n");
+"  --source IP[/N]     bind clients to N addresses from IP up, round robin\n"
+"  --rcpt ADDR         smtp, bulk: the recipient (sink@bench.test)\n");
 }
 
 static void print_json(const struct lg *g)
@@ -475,9 +483,11 @@ static void print_json(const struct lg *g)
 	       (unsigned long long)hist_quantile(&g->lat, 0.90),
 	       (unsigned long long)hist_quantile(&g->lat, 0.99),
 	       (unsigned long long)g->lat.max, hist_mean(&g->lat));
-	printf("\"payload_bytes\": %llu, \"mib_per_s\": %.3f, \"resumed\": %llu, "
-	       "\"resumed_fraction\": %.4f, \"client_cpu_s\": %.3f}\n",
-	       (unsigned long long)g->payload_bytes,
+	printf("\"payload_bytes\": %llu, \"messages_accepted\": %llu, "
+	       "\"messages_unanswered\": %llu, \"mib_per_s\": %.3f, "
+	       "\"resumed\": %llu, \"resumed_fraction\": %.4f, \"client_cpu_s\": %.3f}\n",
+	       (unsigned long long)g->payload_bytes, (unsigned long long)g->msgs_accepted,
+	       (unsigned long long)g->msgs_unanswered,
 	       secs > 0 ? (double)g->payload_bytes / 1048576.0 / secs : 0.0,
 	       (unsigned long long)g->resumed,
 	       g->done ? (double)g->resumed / (double)g->done : 0.0,
@@ -496,9 +506,11 @@ static int parse_args(struct lg *g, int argc, char **argv)
 		{ "max-inflight", 1, 0, 'm' }, { "duration", 1, 0, 'd' },
 		{ "count", 1, 0, 'n' }, { "size", 1, 0, 'z' }, { "timeout", 1, 0, 'T' },
 		{ "user", 1, 0, 'u' }, { "pass", 1, 0, 'P' }, { "source", 1, 0, 'S' },
+		{ "rcpt", 1, 0, 'R' },
 		{ "help", 0, 0, '?' }, { 0, 0, 0, 0 },
 	};
 	const char *host = "127.0.0.1", *user = "bob", *pass = "secret";
+	const char *rcpt = "sink@bench.test";
 	long port = 0;
 	unsigned i;
 	int o;
@@ -534,6 +546,7 @@ static int parse_args(struct lg *g, int argc, char **argv)
 		case 'T': g->timeout = strtod(optarg, NULL); break;
 		case 'u': user = optarg; break;
 		case 'P': pass = optarg; break;
+		case 'R': rcpt = optarg; break;
 		case 'S':
 			if (parse_sources(g, optarg) < 0)
 				goto bad;
@@ -567,7 +580,8 @@ static int parse_args(struct lg *g, int argc, char **argv)
 		g->msg_size = g->wl == WL_BULK ? 10u << 20 : 4096;
 	if (g->wl == WL_IDLE || g->wl == WL_HANDSHAKE || g->wl == WL_RESUME)
 		g->implicit = true;
-	if (asprintf(&g->login_cmd, "b LOGIN %s %s\r\n", user, pass) < 0)
+	if (asprintf(&g->login_cmd, "b LOGIN %s %s\r\n", user, pass) < 0 ||
+	    asprintf(&g->rcpt_cmd, "RCPT TO:<%s>\r\n", rcpt) < 0)
 		return -ENOMEM;
 	return 0;
 bad:
@@ -623,6 +637,7 @@ out:
 	free(g.msg);
 	free(g.src);
 	free(g.login_cmd);
+	free(g.rcpt_cmd);
 	SSL_SESSION_free(g.session);
 	SSL_CTX_free(g.ctx);
 	return rc;

@@ -109,7 +109,7 @@ static int cfg_walk_node(struct cfg_ld *ld, struct cfg_walk *w, const yaml_event
 {
 	bool coll = ev->type == YAML_SEQUENCE_START_EVENT ||
 		    ev->type == YAML_MAPPING_START_EVENT;
-	struct cfg_frame *f = w->depth ? &w->st[w->depth - 1] : NULL;
+	struct cfg_frame *f = w->depth && w->depth <= CFG_DEPTH_MAX ? &w->st[w->depth - 1] : NULL;
 	char path[CFG_PATH_MAX] = "";
 	int rc = 0;
 

@@ -288,8 +288,8 @@ static void sess_tls_up(struct sess *s)
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
-	s->t_active = s->core->now_ms;
-	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+	s->t_active = s->t_dialogue = s->core->now_ms; /* a new dialogue, in TLS */
+	sess_arm_dialogue(s);
 	if (!s->starttls)
 		sess_engine(s, &o, greeting);
 }
@@ -446,6 +446,16 @@ static int sess_read_hello(struct sess *s)
 	if (r == HELLO_MORE && buf_room(&s->cin) && !s->cli.eof)
 		return 0; /* the worker gets the whole hello in one step */
 	s->hello_seen = true;
+	if (r == HELLO_MORE && !buf_room(&s->cin)) {
+		/* A hello larger than the input buffer (no client sends one:
+		 * even post-quantum key shares take a few KiB). Handing the
+		 * first part to OpenSSL would skip the quirk checks and the
+		 * certificate choice above: refused, as a hello that breaks
+		 * the rules. */
+		ctr_inc(s->core, CTR_hello_too_big);
+		sess_set_result(s, "tls-refused", "ClientHello larger than %u bytes", BUF_CAP);
+		goto refuse;
+	}
 	if (r == HELLO_OK) {
 		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
 		sess_choose_cert(s, &h);

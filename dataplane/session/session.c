@@ -71,6 +71,7 @@ struct proto_env sess_env(const struct sess *s)
 		.tls_mode = s->l->cfg->tls,
 		.tls_available = s->l->tls_available,
 		.caps = be_caps(s->l->pool),
+		.junk_limit = s->snap->tc.c->limits.junk_commands,
 	};
 	return e;
 }
@@ -78,6 +79,23 @@ struct proto_env sess_env(const struct sess *s)
 void sess_arm(struct sess *s, uint64_t ms)
 {
 	timer_arm(&s->core->wheel, &s->tm, s->core->now_ms + ms);
+}
+
+/* SS_DIALOGUE's timer: see session_int.h. */
+void sess_arm_dialogue(struct sess *s)
+{
+	const struct cfg_timeouts *to = &s->l->cfg->timeouts;
+	uint64_t now = s->core->now_ms, idle = to->plaintext * 1000ull;
+	uint64_t dl = to->plaintext_deadline * 1000ull;
+	uint64_t left = now - s->t_active < idle ? idle - (now - s->t_active) : 0;
+
+	if (dl) {
+		uint64_t dleft = now - s->t_dialogue < dl ? dl - (now - s->t_dialogue) : 0;
+
+		if (dleft < left)
+			left = dleft;
+	}
+	sess_arm(s, left);
 }
 
 /* The first verdict stands: later ones are consequences of it. */
@@ -196,7 +214,7 @@ static void sess_greet(struct sess *s)
 	s->greet_held = false;
 	sess_engine(s, &o, greeting);
 	s->t_active = s->core->now_ms;
-	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+	sess_arm_dialogue(s);
 }
 
 /* SS_DIALOGUE: feed complete client lines to the engine. */
@@ -443,8 +461,18 @@ void sess_timer(struct timer *t)
 			sess_greet(s); /* nothing came in the window: plaintext it is */
 			break;
 		}
+		if (to->plaintext_deadline &&
+		    now - s->t_dialogue >= to->plaintext_deadline * 1000ull) {
+			/* However busy the client kept it (a NOOP a minute):
+			 * sluice's own dialogue has a fixed end. */
+			sess_set_result(s, "timeout", "sluice's dialogue not done in %us "
+					"(timeouts.plaintext_deadline)", to->plaintext_deadline);
+			proto_refuse(s->l->ops, &env, &o, PW_DEADLINE, CTR_timeout_deadline, NULL);
+			sess_apply(s, &o);
+			break;
+		}
 		if (now - s->t_active < to->plaintext * 1000ull) {
-			sess_arm(s, to->plaintext * 1000ull - (now - s->t_active));
+			sess_arm_dialogue(s);
 			return;
 		}
 		ctr_inc(s->core, CTR_timeout_plaintext);
@@ -461,8 +489,8 @@ void sess_timer(struct timer *t)
 		return;
 	case SS_BACKEND:
 		if (!s->be_connected) {
-			sess_backend_lost(s, s->be_idx, "timed out");
-			sess_backend_next(s);
+			if (sess_backend_lost(s, s->be_idx, -ETIMEDOUT))
+				sess_backend_next(s);
 		} else {
 			sess_backend_failed(s, "backend did not answer in time");
 		}
@@ -474,8 +502,9 @@ void sess_timer(struct timer *t)
 		}
 		ctr_inc(s->core, CTR_timeout_idle);
 		sess_set_result(s, "timeout", "idle for %us", to->idle);
-		if (s->ps.b_cur_len == 0)
-			s->l->ops->timeout(&env, &s->ps, &o);
+		/* Words only between the backend's responses (not inside a
+		 * FETCH literal, a RETR body, a multi-line reply). */
+		proto_timeout(s->l->ops, &env, &s->ps, true, &o);
 		o.flags &= ~PO_CLOSE;
 		sess_apply(s, &o);
 		sess_closing(s, NULL, NULL);
@@ -514,7 +543,7 @@ static struct sess *sess_new(struct core *c, const struct listener *l,
 	s->be_idx = -1;
 	s->tio.in = &s->cin;
 	s->tio.out = &s->cout;
-	s->t_start = s->t_active = c->now_ms;
+	s->t_start = s->t_active = s->t_dialogue = c->now_ms;
 	lr_init(&s->lr, l->ops->line_max);
 	return s;
 }
@@ -554,7 +583,7 @@ static void sess_begin(struct sess *s)
 	} else {
 		s->state = SS_DIALOGUE;
 		sess_engine(s, &o, greeting);
-		sess_arm(s, l->cfg->timeouts.plaintext * 1000ull);
+		sess_arm_dialogue(s);
 	}
 }
 
