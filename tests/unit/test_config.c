@@ -624,7 +624,14 @@ static void test_native(void **state)
 		"  cpus: [1, 0]\n"
 		"  idle_polls: 10\n"
 		"  idle_pause_us: 0\n"
-		"  cc: newreno\n";
+		"  cc: newreno\n"
+		"  max_conns: 1024\n"
+		"  syn_backlog: 64\n"
+		"  neighbours:\n"
+		"    - address: 192.0.2.1\n"
+		"      mac: 02:00:5e:00:53:fe\n"
+		"    - address: fe80::1\n"
+		"      mac: 02:00:5e:00:53:fd\n";
 	static const unsigned char ip4[4] = { 192, 0, 2, 10 }, mac[6] = { 2, 0, 0x5e, 0, 0x53, 1 };
 	char err[512] = "";
 	struct cfg *c = NULL;
@@ -663,6 +670,15 @@ static void test_native(void **state)
 	assert_int_equal(n->idle_pause_us, 0);
 	assert_int_equal(n->mbufs, 4096 + 2 * 2048);
 	assert_string_equal(cfg_cc_name(n->cc), "newreno");
+	assert_int_equal(n->max_conns, 1024);
+	assert_int_equal(n->syn_backlog, 64);
+	assert_int_equal(n->n_neighbours, 2);
+	assert_false(n->neighbours[0].v6);
+	assert_int_equal(n->neighbours[0].addr[3], 1);
+	assert_int_equal(n->neighbours[0].mac_addr[5], 0xfe);
+	assert_int_equal(n->neighbours[0].line, 34);
+	assert_true(n->neighbours[1].v6);
+	assert_int_equal(n->neighbours[1].addr[0], 0xfe);
 	cfg_free(c);
 
 	/* The smallest native section: defaults, vdevs only (PCI off). */
@@ -675,6 +691,9 @@ static void test_native(void **state)
 	assert_int_equal(n->idle_polls, 64);
 	assert_int_equal(n->idle_pause_us, 100);
 	assert_string_equal(cfg_cc_name(n->cc), "cubic");
+	assert_int_equal(n->max_conns, 65536);
+	assert_int_equal(n->syn_backlog, 128);
+	assert_int_equal(n->n_neighbours, 0);
 	assert_true(n->ports[0].has_gw4 && n->ports[0].has_gw6);
 	cfg_free(c);
 
@@ -743,6 +762,32 @@ static const struct bad_case native_bad_cases[] = {
 	  "    - device: net_tap0\n      ipv4: 192.0.2.10/24\n      ipv4_gateway: 192.0.2.1\n"
 	  "      ipv6: 2001:db8:1::10/64\n      ipv6_gateway: fe80::1\n",
 	  "t.yaml:14: native.eal.memory_mb: 16 is out of range (64..1048576)", NULL },
+	{ "static neighbour with a bad MAC",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n      mac: 02:00:5e:00:53\n",
+	  "t.yaml:20: native.neighbours[0].mac: '02:00:5e:00:53' is not a unicast MAC address", NULL },
+	{ "static neighbour with a multicast MAC",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n      mac: 33:33:00:00:00:01\n",
+	  "t.yaml:20: native.neighbours[0].mac: '33:33:00:00:00:01' is not a unicast MAC", NULL },
+	{ "static neighbour with a bad address",
+	  NB NP "  neighbours:\n    - address: 192.0.2.300\n      mac: 02:00:5e:00:53:01\n",
+	  "t.yaml:19: native.neighbours[0].address: cannot parse '192.0.2.300'", NULL },
+	{ "static neighbour with a prefix",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1/24\n      mac: 02:00:5e:00:53:01\n",
+	  "t.yaml:19: native.neighbours[0].address: cannot parse '192.0.2.1/24'", NULL },
+	{ "static neighbour off link",
+	  NB NP "  neighbours:\n    - address: 203.0.113.1\n      mac: 02:00:5e:00:53:01\n",
+	  "t.yaml:19: native.neighbours[0].address: '203.0.113.1' is on no native port's network", NULL },
+	{ "static neighbour twice",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n      mac: 02:00:5e:00:53:01\n"
+	  "    - address: 192.0.2.1\n      mac: 02:00:5e:00:53:02\n",
+	  "t.yaml:21: native.neighbours[1].address: '192.0.2.1' is already native.neighbours[0] (line 19)",
+	  NULL },
+	{ "static neighbour without a MAC",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n",
+	  "t.yaml:19: native.neighbours[0]: missing required key 'mac'", NULL },
+	{ "max_conns too small",
+	  NB NP "  max_conns: 8\n",
+	  "t.yaml:18: native.max_conns: 8 is out of range (16..4194304)", NULL },
 	{ "no ports",
 	  NB "native:\n  idle_polls: 5\n",
 	  "t.yaml:12: native: missing required key 'ports'", NULL },
