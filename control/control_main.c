@@ -24,8 +24,10 @@
 #include "admin.h"
 #include "clog.h"
 #include "ctl.h"
+#include "harden.h"
 #include "sluice-build.h"
 #include "stage.h"
+#include "wipe.h"
 
 static long long mono_ms(void)
 {
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
 	int opt, sfd, rc = 0;
 	char *abs = NULL;
 
+	wipe_json_init(); /* before any JSON: pushes and loads carry keys */
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -135,6 +138,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ctl_log_init(ctl.cur.tc.c->log_target);
+	/* Root by design (it reads every key file), but never more: nothing
+	 * gained through execve, and no core dump or ptrace of its keys. */
+	if (harden_no_new_privs() < 0 || harden_no_dump() < 0) {
+		ctl_log(LOG_ERR, "prctl: %s", strerror(errno));
+		return 1;
+	}
 	ctl.started = (long long)time(NULL);
 	ctl.now_ms = mono_ms();
 	if ((sfd = signals()) < 0) {

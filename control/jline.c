@@ -37,8 +37,14 @@ static int grow(char **p, size_t *cap, size_t len, size_t n)
 		c *= 2;
 	if (c == *cap)
 		return 0;
-	if (!(q = realloc(*p, c)))
+	/* Not realloc: the old block may hold a request with keys. */
+	if (!(q = malloc(c)))
 		return -ENOMEM;
+	if (*p) {
+		memcpy(q, *p, len);
+		explicit_bzero(*p, *cap);
+		free(*p);
+	}
 	*p = q;
 	*cap = c;
 	return 0;
@@ -145,6 +151,7 @@ int jline_queue(struct jline *j, const json_t *v, size_t max)
 		j->out_off = 0;
 	}
 	if (grow(&j->out, &j->out_cap, j->out_len, n + 1) < 0) {
+		explicit_bzero(s, n);
 		free(s);
 		return -ENOMEM;
 	}

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "ctl.h"
 #include "log.h"
+#include "wipe.h"
 
 #define CTL_CLIENTS   8
 #define CTL_LINE_MAX  (16u << 20)  /* a load carries certificates: 16 MiB */
@@ -80,7 +81,7 @@ static void client_drop(struct ctl_client *c, const char *why)
 	if (why)
 		log_msg(LOG_INFO, "control: client uid %u dropped: %s", (unsigned)c->uid, why);
 	close(c->fd);
-	free(c->in);
+	wipe_free(c->in);    /* a tickets request carried keys */
 	free(c->out);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -167,7 +168,8 @@ static void client_read(struct ctl_client *c, uint64_t now)
 				client_drop(c, "request line too long");
 				return;
 			}
-			if (!(p = realloc(c->in, cap))) {
+			p = c->in;
+			if (wipe_grow(&p, c->in_len, cap) < 0) {
 				client_drop(c, "out of memory");
 				return;
 			}
@@ -198,6 +200,8 @@ static void client_read(struct ctl_client *c, uint64_t now)
 			}
 			memmove(c->in, nl + 1, c->in_len - n - 1);
 			c->in_len -= n + 1;
+			/* The line handled (maybe a tickets push): no copy left. */
+			explicit_bzero(c->in + c->in_len, n + 1);
 		}
 		if (c->in_len > CTL_LINE_MAX) {
 			client_drop(c, "request line too long");

@@ -5,7 +5,7 @@
  *   tickets       {"keys": [{"name", "hmac", "aes" (hex), "not_before",
  *                 "not_after"}], newest first} -> {"n"}: the ring replaced
  *                 at once (tls_resume_push), the old keys wiped;
- *   tickets_show  {} -> {"source", "pushed_age_s", "keys": [{"name" (hex),
+ *   tickets_show  {} -> {"source", "pushed_age_s", "file_errors", "keys": [{"name" (hex),
  *                 "age_s", "not_before", "not_after", "sealing"}]}: never
  *                 key material.
  *
@@ -132,6 +132,7 @@ int ctl_tickets_show(json_t *req, json_t *ans, char *err, size_t errlen)
 	}
 	json_object_set_new(ans, "source", json_string(tls_ticket_source_name(src)));
 	json_object_set_new(ans, "pushed_age_s", pushed ? json_integer(now - pushed) : json_null());
+	json_object_set_new(ans, "file_errors", json_integer((json_int_t)tls_resume_file_errors()));
 	json_object_set_new(ans, "keys", keys);
 	for (unsigned i = 0; i < n; i++) {
 		json_t *o = json_object();

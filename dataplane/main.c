@@ -32,6 +32,7 @@
 #include "fpstat.h"
 #include "io/io.h"
 #include "log.h"
+#include "privs.h"
 #include "session/backend.h"
 #include "session/probe_loop.h"
 #include "session/session.h"
@@ -40,6 +41,7 @@
 #include "snap.h"
 #include "resume.h"
 #include "tls.h"
+#include "wipe.h"
 
 const char *const counter_names[CTR__COUNT] = {
 #define C(n, h) #n,
@@ -73,27 +75,6 @@ static void usage(FILE *f)
 		"  -c, --config FILE  configuration (default: the embedded quick-start one)\n"
 		"      --check        validate configuration and certificates, then exit\n"
 		"  -V, --version      print the version\n");
-}
-
-/* Become user (its uid, gid and groups) for good. */
-static int drop_privileges(const char *user, char *err, size_t errlen)
-{
-	struct passwd *pw = getpwnam(user);
-
-	if (!pw) {
-		snprintf(err, errlen, "user: no such user '%s'", user);
-		return -ENOENT;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		snprintf(err, errlen, "cannot become user '%s': %s", user, strerror(errno));
-		return -errno;
-	}
-	if (setuid(0) == 0) { /* must not be able to come back */
-		snprintf(err, errlen, "cannot drop root for user '%s'", user);
-		return -EPERM;
-	}
-	return 0;
 }
 
 static void report_counters(void)
@@ -227,6 +208,8 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	unsigned i;
 	int rc;
 
+	if ((rc = privs_start(c, err, errlen)) < 0)
+		return rc;
 	log_init(c->log_target);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&a->sigs);
@@ -256,7 +239,8 @@ static int app_start(struct app *a, char *err, size_t errlen)
 			RT.cores[i].fp->stale_s = c->control.fingerprint_window;
 	}
 	a->io_up = true;
-	if ((rc = io_setup(c, RT.cores, c->cores, &core_io_cb, err, errlen)) < 0)
+	if ((rc = io_setup(c, RT.cores, c->cores, &core_io_cb, err, errlen)) < 0 ||
+	    (rc = privs_bound(c, err, errlen)) < 0)
 		return rc;
 	/* The workers' library contexts, then the first snapshot's SSL_CTXs
 	 * in them. */
@@ -289,8 +273,8 @@ static int app_start(struct app *a, char *err, size_t errlen)
 		RT.fd_base = (unsigned)rc;
 		close(rc);
 	}
-	/* Ports are bound and certificates read: root is no longer needed. */
-	if (c->user && (rc = drop_privileges(c->user, err, errlen)) < 0)
+	/* Ports are bound and keys read: root is no longer needed. */
+	if ((rc = privs_drop(c, err, errlen)) < 0)
 		return rc;
 
 	if (RT.cores[0].io->probes_in_loop) {
@@ -425,6 +409,7 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	int rc;
 
+	wipe_json_init(); /* before any JSON: requests may carry keys */
 	if (argc > 1 && !strcmp(argv[1], "explain")) {
 		OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 		return explain_main(argc - 1, argv + 1);

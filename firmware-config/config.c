@@ -59,7 +59,7 @@ static const cyaml_strval_t cfg_quirk_strs[] = {
 #define PTR   CYAML_FLAG_POINTER
 #define ENUMF CYAML_FLAG_STRICT /* names only, no numbers */
 #define STR(key, flags, st, m) \
-	CYAML_FIELD_STRING_PTR(key, (flags) | PTR, st, m, 1, CYAML_UNLIMITED)
+	CYAML_FIELD_STRING_PTR(key, (flags) | PTR, st, m, 1, CFG_STR_MAX)
 #define ENUM(key, flags, st, m, tab) \
 	CYAML_FIELD_ENUM(key, (flags) | ENUMF, st, m, tab, CYAML_ARRAY_LEN(tab))
 
@@ -108,17 +108,17 @@ static const cyaml_schema_value_t cfg_cert_schema = {
 };
 
 static const cyaml_schema_value_t cfg_string_schema = {
-	CYAML_VALUE_STRING(PTR, char, 1, CYAML_UNLIMITED),
+	CYAML_VALUE_STRING(PTR, char, 1, CFG_STR_MAX),
 };
 
 static const cyaml_schema_field_t cfg_cert_set_fields[] = {
 	STR("name", 0, struct cfg_cert_set, name),
 	CYAML_FIELD_SEQUENCE_COUNT("names", OPT | PTR, struct cfg_cert_set, names, n_names,
-				   &cfg_string_schema, 0, CYAML_UNLIMITED),
+				   &cfg_string_schema, 0, CFG_NAMES_MAX),
 	CYAML_FIELD_SEQUENCE_COUNT("prefer", OPT | PTR, struct cfg_cert_set, prefer, n_prefer,
-				   &cfg_string_schema, 0, CYAML_UNLIMITED),
+				   &cfg_string_schema, 0, 4),
 	CYAML_FIELD_SEQUENCE_COUNT("certs", PTR, struct cfg_cert_set, certs, n_certs,
-				   &cfg_cert_schema, 1, CYAML_UNLIMITED),
+				   &cfg_cert_schema, 1, CFG_CERTS_MAX),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_cert_set_schema = {
@@ -127,7 +127,7 @@ static const cyaml_schema_value_t cfg_cert_set_schema = {
 
 static const cyaml_schema_field_t cfg_policy_rule_fields[] = {
 	CYAML_FIELD_SEQUENCE_COUNT("networks", PTR, struct cfg_policy_rule, networks, n_networks,
-				   &cfg_string_schema, 1, CYAML_UNLIMITED),
+				   &cfg_string_schema, 1, CFG_NETS_MAX),
 	ENUM("policy", 0, struct cfg_policy_rule, policy, cfg_policy_strs),
 	CYAML_FIELD_END
 };
@@ -148,7 +148,7 @@ static const cyaml_schema_field_t cfg_backend_fields[] = {
 	ENUM("protocol", 0, struct cfg_backend, protocol, cfg_proto_strs),
 	ENUM("proxy", OPT, struct cfg_backend, proxy, cfg_proxy_strs),
 	CYAML_FIELD_SEQUENCE_COUNT("servers", PTR, struct cfg_backend, servers,
-				   n_servers, &cfg_string_schema, 1, CYAML_UNLIMITED),
+				   n_servers, &cfg_string_schema, 1, CFG_SERVERS_MAX),
 	CYAML_FIELD_UINT("connect_timeout", OPT, struct cfg_backend, connect_timeout),
 	CYAML_FIELD_UINT("health_interval", OPT, struct cfg_backend, health_interval),
 	CYAML_FIELD_END
@@ -165,13 +165,13 @@ static const cyaml_schema_field_t cfg_listener_fields[] = {
 	STR("backend", 0, struct cfg_listener, backend),
 	STR("hostname", OPT, struct cfg_listener, hostname),
 	CYAML_FIELD_SEQUENCE_COUNT("certs", OPT | PTR, struct cfg_listener, certs,
-				   n_certs, &cfg_cert_schema, 0, CYAML_UNLIMITED),
+				   n_certs, &cfg_cert_schema, 0, CFG_CERTS_MAX),
 	CYAML_FIELD_SEQUENCE_COUNT("cert_sets", OPT | PTR, struct cfg_listener, cert_sets,
-				   n_cert_sets, &cfg_string_schema, 1, CYAML_UNLIMITED),
+				   n_cert_sets, &cfg_string_schema, 1, CFG_CERT_SETS_MAX),
 	ENUM("policy", OPT, struct cfg_listener, policy, cfg_policy_strs),
 	CYAML_FIELD_SEQUENCE_COUNT("policy_by_network", OPT | PTR, struct cfg_listener,
 				   policy_by_network, n_policy_rules, &cfg_policy_rule_schema,
-				   1, CYAML_UNLIMITED),
+				   1, CFG_RULES_MAX),
 	CYAML_FIELD_MAPPING("timeouts", OPT, struct cfg_listener, timeouts,
 			    cfg_timeouts_fields),
 	CYAML_FIELD_UINT("detect_implicit_ms", OPT, struct cfg_listener, detect_implicit_ms),
@@ -203,11 +203,11 @@ static const cyaml_schema_field_t cfg_fields[] = {
 	ENUM("log", OPT, struct cfg, log_target, cfg_log_strs),
 	CYAML_FIELD_MAPPING("timeouts", OPT, struct cfg, timeouts, cfg_timeouts_fields),
 	CYAML_FIELD_SEQUENCE_COUNT("backends", PTR, struct cfg, backends, n_backends,
-				   &cfg_backend_schema, 1, CYAML_UNLIMITED),
+				   &cfg_backend_schema, 1, CFG_BACKENDS_MAX),
 	CYAML_FIELD_SEQUENCE_COUNT("listeners", PTR, struct cfg, listeners, n_listeners,
-				   &cfg_listener_schema, 1, CYAML_UNLIMITED),
+				   &cfg_listener_schema, 1, CFG_LISTENERS_MAX),
 	CYAML_FIELD_SEQUENCE_COUNT("cert_sets", OPT | PTR, struct cfg, cert_sets, n_cert_sets,
-				   &cfg_cert_set_schema, 1, CYAML_UNLIMITED),
+				   &cfg_cert_set_schema, 1, CFG_CERT_SETS_MAX),
 	CYAML_FIELD_MAPPING("tickets", OPT, struct cfg, tickets, cfg_tickets_fields),
 	CYAML_FIELD_UINT("session_cache", OPT, struct cfg, session_cache),
 	CYAML_FIELD_MAPPING_PTR("native", OPT, struct cfg, native, cfg_native_fields),
@@ -303,6 +303,45 @@ static int cfg_check_control(struct cfg_ld *ld, struct cfg_control *k)
 	return 0;
 }
 
+/*
+ * The name sluice greets and answers EHLO with (RFC 5321 2.3.5, RFC 1123
+ * 2.1): dot-separated labels of letters, digits and inner hyphens, 1..63
+ * bytes each, at most CFG_HOSTNAME_MAX bytes in all. It reaches the wire
+ * in every banner, so CR/LF or a name longer than a reply line allows
+ * must never load.
+ */
+static bool cfg_hostname_ok(const char *n)
+{
+	size_t len = strlen(n), label = 0;
+
+	if (!len || len > CFG_HOSTNAME_MAX)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char ch = n[i];
+
+		if (ch == '.' || ch == '\0') {
+			if (!label || n[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			   (ch >= '0' && ch <= '9') || (ch == '-' && label)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int cfg_hostname_err(struct cfg_ld *ld, const char *path, const char *n)
+{
+	return cfg_err(ld, path, "not a valid host name (%zu bytes; expected labels of "
+		       "letters, digits and inner hyphens, 1..63 bytes each, separated by "
+		       "dots, at most %u bytes in all, e.g. mx1.example.org)",
+		       strlen(n), CFG_HOSTNAME_MAX);
+}
+
 /* Top-level scalars: defaults and ranges. */
 static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 {
@@ -310,10 +349,12 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	int rc;
 
 	if (!c->hostname) {
-		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		if (gethostname(host, sizeof(host) - 1) < 0 || !cfg_hostname_ok(host))
 			snprintf(host, sizeof(host), "localhost");
 		if (!(c->hostname = strdup(host)))
 			return cfg_oom(ld);
+	} else if (!cfg_hostname_ok(c->hostname)) {
+		return cfg_hostname_err(ld, "hostname", c->hostname);
 	}
 	if (c->user && !getpwnam(c->user))
 		return cfg_err(ld, "user", "no such user '%s'", c->user);
@@ -528,6 +569,9 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		return cfg_err(ld, p, "backend '%s' speaks %s, not %s", l->backend,
 			       cfg_proto_name(l->be->protocol), cfg_proto_name(l->protocol));
 
+	snprintf(p, sizeof(p), "listeners[%u].hostname", i);
+	if (l->hostname && !cfg_hostname_ok(l->hostname))
+		return cfg_hostname_err(ld, p, l->hostname);
 	if (!l->hostname && !(l->hostname = strdup(c->hostname)))
 		return cfg_oom(ld);
 	for (unsigned j = 0; j < l->n_certs; j++) {
@@ -568,7 +612,10 @@ int cfg_load_string(const char *yaml, size_t len, const char *name,
 	const cyaml_config_t cy = {
 		.log_fn = cfg_cyaml_log, .log_ctx = &ld,
 		.mem_fn = cfg_cyaml_mem, .log_level = CYAML_LOG_ERROR,
-		.flags = CYAML_CFG_DEFAULT,
+		/* No aliases: the line index refuses them first, with their line
+		 * (an alias bomb expands a few KiB into GiB); this is the second
+		 * lock. */
+		.flags = CYAML_CFG_NO_ALIAS,
 	};
 	struct cfg *c = NULL;
 	cyaml_err_t e;

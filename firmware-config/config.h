@@ -280,6 +280,17 @@ enum cfg_native_cc {
 	CFG_CC_CUBIC,
 };
 
+/* A static neighbour: ARP and NDP never change it. */
+struct cfg_native_neigh {
+	char *address;            /* "192.0.2.1" or "fe80::1" */
+	char *mac;                /* "02:00:5e:00:53:01" */
+	unsigned line;
+	/* resolved by the loader */
+	bool v6;
+	unsigned char addr[16];
+	unsigned char mac_addr[6];
+};
+
 /* Present: sluice runs its own TCP/IP on DPDK ports instead of the kernel's. */
 struct cfg_native {
 	struct cfg_native_eal eal;
@@ -291,6 +302,10 @@ struct cfg_native {
 	unsigned idle_pause_us;   /* the pause; 0: busy-poll (default 100) */
 	unsigned mbufs;           /* per port; default 4096 + 2048 per core */
 	enum cfg_native_cc cc;    /* default cubic */
+	unsigned max_conns;       /* TCP connections per core and port, TIME_WAIT not counted (65536) */
+	unsigned syn_backlog;     /* half-open connections per listener before SYN cookies (128) */
+	struct cfg_native_neigh *neighbours; /* static ARP/NDP entries */
+	unsigned n_neighbours;
 	unsigned line;
 };
 

@@ -240,5 +240,11 @@ int cfg_cyaml_fail(struct cfg_ld *ld, cyaml_err_t e)
 		return cfg_err(ld, path, "at least %u entr%s required", b, b == 1 ? "y" : "ies");
 	if (!strncmp(m, "STRING length < ", 16))
 		return cfg_err(ld, path, "must not be empty");
+	/* The bounds of config_int.h: never echo the (long) value. */
+	if (sscanf(m, "STRING length > %u", &a) == 1)
+		return cfg_err(ld, path, "longer than %u bytes", a);
+	if (sscanf(m, "Excessive entries (%u max)", &a) == 1)
+		return cfg_err(ld, path, "more than %u entries (the most a configuration "
+			       "may hold)", a);
 	return cfg_err(ld, path, "%s", m[0] ? m : cyaml_strerror(e));
 }

@@ -19,6 +19,22 @@
 #define CFG_MSG_MAX   512
 #define CFG_BT_MAX    16
 
+/*
+ * What one configuration may hold (issue 12, finding 3): every sequence
+ * and string of the schema has a bound, so that a file under CFG_FILE_MAX
+ * can never load into more than a few MiB. Far above any real mail front.
+ */
+#define CFG_STR_MAX        4096  /* a path, a name, an address */
+#define CFG_HOSTNAME_MAX   253   /* RFC 1035 2.3.4, without the final dot */
+#define CFG_LISTENERS_MAX  256
+#define CFG_BACKENDS_MAX   256
+#define CFG_SERVERS_MAX    64    /* per backend */
+#define CFG_CERT_SETS_MAX  256
+#define CFG_CERTS_MAX      16    /* per listener or cert set */
+#define CFG_NAMES_MAX      1024  /* per cert set */
+#define CFG_RULES_MAX      256   /* policy_by_network rules per listener */
+#define CFG_LIST_MAX       256   /* any other list (EAL args, CPUs) */
+
 struct cfg_mark {
 	char *path;             /* "listeners[1].tls"; "" is the document root */
 	unsigned kline;         /* line of the key (of the entry, in a sequence) */

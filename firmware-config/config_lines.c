@@ -109,7 +109,7 @@ static int cfg_walk_node(struct cfg_ld *ld, struct cfg_walk *w, const yaml_event
 {
 	bool coll = ev->type == YAML_SEQUENCE_START_EVENT ||
 		    ev->type == YAML_MAPPING_START_EVENT;
-	struct cfg_frame *f = w->depth ? &w->st[w->depth - 1] : NULL;
+	struct cfg_frame *f = w->depth && w->depth <= CFG_DEPTH_MAX ? &w->st[w->depth - 1] : NULL;
 	char path[CFG_PATH_MAX] = "";
 	int rc = 0;
 
@@ -209,8 +209,15 @@ int cfg_index(struct cfg_ld *ld, const char *yaml, size_t len)
 				rc = cfg_fail(ld, -EINVAL, line, NULL,
 					      "only one YAML document is allowed");
 			break;
-		case YAML_SCALAR_EVENT:
 		case YAML_ALIAS_EVENT:
+			/* An alias repeats a node: a few KiB of nested aliases
+			 * expand into millions of rules (issue 12, finding 3). A
+			 * configuration writes its values out. */
+			rc = cfg_fail(ld, -EINVAL, line, NULL, "YAML aliases (*%.64s) are not "
+				      "allowed: write the value out",
+				      (const char *)ev.data.alias.anchor);
+			break;
+		case YAML_SCALAR_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			rc = cfg_walk_node(ld, w, &ev, line);

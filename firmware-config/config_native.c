@@ -22,10 +22,10 @@ static const cyaml_strval_t cfg_cc_strs[] = {
 #define OPT   CYAML_FLAG_OPTIONAL
 #define PTR   CYAML_FLAG_POINTER
 #define STR(key, flags, st, m) \
-	CYAML_FIELD_STRING_PTR(key, (flags) | PTR, st, m, 1, CYAML_UNLIMITED)
+	CYAML_FIELD_STRING_PTR(key, (flags) | PTR, st, m, 1, CFG_STR_MAX)
 
 static const cyaml_schema_value_t cfg_native_string = {
-	CYAML_VALUE_STRING(PTR, char, 1, CYAML_UNLIMITED),
+	CYAML_VALUE_STRING(PTR, char, 1, CFG_STR_MAX),
 };
 
 static const cyaml_schema_value_t cfg_native_uint = {
@@ -37,7 +37,7 @@ static const cyaml_schema_field_t cfg_native_eal_fields[] = {
 	CYAML_FIELD_UINT("memory_mb", OPT, struct cfg_native_eal, memory_mb),
 	CYAML_FIELD_BOOL("no_pci", OPT, struct cfg_native_eal, no_pci),
 	CYAML_FIELD_SEQUENCE_COUNT("args", OPT | PTR, struct cfg_native_eal, args, n_args,
-				   &cfg_native_string, 0, CYAML_UNLIMITED),
+				   &cfg_native_string, 0, CFG_LIST_MAX),
 	CYAML_FIELD_END
 };
 
@@ -55,17 +55,31 @@ static const cyaml_schema_value_t cfg_native_port_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_native_port, cfg_native_port_fields),
 };
 
+static const cyaml_schema_field_t cfg_native_neigh_fields[] = {
+	STR("address", 0, struct cfg_native_neigh, address),
+	STR("mac", 0, struct cfg_native_neigh, mac),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t cfg_native_neigh_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_native_neigh, cfg_native_neigh_fields),
+};
+
 const cyaml_schema_field_t cfg_native_fields[] = {
 	CYAML_FIELD_MAPPING("eal", OPT, struct cfg_native, eal, cfg_native_eal_fields),
 	CYAML_FIELD_SEQUENCE_COUNT("ports", PTR, struct cfg_native, ports, n_ports,
 				   &cfg_native_port_schema, 1, 16),
 	CYAML_FIELD_SEQUENCE_COUNT("cpus", OPT | PTR, struct cfg_native, cpus, n_cpus,
-				   &cfg_native_uint, 1, CYAML_UNLIMITED),
+				   &cfg_native_uint, 1, CFG_LIST_MAX),
 	CYAML_FIELD_UINT("idle_polls", OPT, struct cfg_native, idle_polls),
 	CYAML_FIELD_UINT("idle_pause_us", OPT, struct cfg_native, idle_pause_us),
 	CYAML_FIELD_UINT("mbufs", OPT, struct cfg_native, mbufs),
 	CYAML_FIELD_ENUM("cc", OPT | CYAML_FLAG_STRICT, struct cfg_native, cc, cfg_cc_strs,
 			 CYAML_ARRAY_LEN(cfg_cc_strs)),
+	CYAML_FIELD_UINT("max_conns", OPT, struct cfg_native, max_conns),
+	CYAML_FIELD_UINT("syn_backlog", OPT, struct cfg_native, syn_backlog),
+	/* the stack's table holds 64 (NET_MAX_STATIC_NEIGH) */
+	CYAML_FIELD_SEQUENCE_COUNT("neighbours", OPT | PTR, struct cfg_native, neighbours, n_neighbours,
+				   &cfg_native_neigh_schema, 0, 64),
 	CYAML_FIELD_END
 };
 
@@ -228,6 +242,52 @@ static int cfg_check_port(struct cfg_ld *ld, struct cfg *c, unsigned i)
 	return 0;
 }
 
+/* Static neighbour i: an address on a port's network (or IPv6
+ * link-local), a unicast MAC, listed once. */
+static int cfg_check_neigh(struct cfg_ld *ld, struct cfg *c, unsigned i)
+{
+	struct cfg_native_neigh *nb = &c->native->neighbours[i];
+	char p[CFG_PATH_MAX];
+	bool ok = false;
+
+	snprintf(p, sizeof(p), "native.neighbours[%u]", i);
+	nb->line = cfg_line(ld, p, false, false);
+	snprintf(p, sizeof(p), "native.neighbours[%u].address", i);
+	if (inet_pton(AF_INET, nb->address, nb->addr) == 1) {
+		nb->v6 = false;
+	} else if (inet_pton(AF_INET6, nb->address, nb->addr) == 1) {
+		nb->v6 = true;
+	} else {
+		return cfg_err(ld, p, "cannot parse '%s' (expected an IPv4 or IPv6 address, no "
+			       "prefix or port)", nb->address);
+	}
+	if (nb->v6 ? nb->addr[0] == 0xff : (nb->addr[0] >= 224 || nb->addr[0] == 0 ||
+					    nb->addr[0] == 127))
+		return cfg_err(ld, p, "'%s' is not a unicast host address", nb->address);
+	for (unsigned j = 0; j < c->native->n_ports && !ok; j++) {
+		const struct cfg_native_port *pt = &c->native->ports[j];
+
+		if (!nb->v6)
+			ok = pt->has_ip4 && cfg_same_net(nb->addr, pt->ip4, pt->ip4_prefix);
+		else
+			ok = pt->has_ip6 && ((nb->addr[0] == 0xfe && (nb->addr[1] & 0xc0) == 0x80) ||
+					     cfg_same_net(nb->addr, pt->ip6, pt->ip6_prefix));
+	}
+	if (!ok)
+		return cfg_err(ld, p, "'%s' is on no native port's network (a neighbour is "
+			       "on-link: a gateway or a backend next to sluice)", nb->address);
+	for (unsigned j = 0; j < i; j++)
+		if (c->native->neighbours[j].v6 == nb->v6 &&
+		    !memcmp(c->native->neighbours[j].addr, nb->addr, nb->v6 ? 16 : 4))
+			return cfg_err(ld, p, "'%s' is already native.neighbours[%u] (line %u)",
+				       nb->address, j, c->native->neighbours[j].line);
+	snprintf(p, sizeof(p), "native.neighbours[%u].mac", i);
+	if (cfg_parse_mac(nb->mac, nb->mac_addr) < 0)
+		return cfg_err(ld, p, "'%s' is not a unicast MAC address (expected six hex "
+			       "pairs, e.g. 02:00:5e:00:53:01)", nb->mac);
+	return 0;
+}
+
 /* The address of sockaddr ss: family (AF_INET, AF_INET6) and bytes. */
 static const unsigned char *cfg_sa_bytes(const struct sockaddr_storage *ss)
 {
@@ -332,6 +392,12 @@ int cfg_check_native(struct cfg_ld *ld, struct cfg *c)
 		return rc;
 	if (!cfg_present(ld, "native.cc"))
 		n->cc = CFG_CC_CUBIC;
+	if ((rc = cfg_uint(ld, "native.max_conns", &n->max_conns, 65536, 16, 1u << 22)) ||
+	    (rc = cfg_uint(ld, "native.syn_backlog", &n->syn_backlog, 128, 1, 65536)))
+		return rc;
+	for (unsigned i = 0; i < n->n_neighbours; i++)
+		if ((rc = cfg_check_neigh(ld, c, i)))
+			return rc;
 	for (unsigned i = 0; i < c->n_listeners; i++)
 		if ((rc = cfg_check_native_listener(ld, c, i)))
 			return rc;

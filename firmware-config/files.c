@@ -40,10 +40,16 @@ static int read_disk(const char *path, char **out, size_t *len, struct stat *st)
 				rc = -EFBIG;
 				goto out;
 			}
-			q = realloc(p, cap ? cap * 2 : 8192);
-			if (!q) {
+			/* Not realloc: it would free the old block with a
+			 * key in it, unwiped. */
+			if (!(q = malloc(cap ? cap * 2 : 8192))) {
 				rc = -ENOMEM;
 				goto out;
+			}
+			if (p) {
+				memcpy(q, p, n);
+				explicit_bzero(p, cap);
+				free(p);
 			}
 			p = q;
 			cap = cap ? cap * 2 : 8192;
@@ -148,6 +154,7 @@ int cfg_files_put(struct cfg_files *b, const char *path, const char *data, size_
 	memcpy(copy, data, len);
 	copy[len] = 0;
 	if (!f && !(f = files_new(b, path))) {
+		explicit_bzero(copy, len);
 		free(copy);
 		return -ENOMEM;
 	}

@@ -23,11 +23,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -50,6 +53,10 @@ static struct {
 	/* what the ticks need of the configuration (copied: it may be freed) */
 	struct cfg fc;           /* path, tickets, control.ticket_keys; files NULL */
 	struct stat file_st;     /* of the key file's version loaded */
+	/* Re-reads of the key file that failed (main thread only; read by
+	 * the control thread: atomic), and whether the failure was logged. */
+	_Atomic unsigned long long file_errors;
+	bool file_err_said;
 	unsigned rotate, lifetime;
 } TK = { .lock = PTHREAD_RWLOCK_INITIALIZER, .key = tk_store.v };
 
@@ -195,6 +202,9 @@ int tls_resume_init(const struct cfg *c, void (*log)(int, const char *, ...),
 	if (c->tickets.key_file) {
 		char e[512];
 
+		/* Read as root now, re-read as user: later: that user's file. */
+		if (!c->files && geteuid() == 0 && (n = tls_ticket_file_owner_check(c, err, errlen)) < 0)
+			return n;
 		if ((n = tls_ticket_file_read(c, keys, now, &TK.file_st, e, sizeof(e))) < 0) {
 			snprintf(err, errlen, "%s:%u: tickets.key_file: %s", c->path,
 				 c->tickets.key_file_line, e);
@@ -218,6 +228,25 @@ int tls_resume_init(const struct cfg *c, void (*log)(int, const char *, ...),
 	return 0;
 }
 
+/* A re-read of the key file failed: counted every time, said once (and
+ * again after a success or a change), loudly: rotation has stopped. */
+static void tk_file_error(const char *why)
+{
+	atomic_fetch_add(&TK.file_errors, 1);
+	if (TK.file_err_said)
+		return;
+	TK.file_err_said = true;
+	tk_log(3 /* LOG_ERR */, "tickets: %s:%u: tickets.key_file: cannot re-read it as uid %u: "
+	       "%s; key rotation has stopped, the keys loaded before stay (the file must "
+	       "belong to the user: sluice runs as, mode 600)", TK.fc.path,
+	       TK.fc.tickets.key_file_line, (unsigned)geteuid(), why);
+}
+
+unsigned long long tls_resume_file_errors(void)
+{
+	return atomic_load(&TK.file_errors);
+}
+
 /* The key file changed on disk: read it again; a bad version is reported
  * once and the keys loaded before stay. */
 static void tk_tick_file(long long now)
@@ -227,19 +256,24 @@ static void tk_tick_file(long long now)
 	char e[512];
 	int n;
 
-	if (stat(TK.fc.tickets.key_file, &st) < 0 ||
-	    (st.st_ino == TK.file_st.st_ino && st.st_size == TK.file_st.st_size &&
+	if (stat(TK.fc.tickets.key_file, &st) < 0) {
+		snprintf(e, sizeof(e), "%s: %s", TK.fc.tickets.key_file, strerror(errno));
+		tk_file_error(e);
+		return;
+	}
+	if ((st.st_ino == TK.file_st.st_ino && st.st_size == TK.file_st.st_size &&
 	     st.st_mode == TK.file_st.st_mode &&
 	     st.st_mtim.tv_sec == TK.file_st.st_mtim.tv_sec &&
 	     st.st_mtim.tv_nsec == TK.file_st.st_mtim.tv_nsec))
 		return;
 	if ((n = tls_ticket_file_read(&TK.fc, keys, now, NULL, e, sizeof(e))) < 0) {
-		tk_log(4 /* LOG_WARNING */, "tickets: %s:%u: tickets.key_file: %s; the keys "
-		       "loaded before stay", TK.fc.path, TK.fc.tickets.key_file_line, e);
-		TK.file_st = st; /* say it once per change */
+		TK.file_st = st; /* once per change */
+		TK.file_err_said = false;
+		tk_file_error(e);
 		OPENSSL_cleanse(keys, sizeof(keys));
 		return;
 	}
+	TK.file_err_said = false;
 	pthread_rwlock_wrlock(&TK.lock);
 	if (TK.src == TLS_TICKETS_FILE)
 		tk_swap_locked(keys, (unsigned)n);
@@ -298,6 +332,12 @@ void tls_resume_tick(long long now)
 	else if (gone)
 		tk_log(6, "tickets: %u expired key%s wiped; %u in use", gone, gone == 1 ? "" : "s",
 		       n);
+}
+
+const void *tls_resume_store(size_t *len)
+{
+	*len = sizeof(tk_store.v);
+	return tk_store.v;
 }
 
 int tls_resume_rotate_now(void)

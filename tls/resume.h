@@ -107,10 +107,22 @@ int tls_resume_setup(SSL_CTX *ctx);
 struct stat;
 int tls_ticket_file_read(const struct cfg *c, struct tls_ticket_key *keys, long long now,
 			 struct stat *st_out, char *err, size_t errlen);
+/* The key file of c, if any, belongs to c->user (who re-reads it once root
+ * is dropped) and every folder above it lets that user through; 0, or <0
+ * with "FILE:LINE: tickets.key_file: reason and the fix" in err. */
+int tls_ticket_file_owner_check(const struct cfg *c, char *err, size_t errlen);
 /* For sluice-control's checks of a reload: the key file of c, if any, is
  * readable and well-formed; 0, or <0 with "FILE:LINE: tickets.key_file:
  * reason" in err. */
 int tls_ticket_file_check(const struct cfg *c, char *err, size_t errlen);
+
+/* Re-reads of tickets.key_file that failed since start (each is logged
+ * once, loudly: rotation has stopped until the file is readable). */
+unsigned long long tls_resume_file_errors(void);
+
+/* For the unit tests: the ring's storage, every slot (used or not), to
+ * check that a retired key left no byte behind. */
+const void *tls_resume_store(size_t *len);
 
 int sesscache_init(unsigned entries);
 void sesscache_fini(void);

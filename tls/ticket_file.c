@@ -21,6 +21,9 @@
  * 077): a ticket key decrypts every session it sealed.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,9 @@ static int tk_file_load(const struct cfg *c, char **data, size_t *len, unsigned 
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return rc;
 	}
+	/* Unbuffered: stdio's buffer would be freed by fclose with the keys
+	 * in it. */
+	setvbuf(f, NULL, _IONBF, 0);
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
 		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
 		snprintf(err, errlen, "%s: %s", path,
@@ -250,6 +256,77 @@ int tls_ticket_file_read(const struct cfg *c, struct tls_ticket_key *keys, long 
 	return rc;
 }
 
+/* May user (uid, its groups) search directory st? */
+static bool tk_dir_searchable(const struct stat *st, uid_t uid, const gid_t *groups, int ng)
+{
+	if (st->st_uid == uid)
+		return st->st_mode & S_IXUSR;
+	for (int i = 0; i < ng; i++)
+		if (groups[i] == st->st_gid)
+			return st->st_mode & S_IXGRP;
+	return st->st_mode & S_IXOTH;
+}
+
+/*
+ * The dataplane reads the key file as root at start, then re-reads it as
+ * `user:` when it changes (issue 12, finding 5): the file must be that
+ * user's (group and others are refused anyway), and every folder above it
+ * searchable by it. Else a key file root alone may read would silently
+ * stop rotation at its first change.
+ */
+int tls_ticket_file_owner_check(const struct cfg *c, char *err, size_t errlen)
+{
+	const char *path = c->tickets.key_file;
+	gid_t groups[64];
+	int ng = 64;
+	struct passwd *pw;
+	struct stat st;
+	char dir[4096], *slash;
+
+	if (!c->tickets.enabled || !path || !c->user)
+		return 0;
+	if (!(pw = getpwnam(c->user))) {
+		snprintf(err, errlen, "%s:%u: tickets.key_file: no such user '%s' (user:)", c->path,
+			 c->tickets.key_file_line, c->user);
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0)
+		return 0;
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "%s:%u: tickets.key_file: %s: %s", c->path,
+			 c->tickets.key_file_line, path, strerror(errno));
+		return -errno;
+	}
+	if (st.st_uid != pw->pw_uid) {
+		snprintf(err, errlen, "%s:%u: tickets.key_file: %s belongs to uid %u, but sluice runs "
+			 "as user '%s' (uid %u) once started and re-reads the file when it changes: "
+			 "chown %s %s (mode 600), or leave tickets.key_file out and let "
+			 "sluice-control make and push the keys", c->path, c->tickets.key_file_line,
+			 path, (unsigned)st.st_uid, c->user, (unsigned)pw->pw_uid, c->user, path);
+		return -EACCES;
+	}
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
+		ng = 64;        /* more than 64 groups: the first 64 */
+	snprintf(dir, sizeof(dir), "%s", path);
+	while ((slash = strrchr(dir, '/'))) {
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(dir[0] ? dir : ".", &st) == 0 &&
+		    !tk_dir_searchable(&st, pw->pw_uid, groups, ng)) {
+			snprintf(err, errlen, "%s:%u: tickets.key_file: user '%s' cannot reach %s: "
+				 "folder %s (mode %04o, uid %u) is closed to it; open it (chmod o+x) "
+				 "or move the file", c->path, c->tickets.key_file_line, c->user,
+				 path, dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+			return -EACCES;
+		}
+		if (!strcmp(dir, "/"))
+			break;
+	}
+	return 0;
+}
+
 int tls_ticket_file_check(const struct cfg *c, char *err, size_t errlen)
 {
 	struct tls_ticket_key keys[TLS_TICKET_KEYS_MAX];
@@ -262,6 +339,8 @@ int tls_ticket_file_check(const struct cfg *c, char *err, size_t errlen)
 	 * keeps the keys it has and re-reads the file itself if it can. */
 	if (c->files && !cfg_files_find(c->files, c->tickets.key_file))
 		return 0;
+	if ((rc = tls_ticket_file_owner_check(c, err, errlen)) < 0)
+		return rc;
 	rc = tls_ticket_file_read(c, keys, 0, NULL, e, sizeof(e));
 	OPENSSL_cleanse(keys, sizeof(keys));
 	if (rc < 0) {

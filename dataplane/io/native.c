@@ -57,8 +57,9 @@ int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t 
 	for (unsigned i = 0; i < nc->n_pq; i++) {
 		struct nat_pq *q = &nc->pq[i];
 		const struct cfg_native_port *pc = q->port->cfg;
+		struct net_neigh nb[NET_MAX_STATIC_NEIGH];
 		struct net_config nf;
-		unsigned k;
+		unsigned k, nn = 0;
 		int rc;
 
 		memset(&nf, 0, sizeof(nf));
@@ -80,6 +81,22 @@ int nat_stacks_init(struct nat_core *nc, const struct cfg *c, char *err, size_t 
 		nf.tx_ctx = q;
 		nf.cycles = nat_cycles;
 		nf.tcp.cc = c->native->cc == CFG_CC_NEWRENO ? NET_CC_NEWRENO : NET_CC_CUBIC;
+		nf.tcp.max_conns = c->native->max_conns;
+		nf.tcp.syn_backlog = c->native->syn_backlog;
+		/* the static neighbours of the families this port has */
+		for (k = 0; k < c->native->n_neighbours && nn < NET_MAX_STATIC_NEIGH; k++) {
+			const struct cfg_native_neigh *cn = &c->native->neighbours[k];
+
+			if (cn->v6 ? !pc->has_ip6 : !pc->has_ip4)
+				continue;
+			memset(&nb[nn], 0, sizeof(nb[nn]));
+			nb[nn].addr.family = cn->v6 ? NET_AF6 : NET_AF4;
+			memcpy(nb[nn].addr.a, cn->addr, cn->v6 ? 16 : 4);
+			memcpy(nb[nn].mac, cn->mac_addr, 6);
+			nn++;
+		}
+		nf.neigh = nb;
+		nf.n_neigh = nn;
 		q->st = net_stack_new(&nf, t);
 		if (!q->st) {
 			snprintf(err, errlen, "%s:%u: native.ports[%u]: the stack refuses this "

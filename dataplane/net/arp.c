@@ -1,6 +1,8 @@
 /*
  * ARP (RFC 826) for Ethernet and IPv4: answers requests for our address,
  * learns from replies and from requests aimed at us, asks for next hops.
+ * Packets for another target teach nothing (no merge from traffic between
+ * others); what a packet for us may change is neigh.c's rule.
  */
 #include "net/net_int.h"
 
@@ -73,14 +75,17 @@ void arp_input(struct net_stack *st, const uint8_t *p, uint32_t len)
 	}
 	memcpy(spa.a, p + 14, 4);
 	for_us = memcmp(p + 24, st->cfg.ip4, 4) == 0;
-	/* Merge, then add if we are the target. A probe (sender 0.0.0.0,
-	 * RFC 5227 §2.1.1) teaches nothing. */
-	if (memcmp(spa.a, zero4, 4) != 0)
-		neigh_update(st, &spa, p + 8, for_us);
 	if (!for_us) {
 		net_count(st, NET_C_drop_arp_not_for_us);
 		return;
 	}
+	/* RFC 826: merge, then add when we are the target of a request; a
+	 * reply must answer a question of ours (neigh.c drops the others).
+	 * ARP has no flags: a packet for us from the known MAC confirms it.
+	 * A probe (sender 0.0.0.0, RFC 5227 §2.1.1) teaches nothing. */
+	if (memcmp(spa.a, zero4, 4) != 0)
+		neigh_update(st, &spa, p + 8,
+			     NU_OVERRIDE | NU_SOLICITED | (op == ARP_REQUEST ? NU_CREATE : 0));
 	if (op == ARP_REQUEST) {
 		net_count(st, NET_C_arp_request_rx);
 		arp_send(st, ARP_REPLY, p + 8, p + 8, p + 14);

@@ -88,8 +88,10 @@ static void ndp_ns(struct net_stack *st, const struct net_addr *src, const uint8
 		net_count(st, NET_C_drop_ndp_not_for_us);
 		return;
 	}
+	/* RFC 4861 §7.2.3: the solicitation's SLLA creates or overrides
+	 * (within neigh.c's rule: a reachable entry is probed first) */
 	if (slla && !(slla[0] & 1))
-		neigh_update(st, src, slla, true);
+		neigh_update(st, src, slla, NU_CREATE | NU_OVERRIDE);
 	/* RFC 4861 §7.2.4: to the soliciter, or to all nodes for DAD */
 	if (dad) {
 		dst.a[0] = 0xff;
@@ -121,8 +123,12 @@ static void ndp_na(struct net_stack *st, const uint8_t *ip, const uint8_t *p, ui
 	}
 	memcpy(target.a, p + 8, 16);
 	net_count(st, NET_C_ndp_na_rx);
+	/* RFC 4861 §7.2.5: the Solicited flag confirms, the Override flag
+	 * allows a new address; none is created from an advertisement. An
+	 * NA without TLLA carries no address to learn. */
 	if (tlla && !(tlla[0] & 1))
-		neigh_update(st, &target, tlla, false);
+		neigh_update(st, &target, tlla, ((p[4] & NA_SOLICITED) ? NU_SOLICITED : 0) |
+						 ((p[4] & NA_OVERRIDE) ? NU_OVERRIDE : 0));
 }
 
 /* NS or NA; ip is the IPv6 header, p the ICMPv6 message (checksum checked). */

@@ -59,8 +59,17 @@ struct tcp_params {
 	uint32_t syn_retries;      /* 6 */
 	uint32_t data_retries;     /* RTO expiries before giving up: 15 */
 	uint32_t syn_backlog;      /* half-open connections per listener before SYN cookies: 128 */
-	uint32_t max_conns;        /* connections per stack: 65536 */
-	uint32_t challenge_ack_limit; /* RFC 5961 §7 challenge ACKs per second: 1000 */
+	uint32_t max_conns;        /* connections per stack: 65536. Not counted: TIME_WAIT
+				      (at most max_conns records are kept, the oldest is
+				      recycled beyond) and half-open passive ones (bounded
+				      by syn_backlog per listener) */
+	uint32_t challenge_ack_limit; /* RFC 5961 §7 challenge ACKs per second: 1000 on
+					 average (each second's budget is drawn at random
+					 in [limit/2, limit*3/2), CVE-2016-5696) */
+	uint32_t challenge_ack_conn_us; /* least time between two challenge ACKs of one
+					   connection (Linux's tcp_invalid_ratelimit): 500 ms */
+	uint32_t pmtu_age_us;      /* a path MTU learnt from ICMP is raised back to the
+				      link's after this (RFC 1191 §6.3, RFC 8201 §4): 10 min */
 	uint16_t port_lo, port_hi; /* ephemeral ports: 32768..60999 */
 	uint8_t cc;                /* enum net_cc: NEWRENO */
 	bool no_sack;              /* don't offer/accept SACK (RFC 2018) */
@@ -69,6 +78,13 @@ struct tcp_params {
 	bool nagle;                /* Nagle's algorithm (RFC 9293 §3.7.4); off by default */
 	uint8_t syncookies;        /* 0: when the SYN queue is full, 1: always, 2: never */
 };
+
+/* A static neighbour: ARP and NDP never change it (net_config.neigh). */
+struct net_neigh {
+	struct net_addr addr;
+	uint8_t mac[6];
+};
+#define NET_MAX_STATIC_NEIGH 64
 
 struct net_config {
 	uint8_t mac[6];
@@ -87,6 +103,9 @@ struct net_config {
 	 * call to the stack and to the connection it served. */
 	uint64_t (*cycles)(void *ctx);
 	void *cycles_ctx;
+	/* Static neighbours (copied): at most NET_MAX_STATIC_NEIGH. */
+	const struct net_neigh *neigh;
+	uint32_t n_neigh;
 	struct tcp_params tcp;
 };
 
@@ -122,6 +141,15 @@ struct net_cycle_stats {
 };
 void net_cycle_stats(const struct net_stack *st, struct net_cycle_stats *out);
 
+/* Connections held by the stack: counted against max_conns, and in
+ * TIME_WAIT (not counted, holding no buffers); bytes of send and receive
+ * buffers allocated. */
+struct net_conn_stats {
+	uint32_t conns, timewait;
+	uint64_t buf_bytes;
+};
+void net_conn_stats(const struct net_stack *st, struct net_conn_stats *out);
+
 /* Add the stack's configured addresses to *a (family as asked). Returns 0 or -EAFNOSUPPORT. */
 int net_local_addr(const struct net_stack *st, uint8_t family, struct net_addr *a);
 
@@ -141,9 +169,11 @@ extern const char *const tcp_state_names[TCPS__NSTATES];
  * Events of one connection. ctx is the pointer given with the ops.
  * closed() says the connection ended without tcp_close(): err 0 when both
  * directions finished (at the end of TIME-WAIT or LAST-ACK), else
- * -ECONNRESET, -ETIMEDOUT or -ECONNREFUSED. An orderly end with received
- * bytes still unread calls nothing: they stay readable, and tcp_close()
- * lets go. After closed() returns, or after tcp_close() or tcp_abort(),
+ * -ECONNRESET, -ETIMEDOUT or -ECONNREFUSED. An end (orderly, or a reset
+ * or timeout) with received bytes still unread calls nothing but data():
+ * the bytes stay readable, tcp_read() returns them and then the error
+ * (-ECONNRESET, -ETIMEDOUT) or, after an orderly end, 0 with tcp_eof();
+ * tcp_close() lets go. After closed() returns, or after tcp_close() or tcp_abort(),
  * the handle is gone and no callback names it again.
  */
 struct tcp_ops {
@@ -179,7 +209,11 @@ struct tcp_connect_req {
 	void *ctx;
 };
 /* Active open: sends the SYN. Returns 0 and *out, or -EADDRNOTAVAIL (no
- * local address or no port left), -EADDRINUSE (lport taken), -ENOMEM. */
+ * local address or no port left), -EADDRINUSE (lport taken), -ENOMEM
+ * (also: max_conns reached). An ephemeral port whose 4-tuple is in
+ * TIME_WAIT is reused when no free one is left (RFC 6191, as Linux's
+ * tcp_tw_reuse): a connection with timestamps idle for 1 s first, else the
+ * oldest; the new ISN starts above the old sequence space. */
 int tcp_connect(struct net_stack *st, const struct tcp_connect_req *req, struct tcp_conn **out);
 
 void tcp_set_ops(struct tcp_conn *c, const struct tcp_ops *ops, void *ctx);
@@ -187,7 +221,8 @@ void tcp_set_ops(struct tcp_conn *c, const struct tcp_ops *ops, void *ctx);
  * full, writable() follows), or -ENOTCONN, -EPIPE (after shutdown). */
 ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len);
 /* Copy up to len received bytes out. Returns bytes (0: none now; see
- * tcp_eof) or -ENOTCONN. */
+ * tcp_eof), -ENOTCONN, or once every byte is read the error that ended
+ * the connection (-ECONNRESET, -ETIMEDOUT). */
 ssize_t tcp_read(struct tcp_conn *c, void *buf, size_t len);
 /* Bytes waiting to be read; free send-buffer space. */
 uint32_t tcp_readable(const struct tcp_conn *c);

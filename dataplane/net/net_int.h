@@ -57,6 +57,9 @@ enum neigh_state {
 	NEIGH_INCOMPLETE,            /* request sent, packets queued */
 	NEIGH_REACHABLE,             /* confirmed within the reachable time */
 	NEIGH_STALE,                 /* usable; re-probed on use (RFC 4861 §7.3.3) */
+	NEIGH_PROBE,                 /* an answer named another MAC: the known one is
+					used and asked again until it stops answering */
+	NEIGH_STATIC,                /* configured: never changed, expired or evicted */
 };
 
 struct neigh {
@@ -164,6 +167,13 @@ struct tcp_conn {
 	bool in_recovery;            /* fast recovery (RFC 6582 or RFC 6675) */
 	bool want_writable;          /* a tcp_send came up short */
 	bool rtt_timing;             /* a segment is timed (no timestamps) */
+	bool in_tw;                  /* on the stack's TIME_WAIT list */
+	int soft_err;                /* ended by reset/timeout with bytes unread: tcp_read's
+					error once they are read */
+	struct tcp_conn *tw_prev, *tw_next; /* TIME_WAIT list, oldest first */
+	uint64_t tw_us;              /* entered TIME_WAIT */
+	uint64_t chack_us;           /* last challenge ACK (RFC 5961 §7 per connection) + 1 */
+	uint64_t pmtu_us;            /* last PMTU reduction (RFC 1191 §6.3 aging) */
 	struct tcp_timer tm[TCP_T__N];
 
 	/* Send sequence space, RFC 9293 §3.3.1 */
@@ -242,7 +252,12 @@ struct net_stack {
 	struct tcp_conn *graveyard;
 	struct wheel wheel;
 	uint64_t chack_second;       /* RFC 5961 §7 rate limit window */
-	uint32_t chack_count;
+	uint32_t chack_budget;       /* challenge ACKs left in this second */
+	uint32_t ntw;                /* connections in TIME_WAIT (in nconns, not in max_conns) */
+	uint32_t nhalf;              /* passive opens in SYN-RECEIVED (in nconns, not in
+					max_conns: bounded by each listener's syn_backlog) */
+	uint64_t buf_bytes;          /* send + receive buffers allocated */
+	struct tcp_conn *tw_head, *tw_tail; /* TIME_WAIT, oldest first */
 	uint32_t port_next;          /* RFC 6056 alg. 3 counter */
 	struct net_cycle_stats cyc;
 	struct tcp_conn *cur;        /* the connection the current frame went to */
@@ -278,7 +293,12 @@ int net_src_for(const struct net_stack *st, const struct net_addr *dst, struct n
 /* neigh.c */
 void neigh_resolve_output(struct net_stack *st, const struct net_addr *nexthop,
 			  uint8_t *frame, uint32_t len, uint16_t type);
-void neigh_update(struct net_stack *st, const struct net_addr *a, const uint8_t mac[6], bool solicited);
+/* How an ARP/NDP message may change an entry (neigh_update's how). */
+#define NU_CREATE    1           /* may create one: a request naming us (RFC 826), an NS (RFC 4861 §7.2.3) */
+#define NU_SOLICITED 2           /* answers a question of ours: ARP reply to us, NA with S */
+#define NU_OVERRIDE  4           /* may replace a known MAC: ARP for us, NA with O, NS */
+void neigh_update(struct net_stack *st, const struct net_addr *a, const uint8_t mac[6], unsigned how);
+int neigh_add_static(struct net_stack *st, const struct net_neigh *n);
 void neigh_poll(struct net_stack *st);
 void neigh_free_all(struct net_stack *st);
 struct neigh *neigh_lookup(struct net_stack *st, const struct net_addr *a);
@@ -339,6 +359,11 @@ struct tcp_conn *tcp_conn_new(struct net_stack *st, const struct tcp_tuple *t);
 int tcp_conn_buffers(struct tcp_conn *c);
 void tcp_set_state(struct tcp_conn *c, uint8_t state);
 void tcp_conn_destroy(struct tcp_conn *c);
+void tcp_tw_trim(struct tcp_conn *c);
+static inline uint32_t net_active_conns(const struct net_stack *st)
+{
+	return st->nconns - st->ntw - st->nhalf;
+}
 void tcp_conn_fail(struct tcp_conn *c, int err);
 void tcp_established(struct tcp_conn *c);
 void net_reap(struct net_stack *st);

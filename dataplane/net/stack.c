@@ -45,6 +45,8 @@ static int params_fill(struct tcp_params *tp)
 	DEF(syn_backlog, 128);
 	DEF(max_conns, 65536);
 	DEF(challenge_ack_limit, 1000);
+	DEF(challenge_ack_conn_us, 500000);
+	DEF(pmtu_age_us, 600000000u);
 	DEF(port_lo, 32768);
 	DEF(port_hi, 60999);
 	if (!pow2(tp->sndbuf) || !pow2(tp->rcvbuf) || tp->sndbuf < 4096 || tp->rcvbuf < 4096 ||
@@ -99,7 +101,13 @@ struct net_stack *net_stack_new(const struct net_config *cfg, uint64_t now_us)
 		st->ip4_bcast[i] = (uint8_t)(st->cfg.ip4[i] | (uint8_t)(mask >> (24 - 8 * i)));
 	st->now_us = now_us;
 	wheel_init(&st->wheel, now_us / 1000);
-	st->chack_second = now_us / 1000000;
+	st->chack_second = UINT64_MAX; /* the first challenge draws a budget */
+	if (cfg->n_neigh > NET_MAX_STATIC_NEIGH || (cfg->n_neigh && !cfg->neigh))
+		goto inval;
+	st->cfg.neigh = NULL;         /* copied into the table below, not kept */
+	for (i = 0; i < (int)cfg->n_neigh; i++)
+		if (neigh_add_static(st, &cfg->neigh[i]) < 0)
+			goto inval;
 	st->port_next = (uint32_t)siphash24(st->cfg.secret, "ports", 5);
 	if (flow_init(st) < 0) {
 		free(st);
@@ -156,6 +164,14 @@ void net_poll(struct net_stack *st, uint64_t now_us)
 	}
 	if (--st->depth == 0)
 		net_reap(st);
+}
+
+/* Connections against max_conns, in TIME_WAIT, and their buffers. */
+void net_conn_stats(const struct net_stack *st, struct net_conn_stats *out)
+{
+	out->conns = net_active_conns(st);
+	out->timewait = st->ntw;
+	out->buf_bytes = st->buf_bytes;
 }
 
 /* The counters, indexed by enum net_counter. */

@@ -90,15 +90,35 @@ void tcp_unlisten(struct tcp_listener *l)
 	leave(st);
 }
 
+/* May an active open take t's 4-tuple from the connection x now in
+ * TIME_WAIT there? As Linux's tcp_tw_reuse (tcp_twsk_unique): x used
+ * timestamps and heard nothing for a second, so the peer's PAWS (RFC 7323
+ * §5, Appendix B.2) tells the old incarnation's stray segments from the
+ * new one's, whose TSvals (same per-tuple offset, a later clock) and ISN
+ * (above x's SND.NXT, RFC 6191 §2) are both higher. x's bytes must all be
+ * read: a CLOSED object held for them cannot go. */
+static bool tw_reusable(const struct tcp_conn *x)
+{
+	return x->state == TCPS_TIME_WAIT && x->ts_ok && tcp_readable(x) == 0 &&
+	       x->st->now_us - x->last_rx_us >= 1000000;
+}
+
 /* RFC 6056 §3.3.3 (Algorithm 3): a keyed offset per destination plus a
  * counter, then the caller's predicate (e.g. "RSS brings it back to this
- * core"). Returns 0 or -EADDRNOTAVAIL. */
-static int pick_port(struct net_stack *st, struct tcp_tuple *t, const struct tcp_connect_req *r)
+ * core"). A port whose 4-tuple is in TIME_WAIT is taken when tw_reusable()
+ * says so; when every port is taken, the oldest TIME_WAIT among them is
+ * (a client that closes first leaves one per connection: ~470 closes a
+ * second would otherwise exhaust 28232 ports within 2 MSL). *tw is then
+ * the connection to end. Returns 0 or -EADDRNOTAVAIL. */
+static int pick_port(struct net_stack *st, struct tcp_tuple *t, const struct tcp_connect_req *r,
+		     struct tcp_conn **tw)
 {
-	uint32_t num = (uint32_t)st->tp.port_hi - st->tp.port_lo + 1, i;
+	uint32_t num = (uint32_t)st->tp.port_hi - st->tp.port_lo + 1, i, oldest_i = 0;
+	struct tcp_conn *oldest = NULL;
 	uint8_t k[36];
 	uint32_t off;
 
+	*tw = NULL;
 	memcpy(k, t->laddr.a, 16);
 	memcpy(k + 16, t->raddr.a, 16);
 	wr16(k + 32, t->rport);
@@ -106,23 +126,39 @@ static int pick_port(struct net_stack *st, struct tcp_tuple *t, const struct tcp
 	off = (uint32_t)siphash24(st->cfg.secret, k, sizeof(k));
 	for (i = 0; i < num; i++) {
 		uint16_t port = (uint16_t)(st->tp.port_lo + (off + st->port_next + i) % num);
+		struct tcp_conn *x;
 
 		t->lport = port;
-		if (flow_lookup(st, t))
+		x = flow_lookup(st, t);
+		if (x && (x->state != TCPS_TIME_WAIT || tcp_readable(x) > 0))
 			continue;
 		if (r->port_ok && !r->port_ok(r->port_arg, &t->laddr, port, &t->raddr, t->rport))
 			continue;
+		if (x && !tw_reusable(x)) {
+			if (!oldest || x->tw_us < oldest->tw_us) {
+				oldest = x;
+				oldest_i = i;
+			}
+			continue;
+		}
+		*tw = x;
 		st->port_next += i + 1;
 		return 0;
 	}
-	return -EADDRNOTAVAIL;
+	if (!oldest)
+		return -EADDRNOTAVAIL;
+	t->lport = oldest->t.lport;
+	*tw = oldest;
+	st->port_next += oldest_i + 1;
+	return 0;
 }
 
 /* Active open (RFC 9293 §3.10.1): pick the local address and port, send the SYN. */
 int tcp_connect(struct net_stack *st, const struct tcp_connect_req *r, struct tcp_conn **out)
 {
+	struct tcp_conn *c, *tw = NULL;
 	struct tcp_tuple t;
-	struct tcp_conn *c;
+	uint32_t tw_snd_nxt = 0;
 	int err;
 
 	memset(&t, 0, sizeof(t));
@@ -132,20 +168,33 @@ int tcp_connect(struct net_stack *st, const struct tcp_connect_req *r, struct tc
 	t.rport = r->rport;
 	if (net_src_for(st, &r->raddr, &t.laddr) < 0)
 		return -EADDRNOTAVAIL;
+	if (net_active_conns(st) >= st->tp.max_conns)
+		return -ENOMEM;
 	if (r->lport) {
 		t.lport = r->lport;
 		if (flow_lookup(st, &t))
 			return -EADDRINUSE;
-	} else if ((err = pick_port(st, &t, r)) < 0) {
+	} else if ((err = pick_port(st, &t, r, &tw)) < 0) {
 		return err;
 	}
-	c = tcp_conn_new(st, &t);
-	if (!c)
-		return -ENOMEM;
 	enter(st);
+	if (tw) {
+		/* RFC 6191 §2 / Linux: the new ISN above the old SND.NXT by
+		 * more than a window, so no old segment is in the new window. */
+		tw_snd_nxt = tw->snd_nxt;
+		net_count(st, NET_C_tcp_tw_reuse_connect);
+		tcp_conn_destroy(tw);
+	}
+	c = tcp_conn_new(st, &t);
+	if (!c) {
+		leave(st);
+		return -ENOMEM;
+	}
 	c->ops = r->ops;
 	c->ctx = r->ctx;
 	c->iss = tcp_isn(st, &t);
+	if (tw)
+		c->iss = tw_snd_nxt + 65535 + 2;
 	c->snd_una = c->iss;
 	c->snd_nxt = c->snd_max = c->snd_qend = c->iss + 1;
 	c->recover = c->iss;
@@ -188,6 +237,8 @@ static ssize_t send_inner(struct tcp_conn *c, const void *data, size_t len)
 {
 	uint32_t room, n, pos, first;
 
+	if (c->soft_err && !c->app_gone)
+		return c->soft_err;
 	if (c->app_gone || (c->state != TCPS_ESTABLISHED && c->state != TCPS_CLOSE_WAIT))
 		return c->fin_queued && !c->app_gone ? -EPIPE : -ENOTCONN;
 	if (c->fin_queued)
@@ -242,7 +293,7 @@ static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 	avail = tcp_readable(c);
 	n = len < avail ? (uint32_t)len : avail;
 	if (n == 0)
-		return 0;
+		return avail == 0 && c->soft_err ? c->soft_err : 0;
 	pos = c->rcv_read & (c->rbuf_size - 1);
 	first = c->rbuf_size - pos;
 	if (first > n)
@@ -250,6 +301,10 @@ static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 	memcpy(buf, c->rbuf + pos, first);
 	memcpy((uint8_t *)buf + first, c->rbuf, n - first);
 	c->rcv_read += n;
+	if (c->state == TCPS_TIME_WAIT && tcp_readable(c) == 0) {
+		tcp_tw_trim(c);
+		return n;
+	}
 	/* Window update when the right edge moves by a useful amount
 	 * (receiver SWS avoidance, RFC 9293 §3.8.6.2.2). */
 	edge = c->rcv_read + c->rbuf_size - (1u << c->rcv_ws);
@@ -318,6 +373,7 @@ void tcp_close(struct tcp_conn *c)
 	} else {
 		if (queue_fin(c))
 			tcp_output(c);
+		tcp_tw_trim(c);
 		if (c->state == TCPS_FIN_WAIT_2) {
 			c->rtx_mode = RTX_FINWAIT2;
 			tcp_arm(c, TCP_T_RTX, st->tp.fin_wait2_us);

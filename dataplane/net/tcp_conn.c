@@ -9,13 +9,13 @@
 #include "net/net_int.h"
 
 /* A connection for t, in the flow table, state CLOSED. NULL if the table is
- * full or memory is short. */
+ * full (max_conns, TIME_WAIT not counted) or memory is short. */
 struct tcp_conn *tcp_conn_new(struct net_stack *st, const struct tcp_tuple *t)
 {
 	struct tcp_conn *c;
 	int k;
 
-	if (st->nconns >= st->tp.max_conns)
+	if (net_active_conns(st) >= st->tp.max_conns)
 		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -55,7 +55,60 @@ int tcp_conn_buffers(struct tcp_conn *c)
 		c->sbuf = c->rbuf = NULL;
 		return -ENOMEM;
 	}
+	c->st->buf_bytes += (uint64_t)c->sbuf_size + c->rbuf_size;
 	return 0;
+}
+
+/* Give the buffers back (their sizes stay: the window still reads them). */
+static void free_sbuf(struct tcp_conn *c)
+{
+	if (c->sbuf) {
+		c->st->buf_bytes -= c->sbuf_size;
+		free(c->sbuf);
+		c->sbuf = NULL;
+	}
+}
+
+static void free_rbuf(struct tcp_conn *c)
+{
+	if (c->rbuf) {
+		c->st->buf_bytes -= c->rbuf_size;
+		free(c->rbuf);
+		c->rbuf = NULL;
+	}
+}
+
+/* A connection in TIME_WAIT holds no buffers: everything we sent is
+ * acknowledged (our FIN too), and the receive buffer goes as soon as the
+ * application has read it (a SYN flood's or a connection flood's TIME_WAITs
+ * would otherwise keep 2 x 256 KiB each for 2 MSL). */
+void tcp_tw_trim(struct tcp_conn *c)
+{
+	if (c->state != TCPS_TIME_WAIT)
+		return;
+	free_sbuf(c);
+	if (c->app_gone || tcp_readable(c) == 0)
+		free_rbuf(c);
+}
+
+/* Off the TIME_WAIT list. */
+static void tw_unlink(struct tcp_conn *c)
+{
+	struct net_stack *st = c->st;
+
+	if (!c->in_tw)
+		return;
+	if (c->tw_prev)
+		c->tw_prev->tw_next = c->tw_next;
+	else
+		st->tw_head = c->tw_next;
+	if (c->tw_next)
+		c->tw_next->tw_prev = c->tw_prev;
+	else
+		st->tw_tail = c->tw_prev;
+	c->tw_prev = c->tw_next = NULL;
+	c->in_tw = false;
+	st->ntw--;
 }
 
 /* Payload bytes per segment: RFC 9293 §3.7.1 Eff.snd.MSS =
@@ -99,10 +152,12 @@ void tcp_conn_destroy(struct tcp_conn *c)
 
 	if (c->dead)
 		return;
+	tw_unlink(c);
 	for (k = 0; k < TCP_T__N; k++)
 		timer_cancel(&c->tm[k].t);
 	if (c->lst) {
 		c->lst->nsynq--;
+		c->st->nhalf--;
 		c->lst = NULL;
 	}
 	c->state = TCPS_CLOSED;
@@ -126,6 +181,17 @@ void tcp_conn_fail(struct tcp_conn *c, int err)
 		net_count(c->st, NET_C_tcp_reset_rx_conn);
 	else if (err == -ETIMEDOUT)
 		net_count(c->st, NET_C_tcp_timeout);
+	/* Bytes received and acknowledged before the reset are the
+	 * application's: a backend's "250" followed by a RST is a delivered
+	 * message. They stay readable (the object stays, CLOSED), data() says
+	 * so, and tcp_read() gives the error after the last of them. */
+	if (!c->app_gone && tcp_readable(c) > 0) {
+		c->soft_err = err;
+		tcp_conn_destroy(c);
+		if (c->ops && c->ops->data)
+			c->ops->data(c, c->ctx);
+		return;
+	}
 	tcp_finish(c, err);
 	tcp_conn_destroy(c);
 }
@@ -137,6 +203,16 @@ void tcp_established(struct tcp_conn *c)
 {
 	struct tcp_listener *l = c->lst;
 
+	/* A half-open connection (SYN queue or cookie) takes a slot of
+	 * max_conns only now: a SYN flood's half-opens, bounded by
+	 * syn_backlog, never lock the table. Full: the peer hears a RST. */
+	if (c->passive && l && net_active_conns(c->st) >= c->st->tp.max_conns) {
+		net_count(c->st, NET_C_tcp_conn_limit_rst);
+		c->app_gone = true;
+		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+		tcp_conn_destroy(c);
+		return;
+	}
 	if (tcp_conn_buffers(c) < 0) {
 		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
 		tcp_conn_fail(c, -ENOMEM);
@@ -153,6 +229,7 @@ void tcp_established(struct tcp_conn *c)
 	if (c->passive) {
 		if (l) {
 			l->nsynq--;
+			c->st->nhalf--;
 			c->lst = NULL;
 		}
 		if (!l || l->accept(l->ctx, c) < 0) {
@@ -180,8 +257,8 @@ void net_reap(struct net_stack *st)
 
 	while ((c = st->graveyard)) {
 		st->graveyard = c->gnext;
-		free(c->sbuf);
-		free(c->rbuf);
+		free_sbuf(c);
+		free_rbuf(c);
 		free(c);
 	}
 }
@@ -190,9 +267,31 @@ void net_reap(struct net_stack *st)
  * it closes it or 2 MSL end the connection (closed(0) then). */
 void tcp_enter_timewait(struct tcp_conn *c)
 {
+	struct net_stack *st = c->st;
+
 	tcp_set_state(c, TCPS_TIME_WAIT);
 	timer_cancel(&c->tm[TCP_T_KEEP].t);
 	timer_cancel(&c->tm[TCP_T_DELACK].t);
 	c->rtx_mode = RTX_TIMEWAIT;
-	tcp_arm(c, TCP_T_RTX, 2ull * c->st->tp.msl_us); /* RFC 9293 §3.10.7.4: 2 MSL */
+	tcp_arm(c, TCP_T_RTX, 2ull * st->tp.msl_us); /* RFC 9293 §3.10.7.4: 2 MSL */
+	/* Out of max_conns, on the list (oldest first) that bounds how many
+	 * are kept, as Linux's tcp_max_tw_buckets: beyond max_conns of them
+	 * the oldest ends early. */
+	if (!c->in_tw) {
+		c->in_tw = true;
+		c->tw_us = st->now_us;
+		c->tw_prev = st->tw_tail;
+		c->tw_next = NULL;
+		if (st->tw_tail)
+			st->tw_tail->tw_next = c;
+		else
+			st->tw_head = c;
+		st->tw_tail = c;
+		st->ntw++;
+	}
+	tcp_tw_trim(c);
+	while (st->ntw > st->tp.max_conns && st->tw_head != c) {
+		net_count(st, NET_C_tcp_tw_recycled);
+		tcp_conn_destroy(st->tw_head);
+	}
 }

@@ -494,6 +494,7 @@ void tcp_pmtu(struct net_stack *st, const struct tcp_tuple *t, uint32_t seq, uin
 	net_count(st, NET_C_icmp_frag_needed);
 	net_count(st, NET_C_tcp_pmtu_reduced);
 	c->pmtu = (uint16_t)(mtu < min ? min : mtu);
+	c->pmtu_us = st->now_us;
 	c->snd_nxt = c->snd_una;
 	tcp_output(c);
 }

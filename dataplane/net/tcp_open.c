@@ -47,6 +47,7 @@ static void passive_init(struct tcp_conn *c, struct tcp_listener *l, uint32_t ir
 	c->passive = true;
 	c->lst = l;
 	l->nsynq++;
+	c->st->nhalf++;
 	c->irs = irs;
 	c->rcv_nxt = c->rcv_read = irs + 1;
 	c->rcv_adv = c->rcv_nxt + tcp_rcv_wnd(c);
@@ -55,6 +56,15 @@ static void passive_init(struct tcp_conn *c, struct tcp_listener *l, uint32_t ir
 	c->snd_nxt = c->snd_max = c->snd_qend = iss + 1;
 	c->recover = iss;
 	c->rtt_start_us = c->st->now_us;
+}
+
+/* max_conns connections are open: the peer hears so at once (a RST)
+ * instead of retrying a SYN into silence, and a connection flood costs no
+ * more than the answer. TIME_WAIT does not count (it is recycled). */
+static void table_full(struct net_stack *st, const struct tcp_seg *s)
+{
+	net_count(st, NET_C_tcp_conn_limit_rst);
+	tcp_send_rst_for(st, s);
 }
 
 /* The final ACK of a cookie handshake: rebuild the connection from it. */
@@ -75,9 +85,13 @@ static void cookie_ack(struct net_stack *st, struct tcp_listener *l, const struc
 		tcp_send_rst_for(st, s);
 		return;
 	}
+	if (net_active_conns(st) >= st->tp.max_conns) {
+		table_full(st, s);
+		return;
+	}
 	c = tcp_conn_new(st, &s->t);
 	if (!c) {
-		net_count(st, NET_C_drop_tcp_conn_limit);
+		net_count(st, NET_C_drop_tcp_conn_nomem);
 		return;
 	}
 	if (s->o.ts_ok && !st->tp.no_timestamps) {
@@ -127,8 +141,16 @@ void tcp_listen_input(struct net_stack *st, struct tcp_listener *l, const struct
 		net_count(st, NET_C_drop_tcp_no_conn);
 		return;
 	}
-	cookie = st->tp.syncookies == 1 ||
-		 (st->tp.syncookies == 0 && (l->nsynq >= st->tp.syn_backlog || st->nconns >= st->tp.max_conns));
+	if (net_active_conns(st) >= st->tp.max_conns) {
+		table_full(st, s);
+		return;
+	}
+	cookie = st->tp.syncookies == 1 || (st->tp.syncookies == 0 && l->nsynq >= st->tp.syn_backlog);
+	if (!cookie && l->nsynq >= st->tp.syn_backlog) {
+		/* cookies off: the SYN queue bounds half-open connections */
+		net_count(st, NET_C_drop_tcp_syn_backlog);
+		return;
+	}
 	if (cookie) {
 		uint16_t mss;
 		uint32_t isn = syncookie_make(st, &s->t, s->seq, s->o.mss_ok ? s->o.mss : 536, &mss);
@@ -142,7 +164,7 @@ void tcp_listen_input(struct net_stack *st, struct tcp_listener *l, const struct
 	}
 	c = tcp_conn_new(st, &s->t);
 	if (!c) {
-		net_count(st, NET_C_drop_tcp_conn_limit);
+		net_count(st, NET_C_drop_tcp_conn_nomem);
 		return;
 	}
 	negotiate(c, &s->o);

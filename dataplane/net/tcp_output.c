@@ -271,21 +271,38 @@ void tcp_send_ack(struct tcp_conn *c)
 	tcp_send_segment(c, c->snd_nxt, 0, 0);
 }
 
-/* RFC 5961 §7: challenge ACKs are limited per second, stack-wide. */
+/* RFC 5961 §7: challenge ACKs are rate-limited. A fixed stack-wide count
+ * per second is a side channel (CVE-2016-5696: an off-path prober counts
+ * how many of the budget a connection's challenge used, and learns the
+ * 4-tuple and the sequence numbers), so, as Linux since 4.7:
+ *   - each second's budget is drawn afresh in [limit/2, limit*3/2) from
+ *     the stack's keyed PRF (the secret is the caller's randomness);
+ *   - one connection gets at most one challenge ACK per
+ *     challenge_ack_conn_us (Linux's tcp_invalid_ratelimit, 500 ms), so
+ *     it cannot spend the budget alone. */
 void tcp_send_challenge_ack(struct tcp_conn *c)
 {
 	struct net_stack *st = c->st;
 	uint64_t sec = st->now_us / 1000000;
 
-	if (sec != st->chack_second) {
-		st->chack_second = sec;
-		st->chack_count = 0;
+	if (c->chack_us && st->now_us + 1 - c->chack_us < st->tp.challenge_ack_conn_us) {
+		net_count(st, NET_C_tcp_challenge_ack_conn_limited);
+		return;
 	}
-	if (st->chack_count >= st->tp.challenge_ack_limit) {
+	if (sec != st->chack_second) {
+		uint32_t limit = st->tp.challenge_ack_limit, half = (limit + 1) / 2;
+		uint8_t k[13] = { 'c', 'h', 'a', 'c', 'k' };
+
+		memcpy(k + 5, &sec, 8);
+		st->chack_second = sec;
+		st->chack_budget = half + (uint32_t)(siphash24(st->cfg.secret, k, sizeof(k)) % limit);
+	}
+	if (st->chack_budget == 0) {
 		net_count(st, NET_C_tcp_challenge_ack_limited);
 		return;
 	}
-	st->chack_count++;
+	st->chack_budget--;
+	c->chack_us = st->now_us + 1;
 	net_count(st, NET_C_tcp_challenge_ack);
 	tcp_send_ack(c);
 }
@@ -371,6 +388,13 @@ void tcp_output(struct tcp_conn *c)
 
 	if (c->dead)
 		return;
+	/* RFC 1191 §6.3, RFC 8201 §4: a PMTU learnt from ICMP is an estimate
+	 * that may go stale (a route changes back); after pmtu_age_us the
+	 * link's MTU is tried again, and a router's ICMP lowers it anew. */
+	if (c->pmtu < c->st->cfg.mtu && c->st->now_us - c->pmtu_us >= c->st->tp.pmtu_age_us) {
+		c->pmtu = (uint16_t)c->st->cfg.mtu;
+		net_count(c->st, NET_C_tcp_pmtu_raised);
+	}
 	switch (c->state) {
 	case TCPS_ESTABLISHED: case TCPS_CLOSE_WAIT: case TCPS_FIN_WAIT_1: case TCPS_LAST_ACK: case TCPS_CLOSING:
 		break;

@@ -277,13 +277,13 @@ static void imap_id(const struct proto_env *env, struct proto_sess *ps,
 /* The not-authenticated state's commands (RFC 9051 6.1, 6.2); the rest is
  * unknown before login. */
 static const struct proto_cmd imap_cmds[] = {
-	{ "LOGIN",        PC_TLS_FIRST, true,  imap_login },
-	{ "AUTHENTICATE", PC_TLS_FIRST, true,  imap_login },
-	{ "STARTTLS",     PC_STARTTLS,  false, NULL },
-	{ "CAPABILITY",   PC_LOCAL,     false, imap_capability },
-	{ "NOOP",         PC_LOCAL,     false, imap_noop },
-	{ "LOGOUT",       PC_LOCAL,     false, imap_logout },
-	{ "ID",           PC_LOCAL,     true,  imap_id },
+	{ "LOGIN",        PC_TLS_FIRST, true,  imap_login, PJ_PROGRESS },
+	{ "AUTHENTICATE", PC_TLS_FIRST, true,  imap_login, PJ_PROGRESS },
+	{ "STARTTLS",     PC_STARTTLS,  false, NULL, PJ_PROGRESS },
+	{ "CAPABILITY",   PC_LOCAL,     false, imap_capability, PJ_REPEAT },
+	{ "NOOP",         PC_LOCAL,     false, imap_noop,       PJ_JUNK },
+	{ "LOGOUT",       PC_LOCAL,     false, imap_logout, PJ_PROGRESS },
+	{ "ID",           PC_LOCAL,     true,  imap_id,         PJ_REPEAT },
 };
 
 /* One client line: the rest of a command continued over a literal, or a
@@ -505,9 +505,17 @@ static void imap_c2b_after_line(struct proto_sess *ps, struct imap_track *t,
 
 	if (!imap_literal_at_end((const char *)l, e, &n, &sync)) {
 		t->rmode = RM_LINE;
+	} else if (t->rmode == RM_LINE && !t->auth_pending && !t->tag_len) {
+		/* A literal announced by a line with no tag of ours (none, or
+		 * one over IMAP_TAG_MAX): the backend refuses the line, and
+		 * whether it then reads the literal as data cannot be known.
+		 * Skipping n bytes on a guess would let a command through
+		 * unseen: the tracker stops trusting the stream instead. */
+		ps->untracked = true;
+		t->rmode = RM_LINE;
 	} else if (n == 0) {
 		t->rmode = RM_CONT;
-	} else if (!sync || !t || !t->tag_len) {
+	} else if (!sync || !t->tag_len) {
 		t->chunk_left = n;
 		t->rmode = RM_LITERAL;
 	} else {
@@ -578,6 +586,9 @@ static size_t imap_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 				k++;
 			/* remember the tag: its literal may have to wait */
 			t->tag_len = 0;
+			if (k > IMAP_TAG_MAX && k < e && l[k] == ' ')
+				ps->untracked = true; /* a tag too long to follow:
+							 its LOGIN, its literal */
 			if (k && k <= IMAP_TAG_MAX) {
 				memcpy(t->tag, l, k);
 				t->tag[k] = ' ';
@@ -712,6 +723,15 @@ static bool imap_goodbye(const struct proto_sess *ps, bool relay, const char **b
 	return true;
 }
 
+/* Relay: inside a backend response: a line begun, a literal (a FETCH
+ * body) or what follows one. An untagged BYE there would be message data. */
+static bool imap_mid_response(const struct proto_sess *ps)
+{
+	const struct imap_state *st = (const struct imap_state *)ps->priv;
+
+	return st->b_literal || st->b_cont || st->head_len;
+}
+
 /* What sluice says for the shared rules, in Dovecot's words. */
 static const char *const imap_words[PW__COUNT] = {
 	[PW_STARTTLS_OK]      = "OK Begin TLS negotiation now.",
@@ -720,6 +740,7 @@ static const char *const imap_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "NO [UNAVAILABLE] TLS is not available.",
 	[PW_STARTTLS_SYNTAX]  = "BAD Error in IMAP command received by server.",
 	[PW_STARTTLS_NOT_NOW] = "BAD STARTTLS is not valid in the authenticated state.",
+	[PW_STARTTLS_UNTRACKED] = "BAD STARTTLS after a command that could not be followed.",
 	[PW_TLS_FIRST]        = ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed "
 				 "on non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "* BYE Too many invalid IMAP commands.",
@@ -756,4 +777,5 @@ const struct proto_ops imap_ops = {
 	.c2b_scan = imap_c2b_scan,
 	.b2c_scan = imap_b2c_scan,
 	.goodbye = imap_goodbye,
+	.mid_response = imap_mid_response,
 };

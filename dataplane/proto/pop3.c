@@ -152,14 +152,14 @@ static void pop3_quit(const struct proto_env *env, struct proto_sess *ps,
 /* The AUTHORIZATION state's commands (RFC 1939 4, RFC 2449, RFC 2595 4);
  * the rest is unknown before login. */
 static const struct proto_cmd pop3_cmds[] = {
-	{ "USER", PC_TLS_FIRST, true,  pop3_login },
-	{ "PASS", PC_TLS_FIRST, true,  pop3_login },
-	{ "APOP", PC_TLS_FIRST, true,  pop3_login },
-	{ "AUTH", PC_TLS_FIRST, true,  pop3_login },
-	{ "STLS", PC_STARTTLS,  false, NULL },
-	{ "CAPA", PC_LOCAL,     false, pop3_capa_cmd },
-	{ "NOOP", PC_LOCAL,     false, pop3_noop },
-	{ "QUIT", PC_LOCAL,     false, pop3_quit },
+	{ "USER", PC_TLS_FIRST, true,  pop3_login, PJ_PROGRESS },
+	{ "PASS", PC_TLS_FIRST, true,  pop3_login, PJ_PROGRESS },
+	{ "APOP", PC_TLS_FIRST, true,  pop3_login, PJ_PROGRESS },
+	{ "AUTH", PC_TLS_FIRST, true,  pop3_login, PJ_PROGRESS },
+	{ "STLS", PC_STARTTLS,  false, NULL, PJ_PROGRESS },
+	{ "CAPA", PC_LOCAL,     false, pop3_capa_cmd, PJ_REPEAT },
+	{ "NOOP", PC_LOCAL,     false, pop3_noop,     PJ_JUNK },
+	{ "QUIT", PC_LOCAL,     false, pop3_quit, PJ_PROGRESS },
 };
 
 /* One client line: the grammar, then the command table (proto_run). */
@@ -420,6 +420,15 @@ static bool pop3_goodbye(const struct proto_sess *ps, bool relay, const char **b
 	return true;
 }
 
+/* Relay: inside a multi-line answer (RETR, TOP, LIST...) up to its ".",
+ * or a line begun: a -ERR of sluice's there would be message data. */
+static bool pop3_mid_response(const struct proto_sess *ps)
+{
+	const struct pop3_state *st = (const struct pop3_state *)ps->priv;
+
+	return st->b_multi || st->b_len;
+}
+
 /* What sluice says for the shared rules, in Dovecot's words. */
 static const char *const pop3_words[PW__COUNT] = {
 	[PW_STARTTLS_OK]      = "+OK Begin TLS negotiation now.",
@@ -428,6 +437,7 @@ static const char *const pop3_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "-ERR [SYS/TEMP] TLS is not available.",
 	[PW_STARTTLS_SYNTAX]  = "-ERR Unknown command.",
 	[PW_STARTTLS_NOT_NOW] = "-ERR STLS is not valid after login.",
+	[PW_STARTTLS_UNTRACKED] = "-ERR STLS after a command that could not be followed.",
 	[PW_TLS_FIRST]        = ("-ERR [AUTH] Plaintext authentication disallowed on "
 				 "non-secure (SSL/TLS) connections."),
 	[PW_TOO_MANY_ERRORS]  = "-ERR Too many bad commands.",
@@ -463,4 +473,5 @@ const struct proto_ops pop3_ops = {
 	.c2b_scan = pop3_c2b_scan,
 	.b2c_scan = pop3_b2c_scan,
 	.goodbye = pop3_goodbye,
+	.mid_response = pop3_mid_response,
 };

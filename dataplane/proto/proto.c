@@ -100,7 +100,37 @@ void proto_error(const struct proto_ops *ops, const struct proto_env *env,
 		o->flags |= PO_CLOSE | PO_ERROR;
 		o->counter = CTR_too_many_errors;
 		o->reason = "too many errors";
+		return;
 	}
+	proto_junk(ops, env, ps, o); /* an error makes no progress either */
+}
+
+/* A command without progress: see proto.h. As Postfix's
+ * smtpd_junk_command_limit, but the next one is refused outright: sluice's
+ * own dialogue has nothing to offer a client that only marks time. */
+bool proto_junk(const struct proto_ops *ops, const struct proto_env *env,
+		struct proto_sess *ps, struct proto_out *o)
+{
+	if (ps->junk < UINT16_MAX)
+		ps->junk++;
+	if (!env->junk_limit || ps->junk <= env->junk_limit || (o->flags & PO_CLOSE))
+		return false;
+	proto_refuse(ops, env, o, PW_TOO_MANY_JUNK, CTR_junk_refused,
+		     "too many commands without progress");
+	o->flags |= PO_ERROR;
+	return true;
+}
+
+/* The session's timer fired: see proto.h. */
+void proto_timeout(const struct proto_ops *ops, const struct proto_env *env,
+		   struct proto_sess *ps, bool relay, struct proto_out *o)
+{
+	if (relay && (ps->untracked || ps->b_cur_len ||
+		      (ops->mid_response && ops->mid_response(ps)))) {
+		o->flags |= PO_CLOSE; /* the client sees the close: as ->lost */
+		return;
+	}
+	ops->timeout(env, ps, o);
 }
 
 /* A limit refuses the client (limits.c, or the session's dialogue
@@ -183,6 +213,12 @@ void proto_run(const struct proto_ops *ops, const struct proto_env *env,
 	       struct proto_sess *ps, const struct proto_line *pl,
 	       const struct proto_cmd *c, struct proto_out *o)
 {
+	if (c->junk == PJ_JUNK || (c->junk == PJ_REPEAT && ps->repeats++ >= PROTO_REPEATS_FREE)) {
+		if (ps->repeats > PROTO_REPEATS_FREE)
+			ps->repeats = PROTO_REPEATS_FREE + 1; /* (saturates) */
+		if (proto_junk(ops, env, ps, o))
+			return; /* refused instead of answered */
+	}
 	if (!proto_dispatch(ops, env, ps, pl, c->cls, o) && c->fn)
 		c->fn(env, ps, pl, o);
 }
@@ -206,11 +242,26 @@ bool proto_late_starttls(const struct proto_ops *ops, const struct proto_env *en
 	struct proto_line pl;
 	bool bad;
 
-	/* In pipelining order: every earlier command has its reply. */
-	if (ps->replies < ps->cmds)
+	/* In pipelining order: every earlier command has its reply, and no
+	 * backend response is half-relayed (an untagged line or a body in
+	 * progress: our answer would land inside it). */
+	if (ps->replies < ps->cmds || ps->b_cur_len ||
+	    (ops->mid_response && ops->mid_response(ps)))
 		return false;
-	ps->tls_held = false;
 	bad = ops->parse(l, len, &pl) < 0; /* (the tag stays, where there is one) */
+	if (ps->untracked) {
+		/* The tracker lost the stream earlier: this may not even be a
+		 * command. No TLS on a stream sluice does not follow: refused,
+		 * closed. (Were the counts wrong for good, the idle timeout
+		 * ends the wait.) */
+		ps->tls_held = false;
+		proto_say(ops, env, o, PW_STARTTLS_UNTRACKED, pl.tag);
+		o->flags |= PO_CLOSE | PO_ERROR;
+		o->counter = CTR_starttls_untracked;
+		o->reason = "STARTTLS after a command line the relay could not parse";
+		return true;
+	}
+	ps->tls_held = false;
 	if (!ps->in_tls && env->tls_mode != CFG_TLS_OFF && ops->starttls_allowed &&
 	    !ops->starttls_allowed(ps)) {
 		proto_say(ops, env, o, PW_STARTTLS_NOT_NOW, pl.tag);
@@ -235,7 +286,7 @@ bool proto_goodbye(const struct proto_ops *ops, const struct proto_env *env,
 {
 	const char *be_bye = NULL;
 
-	if (relay && (ps->tls_held || ps->b_cur_len ||
+	if (relay && (ps->tls_held || ps->b_cur_len || ps->untracked ||
 		      ps->replies + (ps->idle_wait ? 1u : 0u) < ps->cmds))
 		return false;
 	if (!ops->goodbye || !ops->goodbye(ps, relay, &be_bye))
@@ -251,13 +302,16 @@ bool proto_goodbye(const struct proto_ops *ops, const struct proto_env *env,
 
 /* Rule 2.2 for the shared part: the relay's counts and the engine's own
  * state start again from zero inside TLS (the engine freed what its state
- * pointed to); the error count stays. */
+ * pointed to); the error and junk counts stay. */
 void proto_sess_tls(struct proto_sess *ps)
 {
-	uint16_t errors = ps->errors, denied = ps->denied;
+	uint16_t errors = ps->errors, denied = ps->denied, junk = ps->junk;
+	uint8_t repeats = ps->repeats;
 
 	memset(ps, 0, sizeof(*ps));
 	ps->errors = errors;
 	ps->denied = denied;
+	ps->junk = junk; /* one budget for the whole dialogue */
+	ps->repeats = repeats;
 	ps->in_tls = true;
 }

@@ -70,6 +70,10 @@ struct proto_env {
 	enum cfg_tls tls_mode;
 	bool tls_available;            /* a usable certificate is loaded */
 	const struct proto_caps *caps; /* NULL while the backend is unknown */
+	unsigned junk_limit;           /* commands without progress allowed in
+					  sluice's own dialogue (limits.
+					  junk_commands; the session may lower
+					  it, e.g. under stress); 0: no limit */
 };
 
 /*
@@ -96,6 +100,17 @@ enum proto_class {
 			 required, TLS first as well (rule 2.6) */
 };
 
+/* Does a command make progress? (limits.junk_commands, as Postfix's
+ * smtpd_junk_command_limit.) Errors and unknown verbs are junk too,
+ * counted in proto_error. */
+enum proto_junk {
+	PJ_PROGRESS,  /* moves the session on (STARTTLS, login, mail, QUIT) */
+	PJ_JUNK,      /* NOOP, RSET, HELP: always junk */
+	PJ_REPEAT,    /* EHLO, CAPABILITY, CAPA, ID: free PROTO_REPEATS_FREE
+			 times in all, junk after */
+};
+#define PROTO_REPEATS_FREE 4 /* e.g. EHLO, STARTTLS, EHLO, and one spare */
+
 #define PROTO_TAG_MAX 64
 /* One command line as the engine's grammar splits it. */
 struct proto_line {
@@ -117,6 +132,7 @@ struct proto_cmd {
 	bool args;                    /* may take arguments (else only alone) */
 	void (*fn)(const struct proto_env *, struct proto_sess *,
 		   const struct proto_line *, struct proto_out *);
+	uint8_t junk;                 /* enum proto_junk; 0: progress */
 };
 
 #define PROTO_PRIV_MAX 384 /* room for an engine's own state; each engine
@@ -133,6 +149,15 @@ struct proto_sess {
 				   STARTTLS line; the session decides (rule 2.7) */
 	uint16_t errors;        /* protocol errors so far */
 	uint16_t denied;        /* STARTTLS commands kept from the backend in TLS */
+	uint16_t junk;          /* commands without progress so far (they
+				   survive STARTTLS, as errors do) */
+	uint8_t repeats;        /* PJ_REPEAT commands so far */
+	bool untracked;         /* relay: a tracker met a line it cannot parse
+				   strictly (an untagged IMAP literal, a tag
+				   too long, "BDAT 10x"): it no longer knows
+				   where commands start, so a STARTTLS is
+				   refused and the session closed, and
+				   sluice's own words stay out of the stream */
 	uint8_t b_cur_len;      /* bytes of b_cur: >0 means inside a backend line */
 	char b_cur[4];          /* how the backend line in progress began */
 	char last_reply[4];     /* how the last complete backend line began */
@@ -213,6 +238,10 @@ struct proto_ops {
 	 * transaction). When true, *be_bye is the polite end for the backend
 	 * in the relay, or NULL: only close it. */
 	bool (*goodbye)(const struct proto_sess *, bool relay, const char **be_bye);
+	/* Relay: is the backend inside a response (a multi-line answer, a
+	 * literal, a message) that any line of sluice's would corrupt? (A
+	 * half-relayed line, ps->b_cur_len, is proto_timeout's.) NULL: never. */
+	bool (*mid_response)(const struct proto_sess *);
 	void (*fini)(struct proto_sess *);
 };
 
@@ -237,6 +266,17 @@ void proto_say(const struct proto_ops *ops, const struct proto_env *env,
  * too-many-errors word and a close. */
 void proto_error(const struct proto_ops *ops, const struct proto_env *env,
 		 struct proto_sess *ps, struct proto_out *o, int ctr, const char *reason);
+/* A command that made no progress (limits.junk_commands): counted in
+ * ps->junk; past env->junk_limit, the protocol's refusal (PW_TOO_MANY_JUNK)
+ * appended to o and a close. Returns true when it refused. */
+bool proto_junk(const struct proto_ops *ops, const struct proto_env *env,
+		struct proto_sess *ps, struct proto_out *o);
+/* The session's timer: the engine's timeout words and a close, in the relay
+ * only where they cannot land inside a response of the backend's (a
+ * half-relayed line, ->mid_response, or a tracker that lost the stream):
+ * there only the close (as ->lost). */
+void proto_timeout(const struct proto_ops *ops, const struct proto_env *env,
+		   struct proto_sess *ps, bool relay, struct proto_out *o);
 /* A limit refuses the client: the protocol's temporary refusal (w, one
  * of the limit words), counter ctr and reason for the log, and PO_CLOSE. */
 void proto_refuse(const struct proto_ops *ops, const struct proto_env *env,

@@ -213,21 +213,21 @@ static void cmd_auth(const struct proto_env *env, struct proto_sess *ps,
 }
 
 static const struct proto_cmd smtp_cmds[] = {
-	{ "EHLO",     PC_LOCAL,     true, cmd_ehlo_e },
-	{ "HELO",     PC_LOCAL,     true, cmd_helo },
-	{ "STARTTLS", PC_STARTTLS,  true, NULL },
-	{ "NOOP",     PC_LOCAL,     true, cmd_noop },
-	{ "RSET",     PC_LOCAL,     true, cmd_noop },
-	{ "HELP",     PC_LOCAL,     true, cmd_help },
-	{ "QUIT",     PC_LOCAL,     true, cmd_quit },
-	{ "AUTH",     PC_TLS_FIRST, true, cmd_auth },
-	{ "MAIL",     PC_BACKEND,   true, cmd_backend },
-	{ "RCPT",     PC_BACKEND,   true, cmd_backend },
-	{ "DATA",     PC_BACKEND,   true, cmd_backend },
-	{ "BDAT",     PC_BACKEND,   true, cmd_backend },
-	{ "VRFY",     PC_BACKEND,   true, cmd_backend },
-	{ "EXPN",     PC_BACKEND,   true, cmd_backend },
-	{ "ETRN",     PC_BACKEND,   true, cmd_backend },
+	{ "EHLO",     PC_LOCAL,     true, cmd_ehlo_e, PJ_REPEAT },
+	{ "HELO",     PC_LOCAL,     true, cmd_helo,   PJ_REPEAT },
+	{ "STARTTLS", PC_STARTTLS,  true, NULL, PJ_PROGRESS },
+	{ "NOOP",     PC_LOCAL,     true, cmd_noop,   PJ_JUNK },
+	{ "RSET",     PC_LOCAL,     true, cmd_noop,   PJ_JUNK },
+	{ "HELP",     PC_LOCAL,     true, cmd_help,   PJ_JUNK },
+	{ "QUIT",     PC_LOCAL,     true, cmd_quit, PJ_PROGRESS },
+	{ "AUTH",     PC_TLS_FIRST, true, cmd_auth, PJ_PROGRESS },
+	{ "MAIL",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
+	{ "RCPT",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
+	{ "DATA",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
+	{ "BDAT",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
+	{ "VRFY",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
+	{ "EXPN",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
+	{ "ETRN",     PC_BACKEND,   true, cmd_backend, PJ_PROGRESS },
 };
 
 /* The grammar: a verb, blanks, the argument (RFC 5321 4.1.1). */
@@ -536,6 +536,39 @@ static enum smtp_kind smtp_kind_of(const uint8_t *l, size_t ll)
 	return K_OTHER;
 }
 
+/*
+ * The chunk size of the BDAT line l[0, ll) (LF excluded), parsed strictly
+ * (RFC 3030 2: "BDAT" SP chunk-size [SP end-marker], chunk-size 1*DIGIT,
+ * end-marker "LAST"). Returns 0, or -1 for anything else ("BDAT 10x",
+ * "BDAT", a size of 20 digits): what the backend makes of such a line
+ * cannot be known, so the tracker must not guess a chunk.
+ */
+static int smtp_bdat_size(const uint8_t *l, size_t ll, uint64_t *n)
+{
+	size_t k = 4, d = 0, e = ll;
+
+	if (e && l[e - 1] == '\r')
+		e--;
+	while (k < e && (l[k] == ' ' || l[k] == '\t'))
+		k++;
+	*n = 0;
+	for (; k < e && isdigit(l[k]); k++, d++) {
+		if (d == 19)
+			return -1; /* past 10^19: no real chunk */
+		*n = *n * 10 + (uint64_t)(l[k] - '0');
+	}
+	if (!d)
+		return -1;
+	while (k < e && (l[k] == ' ' || l[k] == '\t'))
+		k++;
+	if (k + 4 <= e && !strncasecmp((const char *)l + k, "LAST", 4) &&
+	    (l[k - 1] == ' ' || l[k - 1] == '\t'))
+		k += 4;
+	while (k < e && (l[k] == ' ' || l[k] == '\t'))
+		k++;
+	return k == e ? 0 : -1;
+}
+
 static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 {
 	struct smtp_state *st = smtp_st(ps);
@@ -641,19 +674,12 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 				st->rmode = RM_DATA_WAIT;
 				st->data_at = ps->cmds;
 			} else if (smtp_verb_is(l, ll, "BDAT")) {
-				char num[24];
-				size_t k = 4, d = 0;
+				uint64_t n;
 
-				while (k < ll && l[k] == ' ')
-					k++;
-				while (k < ll && d < sizeof(num) - 1 && isdigit(l[k]))
-					num[d++] = (char)l[k++];
-				num[d] = 0;
-				if (d && d < 20) {
-					st->chunk_left = strtoull(num, NULL, 10);
-					if (st->chunk_left)
-						st->rmode = RM_CHUNK;
-				}
+				if (smtp_bdat_size(l, ll, &n) < 0)
+					ps->untracked = true; /* no chunk skipped */
+				else if (n)
+					st->chunk_left = n, st->rmode = RM_CHUNK;
 			}
 			i += ll + 1;
 			break;
@@ -742,6 +768,14 @@ static bool smtp_goodbye(const struct proto_sess *ps, bool relay, const char **b
 	return true;
 }
 
+/* Relay: a multi-line reply not finished ("250-" last) must not get a
+ * line of sluice's inside it (RFC 5321 4.2.1). Between replies, even in a
+ * mail transaction or its data, a 421 is what Postfix says too. */
+static bool smtp_mid_response(const struct proto_sess *ps)
+{
+	return ps->last_reply[3] == '-';
+}
+
 static void smtp_fini(struct proto_sess *ps)
 {
 	struct smtp_state *st = smtp_st(ps);
@@ -759,6 +793,7 @@ static const char *const smtp_words[PW__COUNT] = {
 	[PW_STARTTLS_NO_CERT] = "454 4.7.0 TLS not available due to local problem",
 	[PW_STARTTLS_SYNTAX]  = "501 5.5.4 Syntax: STARTTLS",
 	[PW_STARTTLS_NOT_NOW] = "503 5.5.1 Error: MAIL transaction in progress",
+	[PW_STARTTLS_UNTRACKED] = "421 4.7.0 %s Error: STARTTLS after a command that could not be followed",
 	[PW_TLS_FIRST]        = "530 5.7.0 Must issue a STARTTLS command first",
 	[PW_TOO_MANY_ERRORS]  = "421 4.7.0 %s Error: too many errors",
 	[PW_SHUTTING_DOWN]    = "421 4.3.2 %s Service shutting down, closing transmission channel",
@@ -793,5 +828,6 @@ const struct proto_ops smtp_ops = {
 	.c2b_scan = smtp_c2b_scan,
 	.b2c_scan = smtp_b2c_scan,
 	.goodbye = smtp_goodbye,
+	.mid_response = smtp_mid_response,
 	.fini = smtp_fini,
 };

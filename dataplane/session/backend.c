@@ -112,6 +112,28 @@ int be_pick(struct be_pool *p, uint64_t seed, unsigned attempt, uint64_t now_ms)
 	return -1;
 }
 
+/* A connect error: sluice's own, or the server's? See backend.h. */
+bool be_err_local(int err)
+{
+	switch (-err) {
+	case EMFILE:        /* the process's descriptors */
+	case ENFILE:        /* the system's */
+	case ENOBUFS:
+	case ENOMEM:
+	case EADDRNOTAVAIL: /* no source address or port left */
+	case EADDRINUSE:    /* (bind of a source port) */
+	case EAGAIN:        /* Linux: no ephemeral port, or routing cache full */
+	case EPERM:         /* a local firewall rule */
+	case EACCES:
+	case EAFNOSUPPORT:  /* (no IPv6 here) */
+		return true;
+	default:            /* ECONNREFUSED, ETIMEDOUT, ECONNRESET,
+			       EHOSTUNREACH, ENETUNREACH, ...: the server
+			       or the network answered */
+		return false;
+	}
+}
+
 bool be_mark_down(struct be_pool *p, int idx, uint64_t now_ms)
 {
 	uint64_t was;
@@ -389,6 +411,15 @@ void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *c
 	struct be_server *s = &p->srv[i];
 	bool was_down = s->probe_down;
 
+	if (rc < 0 && be_err_local(rc)) {
+		/* Sluice's own trouble (descriptors, memory, source ports)
+		 * says nothing of the server: its state stays as the last
+		 * probe that could tell left it. */
+		caps_free(caps);
+		log_msg(LOG_WARNING, "backend %s %s: probe not done: %s (local error: state kept)",
+			p->cfg->name, s->name, why);
+		return;
+	}
 	s->probe_down = !(rc == 0 && caps);
 	if (rc == 0 && caps) {
 		atomic_store(&s->down_until_ms, 0);

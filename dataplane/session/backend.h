@@ -48,6 +48,11 @@ void be_pools_free(struct be_pool *pools, unsigned n);
 int be_pick(struct be_pool *p, uint64_t seed, unsigned attempt, uint64_t now_ms);
 /* Returns true if the server was believed up until now (log it once). */
 bool be_mark_down(struct be_pool *p, int idx, uint64_t now_ms);
+/* Is a connect error (-errno) sluice's own (descriptors, source ports,
+ * buffers, local policy) rather than the server's or the network's
+ * (refused, reset, timed out, unreachable)? Only a remote one may mark a
+ * server down: a core out of descriptors says nothing of the server. */
+bool be_err_local(int err);
 
 static inline const struct proto_caps *be_caps(struct be_pool *p)
 {

@@ -20,15 +20,30 @@
 
 #define BACKEND_OPEN_MIN_S 30u
 
-/* A connect to backend server idx failed (why, in words): counted, the
- * server marked down (logged when that is news), the stream closed. */
-void sess_backend_lost(struct sess *s, int idx, const char *why)
+/* A connect to backend server idx failed: see session_int.h. */
+bool sess_backend_lost(struct sess *s, int idx, int err)
 {
-	ctr_inc(s->core, CTR_backend_connect_fail);
-	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
-		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name, why);
+	struct proto_out o;
+
 	if (stream_is_open(&s->be))
 		stream_close(&s->be);
+	if (be_err_local(err)) {
+		/* Sluice's own trouble (EMFILE, no source port...): the
+		 * server is not to blame, and the next one would fare no
+		 * better. The session log line says it, not a backend line. */
+		ctr_inc(s->core, CTR_backend_connect_local);
+		sess_set_result(s, "backend-failed", "cannot connect to backend %s: %s "
+				"(local error: server not marked down)",
+				s->l->pool->srv[idx].name, strerror(-err));
+		sess_engine(s, &o, unavailable);
+		sess_closing(s, NULL, NULL);
+		return false;
+	}
+	ctr_inc(s->core, CTR_backend_connect_fail);
+	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
+		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name,
+			strerror(-err));
+	return true;
 }
 
 /* Connect the next backend server, or tell the client none is there. */
@@ -58,7 +73,8 @@ void sess_backend_next(struct sess *s)
 			sess_arm(s, p->cfg->connect_timeout * 1000ull);
 			return;
 		}
-		sess_backend_lost(s, idx, strerror(-rc));
+		if (!sess_backend_lost(s, idx, rc))
+			return;
 	}
 }
 
@@ -70,29 +86,38 @@ void sess_backend_start(struct sess *s)
 	sess_backend_next(s);
 }
 
-/* The backend accepted the connection: introduce the client. */
-static void sess_backend_up(struct sess *s)
+/* The backend accepted the connection: introduce the client. Returns false
+ * when the PROXY header cannot be encoded: the session is closing. */
+static bool sess_backend_up(struct sess *s)
 {
 	struct be_pool *p = s->l->pool;
+	struct pp_tls t = { s->tls_version, s->tls_cipher, s->sni };
+	unsigned v = p->cfg->proxy == CFG_PROXY_V2 ? 2 : p->cfg->proxy == CFG_PROXY_V1 ? 1 : 0;
 	uint8_t hdr[PP_MAX];
-	int n = 0;
+	struct proto_out o;
+	int n;
 
 	s->be_connected = true;
 	ctr_inc(s->core, CTR_backend_connect_ok);
 	lr_init(&s->blr, BACKEND_LINE_MAX);
-	if (p->cfg->proxy == CFG_PROXY_V2) {
-		struct pp_tls t = { s->tls_version, s->tls_cipher, s->sni };
-
-		n = pp2_encode(hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
-			       (struct sockaddr *)&s->local, s->tls ? &t : NULL);
-	} else if (p->cfg->proxy == CFG_PROXY_V1) {
-		n = pp1_encode((char *)hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
-			       (struct sockaddr *)&s->local);
+	n = pp_header(v, hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
+		      (struct sockaddr *)&s->local, s->tls ? &t : NULL);
+	if (n < 0) {
+		/* Without its header the backend would take sluice for the
+		 * client (its own address: relay rights, no rate limits):
+		 * fail closed, with the temporary error. */
+		ctr_inc(s->core, CTR_proxy_unencodable);
+		sess_set_result(s, "backend-failed", "PROXY v%u header cannot be encoded: %s",
+				v, strerror(-n));
+		sess_engine(s, &o, unavailable);
+		sess_closing(s, NULL, NULL);
+		return false;
 	}
 	if (n > 0)
 		buf_put(&s->bout, hdr, (uint32_t)n);
 	sess_arm(s, (p->cfg->connect_timeout > BACKEND_OPEN_MIN_S ? p->cfg->connect_timeout
 								   : BACKEND_OPEN_MIN_S) * 1000ull);
+	return true;
 }
 
 /* The backend failed while being opened: the client gets the engine's
@@ -123,11 +148,12 @@ bool sess_backend(struct sess *s)
 		if (rc == -EINPROGRESS)
 			return false;
 		if (rc < 0) {
-			sess_backend_lost(s, s->be_idx, strerror(-rc));
-			sess_backend_next(s);
+			if (sess_backend_lost(s, s->be_idx, rc))
+				sess_backend_next(s);
 			return true;
 		}
-		sess_backend_up(s);
+		if (!sess_backend_up(s))
+			return true;
 		did = true;
 	}
 	/* Hold the client's bytes (decrypted) until the backend is ready. */

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "logsafe.h"
 #include "quirk/quirk.h"
 #include "hello.h"
 #include "session/backend.h"
@@ -260,12 +261,14 @@ static bool tls_negotiation_failed(const char *reason)
  * logged with what it takes to reproduce it (the fingerprint). */
 static void sess_certsel_disagree(struct sess *s, const char *what)
 {
+	char why[4 * sizeof(s->certsel_err)];
+
 	ctr_inc(s->core, CTR_certsel_disagree);
 	log_msg(LOG_WARNING, "certsel: %s: conn=%llx listener=%s ja4=%s cert=%d policy=%s "
 		"certsel=\"%s\"", what, (unsigned long long)s->id, s->l->cfg->name,
 		s->ja4[0] ? s->ja4 : "-", s->cert == TLS_CERT_ANY ? -1 : s->cert,
 		cfg_policy_name((enum cfg_policy)s->policy),
-		s->certsel_err[0] ? s->certsel_err : "ok");
+		s->certsel_err[0] ? logsafe_quoted(s->certsel_err, why, sizeof(why)) : "ok");
 }
 
 /* The handshake is done: record what was agreed, forget the plaintext. */
@@ -288,8 +291,8 @@ static void sess_tls_up(struct sess *s)
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
-	s->t_active = s->core->now_ms;
-	sess_arm(s, s->l->cfg->timeouts.plaintext * 1000ull);
+	s->t_active = s->t_dialogue = s->core->now_ms; /* a new dialogue, in TLS */
+	sess_arm_dialogue(s);
 	if (!s->starttls)
 		sess_engine(s, &o, greeting);
 }
@@ -455,6 +458,16 @@ static int sess_read_hello(struct sess *s)
 	if (r == HELLO_MORE && buf_room(&s->cin) && !s->cli.eof)
 		return 0; /* the worker gets the whole hello in one step */
 	s->hello_seen = true;
+	if (r == HELLO_MORE && !buf_room(&s->cin)) {
+		/* A hello larger than the input buffer (no client sends one:
+		 * even post-quantum key shares take a few KiB). Handing the
+		 * first part to OpenSSL would skip the quirk checks and the
+		 * certificate choice above: refused, as a hello that breaks
+		 * the rules. */
+		ctr_inc(s->core, CTR_hello_too_big);
+		sess_set_result(s, "tls-refused", "ClientHello larger than %u bytes", BUF_CAP);
+		goto refuse;
+	}
 	if (r == HELLO_OK && !sess_hello_resumes(&h) &&
 	    !limits_handshake(&s->l->cfg->limits, &s->lim, s->core->now_ms)) {
 		/* limits.per_address.handshakes: refused before any work

@@ -135,3 +135,19 @@ int pp1_encode(char *out, size_t cap, const struct sockaddr *src,
 		return -ENOSPC;
 	return n;
 }
+
+/* The header for a backend that wants one: see proxyproto.h. */
+int pp_header(unsigned version, uint8_t *out, size_t cap, const struct sockaddr *src,
+	      const struct sockaddr *dst, const struct pp_tls *tls)
+{
+	switch (version) {
+	case 0:
+		return 0;
+	case 1:
+		return pp1_encode((char *)out, cap, src, dst);
+	case 2:
+		return pp2_encode(out, cap, src, dst, tls);
+	default:
+		return -EINVAL;
+	}
+}

@@ -49,4 +49,15 @@ int pp2_encode_local(uint8_t *out, size_t cap);
 int pp1_encode(char *out, size_t cap, const struct sockaddr *src,
 	       const struct sockaddr *dst);
 
+/*
+ * The PROXY header of the given version (0: none, 1, 2) for a client at
+ * src that reached dst, with the TLS facts tls (NULL: plaintext, v2 only).
+ * Returns its length (0 for version 0), or a negative errno when it cannot
+ * be encoded (a family it cannot express, no room): a backend that expects
+ * the header must then not get the client at all, or it would take sluice
+ * for the client (fail closed).
+ */
+int pp_header(unsigned version, uint8_t *out, size_t cap, const struct sockaddr *src,
+	      const struct sockaddr *dst, const struct pp_tls *tls);
+
 #endif

@@ -41,10 +41,14 @@ bool sess_pump_c2b(struct sess *s)
 	if (s->tls)
 		did = sess_tls_pull(s, &s->pin);
 	if (buf_len(src) > s->scan_ok) {
+		bool tracked = !s->ps.untracked;
+
 		if (s->l->ops->c2b_scan)
 			s->scan_ok += (uint32_t)s->l->ops->c2b_scan(&s->ps, buf_head(src) + s->scan_ok,
 								    buf_len(src) - s->scan_ok);
-		else
+		if (tracked && s->ps.untracked)
+			ctr_inc(s->core, CTR_relay_untracked);
+		if (!s->l->ops->c2b_scan)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
 		 * acts on a line without its LF. (A held STARTTLS does not.) */

@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "logsafe.h"
 #include "quirk/quirk.h"
 #include "hello.h"
 #include "session/backend.h"
@@ -71,6 +72,7 @@ struct proto_env sess_env(const struct sess *s)
 		.tls_mode = s->l->cfg->tls,
 		.tls_available = s->l->tls_available,
 		.caps = be_caps(s->l->pool),
+		.junk_limit = s->snap->tc.c->limits.junk_commands,
 	};
 	return e;
 }
@@ -78,6 +80,23 @@ struct proto_env sess_env(const struct sess *s)
 void sess_arm(struct sess *s, uint64_t ms)
 {
 	timer_arm(&s->core->wheel, &s->tm, s->core->now_ms + ms);
+}
+
+/* SS_DIALOGUE's timer: see session_int.h. */
+void sess_arm_dialogue(struct sess *s)
+{
+	const struct cfg_timeouts *to = &s->l->cfg->timeouts;
+	uint64_t now = s->core->now_ms, idle = sess_plaintext_ms(s); /* shorter under stress */
+	uint64_t dl = to->plaintext_deadline * 1000ull;
+	uint64_t left = now - s->t_active < idle ? idle - (now - s->t_active) : 0;
+
+	if (dl) {
+		uint64_t dleft = now - s->t_dialogue < dl ? dl - (now - s->t_dialogue) : 0;
+
+		if (dleft < left)
+			left = dleft;
+	}
+	sess_arm(s, left);
 }
 
 /* The first verdict stands: later ones are consequences of it. */
@@ -197,7 +216,7 @@ static void sess_greet(struct sess *s)
 	sess_engine(s, &o, greeting);
 	s->t_active = s->core->now_ms;
 	sess_ph_touch(s);
-	sess_arm(s, sess_plaintext_ms(s));
+	sess_arm_dialogue(s);
 }
 
 /* SS_DIALOGUE: feed complete client lines to the engine. */
@@ -450,8 +469,18 @@ void sess_timer(struct timer *t)
 			sess_greet(s); /* nothing came in the window: plaintext it is */
 			break;
 		}
+		if (to->plaintext_deadline &&
+		    now - s->t_dialogue >= to->plaintext_deadline * 1000ull) {
+			/* However busy the client kept it (a NOOP a minute):
+			 * sluice's own dialogue has a fixed end. */
+			sess_set_result(s, "timeout", "sluice's dialogue not done in %us "
+					"(timeouts.plaintext_deadline)", to->plaintext_deadline);
+			proto_refuse(s->l->ops, &env, &o, PW_DEADLINE, CTR_timeout_deadline, NULL);
+			sess_apply(s, &o);
+			break;
+		}
 		if (now - s->t_active < sess_plaintext_ms(s)) {
-			sess_arm(s, sess_plaintext_ms(s) - (now - s->t_active));
+			sess_arm_dialogue(s);
 			return;
 		}
 		ctr_inc(s->core, CTR_timeout_plaintext);
@@ -472,8 +501,8 @@ void sess_timer(struct timer *t)
 		return;
 	case SS_BACKEND:
 		if (!s->be_connected) {
-			sess_backend_lost(s, s->be_idx, "timed out");
-			sess_backend_next(s);
+			if (sess_backend_lost(s, s->be_idx, -ETIMEDOUT))
+				sess_backend_next(s);
 		} else {
 			sess_backend_failed(s, "backend did not answer in time");
 		}
@@ -485,8 +514,9 @@ void sess_timer(struct timer *t)
 		}
 		ctr_inc(s->core, CTR_timeout_idle);
 		sess_set_result(s, "timeout", "idle for %us", to->idle);
-		if (s->ps.b_cur_len == 0)
-			s->l->ops->timeout(&env, &s->ps, &o);
+		/* Words only between the backend's responses (not inside a
+		 * FETCH literal, a RETR body, a multi-line reply). */
+		proto_timeout(s->l->ops, &env, &s->ps, true, &o);
 		o.flags &= ~PO_CLOSE;
 		sess_apply(s, &o);
 		sess_closing(s, NULL, NULL);
@@ -525,7 +555,7 @@ static struct sess *sess_new(struct core *c, const struct listener *l,
 	s->be_idx = -1;
 	s->tio.in = &s->cin;
 	s->tio.out = &s->cout;
-	s->t_start = s->t_active = c->now_ms;
+	s->t_start = s->t_active = s->t_dialogue = c->now_ms;
 	lr_init(&s->lr, l->ops->line_max);
 	return s;
 }
@@ -566,7 +596,7 @@ static void sess_begin(struct sess *s)
 	} else {
 		s->state = SS_DIALOGUE;
 		sess_engine(s, &o, greeting);
-		sess_arm(s, sess_plaintext_ms(s));
+		sess_arm_dialogue(s);
 	}
 }
 
@@ -607,6 +637,8 @@ int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 static void sess_log(struct sess *s)
 {
 	char peer[64], local[64], quirks[160];
+	/* The SNI and the reason may carry client bytes (lib/logsafe.h). */
+	char sni[LOGSAFE_NAME_SIZE(sizeof(s->sni))], reason[4 * sizeof(s->reason)];
 	const char *be = s->be_idx >= 0 ? s->l->pool->srv[s->be_idx].name : "-";
 
 	if (s->ps.denied)
@@ -622,12 +654,14 @@ static void sess_log(struct sess *s)
 		s->tls ? s->tls_version : "none", s->tls ? s->tls_cipher : "-",
 		s->l->tls_available ? cfg_policy_name((enum cfg_policy)s->policy) : "-",
 		s->tls ? (s->resumed ? "yes" : "no") : "-",
-		s->sni[0] ? s->sni : "-", s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
+		logsafe_name(s->sni, strlen(s->sni), sni, sizeof(sni)),
+		s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
 		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), s->hold_ms, be,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),
-		s->result ? s->result : "ok", s->reason[0] ? s->reason : "-");
+		s->result ? s->result : "ok",
+		s->reason[0] ? logsafe_quoted(s->reason, reason, sizeof(reason)) : "-");
 }
 
 /* Close the sockets now; free the rest at the end of the loop, or when a

@@ -79,6 +79,9 @@ struct sess {
 	struct timer tm;
 	uint64_t id;
 	uint64_t t_start, t_active; /* ms */
+	uint64_t t_dialogue;        /* ms: sluice's own dialogue began (accept,
+				       or the end of a handshake): timeouts.
+				       plaintext_deadline counts from here */
 	uint64_t bytes_in, bytes_out; /* plaintext relayed each way */
 	uint8_t state;              /* enum sess_state */
 	bool job_out;               /* the worker owns ssl, cin and cout */

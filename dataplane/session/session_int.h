@@ -25,6 +25,9 @@ bool sess_quirk(struct sess *s, enum quirk_id q);
 struct proto_env sess_env(const struct sess *s);
 /* The session's one timer, ms from now. */
 void sess_arm(struct sess *s, uint64_t ms);
+/* SS_DIALOGUE's timer: the plaintext (idle) timeout from the last command,
+ * or the dialogue's deadline from s->t_dialogue, whichever comes first. */
+void sess_arm_dialogue(struct sess *s);
 /* The first verdict stands: later ones are consequences of it. */
 void sess_set_result(struct sess *s, const char *result, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -92,9 +95,12 @@ void sess_ph_leave(struct sess *s);
 void sess_backend_start(struct sess *s);
 /* Connect the next backend server, or tell the client none is there. */
 void sess_backend_next(struct sess *s);
-/* A connect to backend server idx failed (why, in words): counted, the
- * server marked down, the stream closed. */
-void sess_backend_lost(struct sess *s, int idx, const char *why);
+/* A connect to backend server idx failed with err (-errno), the stream is
+ * closed. A remote error is counted and marks the server down; a local one
+ * (be_err_local) is counted apart, leaves the server as it is, and the
+ * client gets the engine's temporary error at once. Returns true when the
+ * session goes on to the next server (a remote error). */
+bool sess_backend_lost(struct sess *s, int idx, int err);
 /* The backend failed while being opened: the engine's temporary error to
  * the client, then the close. */
 void sess_backend_failed(struct sess *s, const char *why);

@@ -244,7 +244,7 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 	const struct proto_ops *ops = proto_get(e->proto);
 	struct proto_caps fixed = { .n = e->n_fixed };
 	struct proto_caps *probed = NULL;
-	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed };
+	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0 };
 	struct proto_sess ps = { 0 };
 	size_t a, b;
 	unsigned seed;

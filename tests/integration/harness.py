@@ -44,6 +44,11 @@ from pathlib import Path
 
 import yaml
 
+# sluice refuses YAML aliases (issue 12: an alias bomb); PyYAML writes one
+# (&id001 ... *id001) wherever a test put the same dict or list twice in a
+# configuration. Every configuration the tests write is written out.
+yaml.SafeDumper.ignore_aliases = lambda self, data: True
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SCRATCH = Path(os.environ.get("SLUICE_TEST_SCRATCH")
@@ -813,6 +818,11 @@ class Sluice:
             # that tests can ask it and instances never share one.
             config.setdefault("control", {}).setdefault(
                 "dataplane_socket", str(scratch() / f"{self.name}.dp.sock"))
+            # The tests start sluice as root and read what it writes as
+            # root: it keeps root on purpose (test_privileges runs it as
+            # a user).
+            if "user" not in config:
+                config.setdefault("run_as_root", True)
             self.config = config
             self.path = scratch() / f"{self.name}.yaml"
             self.path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -241,6 +241,46 @@ static void results_mark_and_publish(void **state)
 	fixture_free(f);
 }
 
+/*
+ * Finding 12: only the server's or the network's errors may mark a server
+ * down; sluice's own (out of descriptors, of source ports, of buffers) may
+ * not: the server is fine, and marking it down would turn one core's
+ * trouble into an outage for all.
+ */
+static void connect_errors_classified(void **state)
+{
+	static const int local[] = { EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL,
+				     EADDRINUSE, EAGAIN, EPERM, EACCES };
+	static const int remote[] = { ECONNREFUSED, ETIMEDOUT, ECONNRESET, EHOSTUNREACH,
+				      ENETUNREACH, ECONNABORTED, EPIPE, EHOSTDOWN };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (!be_err_local(-local[i]))
+			fail_msg("%s taken for the server's", strerror(local[i]));
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
+		if (be_err_local(-remote[i]))
+			fail_msg("%s taken for sluice's own", strerror(remote[i]));
+}
+
+/* A probe that failed on sluice's side (EMFILE) leaves the server as it
+ * was: up stays up, down stays down. */
+static void probe_local_error_keeps_state(void **state)
+{
+	struct fixture *f = fixture_new(CFG_PROTO_SMTP, CFG_PROXY_NONE, 2);
+	struct be_pool *p = &f->pools[0];
+
+	(void)state;
+	be_probe_result(p, 0, -EMFILE, NULL, "connect: Too many open files", true, 1000);
+	assert_int_equal(atomic_load(&p->srv[0].down_until_ms), 0);
+	assert_false(p->srv[0].probe_down);
+	be_probe_result(p, 1, -ECONNREFUSED, NULL, "connect: Connection refused", true, 1000);
+	be_probe_result(p, 1, -EADDRNOTAVAIL, NULL, "connect: no source port", true, 2000);
+	assert_int_equal(atomic_load(&p->srv[1].down_until_ms), 1000 + 10000);
+	assert_true(p->srv[1].probe_down);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +289,8 @@ int main(void)
 		cmocka_unit_test(probe_line_too_long),
 		cmocka_unit_test(pop3_probe),
 		cmocka_unit_test(results_mark_and_publish),
+		cmocka_unit_test(connect_errors_classified),
+		cmocka_unit_test(probe_local_error_keeps_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,6 +131,9 @@ static void test_mail_front(void **state)
 static void check_quickstart(const struct cfg *c)
 {
 	assert_string_equal(c->hostname, "localhost");
+	/* Runs as nobody once started (issue 12: never root by default). */
+	assert_string_equal(c->user, "nobody");
+	assert_false(c->run_as_root);
 	assert_int_equal(c->cores, 1);
 	assert_int_equal(c->workers, 1);
 	assert_timeouts(&c->timeouts, 300, 60, 600);
@@ -140,16 +143,16 @@ static void check_quickstart(const struct cfg *c)
 	assert_int_equal(c->backends[0].connect_timeout, 5);
 	assert_int_equal(c->backends[0].health_interval, 10);
 	assert_inet(&c->backends[0].addrs[0], c->backends[0].addrlens[0], "127.0.0.1", 10026);
-	assert_int_equal(c->backends[0].line, 11);
+	assert_int_equal(c->backends[0].line, 15);
 	assert_int_equal(c->n_listeners, 2);
 	assert_string_equal(c->listeners[0].name, "smtp");
 	assert_int_equal(c->listeners[0].tls, CFG_TLS_STARTTLS);
 	assert_inet(&c->listeners[0].addr, c->listeners[0].addrlen, "127.0.0.1", 8025);
-	assert_int_equal(c->listeners[0].line, 17);
+	assert_int_equal(c->listeners[0].line, 21);
 	assert_string_equal(c->listeners[1].name, "submissions");
 	assert_int_equal(c->listeners[1].tls, CFG_TLS_IMPLICIT);
 	assert_inet(&c->listeners[1].addr, c->listeners[1].addrlen, "127.0.0.1", 8465);
-	assert_int_equal(c->listeners[1].line, 22);
+	assert_int_equal(c->listeners[1].line, 26);
 	for (unsigned i = 0; i < 2; i++) {
 		assert_ptr_equal(c->listeners[i].be, &c->backends[0]);
 		assert_string_equal(c->listeners[i].hostname, "localhost");
@@ -296,6 +299,19 @@ static const struct bad_case bad_cases[] = {
 	{ "user that does not exist",
 	  "user: no-such-user-here\n" BE LS,
 	  "t.yaml:1: user: no such user 'no-such-user-here'", NULL },
+	/* Finding 2 of issue 12: the name reaches every banner. */
+	{ "hostname with CR LF",
+	  "hostname: \"mx.example.org\\r\\n250 forged\"\n" BE LS,
+	  "t.yaml:1: hostname: not a valid host name", NULL },
+	{ "hostname with a space",
+	  "hostname: mx example.org\n" BE LS,
+	  "t.yaml:1: hostname: not a valid host name", NULL },
+	{ "hostname label ending in a hyphen",
+	  "hostname: mx-.example.org\n" BE LS,
+	  "t.yaml:1: hostname: not a valid host name", NULL },
+	{ "listener hostname with LF",
+	  BE LS "    hostname: \"a.example\\nb\"\n",
+	  "t.yaml:11: listeners[0].hostname: not a valid host name", NULL },
 	{ "unknown top-level key",
 	  "bogus: 1\n" BE LS,
 	  "t.yaml:1: bogus: unknown key", NULL },
@@ -608,7 +624,14 @@ static void test_native(void **state)
 		"  cpus: [1, 0]\n"
 		"  idle_polls: 10\n"
 		"  idle_pause_us: 0\n"
-		"  cc: newreno\n";
+		"  cc: newreno\n"
+		"  max_conns: 1024\n"
+		"  syn_backlog: 64\n"
+		"  neighbours:\n"
+		"    - address: 192.0.2.1\n"
+		"      mac: 02:00:5e:00:53:fe\n"
+		"    - address: fe80::1\n"
+		"      mac: 02:00:5e:00:53:fd\n";
 	static const unsigned char ip4[4] = { 192, 0, 2, 10 }, mac[6] = { 2, 0, 0x5e, 0, 0x53, 1 };
 	char err[512] = "";
 	struct cfg *c = NULL;
@@ -647,6 +670,15 @@ static void test_native(void **state)
 	assert_int_equal(n->idle_pause_us, 0);
 	assert_int_equal(n->mbufs, 4096 + 2 * 2048);
 	assert_string_equal(cfg_cc_name(n->cc), "newreno");
+	assert_int_equal(n->max_conns, 1024);
+	assert_int_equal(n->syn_backlog, 64);
+	assert_int_equal(n->n_neighbours, 2);
+	assert_false(n->neighbours[0].v6);
+	assert_int_equal(n->neighbours[0].addr[3], 1);
+	assert_int_equal(n->neighbours[0].mac_addr[5], 0xfe);
+	assert_int_equal(n->neighbours[0].line, 34);
+	assert_true(n->neighbours[1].v6);
+	assert_int_equal(n->neighbours[1].addr[0], 0xfe);
 	cfg_free(c);
 
 	/* The smallest native section: defaults, vdevs only (PCI off). */
@@ -659,6 +691,9 @@ static void test_native(void **state)
 	assert_int_equal(n->idle_polls, 64);
 	assert_int_equal(n->idle_pause_us, 100);
 	assert_string_equal(cfg_cc_name(n->cc), "cubic");
+	assert_int_equal(n->max_conns, 65536);
+	assert_int_equal(n->syn_backlog, 128);
+	assert_int_equal(n->n_neighbours, 0);
 	assert_true(n->ports[0].has_gw4 && n->ports[0].has_gw6);
 	cfg_free(c);
 
@@ -727,6 +762,32 @@ static const struct bad_case native_bad_cases[] = {
 	  "    - device: net_tap0\n      ipv4: 192.0.2.10/24\n      ipv4_gateway: 192.0.2.1\n"
 	  "      ipv6: 2001:db8:1::10/64\n      ipv6_gateway: fe80::1\n",
 	  "t.yaml:14: native.eal.memory_mb: 16 is out of range (64..1048576)", NULL },
+	{ "static neighbour with a bad MAC",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n      mac: 02:00:5e:00:53\n",
+	  "t.yaml:20: native.neighbours[0].mac: '02:00:5e:00:53' is not a unicast MAC address", NULL },
+	{ "static neighbour with a multicast MAC",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n      mac: 33:33:00:00:00:01\n",
+	  "t.yaml:20: native.neighbours[0].mac: '33:33:00:00:00:01' is not a unicast MAC", NULL },
+	{ "static neighbour with a bad address",
+	  NB NP "  neighbours:\n    - address: 192.0.2.300\n      mac: 02:00:5e:00:53:01\n",
+	  "t.yaml:19: native.neighbours[0].address: cannot parse '192.0.2.300'", NULL },
+	{ "static neighbour with a prefix",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1/24\n      mac: 02:00:5e:00:53:01\n",
+	  "t.yaml:19: native.neighbours[0].address: cannot parse '192.0.2.1/24'", NULL },
+	{ "static neighbour off link",
+	  NB NP "  neighbours:\n    - address: 203.0.113.1\n      mac: 02:00:5e:00:53:01\n",
+	  "t.yaml:19: native.neighbours[0].address: '203.0.113.1' is on no native port's network", NULL },
+	{ "static neighbour twice",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n      mac: 02:00:5e:00:53:01\n"
+	  "    - address: 192.0.2.1\n      mac: 02:00:5e:00:53:02\n",
+	  "t.yaml:21: native.neighbours[1].address: '192.0.2.1' is already native.neighbours[0] (line 19)",
+	  NULL },
+	{ "static neighbour without a MAC",
+	  NB NP "  neighbours:\n    - address: 192.0.2.1\n",
+	  "t.yaml:19: native.neighbours[0]: missing required key 'mac'", NULL },
+	{ "max_conns too small",
+	  NB NP "  max_conns: 8\n",
+	  "t.yaml:18: native.max_conns: 8 is out of range (16..4194304)", NULL },
 	{ "no ports",
 	  NB "native:\n  idle_polls: 5\n",
 	  "t.yaml:12: native: missing required key 'ports'", NULL },

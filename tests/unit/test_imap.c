@@ -130,7 +130,7 @@ static void stream_init(struct stream *s, const struct setup *su, size_t cap)
 	memset(s, 0, sizeof(*s));
 	s->ops = proto_get(CFG_PROTO_IMAP);
 	s->caps = caps_make(su->caps);
-	s->env = (struct proto_env){ "mx.test", su->mode, su->tls_available, s->caps };
+	s->env = (struct proto_env){ "mx.test", su->mode, su->tls_available, s->caps, 0 };
 	lr_init(&s->lr, s->ops->line_max);
 	s->cap = cap;
 	s->buf = malloc(cap ? cap : 1);
@@ -827,7 +827,7 @@ static void test_literal_too_large(void **state)
 static void test_literal_sync_too_large_not_invited(void **state)
 {
 	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
 	static const char *const lines[] = { "a ID (\"name\" {70000}", "a ID {999999999}" };
 
 	for (size_t i = 0; i < 2; i++) {
@@ -1106,7 +1106,7 @@ static void test_capability_long_list_stays_whole(void **state)
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps };
+	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
 	memset(&ps, 0, sizeof(ps));
 	po_reset(&g);
 	ops->greeting(&env, &ps, &g);
@@ -1368,7 +1368,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_env env = { "mx.test", CFG_TLS_REQUIRED, true, caps };
+	struct proto_env env = { "mx.test", CFG_TLS_REQUIRED, true, caps, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 	static const char cap[] = "* CAPABILITY " DOVECOT_LIST " STARTTLS LOGINDISABLED\r\n"
@@ -1515,6 +1515,119 @@ static void test_late_starttls(void **state)
 	RELAY(&starttls_caps, literal);
 }
 
+/* ---- limits.junk_commands, strict trackers, the idle timeout ------------- */
+
+#define JUNK "* BYE Too many commands without progress.\r\n"
+
+/* NOOP, errors and commands before login are junk; CAPABILITY and ID are
+ * free PROTO_REPEATS_FREE times; the one past the limit gets BYE. */
+static void test_junk_limit(void **state)
+{
+	static const struct step t[] = {
+		C("a CAPABILITY", "* CAPABILITY ", 0),
+		C("b NOOP", "b OK ", 0),
+		C("c SELECT INBOX", "c BAD ", 0),
+		C("d", "d BAD ", 0),
+		CXK("e NOOP", JUNK, PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+	static const struct step caps[] = {
+		C("a CAPABILITY", "* CAPABILITY ", 0),
+		C("b ID NIL", "* ID NIL", 0),
+		C("c CAPABILITY", "* CAPABILITY ", 0),
+		C("d CAPABILITY", "* CAPABILITY ", 0),
+		C("e CAPABILITY", "* CAPABILITY ", 0), /* junk 1 */
+		C("f ID NIL", "* ID NIL", 0),          /* junk 2 */
+		C("g CAPABILITY", "* CAPABILITY ", 0), /* junk 3 */
+		CXK("h CAPABILITY", JUNK, PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+
+	transcript_junk_limit = 3;
+	RUN(&starttls_caps, t);
+	RUN(&starttls_caps, caps);
+	transcript_junk_limit = 0;
+}
+
+/*
+ * Finding 10: a synchronizing literal announced by a line without a tag
+ * (or with one over IMAP_TAG_MAX) was taken as coming at once: the 12
+ * bytes "b STARTTLS\r\n" were skipped as data and went to the backend
+ * unseen. Now the tracker stops trusting the stream: the STARTTLS is held,
+ * refused and the session closed at once.
+ */
+#define UNTRACKED(tag) tag " BAD STARTTLS after a command that could not be followed.\r\n"
+#define TAG64 "t234567890123456789012345678901234567890123456789012345678901234"
+#define TAG65 TAG64 "5"
+static void test_relay_strict(void **state)
+{
+	static const struct relay_step untagged[] = {
+		RA("", "{12}\r\nb STARTTLS\r\n", "{12}\r\n", UNTRACKED("b"), PO_CLOSE | PO_ERROR,
+		   NULL),
+	};
+	static const struct relay_step long_tag_literal[] = {
+		RH("", TAG65 " ID {12}\r\nb STARTTLS\r\n", TAG65 " ID {12}\r\n"),
+		RA(TAG65 " BAD Error in IMAP command received by server.\r\n", "", "",
+		   UNTRACKED("b"), PO_CLOSE | PO_ERROR, NULL),
+	};
+	/* A LOGIN with a tag too long to remember: its tagged OK was never
+	 * matched, and STARTTLS went on after login (rule 2.7). */
+	static const struct relay_step long_tag_login[] = {
+		R("", TAG65 " LOGIN bob secret\r\n", TAG65 " LOGIN bob secret\r\n"),
+		RA(TAG65 " OK Logged in\r\n", "b STARTTLS\r\n", "", UNTRACKED("b"),
+		   PO_CLOSE | PO_ERROR, NULL),
+	};
+	/* A tag of exactly IMAP_TAG_MAX is still followed. */
+	static const struct relay_step tag64[] = {
+		R("", TAG65 "\r\n", TAG65 "\r\n"), /* no command, no literal: harmless */
+		R("", TAG64 " LOGIN b s\r\n", TAG64 " LOGIN b s\r\n"),
+		RA(TAG64 " OK in\r\n",
+		   "b STARTTLS\r\n", "", AUTHED("b"), 0, NULL),
+	};
+
+	RELAY(&starttls_caps, untagged);
+	RELAY(&starttls_caps, long_tag_literal);
+	RELAY(&starttls_caps, long_tag_login);
+	RELAY(&starttls_caps, tag64);
+}
+
+/* Finding 9: the relay's idle timeout says "* BYE" between responses only,
+ * never inside a FETCH literal (it would be message data). */
+static void test_idle_timeout_mid_literal(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
+	struct proto_sess ps;
+	struct proto_out o;
+	uint8_t cmd[] = "a FETCH 1 BODY[]\r\n";
+	static const struct {
+		const char *backend;
+		bool speaks;
+	} t[] = {
+		{ "", true },
+		{ "* 1 FETCH (BODY[] {40}\r\n", false },
+		{ "Subject: hello\r\n\r\nbody li", false },  /* inside the literal */
+		{ "ne 1\r\nline 2\r\n", false },            /* literal done, ")" due */
+		{ ")\r\n", true },
+		{ "a OK Fetch completed.\r\n", true },
+		{ "* 2 EXISTS", false },                    /* half a line */
+	};
+
+	memset(&ps, 0, sizeof(ps));
+	ops->tls_started(&ps);
+	assert_int_equal(ops->c2b_scan(&ps, cmd, sizeof(cmd) - 1), sizeof(cmd) - 1);
+	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		po_reset(&o);
+		proto_timeout(ops, &env, &ps, true, &o);
+		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
+			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
+				 (int)o.reply_len, o.reply, o.flags);
+		if (t[i].speaks && strncmp(o.reply, "* BYE ", 6))
+			fail_msg("step %u: reply \"%.*s\"", i, (int)o.reply_len, o.reply);
+	}
+	if (ops->fini)
+		ops->fini(&ps);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1557,6 +1670,9 @@ int main(void)
 		cmocka_unit_test(test_probe_many),
 		cmocka_unit_test(test_probe_refused),
 		cmocka_unit_test(test_late_starttls),
+		cmocka_unit_test(test_junk_limit),
+		cmocka_unit_test(test_relay_strict),
+		cmocka_unit_test(test_idle_timeout_mid_literal),
 	};
 
 	return cmocka_run_group_tests_name("imap", tests, NULL, NULL);

@@ -207,7 +207,8 @@ static void capture(void *ctx, const uint8_t *f, uint32_t len)
 	p->n++;
 }
 
-void tn_peer_init(struct tn_peer *p, const struct tcp_params *tp)
+void tn_peer_init_neigh(struct tn_peer *p, const struct tcp_params *tp, const struct net_neigh *n,
+			uint32_t nn)
 {
 	struct net_config cfg;
 
@@ -216,8 +217,15 @@ void tn_peer_init(struct tn_peer *p, const struct tcp_params *tp)
 	tn_config(&cfg, 1, tp);
 	cfg.tx = capture;
 	cfg.tx_ctx = p;
+	cfg.neigh = n;
+	cfg.n_neigh = nn;
 	p->st = net_stack_new(&cfg, p->now);
 	assert_non_null(p->st);
+}
+
+void tn_peer_init(struct tn_peer *p, const struct tcp_params *tp)
+{
+	tn_peer_init_neigh(p, tp, NULL, 0);
 }
 
 void tn_peer_clear(struct tn_peer *p)

@@ -64,6 +64,9 @@ struct tn_peer {
 	uint64_t at[TN_MAX_FRAMES];
 };
 void tn_peer_init(struct tn_peer *p, const struct tcp_params *tp);
+/* The same with static neighbours (net_config.neigh). */
+void tn_peer_init_neigh(struct tn_peer *p, const struct tcp_params *tp, const struct net_neigh *n,
+			uint32_t nn);
 void tn_peer_free(struct tn_peer *p);
 void tn_peer_clear(struct tn_peer *p);
 void tn_peer_send(struct tn_peer *p, const uint8_t *f, uint32_t len);

@@ -434,7 +434,7 @@ static void test_capa_long_list_stays_whole(void **state)
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps };
+	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
 	memset(&ps, 0, sizeof(ps));
 	po_reset(&o);
 	ops->client_line(&env, &ps, "CAPA", 4, false, &o);
@@ -572,7 +572,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 	static const char want[] = CAPA_HEAD CAPA_BASE CAPA_AUTH "STLS\r\n.\r\n";
@@ -690,6 +690,62 @@ static void test_late_stls(void **state)
 	RELAY(&starttls_caps, sasl_failed);
 }
 
+/* ---- limits.junk_commands and the idle timeout ---------------------------- */
+
+#define JUNK "-ERR Too many commands without progress.\r\n"
+
+static void test_junk_limit(void **state)
+{
+	static const struct step t[] = {
+		C("CAPA", "+OK", 0),
+		C("NOOP", "+OK", 0),
+		C("STAT", "-ERR ", 0),  /* unknown before login: junk */
+		C("NOOP", "+OK", 0),
+		CXK("NOOP", JUNK, PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+
+	transcript_junk_limit = 3;
+	RUN(&starttls_caps, t);
+	transcript_junk_limit = 0;
+}
+
+/* Finding 9: the relay's idle timeout says -ERR between responses only,
+ * never inside a RETR's multi-line answer (it would be message data). */
+static void test_idle_timeout_mid_retr(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
+	struct proto_sess ps;
+	struct proto_out o;
+	uint8_t cmd[] = "RETR 1\r\n";
+	static const struct {
+		const char *backend;
+		bool speaks;
+	} t[] = {
+		{ "", true },
+		{ "+OK 40 octets\r\n", false },
+		{ "Subject: hello\r\n\r\nbody\r\n", false },
+		{ ".\r\n", true },
+		{ "+OK half", false },
+	};
+
+	memset(&ps, 0, sizeof(ps));
+	ops->tls_started(&ps);
+	assert_int_equal(ops->c2b_scan(&ps, cmd, sizeof(cmd) - 1), sizeof(cmd) - 1);
+	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		po_reset(&o);
+		proto_timeout(ops, &env, &ps, true, &o);
+		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
+			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
+				 (int)o.reply_len, o.reply, o.flags);
+		if (t[i].speaks && strncmp(o.reply, "-ERR ", 5))
+			fail_msg("step %u: reply \"%.*s\"", i, (int)o.reply_len, o.reply);
+	}
+	if (ops->fini)
+		ops->fini(&ps);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -715,6 +771,8 @@ int main(void)
 		cmocka_unit_test(test_probe_limits),
 		cmocka_unit_test(test_probe_refused),
 		cmocka_unit_test(test_late_stls),
+		cmocka_unit_test(test_junk_limit),
+		cmocka_unit_test(test_idle_timeout_mid_retr),
 	};
 
 	return cmocka_run_group_tests_name("pop3", tests, NULL, NULL);

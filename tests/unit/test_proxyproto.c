@@ -458,6 +458,38 @@ static void test_v1_lines(void **state)
 	}
 }
 
+/*
+ * Finding 13: the header as the session asks for it (pp_header). What
+ * cannot be encoded (a family PROXY cannot express, mixed families, no
+ * room) is an error the session closes on, never "no header": a backend
+ * that expects one would take sluice for the client.
+ */
+static void test_header_fails_closed(void **state)
+{
+	struct sockaddr_in s4 = in4("192.0.2.10", 40000), d4 = in4("198.51.100.1", 25);
+	struct sockaddr_in6 d6 = in6("2001:db8::1", 25);
+	struct sockaddr_un un;
+	uint8_t out[PP_MAX], ref[PP_MAX];
+	int n;
+
+	(void)state;
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	assert_int_equal(pp_header(0, out, sizeof(out), SA(s4), SA(d4), NULL), 0);
+	n = pp_header(1, out, sizeof(out), SA(s4), SA(d4), NULL);
+	assert_int_equal(n, pp1_encode((char *)ref, sizeof(ref), SA(s4), SA(d4)));
+	assert_memory_equal(out, ref, (size_t)n);
+	n = pp_header(2, out, sizeof(out), SA(s4), SA(d4), NULL);
+	assert_int_equal(n, 28);
+	assert_memory_equal(out, sig, sizeof(sig));
+	assert_int_equal(pp_header(1, out, sizeof(out), SA(s4), SA(d6), NULL), -EAFNOSUPPORT);
+	assert_int_equal(pp_header(2, out, sizeof(out), SA(s4), SA(d6), NULL), -EAFNOSUPPORT);
+	assert_int_equal(pp_header(2, out, sizeof(out), SA(un), SA(un), NULL), -EAFNOSUPPORT);
+	assert_int_equal(pp_header(1, out, 20, SA(s4), SA(d4), NULL), -ENOSPC);
+	assert_int_equal(pp_header(2, out, 20, SA(s4), SA(d4), NULL), -ENOSPC);
+	assert_int_equal(pp_header(3, out, sizeof(out), SA(s4), SA(d4), NULL), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_families),
 		cmocka_unit_test(test_v2_local),
 		cmocka_unit_test(test_v1_lines),
+		cmocka_unit_test(test_header_fails_closed),
 	};
 
 	return cmocka_run_group_tests_name("proxyproto", tests, NULL, NULL);

@@ -498,7 +498,7 @@ static void test_tls_ehlo_long_reply_stays_complete(void **state)
 {
 	enum { KW = 40 };
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 	static char all[16384];
@@ -560,7 +560,7 @@ static void test_ehlo_many_caps_reply_stays_complete(void **state)
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps };
+	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
 	memset(&ps, 0, sizeof(ps));
 	po_reset(&o);
 	ops->client_line(&env, &ps, "EHLO client.example", 19, false, &o);
@@ -643,7 +643,7 @@ static void test_backend_lost(void **state)
 		{ "421 4.3.2 backend.test shutting down", NULL },
 	};
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct proto_sess ps;
@@ -803,7 +803,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0 };
 	struct proto_sess ps;
 	struct proto_out o;
 
@@ -948,6 +948,7 @@ static void test_body_scan_matches_bytewise(void **state)
 
 #define LATE_OK "220 2.0.0 Ready to start TLS\r\n"
 #define IN_TXN  "503 5.5.1 Error: MAIL transaction in progress\r\n"
+#define UNTRACKED "421 4.7.0 mx.test Error: STARTTLS after a command that could not be followed\r\n"
 
 /*
  * Port 25 after plaintext commands went to Postfix: the tracker holds the
@@ -1060,6 +1061,146 @@ static void test_late_starttls_not_in_tls(void **state)
 	ops->fini(&ps);
 }
 
+/* ---- limits.junk_commands and the idle timeout's silence ------------------ */
+
+#define JUNK "421 4.7.0 mx.test Error: too many commands without progress\r\n"
+
+/*
+ * Commands that make no progress (NOOP, RSET, HELP, unknown verbs,
+ * errors; EHLO/HELO past PROTO_REPEATS_FREE) are counted, good ones do
+ * not reset the count, and the one past the limit is refused and closed.
+ */
+static void test_junk_limit(void **state)
+{
+	static const struct step t[] = {
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("NOOP", "250 2.0.0 Ok", 0),
+		C("RSET", "250 2.0.0 Ok", 0),
+		C("HELP", "214 ", 0),
+		CXK("NOOP", JUNK, PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+	static const struct step unknown[] = {
+		C("XYZZY", "502 5.5.2 ", 0),
+		C("EHLO", "501 5.5.4 ", 0),  /* an error: no progress either */
+		C("HELP", "214 ", 0),
+		CXK("XYZZY", "502 5.5.2 Error: command not recognized\r\n" JUNK,
+		    PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+	/* EHLO again and again: free PROTO_REPEATS_FREE times in all. */
+	static const struct step ehlo[] = {
+		C("EHLO a", "250-mx.test\r\n", 0),
+		C("HELO b", "250 mx.test\r\n", 0),
+		C("EHLO c", "250-mx.test\r\n", 0),
+		C("EHLO d", "250-mx.test\r\n", 0),
+		C("EHLO e", "250-mx.test\r\n", 0), /* junk 1 */
+		C("EHLO f", "250-mx.test\r\n", 0), /* junk 2 */
+		C("EHLO g", "250-mx.test\r\n", 0), /* junk 3 */
+		CXK("EHLO h", JUNK, PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+	/* A client that makes progress is not held up by the count: the
+	 * budget survives STARTTLS (as the error count does). */
+	static const struct step progress[] = {
+		C("NOOP", "250 ", 0),
+		C("NOOP", "250 ", 0),
+		C("EHLO client.example", "250-mx.test\r\n", 0),
+		C("STARTTLS", "220 ", PO_STARTTLS),
+		TLS_UP,
+		C("NOOP", "250 ", 0),
+		CXK("RSET", JUNK, PO_CLOSE | PO_ERROR, CTR_junk_refused),
+	};
+
+	transcript_junk_limit = 3;
+	RUN(&starttls_caps, t);
+	RUN(&starttls_caps, unknown);
+	RUN(&starttls_caps, ehlo);
+	RUN(&starttls_caps, progress);
+	transcript_junk_limit = 0;
+}
+
+/* limits.junk_commands: 0 is no limit at all. */
+static void test_junk_unlimited(void **state)
+{
+	static struct step t[300];
+
+	for (unsigned i = 0; i < 300; i++)
+		t[i] = (struct step)C("NOOP", "250 2.0.0 Ok", 0);
+	transcript_junk_limit = 0;
+	transcript_run(&TP, &starttls_caps, t, 300);
+}
+
+/* The relay's idle timeout (proto_timeout): a 421 between replies, even
+ * in a mail transaction, but nothing inside a multi-line reply or a line
+ * half-relayed (RFC 5321 4.2.1): there only the close. */
+static void test_idle_timeout_mid_reply(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
+	struct proto_sess ps;
+	struct proto_out o;
+	static const struct {
+		const char *backend;
+		bool speaks;
+	} t[] = {
+		{ "", true },
+		{ "250-backend.test\r\n250-PIPELINING\r\n", false },
+		{ "250 8BITMIME\r\n", true },
+		{ "250 2.1.0 O", false },  /* half a line */
+		{ "k\r\n", true },
+		{ "354 End data with <CR><LF>.<CR><LF>\r\n", true },
+	};
+
+	memset(&ps, 0, sizeof(ps));
+	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		po_reset(&o);
+		proto_timeout(ops, &env, &ps, true, &o);
+		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
+			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
+				 (int)o.reply_len, o.reply, o.flags);
+		if (t[i].speaks && strncmp(o.reply, "421 4.4.2 mx.test ", 18))
+			fail_msg("step %u: reply \"%.*s\"", i, (int)o.reply_len, o.reply);
+	}
+	ops->fini(&ps);
+}
+
+/*
+ * Finding 10: "BDAT 10x" is no chunk announcement (RFC 3030 2); the tracker
+ * must not skip 10 bytes on a guess: those were "STARTTLS\r\n", which would
+ * have gone to the backend unseen. It stops trusting the stream: the
+ * STARTTLS behind it is refused and the session closed.
+ */
+static void test_relay_bdat_strict(void **state)
+{
+	static const struct relay_step bad_size[] = {
+		RH("", "EHLO c\r\nBDAT 10x\r\nSTARTTLS\r\n", "EHLO c\r\nBDAT 10x\r\n"),
+		/* in pipelining order: once BDAT has its reply */
+		RH("250 mx.test\r\n", "", ""),
+		RA("501 5.5.4 Syntax: BDAT count [LAST]\r\n", "", "", UNTRACKED,
+		   PO_CLOSE | PO_ERROR, NULL),
+	};
+	static const struct relay_step huge[] = {
+		RH("", "BDAT 99999999999999999999 LAST\r\nSTARTTLS\r\n",
+		   "BDAT 99999999999999999999 LAST\r\n"),
+		RA("501 5.5.4 Syntax error\r\n", "", "", UNTRACKED, PO_CLOSE | PO_ERROR, NULL),
+	};
+	static const struct relay_step no_size[] = {
+		RH("", "BDAT\r\nNOOP\r\nSTARTTLS\r\n", "BDAT\r\nNOOP\r\n"),
+		RA("501 5.5.4 Syntax error\r\n250 2.0.0 Ok\r\n", "", "", UNTRACKED,
+		   PO_CLOSE | PO_ERROR, NULL),
+	};
+	/* Good ones still skip their chunk, LAST in any case, blanks around. */
+	static const struct relay_step good[] = {
+		R("", "BDAT 10 last \r\nSTARTTLS\r\n", "BDAT 10 last \r\nSTARTTLS\r\n"),
+		R("", "BDAT 0 LAST\r\n", "BDAT 0 LAST\r\n"),
+		RA("250 Ok\r\n250 Ok\r\n", "STARTTLS\r\n", "", LATE_OK, PO_STARTTLS, "QUIT\r\n"),
+	};
+
+	RELAY(&starttls_caps, bad_size);
+	RELAY(&starttls_caps, huge);
+	RELAY(&starttls_caps, no_size);
+	RELAY(&starttls_caps, good);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1096,6 +1237,10 @@ int main(void)
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_probe_no_keywords),
 		cmocka_unit_test(test_probe_refused),
+		cmocka_unit_test(test_junk_limit),
+		cmocka_unit_test(test_junk_unlimited),
+		cmocka_unit_test(test_idle_timeout_mid_reply),
+		cmocka_unit_test(test_relay_bdat_strict),
 		cmocka_unit_test(test_late_starttls_transaction),
 		cmocka_unit_test(test_late_starttls_not_in_tls),
 		cmocka_unit_test(test_late_starttls_many_recipients),

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,57 @@ static void dataplane_push_and_fall_back(void **state)
 	assert_int_equal(tls_resume_rotate_now(), -EPERM);
 }
 
+/* Does the ring's storage hold the bytes pat[0..len)? */
+static bool store_holds(const unsigned char *pat, size_t len)
+{
+	size_t n;
+	const unsigned char *s = tls_resume_store(&n);
+
+	for (size_t i = 0; i + len <= n; i++)
+		if (!memcmp(s + i, pat, len))
+			return true;
+	return false;
+}
+
+/* Issue 12, finding 4: a key that leaves the ring (expired, or rotated
+ * past the kept count) leaves no byte in its slot; unused slots are zero. */
+static void dataplane_retired_slots_wiped(void **state)
+{
+	struct cfg c = mkcfg(NULL);
+	struct tls_ticket_key pushed = dk(0x5a, T0 - 10, T0 + 50);
+	struct tls_ticket_info info[TLS_TICKET_KEYS_MAX];
+	unsigned char first[16], pat[32];
+	const unsigned char *s;
+	size_t len;
+	char err[256];
+	unsigned n;
+
+	(void)state;
+	c.tickets.rotate = 60;
+	c.tickets.lifetime = 60;                /* keeps 60/60 + 2 = 3 keys */
+	assert_int_equal(tls_resume_init(&c, NULL, err, sizeof(err)), 0);
+	assert_int_equal(tls_resume_push(&pushed, 1, T0, err, sizeof(err)), 0);
+	memset(pat, 0x5a, sizeof(pat));
+	assert_true(store_holds(pat, sizeof(pat)));
+	tls_resume_tick(T0 + 50);               /* expired: wiped, our own key */
+	assert_false(store_holds(pat, sizeof(pat)));
+
+	n = tls_resume_show(info, TLS_TICKET_KEYS_MAX, T0 + 50, NULL, NULL);
+	assert_int_equal(n, 1);
+	memcpy(first, info[0].name, sizeof(first));
+	assert_true(store_holds(first, sizeof(first)));
+	for (int i = 0; i < 4; i++)             /* past the kept count */
+		assert_int_equal(tls_resume_rotate_now(), 0);
+	n = tls_resume_show(info, TLS_TICKET_KEYS_MAX, T0 + 50, NULL, NULL);
+	assert_int_equal(n, 3);
+	assert_false(store_holds(first, sizeof(first)));
+	s = tls_resume_store(&len);
+	for (size_t i = n * sizeof(struct tls_ticket_key); i < len; i++)
+		if (s[i])
+			fail_msg("byte %zu of the ring's storage (slot %zu) is %#x after "
+				 "rotation", i, i / sizeof(struct tls_ticket_key), s[i]);
+}
+
 /* ----------------------------------------------------------- key files --- */
 
 static char tmpdir[] = "/tmp/sluice-tk-XXXXXX";
@@ -452,6 +504,7 @@ int main(void)
 		cmocka_unit_test_setup(ring_show_has_no_keys, ring_setup),
 		cmocka_unit_test_setup(ring_key_file_pushes_nothing, ring_setup),
 		cmocka_unit_test(dataplane_push_and_fall_back),
+		cmocka_unit_test(dataplane_retired_slots_wiped),
 		cmocka_unit_test(file_haproxy_order),
 		cmocka_unit_test(file_haproxy_48),
 		cmocka_unit_test(file_refusals),

@@ -150,6 +150,8 @@ static const char *step_feed(const struct proto_ops *ops, const struct proto_env
 	return NULL;
 }
 
+unsigned transcript_junk_limit;
+
 void transcript_run(const struct transcript_proto *tp, const struct setup *su,
 		    const struct step *steps, size_t n)
 {
@@ -160,6 +162,7 @@ void transcript_run(const struct transcript_proto *tp, const struct setup *su,
 		.tls_mode = su->mode,
 		.tls_available = su->tls_available,
 		.caps = caps,
+		.junk_limit = transcript_junk_limit,
 	};
 	struct proto_sess ps;
 	struct proto_out *o = malloc(sizeof(*o));
@@ -220,7 +223,7 @@ void transcript_lost_is_silent(const struct transcript_proto *tp, const char *co
 			       size_t n)
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
 
 	for (size_t i = 0; i < n; i++) {
 		struct proto_sess ps;
@@ -309,7 +312,7 @@ void transcript_relay(const struct transcript_proto *tp, const struct setup *su,
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
 	struct proto_caps *caps = caps_make(su->caps);
-	struct proto_env env = { "mx.test", su->mode, su->tls_available, caps };
+	struct proto_env env = { "mx.test", su->mode, su->tls_available, caps, 0 };
 	struct proto_sess ps;
 	uint8_t *buf = malloc(4096);
 	char why[1024] = "";

@@ -96,6 +96,10 @@ struct probe_step {
 	int rc;
 };
 
+/* limits.junk_commands as the session gives it (env.junk_limit) to the
+ * next transcript_run; 0: no limit (the default). */
+extern unsigned transcript_junk_limit;
+
 /* Run steps[0..n) against a fresh session of tp's engine set up as su, then
  * ->fini() it; fails the cmocka test at the first step that differs, with
  * the step, its input, and what came instead. Frees all it made. */
