@@ -35,6 +35,8 @@
 #include "snap.h"
 
 #define CORE_WAIT_MS 50   /* the longest a pass waits for an event */
+#define CORE_WORKERS_FULL 75 /* percent of the worker rings: stop accepting */
+#define CORE_WORKERS_PAUSE_MS 2
 
 struct runtime RT;
 
@@ -44,7 +46,13 @@ static int core_accept(struct core *c, unsigned li, struct stream *st)
 	return sess_accept(c, &c->snap->listeners[li], st);
 }
 
-const struct io_cb core_io_cb = { .accept = core_accept };
+/* io_cb.refuse_nofile: the reserve descriptor's connection is refused. */
+static void core_refuse_nofile(struct core *c, unsigned li, struct stream *st)
+{
+	sess_refuse_nofile(c, &c->snap->listeners[li], st);
+}
+
+const struct io_cb core_io_cb = { .accept = core_accept, .refuse_nofile = core_refuse_nofile };
 
 /* A reload reached this core: listen on the new generation's sockets
  * (listeners added or removed; the same ones, in their new order, else). */
@@ -93,6 +101,14 @@ void *core_main(void *arg)
 		/* A drain asked for: listeners stopped before anything more
 		 * is accepted, goodbyes, the deadline (one load when none). */
 		drain_core_pass(c);
+		/* A handshake flood: while the workers' rings are nearly
+		 * full, new connections wait in the listen queue (the kernel
+		 * holds them for free) rather than being accepted and then
+		 * closed for want of a worker. */
+		if (tlsw_fill(c->id) >= CORE_WORKERS_FULL && c->accept_after_ms <= c->now_ms) {
+			c->accept_after_ms = c->now_ms + CORE_WORKERS_PAUSE_MS;
+			ctr_inc(c, CTR_accept_paused_workers);
+		}
 		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
 			sess_job_done(j);

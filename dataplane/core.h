@@ -34,6 +34,14 @@ struct core {
 	struct sess *dead;         /* closed this loop, freed at its end */
 	struct sess *again;        /* to run again next round (work left) */
 	unsigned n_sess;
+	/* Limits (conn_limits.h, session/admit.c). */
+	bool stress;               /* stress mode: shorter timers, eviction */
+	uint64_t accept_after_ms;  /* the stack does not accept before then
+				      (EMFILE back-off, worker rings full) */
+	struct sess *ph_head, *ph_tail; /* sessions before TLS and backend,
+				      longest idle first: eviction victims */
+	uint64_t lim_log_s;        /* refusal log lines: this second's count */
+	unsigned lim_log_n, lim_log_dropped;
 	uint64_t hold_until;       /* a greeting is held until then: the loop
 				      wakes every ms, not every CORE_WAIT_MS */
 	struct counters ctr;
@@ -50,6 +58,7 @@ struct core {
 	_Atomic unsigned pub_open; /* sessions open */
 	_Atomic unsigned pub_busy; /* while draining: sessions not yet closing
 				      with all sent */
+	_Atomic bool pub_stress;   /* stress, as of the last change */
 };
 
 struct tls_certset;
@@ -68,8 +77,18 @@ struct runtime {
 	_Atomic unsigned drain_gen;
 	_Atomic bool draining;
 	_Atomic uint64_t drain_until_ms;
+	unsigned nofile;           /* RLIMIT_NOFILE (soft) as set at start */
+	unsigned fd_base;          /* descriptors open once started (about) */
+	_Atomic unsigned socks;    /* connections' sockets open (kernel stack) */
 };
+
 extern struct runtime RT;
+
+/* The descriptors the process holds, about: stress mode's measure. */
+static inline unsigned rt_fds(void)
+{
+	return RT.fd_base + atomic_load_explicit(&RT.socks, memory_order_relaxed);
+}
 
 static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[id]++; }
 static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[id] += n; }

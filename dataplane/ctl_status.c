@@ -78,6 +78,17 @@ static json_t *backends_json(const struct snap *s)
 	return a;
 }
 
+/* Stress mode (session/admit.c): the cores in it, by id. */
+static json_t *stress_json(void)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; i < RT.n_cores; i++)
+		if (atomic_load_explicit(&RT.cores[i].pub_stress, memory_order_relaxed))
+			json_array_append_new(a, json_integer(i));
+	return a;
+}
+
 int ctl_status(json_t *req, json_t *ans, char *err, size_t errlen)
 {
 	const struct snap *s = snap_current();
@@ -102,6 +113,8 @@ int ctl_status(json_t *req, json_t *ans, char *err, size_t errlen)
 	json_object_set_new(ans, "workers", json_integer(RT.cfg->workers));
 	json_object_set_new(ans, "sessions", json_integer(sessions));
 	json_object_set_new(ans, "draining", json_boolean(drain_active()));
+	json_object_set_new(ans, "stress", stress_json());
+	json_object_set_new(ans, "nofile", json_integer(RT.nofile));
 	json_object_set_new(ans, "listeners", listeners_json(s));
 	json_object_set_new(ans, "backends", backends_json(s));
 	return 0;
@@ -128,6 +141,7 @@ int ctl_stats(json_t *req, json_t *ans, char *err, size_t errlen)
 			json_array_append_new(cores, o);
 	}
 	json_object_set_new(ans, "counters", sum);
+	json_object_set_new(ans, "stress", stress_json());
 	if (per_core)
 		json_object_set_new(ans, "cores", cores);
 	else

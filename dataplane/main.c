@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "conn_limits.h"
 #include "core.h"
 #include "ctl.h"
 #include "drain.h"
@@ -223,6 +224,12 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	RT.cores = calloc(c->cores, sizeof(*RT.cores));
 	if (!RT.cores)
 		return -ENOMEM;
+	/* Descriptors for what the limits allow, before anything is opened;
+	 * the address table sized for every session the cores may hold. */
+	if ((rc = limits_nofile(c, &RT.nofile, err, errlen)) < 0)
+		return rc;
+	if (limits_init((uint64_t)c->limits.sessions_per_core * c->cores, 0) < 0)
+		return -ENOMEM;
 	for (i = 0; i < c->cores; i++) {
 		RT.cores[i].id = i;
 		RT.cores[i].wake_fd = -1;
@@ -260,6 +267,12 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	 * one rather than not at all. */
 	if (ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr)) < 0)
 		log_msg(LOG_WARNING, "no control socket: %s", cerr);
+	/* What is open now stays open: the lowest free descriptor is about
+	 * their count (stress mode adds the connections' sockets). */
+	if ((rc = dup(STDERR_FILENO)) >= 0) {
+		RT.fd_base = (unsigned)rc;
+		close(rc);
+	}
 	/* Ports are bound and keys read: root is no longer needed. */
 	if ((rc = privs_drop(c, err, errlen)) < 0)
 		return rc;
@@ -379,6 +392,7 @@ static void app_teardown(struct app *a)
 	for (i = 0; RT.cores && i < RT.n_cores; i++)
 		fp_table_free(RT.cores[i].fp);
 	free(RT.cores);
+	limits_fini();
 	sesscache_fini();
 	if (a->c)
 		be_pools_free(a->pools, a->c->n_backends);

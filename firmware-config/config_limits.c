@@ -4,7 +4,7 @@
  * how many a client address may open and how fast, the networks exempt
  * from that, the dialogue's junk-command limit, and when stress mode
  * starts. The schema and the checks; the dataplane acts on them
- * (dataplane/limits.c).
+ * (dataplane/conn_limits.c).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -54,6 +54,10 @@ struct stream_ops {
 		     struct sockaddr_storage *local);
 	/* The smoothed round-trip time its TCP measured (us), or 0. */
 	uint32_t (*rtt_us)(const struct stream *s);
+	/* A connection refused before it was opened (a limit): send these
+	 * few bytes if they fit now, never waiting; its owner closes it
+	 * then. NULL: the stack cannot, the refusal is a close. */
+	void (*say)(struct stream *s, const void *p, size_t len);
 };
 
 struct stream {
@@ -66,6 +70,9 @@ struct stream {
 	bool failed;     /* reset or error */
 	bool shut_wr;    /* we sent FIN */
 	bool connecting; /* active open in progress */
+	bool hup;        /* the stack saw the peer close or reset, maybe
+			    before its bytes were read (the owner may stop
+			    work for a peer that is gone) */
 	int fd;          /* kernel stack: the socket; -1 when closed or native */
 	int err;         /* errno of the failure */
 	void *owner;     /* the session, the probe, or the listener */

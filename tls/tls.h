@@ -15,6 +15,7 @@
 #ifndef SLUICE_TLS_H
 #define SLUICE_TLS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -143,6 +144,10 @@ struct tls_job {
 	uint8_t policy;     /* enum cfg_policy */
 	uint16_t core;      /* which core to return to */
 	uint8_t status;     /* enum tls_job_status, set by the worker */
+	bool skipped;       /* set by the worker: cancelled, not run */
+	_Atomic bool cancelled; /* set by the core while the job is out: the
+			       client is gone (closed, timed out); the worker
+			       skips the step (no signature for nobody) */
 	char reason[120];   /* on TLSJ_FAIL */
 };
 
@@ -173,5 +178,8 @@ void tlsw_kick(unsigned core);
 struct tls_job *tlsw_poll(unsigned core);
 /* eventfd that becomes readable when jobs come back to core. */
 int tlsw_core_fd(unsigned core);
+/* How full core's rings to the workers are, in percent of what it may
+ * have out (accepting slows down near 100). Core's own thread. */
+unsigned tlsw_fill(unsigned core);
 
 #endif

@@ -65,11 +65,26 @@ static size_t ctx_slot(unsigned set, unsigned cert, unsigned policy)
 	       (cert == TLS_CERT_ANY ? 0 : cert + 1) * CFG_POLICY_COUNT + policy;
 }
 
+/* The core gave up on the job while it waited (its client closed or
+ * timed out): nothing is run, the job goes back failed. */
+static bool tlsw_cancelled(struct tls_job *j)
+{
+	if (!atomic_load_explicit(&j->cancelled, memory_order_acquire))
+		return false;
+	j->skipped = true;
+	j->status = TLSJ_FAIL;
+	snprintf(j->reason, sizeof(j->reason), "client gone: step skipped");
+	return true;
+}
+
 /* Run one step of a handshake; the job says how far it got. */
 static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 {
 	int rc, e;
 
+	j->skipped = false;
+	if (tlsw_cancelled(j))
+		return;
 	ERR_clear_error();
 	if (!j->ssl) {
 		BIO *b;
@@ -102,6 +117,8 @@ static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 		}
 		SSL_set_bio(j->ssl, b, b);
 		SSL_set_accept_state(j->ssl);
+		if (tlsw_cancelled(j)) /* SSL_new took a while under load */
+			return;
 	}
 	rc = SSL_do_handshake(j->ssl);
 	if (rc == 1) {
@@ -350,6 +367,15 @@ struct tls_job *tlsw_poll(unsigned core)
 int tlsw_core_fd(unsigned core)
 {
 	return P.core_fd[core];
+}
+
+unsigned tlsw_fill(unsigned core)
+{
+	uint64_t out = 0;
+
+	for (unsigned w = 0; w < P.n_workers; w++)
+		out += P.out[core * P.n_workers + w];
+	return P.n_workers ? (unsigned)(out * 100 / ((uint64_t)P.n_workers * TLSW_RING)) : 0;
 }
 
 struct tlsw_ctxs *tlsw_ctxs_build(struct tls_certset *const *sets, unsigned n_sets,

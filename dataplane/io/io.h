@@ -71,6 +71,10 @@ struct io_cb {
 	 * st->ops->size bytes to where the stream will live and opens it
 	 * there. 0, or -errno: the stack still owns st and closes it. */
 	int (*accept)(struct core *c, unsigned li, struct stream *st);
+	/* Descriptors ran out and the stack accepted st out of its reserve:
+	 * the protocol's temporary refusal for listener li goes out through
+	 * st->ops->say (counted, logged); the stack closes st then. */
+	void (*refuse_nofile)(struct core *c, unsigned li, struct stream *st);
 };
 
 /* Set by io_setup(): for the stacks only. */

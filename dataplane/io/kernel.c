@@ -22,6 +22,8 @@
 
 #define KERN_EVENTS 256
 #define KERN_ACCEPT_BURST 64
+#define KERN_NOFILE_BACKOFF_MS 100 /* accepting pauses this long when
+				      descriptors ran out */
 
 /* One core's sockets. */
 struct kern_core {
@@ -33,6 +35,10 @@ struct kern_core {
 	struct epoll_event ev[KERN_EVENTS]; /* what kern_wait got, for kern_poll */
 	int n_ev;
 	bool paused;               /* drain: the listeners are shut down */
+	int reserve_fd;            /* held for EMFILE: closed to accept one
+				      connection and tell it to come back */
+	uint64_t nofile_log_s;     /* the second of the last EMFILE log line */
+	unsigned nofile_dropped;   /* EMFILE refusals since that line */
 };
 
 /* One listening address, a socket per core (SO_REUSEPORT). Listeners
@@ -200,6 +206,8 @@ static void kern_close(struct stream *s)
 	if (s->fd >= 0) {
 		epoll_ctl(kc->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
+		if (s->kind == SK_CLIENT || s->kind == SK_BACKEND)
+			atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
 	}
 	s->fd = -1;
 	s->kind = SK_DEAD;
@@ -231,11 +239,33 @@ static int kern_accepted_addrs(struct stream *s, struct sockaddr_storage *peer,
 	return 0;
 }
 
+/* Close a connection sluice refused (a limit; its refusal line, if any,
+ * was said): what the client sent already is read and dropped first, so
+ * that the close is a FIN after the line and not a reset that could
+ * destroy it (an implicit-TLS client's ClientHello is usually there). */
+static void kern_drop(int fd)
+{
+	char scratch[4096];
+
+	for (int i = 0; i < 4 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
+/* stream_ops.say: a refusal line to a connection not opened yet, only
+ * what the socket buffer takes now. */
+static void kern_say(struct stream *s, const void *p, size_t len)
+{
+	if (s->fd >= 0 && len)
+		(void)!send(s->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static const struct stream_ops kern_accepted_ops = {
 	.size = sizeof(struct stream),
 	.open = kern_open,
 	.close = kern_close,
 	.addrs = kern_accepted_addrs,
+	.say = kern_say,
 };
 
 static const struct stream_ops kern_stream_ops = {
@@ -268,8 +298,10 @@ static int kern_connect(struct core *c, struct stream *s, const struct sockaddr 
 		return rc;
 	}
 	kern_make(c->io_core, s, fd, SK_BACKEND, s->owner);
+	atomic_fetch_add_explicit(&RT.socks, 1, memory_order_relaxed);
 	rc = kern_open(s, wake, arg);
 	if (rc < 0) {
+		atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
 		close(fd);
 		s->fd = -1;
 		s->kind = SK_DEAD;
@@ -277,6 +309,55 @@ static int kern_connect(struct core *c, struct stream *s, const struct sockaddr 
 	}
 	s->connecting = true;
 	return 0;
+}
+
+/*
+ * accept4() failed for want of descriptors or memory. The listener stays
+ * readable (its queue is not empty) and edge-triggered epoll will not
+ * tell again, so accepting pauses KERN_NOFILE_BACKOFF_MS (kern_wait sleeps
+ * meanwhile: no core spins on a listener it cannot empty). On EMFILE or
+ * ENFILE the reserve descriptor makes room for one accept: that client
+ * hears the protocol's temporary refusal instead of waiting in the queue
+ * until it gives up, then the reserve is taken back. At most one log line
+ * a second per core.
+ */
+static void kern_accept_failed(struct core *c, struct kern_core *kc, struct stream *ls,
+			       unsigned li, int err)
+{
+	bool nofile = err == EMFILE || err == ENFILE;
+	uint64_t sec = c->now_ms / 1000;
+
+	c->accept_after_ms = c->now_ms + KERN_NOFILE_BACKOFF_MS;
+	ctr_inc(c, CTR_accept_backoff);
+	if (nofile && kc->reserve_fd >= 0) {
+		struct kern_accepted ka;
+		socklen_t pl = sizeof(ka.peer);
+		int fd;
+
+		close(kc->reserve_fd);
+		fd = accept4(ls->fd, (struct sockaddr *)&ka.peer, &pl,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			kern_make(kc, &ka.s, fd, SK_CLIENT, NULL);
+			ka.s.ops = &kern_accepted_ops;
+			if (io_up.refuse_nofile)
+				io_up.refuse_nofile(c, li, &ka.s);
+			kern_drop(fd);
+		}
+		kc->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	} else {
+		ctr_inc(c, CTR_conn_refused_overload);
+	}
+	kc->nofile_dropped++;
+	if (kc->nofile_log_s != sec) {
+		log_msg(LOG_WARNING, "event=accept-backoff core=%u listener=%u error=%s "
+			"backoff_ms=%u events=%u reserve=%s hint=\"raise limits.nofile or lower "
+			"limits.sessions_per_core\"", c->id, li, nofile ? "EMFILE" : strerror(err),
+			KERN_NOFILE_BACKOFF_MS, kc->nofile_dropped,
+			kc->reserve_fd >= 0 ? "yes" : "no");
+		kc->nofile_log_s = sec;
+		kc->nofile_dropped = 0;
+	}
 }
 
 /* A listener is readable: accept a burst, each handed to io_up.accept. */
@@ -296,14 +377,19 @@ static void kern_accept(struct core *c, struct stream *ls)
 				ls->readable = false;
 			else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 				 errno == ENOMEM)
-				ctr_inc(c, CTR_conn_refused_overload);
+				kern_accept_failed(c, c->io_core, ls, li, errno);
 			return;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		atomic_fetch_add_explicit(&RT.socks, 1, memory_order_relaxed);
 		kern_make(c->io_core, &ka.s, fd, SK_CLIENT, NULL);
 		ka.s.ops = &kern_accepted_ops;
-		if (io_up.accept(c, li, &ka.s) < 0)
-			close(fd);   /* refused: still ours */
+		if (io_up.accept(c, li, &ka.s) < 0) {
+			kern_drop(fd);   /* refused: still ours */
+			atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
+		}
+		if (c->accept_after_ms > c->now_ms)
+			return;      /* the session layer asked for a pause */
 	}
 	ls->readable = true; /* more may wait: come back next pass */
 }
@@ -316,8 +402,14 @@ static void kern_wait(struct core *c, unsigned wait_ms)
 	unsigned i;
 
 	for (i = 0; i < kc->n_lsn && !kc->paused; i++)
-		if (kc->lsn[i].readable)
-			wait_ms = 0;
+		if (kc->lsn[i].readable) {
+			/* Accepting paused: sleep until then, not spin. */
+			if (c->accept_after_ms > c->now_ms)
+				wait_ms = (unsigned)(c->accept_after_ms - c->now_ms) < wait_ms
+					  ? (unsigned)(c->accept_after_ms - c->now_ms) : wait_ms;
+			else
+				wait_ms = 0;
+		}
 	kc->n_ev = epoll_wait(kc->epfd, kc->ev, KERN_EVENTS, (int)wait_ms);
 }
 
@@ -348,6 +440,8 @@ static unsigned kern_poll(struct core *c)
 		case SK_BACKEND:
 			if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 				s->readable = true;
+			if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				s->hup = true;
 			if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 				s->writable = true;
 			if (s->wake)
@@ -360,7 +454,7 @@ static unsigned kern_poll(struct core *c)
 	if (kc->n_ev > 0)
 		work += (unsigned)kc->n_ev;
 	kc->n_ev = 0;
-	for (i = 0; i < kc->n_lsn && !kc->paused; i++)
+	for (i = 0; i < kc->n_lsn && !kc->paused && c->accept_after_ms <= c->now_ms; i++)
 		if (kc->lsn[i].readable) {
 			kern_accept(c, &kc->lsn[i]);
 			work++;
@@ -615,6 +709,7 @@ static int kern_core_init(const struct cfg *cfg, struct kern_core *kc, unsigned 
 {
 	unsigned i;
 
+	kc->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	kc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (kc->epfd < 0) {
 		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
@@ -648,7 +743,7 @@ int kern_init(const struct cfg *cfg, struct core *cores, unsigned n_cores, char 
 		return -ENOMEM;
 	K.n_cores = n_cores;
 	for (k = 0; k < n_cores; k++)
-		K.kc[k].epfd = -1;
+		K.kc[k].epfd = K.kc[k].reserve_fd = -1;
 	/* Listeners are bound in their order, so that K.ls[i] is listener i. */
 	for (unsigned i = 0; i < cfg->n_listeners; i++) {
 		const struct cfg_listener *l = &cfg->listeners[i];
@@ -680,6 +775,8 @@ void kern_fini(void)
 		free(kc->lsn);
 		if (kc->epfd >= 0)
 			close(kc->epfd);
+		if (kc->reserve_fd >= 0)
+			close(kc->reserve_fd);
 	}
 	/* The sockets are K.ls's: closed once, whichever cores watched them. */
 	for (unsigned i = 0; i < K.n_ls; i++)

@@ -432,6 +432,15 @@ static void sess_fingerprint_done(struct sess *s, bool ok)
 	fp_publish(e);
 }
 
+/* The ClientHello offers to resume (a PSK, a ticket, or below TLS 1.3 a
+ * session ID): not a full handshake, no signature. A TLS 1.3 client's
+ * session ID is the middlebox-compatibility one, not an offer. */
+static bool sess_hello_resumes(const struct hello *h)
+{
+	return h->psk_identities || h->ticket_len ||
+	       (h->version < 0x0304 && h->session_id_len);
+}
+
 /*
  * Read the ClientHello on the core before the first handshake step
  * (DESIGN.md §3): its fingerprint goes to the log line, what it shows goes
@@ -458,6 +467,25 @@ static int sess_read_hello(struct sess *s)
 		ctr_inc(s->core, CTR_hello_too_big);
 		sess_set_result(s, "tls-refused", "ClientHello larger than %u bytes", BUF_CAP);
 		goto refuse;
+	}
+	if (r == HELLO_OK && !sess_hello_resumes(&h) &&
+	    !limits_handshake(&s->l->cfg->limits, &s->lim, s->core->now_ms)) {
+		/* limits.per_address.handshakes: refused before any work
+		 * (no signature), with a handshake_failure alert in the
+		 * clear, as a server that cannot serve this hello would. */
+		static const uint8_t alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28 };
+		char addr[64];
+
+		ctr_inc(s->core, CTR_handshake_refused_rate);
+		sess_set_result(s, "refused", "limits.per_address.handshakes: %u full handshakes a "
+				"minute", s->l->cfg->limits.handshakes);
+		log_msg(LOG_NOTICE, "event=refused listener=%s client=%s limit=per_address.handshakes "
+			"value=%u reply=tls-alert", s->l->cfg->name,
+			fmt_addr(&s->peer, addr, sizeof(addr)), s->l->cfg->limits.handshakes);
+		if (sess_to_client(s, alert, sizeof(alert)) == 0)
+			(void)sess_flush(s);
+		sess_finish(s);
+		return -1;
 	}
 	if (r == HELLO_OK) {
 		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
@@ -513,6 +541,16 @@ bool sess_handshake(struct sess *s)
 		}
 		return false;
 	}
+	if (!s->ssl && (s->cli.eof || s->cli.failed)) {
+		/* A ClientHello and the close behind it: the handshake can
+		 * never finish (the client's Finished cannot come), so the
+		 * first step, with its signature, is not run. */
+		ctr_inc(s->core, CTR_handshake_jobs_skipped);
+		ctr_inc(s->core, CTR_handshake_fail);
+		sess_set_result(s, "tls-failed", "client closed right after its ClientHello");
+		sess_finish(s);
+		return false;
+	}
 	s->want_write_first = false;
 	s->tio.in_eof = s->cli.eof;
 	s->job.owner = s;
@@ -541,6 +579,8 @@ void sess_job_done(struct tls_job *j)
 
 	s->job_out = false;
 	s->ssl = j->ssl;
+	if (j->skipped)
+		ctr_inc(s->core, CTR_handshake_jobs_skipped);
 	if (s->dead) {
 		sess_finish(s); /* now that the worker let go */
 		return;
@@ -554,6 +594,7 @@ void sess_job_done(struct tls_job *j)
 	case TLSJ_WANT_READ:
 		/* Post again only once more bytes came in. */
 		s->hs_left = buf_len(&s->cin);
+		sess_ph_touch(s);
 		break;
 	case TLSJ_WANT_WRITE:
 		s->want_write_first = true;
@@ -578,6 +619,14 @@ void sess_job_done(struct tls_job *j)
 		break;
 	}
 	sess_run(s);
+}
+
+void sess_cancel_job(struct sess *s)
+{
+	/* Only the first step signs; later ones are cheap and may carry
+	 * the client's Finished, sent with its close. */
+	if (s->job_out && !s->ssl)
+		atomic_store_explicit(&s->job.cancelled, true, memory_order_release);
 }
 
 void sess_job_orphan(struct tls_job *j)

@@ -86,7 +86,7 @@ void sess_arm(struct sess *s, uint64_t ms)
 void sess_arm_dialogue(struct sess *s)
 {
 	const struct cfg_timeouts *to = &s->l->cfg->timeouts;
-	uint64_t now = s->core->now_ms, idle = to->plaintext * 1000ull;
+	uint64_t now = s->core->now_ms, idle = sess_plaintext_ms(s); /* shorter under stress */
 	uint64_t dl = to->plaintext_deadline * 1000ull;
 	uint64_t left = now - s->t_active < idle ? idle - (now - s->t_active) : 0;
 
@@ -189,7 +189,7 @@ void sess_apply(struct sess *s, const struct proto_out *o)
 		}
 		s->starttls = true;
 		s->state = SS_STARTTLS;
-		sess_arm(s, s->l->cfg->timeouts.handshake * 1000ull);
+		sess_arm(s, sess_handshake_ms(s));
 	}
 }
 
@@ -215,6 +215,7 @@ static void sess_greet(struct sess *s)
 	s->greet_held = false;
 	sess_engine(s, &o, greeting);
 	s->t_active = s->core->now_ms;
+	sess_ph_touch(s);
 	sess_arm_dialogue(s);
 }
 
@@ -236,7 +237,7 @@ static bool sess_dialogue(struct sess *s)
 			sess_quirk(s, QUIRK_implicit_on_starttls);
 			s->greet_held = false;
 			s->state = SS_HANDSHAKE;
-			sess_arm(s, s->l->cfg->timeouts.handshake * 1000ull);
+			sess_arm(s, sess_handshake_ms(s));
 			return true;
 		}
 		sess_greet(s); /* an early talker: greeted, then answered */
@@ -283,6 +284,7 @@ static bool sess_dialogue(struct sess *s)
 		if (o.literal)
 			lr_literal(&s->lr, o.literal);
 		s->t_active = s->core->now_ms;
+		sess_ph_touch(s);
 		did = true;
 		sess_apply(s, &o);
 		if (o.flags & PO_BACKEND)
@@ -397,8 +399,13 @@ void sess_run(struct sess *s)
 		}
 		bool did;
 
-		if (s->job_out)
+		if (s->job_out) {
+			/* The client closed or reset while its handshake
+			 * step waits for a worker: the step is skipped. */
+			if (s->cli.hup)
+				sess_cancel_job(s);
 			return;
+		}
 		did = sess_read(s);
 		sess_retire_step(s, false);
 		switch (s->state) {
@@ -472,12 +479,14 @@ void sess_timer(struct timer *t)
 			sess_apply(s, &o);
 			break;
 		}
-		if (now - s->t_active < to->plaintext * 1000ull) {
+		if (now - s->t_active < sess_plaintext_ms(s)) {
 			sess_arm_dialogue(s);
 			return;
 		}
 		ctr_inc(s->core, CTR_timeout_plaintext);
-		sess_set_result(s, "timeout", "no command for %us", to->plaintext);
+		sess_set_result(s, "timeout", "no command for %llus%s",
+				(unsigned long long)(sess_plaintext_ms(s) / 1000),
+				s->core->stress ? " (stress)" : "");
 		sess_engine(s, &o, timeout);
 		if (s->state != SS_CLOSING)
 			sess_closing(s, NULL, NULL);
@@ -485,7 +494,9 @@ void sess_timer(struct timer *t)
 	case SS_STARTTLS:
 	case SS_HANDSHAKE:
 		ctr_inc(s->core, CTR_timeout_handshake);
-		sess_set_result(s, "timeout", "TLS handshake not done in %us", to->handshake);
+		sess_set_result(s, "timeout", "TLS handshake not done in %llus%s",
+				(unsigned long long)(sess_handshake_ms(s) / 1000),
+				s->core->stress ? " (stress)" : "");
 		sess_finish(s);
 		return;
 	case SS_BACKEND:
@@ -563,11 +574,12 @@ static void sess_begin(struct sess *s)
 		c->sessions->prev = s;
 	c->sessions = s;
 	c->n_sess++;
+	sess_ph_join(s);
 
 	if (l->cfg->tls == CFG_TLS_IMPLICIT) {
 		ctr_inc(c, CTR_implicit_tls);
 		s->state = SS_HANDSHAKE;
-		sess_arm(s, l->cfg->timeouts.handshake * 1000ull);
+		sess_arm(s, sess_handshake_ms(s));
 	} else if (l->cfg->detect_implicit_ms) {
 		/* Hold the greeting: a ClientHello may come first, right
 		 * behind the handshake, so for about two round trips. */
@@ -591,6 +603,7 @@ static void sess_begin(struct sess *s)
 int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 {
 	struct sockaddr_storage peer, local;
+	struct lim_ticket lim;
 	struct sess *s;
 	int rc;
 
@@ -598,12 +611,18 @@ int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 		return rc;     /* gone already */
 	if (st->ops->size > sizeof(s->cli_native))
 		return -EINVAL;
-	if (!(s = sess_new(c, l, &peer, &local)))
+	if ((rc = sess_admit(c, l, st, &peer, &lim)) < 0)
+		return rc;
+	if (!(s = sess_new(c, l, &peer, &local))) {
+		limits_release(&lim);
 		return -ENOMEM;
+	}
+	s->lim = lim;
 	memcpy(&s->cli, st, st->ops->size);
 	s->cli.owner = s;
 	if ((rc = stream_open(&s->cli, sess_stream_wake, s)) < 0) {
 		ctr_inc(c, CTR_conn_refused_overload);
+		limits_release(&s->lim);
 		free(s);
 		return rc;
 	}
@@ -667,9 +686,16 @@ void sess_finish(struct sess *s)
 		if (s->next)
 			s->next->prev = s->prev;
 		c->n_sess--;
+		sess_ph_leave(s);
+		limits_release(&s->lim);
+		if (c->stress)
+			sess_stress_check(c);
 	}
 	if (s->job_out) {
 		s->dead = true; /* sess_job_done comes back here */
+		/* The worker skips the step if it has not run it yet: no
+		 * signature for a client that is gone. */
+		atomic_store_explicit(&s->job.cancelled, true, memory_order_release);
 		return;
 	}
 	s->next_dead = c->dead;

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "conn_limits.h"
 #include "core.h"
 #include "net/tcp_stream.h"
 #include "proto/linereader.h"
@@ -129,6 +130,9 @@ struct sess {
 	char certsel_err[200];      /* why no certificate can serve it */
 	uint8_t certsel_rule;       /* enum certsel_rule; OK when one can */
 	struct sockaddr_storage peer, local;
+	struct lim_ticket lim;      /* its count in the address table */
+	struct sess *ph_next, *ph_prev; /* core's ph list (session/admit.c) */
+	bool on_ph;
 };
 
 /* A new client connection on core c for listener l, from either stack
@@ -141,6 +145,9 @@ void sess_job_done(struct tls_job *j);
 /* At shutdown, after the cores stopped: a job that never came back; its
  * session (closed already) is freed. */
 void sess_job_orphan(struct tls_job *j);
+/* Descriptors ran out: the stack accepted st from its reserve for
+ * listener l; the protocol's temporary refusal is said (session/admit.c). */
+void sess_refuse_nofile(struct core *c, const struct listener *l, struct stream *st);
 /* Timer callback. */
 void sess_timer(struct timer *t);
 /* Run the sessions that stopped with work left in the last round. */

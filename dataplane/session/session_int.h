@@ -73,6 +73,22 @@ void sess_finish(struct sess *s);
  * engine's state) and the session. */
 void sess_free(struct sess *s);
 
+/* admit.c */
+/* A new connection from peer on l: the address table's verdict (*t its
+ * hold), the core's limit, stress mode and its eviction. 0, or
+ * -ECONNREFUSED: refused, said, counted and logged; st is the caller's. */
+int sess_admit(struct core *c, const struct listener *l, struct stream *st,
+	       const struct sockaddr_storage *peer, struct lim_ticket *t);
+/* Enter or leave stress mode with what the core holds now. */
+void sess_stress_check(struct core *c);
+/* timeouts.plaintext and .handshake in ms, shorter under stress. */
+uint64_t sess_plaintext_ms(const struct sess *s);
+uint64_t sess_handshake_ms(const struct sess *s);
+/* The ph list: sessions before TLS and backend, longest idle first. */
+void sess_ph_join(struct sess *s);
+void sess_ph_touch(struct sess *s);
+void sess_ph_leave(struct sess *s);
+
 /* backend_open.c */
 /* The engine needs the backend (PO_BACKEND): retire a plaintext one left
  * by a late STARTTLS, then SS_BACKEND and the first server to connect. */
@@ -124,5 +140,8 @@ void sess_tls_release(struct sess *s);
 /* SS_STARTTLS/SS_HANDSHAKE: post the next handshake step when its input
  * is there. Returns true if the session moved. */
 bool sess_handshake(struct sess *s);
+/* The client closed while its first handshake step waits for a worker:
+ * the worker skips it (tls_job.cancelled). */
+void sess_cancel_job(struct sess *s);
 
 #endif
