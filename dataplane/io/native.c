@@ -26,14 +26,18 @@
 #include "net/tcp_stream.h"
 
 /* A connection reached ESTABLISHED on a listener: the loop's owner takes
- * it (and opens the stream where it will live) or refuses it (RST). */
+ * it (and opens the stream where it will live) or refuses it (a limit):
+ * then the refusal line it said through stream_ops.say goes out, and a
+ * FIN after it, as on the kernel stack; never a bare RST. */
 static int nat_accept(void *lctx, struct tcp_conn *tc)
 {
 	struct nat_lsn *ls = lctx;
 	struct tcp_stream ts;
 
 	tcp_stream_take(&ts, tc, SK_CLIENT);
-	return io_up.accept(ls->q->nc->core, ls->idx, &ts.s);
+	if (io_up.accept(ls->q->nc->core, ls->idx, &ts.s) < 0)
+		tcp_stream_drop(&ts);
+	return 0;
 }
 
 /* Does listener l listen on port pc? Sets *a to the address to bind

@@ -229,6 +229,9 @@ uint32_t tcp_readable(const struct tcp_conn *c);
 uint32_t tcp_send_space(const struct tcp_conn *c);
 /* True once the peer's FIN arrived and every byte before it was read. */
 bool tcp_eof(const struct tcp_conn *c);
+/* True once the peer's FIN or RST arrived (or the connection ended), even
+ * with bytes still unread: the peer is gone or going. */
+bool tcp_peer_closed(const struct tcp_conn *c);
 /* Half-close: FIN after the queued bytes; reading goes on. */
 void tcp_shutdown_wr(struct tcp_conn *c);
 /* Close: FIN after the queued bytes (RST if received bytes are unread,

@@ -283,6 +283,13 @@ bool tcp_eof(const struct tcp_conn *c)
 	return c->fin_rcvd && tcp_readable(c) == 0;
 }
 
+/* The peer sent its FIN or reset (or the connection died), whatever is
+ * still unread. */
+bool tcp_peer_closed(const struct tcp_conn *c)
+{
+	return c->fin_rcvd || c->soft_err || c->state == TCPS_CLOSED;
+}
+
 /* Copy out from RCV.READ; send a window update if the edge moved enough. */
 static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 {
