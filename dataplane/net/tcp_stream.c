@@ -72,12 +72,17 @@ static void init(struct tcp_stream *ts, uint8_t kind, void *owner, stream_wake_f
 				 .wake = w, .wake_arg = arg };
 }
 
-/* Take an accepted connection; it may be written at once. */
+/* Take an accepted connection; it may be written at once. One that waited
+ * in the accept queue may have bytes, a FIN or a reset already, which no
+ * event will announce again: readable (and hup) say so now, as a kernel
+ * socket's first epoll event would. */
 void tcp_stream_take(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind)
 {
 	init(ts, kind, NULL, NULL, NULL);
 	ts->c = c;
 	ts->s.writable = true;
+	ts->s.hup = tcp_peer_closed(c);
+	ts->s.readable = ts->s.hup || tcp_readable(c) > 0;
 }
 
 /* stream_open(): the connection's events come to ts from now on. */

@@ -335,6 +335,72 @@ static void test_refusal_said(void **state)
 	simlink_free(l);
 }
 
+static bool paused;
+
+/* io/native.c's accept while the core's accepting is paused: -EAGAIN. */
+static int accept_paused(void *lctx, struct tcp_conn *c)
+{
+	if (paused)
+		return -EAGAIN;
+	return accept_stream(lctx, c);
+}
+
+/* Accepting paused: an established connection waits in the listener's
+ * accept queue (its bytes and FIN kept), is offered once the pause is
+ * over, and the owner reads what came meanwhile; one reset while queued
+ * leaves the queue, never reaching the owner. */
+static void test_accept_paused(void **state)
+{
+	struct tcp_connect_req req = { .raddr = tn_ip4(2), .rport = 25 };
+	struct tcp_stream other;
+	struct net_stack *a, *b;
+	struct tcp_listener *lst;
+	struct simlink *l;
+	struct buf m = { 0 };
+
+	(void)state;
+	memset(&cli, 0, sizeof(cli));
+	memset(&srv, 0, sizeof(srv));
+	paused = true;
+	l = pair(&a, &b, accept_paused);
+	lst = &b->listeners[0];
+	assert_int_equal(tcp_stream_connect(a, &cli.ts, &req, &cli, on_wake, NULL), 0);
+	assert_int_equal(tcp_stream_connect(a, &other, &req, NULL, on_wake, NULL), 0);
+	simlink_run(l, 500000, NULL, NULL);
+	assert_int_equal(tcp_stream_connected(&cli.ts), 0);   /* the handshake is done */
+	assert_int_equal(tcp_stream_connected(&other), 0);
+	assert_int_equal(tn_counter(b, NET_C_tcp_accept_queued), 2);
+	assert_int_equal(lst->naq, 2);
+	assert_int_equal(buf_put(&cli.out, "EHLO x\r\n", 8), 8);
+	assert_int_equal(tcp_stream_send(&cli.ts, &cli.out), 8);
+	tcp_stream_shutdown_wr(&cli.ts);
+	tcp_abort(other.c);                 /* the second gives up: reset */
+	other.c = NULL;
+	simlink_run(l, simlink_now(l) + 500000, NULL, NULL);
+	assert_int_equal(lst->naq, 1);
+	assert_false(srv.attached);
+	assert_int_equal(tcp_accept_queued(lst), 1);   /* still paused: back in */
+	assert_int_equal(lst->naq, 1);
+	assert_int_equal(tn_counter(b, NET_C_tcp_accept_queued), 2);
+	paused = false;
+	assert_int_equal(tcp_accept_queued(lst), 1);
+	assert_true(srv.attached);
+	assert_int_equal(lst->naq, 0);
+	assert_int_equal(tcp_stream_recv(&srv.ts, &m), 8);
+	assert_memory_equal(buf_head(&m), "EHLO x\r\n", 8);
+	tcp_stream_recv(&srv.ts, &m);
+	assert_true(srv.ts.s.eof);
+	assert_int_equal(tn_counter(b, NET_C_tcp_passive_open), 1);
+	assert_int_equal(tn_counter(b, NET_C_tcp_refused_by_app), 0);
+	tcp_stream_close(&srv.ts);
+	tcp_stream_close(&cli.ts);
+	buf_free(&m);
+	buf_free(&cli.out);
+	net_stack_free(a);
+	net_stack_free(b);
+	simlink_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_hup),
 		cmocka_unit_test(test_refusal_said),
+		cmocka_unit_test(test_accept_paused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
