@@ -153,16 +153,30 @@ static bool ph_evictable(const struct sess *s)
 	       s->state == SS_HANDSHAKE || s->state == SS_CLOSING;
 }
 
+#define EVICT_SCAN 64 /* sessions looked at from the longest idle */
+
 /* Close the core's longest-idle session before TLS to make room; false
  * when there is none. */
 static bool sess_evict_one(struct core *c)
 {
 	struct sess *v;
 
+	struct sess *w;
+	unsigned n;
+
 	while ((v = c->ph_head) && !ph_evictable(v))
 		ph_unlink(v);   /* moved on: never a victim again */
 	if (!v)
 		return false;
+	/* Among the longest idle, one that is not mid-handshake first: a
+	 * real sender's handshake is milliseconds from done (perhaps queued
+	 * behind a flood's at the workers), an idle flooder's socket has
+	 * nothing in flight. A bounded look, so eviction stays O(1). */
+	for (w = v, n = 0; w && n < EVICT_SCAN; w = w->ph_next, n++)
+		if (ph_evictable(w) && w->state != SS_HANDSHAKE && w->state != SS_STARTTLS) {
+			v = w;
+			break;
+		}
 	ph_unlink(v);
 	ctr_inc(c, CTR_stress_evicted);
 	sess_set_result(v, "evicted", "stress: idle for %llums before TLS, closed to make room",
