@@ -807,6 +807,20 @@ def scratch():
     return SCRATCH
 
 
+def _test_defaults(config):
+    """What every test's sluice gets unless its config says otherwise."""
+    # The tests start sluice as root and read what it writes as root: it
+    # keeps root on purpose (test_privileges runs it as a user).
+    if "user" not in config:
+        config.setdefault("run_as_root", True)
+    # The tests' clients come from loopback addresses (source_address()
+    # spreads them over 127.0.0.0/8), and delivery loops open hundreds of
+    # sessions a minute: exempt from the per-address limits, which
+    # test_limits and the stress rig test with limits of their own.
+    if "limits" not in config:
+        config["limits"] = {"exempt": ["127.0.0.0/8"]}
+
+
 class Sluice:
     """sluice in the foreground on a config (a dict, written to a scratch
     file, or the path of a file), stderr captured to a file."""
@@ -818,11 +832,7 @@ class Sluice:
             # that tests can ask it and instances never share one.
             config.setdefault("control", {}).setdefault(
                 "dataplane_socket", str(scratch() / f"{self.name}.dp.sock"))
-            # The tests start sluice as root and read what it writes as
-            # root: it keeps root on purpose (test_privileges runs it as
-            # a user).
-            if "user" not in config:
-                config.setdefault("run_as_root", True)
+            _test_defaults(config)
             self.config = config
             self.path = scratch() / f"{self.name}.yaml"
             self.path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -883,6 +893,7 @@ class Sluice:
     def rewrite(self, config):
         """Write config (a dict) over this instance's file (for reloads)."""
         config.setdefault("control", {}).setdefault("dataplane_socket", self.ctl_path)
+        _test_defaults(config)
         self.config = config
         self.listeners = {l["name"]: _addr(l["address"]) for l in config["listeners"]}
         tmp = self.path.with_suffix(".tmp")

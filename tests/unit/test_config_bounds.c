@@ -42,6 +42,11 @@ static void doc_add(struct doc *d, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	if (!d->s) { /* (no offset on a null pointer: UBSan) */
+		d->cap = 256;
+		d->s = malloc(d->cap);
+		assert_non_null(d->s);
+	}
 	for (;;) {
 		va_start(ap, fmt);
 		n = vsnprintf(d->s + d->len, d->cap - d->len, fmt, ap);
