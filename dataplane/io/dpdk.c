@@ -323,6 +323,7 @@ static unsigned nat_poll(struct core *c)
 		nc->spread_in += n;
 		work += n;
 	}
+	work += nat_accept_queued(nc);
 	return work;
 }
 

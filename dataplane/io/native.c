@@ -26,14 +26,38 @@
 #include "net/tcp_stream.h"
 
 /* A connection reached ESTABLISHED on a listener: the loop's owner takes
- * it (and opens the stream where it will live) or refuses it (RST). */
+ * it (and opens the stream where it will live) or refuses it (a limit):
+ * then the refusal line it said through stream_ops.say goes out, and a
+ * FIN after it, as on the kernel stack; never a bare RST. */
 static int nat_accept(void *lctx, struct tcp_conn *tc)
 {
 	struct nat_lsn *ls = lctx;
+	struct core *c = ls->q->nc->core;
 	struct tcp_stream ts;
 
+	/* Accepting paused (the TLS workers' rings nearly full, core.c): the
+	 * connection waits in the listener's accept queue, as in a kernel
+	 * listen queue, until nat_accept_queued() offers it again. */
+	if (c->accept_after_ms > c->now_ms)
+		return -EAGAIN;
 	tcp_stream_take(&ts, tc, SK_CLIENT);
-	return io_up.accept(ls->q->nc->core, ls->idx, &ts.s);
+	if (io_up.accept(c, ls->idx, &ts.s) < 0)
+		tcp_stream_drop(&ts);
+	return 0;
+}
+
+unsigned nat_accept_queued(struct nat_core *nc)
+{
+	struct core *c = nc->core;
+	unsigned work = 0;
+
+	if (c->accept_after_ms > c->now_ms)
+		return 0;
+	for (unsigned i = 0; i < nc->n_pq; i++)
+		for (unsigned k = 0; k < nc->pq[i].n_lsn; k++)
+			if (nc->pq[i].lsn[k].tl)
+				work += tcp_accept_queued(nc->pq[i].lsn[k].tl);
+	return work;
 }
 
 /* Does listener l listen on port pc? Sets *a to the address to bind

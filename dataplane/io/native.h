@@ -116,6 +116,10 @@ void nat_stacks_fini(struct nat_core *nc);
 /* io_ops.listen on a native core: drain stops the listeners (SYNs get RST
  * from the stack), undrain starts them again. */
 void nat_listen(struct core *c, bool on);
+/* Once an accept pause (core.accept_after_ms) is over: the connections
+ * that reached ESTABLISHED meanwhile, held in the listeners' accept
+ * queues, go to io_up.accept. Returns how many were offered. */
+unsigned nat_accept_queued(struct nat_core *nc);
 /* io_ops.connect on a native core: s becomes a native stream (the
  * caller's struct tcp_stream) connecting from the port that reaches addr. */
 int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *addr,

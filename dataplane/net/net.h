@@ -185,8 +185,11 @@ struct tcp_ops {
 
 /*
  * A new connection reached ESTABLISHED on a listener: the callee sets the
- * connection's ops with tcp_set_ops() and returns 0, or returns a negative
- * errno to refuse it (the peer gets a RST).
+ * connection's ops with tcp_set_ops() and returns 0 (it may close it at
+ * once: tcp_close() sends a FIN after what it sent), or returns -EAGAIN
+ * to pause (the connection waits in the listener's accept queue, with no
+ * callbacks, until tcp_accept_queued(); beyond syn_backlog waiting the
+ * peer gets a RST), or another negative errno to refuse it (a RST).
  */
 typedef int (*tcp_accept_fn)(void *lctx, struct tcp_conn *c);
 
@@ -194,8 +197,14 @@ typedef int (*tcp_accept_fn)(void *lctx, struct tcp_conn *c);
  * Returns 0 and *out, or -EADDRINUSE, -ENOMEM. */
 int tcp_listen(struct net_stack *st, const struct net_addr *addr, uint16_t port,
 	       tcp_accept_fn accept, void *lctx, struct tcp_listener **out);
-/* Stop listening; half-open connections of the listener are reset. */
+/* Stop listening; half-open and queued connections of the listener are
+ * reset. */
 void tcp_unlisten(struct tcp_listener *l);
+/* The connections the accept callback paused (-EAGAIN), oldest first, to
+ * it again until it pauses again or the queue is empty; what was received
+ * meanwhile (bytes, a FIN, a reset behind bytes) is readable at once.
+ * Returns how many were offered. */
+unsigned tcp_accept_queued(struct tcp_listener *l);
 
 struct tcp_connect_req {
 	struct net_addr raddr;
@@ -229,6 +238,9 @@ uint32_t tcp_readable(const struct tcp_conn *c);
 uint32_t tcp_send_space(const struct tcp_conn *c);
 /* True once the peer's FIN arrived and every byte before it was read. */
 bool tcp_eof(const struct tcp_conn *c);
+/* True once the peer's FIN or RST arrived (or the connection ended), even
+ * with bytes still unread: the peer is gone or going. */
+bool tcp_peer_closed(const struct tcp_conn *c);
 /* Half-close: FIN after the queued bytes; reading goes on. */
 void tcp_shutdown_wr(struct tcp_conn *c);
 /* Close: FIN after the queued bytes (RST if received bytes are unread,

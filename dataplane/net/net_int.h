@@ -138,6 +138,10 @@ struct tcp_listener {
 	bool used;
 	uint32_t nsynq;              /* connections in SYN-RECEIVED */
 	uint64_t cookie_us;          /* last SYN cookie sent; 0: never */
+	/* Established connections the application said -EAGAIN to, oldest
+	 * first, waiting for tcp_accept_queued(); at most syn_backlog. */
+	struct tcp_conn *aq_head, *aq_tail;
+	uint32_t naq;
 	tcp_accept_fn accept;
 	void *ctx;
 };
@@ -152,6 +156,8 @@ struct tcp_conn {
 	struct tcp_conn *hnext;      /* flow table chain */
 	struct tcp_conn *gnext;      /* graveyard list, once dead */
 	struct tcp_listener *lst;    /* passive opens, until ESTABLISHED */
+	struct tcp_listener *aq;     /* in this listener's accept queue */
+	struct tcp_conn *aq_prev, *aq_next;
 	struct tcp_tuple t;
 	uint8_t state;               /* enum tcp_state */
 	uint8_t rtx_mode;            /* enum tcp_rtx_mode */
@@ -366,6 +372,10 @@ static inline uint32_t net_active_conns(const struct net_stack *st)
 }
 void tcp_conn_fail(struct tcp_conn *c, int err);
 void tcp_established(struct tcp_conn *c);
+/* An established passive open to the application (tcp_conn.c): 0 taken,
+ * -EAGAIN queued on l, -ECONNREFUSED reset and destroyed. */
+int tcp_offer_at(struct tcp_listener *l, struct tcp_conn *c, bool front);
+void tcp_aq_unlink(struct tcp_conn *c);
 void net_reap(struct net_stack *st);
 void tcp_update_mss_state(struct tcp_conn *c);
 uint32_t tcp_eff_mss(const struct tcp_conn *c);

@@ -86,8 +86,42 @@ void tcp_unlisten(struct tcp_listener *l)
 			}
 		}
 	}
+	/* The accept queue too: the application never had them. */
+	while (l->aq_head) {
+		struct tcp_conn *c = l->aq_head;
+
+		tcp_aq_unlink(c);
+		c->app_gone = true;
+		if (c->state != TCPS_CLOSED)
+			tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+		tcp_conn_destroy(c);
+	}
 	l->used = false;
 	leave(st);
+}
+
+/* See net.h: the accept queue's connections to the accept callback again,
+ * oldest first, until it pauses again. */
+unsigned tcp_accept_queued(struct tcp_listener *l)
+{
+	struct net_stack *st = l->st;
+	unsigned n = 0;
+
+	if (!l->aq_head)
+		return 0;
+	enter(st);
+	while (l->aq_head) {
+		struct tcp_conn *c = l->aq_head;
+
+		tcp_aq_unlink(c);
+		n++;
+		if (tcp_offer_at(l, c, true) == -EAGAIN)
+			break;
+		if (!c->dead && c->keepalive)
+			tcp_keep_reset(c);
+	}
+	leave(st);
+	return n;
 }
 
 /* May an active open take t's 4-tuple from the connection x now in
@@ -281,6 +315,13 @@ uint32_t tcp_readable(const struct tcp_conn *c)
 bool tcp_eof(const struct tcp_conn *c)
 {
 	return c->fin_rcvd && tcp_readable(c) == 0;
+}
+
+/* The peer sent its FIN or reset (or the connection died), whatever is
+ * still unread. */
+bool tcp_peer_closed(const struct tcp_conn *c)
+{
+	return c->fin_rcvd || c->soft_err || c->state == TCPS_CLOSED;
 }
 
 /* Copy out from RCV.READ; send a window update if the edge moved enough. */

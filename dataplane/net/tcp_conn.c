@@ -167,6 +167,7 @@ void tcp_conn_destroy(struct tcp_conn *c)
 	if (!c->app_gone && tcp_readable(c) > 0)
 		return;
 	flow_remove(c->st, c);
+	tcp_aq_unlink(c);
 	tcp_finish(c, 0);
 	c->dead = true;
 	c->gnext = c->st->graveyard;
@@ -194,6 +195,86 @@ void tcp_conn_fail(struct tcp_conn *c, int err)
 	}
 	tcp_finish(c, err);
 	tcp_conn_destroy(c);
+}
+
+/* Out of its listener's accept queue, if it is in one. */
+void tcp_aq_unlink(struct tcp_conn *c)
+{
+	struct tcp_listener *l = c->aq;
+
+	if (!l)
+		return;
+	if (c->aq_prev)
+		c->aq_prev->aq_next = c->aq_next;
+	else
+		l->aq_head = c->aq_next;
+	if (c->aq_next)
+		c->aq_next->aq_prev = c->aq_prev;
+	else
+		l->aq_tail = c->aq_prev;
+	l->naq--;
+	c->aq = NULL;
+	c->aq_prev = c->aq_next = NULL;
+}
+
+/* At the tail of l's accept queue (front: back at its head, its turn
+ * again first). */
+static void aq_push(struct tcp_listener *l, struct tcp_conn *c, bool front)
+{
+	c->aq = l;
+	if (front) {
+		c->aq_prev = NULL;
+		c->aq_next = l->aq_head;
+		if (l->aq_head)
+			l->aq_head->aq_prev = c;
+		else
+			l->aq_tail = c;
+		l->aq_head = c;
+	} else {
+		c->aq_next = NULL;
+		c->aq_prev = l->aq_tail;
+		if (l->aq_tail)
+			l->aq_tail->aq_next = c;
+		else
+			l->aq_head = c;
+		l->aq_tail = c;
+	}
+	l->naq++;
+}
+
+/*
+ * The application's turn for an established passive open c of listener
+ * l (NULL: gone): 0, it took c; -EAGAIN, it asked for a pause and c waits
+ * in l's accept queue (front: it was the queue's head) with no callbacks
+ * (what arrives meanwhile is kept: bytes, the FIN; a reset or a timeout
+ * takes it out), beyond syn_backlog waiting the peer hears a RST as a
+ * refusal does; or -ECONNREFUSED, refused (RST) and destroyed.
+ */
+int tcp_offer_at(struct tcp_listener *l, struct tcp_conn *c, bool front)
+{
+	int rc = l ? l->accept(l->ctx, c) : -ECONNREFUSED;
+
+	if (rc == -EAGAIN && !c->dead && !c->app_gone) {
+		if (l->naq < c->st->tp.syn_backlog) {
+			if (!front)
+				net_count(c->st, NET_C_tcp_accept_queued);
+			aq_push(l, c, front);
+			return -EAGAIN;
+		}
+		net_count(c->st, NET_C_tcp_accept_queue_full);
+	} else if (rc >= 0) {
+		net_count(c->st, NET_C_tcp_passive_open);
+		return 0;
+	} else {
+		net_count(c->st, NET_C_tcp_refused_by_app);
+	}
+	if (!c->dead && !c->app_gone) {
+		c->app_gone = true;
+		if (c->state != TCPS_CLOSED)
+			tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
+		tcp_conn_destroy(c);
+	}
+	return -ECONNREFUSED;
 }
 
 /* SYN-RECEIVED or SYN-SENT reached ESTABLISHED (RFC 9293 §3.10.7.3-4):
@@ -232,14 +313,8 @@ void tcp_established(struct tcp_conn *c)
 			c->st->nhalf--;
 			c->lst = NULL;
 		}
-		if (!l || l->accept(l->ctx, c) < 0) {
-			net_count(c->st, NET_C_tcp_refused_by_app);
-			c->app_gone = true;
-			tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
-			tcp_conn_destroy(c);
+		if (tcp_offer_at(l, c, false) < 0)
 			return;
-		}
-		net_count(c->st, NET_C_tcp_passive_open);
 	} else {
 		net_count(c->st, NET_C_tcp_active_open);
 		if (c->ops && c->ops->connected)

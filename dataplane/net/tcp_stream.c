@@ -21,12 +21,15 @@ static void ev_connected(struct tcp_conn *c, void *ctx)
 	wake(ts);
 }
 
-/* Bytes or the FIN to read. */
+/* Bytes or the FIN to read. A FIN or a reset behind unread bytes sets
+ * hup at once (as the kernel stack's EPOLLRDHUP): a handshake step that
+ * waits for a worker is cancelled for a peer that is gone. */
 static void ev_data(struct tcp_conn *c, void *ctx)
 {
 	struct tcp_stream *ts = ctx;
 
-	(void)c;
+	if (tcp_peer_closed(c))
+		ts->s.hup = true;
 	ts->s.readable = true;
 	wake(ts);
 }
@@ -49,6 +52,7 @@ static void ev_closed(struct tcp_conn *c, void *ctx, int err)
 
 	(void)c;
 	ts->c = NULL;
+	ts->s.hup = true;
 	ts->s.readable = true; /* so that the session looks, and sees eof/failed */
 	if (err) {
 		ts->s.failed = true;
@@ -68,12 +72,17 @@ static void init(struct tcp_stream *ts, uint8_t kind, void *owner, stream_wake_f
 				 .wake = w, .wake_arg = arg };
 }
 
-/* Take an accepted connection; it may be written at once. */
+/* Take an accepted connection; it may be written at once. One that waited
+ * in the accept queue may have bytes, a FIN or a reset already, which no
+ * event will announce again: readable (and hup) say so now, as a kernel
+ * socket's first epoll event would. */
 void tcp_stream_take(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind)
 {
 	init(ts, kind, NULL, NULL, NULL);
 	ts->c = c;
 	ts->s.writable = true;
+	ts->s.hup = tcp_peer_closed(c);
+	ts->s.readable = ts->s.hup || tcp_readable(c) > 0;
 }
 
 /* stream_open(): the connection's events come to ts from now on. */
@@ -212,6 +221,33 @@ void tcp_stream_close(struct tcp_stream *ts)
 	ts->s.kind = SK_DEAD;
 }
 
+/* stream_ops.say: a refusal line to an accepted connection not opened
+ * yet, what the send buffer takes now (it is empty: all of a line). */
+static void ts_say(struct stream *s, const void *p, size_t len)
+{
+	struct tcp_stream *ts = (struct tcp_stream *)s;
+
+	if (ts->c && len)
+		(void)tcp_send(ts->c, p, len);
+}
+
+/* A refused accepted connection (said its line, or nothing): what the
+ * client sent already (the handshake's last ACK may carry its first
+ * bytes, a ClientHello) is read and dropped, so that tcp_close() sends a
+ * FIN after the line, not a RST that could destroy it. */
+void tcp_stream_drop(struct tcp_stream *ts)
+{
+	uint8_t scratch[2048];
+
+	if (!ts->c)
+		return;
+	for (int i = 0; i < 8 && tcp_read(ts->c, scratch, sizeof(scratch)) > 0; i++)
+		;
+	tcp_close(ts->c);
+	ts->c = NULL;
+	ts->s.kind = SK_DEAD;
+}
+
 /* stream_addrs(): the connection's addresses as sockaddrs. */
 static int ts_addrs(struct stream *s, struct sockaddr_storage *peer, struct sockaddr_storage *local)
 {
@@ -267,4 +303,5 @@ const struct stream_ops tcp_stream_ops = {
 	.close = ts_close,
 	.addrs = ts_addrs,
 	.rtt_us = ts_rtt_us,
+	.say = ts_say,
 };

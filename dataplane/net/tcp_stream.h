@@ -25,6 +25,10 @@ extern const struct stream_ops tcp_stream_ops;
  * callback), not open yet: the owner moves it to its place and calls
  * stream_open() there before the callback returns. */
 void tcp_stream_take(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind);
+/* Let go of an accepted connection refused before it was opened (after
+ * its stream_ops.say, if any): the bytes it sent are dropped, then a FIN
+ * (a RST only if more than a few KiB were waiting); the stream is dead. */
+void tcp_stream_drop(struct tcp_stream *ts);
 /* Take an accepted connection and open it here (tcp_stream_take, then
  * stream_open). */
 void tcp_stream_attach(struct tcp_stream *ts, struct tcp_conn *c, uint8_t kind, void *owner,

@@ -12,7 +12,10 @@ backends this reuses), its stack's table bounded by native.max_conns: 64.
 - after the flood, a real client delivers through STARTTLS;
 - a SYN flood (2000 SYNs whose SYN-ACKs nobody answers: nftables drops the
   client kernel's RSTs) meets SYN cookies beyond native.syn_backlog, takes
-  no slot of max_conns, and a real client delivers meanwhile.
+  no slot of max_conns, and a real client delivers meanwhile;
+- a per-address limit on the native stack (listener 2525, limits.sessions
+  3): from 192.0.2.2 the connections over 3 hear `421 4.7.0` and a clean
+  close (a FIN, not a RST), while 192.0.2.3 is served.
 
 Every loop is bounded in count and time. Run as root:
 cd tests/integration && python3 -m unittest test_native_flood
@@ -34,6 +37,9 @@ MAX_CONNS = 64
 SYN_BACKLOG = 32
 FLOOD = 200
 SYN_FLOOD = 2000             # SYNs from ports 50000.. of the client, never completed
+LIMIT_PORT = 2525            # a listener with a per-address limit
+LIMIT_SESSIONS = 3
+CLIENT4_B, CLIENT4_C = "192.0.2.2", "192.0.2.3"   # more client addresses, not exempt
 
 
 def config():
@@ -42,12 +48,16 @@ def config():
         "cores": 1,
         "workers": 1,
         "timeouts": {"plaintext": 60, "handshake": 30, "idle": 120},
-        # the per-address limits are not what this test is about
-        "limits": {"exempt": ["192.0.2.0/24"]},
+        # the per-address limits are not what the floods are about:
+        # the flooding address is exempt, the others are not
+        "limits": {"exempt": [f"{CLIENT4}/32"]},
         "backends": [{"name": "pf", "protocol": "smtp", "servers": [f"{BACK4}:10026"],
                       "proxy": "v2", "health_interval": HEALTH_S, "connect_timeout": 2}],
         "listeners": [{"name": "smtp", "address": f"{SLUICE4}:25", "protocol": "smtp",
-                       "tls": "starttls", "backend": "pf"}],
+                       "tls": "starttls", "backend": "pf"},
+                      {"name": "limited", "address": f"{SLUICE4}:{LIMIT_PORT}",
+                       "protocol": "smtp", "tls": "starttls", "backend": "pf",
+                       "limits": {"sessions": LIMIT_SESSIONS}}],
         "native": {
             "eal": {"hugepages": False, "memory_mb": 256},
             "ports": [
@@ -84,6 +94,8 @@ def setUpModule():
         NET.create()
         SL = NativeSluice(config(), "flood").start()
         NET.attach()
+        for a in (CLIENT4_B, CLIENT4_C):
+            tn.sh("ip", "-n", tn.NS_C, "addr", "add", f"{a}/24", "dev", TAP_C)
         PF.start()
         wait_until(lambda: client_py("import socket; socket.create_connection"
                                      f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
@@ -193,6 +205,70 @@ print(sent)
 '''
 
 
+# From address b: hold n sessions (their greetings), then 3 more (what
+# each hears, and how it ends: "fin" or "reset"); then one from address c;
+# then b again once one of its sessions is gone. Bounded by 5 s a read.
+LIMIT_SCRIPT = r"""
+import json, socket, sys, time
+host, port, b, c, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+def conn(src):
+    s = socket.socket()
+    s.settimeout(5)
+    s.bind((src, 0))
+    s.connect((host, port))
+    return s
+
+def line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        d = s.recv(512)
+        if not d:
+            break
+        data += d
+    return data.decode(errors="replace")
+
+def to_end(s):
+    data, end = b"", "fin"
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            d = s.recv(512)
+            if not d:
+                break
+            data += d
+        else:
+            end = "open"
+    except ConnectionResetError:
+        end = "reset"
+    except socket.timeout:
+        end = "timeout"
+    return {"data": data.decode(errors="replace"), "end": end}
+
+held = [conn(b) for _ in range(n)]
+r = {"held": [line(s)[:3] for s in held], "over": []}
+for _ in range(3):
+    s = conn(b)
+    r["over"].append(to_end(s))
+    s.close()
+s = conn(c)
+r["other"] = line(s)
+s.close()
+held.pop().close()
+again = ""
+deadline = time.monotonic() + 10
+while not again.startswith("220") and time.monotonic() < deadline:
+    time.sleep(0.2)
+    s = conn(b)
+    again = line(s)
+    s.close()
+r["again"] = again
+for s in held:
+    s.close()
+print(json.dumps(r))
+"""
+
+
 class NativeFlood(unittest.TestCase):
 
     def run_flood(self, n, quit):
@@ -268,6 +344,36 @@ class NativeFlood(unittest.TestCase):
             self.assertGreaterEqual(d["net_tcp_syncookie_tx"], SYN_FLOOD - SYN_BACKLOG, d)
         finally:
             tn.sh(*tn.in_ns(tn.NS_C, "nft", "delete", "table", "inet", table), check=False)
+
+    def test_4_per_address_limit(self):
+        """listeners[].limits.sessions on the native stack: from one
+        address, the connections over the limit hear 421 4.7.0 and then a
+        FIN (never a RST, never silence); another address is served; a
+        freed slot serves the first address again."""
+        before = SL.counters()
+        script = harness.scratch() / "native_limit.py"
+        script.write_text(LIMIT_SCRIPT)
+        rc, out = client_py(f"import runpy, sys; sys.argv = ['l', '{SLUICE4}', '{LIMIT_PORT}', "
+                            f"'{CLIENT4_B}', '{CLIENT4_C}', '{LIMIT_SESSIONS}']; "
+                            f"runpy.run_path('{script}')", timeout=90)
+        self.assertEqual(rc, 0, out)
+        r = json.loads(out.strip().splitlines()[-1])
+        print(f"\n  per-address limit {LIMIT_SESSIONS}: {r}", file=sys.stderr)
+        self.assertEqual(r["held"], ["220"] * LIMIT_SESSIONS, r)
+        for got in r["over"]:
+            self.assertTrue(got["data"].startswith("421 4.7.0"), r)
+            self.assertTrue(got["data"].endswith("\r\n"), r)
+            self.assertEqual(got["end"], "fin", r)
+        self.assertEqual(len(r["over"]), 3, r)
+        self.assertTrue(r["other"].startswith("220"), r)
+        self.assertTrue(r["again"].startswith("220"), r)
+        after = SL.counters()
+        refused = (after.get("conn_refused_per_address", 0)
+                   - before.get("conn_refused_per_address", 0))
+        self.assertEqual(refused, 3, (before, after))
+        self.assertRegex(SL.log_text(), r"event=refused listener=limited client=192\.0\.2\.2:\d+ "
+                         rf"limit=per_address\.sessions value={LIMIT_SESSIONS} "
+                         r"reply=temporary-error")
 
     def deliver_after(self):
         tag = unique("flood")

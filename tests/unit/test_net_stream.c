@@ -2,7 +2,9 @@
  * The stream.h adapter over the native stack: a session-style echo server
  * and a client, both written against struct stream flags and struct buf
  * exactly as the session layer uses the kernel streams, moving 2 MiB
- * through a lossy simulated link and back; and a refused connect.
+ * through a lossy simulated link and back; a refused connect; hup on a
+ * FIN or a reset behind unread bytes; a refusal line said on an accepted
+ * connection before it was opened, then a FIN (stream_ops.say).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -202,11 +204,211 @@ static void test_refused(void **state)
 	simlink_free(l);
 }
 
+/* Two stacks on a clean link, b listening on 25 with accept. */
+static struct simlink *pair(struct net_stack **a, struct net_stack **b, tcp_accept_fn accept)
+{
+	struct simlink *l = simlink_new(7, NULL, NULL);
+	struct net_config ca, cb;
+	struct tcp_listener *lst;
+
+	tn_config(&ca, 1, NULL);
+	tn_config(&cb, 2, NULL);
+	ca.tx = cb.tx = simlink_tx;
+	ca.tx_ctx = simlink_port(l, 0);
+	cb.tx_ctx = simlink_port(l, 1);
+	*a = net_stack_new(&ca, 0);
+	*b = net_stack_new(&cb, 0);
+	simlink_attach_stack(l, 0, *a);
+	simlink_attach_stack(l, 1, *b);
+	assert_int_equal(tcp_listen(*b, NULL, 25, accept, NULL, &lst), 0);
+	return l;
+}
+
+static bool srv_hup(void *arg)
+{
+	(void)arg;
+	return srv.attached && srv.ts.s.hup;
+}
+
+static bool cli_connected(void *arg)
+{
+	(void)arg;
+	return srv.attached && tcp_stream_connected(&cli.ts) == 0;
+}
+
+/* The peer's FIN, then its reset, behind bytes the owner has not read:
+ * hup is set at once (a handshake step waiting for a worker is cancelled),
+ * before eof or failed, which come after the bytes. */
+static void test_hup(void **state)
+{
+	struct tcp_connect_req req = { .raddr = tn_ip4(2), .rport = 25 };
+	struct net_stack *a, *b;
+	struct simlink *l;
+	struct buf m = { 0 };
+
+	(void)state;
+	for (int rst = 0; rst < 2; rst++) {
+		memset(&cli, 0, sizeof(cli));
+		memset(&srv, 0, sizeof(srv));
+		l = pair(&a, &b, accept_stream);
+		assert_int_equal(tcp_stream_connect(a, &cli.ts, &req, &cli, on_wake, NULL), 0);
+		assert_true(simlink_run(l, 1000000, cli_connected, NULL));
+		assert_false(srv.ts.s.hup);
+		assert_int_equal(buf_put(&cli.out, "EHLO x\r\n", 8), 8);
+		assert_int_equal(tcp_stream_send(&cli.ts, &cli.out), 8);
+		simlink_run(l, simlink_now(l) + 100000, NULL, NULL);
+		assert_false(srv.ts.s.hup);        /* bytes alone are no hang-up */
+		if (rst)
+			tcp_abort(cli.ts.c);
+		else
+			tcp_stream_shutdown_wr(&cli.ts);
+		assert_true(simlink_run(l, simlink_now(l) + 1000000, srv_hup, NULL));
+		assert_false(srv.ts.s.eof);
+		assert_false(srv.ts.s.failed);
+		assert_int_equal(tcp_stream_recv(&srv.ts, &m), 8);
+		tcp_stream_recv(&srv.ts, &m);
+		assert_true(rst ? srv.ts.s.failed : srv.ts.s.eof);
+		buf_consume(&m, buf_len(&m));
+		if (rst)
+			cli.ts.c = NULL;   /* tcp_abort() let go of it */
+		tcp_stream_close(&cli.ts);
+		tcp_stream_close(&srv.ts);
+		buf_free(&cli.out);
+		net_stack_free(a);
+		net_stack_free(b);
+		simlink_free(l);
+	}
+	buf_free(&m);
+}
+
+#define REFUSAL "421 4.7.0 mx.test too many connections from your address\r\n"
+
+/* io/native.c's refusal: the accepted stream says its line before it is
+ * opened, then is dropped. */
+static int accept_refuse(void *lctx, struct tcp_conn *c)
+{
+	struct tcp_stream ts;
+
+	(void)lctx;
+	tcp_stream_take(&ts, c, SK_CLIENT);
+	assert_non_null(ts.s.ops->say);
+	ts.s.ops->say(&ts.s, REFUSAL, strlen(REFUSAL));
+	tcp_stream_drop(&ts);
+	assert_int_equal(ts.s.kind, SK_DEAD);
+	srv.attached = true;
+	return 0;
+}
+
+static bool cli_done(void *arg)
+{
+	(void)arg;
+	while (tcp_stream_recv(&cli.ts, &cli.in) > 0)
+		;
+	return cli.ts.s.eof || cli.ts.s.failed;
+}
+
+/* A refused connection hears the line and then a FIN: eof, never a reset. */
+static void test_refusal_said(void **state)
+{
+	struct tcp_connect_req req = { .raddr = tn_ip4(2), .rport = 25 };
+	struct net_stack *a, *b;
+	struct simlink *l;
+
+	(void)state;
+	memset(&cli, 0, sizeof(cli));
+	memset(&srv, 0, sizeof(srv));
+	l = pair(&a, &b, accept_refuse);
+	assert_int_equal(tcp_stream_connect(a, &cli.ts, &req, &cli, on_wake, NULL), 0);
+	assert_true(simlink_run(l, 2000000, cli_done, NULL));
+	assert_true(srv.attached);
+	assert_true(cli.ts.s.eof);
+	assert_false(cli.ts.s.failed);
+	assert_int_equal(buf_len(&cli.in), strlen(REFUSAL));
+	assert_memory_equal(buf_head(&cli.in), REFUSAL, strlen(REFUSAL));
+	assert_int_equal(tn_counter(a, NET_C_tcp_reset_rx_conn), 0);
+	assert_int_equal(tn_counter(b, NET_C_tcp_refused_by_app), 0);
+	tcp_stream_close(&cli.ts);
+	simlink_run(l, simlink_now(l) + 1000000, NULL, NULL);
+	buf_free(&cli.in);
+	net_stack_free(a);
+	net_stack_free(b);
+	simlink_free(l);
+}
+
+static bool paused;
+
+/* io/native.c's accept while the core's accepting is paused: -EAGAIN. */
+static int accept_paused(void *lctx, struct tcp_conn *c)
+{
+	if (paused)
+		return -EAGAIN;
+	return accept_stream(lctx, c);
+}
+
+/* Accepting paused: an established connection waits in the listener's
+ * accept queue (its bytes and FIN kept), is offered once the pause is
+ * over, and the owner reads what came meanwhile; one reset while queued
+ * leaves the queue, never reaching the owner. */
+static void test_accept_paused(void **state)
+{
+	struct tcp_connect_req req = { .raddr = tn_ip4(2), .rport = 25 };
+	struct tcp_stream other;
+	struct net_stack *a, *b;
+	struct tcp_listener *lst;
+	struct simlink *l;
+	struct buf m = { 0 };
+
+	(void)state;
+	memset(&cli, 0, sizeof(cli));
+	memset(&srv, 0, sizeof(srv));
+	paused = true;
+	l = pair(&a, &b, accept_paused);
+	lst = &b->listeners[0];
+	assert_int_equal(tcp_stream_connect(a, &cli.ts, &req, &cli, on_wake, NULL), 0);
+	assert_int_equal(tcp_stream_connect(a, &other, &req, NULL, on_wake, NULL), 0);
+	simlink_run(l, 500000, NULL, NULL);
+	assert_int_equal(tcp_stream_connected(&cli.ts), 0);   /* the handshake is done */
+	assert_int_equal(tcp_stream_connected(&other), 0);
+	assert_int_equal(tn_counter(b, NET_C_tcp_accept_queued), 2);
+	assert_int_equal(lst->naq, 2);
+	assert_int_equal(buf_put(&cli.out, "EHLO x\r\n", 8), 8);
+	assert_int_equal(tcp_stream_send(&cli.ts, &cli.out), 8);
+	tcp_stream_shutdown_wr(&cli.ts);
+	tcp_abort(other.c);                 /* the second gives up: reset */
+	other.c = NULL;
+	simlink_run(l, simlink_now(l) + 500000, NULL, NULL);
+	assert_int_equal(lst->naq, 1);
+	assert_false(srv.attached);
+	assert_int_equal(tcp_accept_queued(lst), 1);   /* still paused: back in */
+	assert_int_equal(lst->naq, 1);
+	assert_int_equal(tn_counter(b, NET_C_tcp_accept_queued), 2);
+	paused = false;
+	assert_int_equal(tcp_accept_queued(lst), 1);
+	assert_true(srv.attached);
+	assert_int_equal(lst->naq, 0);
+	assert_int_equal(tcp_stream_recv(&srv.ts, &m), 8);
+	assert_memory_equal(buf_head(&m), "EHLO x\r\n", 8);
+	tcp_stream_recv(&srv.ts, &m);
+	assert_true(srv.ts.s.eof);
+	assert_int_equal(tn_counter(b, NET_C_tcp_passive_open), 1);
+	assert_int_equal(tn_counter(b, NET_C_tcp_refused_by_app), 0);
+	tcp_stream_close(&srv.ts);
+	tcp_stream_close(&cli.ts);
+	buf_free(&m);
+	buf_free(&cli.out);
+	net_stack_free(a);
+	net_stack_free(b);
+	simlink_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_echo_through_streams),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_hup),
+		cmocka_unit_test(test_refusal_said),
+		cmocka_unit_test(test_accept_paused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
