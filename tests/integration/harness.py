@@ -817,7 +817,7 @@ def _test_defaults(config):
     # spreads them over 127.0.0.0/8), and delivery loops open hundreds of
     # sessions a minute: exempt from the per-address limits, which
     # test_limits and the stress rig test with limits of their own.
-    if "limits" not in config:
+    if "limits" not in config and not any("limits" in l for l in config.get("listeners", [])):
         config["limits"] = {"exempt": ["127.0.0.0/8"]}
 
 
