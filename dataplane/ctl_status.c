@@ -13,11 +13,13 @@
 #include "ctl.h"
 #include "drain.h"
 #include "io/io.h"
+#include "memstat.h"
 #include "reload.h"
 #include "session/backend.h"
 #include "session/session.h"
 #include "sluice-build.h"
 #include "snap.h"
+#include "resume.h"
 
 extern const char *const counter_names[CTR__COUNT];
 
@@ -89,6 +91,26 @@ static json_t *stress_json(void)
 	return a;
 }
 
+/* What the process holds: the allocator's figures (when it is jemalloc)
+ * and the bounded tables that fill with use, so that a growing RSS can be
+ * told from a filling cache (bench/stress's soak samples these). */
+static json_t *memory_json(void)
+{
+	struct memstat m;
+	size_t sc_n = 0, sc_b = 0;
+	json_t *o = json_object();
+
+	if (memstat_read(&m))
+		json_object_set_new(o, "allocator", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+			"allocated", (json_int_t)m.allocated, "active", (json_int_t)m.active,
+			"resident", (json_int_t)m.resident, "mapped", (json_int_t)m.mapped,
+			"retained", (json_int_t)m.retained));
+	sesscache_stat(&sc_n, &sc_b);
+	json_object_set_new(o, "session_cache", json_pack("{s:I, s:I}", "entries", (json_int_t)sc_n,
+							  "bytes", (json_int_t)sc_b));
+	return o;
+}
+
 int ctl_status(json_t *req, json_t *ans, char *err, size_t errlen)
 {
 	const struct snap *s = snap_current();
@@ -115,6 +137,7 @@ int ctl_status(json_t *req, json_t *ans, char *err, size_t errlen)
 	json_object_set_new(ans, "draining", json_boolean(drain_active()));
 	json_object_set_new(ans, "stress", stress_json());
 	json_object_set_new(ans, "nofile", json_integer(RT.nofile));
+	json_object_set_new(ans, "memory", memory_json());
 	json_object_set_new(ans, "listeners", listeners_json(s));
 	json_object_set_new(ans, "backends", backends_json(s));
 	return 0;

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "fpstat.h"
+#include "resident.h"
 
 /* FNV-1a of the fingerprint and the listener's name. */
 static uint32_t fp_hash(const char *ja4, const char *listener)
@@ -46,7 +47,7 @@ static uint32_t fp_hash(const char *ja4, const char *listener)
 
 struct fp_table *fp_table_new(void)
 {
-	struct fp_table *t = calloc(1, sizeof(struct fp_table));
+	struct fp_table *t = calloc_resident(1, sizeof(struct fp_table)); /* RSS fixed from the start */
 
 	if (t)
 		t->stale_s = FP_STALE_S;

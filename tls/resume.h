@@ -127,5 +127,6 @@ const void *tls_resume_store(size_t *len);
 int sesscache_init(unsigned entries);
 void sesscache_fini(void);
 void sesscache_setup(SSL_CTX *ctx);
+void sesscache_stat(size_t *entries, size_t *bytes);
 
 #endif

@@ -165,9 +165,10 @@ def delta(before, after):
 class Sampler(threading.Thread):
     """sluice's RSS, descriptors and sessions every interval s while it runs."""
 
-    def __init__(self, ctx, interval=0.5, sessions=True):
+    def __init__(self, ctx, interval=0.5, sessions=True, memory=False):
         super().__init__(daemon=True)
         self.ctx, self.interval, self.sessions = ctx, interval, sessions
+        self.memory = memory
         self.samples, self.halt = [], threading.Event()
         self.t0 = time.monotonic()
 
@@ -177,9 +178,15 @@ class Sampler(threading.Thread):
             if pid:
                 s = {"t": round(time.monotonic() - self.t0, 2),
                      "rss": procs.memory([pid])[1], "fds": fds(pid)}
-                if self.sessions:
+                if self.sessions or self.memory:
                     st = self.ctx.status()
                     s["sessions"] = st.get("sessions")
+                if self.memory:
+                    m = st.get("memory") or {}
+                    a = m.get("allocator") or {}
+                    s["allocated"] = a.get("allocated")
+                    s["alloc_resident"] = a.get("resident")
+                    s["sesscache"] = (m.get("session_cache") or {}).get("entries")
                 self.samples.append(s)
             self.halt.wait(self.interval)
 
@@ -570,7 +577,7 @@ def soak(ctx):
     rates = {"smtp": 4, "smtps": 2, "imap": 2, "imaps-resume": 2, "pop3s-resume": 1}
     pid0 = ctx.pid()
     cpu0, t0 = procs.cpu([pid0]), time.monotonic()
-    sampler = Sampler(ctx, interval=max(1.0, T / 300), sessions=False)
+    sampler = Sampler(ctx, interval=max(1.0, T / 300), sessions=False, memory=True)
     sampler.start()
     gens = {
         "smtp": loadgen(ctx, SUBMISSION, "smtp", T, rates["smtp"],
@@ -644,8 +651,22 @@ def drift(samples, T):
     first = sum(x["rss"] for x in s[:q]) / q
     last = sum(x["rss"] for x in s[-q:]) / q
     f = [x["fds"] for x in s if x.get("fds") is not None]
+
+    def quarter_drift(key):
+        v = [x[key] for x in s if x.get(key)]
+        if len(v) < 4:
+            return None
+        k = len(v) // 4
+        a, b = sum(v[:k]) / k, sum(v[-k:]) / k
+        return round(100 * (b - a) / a, 3)
+
+    sc = [x["sesscache"] for x in s if x.get("sesscache") is not None]
     return {"warmup_s": warm, "rss_first_quarter": first, "rss_last_quarter": last,
             "rss_drift_pct": round(100 * (last - first) / first, 3),
+            # what the program holds (jemalloc's stats.allocated), beside
+            # what the process keeps resident: a leak grows the first
+            "allocated_drift_pct": quarter_drift("allocated"),
+            "sesscache_first": sc[0] if sc else None, "sesscache_last": sc[-1] if sc else None,
             "fds_first": f[0] if f else None, "fds_last": f[-1] if f else None,
             "fds_peak": max(f) if f else None}
 
@@ -701,8 +722,10 @@ def goals(data):
                                  if s.get("unanswered") else ""),
                     "ok": s["lost"] == 0 and s["doubled"] == 0})
         d = s.get("rss_drift_pct")
+        a = s.get("allocated_drift_pct")
         out.append({"goal": "soak: sluice's RSS drift under 1 %",
-                    "figure": f"{d:+.3f} %" if d is not None else "too few samples",
+                    "figure": (f"{d:+.3f} %" if d is not None else "too few samples")
+                    + (f" (allocated {a:+.3f} %)" if a is not None else ""),
                     "ok": None if d is None else abs(d) < 1.0})
     return out
 

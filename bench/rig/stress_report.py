@@ -187,6 +187,10 @@ def write(data, path):
               f"{mib(s.get('rss_first_quarter'))} |",
               f"| RSS, last quarter | {mib(s.get('rss_last_quarter'))} |",
               f"| RSS drift | {num(s.get('rss_drift_pct'), '{:+.3f} %')} |",
+              f"| allocated by sluice (jemalloc stats.allocated) drift | "
+              f"{num(s.get('allocated_drift_pct'), '{:+.3f} %')} |",
+              f"| session-ID cache entries, first / last sample | "
+              f"{num(s.get('sesscache_first'))} / {num(s.get('sesscache_last'))} |",
               f"| descriptors first / last / peak | {num(s.get('fds_first'))} / "
               f"{num(s.get('fds_last'))} / {num(s.get('fds_peak'))} |",
               f"| sluice CPU | {num(s.get('sluice_cpu_pct'))} % |",

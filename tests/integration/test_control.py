@@ -205,6 +205,15 @@ class Control(unittest.TestCase):
         self.assertTrue(st["control"]["attached"])
         self.assertEqual(st["control"]["pid"], self.sc.proc.pid)
         self.assertEqual({l["name"] for l in st["listeners"]}, {"smtp", "smtps"})
+        # the allocator's own figures beside the bounded tables that fill
+        mem = st["memory"]
+        a = mem["allocator"]
+        self.assertGreater(a["allocated"], 1 << 20, mem)        # certificates, tables
+        self.assertLessEqual(a["allocated"], a["active"], mem)
+        self.assertLessEqual(a["active"], a["mapped"], mem)
+        self.assertGreaterEqual(mem["session_cache"]["entries"], 0, mem)
+        self.assertEqual(mem["session_cache"]["entries"] == 0,
+                         mem["session_cache"]["bytes"] == 0, mem)
 
         self.served_serial()
         rc, s = self.sc.json("stats")

@@ -36,7 +36,11 @@ from test_native import (CLIENT4, SLUICE4, SLUICE_B4, BACK4, TAP_B, TAP_C, HEALT
 MAX_CONNS = 64
 SYN_BACKLOG = 32
 FLOOD = 200
-SYN_FLOOD = 2000             # SYNs from ports 50000.. of the client, never completed
+SYN_FLOOD = 2000             # SYNs from ports SYN_PORT.. of the client, never completed
+# below the kernel's ephemeral range (32768-60999): a flood SYN never meets
+# the 4-tuple of an earlier test's connection in sluice's TIME_WAIT (there
+# it would be a reuse or a challenge ACK, not a cookie)
+SYN_PORT = 20000
 LIMIT_PORT = 2525            # a listener with a per-address limit
 LIMIT_SESSIONS = 3
 CLIENT4_B, CLIENT4_C = "192.0.2.2", "192.0.2.3"   # more client addresses, not exempt
@@ -174,11 +178,11 @@ print(json.dumps({"first": first, "second": second}))
 """
 
 
-# Raw SYNs with an MSS option from the client's address, ports 50000.. (the
+# Raw SYNs with an MSS option from the client's address, ports SYN_PORT.. (the
 # kernel adds the IP header), paced by 200, bounded by 20 s.
 SYN_SCRIPT = r'''
 import socket, struct, sys, time
-src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, dst, n, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 def csum(b):
     if len(b) % 2:
@@ -190,7 +194,7 @@ def csum(b):
 
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
 sent, deadline = 0, time.monotonic() + 20
-for port in range(50000, 50000 + n):
+for port in range(first, first + n):
     if time.monotonic() > deadline:
         break
     h = struct.pack("!HHIIBBHHH", port, 25, (port * 2654435761) & 0xffffffff, 0, 6 << 4, 0x02,
@@ -269,6 +273,13 @@ print(json.dumps(r))
 """
 
 
+def tap_tx_dropped():
+    """Frames the client namespace's kernel could not queue to sluice's tap
+    (its ring full: sluice reading slower than the flood)."""
+    out = tn.sh(*tn.in_ns(tn.NS_C, "ip", "-s", "-j", "link", "show", TAP_C))
+    return int(json.loads(out)[0]["stats64"]["tx"]["dropped"])
+
+
 class NativeFlood(unittest.TestCase):
 
     def run_flood(self, n, quit):
@@ -320,28 +331,40 @@ class NativeFlood(unittest.TestCase):
         try:
             nft("add", "chain", "inet", table, "out",
                 "{ type filter hook output priority 0 ; }")
-            nft("add", "rule", "inet", table, "out", "tcp", "sport", "50000-59999",
+            nft("add", "rule", "inet", table, "out", "tcp", "sport", f"{SYN_PORT}-{SYN_PORT + SYN_FLOOD - 1}",
                 "tcp", "flags", "&", "rst", "==", "rst", "drop")
             before = SL.counters()
+            lost0 = tap_tx_dropped()
             script = harness.scratch() / "native_synflood.py"
             script.write_text(SYN_SCRIPT)
             rc, out = client_py(f"import runpy, sys; sys.argv = ['s', '{CLIENT4}', '{SLUICE4}', "
-                                f"'{SYN_FLOOD}']; runpy.run_path('{script}')", timeout=60)
+                                f"'{SYN_FLOOD}', '{SYN_PORT}']; runpy.run_path('{script}')",
+                                timeout=60)
             self.assertEqual(rc, 0, out)
             sent = int(out.strip().splitlines()[-1])
             self.assertEqual(sent, SYN_FLOOD)
-            # every SYN answered (a half-open or a cookie), none refused
-            wait_until(lambda: SL.counters().get("net_tcp_syncookie_tx", 0)
-                       - before.get("net_tcp_syncookie_tx", 0) >= SYN_FLOOD - SYN_BACKLOG,
-                       20, "SYN cookies for the flood beyond syn_backlog")
+            # Every SYN that reached sluice answered (a half-open or a
+            # cookie), none refused. The kernel's end of the tap drops
+            # frames when its queue is full (a slow core: ASAN, a loaded
+            # machine); sluice cannot answer those, so they are counted
+            # there and taken off, and they must stay a minority.
+            cookies = lambda: (SL.counters().get("net_tcp_syncookie_tx", 0)
+                               - before.get("net_tcp_syncookie_tx", 0))
+            wanted = lambda: SYN_FLOOD - SYN_BACKLOG - (tap_tx_dropped() - lost0)
+            wait_until(lambda: cookies() >= wanted(), 20,
+                       "SYN cookies for the flood beyond syn_backlog")
+            lost = tap_tx_dropped() - lost0
             self.deliver_after()
             after = SL.counters()
             d = {k: after.get(k, 0) - before.get(k, 0)
                  for k in ("net_tcp_syncookie_tx", "net_tcp_syn_queue_full",
-                           "net_tcp_conn_limit_rst", "net_tcp_syncookie_ok")}
-            print(f"\n  SYN flood of {sent}: {d}", file=sys.stderr)
+                           "net_tcp_conn_limit_rst", "net_tcp_syncookie_ok",
+                           "net_tcp_tw_reuse", "net_tcp_challenge_ack")}
+            print(f"\n  SYN flood of {sent}, {lost} dropped by the tap's queue: {d}",
+                  file=sys.stderr)
+            self.assertLess(lost, SYN_FLOOD // 2, "most of the flood never reached sluice")
             self.assertEqual(d["net_tcp_conn_limit_rst"], 0, d)
-            self.assertGreaterEqual(d["net_tcp_syncookie_tx"], SYN_FLOOD - SYN_BACKLOG, d)
+            self.assertGreaterEqual(d["net_tcp_syncookie_tx"], SYN_FLOOD - SYN_BACKLOG - lost, d)
         finally:
             tn.sh(*tn.in_ns(tn.NS_C, "nft", "delete", "table", "inet", table), check=False)
 
