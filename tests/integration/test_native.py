@@ -303,54 +303,75 @@ def config():
     }
 
 
-NET = Net()
+class Rig:
+    """What a module of native tests runs on, made by its setUpModule: the
+    namespaces, sluice started from a config with its taps wired into them,
+    more client addresses, the backends in theirs; ready once a client
+    connects to sluice's native address and its probes found each of pools
+    ({pool: server}) up. stop() removes it all, also after a failed start."""
+
+    def __init__(self, backends):
+        self.net = Net()
+        self.backends = backends
+        self.sluice = None
+
+    def start(self, cfg, name, pools, client_addrs=()):
+        """Make the rig; returns the running sluice."""
+        try:
+            self.net.create()
+            self.sluice = NativeSluice(cfg, name).start()
+            self.net.attach()
+            for a in client_addrs:
+                sh("ip", "-n", NS_C, "addr", "add", f"{a}/24", "dev", TAP_C)
+            for b in self.backends:
+                b.start()
+            # The stack answers once the taps are wired: a TCP open shows it.
+            wait_until(lambda: client_py("import socket; socket.create_connection"
+                                         f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
+                       20, "a TCP connection to sluice's native address")
+            # The health check finds the backends up once they run, and what
+            # they advertise is what clients see before TLS from then on.
+            wait_until(lambda: all(probed_up(n, a, self.sluice) for n, a in pools.items()),
+                       4 * HEALTH_S + 10,
+                       f"the native probes finding every backend up ({', '.join(pools)})")
+        except BaseException:
+            self.stop()
+            raise
+        return self.sluice
+
+    def stop(self):
+        for obj in (self.sluice, *self.backends):
+            if obj is None:
+                continue
+            try:
+                obj.stop()
+            except Exception as e:             # keep cleaning; report below
+                print(f"cleanup: {obj.__class__.__name__}: {e}", file=sys.stderr)
+        self.sluice = None
+        self.net.destroy()
+
+
 PF = NsPostfix()
 DV = NsDovecot()
+RIG = Rig((PF, DV))
 SL = None
-
-
-def cleanup():
-    global SL
-    for obj in (SL, PF, DV):
-        if obj is None:
-            continue
-        try:
-            obj.stop()
-        except Exception as e:                 # keep cleaning; report below
-            print(f"cleanup: {obj.__class__.__name__}: {e}", file=sys.stderr)
-    NET.destroy()
 
 
 def setUpModule():
     global SL
     assert os.geteuid() == 0, "test_native needs root (namespaces, taps)"
-    try:
-        NET.create()
-        SL = NativeSluice(config(), "native").start()
-        NET.attach()
-        PF.start()
-        DV.start()
-        # The stack answers once the taps are wired: a TCP open shows it.
-        wait_until(lambda: client_py("import socket; socket.create_connection"
-                                     f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
-                   20, "a TCP connection to sluice's native address")
-        # The health check finds the backends up once they run, and what
-        # they advertise is what clients see before TLS from then on.
-        wait_until(lambda: all(probed_up(n, a) for n, a in LIVE_POOLS.items()),
-                   4 * HEALTH_S + 10, "the native probes finding every backend up")
-    except BaseException:
-        cleanup()
-        raise
+    SL = RIG.start(config(), "native", LIVE_POOLS)
 
 
 def tearDownModule():
-    cleanup()
+    RIG.stop()
 
 
-def probed_up(pool, addr):
-    """sluice logged that its probe found server addr of pool up."""
+def probed_up(pool, addr, sl=None):
+    """sluice (sl, or this module's) logged that its probe found server
+    addr of pool up."""
     return re.search(rf"backend {pool} {re.escape(addr)}: up, \d+ capabilities",
-                     SL.log_text()) is not None
+                     (sl or SL).log_text()) is not None
 
 
 def client(*cmd, timeout=60, input=None):
