@@ -131,6 +131,8 @@ def nft_drops(ns):
 class NsPostfix(Postfix):
     """The harness's Postfix, in the backend namespace, on its addresses."""
 
+    run_in = tuple(in_ns(NS_B))
+
     def _render(self):
         super()._render()
         main = self.etc / "main.cf"
@@ -151,18 +153,6 @@ class NsPostfix(Postfix):
                 lines.append(line)
         master.write_text("\n".join(lines) + "\n")
 
-    def _postfix(self, *args, check=True):
-        cmd = " ".join(["ip netns exec", NS_B, harness.tool("postfix"), "-c",
-                        str(self.etc), *args])
-        p = subprocess.run([harness.tool("script"), "-qec", cmd, "/dev/null"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
-        if check and p.returncode != 0:
-            raise RuntimeError(f"{cmd} exited {p.returncode}:\n"
-                               f"{p.stdout.decode(errors='replace')}\n"
-                               f"maillog:\n{self.log()[-3000:]}")
-        return p
-
     def _stop_stale(self):
         self.stop()
 
@@ -171,21 +161,17 @@ class NsPostfix(Postfix):
         belong to other runs."""
         return not any(ns_listening(NS_B, port) for port in (10025, 10026))
 
-    def start(self, timeout=20):
-        if not self._rendered:
-            self._stop_stale()
-            self._render()
-            self._rendered = True
-            self._postfix("check")
-        self._postfix("start")
-        if self not in harness._running:
-            harness._running.append(self)
-        wait_until(lambda: ns_listening(NS_B, 10026), timeout, "Postfix in the backend namespace")
+    ports_text = "10026 in the backend namespace"
+
+    def _listening(self):
+        return ns_listening(NS_B, 10026)
 
 
 class NsDovecot(Dovecot):
     """The harness's Dovecot, in the backend namespace, trusting sluice's
     backend-side addresses for PROXY headers."""
+
+    run_in = tuple(in_ns(NS_B))
 
     def _render(self):
         super()._render()
@@ -196,17 +182,6 @@ class NsDovecot(Dovecot):
                             f"haproxy_trusted_networks = {SLUICE_B4}/32 {SLUICE_B6}/128")
         self.conf.write_text(text)
 
-    def _dovecot(self, *args):
-        cmd = in_ns(NS_B, harness.tool("dovecot"), "-c", str(self.conf), *args)
-        with tempfile.TemporaryFile() as out:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                               stderr=subprocess.STDOUT, timeout=60)
-            out.seek(0)
-            text = out.read().decode(errors="replace")
-        if p.returncode != 0:
-            raise RuntimeError(f"{cmd} exited {p.returncode}:\n{text}")
-        return text
-
     def _stop_stale(self):
         self.stop()
 
@@ -215,17 +190,10 @@ class NsDovecot(Dovecot):
         belong to other runs."""
         return not any(ns_listening(NS_B, port) for port in (10143, 10144, 10110, 10111))
 
-    def start(self, timeout=20):
-        if not self._rendered:
-            self._stop_stale()
-            self._render()
-            self._rendered = True
-            self._dovecot("-n")
-        self._dovecot()
-        if self not in harness._running:
-            harness._running.append(self)
-        wait_until(lambda: ns_listening(NS_B, 10144) and ns_listening(NS_B, 10111),
-                   timeout, "Dovecot in the backend namespace")
+    ports_text = "10144 and 10111 in the backend namespace"
+
+    def _listening(self):
+        return ns_listening(NS_B, 10144) and ns_listening(NS_B, 10111)
 
 
 # ----------------------------------------------------------------- sluice ---
