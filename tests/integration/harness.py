@@ -1252,6 +1252,26 @@ def received_ip(delivered):
     return m and m.group(1).decode()
 
 
+def assert_conn_log(case, sluice, ip, port, listener, tls, result=None):
+    """In TestCase case: sluice's key=value line for the connection of
+    ip:port names listener; tls True (a TLS version), False (none) or None
+    (not checked); result "ok", "error" (anything else) or None (not
+    checked). Returns the line."""
+    line = sluice.conn_log(ip, port)
+    case.assertEqual(line["listener"], listener, line)
+    case.assertIn("tls", line)
+    if tls:
+        case.assertRegex(line["tls"], r"^TLSv1(\.[0-3])?$", line)
+    elif tls is False:
+        case.assertEqual(line["tls"], "none", line)
+    case.assertIn("reason", line)
+    if result == "ok":
+        case.assertEqual(line.get("result"), "ok", line)
+    elif result == "error":
+        case.assertNotIn(line.get("result"), ("ok", "", None), line)
+    return line
+
+
 def no_verify_context():
     """A TLS client context that trusts anything (sluice's certificate is
     generated at start-up and self-signed)."""
