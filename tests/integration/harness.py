@@ -1707,29 +1707,28 @@ def dovecot_pop3_capabilities(addr=DOVECOT_POP3):
 
 
 class _SourceMixin:
+    """imaplib's and poplib's clients bound to a source address (neither
+    has such an argument before Python 3.14): host, port, source, then the
+    library's own keyword arguments (timeout, ssl_context, context)."""
+
+    def __init__(self, host, port, source=None, timeout=30, **kw):
+        self._source = source
+        super().__init__(host, port, timeout=timeout, **kw)
+
     def _plain_socket(self, timeout):
         return socket.create_connection(
             (self.host, self.port), timeout,
             source_address=client_source(self._source or "127.0.0.1"))
 
-
-class IMAP4(_SourceMixin, imaplib.IMAP4):
-    """imaplib.IMAP4 bound to a source address (imaplib has no such
-    argument before Python 3.14)."""
-
-    def __init__(self, host, port, source=None, timeout=30):
-        self._source = source
-        super().__init__(host, port, timeout=timeout)
-
     def _create_socket(self, timeout):
         return self._plain_socket(timeout)
 
 
-class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
-    def __init__(self, host, port, source=None, timeout=30, ssl_context=None):
-        self._source = source
-        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+class IMAP4(_SourceMixin, imaplib.IMAP4):
+    """imaplib.IMAP4 bound to a source address."""
 
+
+class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
     def _create_socket(self, timeout):
         return self.ssl_context.wrap_socket(self._plain_socket(timeout),
                                             server_hostname=self.host)
@@ -1738,19 +1737,8 @@ class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
 class POP3(_SourceMixin, poplib.POP3):
     """poplib.POP3 bound to a source address."""
 
-    def __init__(self, host, port, source=None, timeout=30):
-        self._source = source
-        super().__init__(host, port, timeout=timeout)
-
-    def _create_socket(self, timeout):
-        return self._plain_socket(timeout)
-
 
 class POP3_SSL(_SourceMixin, poplib.POP3_SSL):
-    def __init__(self, host, port, source=None, timeout=30, context=None):
-        self._source = source
-        super().__init__(host, port, timeout=timeout, context=context)
-
     def _create_socket(self, timeout):
         return self.context.wrap_socket(self._plain_socket(timeout),
                                         server_hostname=self.host)
