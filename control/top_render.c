@@ -507,7 +507,9 @@ static void header(struct fb *b, const struct span *s, const struct top_read *cu
 		put(b, "sluice: no status");
 	if (cur->error)
 		put(b, "sluice-control: %s", cur->error);
-	if (s->since_start)
+	if (!cur->stats)
+		;       /* no rates to speak of */
+	else if (s->since_start)
 		put(b, "rates: per second, averaged since the dataplane started");
 	else
 		put(b, "rates: per second over the last %.1f s", s->dt);
