@@ -260,6 +260,22 @@ static void listener_row(struct tab *t, const struct span *s, const char *name,
 		rate(s, p, c, "bytes_to_client", b[6], 32), rate(s, p, c, "starttls", b[7], 32));
 }
 
+/* A listener's counters as stats gives them leave the zeros out: the
+ * columns' counters, 0 where absent (a new reference; NULL for NULL). */
+static json_t *filled(json_t *o)
+{
+	static const char *const cols[] = {
+		"conn_accepted", "conn_closed", "handshake_ok", "handshake_fail",
+		"bytes_from_client", "bytes_to_client", "starttls",
+	};
+	json_t *c = o ? json_copy(o) : NULL;
+
+	for (unsigned i = 0; c && i < sizeof(cols) / sizeof(cols[0]); i++)
+		if (!json_object_get(c, cols[i]))
+			json_object_set_new(c, cols[i], json_integer(0));
+	return c;
+}
+
 static void listeners(struct fb *b, const struct span *s, const struct top_read *prev,
 		      const struct top_read *cur)
 {
@@ -273,9 +289,14 @@ static void listeners(struct fb *b, const struct span *s, const struct top_read 
 	if (json_is_array(ls)) {
 		json_array_foreach(ls, i, l) {
 			json_t *pl = prev ? listener_named(prev->stats, str(l, "name")) : NULL;
+			json_t *c = filled(ctrs(l)), *p = filled(pl ? ctrs(pl) : NULL);
+			long long sess = -1;
 
-			listener_row(&t, s, str(l, "name"), str(l, "proto"), str(l, "mode"),
-				     sessions_of(l), pl ? ctrs(pl) : NULL, ctrs(l));
+			if (!get(l, "sessions", &sess))
+				sess = sessions_of(c);
+			listener_row(&t, s, str(l, "name"), str(l, "proto"), str(l, "mode"), sess, p, c);
+			json_decref(c);
+			json_decref(p);
 		}
 	} else {
 		/* No per-listener counters from this dataplane: the names from
@@ -411,7 +432,8 @@ static bool is_failure(const char *k)
 {
 	return (!strncmp(k, "certsel_", 8) && strcmp(k, "certsel_OK") &&
 		strcmp(k, "certsel_disagree")) ||
-	       !strncmp(k, "handshake_fail_", 15) || !strcmp(k, "timeout_handshake") ||
+	       !strncmp(k, "hsfail_", 7) || !strncmp(k, "handshake_fail_", 15) ||
+	       !strcmp(k, "timeout_handshake") ||
 	       !strcmp(k, "hello_too_big");
 }
 
