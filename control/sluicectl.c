@@ -129,7 +129,10 @@ static void usage(FILE *f)
 
 		snprintf(w, sizeof(w), "%s%s%s", verbs[i].words, verbs[i].args[0] ? " " : "",
 			 verbs[i].args);
-		fprintf(f, "  %-44s %s\n", w, verbs[i].help);
+		if (strlen(w) > 44)     /* its help on a line of its own */
+			fprintf(f, "  %s\n  %-44s %s\n", w, "", verbs[i].help);
+		else
+			fprintf(f, "  %-44s %s\n", w, verbs[i].help);
 	}
 	fprintf(f, "exit status: 0 ok, 1 refused or failed (health: not serving or draining),\n"
 		   "2 usage, 3 cannot reach sluice-control\n");
