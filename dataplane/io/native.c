@@ -352,8 +352,8 @@ size_t nat_report(char *line, size_t len, size_t o)
 			crx += nc->pq[i].rx_frames;
 		OUT(" nat_core%u_conns=%llu nat_core%u_backend_opens=%llu nat_core%u_frames=%llu "
 		    "nat_core%u_spread_in=%llu", k,
-		    (unsigned long long)c->ctr.v[CTR_conn_accepted], k,
-		    (unsigned long long)c->ctr.v[CTR_backend_connect_ok], k,
+		    (unsigned long long)ctr_sum(c, CTR_conn_accepted), k,
+		    (unsigned long long)ctr_sum(c, CTR_backend_connect_ok), k,
 		    (unsigned long long)crx, k, (unsigned long long)nc->spread_in);
 	}
 	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,

@@ -209,36 +209,35 @@ static int cipher_ctr(uint16_t id)
 /* What the handshake agreed on, into the counters. */
 static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
 {
-	struct core *c = s->core;
 	int nid = SSL_get_negotiated_group(s->ssl);
 	const SSL_CIPHER *ciph = SSL_get_current_cipher(s->ssl);
 
 	switch (SSL_version(s->ssl)) {
-	case TLS1_VERSION:   ctr_inc(c, CTR_tls_v1_0); break;
-	case TLS1_1_VERSION: ctr_inc(c, CTR_tls_v1_1); break;
-	case TLS1_2_VERSION: ctr_inc(c, CTR_tls_v1_2); break;
-	case TLS1_3_VERSION: ctr_inc(c, CTR_tls_v1_3); break;
+	case TLS1_VERSION:   sctr_inc(s, CTR_tls_v1_0); break;
+	case TLS1_1_VERSION: sctr_inc(s, CTR_tls_v1_1); break;
+	case TLS1_2_VERSION: sctr_inc(s, CTR_tls_v1_2); break;
+	case TLS1_3_VERSION: sctr_inc(s, CTR_tls_v1_3); break;
 	}
-	ctr_inc(c, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
+	sctr_inc(s, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
 		CTR_group_p256 : nid == NID_secp384r1 ? CTR_group_p384 : CTR_group_other);
 	if (ciph)
-		ctr_inc(c, cipher_ctr((uint16_t)SSL_CIPHER_get_protocol_id(ciph)));
+		sctr_inc(s, cipher_ctr((uint16_t)SSL_CIPHER_get_protocol_id(ciph)));
 	s->resumed = SSL_session_reused(s->ssl) == 1;
 	if (s->resumed) {
-		ctr_inc(c, CTR_handshake_resumed);
+		sctr_inc(s, CTR_handshake_resumed);
 		snprintf(s->cert_kind, sizeof(s->cert_kind), "-"); /* none was sent */
 		return;
 	}
 	if (!k)
 		return;
 	if (EVP_PKEY_is_a(k, "RSA"))
-		ctr_inc(c, CTR_cert_rsa);
+		sctr_inc(s, CTR_cert_rsa);
 	else if (EVP_PKEY_is_a(k, "ED25519"))
-		ctr_inc(c, CTR_cert_ed25519);
+		sctr_inc(s, CTR_cert_ed25519);
 	else if (!strcmp(s->cert_kind, "ecdsa-p384"))
-		ctr_inc(c, CTR_cert_ecdsa_p384);
+		sctr_inc(s, CTR_cert_ecdsa_p384);
 	else if (!strcmp(s->cert_kind, "ecdsa-p256"))
-		ctr_inc(c, CTR_cert_ecdsa_p256);
+		sctr_inc(s, CTR_cert_ecdsa_p256);
 }
 
 /* Did OpenSSL fail for a reason of its own negotiation (what certsel
@@ -263,7 +262,7 @@ static void sess_certsel_disagree(struct sess *s, const char *what)
 {
 	char why[4 * sizeof(s->certsel_err)];
 
-	ctr_inc(s->core, CTR_certsel_disagree);
+	sctr_inc(s, CTR_certsel_disagree);
 	log_msg(LOG_WARNING, "certsel: %s: conn=%llx listener=%s ja4=%s cert=%d policy=%s "
 		"certsel=\"%s\"", what, (unsigned long long)s->id, s->l->cfg->name,
 		s->ja4[0] ? s->ja4 : "-", s->cert == TLS_CERT_ANY ? -1 : s->cert,
@@ -280,7 +279,7 @@ static void sess_tls_up(struct sess *s)
 	struct proto_out o;
 
 	s->tls = true;
-	ctr_inc(s->core, CTR_handshake_ok);
+	sctr_inc(s, CTR_handshake_ok);
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->ssl));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", c ? SSL_CIPHER_get_name(c) : "-");
 	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
@@ -373,7 +372,7 @@ static void sess_choose_cert(struct sess *s, const struct hello *h)
 	/* Nothing works: OpenSSL gets the set's combined SSL_CTX and fails
 	 * with its alert; the log says which rule, in words. */
 	s->certsel_rule = (uint8_t)v.rule;
-	ctr_inc(s->core, certsel_ctr[v.rule]);
+	sctr_inc(s, certsel_ctr[v.rule]);
 	certsel_reason(h, set->sel, set->n, tls_policy((enum cfg_policy)s->policy), &v, -1,
 		       s->certsel_err, sizeof(s->certsel_err));
 }
@@ -464,7 +463,7 @@ static int sess_read_hello(struct sess *s)
 		 * first part to OpenSSL would skip the quirk checks and the
 		 * certificate choice above: refused, as a hello that breaks
 		 * the rules. */
-		ctr_inc(s->core, CTR_hello_too_big);
+		sctr_inc(s, CTR_hello_too_big);
 		sess_set_result(s, "tls-refused", "ClientHello larger than %u bytes", BUF_CAP);
 		goto refuse;
 	}
@@ -476,7 +475,7 @@ static int sess_read_hello(struct sess *s)
 		static const uint8_t alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28 };
 		char addr[64];
 
-		ctr_inc(s->core, CTR_handshake_refused_rate);
+		sctr_inc(s, CTR_handshake_refused_rate);
 		sess_set_result(s, "refused", "limits.per_address.handshakes: %u full handshakes a "
 				"minute", s->l->cfg->limits.handshakes);
 		log_msg(LOG_NOTICE, "event=refused listener=%s client=%s limit=per_address.handshakes "
@@ -510,7 +509,7 @@ refuse:
 	/* No alert: the record layer has not started, and a client this old
 	 * would not read one that names the reason. The log line does
 	 * (sess_quirk set the result). */
-	ctr_inc(s->core, CTR_handshake_fail);
+	sctr_inc(s, CTR_handshake_fail);
 	sess_finish(s);
 	return -1;
 }
@@ -528,7 +527,7 @@ bool sess_handshake(struct sess *s)
 		return false; /* flush first: the client needs our flight */
 	if (s->ssl && !s->want_write_first && buf_len(&s->cin) <= s->hs_left) {
 		if (s->cli.eof) {
-			ctr_inc(s->core, CTR_handshake_fail);
+			sctr_inc(s, CTR_handshake_fail);
 			sess_set_result(s, "tls-failed", "client closed during the handshake");
 			sess_finish(s);
 		}
@@ -545,8 +544,8 @@ bool sess_handshake(struct sess *s)
 		/* A ClientHello and the close behind it: the handshake can
 		 * never finish (the client's Finished cannot come), so the
 		 * first step, with its signature, is not run. */
-		ctr_inc(s->core, CTR_handshake_jobs_skipped);
-		ctr_inc(s->core, CTR_handshake_fail);
+		sctr_inc(s, CTR_handshake_jobs_skipped);
+		sctr_inc(s, CTR_handshake_fail);
 		sess_set_result(s, "tls-failed", "client closed right after its ClientHello");
 		sess_finish(s);
 		return false;
@@ -563,12 +562,12 @@ bool sess_handshake(struct sess *s)
 	s->job.policy = s->policy;
 	s->job.reason[0] = 0;
 	if (!tlsw_post(s->core->id, &s->job)) {
-		ctr_inc(s->core, CTR_worker_queue_full);
+		sctr_inc(s, CTR_worker_queue_full);
 		sess_set_result(s, "overload", "all TLS workers are busy");
 		sess_finish(s);
 		return false;
 	}
-	ctr_inc(s->core, CTR_handshake_jobs);
+	sctr_inc(s, CTR_handshake_jobs);
 	s->job_out = true;
 	return true;
 }
@@ -580,7 +579,7 @@ void sess_job_done(struct tls_job *j)
 	s->job_out = false;
 	s->ssl = j->ssl;
 	if (j->skipped)
-		ctr_inc(s->core, CTR_handshake_jobs_skipped);
+		sctr_inc(s, CTR_handshake_jobs_skipped);
 	if (s->dead) {
 		sess_finish(s); /* now that the worker let go */
 		return;
@@ -600,7 +599,7 @@ void sess_job_done(struct tls_job *j)
 		s->want_write_first = true;
 		break;
 	default:
-		ctr_inc(s->core, CTR_handshake_fail);
+		sctr_inc(s, CTR_handshake_fail);
 		sess_fingerprint_done(s, false);
 		if (s->cert != TLS_CERT_ANY && tls_negotiation_failed(j->reason))
 			sess_certsel_disagree(s, "OpenSSL failed a handshake certsel chose a "

@@ -29,6 +29,7 @@ struct be_pool;
 struct listener {
 	const struct cfg_listener *cfg;
 	unsigned idx;
+	unsigned slot;              /* its counters' slot (lslot.h), by name */
 	const struct proto_ops *ops;
 	struct be_pool *pool;
 	struct tls_certset **sets;  /* its cert sets, the default first; none
@@ -134,6 +135,13 @@ struct sess {
 	struct sess *ph_next, *ph_prev; /* core's ph list (session/admit.c) */
 	bool on_ph;
 };
+
+/* A session's counters: its listener's slot on its core. */
+static inline void sctr_inc(struct sess *s, int id) { lctr_inc(s->core, s->l->slot, id); }
+static inline void sctr_add(struct sess *s, int id, uint64_t n)
+{
+	lctr_add(s->core, s->l->slot, id, n);
+}
 
 /* A new client connection on core c for listener l, from either stack
  * (io_cb.accept, from inside the stack): the session copies st (made by
