@@ -31,6 +31,11 @@ void ctl_status_started(void)
 	started_s = (long long)time(NULL);
 }
 
+long long ctl_status_start_s(void)
+{
+	return started_s;
+}
+
 static json_t *listeners_json(const struct snap *s)
 {
 	json_t *a = json_array();

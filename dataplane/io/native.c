@@ -292,6 +292,21 @@ int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *
 			o += (size_t)snprintf(line + o, len - o, __VA_ARGS__); \
 	} while (0)
 
+bool nat_net_counters(uint64_t *v, unsigned n)
+{
+	for (unsigned k = 0; k < RT.n_cores; k++) {
+		const struct nat_core *nc = RT.cores[k].io_core;
+
+		for (unsigned i = 0; nc && i < nc->n_pq; i++) {
+			const uint64_t *c = net_counters(nc->pq[i].st);
+
+			for (unsigned j = 0; j < n && j < NET_C__COUNT; j++)
+				v[j] += c[j];
+		}
+	}
+	return true;
+}
+
 size_t nat_report(char *line, size_t len, size_t o)
 {
 	uint64_t net[NET_C__COUNT] = { 0 };

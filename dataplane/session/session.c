@@ -170,6 +170,11 @@ bool sess_discard_after_starttls(struct sess *s)
 void sess_apply(struct sess *s, const struct proto_out *o)
 {
 	sctr_inc(s, o->counter);
+	if (o->flags & PO_OFFERED_TLS)
+		sctr_inc(s, CTR_starttls_offered);
+	if ((o->flags & PO_STARTTLS) || o->counter == CTR_starttls_not_now ||
+	    o->counter == CTR_starttls_untracked)
+		sctr_inc(s, CTR_starttls_attempted);
 	if (o->counter == CTR_starttls_in_tls)
 		sess_quirk(s, QUIRK_starttls_in_tls);
 	if (o->reply_len && sess_to_client(s, o->reply, o->reply_len) < 0) {
@@ -494,6 +499,7 @@ void sess_timer(struct timer *t)
 	case SS_STARTTLS:
 	case SS_HANDSHAKE:
 		sctr_inc(s, CTR_timeout_handshake);
+		sctr_inc(s, CTR_hsfail_timeout);
 		sess_set_result(s, "timeout", "TLS handshake not done in %llus%s",
 				(unsigned long long)(sess_handshake_ms(s) / 1000),
 				s->core->stress ? " (stress)" : "");
@@ -622,6 +628,7 @@ int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 	s->cli.owner = s;
 	if ((rc = stream_open(&s->cli, sess_stream_wake, s)) < 0) {
 		lctr_inc(c, l->slot, CTR_conn_refused_overload);
+		lctr_inc(c, l->slot, CTR_conn_closed); /* accepted, never begun */
 		limits_release(&s->lim);
 		free(s);
 		return rc;

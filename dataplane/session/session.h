@@ -84,6 +84,8 @@ struct sess {
 				       or the end of a handshake): timeouts.
 				       plaintext_deadline counts from here */
 	uint64_t bytes_in, bytes_out; /* plaintext relayed each way */
+	uint64_t t_hello_us;        /* the ClientHello's first bytes came
+				       (clock_mono_us): the handshake's time */
 	uint8_t state;              /* enum sess_state */
 	bool job_out;               /* the worker owns ssl, cin and cout */
 	bool dead;                  /* closed while the job was out */
@@ -100,6 +102,7 @@ struct sess {
 				       KeyUpdate): call it again when cout drained */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool hello_seen;            /* the ClientHello was read (tls/hello) */
+	bool hello_ticket;          /* it offered a ticket or a PSK */
 	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
