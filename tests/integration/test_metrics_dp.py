@@ -13,12 +13,17 @@ sluice with a real Postfix and a real Dovecot behind it.
 - Two reads with a delivery between: no counter went backwards, and the
   delivery's listener counted one more session.
 - `stats` keeps its sums; `stats` with per_listener gives each listener's.
+- Reloads (a sluice of its own): a listener keeps its series across a
+  reload, one the reload removed keeps its last values, a new one starts
+  at 0; the reload is counted (result ok, generation 2).
 """
 
 import imaplib
+import copy
 import os
 import poplib
 import re
+import signal
 import smtplib
 import subprocess
 import tempfile
@@ -274,6 +279,54 @@ class Metrics(unittest.TestCase):
 
     def grep(self, name):
         return "\n".join(l for l in self.text.split("\n") if l.startswith(name))
+
+
+class Reload(unittest.TestCase):
+    """Listener slots across reloads: by name, never reused."""
+
+    def test_series_across_a_reload(self):
+        cfg = {"hostname": FRONT["hostname"], "cores": 2, "workers": 1,
+               "backends": FRONT["backends"],
+               "listeners": [listener("keep", 20, "smtp", "starttls", "postfix"),
+                             listener("gone", 21, "smtp", "starttls", "postfix")]}
+        sl = Sluice(copy.deepcopy(cfg), "metrics-reload").start()
+        try:
+            def smtp_quit(name):
+                with smtplib.SMTP(*sl.addr(name), local_hostname="client.test",
+                                  source_address=client_source(CLIENT), timeout=20) as s:
+                    s.starttls(context=no_verify_context())
+
+            def values():
+                ans = sl.ctl("metrics")
+                self.assertTrue(ans.get("ok"), ans)
+                return parse(ans["text"])[0]
+
+            smtp_quit("keep")
+            smtp_quit("gone")
+            cfg["listeners"] = [listener("keep", 20, "smtp", "starttls", "postfix"),
+                                listener("new", 22, "smtp", "starttls", "postfix")]
+            sl.rewrite(cfg)
+            os.kill(sl.proc.pid, signal.SIGHUP)
+            wait_until(lambda: get(values(), "sluice_config_generation") == 2, 10,
+                       "generation 2")
+            smtp_quit("keep")
+            smtp_quit("new")
+            lab = dict(proto="smtp", mode="starttls")
+            wait_until(lambda: get(values(), "sluice_sessions", listener="new", **lab) == 0 and
+                       get(values(), "sluice_sessions", listener="keep", **lab) == 0,
+                       10, "the sessions closed")
+            v = values()
+            self.assertEqual(get(v, "sluice_sessions_total", listener="keep", **lab), 2)
+            self.assertEqual(get(v, "sluice_sessions_total", listener="gone", **lab), 1)
+            self.assertEqual(get(v, "sluice_sessions_total", listener="new", **lab), 1)
+            self.assertEqual(get(v, "sluice_starttls_succeeded_total", listener="keep", **lab), 2)
+            self.assertEqual(get(v, "sluice_config_reloads_total", result="ok"), 1)
+            self.assertEqual(get(v, "sluice_config_reloads_total", result="failed"), 0)
+            self.assertEqual(get(v, "sluice_config_last_reload_successful"), 1)
+            self.assertGreaterEqual(get(v, "sluice_config_last_reload_timestamp_seconds"),
+                                    get(v, "sluice_start_time_seconds"))
+        finally:
+            sl.stop()
 
 
 if __name__ == "__main__":
