@@ -310,6 +310,32 @@ static void xstat(void *arg, unsigned port, const char *name, uint64_t v)
 	pt_printf(&sc->t, "\"} %llu\n", (unsigned long long)v);
 }
 
+/*
+ * sluice_net_<counter>_total, but a word of the counter's name that reads
+ * as a unit abbreviation (promtool's lint: "us", "ns") spelt out:
+ * drop_eth_not_for_us -> drop_eth_not_for_self, ndp_ns_rx -> ndp_solicit_rx.
+ */
+static void net_metric_name(char *out, size_t n, const char *counter)
+{
+	static const char *const words[][2] = { { "us", "self" }, { "ns", "solicit" } };
+	size_t o = (size_t)snprintf(out, n, "sluice_net");
+	const char *p = counter;
+
+	while (*p && o < n) {
+		size_t len = strcspn(p, "_");
+		const char *w = NULL;
+
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (len == strlen(words[i][0]) && !strncmp(p, words[i][0], len))
+				w = words[i][1];
+		o += w ? (size_t)snprintf(out + o, n - o, "_%s", w) :
+			 (size_t)snprintf(out + o, n - o, "_%.*s", (int)len, p);
+		p += len + (p[len] == '_');
+	}
+	if (o < n)
+		snprintf(out + o, n - o, "_total");
+}
+
 /* The native stack's counters and its ports' DPDK xstats, when it runs. */
 static void render_net(struct scrape *sc)
 {
@@ -319,7 +345,7 @@ static void render_net(struct scrape *sc)
 	if (!io_net_counters(v, NET_C__COUNT))
 		return;
 	for (unsigned k = 0; k < NET_C__COUNT; k++) {
-		snprintf(name, sizeof(name), "sluice_net_%s_total", net_counter_names[k]);
+		net_metric_name(name, sizeof(name), net_counter_names[k]);
 		pt_family(&sc->t, name, "counter", net_counter_help[k]);
 		pt_printf(&sc->t, "%s %llu\n", name, (unsigned long long)v[k]);
 	}
