@@ -16,6 +16,9 @@ sluice with a real Postfix and a real Dovecot behind it.
 - Reloads (a sluice of its own): a listener keeps its series across a
   reload, one the reload removed keeps its last values, a new one starts
   at 0; the reload is counted (result ok, generation 2).
+- Resumption by kind (a sluice of its own): a TLS 1.2 session resumed from
+  its ticket counts as `ticket`, one resumed by session ID (no tickets) as
+  `cache`.
 """
 
 import imaplib
@@ -325,6 +328,41 @@ class Reload(unittest.TestCase):
             self.assertEqual(get(v, "sluice_config_last_reload_successful"), 1)
             self.assertGreaterEqual(get(v, "sluice_config_last_reload_timestamp_seconds"),
                                     get(v, "sluice_start_time_seconds"))
+        finally:
+            sl.stop()
+
+
+class Resumption(unittest.TestCase):
+
+    def test_ticket_and_cache_counted_apart(self):
+        cfg = {"hostname": FRONT["hostname"], "cores": 2, "workers": 1,
+               "backends": FRONT["backends"],
+               "listeners": [listener("res", 30, "smtp", "implicit", "postfix")]}
+        sl = Sluice(cfg, "metrics-resume").start()
+        try:
+            host, port = sl.addr("res")
+            d = Path(tempfile.mkdtemp(prefix="resume-", dir=scratch()))
+
+            def s_client(*args):
+                rc, out = run(["openssl", "s_client", "-connect", f"{host}:{port}", "-tls1_2",
+                               "-ign_eof", *args], input=b"QUIT\r\n", timeout=20)
+                m = re.search(r"^(New|Reused), ", out, re.M)
+                return m.group(1) if m else out
+
+            for kind, extra in (("ticket", []), ("cache", ["-no_ticket"])):
+                sess = str(d / f"{kind}.pem")
+                self.assertEqual(s_client("-sess_out", sess, *extra), "New", kind)
+                self.assertEqual(s_client("-sess_in", sess, *extra), "Reused", kind)
+            lab = dict(listener="res", proto="smtp", mode="implicit")
+            v = wait_until(lambda: (lambda v: v if get(v, "sluice_sessions", **lab) == 0 and
+                                    get(v, "sluice_sessions_total", **lab) == 4 else None)(
+                               parse(sl.ctl("metrics")["text"])[0]), 10, "four sessions closed")
+            self.assertEqual(get(v, "sluice_tls_resumptions_total", kind="ticket", **lab), 1)
+            self.assertEqual(get(v, "sluice_tls_resumptions_total", kind="cache", **lab), 1)
+            self.assertEqual(get(v, "sluice_tls_handshakes_total", **lab), 4)
+            self.assertEqual(get(v, "sluice_tls_ems_total", **lab), 4)
+            self.assertEqual(get(v, "sluice_tls_certificates_total", type="ecdsa_p256", **lab) +
+                             get(v, "sluice_tls_certificates_total", type="rsa", **lab), 2)
         finally:
             sl.stop()
 
