@@ -14,6 +14,7 @@
  *   tlsw_kick       wake the workers for the jobs posted in this pass
  *   io->flush       the stack's timers; what the pass queued goes out
  *   reap            free the sessions closed in this pass
+ *   busy time       a pass that found work adds its time (the metrics)
  *   io->idle        a polling stack pauses after enough idle passes
  *
  * The stacks (io/) only report readiness (the streams' wake callbacks put
@@ -85,6 +86,7 @@ void *core_main(void *arg)
 	}
 	while (!atomic_load_explicit(&RT.stop, memory_order_relaxed)) {
 		unsigned wait = c->again ? 0 : CORE_WAIT_MS, work;
+		uint64_t t0;
 
 		if (c->now_ms < c->hold_until && wait > 1)
 			wait = 1;  /* greet on time: holds are a few ms */
@@ -92,7 +94,8 @@ void *core_main(void *arg)
 			io->wait(c, wait);
 		/* Before anything is handed on: a session accepted now arms
 		 * its timers from now, not from before the wait. */
-		c->now_ms = clock_mono_ms();
+		t0 = clock_mono_ns();
+		c->now_ms = t0 / 1000000;
 		/* A reload is picked up here, once per pass: sessions accepted
 		 * from now on take this snapshot, those before keep theirs. */
 		c->snap = snap_enter(c->id);
@@ -111,6 +114,7 @@ void *core_main(void *arg)
 		}
 		work = io->poll(c);
 		while ((j = tlsw_poll(c->id))) {
+			c->jobs_back++;
 			sess_job_done(j);
 			work++;
 		}
@@ -125,6 +129,11 @@ void *core_main(void *arg)
 		if (io->flush)
 			io->flush(c);
 		sess_reap(c);
+		/* Busy time (sluice_core_busy_seconds_total): the passes that
+		 * found work, from the wait's end to the idle pause; a pass
+		 * that found nothing is polling an idle queue. */
+		if (work)
+			c->busy_ns += clock_mono_ns() - t0;
 		if (io->idle)
 			io->idle(c, work);
 	}

@@ -14,7 +14,17 @@
 #include <stdint.h>
 
 #include "counters.h"
+#include "lslot.h"
 #include "timer.h"
+
+/* The handshake latency histogram's buckets (hs_buckets.def), +Inf last. */
+enum {
+#define B(us, le) HSB_##us,
+#include "hs_buckets.def"
+#undef B
+	HSB__INF,
+	HSB__COUNT
+};
 
 struct sess;
 struct listener;
@@ -44,7 +54,12 @@ struct core {
 	unsigned lim_log_n, lim_log_dropped;
 	uint64_t hold_until;       /* a greeting is held until then: the loop
 				      wakes every ms, not every CORE_WAIT_MS */
-	struct counters ctr;
+	struct counters ctr;       /* [listener slot][counter] (lslot.h) */
+	/* For the metrics (ctl_metrics.c), written by this core only. */
+	uint64_t hs_hist[LSLOT_MAX][HSB__COUNT]; /* handshakes by duration */
+	uint64_t hs_sum_us[LSLOT_MAX];
+	uint64_t busy_ns;          /* loop time spent on work, not waiting */
+	uint64_t jobs_posted, jobs_back; /* handshake jobs to the workers and back */
 	struct fp_table *fp;       /* per-fingerprint table (fpstat.h) */
 	struct snap *snap;         /* the configuration of this pass (snap.h) */
 	uint64_t snap_gen;         /* its generation: the listeners follow it */
@@ -90,8 +105,29 @@ static inline unsigned rt_fds(void)
 	return RT.fd_base + atomic_load_explicit(&RT.socks, memory_order_relaxed);
 }
 
-static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[id]++; }
-static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[id] += n; }
+/* Counting what belongs to no listener (slot 0); a session's counters go
+ * to its listener's slot (session.h sctr_inc). id < 0: nothing. */
+static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[LSLOT_NONE][id]++; }
+static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[LSLOT_NONE][id] += n; }
+static inline void lctr_inc(struct core *c, unsigned slot, int id)
+{
+	if (id >= 0)
+		c->ctr.v[slot][id]++;
+}
+static inline void lctr_add(struct core *c, unsigned slot, int id, uint64_t n)
+{
+	c->ctr.v[slot][id] += n;
+}
+/* A counter of core c over all its slots (from any thread: racy reads of
+ * aligned words, never torn). */
+static inline uint64_t ctr_sum(const struct core *c, int id)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < LSLOT_MAX; i++)
+		n += c->ctr.v[i][id];
+	return n;
+}
 
 /* What the stacks hand to the loop's owner (io_setup's callbacks). */
 extern const struct io_cb core_io_cb;

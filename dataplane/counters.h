@@ -11,8 +11,10 @@ enum counter_id {
 	CTR__COUNT
 };
 
+#include "lslot.h"
+
 struct counters {
-	uint64_t v[CTR__COUNT];
+	uint64_t v[LSLOT_MAX][CTR__COUNT]; /* by listener slot (lslot.h) */
 };
 
 extern const char *const counter_names[CTR__COUNT];

@@ -28,6 +28,7 @@ int ctl_start(const char *path, void (*tick)(void), char *err, size_t errlen);
 void ctl_stop(void);
 /* Start of service, for status's uptime (ctl_status.c). */
 void ctl_status_started(void);
+long long ctl_status_start_s(void);
 
 /* Helpers for handlers: a JSON field as a number / bool / string with a
  * default. */

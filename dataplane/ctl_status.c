@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "drain.h"
 #include "io/io.h"
+#include "lslot.h"
 #include "memstat.h"
 #include "reload.h"
 #include "session/backend.h"
@@ -28,6 +29,11 @@ static long long started_s;
 void ctl_status_started(void)
 {
 	started_s = (long long)time(NULL);
+}
+
+long long ctl_status_start_s(void)
+{
+	return started_s;
 }
 
 static json_t *listeners_json(const struct snap *s)
@@ -143,6 +149,36 @@ int ctl_status(json_t *req, json_t *ans, char *err, size_t errlen)
 	return 0;
 }
 
+/* per_listener: each listener slot's counters, summed over the cores (the
+ * slots given since the start: a listener a reload removed keeps its
+ * figures; "(other)" when names ran out). Counters at 0 are left out. */
+static json_t *per_listener_json(void)
+{
+	json_t *a = json_array();
+	unsigned n = lslot_count();
+
+	for (unsigned i = 1; a && i < LSLOT_MAX; i++) {
+		struct lslot_info li;
+		json_t *o;
+
+		if (i >= n && i != LSLOT_OTHER)
+			continue;
+		if (!lslot_get(i, &li) || !(o = json_object()))
+			continue;
+		for (unsigned k = 0; k < CTR__COUNT; k++) {
+			uint64_t v = 0;
+
+			for (unsigned c = 0; c < RT.n_cores; c++)
+				v += RT.cores[c].ctr.v[i][k];
+			if (v)
+				json_object_set_new(o, counter_names[k], json_integer((json_int_t)v));
+		}
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o}", "name", li.name,
+						   "proto", li.proto, "mode", li.mode, "counters", o));
+	}
+	return a;
+}
+
 int ctl_stats(json_t *req, json_t *ans, char *err, size_t errlen)
 {
 	bool per_core = ctl_bool(req, "per_core", 0);
@@ -152,7 +188,7 @@ int ctl_stats(json_t *req, json_t *ans, char *err, size_t errlen)
 		json_t *o = per_core ? json_object() : NULL;
 
 		for (unsigned k = 0; k < CTR__COUNT; k++) {
-			uint64_t v = RT.cores[i].ctr.v[k];
+			uint64_t v = ctr_sum(&RT.cores[i], (int)k);
 			json_t *t = json_object_get(sum, counter_names[k]);
 
 			json_object_set_new(sum, counter_names[k],
@@ -165,6 +201,8 @@ int ctl_stats(json_t *req, json_t *ans, char *err, size_t errlen)
 	}
 	json_object_set_new(ans, "counters", sum);
 	json_object_set_new(ans, "stress", stress_json());
+	if (ctl_bool(req, "per_listener", 0))
+		json_object_set_new(ans, "listeners", per_listener_json());
 	if (per_core)
 		json_object_set_new(ans, "cores", cores);
 	else

@@ -48,7 +48,7 @@ static uint64_t drain_cut_total(void)
 	uint64_t n = 0;
 
 	for (unsigned i = 0; i < RT.n_cores; i++)
-		n += RT.cores[i].ctr.v[CTR_drain_cut];
+		n += ctr_sum(&RT.cores[i], CTR_drain_cut);
 	return n;
 }
 

@@ -86,7 +86,7 @@ static void report_counters(void)
 
 	for (i = 0; i < RT.n_cores; i++)
 		for (k = 0; k < CTR__COUNT; k++)
-			tot[k] += RT.cores[i].ctr.v[k];
+			tot[k] += ctr_sum(&RT.cores[i], (int)k);
 	for (k = 0; k < CTR__COUNT && o < sizeof(line) - 64; k++)
 		if (tot[k])
 			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s=%llu", o ? " " : "",

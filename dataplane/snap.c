@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lslot.h"
 #include "proto/proto.h"
 #include "session/backend.h"
 #include "session/session.h"
@@ -18,6 +19,12 @@ static struct {
 	unsigned n_cores;
 	_Atomic uint64_t seen[SNAP_CORES_MAX]; /* the generation each core entered */
 } S;
+
+/* The metrics' mode label of a listener (docs/metrics.md). */
+static const char *lslot_mode(enum cfg_tls t)
+{
+	return t == CFG_TLS_IMPLICIT ? "implicit" : t == CFG_TLS_OFF ? "plain" : "starttls";
+}
 
 /* "mail: ecdsa-p256,rsa-2048; other: ..." */
 static void describe_sets(struct listener *l, const struct tls_conf *tc)
@@ -92,6 +99,7 @@ struct snap *snap_build(struct tls_conf *tc, struct be_pool *pools, unsigned n_p
 				 c->path, cl->line, i, cfg_proto_name(cl->protocol));
 			goto fail;
 		}
+		l->slot = lslot_for(cl->name, l->ops->name, lslot_mode(cl->tls));
 		for (unsigned j = 0; j < n_pools; j++)
 			if (!strcmp(pools[j].cfg->name, cl->be->name))
 				l->pool = &pools[j];

@@ -10,6 +10,15 @@
 #include <stdint.h>
 #include <time.h>
 
+/* CLOCK_MONOTONIC in nanoseconds (the cores' busy time). */
+static inline uint64_t clock_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* CLOCK_MONOTONIC in microseconds. */
 static inline uint64_t clock_mono_us(void)
 {

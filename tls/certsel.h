@@ -27,7 +27,7 @@
 #define CERTSEL_CERTS_MAX 16
 
 enum certsel_rule {
-#define R(name, label, kind, rfc, sentence, fix, ossl) CERTSEL_R_##name,
+#define R(name, label, kind, group, rfc, sentence, fix, ossl) CERTSEL_R_##name,
 #include "certsel_rules.def"
 #undef R
 	CERTSEL_R_COUNT

@@ -12,7 +12,7 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 const struct certsel_rule_info certsel_rules[CERTSEL_R_COUNT] = {
-#define R(name, label, kind, rfc, sentence, fix, ossl) \
+#define R(name, label, kind, group, rfc, sentence, fix, ossl) \
 	[CERTSEL_R_##name] = { label, rfc, sentence, fix, ossl, CERTSEL_##kind },
 #include "certsel_rules.def"
 #undef R

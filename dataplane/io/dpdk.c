@@ -698,3 +698,25 @@ void nat_fini(void)
 	}
 	memset(&N, 0, sizeof(N));
 }
+
+void nat_port_xstats(io_xstat_fn *fn, void *arg)
+{
+	for (unsigned i = 0; i < N.n_ports; i++) {
+		uint16_t id = N.port[i].id;
+		int n = N.started[i] ? rte_eth_xstats_get_names(id, NULL, 0) : -1;
+		struct rte_eth_xstat_name *names;
+		struct rte_eth_xstat *xs;
+
+		if (n <= 0)
+			continue;
+		names = calloc((size_t)n, sizeof(*names));
+		xs = calloc((size_t)n, sizeof(*xs));
+		if (names && xs && rte_eth_xstats_get_names(id, names, (unsigned)n) == n &&
+		    rte_eth_xstats_get(id, xs, (unsigned)n) == n)
+			for (int k = 0; k < n; k++)
+				if (xs[k].id < (uint64_t)n)
+					fn(arg, i, names[xs[k].id].name, xs[k].value);
+		free(names);
+		free(xs);
+	}
+}

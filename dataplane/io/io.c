@@ -68,6 +68,27 @@ size_t io_report(char *line, size_t len, size_t o)
 	return o;
 }
 
+bool io_net_counters(uint64_t *v, unsigned n)
+{
+#if HAVE_DPDK
+	if (io_chosen == &nat_io_ops)
+		return nat_net_counters(v, n);
+#endif
+	(void)v;
+	(void)n;
+	return false;
+}
+
+void io_port_xstats(io_xstat_fn *fn, void *arg)
+{
+#if HAVE_DPDK
+	if (io_chosen == &nat_io_ops)
+		nat_port_xstats(fn, arg);
+#endif
+	(void)fn;
+	(void)arg;
+}
+
 int io_listeners_for(const struct cfg *cfg, uint64_t gen, int *lfd, char *err, size_t errlen)
 {
 	if (io_chosen != &kern_io_ops)

@@ -91,6 +91,14 @@ void io_fini(void);
 /* Append the stack's counters (" name=N ...") to line at o; returns the
  * new length. */
 size_t io_report(char *line, size_t len, size_t o);
+/* For the metrics (ctl_metrics.c), from the control thread: the native
+ * stack's counters (net/counters.def) summed over its stacks into v[n]
+ * (n = NET_C__COUNT); false (v untouched) when that stack does not run. */
+bool io_net_counters(uint64_t *v, unsigned n);
+/* DPDK's extended statistics of each native port, one fn call each
+ * (port: its index in native.ports); nothing on the kernel stack. */
+typedef void io_xstat_fn(void *arg, unsigned port, const char *name, uint64_t value);
+void io_port_xstats(io_xstat_fn *fn, void *arg);
 
 /*
  * Listeners that come and go with a reload (the stack's relisten): the

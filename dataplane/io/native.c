@@ -292,6 +292,21 @@ int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *
 			o += (size_t)snprintf(line + o, len - o, __VA_ARGS__); \
 	} while (0)
 
+bool nat_net_counters(uint64_t *v, unsigned n)
+{
+	for (unsigned k = 0; k < RT.n_cores; k++) {
+		const struct nat_core *nc = RT.cores[k].io_core;
+
+		for (unsigned i = 0; nc && i < nc->n_pq; i++) {
+			const uint64_t *c = net_counters(nc->pq[i].st);
+
+			for (unsigned j = 0; j < n && j < NET_C__COUNT; j++)
+				v[j] += c[j];
+		}
+	}
+	return true;
+}
+
 size_t nat_report(char *line, size_t len, size_t o)
 {
 	uint64_t net[NET_C__COUNT] = { 0 };
@@ -352,8 +367,8 @@ size_t nat_report(char *line, size_t len, size_t o)
 			crx += nc->pq[i].rx_frames;
 		OUT(" nat_core%u_conns=%llu nat_core%u_backend_opens=%llu nat_core%u_frames=%llu "
 		    "nat_core%u_spread_in=%llu", k,
-		    (unsigned long long)c->ctr.v[CTR_conn_accepted], k,
-		    (unsigned long long)c->ctr.v[CTR_backend_connect_ok], k,
+		    (unsigned long long)ctr_sum(c, CTR_conn_accepted), k,
+		    (unsigned long long)ctr_sum(c, CTR_backend_connect_ok), k,
 		    (unsigned long long)crx, k, (unsigned long long)nc->spread_in);
 	}
 	/* Busy cycles over work done (DESIGN.md §10): per frame, per timer run,

@@ -127,5 +127,8 @@ int nat_stream_connect(struct core *c, struct stream *s, const struct sockaddr *
 /* Append " net_NAME=N ... nat_NAME=N" (all cores and ports) to line at o;
  * returns the new length. */
 size_t nat_report(char *line, size_t len, size_t o);
+/* io_net_counters() and io_port_xstats() of the native stack. */
+bool nat_net_counters(uint64_t *v, unsigned n);
+void nat_port_xstats(io_xstat_fn *fn, void *arg);
 
 #endif

@@ -147,8 +147,10 @@ static void imap_caps(const struct proto_env *env, const struct proto_sess *ps,
 		po_reply(o, "%s%s", sep, c);
 		sep = " ";
 	}
-	if (offer_tls)
+	if (offer_tls) {
 		po_reply(o, "%sSTARTTLS", sep);
+		o->flags |= PO_OFFERED_TLS;
+	}
 	if (must_tls)
 		po_reply(o, " LOGINDISABLED");
 }
@@ -158,6 +160,7 @@ static void imap_greeting(const struct proto_env *env, struct proto_sess *ps,
 {
 	po_reply(o, "* OK [CAPABILITY ");
 	imap_caps(env, ps, o);
+	o->flags &= ~PO_OFFERED_TLS; /* a greeting, not an answer to CAPABILITY */
 	po_reply(o, "] %s IMAP ready.\r\n", env->hostname);
 }
 

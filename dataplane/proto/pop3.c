@@ -84,8 +84,10 @@ static void pop3_capa(const struct proto_env *env, const struct proto_sess *ps,
 		budget -= l;
 		po_reply(o, "%s\r\n", c);
 	}
-	if (offer_tls)
+	if (offer_tls) {
 		po_reply(o, "STLS\r\n");
+		o->flags |= PO_OFFERED_TLS;
+	}
 	po_reply(o, ".\r\n");
 }
 

@@ -43,6 +43,8 @@ enum {
 	PO_FAIL       = 1u << 5, /* backend line: backend refused; reply goes to the
 				    client, then close */
 	PO_ERROR      = 1u << 6, /* with PO_CLOSE: the client broke the protocol */
+	PO_OFFERED_TLS = 1u << 7, /* an EHLO / CAPABILITY / CAPA answer listed
+				    STARTTLS (STLS): counted (starttls_offered) */
 };
 
 struct proto_out {

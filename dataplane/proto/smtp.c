@@ -140,8 +140,10 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 	po_reply(o, "250%c%s\r\n", (n || offer_tls) ? '-' : ' ', env->hostname);
 	for (i = 0; i < n; i++)
 		po_reply(o, "250%c%s\r\n", (i == n - 1 && !offer_tls) ? ' ' : '-', list[i]);
-	if (offer_tls)
+	if (offer_tls) {
 		po_reply(o, "250 STARTTLS\r\n");
+		o->flags |= PO_OFFERED_TLS;
+	}
 }
 
 static void cmd_ehlo_e(const struct proto_env *env, struct proto_sess *ps,

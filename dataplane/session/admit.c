@@ -178,7 +178,7 @@ static bool sess_evict_one(struct core *c)
 			break;
 		}
 	ph_unlink(v);
-	ctr_inc(c, CTR_stress_evicted);
+	sctr_inc(v, CTR_stress_evicted);
 	sess_set_result(v, "evicted", "stress: idle for %llums before TLS, closed to make room",
 			(unsigned long long)(c->now_ms - v->t_active));
 	if (v->state == SS_DIALOGUE && !v->tls) {
@@ -228,7 +228,7 @@ static void sess_refuse(struct core *c, const struct listener *l, struct stream 
 {
 	bool say = l->cfg->tls != CFG_TLS_IMPLICIT && st->ops->say;
 
-	ctr_inc(c, ctr);
+	lctr_inc(c, l->slot, ctr);
 	if (say) {
 		struct proto_env env = { .hostname = l->cfg->hostname, .tls_mode = l->cfg->tls,
 					 .tls_available = l->tls_available };

@@ -420,6 +420,7 @@ void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *c
 			p->cfg->name, s->name, why);
 		return;
 	}
+	atomic_store_explicit(&s->probed_ms, now_ms, memory_order_relaxed);
 	s->probe_down = !(rc == 0 && caps);
 	if (rc == 0 && caps) {
 		atomic_store(&s->down_until_ms, 0);

@@ -22,6 +22,8 @@ struct be_server {
 	char name[64];                   /* "127.0.0.1:10026" */
 	_Atomic uint64_t down_until_ms;  /* skipped until then; 0 = up */
 	bool probe_down;                 /* the last probe failed (the prober's) */
+	_Atomic uint64_t probed_ms;      /* the last probe's end (clock_mono_ms);
+					    0: never (the metrics' probe age) */
 };
 
 /* A replaced capability snapshot, freed once no core can still read it. */

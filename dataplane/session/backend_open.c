@@ -31,7 +31,7 @@ bool sess_backend_lost(struct sess *s, int idx, int err)
 		/* Sluice's own trouble (EMFILE, no source port...): the
 		 * server is not to blame, and the next one would fare no
 		 * better. The session log line says it, not a backend line. */
-		ctr_inc(s->core, CTR_backend_connect_local);
+		sctr_inc(s, CTR_backend_connect_local);
 		sess_set_result(s, "backend-failed", "cannot connect to backend %s: %s "
 				"(local error: server not marked down)",
 				s->l->pool->srv[idx].name, strerror(-err));
@@ -39,7 +39,7 @@ bool sess_backend_lost(struct sess *s, int idx, int err)
 		sess_closing(s, NULL, NULL);
 		return false;
 	}
-	ctr_inc(s->core, CTR_backend_connect_fail);
+	sctr_inc(s, CTR_backend_connect_fail);
 	if (be_mark_down(s->l->pool, idx, s->core->now_ms))
 		log_msg(LOG_WARNING, "backend %s: connect: %s", s->l->pool->srv[idx].name,
 			strerror(-err));
@@ -57,7 +57,7 @@ void sess_backend_next(struct sess *s)
 		int rc;
 
 		if (idx < 0) {
-			ctr_inc(s->core, CTR_backend_unavailable);
+			sctr_inc(s, CTR_backend_unavailable);
 			sess_set_result(s, "backend-failed", "no backend server reachable");
 			sess_engine(s, &o, unavailable);
 			sess_closing(s, NULL, NULL);
@@ -98,7 +98,7 @@ static bool sess_backend_up(struct sess *s)
 	int n;
 
 	s->be_connected = true;
-	ctr_inc(s->core, CTR_backend_connect_ok);
+	sctr_inc(s, CTR_backend_connect_ok);
 	lr_init(&s->blr, BACKEND_LINE_MAX);
 	n = pp_header(v, hdr, sizeof(hdr), (struct sockaddr *)&s->peer,
 		      (struct sockaddr *)&s->local, s->tls ? &t : NULL);
@@ -106,7 +106,7 @@ static bool sess_backend_up(struct sess *s)
 		/* Without its header the backend would take sluice for the
 		 * client (its own address: relay rights, no rate limits):
 		 * fail closed, with the temporary error. */
-		ctr_inc(s->core, CTR_proxy_unencodable);
+		sctr_inc(s, CTR_proxy_unencodable);
 		sess_set_result(s, "backend-failed", "PROXY v%u header cannot be encoded: %s",
 				v, strerror(-n));
 		sess_engine(s, &o, unavailable);
@@ -196,13 +196,13 @@ bool sess_backend(struct sess *s)
 			s->b2c = true;
 			s->state = SS_RELAY;
 			if (!s->tls)
-				ctr_inc(s->core, CTR_plaintext_relayed);
+				sctr_inc(s, CTR_plaintext_relayed);
 			s->t_active = s->core->now_ms;
 			sess_arm(s, s->l->cfg->timeouts.idle * 1000ull);
 		}
 	}
 	if (s->state == SS_BACKEND && (s->be.eof || s->be.failed) && !s->b2c) {
-		ctr_inc(s->core, CTR_backend_lost);
+		sctr_inc(s, CTR_backend_lost);
 		sess_backend_failed(s, "backend closed while being opened");
 		return true;
 	}

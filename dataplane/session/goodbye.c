@@ -89,7 +89,7 @@ unsigned sess_drain_cut(struct core *c)
 
 	while ((s = c->sessions)) {
 		if (!s->bye && !sess_settled(s)) {
-			ctr_inc(c, CTR_drain_cut);
+			sctr_inc(s, CTR_drain_cut);
 			sess_set_result(s, "drain-cut", "still busy at the drain's deadline");
 			cut++;
 		}

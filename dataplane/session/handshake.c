@@ -29,10 +29,54 @@
 static void sess_fingerprint_done(struct sess *s, bool ok);
 
 static const int certsel_ctr[CERTSEL_R_COUNT] = {
-#define R(name, label, kind, rfc, sentence, fix, ossl) CTR_certsel_##name,
+#define R(name, label, kind, group, rfc, sentence, fix, ossl) CTR_certsel_##name,
 #include "certsel_rules.def"
 #undef R
 };
+
+/*
+ * A failed handshake, counted under its reason (docs/metrics.md,
+ * sluice_tls_handshake_failures_total): the tls/certsel rule that said no
+ * certificate could serve the client when there is one (the client's
+ * alert or close came after sluice's), else kind (a CTR_hsfail_).
+ */
+static void sess_count_hs_fail(struct sess *s, int kind)
+{
+	sctr_inc(s, CTR_handshake_fail);
+	sctr_inc(s, s->certsel_rule != CERTSEL_R_OK ? certsel_ctr[s->certsel_rule] : kind);
+}
+
+/* The failure kind of OpenSSL's reason for a failed handshake step. */
+static int hs_fail_kind(const char *reason)
+{
+	if (strstr(reason, "alert"))
+		return CTR_hsfail_peer_alert;  /* "sslv3 alert ...", "tlsv1 alert ..." */
+	if (strstr(reason, "unexpected eof") || strstr(reason, "reset"))
+		return CTR_hsfail_client_gone;
+	return CTR_hsfail_other;
+}
+
+/* The handshake's duration, from the ClientHello's first bytes, into the
+ * listener's histogram (hs_buckets.def). */
+static void sess_count_hs_time(struct sess *s)
+{
+	static const uint64_t le[] = {
+#define B(us, label) us,
+#include "hs_buckets.def"
+#undef B
+	};
+	struct core *c = s->core;
+	uint64_t us;
+	unsigned b;
+
+	if (!s->t_hello_us)
+		return;
+	us = clock_mono_us() - s->t_hello_us;
+	for (b = 0; b < sizeof(le) / sizeof(le[0]) && us > le[b]; b++)
+		;
+	c->hs_hist[s->l->slot][b]++;
+	c->hs_sum_us[s->l->slot] += us;
+}
 
 /*
  * Room in cout that one SSL_write never needs more than on top of its
@@ -209,36 +253,41 @@ static int cipher_ctr(uint16_t id)
 /* What the handshake agreed on, into the counters. */
 static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
 {
-	struct core *c = s->core;
 	int nid = SSL_get_negotiated_group(s->ssl);
 	const SSL_CIPHER *ciph = SSL_get_current_cipher(s->ssl);
 
 	switch (SSL_version(s->ssl)) {
-	case TLS1_VERSION:   ctr_inc(c, CTR_tls_v1_0); break;
-	case TLS1_1_VERSION: ctr_inc(c, CTR_tls_v1_1); break;
-	case TLS1_2_VERSION: ctr_inc(c, CTR_tls_v1_2); break;
-	case TLS1_3_VERSION: ctr_inc(c, CTR_tls_v1_3); break;
+	case TLS1_VERSION:   sctr_inc(s, CTR_tls_v1_0); break;
+	case TLS1_1_VERSION: sctr_inc(s, CTR_tls_v1_1); break;
+	case TLS1_2_VERSION: sctr_inc(s, CTR_tls_v1_2); break;
+	case TLS1_3_VERSION: sctr_inc(s, CTR_tls_v1_3); break;
 	}
-	ctr_inc(c, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
+	sctr_inc(s, nid == NID_X25519 ? CTR_group_x25519 : nid == NID_X9_62_prime256v1 ?
 		CTR_group_p256 : nid == NID_secp384r1 ? CTR_group_p384 : CTR_group_other);
 	if (ciph)
-		ctr_inc(c, cipher_ctr((uint16_t)SSL_CIPHER_get_protocol_id(ciph)));
+		sctr_inc(s, cipher_ctr((uint16_t)SSL_CIPHER_get_protocol_id(ciph)));
+	if (SSL_version(s->ssl) == TLS1_3_VERSION || SSL_get_extms_support(s->ssl) == 1)
+		sctr_inc(s, CTR_tls_ems);
 	s->resumed = SSL_session_reused(s->ssl) == 1;
 	if (s->resumed) {
-		ctr_inc(c, CTR_handshake_resumed);
+		sctr_inc(s, CTR_handshake_resumed);
+		/* TLS 1.3 resumes only with a PSK (a ticket); below, from the
+		 * ticket the client sent, else from the session-ID cache. */
+		sctr_inc(s, SSL_version(s->ssl) == TLS1_3_VERSION || s->hello_ticket ?
+			 CTR_resumed_ticket : CTR_resumed_cache);
 		snprintf(s->cert_kind, sizeof(s->cert_kind), "-"); /* none was sent */
 		return;
 	}
 	if (!k)
 		return;
 	if (EVP_PKEY_is_a(k, "RSA"))
-		ctr_inc(c, CTR_cert_rsa);
+		sctr_inc(s, CTR_cert_rsa);
 	else if (EVP_PKEY_is_a(k, "ED25519"))
-		ctr_inc(c, CTR_cert_ed25519);
+		sctr_inc(s, CTR_cert_ed25519);
 	else if (!strcmp(s->cert_kind, "ecdsa-p384"))
-		ctr_inc(c, CTR_cert_ecdsa_p384);
+		sctr_inc(s, CTR_cert_ecdsa_p384);
 	else if (!strcmp(s->cert_kind, "ecdsa-p256"))
-		ctr_inc(c, CTR_cert_ecdsa_p256);
+		sctr_inc(s, CTR_cert_ecdsa_p256);
 }
 
 /* Did OpenSSL fail for a reason of its own negotiation (what certsel
@@ -263,7 +312,7 @@ static void sess_certsel_disagree(struct sess *s, const char *what)
 {
 	char why[4 * sizeof(s->certsel_err)];
 
-	ctr_inc(s->core, CTR_certsel_disagree);
+	sctr_inc(s, CTR_certsel_disagree);
 	log_msg(LOG_WARNING, "certsel: %s: conn=%llx listener=%s ja4=%s cert=%d policy=%s "
 		"certsel=\"%s\"", what, (unsigned long long)s->id, s->l->cfg->name,
 		s->ja4[0] ? s->ja4 : "-", s->cert == TLS_CERT_ANY ? -1 : s->cert,
@@ -280,7 +329,10 @@ static void sess_tls_up(struct sess *s)
 	struct proto_out o;
 
 	s->tls = true;
-	ctr_inc(s->core, CTR_handshake_ok);
+	sctr_inc(s, CTR_handshake_ok);
+	if (s->starttls)
+		sctr_inc(s, CTR_starttls_ok);
+	sess_count_hs_time(s);
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->ssl));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", c ? SSL_CIPHER_get_name(c) : "-");
 	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
@@ -372,8 +424,7 @@ static void sess_choose_cert(struct sess *s, const struct hello *h)
 	}
 	/* Nothing works: OpenSSL gets the set's combined SSL_CTX and fails
 	 * with its alert; the log says which rule, in words. */
-	s->certsel_rule = (uint8_t)v.rule;
-	ctr_inc(s->core, certsel_ctr[v.rule]);
+	s->certsel_rule = (uint8_t)v.rule; /* counted if the handshake fails */
 	certsel_reason(h, set->sel, set->n, tls_policy((enum cfg_policy)s->policy), &v, -1,
 		       s->certsel_err, sizeof(s->certsel_err));
 }
@@ -455,6 +506,8 @@ static int sess_read_hello(struct sess *s)
 	enum hello_reason why;
 	enum hello_result r = hello_parse(buf_head(&s->cin), buf_len(&s->cin), &h, &why);
 
+	if (!s->t_hello_us)
+		s->t_hello_us = clock_mono_us(); /* the handshake's duration from here */
 	if (r == HELLO_MORE && buf_room(&s->cin) && !s->cli.eof)
 		return 0; /* the worker gets the whole hello in one step */
 	s->hello_seen = true;
@@ -464,7 +517,7 @@ static int sess_read_hello(struct sess *s)
 		 * first part to OpenSSL would skip the quirk checks and the
 		 * certificate choice above: refused, as a hello that breaks
 		 * the rules. */
-		ctr_inc(s->core, CTR_hello_too_big);
+		sctr_inc(s, CTR_hello_too_big);
 		sess_set_result(s, "tls-refused", "ClientHello larger than %u bytes", BUF_CAP);
 		goto refuse;
 	}
@@ -476,7 +529,7 @@ static int sess_read_hello(struct sess *s)
 		static const uint8_t alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28 };
 		char addr[64];
 
-		ctr_inc(s->core, CTR_handshake_refused_rate);
+		sctr_inc(s, CTR_handshake_refused_rate);
 		sess_set_result(s, "refused", "limits.per_address.handshakes: %u full handshakes a "
 				"minute", s->l->cfg->limits.handshakes);
 		log_msg(LOG_NOTICE, "event=refused listener=%s client=%s limit=per_address.handshakes "
@@ -488,6 +541,7 @@ static int sess_read_hello(struct sess *s)
 		return -1;
 	}
 	if (r == HELLO_OK) {
+		s->hello_ticket = h.ticket_len || h.psk_identities;
 		snprintf(s->ja4, sizeof(s->ja4), "%s", h.ja4);
 		sess_choose_cert(s, &h);
 		sess_fingerprint(s, &h);
@@ -510,7 +564,7 @@ refuse:
 	/* No alert: the record layer has not started, and a client this old
 	 * would not read one that names the reason. The log line does
 	 * (sess_quirk set the result). */
-	ctr_inc(s->core, CTR_handshake_fail);
+	sess_count_hs_fail(s, CTR_hsfail_bad_hello);
 	sess_finish(s);
 	return -1;
 }
@@ -528,7 +582,7 @@ bool sess_handshake(struct sess *s)
 		return false; /* flush first: the client needs our flight */
 	if (s->ssl && !s->want_write_first && buf_len(&s->cin) <= s->hs_left) {
 		if (s->cli.eof) {
-			ctr_inc(s->core, CTR_handshake_fail);
+			sess_count_hs_fail(s, CTR_hsfail_client_gone);
 			sess_set_result(s, "tls-failed", "client closed during the handshake");
 			sess_finish(s);
 		}
@@ -545,8 +599,8 @@ bool sess_handshake(struct sess *s)
 		/* A ClientHello and the close behind it: the handshake can
 		 * never finish (the client's Finished cannot come), so the
 		 * first step, with its signature, is not run. */
-		ctr_inc(s->core, CTR_handshake_jobs_skipped);
-		ctr_inc(s->core, CTR_handshake_fail);
+		sctr_inc(s, CTR_handshake_jobs_skipped);
+		sess_count_hs_fail(s, CTR_hsfail_client_gone);
 		sess_set_result(s, "tls-failed", "client closed right after its ClientHello");
 		sess_finish(s);
 		return false;
@@ -563,12 +617,13 @@ bool sess_handshake(struct sess *s)
 	s->job.policy = s->policy;
 	s->job.reason[0] = 0;
 	if (!tlsw_post(s->core->id, &s->job)) {
-		ctr_inc(s->core, CTR_worker_queue_full);
+		sctr_inc(s, CTR_worker_queue_full);
 		sess_set_result(s, "overload", "all TLS workers are busy");
 		sess_finish(s);
 		return false;
 	}
-	ctr_inc(s->core, CTR_handshake_jobs);
+	sctr_inc(s, CTR_handshake_jobs);
+	s->core->jobs_posted++;
 	s->job_out = true;
 	return true;
 }
@@ -580,7 +635,7 @@ void sess_job_done(struct tls_job *j)
 	s->job_out = false;
 	s->ssl = j->ssl;
 	if (j->skipped)
-		ctr_inc(s->core, CTR_handshake_jobs_skipped);
+		sctr_inc(s, CTR_handshake_jobs_skipped);
 	if (s->dead) {
 		sess_finish(s); /* now that the worker let go */
 		return;
@@ -600,7 +655,7 @@ void sess_job_done(struct tls_job *j)
 		s->want_write_first = true;
 		break;
 	default:
-		ctr_inc(s->core, CTR_handshake_fail);
+		sess_count_hs_fail(s, hs_fail_kind(j->reason));
 		sess_fingerprint_done(s, false);
 		if (s->cert != TLS_CERT_ANY && tls_negotiation_failed(j->reason))
 			sess_certsel_disagree(s, "OpenSSL failed a handshake certsel chose a "

@@ -47,7 +47,7 @@ bool sess_pump_c2b(struct sess *s)
 			s->scan_ok += (uint32_t)s->l->ops->c2b_scan(&s->ps, buf_head(src) + s->scan_ok,
 								    buf_len(src) - s->scan_ok);
 		if (tracked && s->ps.untracked)
-			ctr_inc(s->core, CTR_relay_untracked);
+			sctr_inc(s, CTR_relay_untracked);
 		if (!s->l->ops->c2b_scan)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
@@ -65,6 +65,7 @@ bool sess_pump_c2b(struct sess *s)
 		buf_consume(src, n);
 		s->scan_ok -= n;
 		s->bytes_in += n;
+		sctr_add(s, CTR_bytes_from_client, n);
 		did = true;
 	}
 	return did;
@@ -98,6 +99,7 @@ static bool sess_pump_b2c(struct sess *s)
 			s->l->ops->b2c_scan(&s->ps, buf_head(&s->bin), n);
 		buf_consume(&s->bin, n);
 		s->bytes_out += n;
+		sctr_add(s, CTR_bytes_to_client, n);
 		did = true;
 	}
 	return did;
@@ -134,7 +136,7 @@ static bool sess_late_starttls(struct sess *s)
 	buf_consume(&s->cin, (uint32_t)used);
 	s->t_active = s->core->now_ms;
 	if (o.flags & PO_STARTTLS) {
-		ctr_inc(s->core, CTR_starttls_late);
+		sctr_inc(s, CTR_starttls_late);
 		s->c2b = s->b2c = false; /* rule 2.4: nothing more moves in plaintext */
 		s->be_retiring = true;
 		sess_retire_step(s, false);
@@ -159,7 +161,7 @@ bool sess_relay(struct sess *s)
 		s->t_active = s->core->now_ms;
 
 	if (s->cli.failed) {
-		ctr_inc(s->core, CTR_client_reset);
+		sctr_inc(s, CTR_client_reset);
 		sess_set_result(s, "client-error", "client connection failed");
 		sess_finish(s);
 		return false;
@@ -186,7 +188,7 @@ bool sess_relay(struct sess *s)
 				s->l->ops->lost(&env, &s->ps, s->ps.last_reply,
 						strnlen(s->ps.last_reply, sizeof(s->ps.last_reply)), &o);
 			if (o.reply_len || s->ps.b_cur_len || s->be.failed) {
-				ctr_inc(s->core, CTR_backend_lost);
+				sctr_inc(s, CTR_backend_lost);
 				sess_set_result(s, "backend-lost", "%s",
 						s->be.failed ? "backend connection failed"
 							     : "backend closed mid-session");

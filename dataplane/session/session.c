@@ -57,7 +57,7 @@ _Static_assert((int)QUIRK__COUNT == (int)CFG_QUIRK__COUNT, "one quirk table");
 bool sess_quirk(struct sess *s, enum quirk_id q)
 {
 	s->quirks |= 1u << q;
-	ctr_inc(s->core, quirk_ctr[q]);
+	sctr_inc(s, quirk_ctr[q]);
 	if (s->l->cfg->quirks.action[q] != CFG_QUIRK_CLOSE)
 		return false;
 	sess_set_result(s, s->hello_seen && !s->tls ? "tls-refused" : "client-error",
@@ -160,7 +160,7 @@ bool sess_discard_after_starttls(struct sess *s)
 	if (!n)
 		return false;
 	close = sess_quirk(s, QUIRK_pipelined_starttls);
-	ctr_add(s->core, CTR_discarded_after_starttls, n);
+	sctr_add(s, CTR_discarded_after_starttls, n);
 	buf_consume(&s->cin, n);
 	return close;
 }
@@ -169,7 +169,12 @@ bool sess_discard_after_starttls(struct sess *s)
  * backend, a close, or the start of TLS (DESIGN.md §2). */
 void sess_apply(struct sess *s, const struct proto_out *o)
 {
-	ctr_inc(s->core, o->counter);
+	sctr_inc(s, o->counter);
+	if (o->flags & PO_OFFERED_TLS)
+		sctr_inc(s, CTR_starttls_offered);
+	if ((o->flags & PO_STARTTLS) || o->counter == CTR_starttls_not_now ||
+	    o->counter == CTR_starttls_untracked)
+		sctr_inc(s, CTR_starttls_attempted);
 	if (o->counter == CTR_starttls_in_tls)
 		sess_quirk(s, QUIRK_starttls_in_tls);
 	if (o->reply_len && sess_to_client(s, o->reply, o->reply_len) < 0) {
@@ -182,7 +187,7 @@ void sess_apply(struct sess *s, const struct proto_out *o)
 		sess_closing(s, (o->flags & PO_ERROR) ? "client-error" : "ok",
 			     o->reason ? o->reason : "closed by sluice");
 	} else if (o->flags & PO_STARTTLS) {
-		ctr_inc(s->core, CTR_starttls);
+		sctr_inc(s, CTR_starttls);
 		if (sess_discard_after_starttls(s)) {
 			sess_closing(s, NULL, NULL);
 			return;
@@ -444,7 +449,7 @@ void sess_run(struct sess *s)
 		}
 		did |= sess_flush(s);
 		if (s->cli.failed && s->state != SS_CLOSING) {
-			ctr_inc(s->core, CTR_client_reset);
+			sctr_inc(s, CTR_client_reset);
 			sess_set_result(s, "client-error", "client connection failed");
 			sess_finish(s);
 			return;
@@ -483,7 +488,7 @@ void sess_timer(struct timer *t)
 			sess_arm_dialogue(s);
 			return;
 		}
-		ctr_inc(s->core, CTR_timeout_plaintext);
+		sctr_inc(s, CTR_timeout_plaintext);
 		sess_set_result(s, "timeout", "no command for %llus%s",
 				(unsigned long long)(sess_plaintext_ms(s) / 1000),
 				s->core->stress ? " (stress)" : "");
@@ -493,7 +498,8 @@ void sess_timer(struct timer *t)
 		break;
 	case SS_STARTTLS:
 	case SS_HANDSHAKE:
-		ctr_inc(s->core, CTR_timeout_handshake);
+		sctr_inc(s, CTR_timeout_handshake);
+		sctr_inc(s, CTR_hsfail_timeout);
 		sess_set_result(s, "timeout", "TLS handshake not done in %llus%s",
 				(unsigned long long)(sess_handshake_ms(s) / 1000),
 				s->core->stress ? " (stress)" : "");
@@ -512,7 +518,7 @@ void sess_timer(struct timer *t)
 			sess_arm(s, to->idle * 1000ull - (now - s->t_active));
 			return;
 		}
-		ctr_inc(s->core, CTR_timeout_idle);
+		sctr_inc(s, CTR_timeout_idle);
 		sess_set_result(s, "timeout", "idle for %us", to->idle);
 		/* Words only between the backend's responses (not inside a
 		 * FETCH literal, a RETR body, a multi-line reply). */
@@ -537,10 +543,10 @@ static struct sess *sess_new(struct core *c, const struct listener *l,
 	struct sess *s = calloc(1, sizeof(*s));
 
 	if (!s) {
-		ctr_inc(c, CTR_conn_refused_overload);
+		lctr_inc(c, l->slot, CTR_conn_refused_overload);
 		return NULL;
 	}
-	ctr_inc(c, CTR_conn_accepted);
+	lctr_inc(c, l->slot, CTR_conn_accepted);
 	s->core = c;
 	s->snap = c->snap;
 	snap_hold(s->snap, c->id);
@@ -577,15 +583,15 @@ static void sess_begin(struct sess *s)
 	sess_ph_join(s);
 
 	if (l->cfg->tls == CFG_TLS_IMPLICIT) {
-		ctr_inc(c, CTR_implicit_tls);
+		sctr_inc(s, CTR_implicit_tls);
 		s->state = SS_HANDSHAKE;
 		sess_arm(s, sess_handshake_ms(s));
 	} else if (l->cfg->detect_implicit_ms) {
 		/* Hold the greeting: a ClientHello may come first, right
 		 * behind the handshake, so for about two round trips. */
 		s->hold_ms = quirk_hold_ms(stream_rtt_us(&s->cli), l->cfg->detect_implicit_ms);
-		ctr_inc(c, CTR_greeting_held);
-		ctr_add(c, CTR_greeting_held_ms, s->hold_ms);
+		sctr_inc(s, CTR_greeting_held);
+		sctr_add(s, CTR_greeting_held_ms, s->hold_ms);
 		s->state = SS_DIALOGUE;
 		s->greet_held = true;
 		sess_arm(s, s->hold_ms);
@@ -621,7 +627,8 @@ int sess_accept(struct core *c, const struct listener *l, struct stream *st)
 	memcpy(&s->cli, st, st->ops->size);
 	s->cli.owner = s;
 	if ((rc = stream_open(&s->cli, sess_stream_wake, s)) < 0) {
-		ctr_inc(c, CTR_conn_refused_overload);
+		lctr_inc(c, l->slot, CTR_conn_refused_overload);
+		lctr_inc(c, l->slot, CTR_conn_closed); /* accepted, never begun */
 		limits_release(&s->lim);
 		free(s);
 		return rc;
@@ -674,11 +681,11 @@ void sess_finish(struct sess *s)
 		stream_close(&s->cli);
 		sess_close_backend(s);
 		timer_cancel(&s->tm);
-		ctr_add(c, CTR_starttls_in_tls, s->ps.denied);
+		sctr_add(s, CTR_starttls_in_tls, s->ps.denied);
 		if (s->ps.denied)
-			ctr_inc(c, CTR_quirk_starttls_in_tls);
+			sctr_inc(s, CTR_quirk_starttls_in_tls);
 		sess_log(s);
-		ctr_inc(c, CTR_conn_closed);
+		sctr_inc(s, CTR_conn_closed);
 		if (s->prev)
 			s->prev->next = s->next;
 		else

@@ -29,6 +29,7 @@ struct be_pool;
 struct listener {
 	const struct cfg_listener *cfg;
 	unsigned idx;
+	unsigned slot;              /* its counters' slot (lslot.h), by name */
 	const struct proto_ops *ops;
 	struct be_pool *pool;
 	struct tls_certset **sets;  /* its cert sets, the default first; none
@@ -83,6 +84,8 @@ struct sess {
 				       or the end of a handshake): timeouts.
 				       plaintext_deadline counts from here */
 	uint64_t bytes_in, bytes_out; /* plaintext relayed each way */
+	uint64_t t_hello_us;        /* the ClientHello's first bytes came
+				       (clock_mono_us): the handshake's time */
 	uint8_t state;              /* enum sess_state */
 	bool job_out;               /* the worker owns ssl, cin and cout */
 	bool dead;                  /* closed while the job was out */
@@ -99,6 +102,7 @@ struct sess {
 				       KeyUpdate): call it again when cout drained */
 	bool greet_held;            /* greeting held back (detect_implicit_ms) */
 	bool hello_seen;            /* the ClientHello was read (tls/hello) */
+	bool hello_ticket;          /* it offered a ticket or a PSK */
 	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
@@ -134,6 +138,13 @@ struct sess {
 	struct sess *ph_next, *ph_prev; /* core's ph list (session/admit.c) */
 	bool on_ph;
 };
+
+/* A session's counters: its listener's slot on its core. */
+static inline void sctr_inc(struct sess *s, int id) { lctr_inc(s->core, s->l->slot, id); }
+static inline void sctr_add(struct sess *s, int id, uint64_t n)
+{
+	lctr_add(s->core, s->l->slot, id, n);
+}
 
 /* A new client connection on core c for listener l, from either stack
  * (io_cb.accept, from inside the stack): the session copies st (made by

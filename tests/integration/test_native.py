@@ -936,6 +936,26 @@ class NativeCounters(unittest.TestCase):
             self.assertGreater(c.get(k, 0), 0, k)
         self.assertEqual(c.get("nat_tx_drops", 0), 0)
 
+    def test_metrics_carry_the_stack_and_port_counters(self):
+        """The dataplane's metrics command (docs/metrics.md) on the native
+        stack: sluice_net_<counter>_total and DPDK's xstats per port, and
+        promtool accepts the text."""
+        rc, _ = client_py("import socket; socket.create_connection"
+                          f"(('{SLUICE4}', 25), 5).close()")
+        self.assertEqual(rc, 0)
+        ans = SL.ctl("metrics")
+        self.assertTrue(ans.get("ok"), ans)
+        text = ans["text"]
+        for name in ("sluice_net_rx_frames_total", "sluice_net_tcp_passive_open_total"):
+            m = re.search(rf"^{name} (\d+)$", text, re.M)
+            self.assertTrue(m and int(m.group(1)) > 0, name)
+        ports = set(re.findall(r'^sluice_dpdk_port_xstat_total\{port="(\d+)",name="rx_good_packets"\} ',
+                               text, re.M))
+        self.assertEqual(ports, {"0", "1"}, "xstats of both ports")
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, (p.stdout + p.stderr).decode())
+
 
 class NativeDrain(unittest.TestCase):
 

@@ -31,6 +31,7 @@ const char *flag_names(unsigned f, char *buf, size_t cap)
 {
 	static const char *const names[] = {
 		"CLOSE", "STARTTLS", "BACKEND", "FLUSH_HELD", "RELAY", "FAIL", "ERROR",
+		"OFFERED_TLS",
 	};
 	size_t n = 0;
 
@@ -53,6 +54,20 @@ char *dup_exact(const char *s, size_t len)
 	return p;
 }
 
+/* Does the reply list STARTTLS (STLS) among capabilities: SMTP's EHLO
+ * answer, IMAP's CAPABILITY answer (not its greeting), POP3's CAPA? */
+static bool lists_starttls(const struct proto_out *o)
+{
+	char *r = strndup(o->reply, o->reply_len);
+	bool yes;
+
+	assert_non_null(r);
+	yes = strstr(r, "250 STARTTLS\r\n") || strstr(r, "\nSTLS\r\n") ||
+	      (!strncmp(r, "* CAPABILITY ", 13) && strstr(r, " STARTTLS"));
+	free(r);
+	return yes;
+}
+
 /*
  * Check one engine answer against a step; idx and the input name the step.
  * Returns false with the reason in why[] (the caller cleans up, then fails).
@@ -64,7 +79,13 @@ static bool check_out(const struct transcript_proto *tp, const struct step *st, 
 	char got[128], want[128];
 	size_t tail = o->reply_len > 120 ? o->reply_len - 120 : 0;
 
-	if (o->flags != st->expect_flags)
+	/* PO_OFFERED_TLS only counts (starttls_offered): the transcripts
+	 * need not say it, it must be there exactly when STARTTLS is listed. */
+	if (!!(o->flags & PO_OFFERED_TLS) != lists_starttls(o))
+		MISMATCH("step %u (%s): PO_OFFERED_TLS %s, but the reply %s STARTTLS: \"%.*s\"",
+			 idx, input, (o->flags & PO_OFFERED_TLS) ? "set" : "not set",
+			 lists_starttls(o) ? "lists" : "does not list", (int)o->reply_len, o->reply);
+	if ((o->flags & ~(unsigned)PO_OFFERED_TLS) != st->expect_flags)
 		MISMATCH("step %u (%s): flags %s (0x%x), want %s (0x%x); reply \"%.*s\"", idx,
 			 input, flag_names(o->flags, got, sizeof(got)), o->flags,
 			 flag_names(st->expect_flags, want, sizeof(want)), st->expect_flags,
