@@ -319,7 +319,7 @@ class MetricsHttp(unittest.TestCase):
 
         th = threading.Thread(target=deliveries, daemon=True)
         th.start()
-        last, series, scrapes, up = {}, set(), 0, 0
+        first, last, series, scrapes, up = {}, {}, set(), 0, 0
         try:
             end = time.monotonic() + 8
             while time.monotonic() < end:
@@ -331,6 +331,7 @@ class MetricsHttp(unittest.TestCase):
                     if counter_family(key[0], types) is None:
                         continue
                     series.add(key)
+                    first.setdefault(key, v)
                     self.assertGreaterEqual(v, last.get(key, v),
                                             f"{key} went backwards: {last.get(key)} -> {v}")
                     last[key] = v
@@ -343,10 +344,18 @@ class MetricsHttp(unittest.TestCase):
         self.assertGreater(len(results), 0, "no delivery ran")
         self.assertEqual(errors, [], errors[:3])
         self.assertGreaterEqual(scrapes, 30, "too few scrapes in 8 s")
-        if up:
-            # The dataplane's families came: its counters were read.
-            self.assertEqual(up, scrapes, "the dataplane missed scrapes while attached")
-            self.assertTrue(series, "no counter in the dataplane's families")
+        if self.sl.ctl("metrics").get("ok"):
+            # A dataplane with the metrics command (docs/control.md): its
+            # families came with every scrape, and its counters moved.
+            self.assertEqual(up, scrapes, "scrapes without the dataplane's families")
+            moved = [k for k in series if k[0] == "sluice_sessions_total"
+                     and last[k] > first.get(k, 0)]
+            self.assertTrue(moved, "sluice_sessions_total did not move while delivering:\n"
+                            + "\n".join(f"{k}: {first.get(k)} -> {last[k]}" for k in series
+                                         if k[0] == "sluice_sessions_total"))
+        else:
+            # Before it: sluice-control's own families, the dataplane down.
+            self.assertEqual(up, 0)
 
 
 if __name__ == "__main__":
