@@ -4,7 +4,8 @@
  *   sluice-control [-c FILE]
  *
  * One thread and one poll() loop over non-blocking sockets: the admin
- * socket's clients, the dataplane's socket, and a signalfd (SIGHUP: reload,
+ * socket's clients, the dataplane's socket, the metrics endpoint
+ * (libmicrohttpd's epoll set) and a signalfd (SIGHUP: reload,
  * SIGTERM/SIGINT: stop). It holds no session, so it may be stopped or
  * killed at any time; started again, it attaches to the running dataplane.
  */
@@ -25,6 +26,7 @@
 #include "clog.h"
 #include "ctl.h"
 #include "harden.h"
+#include "metrics_http.h"
 #include "sluice-build.h"
 #include "stage.h"
 #include "wipe.h"
@@ -99,10 +101,10 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct ctl ctl;
-	struct pollfd pfd[ADM_CLIENTS_MAX + 3];
-	unsigned long long ids[ADM_CLIENTS_MAX + 3];
+	struct pollfd pfd[ADM_CLIENTS_MAX + 4];
+	unsigned long long ids[ADM_CLIENTS_MAX + 4];
 	char err[1024], *admin_group = NULL;
-	int opt, sfd, rc = 0;
+	int opt, sfd, mfd, rc = 0;
 	char *abs = NULL;
 
 	wipe_json_init(); /* before any JSON: pushes and loads carry keys */
@@ -157,6 +159,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dp_init(&ctl.dp, ctl.cur.tc.c->control.dataplane_socket);
+	if (mh_start(&ctl, &ctl.cur.tc.c->control, err, sizeof(err)) < 0) {
+		ctl_log(LOG_ERR, "%s", err);
+		adm_close(&ctl);
+		dp_fini(&ctl.dp);
+		return 1;
+	}
 	ctl_tickets_init(&ctl);
 	ctl.dp.on_attach = on_attach;
 	ctl.dp.on_attach_arg = &ctl;
@@ -178,11 +186,16 @@ int main(int argc, char **argv)
 		dfd = dp_pollfd(&ctl.dp, &dev);
 		pfd[n] = (struct pollfd){ .fd = dfd, .events = dev };
 		ids[n++] = 0;
+		mfd = mh_pollfd();
+		pfd[n] = (struct pollfd){ .fd = mfd, .events = POLLIN };
+		ids[n++] = 0;
 		k = n;
 		n += adm_pollfds(&ctl, pfd + n, ids + n);
 		t = dp_next_ms(&ctl.dp, ctl.now_ms);
 		if (adm_next_ms(&ctl) < t)
 			t = adm_next_ms(&ctl);
+		if (mh_next_ms(ctl.now_ms) < t)
+			t = mh_next_ms(ctl.now_ms);
 		if (poll(pfd, n, (int)(t > 1000 ? 1000 : t) + 1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -198,7 +211,12 @@ int main(int argc, char **argv)
 		for (unsigned i = k; i < n; i++)
 			if (pfd[i].revents)
 				adm_ready(&ctl, ids[i], pfd[i].revents, admin_group);
+		/* Every pass, not only when its set is readable: a scrape
+		 * resumed by the dataplane's answer above, or one whose wait
+		 * ended, is answered now (MHD_run never blocks). */
+		mh_run(mono_ms());
 	}
+	mh_stop();
 	adm_close(&ctl);
 	dp_fini(&ctl.dp);
 	ctl_tickets_fini();

@@ -35,8 +35,9 @@ static void control_moved(const struct cfg *was, const struct cfg *now)
 
 	if (strcmp(a->socket, b->socket) || strcmp(a->dataplane_socket, b->dataplane_socket) ||
 	    (!a->admin_group != !b->admin_group) ||
-	    (a->admin_group && strcmp(a->admin_group, b->admin_group)))
-		ctl_log(LOG_WARNING, "reload: the control: sockets or admin_group changed; "
+	    (a->admin_group && strcmp(a->admin_group, b->admin_group)) ||
+	    strcmp(a->metrics, b->metrics))
+		ctl_log(LOG_WARNING, "reload: the control: sockets, admin_group or metrics changed; "
 		     "restart sluice-control to apply them");
 }
 

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "config_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -191,6 +192,7 @@ static const cyaml_schema_field_t cfg_control_fields[] = {
 	CYAML_FIELD_UINT("cert_margin_days", OPT, struct cfg_control, cert_margin_days),
 	CYAML_FIELD_UINT("fingerprint_window", OPT, struct cfg_control, fingerprint_window),
 	CYAML_FIELD_UINT("ticket_keys", OPT, struct cfg_control, ticket_keys),
+	STR("metrics", OPT, struct cfg_control, metrics),
 	CYAML_FIELD_END
 };
 
@@ -276,6 +278,43 @@ static int cfg_timeouts(struct cfg_ld *ld, const char *prefix, struct cfg_timeou
 	return 0;
 }
 
+/*
+ * control.metrics: "off", or a numeric address and port ("127.0.0.1:9925",
+ * "[::1]:9925"). No host names: sluice-control binds it at start, and a
+ * name's address may change under it or need a DNS answer first.
+ */
+static int cfg_check_metrics(struct cfg_ld *ld, struct cfg_control *k)
+{
+	static const char path[] = "control.metrics";
+	const char *s, *c;
+	char host[64];
+	unsigned char a[16];
+	size_t hlen;
+
+	if (!k->metrics && !(k->metrics = strdup("127.0.0.1:9925")))
+		return cfg_oom(ld);
+	s = k->metrics;
+	k->metrics_on = strcmp(s, "off") != 0;
+	if (!k->metrics_on)
+		return 0;
+	/* The host part alone, to refuse names before cfg_parse_addr would
+	 * look them up. */
+	if (s[0] == '[')
+		c = strchr(s, ']');
+	else
+		c = strrchr(s, ':');
+	hlen = c ? (size_t)(c - s) - (s[0] == '[') : 0;
+	if (!c || !hlen || hlen >= sizeof(host))
+		return cfg_err(ld, path, "cannot parse '%s' (expected IPv4:PORT, [IPv6]:PORT or off)",
+			       s);
+	memcpy(host, s + (s[0] == '['), hlen);
+	host[hlen] = 0;
+	if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, host, a) != 1)
+		return cfg_err(ld, path, "'%s' is not a numeric %s address (expected IPv4:PORT, "
+			       "[IPv6]:PORT or off)", host, s[0] == '[' ? "IPv6" : "IPv4");
+	return cfg_addr_at(ld, path, s, &k->metrics_addr, &k->metrics_len);
+}
+
 /* The control: block: defaults, ranges, the admin group known. */
 static int cfg_check_control(struct cfg_ld *ld, struct cfg_control *k)
 {
@@ -300,7 +339,7 @@ static int cfg_check_control(struct cfg_ld *ld, struct cfg_control *k)
 			   30 * 86400)) ||
 	    (rc = cfg_uint(ld, "control.ticket_keys", &k->ticket_keys, 3, 2, 8)))
 		return rc;
-	return 0;
+	return cfg_check_metrics(ld, k);
 }
 
 /*

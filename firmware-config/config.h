@@ -153,6 +153,12 @@ struct cfg_control {
 				     "who would break" looks at; default 86400 */
 	unsigned ticket_keys;     /* keys kept to open tickets: the sealing one
 				     and the N-1 before it; default 3 */
+	char *metrics;            /* sluice-control's Prometheus address
+				     (docs/metrics.md): "HOST:PORT" or "off";
+				     default 127.0.0.1:9925 */
+	bool metrics_on;          /* metrics is not "off" */
+	struct sockaddr_storage metrics_addr; /* parsed, when metrics_on */
+	socklen_t metrics_len;
 };
 
 /* Per-client-address limits (DESIGN.md §5). IPv4 clients count per

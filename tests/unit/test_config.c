@@ -249,7 +249,38 @@ static void test_defaults_and_overrides(void **state)
 	assert_string_equal(cfg_proto_name(l->protocol), "imap");
 	assert_string_equal(cfg_tls_name(l->tls), "implicit");
 	assert_string_equal(cfg_proxy_name(b->proxy), "none");
+	/* control.metrics: loopback by default. */
+	assert_string_equal(c->control.metrics, "127.0.0.1:9925");
+	assert_true(c->control.metrics_on);
+	assert_inet(&c->control.metrics_addr, c->control.metrics_len, "127.0.0.1", 9925);
 	cfg_free(c);
+}
+
+/* control.metrics: off, and an IPv6 address. */
+static void test_metrics_addr(void **state)
+{
+	static const char *const docs[] = { "control: {metrics: 'off'}\n",
+					    "control: {metrics: '[::1]:40950'}\n" };
+	const char rest[] = "backends: [{name: pf, protocol: smtp, servers: [127.0.0.1:1]}]\n"
+		"listeners: [{name: s, address: 127.0.0.1:2525, protocol: smtp, tls: starttls, "
+		"backend: pf}]\n";
+	char doc[512], err[512];
+	struct cfg *c;
+
+	(void)state;
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(doc, sizeof(doc), "%s%s", docs[i], rest);
+		if (cfg_load_string(doc, strlen(doc), "t.yaml", &c, err, sizeof(err)))
+			fail_msg("%s: %s", docs[i], err);
+		assert_int_equal(c->control.metrics_on, i == 1);
+		if (i == 1) {
+			const struct sockaddr_in6 *s6 = (const void *)&c->control.metrics_addr;
+
+			assert_int_equal(s6->sin6_family, AF_INET6);
+			assert_int_equal(ntohs(s6->sin6_port), 40950);
+		}
+		cfg_free(c);
+	}
 }
 
 /* ---- broken documents ----------------------------------------------------- */
@@ -277,6 +308,18 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "control.metrics: a host name",
+	  BE LS "control:\n  metrics: localhost:9925\n",
+	  "t.yaml:12: control.metrics: 'localhost' is not a numeric IPv4 address", NULL },
+	{ "control.metrics: no port",
+	  BE LS "control:\n  metrics: 127.0.0.1\n",
+	  "t.yaml:12: control.metrics: cannot parse '127.0.0.1'", NULL },
+	{ "control.metrics: port out of range",
+	  BE LS "control:\n  metrics: '[::1]:99250'\n",
+	  "t.yaml:12: control.metrics: ", "expected 1..65535" },
+	{ "control.metrics: IPv6 without brackets",
+	  BE LS "control:\n  metrics: '::1:9925'\n",
+	  "t.yaml:12: control.metrics: ", NULL },
 	{ "quirk switch with a bad value",
 	  BE LS "    quirks:\n      bare_lf: sometimes\n",
 	  "t.yaml:12: listeners[0].quirks.bare_lf: invalid value 'sometimes' (expected allow, close)",
@@ -852,6 +895,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_defaults_and_overrides),
 		cmocka_unit_test(test_quirk_actions),
 		cmocka_unit_test(test_detect_implicit_defaults),
+		cmocka_unit_test(test_metrics_addr),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),
