@@ -122,7 +122,10 @@ def panels(dash):
 
 
 def dashboard_exprs(dash):
-    """(where, PromQL) of every target and every query variable."""
+    """(where, PromQL) of every target, query variable and annotation."""
+    for a in dash.get("annotations", {}).get("list", []):
+        if a.get("expr"):
+            yield f"annotation {a['name']!r}", a["expr"]
     for p in panels(dash):
         for t in p.get("targets", []):
             if t.get("expr"):
@@ -238,9 +241,9 @@ class Dashboard(unittest.TestCase):
             yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
             f.flush()
             rc, out = run_promtool("check", "rules", f.name)
-        where = {f"dashboard:expr_{i}": w for i, (w, _) in enumerate(dashboard_exprs(self.dash))}
-        self.assertEqual(rc, 0, "\n".join([out] + [f"{k}: {v}" for k, v in where.items()
-                                                   if k in out]))
+        where = [w for w, _ in dashboard_exprs(self.dash)]
+        bad = [where[int(i)] for i in re.findall(r'"dashboard:expr_(\d+)"', out)]
+        self.assertEqual(rc, 0, f"{out}\nin: {bad}")
 
 
 class Contract(unittest.TestCase):
