@@ -262,7 +262,7 @@ class Contract(unittest.TestCase):
             self.assertEqual(fam.get(name), typ, name)
         self.assertGreater(len(fam), 40)
         self.assertTrue(known("sluice_net_tcp_syncookie_tx_total", fam))
-        self.assertTrue(known("sluice_stress_evicted_total", fam))
+        self.assertTrue(known("sluice_stress_entered_total", fam))
         self.assertFalse(known("sluice_net_tcp_syn_cookies_total", fam))
         self.assertTrue(known("sluice_tls_handshake_duration_seconds_bucket", fam))
         self.assertFalse(known("sluice_handshakes_failed", fam))
