@@ -77,12 +77,21 @@ static int sc_new(SSL *ssl, SSL_SESSION *sess)
 {
 	unsigned len;
 	const unsigned char *id = SSL_SESSION_get_id(sess, &len);
-	int n = i2d_SSL_SESSION(sess, NULL);
 	unsigned char *der, *p;
 	size_t set;
 	struct sc_entry *e;
+	int n;
 
 	(void)ssl;
+	/* OpenSSL tells the external cache of every TLS 1.3 session too, "for
+	 * applications that want to know" (ssl_update_cache), with a dummy ID:
+	 * its tickets are stateless (and with tickets off none is sent), so no
+	 * client can ever resume one by ID. Kept, they pushed out the TLS 1.2
+	 * sessions this cache is for, and grew its memory with every
+	 * handshake (the soak's RSS drift). */
+	if (SSL_SESSION_get_protocol_version(sess) >= TLS1_3_VERSION)
+		return 0;
+	n = i2d_SSL_SESSION(sess, NULL);
 	if (!len || len > SSL_MAX_SSL_SESSION_ID_LENGTH || n <= 0 || n > SC_DER_MAX)
 		return 0;
 	if (!(der = malloc((size_t)n)))

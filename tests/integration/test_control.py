@@ -230,6 +230,33 @@ class Control(unittest.TestCase):
         rc, out, err = self.sc.ctl("stats", "--per-core")
         self.assertRegex(out, r"(?m)^COUNTER\s+core0\s+core1$")
 
+    def test_session_cache_holds_tls12_sessions_only(self):
+        """The session-ID cache keeps what a client can resume by ID: a
+        TLS 1.2 session, not the TLS 1.3 ones OpenSSL also reports (their
+        tickets are stateless). Before, every TLS 1.3 handshake took an
+        entry, and the cache grew with each."""
+        def entries():
+            rc, st = self.sc.json("status")
+            self.assertEqual(rc, 0)
+            return st["memory"]["session_cache"]["entries"]
+
+        def s_client(*args):
+            p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{BASE + 1}",
+                                "-servername", NAME, *args], input=b"", timeout=20,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            return p.stdout.decode(errors="replace")
+
+        n0 = entries()
+        out = s_client("-tls1_3")
+        self.assertIn("TLSv1.3", out)
+        self.assertEqual(entries(), n0, "a TLS 1.3 session took a session-ID cache entry")
+        sess = self.d / "tls12.sess"
+        out = s_client("-tls1_2", "-no_ticket", "-sess_out", str(sess))
+        self.assertIn("TLSv1.2", out)
+        wait_until(lambda: entries() == n0 + 1, 5, "the TLS 1.2 session in the cache")
+        out = s_client("-tls1_2", "-no_ticket", "-sess_in", str(sess))
+        self.assertIn("Reused, TLSv1.2", out)
+
     def test_help_usage_and_exit_codes(self):
         rc, out, err = self.sc.ctl("--help")
         self.assertEqual(rc, 0)
