@@ -48,6 +48,7 @@ static const struct verb verbs[] = {
 struct arg {
 	char name[32];          /* "cert", "per_core" */
 	char opt[32];           /* "--cert"; "" for a positional */
+	char shopt[4];          /* "-d" of "-d|--delay"; "" for none */
 	char type[16];          /* "FILE", "DURATION", "N", other; "" for a flag */
 	bool optional;
 };
@@ -70,6 +71,11 @@ static unsigned parse_spec(const char *spec, struct arg *a, unsigned max)
 		l = strlen(t);
 		if (l && t[l - 1] == ']')
 			t[--l] = 0;
+		/* "-d|--delay": a short form too. */
+		if (t[0] == '-' && t[1] && t[1] != '-' && t[2] == '|') {
+			snprintf(a[n].shopt, sizeof(a[n].shopt), "%.2s", t);
+			t += 3;
+		}
 		if (!strncmp(t, "--", 2)) {
 			snprintf(a[n].opt, sizeof(a[n].opt), "%s", t);
 			snprintf(a[n].name, sizeof(a[n].name), "%s", t + 2);
@@ -123,7 +129,10 @@ static void usage(FILE *f)
 
 		snprintf(w, sizeof(w), "%s%s%s", verbs[i].words, verbs[i].args[0] ? " " : "",
 			 verbs[i].args);
-		fprintf(f, "  %-44s %s\n", w, verbs[i].help);
+		if (strlen(w) > 44)     /* its help on a line of its own */
+			fprintf(f, "  %s\n  %-44s %s\n", w, "", verbs[i].help);
+		else
+			fprintf(f, "  %-44s %s\n", w, verbs[i].help);
 	}
 	fprintf(f, "exit status: 0 ok, 1 refused or failed (health: not serving or draining),\n"
 		   "2 usage, 3 cannot reach sluice-control\n");
@@ -190,7 +199,7 @@ static void bash_completion(void)
 		       verbs[i].words);
 		for (unsigned k = 0; k < n; k++)
 			if (a[k].opt[0])
-				printf("%s ", a[k].opt);
+				printf("%s%s%s ", a[k].shopt, a[k].shopt[0] ? " " : "", a[k].opt);
 		if (!strcmp(verbs[i].cmd, "stage_policy"))
 			printf("modern intermediate legacy ");
 		printf("--help\" -- \"$cur\")) ;;\n");
@@ -345,8 +354,9 @@ static json_t *build_request(const struct verb *v, int argc, char **argv, int *r
 			*rc = -1;
 			goto fail;
 		}
-		if (!strncmp(argv[i], "--", 2)) {
-			for (k = 0; k < n && strcmp(a[k].opt, argv[i]); k++)
+		if (argv[i][0] == '-' && argv[i][1]) {
+			for (k = 0; k < n && strcmp(a[k].opt, argv[i]) &&
+				    (!a[k].shopt[0] || strcmp(a[k].shopt, argv[i])); k++)
 				;
 			if (k == n) {
 				fprintf(stderr, "sluicectl %s: unknown option %s\n", v->words, argv[i]);
@@ -398,9 +408,9 @@ fail:
 	return NULL;
 }
 
-/* Send req, read the one answer line; NULL (after a message) when
+/* Send req, read the one answer line; NULL (the reason in err) when
  * sluice-control cannot be reached or does not answer. */
-static json_t *ask(const char *path, json_t *req, int timeout_s)
+json_t *sluicectl_ask(const char *path, json_t *req, int timeout_s, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char *line = json_dumps(req, JSON_COMPACT), *buf = NULL;
@@ -412,14 +422,15 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 	json_t *a = NULL;
 	int fd = -1;
 
+	snprintf(err, errlen, "out of memory");
 	if (!line || strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "sluicectl: %s: path too long\n", path);
+		snprintf(err, errlen, "%s: path too long", path);
 		goto out;
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "sluicectl: cannot reach sluice-control at %s: %s\n", path,
+		snprintf(err, errlen, "cannot reach sluice-control at %s: %s", path,
 			strerror(errno));
 		goto out;
 	}
@@ -433,7 +444,7 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
 			break;  /* it answered and closed (a refused peer): read why */
 		if (w < 0) {
-			fprintf(stderr, "sluicectl: sluice-control at %s: %s\n", path, strerror(errno));
+			snprintf(err, errlen, "sluice-control at %s: %s", path, strerror(errno));
 			goto out;
 		}
 		off += (size_t)w;
@@ -442,17 +453,20 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		char *nl = len ? memchr(buf, '\n', len) : NULL;
 		ssize_t r;
-		int left = (int)(deadline - time(NULL));
+		int left = (int)(deadline - time(NULL)), pr;
 
 		if (nl) {
 			a = json_loadb(buf, (size_t)(nl - buf), 0, &je);
 			if (!a)
-				fprintf(stderr, "sluicectl: sluice-control's answer is not JSON: %s\n",
+				snprintf(err, errlen, "sluice-control's answer is not JSON: %s",
 					je.text);
 			goto out;
 		}
-		if (left <= 0 || poll(&p, 1, left * 1000) == 0) {
-			fprintf(stderr, "sluicectl: no answer from sluice-control in %d s\n", timeout_s);
+		pr = left > 0 ? poll(&p, 1, left * 1000) : 0;
+		if (pr < 0 && errno == EINTR)
+			continue;       /* a signal (top's SIGWINCH): the deadline stands */
+		if (pr <= 0) {
+			snprintf(err, errlen, "no answer from sluice-control in %d s", timeout_s);
 			goto out;
 		}
 		if (cap - len < 65536) {
@@ -467,8 +481,8 @@ static json_t *ask(const char *path, json_t *req, int timeout_s)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			fprintf(stderr, "sluicectl: sluice-control closed the connection without an "
-				"answer%s%s\n", r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+			snprintf(err, errlen, "sluice-control closed the connection without an "
+				"answer%s%s", r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
 			goto out;
 		}
 		len += (size_t)r;
@@ -503,7 +517,7 @@ int main(int argc, char **argv)
 	const char *sock = NULL, *config = NULL;
 	const struct verb *v = NULL;
 	bool json = false;
-	char *from_cfg = NULL;
+	char *from_cfg = NULL, err[512];
 	json_t *req, *a;
 	int i, rc, used = 0;
 
@@ -579,12 +593,27 @@ int main(int argc, char **argv)
 		}
 		sock = from_cfg;
 	}
-	a = ask(sock ? sock : DEFAULT_SOCKET, req,
-		!strcmp(v->cmd, "reload") || !strcmp(v->cmd, "commit") ? 150 : 30);
+	if (v->print == out_top) {
+		/* top asks again and again, with a terminal of its own (top.c). */
+		if (json) {
+			fprintf(stderr, "sluicectl top: no JSON output (sluicectl -j stats, status)\n");
+			rc = EXIT_USAGE;
+		} else {
+			rc = top_run(sock ? sock : DEFAULT_SOCKET, req);
+		}
+		json_decref(req);
+		free(from_cfg);
+		return rc;
+	}
+	a = sluicectl_ask(sock ? sock : DEFAULT_SOCKET, req,
+			  !strcmp(v->cmd, "reload") || !strcmp(v->cmd, "commit") ? 150 : 30,
+			  err, sizeof(err));
 	json_decref(req);
 	free(from_cfg);
-	if (!a)
+	if (!a) {
+		fprintf(stderr, "sluicectl: %s\n", err);
 		return EXIT_UNREACHABLE;
+	}
 	if (json) {
 		json_dumpf(a, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("\n");

@@ -255,12 +255,43 @@ def _alive(pid):
         return False
 
 
+# ---------------------------------------------------------------- backends ---
+
+class _LogFile:
+    """A backend's own log, read by tests: the class names the file
+    (_logpath) and what to call it in a timeout's message (_logname)."""
+
+    def log(self, since=0):
+        """Text of the log (from byte offset since)."""
+        try:
+            with open(self._logpath, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_mark(self):
+        """An offset for log(since=...): only what is logged from now on."""
+        try:
+            return self._logpath.stat().st_size
+        except OSError:
+            return 0
+
+    def wait_log(self, pattern, timeout=10, since=0):
+        """Wait until the log (from since) matches regex pattern; returns the
+        match."""
+        return wait_until(lambda: re.search(pattern, self.log(since), re.M),
+                          timeout, f"{self._logname} line matching {pattern!r}")
+
+
 # ----------------------------------------------------------------- Postfix ---
 
-class Postfix:
+class Postfix(_LogFile):
     """The reference Postfix (tests/integration/backends/*.cf.in) in a
     scratch folder: 127.0.0.1:10025 plain, 10026 expecting PROXY; every
     @test.local recipient lands in one Maildir, mail/inbox/new."""
+
+    run_in = ()    # words before each postfix(1) command (ip netns exec NS)
 
     def __init__(self, dir=None):
         self.dir = Path(dir or SCRATCH / "postfix")
@@ -268,6 +299,7 @@ class Postfix:
         self.spool = self.dir / "spool"
         self.inbox = self.dir / "mail" / "inbox" / "new"
         self.maillog = self.dir / "maillog"
+        self._logpath, self._logname = self.maillog, "maillog"
         self._rendered = False
 
     # -- life cycle --
@@ -285,12 +317,16 @@ class Postfix:
         self._postfix("start")
         if self not in _running:
             _running.append(self)
-        ok = poll(lambda: all(listening(*a) for a in (POSTFIX_PLAIN, POSTFIX_PROXY)),
-                  timeout)
-        if not ok:
-            raise RuntimeError("Postfix did not listen on 10025/10026 within "
+        if not poll(self._listening, timeout):
+            raise RuntimeError(f"Postfix did not listen on {self.ports_text} within "
                                f"{timeout} s; maillog:\n{self.log()[-3000:]}")
         return self
+
+    ports_text = "10025/10026"
+
+    def _listening(self):
+        """Postfix is ready: its ports accept."""
+        return all(listening(*a) for a in (POSTFIX_PLAIN, POSTFIX_PROXY))
 
     def stop(self, timeout=15):
         """postfix stop, then kill -9 whatever of its session is left."""
@@ -363,7 +399,7 @@ class Postfix:
     def _postfix(self, *args, check=True):
         """Run `postfix -c ETC ARGS` under script(1): postfix only writes its
         errors to a terminal (else to syslog, which may not exist here)."""
-        cmd = shlex.join([tool("postfix"), "-c", str(self.etc), *args])
+        cmd = shlex.join([*self.run_in, tool("postfix"), "-c", str(self.etc), *args])
         p = subprocess.run([tool("script"), "-qec", cmd, "/dev/null"],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=60)
@@ -375,27 +411,7 @@ class Postfix:
 
     # -- observations --
 
-    def log(self, since=0):
-        """Text of the maillog (from byte offset since)."""
-        try:
-            with open(self.maillog, "rb") as f:
-                f.seek(since)
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def log_mark(self):
-        """An offset for log(since=...): only what is logged from now on."""
-        try:
-            return self.maillog.stat().st_size
-        except OSError:
-            return 0
-
-    def wait_log(self, pattern, timeout=10, since=0):
-        """Wait until the maillog (from since) matches regex pattern; returns
-        the match."""
-        return wait_until(lambda: re.search(pattern, self.log(since), re.M),
-                          timeout, f"maillog line matching {pattern!r}")
+    # (log, log_mark, wait_log: _LogFile's, on the maillog)
 
     def maildir_messages(self, containing=None, count=1, timeout=10):
         """[(filename, bytes)] of the delivered messages, oldest first, only
@@ -470,7 +486,7 @@ MAIL_USER, MAIL_PASSWORD = "bob", "secret"
 PLAINTEXT_ALLOWED = "127.0.0.99"
 
 
-class Dovecot:
+class Dovecot(_LogFile):
     """The reference Dovecot (tests/integration/backends/dovecot.conf.in) in
     a scratch folder: 127.0.0.1:10143 (IMAP) and 10110 (POP3) plain, 10144
     and 10111 expecting PROXY; one user bob:secret, Maildir under
@@ -478,10 +494,13 @@ class Dovecot:
     127.0.0.99. The login log lines carry rip=, rport= and whether the login
     was secured (see login())."""
 
+    run_in = ()    # words before each dovecot(1) command (ip netns exec NS)
+
     def __init__(self, dir=None):
         self.dir = Path(dir or SCRATCH / "dovecot")
         self.conf = self.dir / "dovecot.conf"
         self.logfile = self.dir / "dovecot.log"
+        self._logpath, self._logname = self.logfile, "dovecot.log"
         self.pidfile = self.dir / "run" / "master.pid"
         self._rendered = False
 
@@ -501,11 +520,16 @@ class Dovecot:
         self._dovecot()
         if self not in _running:
             _running.append(self)
-        ok = poll(lambda: all(listening(*a) for a in DOVECOT_PORTS), timeout)
-        if not ok:
-            raise RuntimeError(f"Dovecot did not listen on {DOVECOT_PORTS} within "
+        if not poll(self._listening, timeout):
+            raise RuntimeError(f"Dovecot did not listen on {self.ports_text} within "
                                f"{timeout} s; log:\n{self.log()[-3000:]}")
         return self
+
+    ports_text = str(DOVECOT_PORTS)
+
+    def _listening(self):
+        """Dovecot is ready: its ports accept."""
+        return all(listening(*a) for a in DOVECOT_PORTS)
 
     def stop(self, timeout=15):
         """SIGTERM to the master, then kill -9 whatever of its session is
@@ -569,7 +593,7 @@ class Dovecot:
     def _dovecot(self, *args):
         """Run `dovecot -c CONF ARGS` (the master daemonizes: this returns
         once it runs, or with its start-up errors)."""
-        cmd = [tool("dovecot"), "-c", str(self.conf), *args]
+        cmd = [*self.run_in, tool("dovecot"), "-c", str(self.conf), *args]
         # A file, not a pipe: the daemonized master keeps its stdout open.
         with tempfile.TemporaryFile() as out:
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -626,27 +650,7 @@ class Dovecot:
 
     # -- observations --
 
-    def log(self, since=0):
-        """Text of dovecot.log (from byte offset since)."""
-        try:
-            with open(self.logfile, "rb") as f:
-                f.seek(since)
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def log_mark(self):
-        """An offset for log(since=...): only what is logged from now on."""
-        try:
-            return self.logfile.stat().st_size
-        except OSError:
-            return 0
-
-    def wait_log(self, pattern, timeout=10, since=0):
-        """Wait until the log (from since) matches regex pattern; returns the
-        match."""
-        return wait_until(lambda: re.search(pattern, self.log(since), re.M),
-                          timeout, f"dovecot.log line matching {pattern!r}")
+    # (log, log_mark, wait_log: _LogFile's, on dovecot.log)
 
     def login_lines(self, ip, port=None, since=0):
         """The imap-login/pop3-login lines (logins, failures, disconnects)
@@ -1248,6 +1252,26 @@ def received_ip(delivered):
     return m and m.group(1).decode()
 
 
+def assert_conn_log(case, sluice, ip, port, listener, tls, result=None):
+    """In TestCase case: sluice's key=value line for the connection of
+    ip:port names listener; tls True (a TLS version), False (none) or None
+    (not checked); result "ok", "error" (anything else) or None (not
+    checked). Returns the line."""
+    line = sluice.conn_log(ip, port)
+    case.assertEqual(line["listener"], listener, line)
+    case.assertIn("tls", line)
+    if tls:
+        case.assertRegex(line["tls"], r"^TLSv1(\.[0-3])?$", line)
+    elif tls is False:
+        case.assertEqual(line["tls"], "none", line)
+    case.assertIn("reason", line)
+    if result == "ok":
+        case.assertEqual(line.get("result"), "ok", line)
+    elif result == "error":
+        case.assertNotIn(line.get("result"), ("ok", "", None), line)
+    return line
+
+
 def no_verify_context():
     """A TLS client context that trusts anything (sluice's certificate is
     generated at start-up and self-signed)."""
@@ -1683,29 +1707,28 @@ def dovecot_pop3_capabilities(addr=DOVECOT_POP3):
 
 
 class _SourceMixin:
+    """imaplib's and poplib's clients bound to a source address (neither
+    has such an argument before Python 3.14): host, port, source, then the
+    library's own keyword arguments (timeout, ssl_context, context)."""
+
+    def __init__(self, host, port, source=None, timeout=30, **kw):
+        self._source = source
+        super().__init__(host, port, timeout=timeout, **kw)
+
     def _plain_socket(self, timeout):
         return socket.create_connection(
             (self.host, self.port), timeout,
             source_address=client_source(self._source or "127.0.0.1"))
 
-
-class IMAP4(_SourceMixin, imaplib.IMAP4):
-    """imaplib.IMAP4 bound to a source address (imaplib has no such
-    argument before Python 3.14)."""
-
-    def __init__(self, host, port, source=None, timeout=30):
-        self._source = source
-        super().__init__(host, port, timeout=timeout)
-
     def _create_socket(self, timeout):
         return self._plain_socket(timeout)
 
 
-class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
-    def __init__(self, host, port, source=None, timeout=30, ssl_context=None):
-        self._source = source
-        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+class IMAP4(_SourceMixin, imaplib.IMAP4):
+    """imaplib.IMAP4 bound to a source address."""
 
+
+class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
     def _create_socket(self, timeout):
         return self.ssl_context.wrap_socket(self._plain_socket(timeout),
                                             server_hostname=self.host)
@@ -1714,19 +1737,8 @@ class IMAP4_SSL(_SourceMixin, imaplib.IMAP4_SSL):
 class POP3(_SourceMixin, poplib.POP3):
     """poplib.POP3 bound to a source address."""
 
-    def __init__(self, host, port, source=None, timeout=30):
-        self._source = source
-        super().__init__(host, port, timeout=timeout)
-
-    def _create_socket(self, timeout):
-        return self._plain_socket(timeout)
-
 
 class POP3_SSL(_SourceMixin, poplib.POP3_SSL):
-    def __init__(self, host, port, source=None, timeout=30, context=None):
-        self._source = source
-        super().__init__(host, port, timeout=timeout, context=context)
-
     def _create_socket(self, timeout):
         return self.context.wrap_socket(self._plain_socket(timeout),
                                         server_hostname=self.host)

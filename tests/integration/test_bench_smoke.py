@@ -10,15 +10,10 @@ net_tap ports) has figures for every workload when the binary links DPDK,
 busy cycles per operation among them, and says why not otherwise.
 """
 
-import json
-import os
-import subprocess
-import tempfile
 import unittest
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
-BUILD = Path(os.environ.get("SLUICE_BUILD_DIR") or REPO / "build")
+from rigsmoke import RigQuick, sluice_links_dpdk
+
 SERVERS = ["sluice", "nginx", "stunnel", "haproxy", "postfix", "dovecot"]
 WORKLOADS = ["idle", "handshake-tls13-ecdsa", "resume-tls13", "smtp", "imap", "bulk",
              "handshake-tls12-rsa", "handshake-tls13-rsa"]
@@ -27,24 +22,14 @@ NOT_SERVED = {("haproxy", "smtp"), ("haproxy", "imap"), ("postfix", "imap"),
               ("dovecot", "smtp"), ("dovecot", "bulk")}
 
 
-class BenchQuick(unittest.TestCase):
+class BenchQuick(RigQuick, unittest.TestCase):
+    rig, prefix, timeout = "run", "bench-smoke-", 900
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="bench-smoke-")
-        out = Path(cls.tmp.name)
+    def rig_args(cls, out):
         cls.results, cls.plots, cls.json = out / "RESULTS.md", out / "plots", out / "run.json"
-        p = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "run"), "--quick",
-                            "--stack", "kernel,native", "--results", str(cls.results),
-                            "--plots", str(cls.plots), "--json", str(cls.json)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
-        cls.output = p.stdout.decode(errors="replace")
-        cls.rc = p.returncode
-        cls.data = json.loads(cls.json.read_text()) if cls.json.exists() else None
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+        return ["--stack", "kernel,native", "--results", str(cls.results),
+                "--plots", str(cls.plots), "--json", str(cls.json)]
 
     def setUp(self):
         self.assertEqual(self.rc, 0, f"bench/run --quick failed:\n{self.output[-4000:]}")
@@ -137,15 +122,7 @@ class BenchQuick(unittest.TestCase):
         self.assertIn("native busy cycles/op", text)
         self.assertTrue((self.plots / "native_cycles.png").exists())
 
-    def test_sluice_exited_cleanly(self):
-        self.assertEqual(self.data["problems"], [])
-
-
-def sluice_links_dpdk():
-    """The rig's own test: does the sluice it runs link DPDK?"""
-    binary = os.environ.get("SLUICE_BIN") or BUILD / "dataplane" / "sluice"
-    p = subprocess.run(["ldd", str(binary)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    return b"librte_eal" in p.stdout
+    # test_sluice_exited_cleanly: RigQuick's
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from harness import (MAIL_PASSWORD, MAIL_USER, PLAINTEXT_ALLOWED,
                      dovecot_pop3_capabilities, imap_capabilities, load_example,
                      make_message, message_id, mime_payload, no_verify_context,
                      pop3_capabilities, run, scratch, sha256, unique, wait_until, stop_all,
-                     shifted)
+                     shifted, assert_conn_log)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -136,22 +136,8 @@ class MailboxCase(unittest.TestCase):
     # -- what the backend and sluice logged --
 
     def assert_conn_log(self, ip, port, listener, tls, result=None, sluice=None):
-        """sluice's key=value line for the connection of ip:port: tls True
-        (a TLS version), False (none) or None (not checked); result "ok",
-        "error" (anything else) or None (not checked)."""
-        line = (sluice or SL).conn_log(ip, port)
-        self.assertEqual(line["listener"], listener, line)
-        self.assertIn("tls", line)
-        if tls:
-            self.assertRegex(line["tls"], r"^TLSv1(\.[0-3])?$", line)
-        elif tls is False:
-            self.assertEqual(line["tls"], "none", line)
-        self.assertIn("reason", line)
-        if result == "ok":
-            self.assertEqual(line.get("result"), "ok", line)
-        elif result == "error":
-            self.assertNotIn(line.get("result"), ("ok", "", None), line)
-        return line
+        """harness.assert_conn_log, on this module's sluice by default."""
+        return assert_conn_log(self, sluice or SL, ip, port, listener, tls, result)
 
     def assert_session(self, ip, port, listener, tls=True, sluice=None):
         """The client ip:port logged in as bob through sluice: sluice's

@@ -131,6 +131,8 @@ def nft_drops(ns):
 class NsPostfix(Postfix):
     """The harness's Postfix, in the backend namespace, on its addresses."""
 
+    run_in = tuple(in_ns(NS_B))
+
     def _render(self):
         super()._render()
         main = self.etc / "main.cf"
@@ -151,18 +153,6 @@ class NsPostfix(Postfix):
                 lines.append(line)
         master.write_text("\n".join(lines) + "\n")
 
-    def _postfix(self, *args, check=True):
-        cmd = " ".join(["ip netns exec", NS_B, harness.tool("postfix"), "-c",
-                        str(self.etc), *args])
-        p = subprocess.run([harness.tool("script"), "-qec", cmd, "/dev/null"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=60)
-        if check and p.returncode != 0:
-            raise RuntimeError(f"{cmd} exited {p.returncode}:\n"
-                               f"{p.stdout.decode(errors='replace')}\n"
-                               f"maillog:\n{self.log()[-3000:]}")
-        return p
-
     def _stop_stale(self):
         self.stop()
 
@@ -171,21 +161,17 @@ class NsPostfix(Postfix):
         belong to other runs."""
         return not any(ns_listening(NS_B, port) for port in (10025, 10026))
 
-    def start(self, timeout=20):
-        if not self._rendered:
-            self._stop_stale()
-            self._render()
-            self._rendered = True
-            self._postfix("check")
-        self._postfix("start")
-        if self not in harness._running:
-            harness._running.append(self)
-        wait_until(lambda: ns_listening(NS_B, 10026), timeout, "Postfix in the backend namespace")
+    ports_text = "10026 in the backend namespace"
+
+    def _listening(self):
+        return ns_listening(NS_B, 10026)
 
 
 class NsDovecot(Dovecot):
     """The harness's Dovecot, in the backend namespace, trusting sluice's
     backend-side addresses for PROXY headers."""
+
+    run_in = tuple(in_ns(NS_B))
 
     def _render(self):
         super()._render()
@@ -196,17 +182,6 @@ class NsDovecot(Dovecot):
                             f"haproxy_trusted_networks = {SLUICE_B4}/32 {SLUICE_B6}/128")
         self.conf.write_text(text)
 
-    def _dovecot(self, *args):
-        cmd = in_ns(NS_B, harness.tool("dovecot"), "-c", str(self.conf), *args)
-        with tempfile.TemporaryFile() as out:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                               stderr=subprocess.STDOUT, timeout=60)
-            out.seek(0)
-            text = out.read().decode(errors="replace")
-        if p.returncode != 0:
-            raise RuntimeError(f"{cmd} exited {p.returncode}:\n{text}")
-        return text
-
     def _stop_stale(self):
         self.stop()
 
@@ -215,17 +190,10 @@ class NsDovecot(Dovecot):
         belong to other runs."""
         return not any(ns_listening(NS_B, port) for port in (10143, 10144, 10110, 10111))
 
-    def start(self, timeout=20):
-        if not self._rendered:
-            self._stop_stale()
-            self._render()
-            self._rendered = True
-            self._dovecot("-n")
-        self._dovecot()
-        if self not in harness._running:
-            harness._running.append(self)
-        wait_until(lambda: ns_listening(NS_B, 10144) and ns_listening(NS_B, 10111),
-                   timeout, "Dovecot in the backend namespace")
+    ports_text = "10144 and 10111 in the backend namespace"
+
+    def _listening(self):
+        return ns_listening(NS_B, 10144) and ns_listening(NS_B, 10111)
 
 
 # ----------------------------------------------------------------- sluice ---
@@ -303,54 +271,75 @@ def config():
     }
 
 
-NET = Net()
+class Rig:
+    """What a module of native tests runs on, made by its setUpModule: the
+    namespaces, sluice started from a config with its taps wired into them,
+    more client addresses, the backends in theirs; ready once a client
+    connects to sluice's native address and its probes found each of pools
+    ({pool: server}) up. stop() removes it all, also after a failed start."""
+
+    def __init__(self, backends):
+        self.net = Net()
+        self.backends = backends
+        self.sluice = None
+
+    def start(self, cfg, name, pools, client_addrs=()):
+        """Make the rig; returns the running sluice."""
+        try:
+            self.net.create()
+            self.sluice = NativeSluice(cfg, name).start()
+            self.net.attach()
+            for a in client_addrs:
+                sh("ip", "-n", NS_C, "addr", "add", f"{a}/24", "dev", TAP_C)
+            for b in self.backends:
+                b.start()
+            # The stack answers once the taps are wired: a TCP open shows it.
+            wait_until(lambda: client_py("import socket; socket.create_connection"
+                                         f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
+                       20, "a TCP connection to sluice's native address")
+            # The health check finds the backends up once they run, and what
+            # they advertise is what clients see before TLS from then on.
+            wait_until(lambda: all(probed_up(n, a, self.sluice) for n, a in pools.items()),
+                       4 * HEALTH_S + 10,
+                       f"the native probes finding every backend up ({', '.join(pools)})")
+        except BaseException:
+            self.stop()
+            raise
+        return self.sluice
+
+    def stop(self):
+        for obj in (self.sluice, *self.backends):
+            if obj is None:
+                continue
+            try:
+                obj.stop()
+            except Exception as e:             # keep cleaning; report below
+                print(f"cleanup: {obj.__class__.__name__}: {e}", file=sys.stderr)
+        self.sluice = None
+        self.net.destroy()
+
+
 PF = NsPostfix()
 DV = NsDovecot()
+RIG = Rig((PF, DV))
 SL = None
-
-
-def cleanup():
-    global SL
-    for obj in (SL, PF, DV):
-        if obj is None:
-            continue
-        try:
-            obj.stop()
-        except Exception as e:                 # keep cleaning; report below
-            print(f"cleanup: {obj.__class__.__name__}: {e}", file=sys.stderr)
-    NET.destroy()
 
 
 def setUpModule():
     global SL
     assert os.geteuid() == 0, "test_native needs root (namespaces, taps)"
-    try:
-        NET.create()
-        SL = NativeSluice(config(), "native").start()
-        NET.attach()
-        PF.start()
-        DV.start()
-        # The stack answers once the taps are wired: a TCP open shows it.
-        wait_until(lambda: client_py("import socket; socket.create_connection"
-                                     f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
-                   20, "a TCP connection to sluice's native address")
-        # The health check finds the backends up once they run, and what
-        # they advertise is what clients see before TLS from then on.
-        wait_until(lambda: all(probed_up(n, a) for n, a in LIVE_POOLS.items()),
-                   4 * HEALTH_S + 10, "the native probes finding every backend up")
-    except BaseException:
-        cleanup()
-        raise
+    SL = RIG.start(config(), "native", LIVE_POOLS)
 
 
 def tearDownModule():
-    cleanup()
+    RIG.stop()
 
 
-def probed_up(pool, addr):
-    """sluice logged that its probe found server addr of pool up."""
+def probed_up(pool, addr, sl=None):
+    """sluice (sl, or this module's) logged that its probe found server
+    addr of pool up."""
     return re.search(rf"backend {pool} {re.escape(addr)}: up, \d+ capabilities",
-                     SL.log_text()) is not None
+                     (sl or SL).log_text()) is not None
 
 
 def client(*cmd, timeout=60, input=None):

@@ -23,7 +23,6 @@ cd tests/integration && python3 -m unittest test_native_flood
 
 import json
 import os
-import re
 import sys
 import unittest
 
@@ -31,7 +30,7 @@ import harness
 from harness import message_id, unique, wait_until
 import test_native as tn
 from test_native import (CLIENT4, SLUICE4, SLUICE_B4, BACK4, TAP_B, TAP_C, HEALTH_S,
-                         NativeSluice, Net, client, client_py)
+                         client, client_py)
 
 MAX_CONNS = 64
 SYN_BACKLOG = 32
@@ -75,45 +74,20 @@ def config():
     }
 
 
-NET = Net()
 PF = tn.PF
+RIG = tn.Rig((PF,))
 SL = None
-
-
-def cleanup():
-    for obj in (SL, PF):
-        if obj is None:
-            continue
-        try:
-            obj.stop()
-        except Exception as e:                 # keep cleaning; report below
-            print(f"cleanup: {obj.__class__.__name__}: {e}", file=sys.stderr)
-    NET.destroy()
 
 
 def setUpModule():
     global SL
     assert os.geteuid() == 0, "test_native_flood needs root (namespaces, taps)"
-    try:
-        NET.create()
-        SL = NativeSluice(config(), "flood").start()
-        NET.attach()
-        for a in (CLIENT4_B, CLIENT4_C):
-            tn.sh("ip", "-n", tn.NS_C, "addr", "add", f"{a}/24", "dev", TAP_C)
-        PF.start()
-        wait_until(lambda: client_py("import socket; socket.create_connection"
-                                     f"(('{SLUICE4}', 25), 2).close()")[0] == 0,
-                   20, "a TCP connection to sluice's native address")
-        wait_until(lambda: re.search(rf"backend pf {re.escape(BACK4)}:10026: up, \d+ capabilities",
-                                     SL.log_text()), 4 * HEALTH_S + 10,
-                   "the native probe finding Postfix up")
-    except BaseException:
-        cleanup()
-        raise
+    SL = RIG.start(config(), "flood", {"pf": f"{BACK4}:10026"},
+                   client_addrs=(CLIENT4_B, CLIENT4_C))
 
 
 def tearDownModule():
-    cleanup()
+    RIG.stop()
 
 
 # Open n connections one after the other (each connect bounded by 5 s, the

@@ -21,7 +21,8 @@ from harness import (client_source, EXAMPLES, SENDER, Closed, Interactive, Postf
                      Smtp, backend_capabilities, client_hello, compare_message,
                      dot_stuff, ehlo_keywords, listening, load_example, make_message,
                      message_id, no_verify_context, posttls_finger_env, received_ip,
-                     recipient, run, scratch, sluice_bin, unique, wait_until, stop_all, shifted)
+                     recipient, run, scratch, sluice_bin, unique, wait_until, stop_all, shifted,
+                     assert_conn_log)
 
 FRONT = load_example("mail-front.yaml")
 HOSTNAME = FRONT["hostname"]                    # mail-front.test
@@ -96,22 +97,8 @@ class SluiceCase(unittest.TestCase):
         self.assert_conn_log(ip, got_port, listener, tls, result="ok", sluice=sluice)
 
     def assert_conn_log(self, ip, port, listener, tls, result=None, sluice=None):
-        """sluice's key=value line for the connection of ip:port: tls True
-        (a TLS version), False (none) or None (not checked); result "ok",
-        "error" (anything else) or None (not checked)."""
-        line = (sluice or SL).conn_log(ip, port)
-        self.assertEqual(line["listener"], listener, line)
-        self.assertIn("tls", line)
-        if tls:
-            self.assertRegex(line["tls"], r"^TLSv1(\.[0-3])?$", line)
-        elif tls is False:
-            self.assertEqual(line["tls"], "none", line)
-        self.assertIn("reason", line)
-        if result == "ok":
-            self.assertEqual(line.get("result"), "ok", line)
-        elif result == "error":
-            self.assertNotIn(line.get("result"), ("ok", "", None), line)
-        return line
+        """harness.assert_conn_log, on this module's sluice by default."""
+        return assert_conn_log(self, sluice or SL, ip, port, listener, tls, result)
 
     def assert_error(self, reply, code, enhanced):
         got, lines = reply

@@ -15,36 +15,20 @@ failing under a flood) are figures of the report's goals table, checked
 and shown there, not asserted here: a loaded CI machine moves them.
 """
 
-import json
-import os
-import subprocess
-import tempfile
 import unittest
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
-BUILD = Path(os.environ.get("SLUICE_BUILD_DIR") or REPO / "build")
+from rigsmoke import RigQuick, sluice_links_dpdk
+
 FLOODS = ("slowloris", "handshake")
 
 
-class StressQuick(unittest.TestCase):
+class StressQuick(RigQuick, unittest.TestCase):
+    rig, prefix, timeout = "stress", "stress-smoke-", 600
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="stress-smoke-")
-        out = Path(cls.tmp.name)
+    def rig_args(cls, out):
         cls.results, cls.json = out / "STRESS.md", out / "stress.json"
-        p = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "stress"), "--quick",
-                            "--results", str(cls.results), "--json", str(cls.json)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
-                           stdin=subprocess.DEVNULL)
-        cls.output = p.stdout.decode(errors="replace")
-        cls.rc = p.returncode
-        cls.data = json.loads(cls.json.read_text()) if cls.json.exists() else None
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+        return ["--results", str(cls.results), "--json", str(cls.json)]
 
     def setUp(self):
         self.assertIsNotNone(self.data, f"bench/stress wrote no JSON:\n{self.output[-4000:]}")
@@ -125,14 +109,7 @@ class StressQuick(unittest.TestCase):
         self.assertEqual([r for r in s["restarts"] if "error" in r], [])
         self.assertIsNotNone(s["rss_drift_pct"])
 
-    def test_sluice_exited_cleanly(self):
-        self.assertEqual(self.data["problems"], [])
-
-
-def sluice_links_dpdk():
-    binary = os.environ.get("SLUICE_BIN") or BUILD / "dataplane" / "sluice"
-    p = subprocess.run(["ldd", str(binary)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    return b"librte_eal" in p.stdout
+    # test_sluice_exited_cleanly: RigQuick's
 
 
 if __name__ == "__main__":

@@ -60,6 +60,18 @@ static const struct setup off_caps = { CFG_TLS_OFF, true, dovecot_caps };
 static const struct setup implicit_caps = { CFG_TLS_IMPLICIT, true, dovecot_caps };
 static const struct setup nocert_caps = { CFG_TLS_STARTTLS, false, dovecot_plain_caps };
 
+/* A table for tls: starttls and one for tls: required, each run with the
+ * backend's list as Dovecot gives it inside TLS and over plaintext (the
+ * answers must not differ), and a table for each with no list learned. */
+#define RUN_MODES(starttls, required, starttls_nocaps_t, required_nocaps_t) do { \
+	RUN(&starttls_caps, starttls);                                        \
+	RUN(&starttls_plain_caps, starttls);                                  \
+	RUN(&required_caps, required);                                        \
+	RUN(&required_plain_caps, required);                                  \
+	RUN(&starttls_nocaps, starttls_nocaps_t);                             \
+	RUN(&required_nocaps, required_nocaps_t);                             \
+} while (0)
+
 static bool tag_char(unsigned char c)
 {
 	return c > 0x20 && c < 0x7f && !strchr("(){%*\"\\+", c);
@@ -315,12 +327,7 @@ static void test_greeting(void **state)
 		GREETING("* OK [CAPABILITY " DOVECOT_LIST " " DOVECOT_AUTH "] mx.test IMAP ready.\r\n"),
 	};
 
-	RUN(&starttls_caps, starttls);
-	RUN(&starttls_plain_caps, starttls);
-	RUN(&required_caps, required);
-	RUN(&required_plain_caps, required);
-	RUN(&starttls_nocaps, nocaps);
-	RUN(&required_nocaps, required_nocaps_t);
+	RUN_MODES(starttls, required, nocaps, required_nocaps_t);
 	RUN(&implicit_caps, implicit);
 	RUN(&off_caps, off);
 }
@@ -375,12 +382,7 @@ static void test_capability(void **state)
 		CK("b CAPABILITY now", "b BAD ", 0, CTR_unknown_command),
 	};
 
-	RUN(&starttls_caps, starttls);
-	RUN(&starttls_plain_caps, starttls);
-	RUN(&required_caps, required);
-	RUN(&required_plain_caps, required);
-	RUN(&starttls_nocaps, nocaps);
-	RUN(&required_nocaps, required_nocaps_t);
+	RUN_MODES(starttls, required, nocaps, required_nocaps_t);
 	RUN(&starttls_caps, blanks);
 }
 
@@ -1090,31 +1092,11 @@ static void test_timeout_unavailable_lost(void **state)
  */
 static void test_capability_long_list_stays_whole(void **state)
 {
-	static char kw[CAPS_MAX][96];
-	static const char *list[CAPS_MAX + 1];
-	struct setup su = { CFG_TLS_STARTTLS, true, list };
-	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_caps *caps;
-	struct proto_env env;
-	struct proto_sess ps;
 	struct proto_out g, c;
 
-	for (int i = 0; i < CAPS_MAX; i++) {
-		snprintf(kw[i], sizeof(kw[i]), "X-VENDOR-EXTENSION-%02d-WITH-A-LONG-NAME-"
-			 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", i);
-		list[i] = kw[i];
-	}
-	list[CAPS_MAX] = NULL;
-	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
-	memset(&ps, 0, sizeof(ps));
-	po_reset(&g);
-	ops->greeting(&env, &ps, &g);
-	po_reset(&c);
-	ops->client_line(&env, &ps, "a CAPABILITY", 12, false, &c);
-	if (ops->fini)
-		ops->fini(&ps);
-	caps_free(caps);
+	transcript_many_caps(&TP, "-WITH-A-LONG-NAME-"
+			     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+			     "a CAPABILITY", &g, &c);
 	if (!reply_well_formed(g.reply, g.reply_len))
 		fail_msg("greeting of %zu bytes is not a whole line; it ends \"%.*s\"",
 			 g.reply_len, 60, g.reply_len > 60 ? g.reply + g.reply_len - 60 : g.reply);
@@ -1128,56 +1110,10 @@ static void test_capability_long_list_stays_whole(void **state)
 
 /*
  * Segments of client bytes on their way to the backend, each after what the
- * backend sent before them (fed to ->b2c_scan where the engine has one). A
- * STARTTLS command must never reach the backend as a command; STARTTLS
- * inside a literal is data.
+ * backend sent before them, run by TRACK (transcript.h). A STARTTLS command
+ * must never reach the backend as a command; STARTTLS inside a literal is
+ * data.
  */
-struct seg {
-	const char *backend;     /* what the backend sends first, relayed */
-	const char *in;          /* new client bytes */
-	const char *out;         /* what may go to the backend now */
-};
-
-static void run_tracker(const char *name, const struct seg *t, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_sess ps;
-	static uint8_t buf[8192];
-	size_t held = 0;
-
-	assert_non_null(ops->c2b_scan);
-	memset(&ps, 0, sizeof(ps));
-	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(t[i].in), went;
-
-		if (ops->b2c_scan)
-			ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
-		/* As the session does: bytes held back are offered again,
-		 * with the new ones behind them. */
-		assert_true(held + len <= sizeof(buf));
-		memcpy(buf + held, t[i].in, len);
-		len += held;
-		went = ops->c2b_scan(&ps, buf, len);
-		if (went != strlen(t[i].out) || memcmp(buf, t[i].out, went)) {
-			char got[512];
-
-			snprintf(got, sizeof(got), "%.*s", (int)(went < 400 ? went : 400),
-				 (const char *)buf);
-			if (ops->fini)
-				ops->fini(&ps);
-			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want %zu \"%.400s\"", name, i,
-				 went, got, strlen(t[i].out), t[i].out);
-		}
-		memmove(buf, buf + went, len - went);
-		held = len - went;
-	}
-	if (ops->fini)
-		ops->fini(&ps);
-}
-
-#define TRACK(t) run_tracker(#t, (t), sizeof(t) / sizeof((t)[0]))
-
 static void test_relay_tracker(void **state)
 {
 	static const struct seg starttls[] = {
@@ -1268,7 +1204,7 @@ static void test_relay_tracker_long_line(void **state)
 	t[0] = (struct seg){ "", longline, longline };
 	t[1] = (struct seg){ "", "yy\r\nb STARTTLS\r\n", out2 };
 	t[2] = (struct seg){ "", "c STARTTLS\r\n", "c XTLSDENY\r\n" };
-	run_tracker("long line", t, 3);
+	transcript_track(&TP, "long line", t, 3);
 }
 
 /*
@@ -1336,7 +1272,7 @@ static void test_relay_tracker_long_line_with_literal(void **state)
 	t[0] = (struct seg){ "", first, first };
 	t[1] = (struct seg){ "", ") {6+}\r\nz {12}\r\nb STARTTLS\r\n",
 			     ") {6+}\r\nz {12}\r\nb XTLSDENY\r\n" };
-	run_tracker("long line ending in a literal", t, 2);
+	transcript_track(&TP, "long line ending in a literal", t, 2);
 }
 
 /* The same with a literal size in 20 digits (leading zeros, RFC 9051 4.3). */
@@ -1444,22 +1380,13 @@ static void test_probe_refused(void **state)
 		{ "* CAPABILITY IMAP4rev1", 0 },
 		{ "a BAD what", -1 },
 	};
-	struct proto_caps *caps;
 
-	caps = transcript_probe(&TP, bye, 1);
-	assert_int_equal(caps->n, 0);
-	caps_free(caps);
-	caps = transcript_probe(&TP, preauth, 1);
-	caps_free(caps);
-	caps = transcript_probe(&TP, smtp, 1);
-	caps_free(caps);
-	caps = transcript_probe(&TP, empty, 1);
-	caps_free(caps);
-	caps = transcript_probe(&TP, no, 2);
-	assert_int_equal(caps->n, 0);
-	caps_free(caps);
-	caps = transcript_probe(&TP, bad, 3);
-	caps_free(caps);
+	assert_int_equal(PROBE_COUNT(bye), 0);
+	PROBE_COUNT(preauth);
+	PROBE_COUNT(smtp);
+	PROBE_COUNT(empty);
+	assert_int_equal(PROBE_COUNT(no), 0);
+	PROBE_COUNT(bad);
 }
 
 /* ---- STARTTLS in the plaintext relay (DESIGN.md rule 2.7) --------------- */
@@ -1593,15 +1520,7 @@ static void test_relay_strict(void **state)
  * never inside a FETCH literal (it would be message data). */
 static void test_idle_timeout_mid_literal(void **state)
 {
-	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
-	struct proto_sess ps;
-	struct proto_out o;
-	uint8_t cmd[] = "a FETCH 1 BODY[]\r\n";
-	static const struct {
-		const char *backend;
-		bool speaks;
-	} t[] = {
+	static const struct idle_step t[] = {
 		{ "", true },
 		{ "* 1 FETCH (BODY[] {40}\r\n", false },
 		{ "Subject: hello\r\n\r\nbody li", false },  /* inside the literal */
@@ -1611,21 +1530,7 @@ static void test_idle_timeout_mid_literal(void **state)
 		{ "* 2 EXISTS", false },                    /* half a line */
 	};
 
-	memset(&ps, 0, sizeof(ps));
-	ops->tls_started(&ps);
-	assert_int_equal(ops->c2b_scan(&ps, cmd, sizeof(cmd) - 1), sizeof(cmd) - 1);
-	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
-		po_reset(&o);
-		proto_timeout(ops, &env, &ps, true, &o);
-		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
-			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
-				 (int)o.reply_len, o.reply, o.flags);
-		if (t[i].speaks && strncmp(o.reply, "* BYE ", 6))
-			fail_msg("step %u: reply \"%.*s\"", i, (int)o.reply_len, o.reply);
-	}
-	if (ops->fini)
-		ops->fini(&ps);
+	IDLE_TIMEOUT(true, "a FETCH 1 BODY[]\r\n", "* BYE ", t);
 }
 
 int main(void)

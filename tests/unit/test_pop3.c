@@ -418,29 +418,10 @@ static void test_timeout_unavailable_lost(void **state)
  */
 static void test_capa_long_list_stays_whole(void **state)
 {
-	static char kw[CAPS_MAX][96];
-	static const char *list[CAPS_MAX + 1];
-	struct setup su = { CFG_TLS_STARTTLS, true, list };
-	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_caps *caps;
-	struct proto_env env;
-	struct proto_sess ps;
 	struct proto_out o;
 
-	for (int i = 0; i < CAPS_MAX; i++) {
-		snprintf(kw[i], sizeof(kw[i]), "X-VENDOR-EXTENSION-%02d with a long parameter list "
-			 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i);
-		list[i] = kw[i];
-	}
-	list[CAPS_MAX] = NULL;
-	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
-	memset(&ps, 0, sizeof(ps));
-	po_reset(&o);
-	ops->client_line(&env, &ps, "CAPA", 4, false, &o);
-	if (ops->fini)
-		ops->fini(&ps);
-	caps_free(caps);
+	transcript_many_caps(&TP, " with a long parameter list "
+			     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "CAPA", NULL, &o);
 	if (!reply_well_formed(o.reply, o.reply_len))
 		fail_msg("CAPA answer of %zu bytes does not end with \".\"; it ends \"%.*s\"",
 			 o.reply_len, 60, o.reply_len > 60 ? o.reply + o.reply_len - 60 : o.reply);
@@ -448,74 +429,33 @@ static void test_capa_long_list_stays_whole(void **state)
 
 /* ---- the relay tracker (client -> backend) --------------------------------- */
 
-struct seg {
-	const char *in;          /* new client bytes */
-	const char *out;         /* what may go to the backend now */
-};
-
-static void run_tracker(const char *name, const struct seg *t, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_sess ps;
-	static uint8_t buf[4096];
-	size_t held = 0;
-
-	assert_non_null(ops->c2b_scan);
-	memset(&ps, 0, sizeof(ps));
-	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(t[i].in), went;
-
-		/* As the session does: bytes held back are offered again,
-		 * with the new ones behind them. */
-		assert_true(held + len <= sizeof(buf));
-		memcpy(buf + held, t[i].in, len);
-		len += held;
-		went = ops->c2b_scan(&ps, buf, len);
-		if (went != strlen(t[i].out) || memcmp(buf, t[i].out, went)) {
-			char got[512];
-
-			snprintf(got, sizeof(got), "%.*s", (int)(went < 400 ? went : 400),
-				 (const char *)buf);
-			if (ops->fini)
-				ops->fini(&ps);
-			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want %zu \"%.400s\"", name, i,
-				 went, got, strlen(t[i].out), t[i].out);
-		}
-		memmove(buf, buf + went, len - went);
-		held = len - went;
-	}
-	if (ops->fini)
-		ops->fini(&ps);
-}
-
-#define TRACK(t) run_tracker(#t, (t), sizeof(t) / sizeof((t)[0]))
-
+/* Segments of client bytes for TRACK (transcript.h); no backend bytes
+ * between them (NULL): the POP3 tracker reads only the client's. */
 static void test_relay_tracker(void **state)
 {
 	static const struct seg stls[] = {
-		{ "STLS\r\n", "XTLS\r\n" },
-		{ "stls\r\nNOOP\r\n", "XTLS\r\nNOOP\r\n" },
-		{ "Stls\n", "XTLS\n" },                          /* bare LF */
-		{ "USER bob\r\nSTLS\r\nPASS x\r\n", "USER bob\r\nXTLS\r\nPASS x\r\n" },
+		{ NULL, "STLS\r\n", "XTLS\r\n" },
+		{ NULL, "stls\r\nNOOP\r\n", "XTLS\r\nNOOP\r\n" },
+		{ NULL, "Stls\n", "XTLS\n" },                    /* bare LF */
+		{ NULL, "USER bob\r\nSTLS\r\nPASS x\r\n", "USER bob\r\nXTLS\r\nPASS x\r\n" },
 	};
 	/* Not STLS commands. */
 	static const struct seg others[] = {
-		{ "STLSX\r\n", "STLSX\r\n" },
-		{ "XSTLS\r\n", "XSTLS\r\n" },
-		{ "STL\r\n", "STL\r\n" },
-		{ "USER STLS\r\n", "USER STLS\r\n" },
-		{ "RETR 1\r\n", "RETR 1\r\n" },
+		{ NULL, "STLSX\r\n", "STLSX\r\n" },
+		{ NULL, "XSTLS\r\n", "XSTLS\r\n" },
+		{ NULL, "STL\r\n", "STL\r\n" },
+		{ NULL, "USER STLS\r\n", "USER STLS\r\n" },
+		{ NULL, "RETR 1\r\n", "RETR 1\r\n" },
 	};
 	/* An unfinished line is held back until its end is known. */
 	static const struct seg held[] = {
-		{ "NOOP\r\nST", "NOOP\r\n" },
-		{ "L", "" },
-		{ "S", "" },
-		{ "\r", "" },
-		{ "\n", "XTLS\r\n" },
-		{ "LIST\r\nSTLS", "LIST\r\n" },
-		{ "\r\n", "XTLS\r\n" },
+		{ NULL, "NOOP\r\nST", "NOOP\r\n" },
+		{ NULL, "L", "" },
+		{ NULL, "S", "" },
+		{ NULL, "\r", "" },
+		{ NULL, "\n", "XTLS\r\n" },
+		{ NULL, "LIST\r\nSTLS", "LIST\r\n" },
+		{ NULL, "\r\n", "XTLS\r\n" },
 	};
 
 	TRACK(stls);
@@ -531,11 +471,11 @@ static void test_relay_tracker_long_line(void **state)
 
 	memset(longline, 'a', sizeof(longline) - 1);
 	memcpy(longline, "AUTH ", 5);
-	t[0] = (struct seg){ longline, longline };
-	t[1] = (struct seg){ "STLS", "STLS" };              /* still the long line */
-	t[2] = (struct seg){ "\r\nSTLS\r\n", "\r\nXTLS\r\n" };
-	t[3] = (struct seg){ "NOOP\r\n", "NOOP\r\n" };
-	run_tracker("long line", t, 4);
+	t[0] = (struct seg){ NULL, longline, longline };
+	t[1] = (struct seg){ NULL, "STLS", "STLS" };        /* still the long line */
+	t[2] = (struct seg){ NULL, "\r\nSTLS\r\n", "\r\nXTLS\r\n" };
+	t[3] = (struct seg){ NULL, "NOOP\r\n", "NOOP\r\n" };
+	transcript_track(&TP, "long line", t, 4);
 }
 
 /*
@@ -548,10 +488,10 @@ static void test_relay_tracker_long_line(void **state)
 static void test_relay_tracker_stls_with_arguments(void **state)
 {
 	static const struct seg args[] = {
-		{ "STLS foo\r\n", "XTLS foo\r\n" },
+		{ NULL, "STLS foo\r\n", "XTLS foo\r\n" },
 	};
 	static const struct seg blank[] = {
-		{ "STLS \r\n", "XTLS \r\n" },
+		{ NULL, "STLS \r\n", "XTLS \r\n" },
 	};
 
 	TRACK(args);
@@ -631,15 +571,10 @@ static void test_probe_refused(void **state)
 	static const struct probe_step err[] = { { "-ERR [SYS/TEMP] busy", -1 } };
 	static const struct probe_step imap[] = { { "* OK IMAP4rev1", -1 } };
 	static const struct probe_step empty[] = { { "", -1 } };
-	struct proto_caps *caps;
 
-	caps = transcript_probe(&TP, err, 1);
-	assert_int_equal(caps->n, 0);
-	caps_free(caps);
-	caps = transcript_probe(&TP, imap, 1);
-	caps_free(caps);
-	caps = transcript_probe(&TP, empty, 1);
-	caps_free(caps);
+	assert_int_equal(PROBE_COUNT(err), 0);
+	PROBE_COUNT(imap);
+	PROBE_COUNT(empty);
 }
 
 /* ---- STLS in the plaintext relay (DESIGN.md rule 2.7) -------------------- */
@@ -713,15 +648,7 @@ static void test_junk_limit(void **state)
  * never inside a RETR's multi-line answer (it would be message data). */
 static void test_idle_timeout_mid_retr(void **state)
 {
-	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
-	struct proto_sess ps;
-	struct proto_out o;
-	uint8_t cmd[] = "RETR 1\r\n";
-	static const struct {
-		const char *backend;
-		bool speaks;
-	} t[] = {
+	static const struct idle_step t[] = {
 		{ "", true },
 		{ "+OK 40 octets\r\n", false },
 		{ "Subject: hello\r\n\r\nbody\r\n", false },
@@ -729,21 +656,7 @@ static void test_idle_timeout_mid_retr(void **state)
 		{ "+OK half", false },
 	};
 
-	memset(&ps, 0, sizeof(ps));
-	ops->tls_started(&ps);
-	assert_int_equal(ops->c2b_scan(&ps, cmd, sizeof(cmd) - 1), sizeof(cmd) - 1);
-	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
-		po_reset(&o);
-		proto_timeout(ops, &env, &ps, true, &o);
-		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
-			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
-				 (int)o.reply_len, o.reply, o.flags);
-		if (t[i].speaks && strncmp(o.reply, "-ERR ", 5))
-			fail_msg("step %u: reply \"%.*s\"", i, (int)o.reply_len, o.reply);
-	}
-	if (ops->fini)
-		ops->fini(&ps);
+	IDLE_TIMEOUT(true, "RETR 1\r\n", "-ERR ", t);
 }
 
 int main(void)

@@ -543,29 +543,11 @@ static void test_tls_ehlo_long_reply_stays_complete(void **state)
  */
 static void test_ehlo_many_caps_reply_stays_complete(void **state)
 {
-	static char kw[CAPS_MAX][80];
-	static const char *list[CAPS_MAX + 1];
-	struct setup su = { CFG_TLS_STARTTLS, true, list };
-	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_caps *caps;
-	struct proto_env env;
-	struct proto_sess ps;
 	struct proto_out o;
 	static const char tail[] = "\r\n250 STARTTLS\r\n";
 
-	for (int i = 0; i < CAPS_MAX; i++) {
-		snprintf(kw[i], sizeof(kw[i]), "X-VENDOR-EXTENSION-%02d "
-			 "with-a-long-parameter-list-aaaaaaaaaaaaaaaaaaaa", i);
-		list[i] = kw[i];
-	}
-	list[CAPS_MAX] = NULL;
-	caps = caps_make(su.caps);
-	env = (struct proto_env){ "mx.test", su.mode, su.tls_available, caps, 0 };
-	memset(&ps, 0, sizeof(ps));
-	po_reset(&o);
-	ops->client_line(&env, &ps, "EHLO client.example", 19, false, &o);
-	ops->fini(&ps);
-	caps_free(caps);
+	transcript_many_caps(&TP, " with-a-long-parameter-list-aaaaaaaaaaaaaaaaaaaa",
+			     "EHLO client.example", NULL, &o);
 	if (!reply_well_formed(o.reply, o.reply_len, true))
 		fail_msg("EHLO reply of %zu bytes is not a complete reply; it ends \"%.*s\"",
 			 o.reply_len, 60, o.reply_len > 60 ? o.reply + o.reply_len - 60 : o.reply);
@@ -677,51 +659,10 @@ static void test_backend_lost(void **state)
 /*
  * Segments of client bytes on their way to the backend, each with the
  * start of the backend's last complete line at that moment (what the
- * session keeps in ps->last_reply). A STARTTLS command must never reach
- * the backend as a command; STARTTLS inside message content is content.
+ * session keeps in ps->last_reply), run by TRACK (transcript.h). A
+ * STARTTLS command must never reach the backend as a command; STARTTLS
+ * inside message content is content.
  */
-struct seg {
-	const char *backend;     /* what the backend sends first, relayed */
-	const char *in;          /* new client bytes */
-	const char *out;         /* what may go to the backend now */
-};
-
-static void run_tracker(const char *name, const struct seg *t, size_t n)
-{
-	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_sess ps;
-	uint8_t buf[1024];
-	size_t held = 0;
-
-	assert_non_null(ops->c2b_scan);
-	assert_non_null(ops->b2c_scan);
-	memset(&ps, 0, sizeof(ps));
-	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(t[i].in), went;
-
-		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
-		/* As the session does: bytes held back are offered again,
-		 * with the new ones behind them. */
-		assert_true(held + len <= sizeof(buf));
-		memcpy(buf + held, t[i].in, len);
-		len += held;
-		went = ops->c2b_scan(&ps, buf, len);
-		if (went != strlen(t[i].out) || memcmp(buf, t[i].out, went)) {
-			char got[512];
-
-			snprintf(got, sizeof(got), "%.*s", (int)went, (const char *)buf);
-			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want \"%s\"", name, i,
-				 went, got, t[i].out);
-		}
-		memmove(buf, buf + went, len - went);
-		held = len - went;
-	}
-	ops->fini(&ps);
-}
-
-#define TRACK(t) run_tracker(#t, (t), sizeof(t) / sizeof((t)[0]))
-
 static void test_relay_tracker(void **state)
 {
 	static const struct seg starttls[] = {
@@ -854,18 +795,11 @@ static void test_probe_refused(void **state)
 	static const struct probe_step garbage[] = {
 		{ "* OK IMAP4rev1 ready", -1 },
 	};
-	struct proto_caps *caps;
 
-	caps = transcript_probe(&TP, greeting554, 1);
-	assert_int_equal(caps->n, 0);
-	caps_free(caps);
-	caps = transcript_probe(&TP, greeting554_multi, 1);
-	caps_free(caps);
-	caps = transcript_probe(&TP, ehlo_refused, 2);
-	assert_int_equal(caps->n, 0);
-	caps_free(caps);
-	caps = transcript_probe(&TP, garbage, 1);
-	caps_free(caps);
+	assert_int_equal(PROBE_COUNT(greeting554), 0);
+	PROBE_COUNT(greeting554_multi);
+	assert_int_equal(PROBE_COUNT(ehlo_refused), 0);
+	PROBE_COUNT(garbage);
 }
 
 /*
@@ -1133,14 +1067,7 @@ static void test_junk_unlimited(void **state)
  * half-relayed (RFC 5321 4.2.1): there only the close. */
 static void test_idle_timeout_mid_reply(void **state)
 {
-	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
-	struct proto_sess ps;
-	struct proto_out o;
-	static const struct {
-		const char *backend;
-		bool speaks;
-	} t[] = {
+	static const struct idle_step t[] = {
 		{ "", true },
 		{ "250-backend.test\r\n250-PIPELINING\r\n", false },
 		{ "250 8BITMIME\r\n", true },
@@ -1149,18 +1076,7 @@ static void test_idle_timeout_mid_reply(void **state)
 		{ "354 End data with <CR><LF>.<CR><LF>\r\n", true },
 	};
 
-	memset(&ps, 0, sizeof(ps));
-	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
-		po_reset(&o);
-		proto_timeout(ops, &env, &ps, true, &o);
-		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
-			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
-				 (int)o.reply_len, o.reply, o.flags);
-		if (t[i].speaks && strncmp(o.reply, "421 4.4.2 mx.test ", 18))
-			fail_msg("step %u: reply \"%.*s\"", i, (int)o.reply_len, o.reply);
-	}
-	ops->fini(&ps);
+	IDLE_TIMEOUT(false, NULL, "421 4.4.2 mx.test ", t);
 }
 
 /*

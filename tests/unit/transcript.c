@@ -332,3 +332,118 @@ void transcript_relay(const struct transcript_proto *tp, const struct setup *su,
 	if (!ok)
 		fail_msg("%s", why);
 }
+
+unsigned transcript_probe_count(const struct transcript_proto *tp,
+				const struct probe_step *t, size_t n)
+{
+	struct proto_caps *caps = transcript_probe(tp, t, n);
+	unsigned got = caps->n;
+
+	caps_free(caps);
+	return got;
+}
+
+void transcript_many_caps(const struct transcript_proto *tp, const char *tail,
+			  const char *cmd, struct proto_out *greeting, struct proto_out *reply)
+{
+	static char kw[CAPS_MAX][96];
+	static const char *list[CAPS_MAX + 1];
+	const struct proto_ops *ops = proto_get(tp->proto);
+	struct proto_caps *caps;
+	struct proto_env env;
+	struct proto_sess ps;
+
+	for (int i = 0; i < CAPS_MAX; i++) {
+		int w = snprintf(kw[i], sizeof(kw[i]), "X-VENDOR-EXTENSION-%02d%s", i, tail);
+
+		assert_true(w > 0 && (size_t)w < sizeof(kw[i]));
+		list[i] = kw[i];
+	}
+	list[CAPS_MAX] = NULL;
+	caps = caps_make(list);
+	env = (struct proto_env){ "mx.test", CFG_TLS_STARTTLS, true, caps, 0 };
+	memset(&ps, 0, sizeof(ps));
+	if (greeting) {
+		po_reset(greeting);
+		ops->greeting(&env, &ps, greeting);
+	}
+	po_reset(reply);
+	ops->client_line(&env, &ps, cmd, strlen(cmd), false, reply);
+	if (ops->fini)
+		ops->fini(&ps);
+	caps_free(caps);
+}
+
+void transcript_track(const struct transcript_proto *tp, const char *name,
+		      const struct seg *t, size_t n)
+{
+	const struct proto_ops *ops = proto_get(tp->proto);
+	struct proto_sess ps;
+	static uint8_t buf[8192];
+	size_t held = 0;
+
+	assert_non_null(ops->c2b_scan);
+	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true; /* the plaintext relay holds STARTTLS instead */
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(t[i].in), went;
+
+		if (t[i].backend) {
+			assert_non_null(ops->b2c_scan);
+			ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		}
+		/* As the session does: bytes held back are offered again,
+		 * with the new ones behind them. */
+		assert_true(held + len <= sizeof(buf));
+		memcpy(buf + held, t[i].in, len);
+		len += held;
+		went = ops->c2b_scan(&ps, buf, len);
+		if (went != strlen(t[i].out) || memcmp(buf, t[i].out, went)) {
+			char got[512];
+
+			snprintf(got, sizeof(got), "%.*s", (int)(went < 400 ? went : 400),
+				 (const char *)buf);
+			if (ops->fini)
+				ops->fini(&ps);
+			fail_msg("%s, segment %zu: %zu bytes go \"%s\", want %zu \"%.400s\"", name, i,
+				 went, got, strlen(t[i].out), t[i].out);
+		}
+		memmove(buf, buf + went, len - went);
+		held = len - went;
+	}
+	if (ops->fini)
+		ops->fini(&ps);
+}
+
+void transcript_idle_timeout(const struct transcript_proto *tp, bool tls, const char *cmd,
+			     const char *say, const struct idle_step *t, size_t n)
+{
+	const struct proto_ops *ops = proto_get(tp->proto);
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
+	struct proto_sess ps;
+	struct proto_out o;
+
+	memset(&ps, 0, sizeof(ps));
+	if (tls)
+		ops->tls_started(&ps);
+	if (cmd) {
+		size_t len = strlen(cmd);
+		uint8_t *c = (uint8_t *)dup_exact(cmd, len);
+
+		assert_int_equal(ops->c2b_scan(&ps, c, len), len);
+		free(c);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		ops->b2c_scan(&ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		po_reset(&o);
+		proto_timeout(ops, &env, &ps, true, &o);
+		if (t[i].speaks != (o.reply_len > 0) || !(o.flags & PO_CLOSE))
+			fail_msg("step %u (\"%s\"): reply \"%.*s\", flags 0x%x", i, t[i].backend,
+				 (int)o.reply_len, o.reply, o.flags);
+		if (t[i].speaks && strncmp(o.reply, say, strlen(say)))
+			fail_msg("step %u: reply \"%.*s\", want \"%s...\"", i, (int)o.reply_len,
+				 o.reply, say);
+	}
+	if (ops->fini)
+		ops->fini(&ps);
+}

@@ -149,6 +149,57 @@ void transcript_relay(const struct transcript_proto *tp, const struct setup *su,
 		      const struct relay_step *steps, size_t n);
 #define RELAY(su, steps) transcript_relay(&TP, (su), (steps), sizeof(steps) / sizeof((steps)[0]))
 
+/* transcript_probe, and how many capabilities it learned (it frees them):
+ * for probes that fail, whose last step's return says so. */
+unsigned transcript_probe_count(const struct transcript_proto *tp,
+				const struct probe_step *t, size_t n);
+#define PROBE_COUNT(t) transcript_probe_count(&TP, (t), sizeof(t) / sizeof((t)[0]))
+
+/*
+ * A backend with as many long capabilities as the probe keeps (CAPS_MAX,
+ * each "X-VENDOR-EXTENSION-NN" and tail, up to 95 bytes): a fresh session
+ * of tp's engine (tls: starttls, a certificate) gets the greeting when
+ * greeting is not NULL, then the client line cmd; their answers in
+ * *greeting and *reply. The caller checks they are still whole.
+ */
+void transcript_many_caps(const struct transcript_proto *tp, const char *tail,
+			  const char *cmd, struct proto_out *greeting, struct proto_out *reply);
+
+/*
+ * The relay tracker: segments of client bytes on their way to the backend
+ * (to ->c2b_scan, behind what it held, as the session offers them), each
+ * after what the backend sent before them (to ->b2c_scan).
+ */
+struct seg {
+	const char *backend;     /* what the backend sends first, relayed (NULL: nothing) */
+	const char *in;          /* new client bytes */
+	const char *out;         /* what may go to the backend now */
+};
+
+/* Run t[0..n) against a fresh session of tp's engine inside TLS (the
+ * plaintext relay holds STARTTLS instead: transcript_relay); fails at the
+ * first segment whose bytes for the backend differ, named by name. */
+void transcript_track(const struct transcript_proto *tp, const char *name,
+		      const struct seg *t, size_t n);
+#define TRACK(t) transcript_track(&TP, #t, (t), sizeof(t) / sizeof((t)[0]))
+
+/* The relay's idle timeout (proto_timeout) after what the backend sent: the
+ * session must speak (its words start with the protocol's `say`) or only
+ * close. */
+struct idle_step {
+	const char *backend;     /* backend bytes relayed to the client first */
+	bool speaks;             /* the timeout says something before the close */
+};
+
+/* Run t[0..n) against a fresh session of tp's engine: inside TLS if tls,
+ * after the client command cmd went to the backend (NULL: none); each step
+ * feeds the backend's bytes, then times the session out. Fails at the first
+ * step that differs. */
+void transcript_idle_timeout(const struct transcript_proto *tp, bool tls, const char *cmd,
+			     const char *say, const struct idle_step *t, size_t n);
+#define IDLE_TIMEOUT(tls, cmd, say, t) \
+	transcript_idle_timeout(&TP, (tls), (cmd), (say), (t), sizeof(t) / sizeof((t)[0]))
+
 /* The backend capabilities list of a NULL-terminated list (NULL: none). */
 struct proto_caps *caps_make(const char *const *list);
 /* "CLOSE|STARTTLS" for PO_ flags f, in buf. */
