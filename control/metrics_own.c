@@ -93,10 +93,26 @@ static void ticket_age(FILE *f)
 	json_decref(show);
 }
 
+/* The reloads sluice-control ran: the dataplane's own families count only
+ * what reached it, and the commonest bad reload (a YAML error, a missing
+ * key file) is refused here before it does. */
+static void reloads(FILE *f, const struct ctl *ctl)
+{
+	head(f, MO_CTL_RELOADS);
+	fprintf(f, "%s{result=\"ok\"} %lu\n", fam[MO_CTL_RELOADS].name, ctl->last.n_ok);
+	fprintf(f, "%s{result=\"failed\"} %lu\n", fam[MO_CTL_RELOADS].name, ctl->last.n_failed);
+	head(f, MO_CTL_LAST_OK);
+	fprintf(f, "%s %d\n", fam[MO_CTL_LAST_OK].name, !ctl->last.any || ctl->last.ok);
+	head(f, MO_CTL_LAST_TIME);
+	fprintf(f, "%s %lld\n", fam[MO_CTL_LAST_TIME].name,
+		ctl->last.any ? ctl->last.time : ctl->started);
+}
+
 void metrics_own_write(FILE *f, const struct ctl *ctl, bool dp_up)
 {
 	head(f, MO_DATAPLANE_UP);
 	fprintf(f, "%s %d\n", fam[MO_DATAPLANE_UP].name, dp_up);
 	certs(f, ctl);
 	ticket_age(f);
+	reloads(f, ctl);
 }

@@ -16,8 +16,9 @@ loaded. Every figure is read back with PromQL over Prometheus's HTTP API
   and the shipped SluiceCertificateExpiringSoon alert is pending for the
   one with 10 days left.
 - sluicectl reload is counted (sluice_config_reloads_total{result="ok"});
-  a failed one too (a YAML error sluice-control refuses), with
-  sluice_config_last_reload_successful 0 and the SluiceReloadFailed alert
+  a failed one too (a YAML error sluice-control refuses before the
+  dataplane sees it: sluice_control_reloads_total{result="failed"}), with
+  sluice_control_last_reload_successful 0 and the SluiceReloadFailed alert
   pending, until a good one.
 - The scraped text passes `promtool check metrics` (naming lint), and the
   target is up with sluice_dataplane_up 1.
@@ -355,6 +356,10 @@ class Metrics(unittest.TestCase):
         return self.prom.value(
             f'sum(sluice_config_reloads_total{{job="sluice", result="{result}"}})') or 0
 
+    def control_reloads(self, result):
+        return self.prom.value(
+            f'sum(sluice_control_reloads_total{{job="sluice", result="{result}"}})') or 0
+
     def test_reload_counted(self):
         """sluicectl reload, then sluice_config_reloads_total{result="ok"}
         is one more, the generation is newer, the last reload successful."""
@@ -374,20 +379,23 @@ class Metrics(unittest.TestCase):
         sees it) is counted as failed and shows in
         sluice_config_last_reload_successful, which the shipped
         SluiceReloadFailed alert watches, until a good one."""
-        ok, failed = self.reloads("ok"), self.reloads("failed")
+        ok, failed = self.control_reloads("ok"), self.control_reloads("failed")
         self.addCleanup(self.restore)
         self.sl.path.write_text(self.yaml + "listeners: [\n")
         rc, out, err = self.sc.ctl("reload")
         self.assertNotEqual(rc, 0, "a broken file reloaded")
-        self.wait_value('sluice_config_last_reload_successful{job="sluice"}', 0)
-        self.wait_value('sum(sluice_config_reloads_total{job="sluice", result="failed"})',
+        # sluice-control refused it: the dataplane saw nothing, its
+        # families are unchanged; sluice-control's own count it
+        self.wait_value('sluice_control_last_reload_successful{job="sluice"}', 0)
+        self.wait_value('sum(sluice_control_reloads_total{job="sluice", result="failed"})',
                         failed + 1)
+        self.assertEqual(self.prom.value('sluice_config_last_reload_successful{job="sluice"}'), 1)
         self.assertTrue(poll(lambda: [a for a in self.prom.alerts()
                                       if a["labels"]["alertname"] == "SluiceReloadFailed"],
                              20, 0.5), "SluiceReloadFailed is not pending")
         self.restore()
-        self.wait_value('sum(sluice_config_reloads_total{job="sluice", result="ok"})', ok + 1)
-        self.wait_value('sluice_config_last_reload_successful{job="sluice"}', 1)
+        self.wait_value('sum(sluice_control_reloads_total{job="sluice", result="ok"})', ok + 1)
+        self.wait_value('sluice_control_last_reload_successful{job="sluice"}', 1)
 
     def restore(self):
         if self.sl.path.read_text() != self.yaml:
