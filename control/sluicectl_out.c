@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "duration.h"
 #include "sluicectl.h"
 
 void table_row(struct table *t, unsigned cols, ...)
@@ -76,15 +77,7 @@ static const char *dur(long long s, char *b, size_t n)
 		snprintf(b, n, "in %s", dur(-s, f, sizeof(f)));
 		return b;
 	}
-	if (s >= 86400)
-		snprintf(b, n, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
-	else if (s >= 3600)
-		snprintf(b, n, "%lldh%02lldm", s / 3600, s % 3600 / 60);
-	else if (s >= 60)
-		snprintf(b, n, "%lldm%02llds", s / 60, s % 60);
-	else
-		snprintf(b, n, "%llds", s);
-	return b;
+	return fmt_duration(s, b, n);
 }
 
 static const char *when(long long t, char *b, size_t n)

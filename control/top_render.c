@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
 #include "top_render.h"
 
 #define TAB_COLS 12
@@ -208,20 +209,13 @@ static long long sessions_of(json_t *o)
 	return -1;
 }
 
-/* "3d04h", "1h02m", "5m07s", "42s" */
 static const char *fmt_dur(long long s, char *b, size_t n)
 {
-	if (s < 0)
+	if (s < 0) {
 		snprintf(b, n, "-");
-	else if (s >= 86400)
-		snprintf(b, n, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
-	else if (s >= 3600)
-		snprintf(b, n, "%lldh%02lldm", s / 3600, s % 3600 / 60);
-	else if (s >= 60)
-		snprintf(b, n, "%lldm%02llds", s / 60, s % 60);
-	else
-		snprintf(b, n, "%llds", s);
-	return b;
+		return b;
+	}
+	return fmt_duration(s, b, n);
 }
 
 /* The listener named name in a stats answer's "listeners", or NULL. */
