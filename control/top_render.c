@@ -313,48 +313,6 @@ static void listeners(struct fb *b, const struct span *s, const struct top_read 
 		    "listener)");
 }
 
-/* The key of core object o that measures its busy time, and the unit
- * that makes it seconds: core_busy_ns, busy_us, ... (0 if none). */
-static double busy_key(json_t *o, const char **key)
-{
-	static const struct { const char *suffix; double unit; } units[] = {
-		{ "_ns", 1e-9 }, { "_us", 1e-6 }, { "_ms", 1e-3 }, { "_seconds", 1 }, { "_s", 1 },
-	};
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(o, k, v) {
-		size_t kl = strlen(k);
-
-		if (strncmp(k, "core_busy", 9) && strncmp(k, "busy", 4))
-			continue;
-		for (unsigned u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
-			size_t sl = strlen(units[u].suffix);
-
-			if (kl > sl && !strcmp(k + kl - sl, units[u].suffix)) {
-				*key = k;
-				return units[u].unit;
-			}
-		}
-	}
-	return 0;
-}
-
-/* The worker queue depth of core object o, or -1. */
-static long long queue_of(json_t *o)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(o, k, v) {
-		size_t kl = strlen(k);
-
-		if (kl >= 11 && !strcmp(k + kl - 11, "queue_depth") && json_is_integer(v))
-			return json_integer_value(v);
-	}
-	return -1;
-}
-
 static bool in_stress(json_t *stats, size_t core)
 {
 	json_t *v;
@@ -380,19 +338,17 @@ static void cores(struct fb *b, const struct span *s, const struct top_read *pre
 	json_array_foreach(cs, i, o) {
 		json_t *c = ctrs(o), *p = s->since_start ? NULL : json_array_get(pcs, i);
 		char b0[24], b1[32], b2[32], b3[32];
-		const char *key = NULL;
-		double unit = busy_key(c, &key);
-		long long d = unit ? delta(p ? ctrs(p) : NULL, c, key) : -1;
+		/* the dataplane's per-core figures beside its counters
+		 * (docs/control.md, stats): core_busy_ns, worker_queue_depth */
+		long long d = delta(p ? ctrs(p) : NULL, c, "core_busy_ns"), q = -1;
 
-		if (d < 0 && o != c && (unit = busy_key(o, &key)))
-			d = delta(p, o, key);
+		(void)get(c, "worker_queue_depth", &q);
 		snprintf(b0, sizeof(b0), "%zu", i);
 		if (d >= 0)
-			snprintf(b2, sizeof(b2), "%.1f", 100.0 * (double)d * unit / s->dt);
+			snprintf(b2, sizeof(b2), "%.1f", 100.0 * (double)d * 1e-9 / s->dt);
 		else
 			snprintf(b2, sizeof(b2), "-");
-		tab_add(&t, b0, fmt_int(sessions_of(o), b1, 32), b2,
-			fmt_int(queue_of(o) >= 0 ? queue_of(o) : queue_of(c), b3, 32),
+		tab_add(&t, b0, fmt_int(sessions_of(o), b1, 32), b2, fmt_int(q, b3, 32),
 			in_stress(cur->stats, i) ? "yes" : "-");
 	}
 	put(b, "");

@@ -107,6 +107,17 @@ static inline unsigned rt_fds(void)
 
 /* Counting what belongs to no listener (slot 0); a session's counters go
  * to its listener's slot (session.h sctr_inc). id < 0: nothing. */
+/* Handshake jobs the core has posted to the TLS workers and not yet had
+ * back, read from another thread: back first, so that posted is at least
+ * as new and the difference is never negative. */
+static inline uint64_t core_queue_depth(const struct core *c)
+{
+	uint64_t back = *(const volatile uint64_t *)&c->jobs_back;
+	uint64_t posted = *(const volatile uint64_t *)&c->jobs_posted;
+
+	return posted > back ? posted - back : 0;
+}
+
 static inline void ctr_inc(struct core *c, int id) { if (id >= 0) c->ctr.v[LSLOT_NONE][id]++; }
 static inline void ctr_add(struct core *c, int id, uint64_t n) { c->ctr.v[LSLOT_NONE][id] += n; }
 static inline void lctr_inc(struct core *c, unsigned slot, int id)

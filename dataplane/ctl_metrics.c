@@ -221,12 +221,8 @@ static void render_cores(struct scrape *sc)
 	pt_family(t, "sluice_worker_queue_depth", "gauge",
 		  "handshake jobs the core has posted to the TLS workers and not yet had back");
 	for (unsigned c = 0; c < n; c++) {
-		/* back first: then posted is at least as new, never less */
-		uint64_t back = *(volatile uint64_t *)&RT.cores[c].jobs_back;
-		uint64_t posted = *(volatile uint64_t *)&RT.cores[c].jobs_posted;
-
 		pt_printf(t, "sluice_worker_queue_depth{core=\"%u\"} %llu\n", c,
-			  (unsigned long long)(posted > back ? posted - back : 0));
+			  (unsigned long long)core_queue_depth(&RT.cores[c]));
 	}
 }
 

@@ -196,8 +196,14 @@ int ctl_stats(json_t *req, json_t *ans, char *err, size_t errlen)
 			if (o)
 				json_object_set_new(o, counter_names[k], json_integer((json_int_t)v));
 		}
-		if (o)
+		if (o) {
+			/* not counters of events, but beside them for sluicectl top */
+			json_object_set_new(o, "core_busy_ns",
+					    json_integer((json_int_t)*(volatile uint64_t *)&RT.cores[i].busy_ns));
+			json_object_set_new(o, "worker_queue_depth",
+					    json_integer((json_int_t)core_queue_depth(&RT.cores[i])));
 			json_array_append_new(cores, o);
+		}
 	}
 	json_object_set_new(ans, "counters", sum);
 	json_object_set_new(ans, "stress", stress_json());

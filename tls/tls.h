@@ -149,6 +149,8 @@ struct tls_job {
 			       client is gone (closed, timed out); the worker
 			       skips the step (no signature for nobody) */
 	char reason[120];   /* on TLSJ_FAIL */
+	int16_t peer_alert; /* on TLSJ_FAIL: the alert the client sent
+			       (tls/alerts.def), or -1 */
 };
 
 /*

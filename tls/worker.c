@@ -77,12 +77,25 @@ static bool tlsw_cancelled(struct tls_job *j)
 	return true;
 }
 
+/* The alert the client sent, from the error OpenSSL queued when it
+ * received it (reason SSL_AD_REASON_OFFSET + the alert's code), or -1. */
+static int16_t peer_alert_of(unsigned long e)
+{
+	int r = ERR_GET_REASON(e);
+
+	if (!e || ERR_GET_LIB(e) != ERR_LIB_SSL || r < SSL_AD_REASON_OFFSET ||
+	    r > SSL_AD_REASON_OFFSET + 255)
+		return -1;
+	return (int16_t)(r - SSL_AD_REASON_OFFSET);
+}
+
 /* Run one step of a handshake; the job says how far it got. */
 static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 {
 	int rc, e;
 
 	j->skipped = false;
+	j->peer_alert = -1;
 	if (tlsw_cancelled(j))
 		return;
 	ERR_clear_error();
@@ -126,6 +139,7 @@ static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 		return;
 	}
 	e = SSL_get_error(j->ssl, rc);
+	j->peer_alert = peer_alert_of(ERR_peek_error());
 	switch (e) {
 	case SSL_ERROR_WANT_READ:
 		j->status = TLSJ_WANT_READ;

@@ -10,10 +10,14 @@ Ports (127.0.0.1, inside the bench's network namespace):
     7080                 nginx's own auth_http
 """
 
+import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -163,6 +167,89 @@ class Sluice(Server):
         return self.rig.sluice_rev
 
 
+class Scraper(threading.Thread):
+    """Prometheus's view of sluice every interval_s: the dataplane's
+    `metrics` command on its socket (what sluice-control asks for each
+    scrape), every sample of every counter checked against the last scrape
+    (a counter never goes back, a line is never torn)."""
+
+    SAMPLE = re.compile(r"^(\S+_total(?:\{[^}]*\})?) (\S+)$", re.M)
+
+    def __init__(self, path, interval_s):
+        super().__init__(daemon=True)
+        self.path, self.interval_s = str(path), interval_s
+        self.halt = threading.Event()
+        self.scrapes, self.errors, self.backwards, self.bytes = 0, 0, [], 0
+        self.last = {}
+
+    def one(self):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(self.path)
+            s.sendall(b'{"cmd": "metrics"}\n')
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    raise OSError("the dataplane closed the socket")
+                buf += chunk
+        ans = json.loads(buf)
+        if not ans.get("ok"):
+            raise OSError(f"metrics: {ans}")
+        text = ans["text"]
+        self.bytes = len(text)
+        now = {k: float(v) for k, v in self.SAMPLE.findall(text)}
+        for k, v in now.items():
+            if v < self.last.get(k, 0) and len(self.backwards) < 20:
+                self.backwards.append(f"{k}: {self.last[k]} -> {v}")
+        self.last = now
+
+    def run(self):
+        while not self.halt.wait(self.interval_s):
+            try:
+                self.one()
+                self.scrapes += 1
+            except (OSError, ValueError):
+                self.errors += 1
+
+    def stop(self):
+        self.halt.set()
+        self.join(10)
+        return {"scrapes": self.scrapes, "errors": self.errors,
+                "backwards": self.backwards, "bytes": self.bytes}
+
+
+class SluiceScraped(Sluice):
+    """sluice as above, its metrics read every 100 ms while it works: the
+    cost of being watched (issue 13), from alternating rows of one run.
+    Not in the default run: `--servers sluice,sluice-scraped`."""
+    name, label = "sluice-scraped", "sluice, metrics every 100 ms"
+    note = Sluice.note + "; its dataplane's `metrics` read every 100 ms throughout"
+    opt_in = True
+    INTERVAL_S = 0.1
+
+    def render(self, template, out, cert, extra=None):
+        path = super().render(template, out, cert, extra)
+        with open(path, "a") as f:
+            f.write(f"control: {{dataplane_socket: \"{self.dir}/dp.sock\"}}\n")
+        return path
+
+    def start(self, cert):
+        super().start(cert)
+        self.scraper = Scraper(self.dir / "dp.sock", self.INTERVAL_S)
+        self.scraper.start()
+
+    def stop(self):
+        sc = getattr(self, "scraper", None)
+        if sc is not None:
+            r = sc.stop()
+            self.scraper = None
+            self.scrape_stats = r
+            if r["errors"] or r["backwards"] or not r["scrapes"]:
+                self.rig.problems.append(f"sluice-scraped: {r}")
+        super().stop()
+
+
 class Nginx(Server):
     name, label = "nginx", "nginx-mail"
     note = ("nginx mail module: master + one worker per server CPU; smtp_auth none, "
@@ -300,4 +387,4 @@ class Dovecot(Server):
         return "Dovecot " + first_line(["dovecot", "--version"])
 
 
-ALL = [Sluice, Nginx, Stunnel, Haproxy, Postfix, Dovecot]
+ALL = [Sluice, SluiceScraped, Nginx, Stunnel, Haproxy, Postfix, Dovecot]

@@ -46,10 +46,20 @@ static void sess_count_hs_fail(struct sess *s, int kind)
 	sctr_inc(s, s->certsel_rule != CERTSEL_R_OK ? certsel_ctr[s->certsel_rule] : kind);
 }
 
-/* The failure kind of OpenSSL's reason for a failed handshake step. */
-static int hs_fail_kind(const char *reason)
+/* The failure kind of a failed handshake step: the client's alert when
+ * it sent one (tls/alerts.def), else from OpenSSL's reason. */
+static int hs_fail_kind(const struct tls_job *j)
 {
-	if (strstr(reason, "alert"))
+	const char *reason = j->reason;
+
+	switch (j->peer_alert) {
+#define A(code, name, rfc8460) case code: return CTR_hsfail_alert_##name;
+#include "alerts.def"
+#undef A
+	default:
+		break;
+	}
+	if (j->peer_alert >= 0 || strstr(reason, "alert"))
 		return CTR_hsfail_peer_alert;  /* "sslv3 alert ...", "tlsv1 alert ..." */
 	if (strstr(reason, "unexpected eof") || strstr(reason, "reset"))
 		return CTR_hsfail_client_gone;
@@ -616,6 +626,7 @@ bool sess_handshake(struct sess *s)
 	s->job.cert = s->cert;
 	s->job.policy = s->policy;
 	s->job.reason[0] = 0;
+	s->job.peer_alert = -1;
 	if (!tlsw_post(s->core->id, &s->job)) {
 		sctr_inc(s, CTR_worker_queue_full);
 		sess_set_result(s, "overload", "all TLS workers are busy");
@@ -655,7 +666,7 @@ void sess_job_done(struct tls_job *j)
 		s->want_write_first = true;
 		break;
 	default:
-		sess_count_hs_fail(s, hs_fail_kind(j->reason));
+		sess_count_hs_fail(s, hs_fail_kind(j));
 		sess_fingerprint_done(s, false);
 		if (s->cert != TLS_CERT_ANY && tls_negotiation_failed(j->reason))
 			sess_certsel_disagree(s, "OpenSSL failed a handshake certsel chose a "

@@ -1004,6 +1004,14 @@ class Sluice:
                           f"sluice's connection log line for client={ip}:{port or '*'}")
 
 
+def build_has(feature):
+    """True if the build under test was configured with HAVE_<FEATURE> (its
+    sluice-build.h): the ASAN build has no jemalloc, for one."""
+    build = os.environ.get("SLUICE_BUILD_DIR") or str(REPO / "build")
+    text = (Path(build) / "sluice-build.h").read_text()
+    return re.search(rf"^#define HAVE_{feature.upper()} 1$", text, re.M) is not None
+
+
 def control_bin(name):
     """control/NAME of the build under test (sluice-control, sluicectl)."""
     build = os.environ.get("SLUICE_BUILD_DIR") or str(REPO / "build")

@@ -367,5 +367,36 @@ class Resumption(unittest.TestCase):
             sl.stop()
 
 
+class ClientAlerts(unittest.TestCase):
+
+    def test_client_alert_counted_by_name(self):
+        """A client that does not trust sluice's certificate gives up with
+        an alert (here unknown_ca: openssl s_client verifying against
+        another certificate): counted under peer_alert with the alert's
+        name, which docs/metrics.md maps to RFC 8460's
+        certificate-not-trusted."""
+        cfg = {"hostname": FRONT["hostname"], "cores": 1, "workers": 1,
+               "backends": FRONT["backends"],
+               "listeners": [listener("alerts", 31, "smtp", "implicit", "postfix")]}
+        other = pki.leaf(Path(tempfile.mkdtemp(prefix="other-", dir=scratch())), "p256",
+                         names=("someone.else.test",))
+        sl = Sluice(cfg, "metrics-alerts").start()
+        try:
+            host, port = sl.addr("alerts")
+            rc, out = run(["openssl", "s_client", "-connect", f"{host}:{port}", "-tls1_3",
+                           "-verify_return_error", "-CAfile", other["cert"]],
+                          input=b"", timeout=20)
+            self.assertNotEqual(rc, 0, out)
+            lab = dict(listener="alerts", proto="smtp", mode="implicit")
+            v = wait_until(lambda: (lambda v: v if get(v, "sluice_sessions", **lab) == 0 and
+                                    get(v, "sluice_sessions_total", **lab) == 1 else None)(
+                               parse(sl.ctl("metrics")["text"])[0]), 10, "the session closed")
+            self.assertEqual(get(v, "sluice_tls_handshake_failures_total", reason="peer_alert",
+                                 rule="alert_unknown_ca", **lab), 1, out)
+            self.assertEqual(get(v, "sluice_tls_handshakes_total", **lab), 0)
+        finally:
+            sl.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -209,6 +209,10 @@ class Top(unittest.TestCase):
                          r"sessions 1  cores 2")
         self.assertRegex(text, r"(?m)^pf\s+127\.0\.0\.1:10026\s+up$")
         self.assertRegex(text, r"(?m)^CORE\s+SESS\s+BUSY%\s+QUEUE\s+STRESS$")
+        # each core's busy share and worker queue, from the dataplane's
+        # per-core stats: numbers, never "-"
+        for core in (0, 1):
+            self.assertRegex(text, rf"(?m)^{core}\s+\d+\s+\d+\.\d\s+\d+\s+(yes|-)$")
         self.assertRegex(text, r"rates: per second over the last \d+\.\d s")
         # A smaller window: redrawn to fit it (SIGWINCH, TIOCGWINSZ).
         pane.resize(60, 10)
