@@ -247,7 +247,11 @@ def write(data, results, plots_dir):
             f"and the sink on CPU {pin['client_cpus']}"
             + ("" if pin["taskset"] else " (one CPU only: no pinning possible)") + ". "
             f"Every server gets {data['workers']} worker(s) (one per server CPU) where it "
-            "has such a knob.",
+            "has such a knob"
+            + ("." if data.get("sluice_workers", data["workers"]) == data["workers"] else
+               f"; sluice runs with `workers: {data['sluice_workers']}`"
+               + (" (handshakes inline on its cores)." if data["sluice_workers"] == 0
+                  else ".")),
             "- Network: " + ("a network namespace of the rig's own (its loopback, "
                              "127.0.0.1, ports 7000-7999)." if data["netns"] else
                              "the host's loopback, ports 7000-7999."),
