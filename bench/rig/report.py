@@ -307,6 +307,12 @@ def write(data, results, plots_dir):
         out += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     else:
         out += ["(No plots: python3-matplotlib is not installed.)", ""]
+    out += ["## Where a handshake's CPU goes", "",
+            "A profile of sluice's full TLS 1.3 handshake by function group (libcrypto, "
+            "libssl, sluice's TLS glue, the session layer, the kernel, the allocator) and "
+            "what each optimisation bought, measured in alternating runs (A B A B A B, the "
+            "median of each), are in [HANDSHAKE.md](HANDSHAKE.md): this report is written "
+            "anew by every run, that one by hand.", ""]
     out += ["## Reproduce", "", "```sh", "sudo " + data["command"], "```", "",
             "Every figure of this run is also in the JSON file beside this report "
             "(`RESULTS.json`); `bench/run --report-from RESULTS.json` writes this report "
