@@ -5,7 +5,10 @@ sluice's TLS glue (tls/), its session layer (session/, proto/), the rest of
 sluice, the per-session log line, and the kernel split into syscalls and
 TCP/IP, thread switches, and interrupts or involuntary preemption. A
 sample counts where it was taken (its leaf), a libc leaf for its nearest
-caller outside libc (OpenSSL's locks and string compares are OpenSSL's).
+caller outside libc (OpenSSL's locks and string compares are OpenSSL's),
+and a sample in an interrupt's return to user space (in a VM perf samples
+with cpu-clock, whose own tick lands there) for the user code it
+interrupted.
 
     bench/perfgroups.py perf.data build/dataplane/sluice
 """
@@ -78,7 +81,15 @@ def classify(fr, files, binary_name):
                               for s in syms):
             return "kernel: thread switches in a wait (epoll, eventfd)"
         if not in_syscall:
-            return "kernel: interrupts, involuntary preemption (other processes)"
+            if any(s in ("schedule", "__schedule") for s in syms):
+                return "kernel: involuntary preemption (another task ran)"
+            # perf's own sampling tick (cpu-clock in a VM) or another
+            # interrupt returning to user space: the time is the user
+            # code's it interrupted
+            user = [f for f in fr if not kernel(f[1])]
+            if not user:
+                return "kernel: interrupts"
+            return classify(user, files, binary_name)
         return "kernel: syscalls, TCP/IP, epoll"
     owner = dso
     if dso.startswith("libc.so"):
