@@ -11,7 +11,9 @@
  *   run-again list  sessions woken or left with work (sess_run_again)
  *   probes          core 0, when the stack asks for them (session/probe_loop.c)
  *   timer wheel     the sessions' timers (sess_timer)
- *   tlsw_kick       wake the workers for the jobs posted in this pass
+ *   tlsw_kick       wake the workers for the jobs posted in this pass;
+ *                   with workers: 0, run them here (a batch), and take
+ *                   back what ran (sess_job_done) in the same pass
  *   io->flush       the stack's timers; what the pass queued goes out
  *   reap            free the sessions closed in this pass
  *   busy time       a pass that found work adds its time (the metrics)
@@ -68,24 +70,45 @@ static void core_new_snap(struct core *c)
 	c->snap_gen = s->gen;
 }
 
+/* Handshake jobs that came back: each to its session. Returns how many. */
+static unsigned core_jobs_back(struct core *c)
+{
+	struct tls_job *j;
+	unsigned n = 0;
+
+	while ((j = tlsw_poll(c->id))) {
+		c->jobs_back++;
+		sess_job_done(j);
+		n++;
+	}
+	return n;
+}
+
 void *core_main(void *arg)
 {
 	struct core *c = arg;
 	const struct io_ops *io = c->io;
 	bool probes = c->id == 0 && io->probes_in_loop;
-	struct tls_job *j;
 
 	c->now_ms = clock_mono_ms();
 	wheel_init(&c->wheel, c->now_ms);
 	c->wake_fd = tlsw_core_fd(c->id);
 	c->snap = snap_enter(c->id);
 	c->snap_gen = c->snap->gen;
+	if (tlsw_core_enter(c->id) < 0) {
+		log_msg(LOG_ERR, "core %u: no ticket ciphers in its OpenSSL context", c->id);
+		return NULL;
+	}
 	if (io->enter && io->enter(c) < 0) {
 		log_msg(LOG_ERR, "core %u: the %s stack cannot start here", c->id, io->name);
+		tlsw_core_leave(c->id);
 		return NULL;
 	}
 	while (!atomic_load_explicit(&RT.stop, memory_order_relaxed)) {
-		unsigned wait = c->again ? 0 : CORE_WAIT_MS, work;
+		/* Inline steps left over from the last pass's batch (or
+		 * posted after it) run without a wait, as sessions with work
+		 * left do. */
+		unsigned wait = c->again || tlsw_pending(c->id) ? 0 : CORE_WAIT_MS, work;
 		uint64_t t0;
 
 		if (c->now_ms < c->hold_until && wait > 1)
@@ -113,11 +136,7 @@ void *core_main(void *arg)
 			ctr_inc(c, CTR_accept_paused_workers);
 		}
 		work = io->poll(c);
-		while ((j = tlsw_poll(c->id))) {
-			c->jobs_back++;
-			sess_job_done(j);
-			work++;
-		}
+		work += core_jobs_back(c);
 		if (c->again) {
 			sess_run_again(c);
 			work++;
@@ -125,7 +144,8 @@ void *core_main(void *arg)
 		if (probes)
 			work += probe_loop_poll(c, c->now_ms);
 		wheel_advance(&c->wheel, c->now_ms, sess_timer);
-		tlsw_kick(c->id);
+		if (tlsw_kick(c->id))
+			work += core_jobs_back(c); /* inline: their flights go out now */
 		if (io->flush)
 			io->flush(c);
 		sess_reap(c);
@@ -143,5 +163,6 @@ void *core_main(void *arg)
 		probe_loop_stop();
 	if (io->leave)
 		io->leave(c);
+	tlsw_core_leave(c->id);
 	return NULL;
 }

@@ -307,8 +307,9 @@ static int app_start(struct app *a, char *err, size_t errlen)
 		snprintf(name, sizeof(name), "sl-core%u", i % 1000u);
 		(void)pthread_setname_np(RT.cores[i].thread, name);
 	}
-	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers, %s stack",
-		SLUICE_VERSION, a->n_started, c->workers, RT.cores[0].io->name);
+	log_msg(LOG_INFO, "sluice %s started: %u cores, %u TLS workers%s, %s stack",
+		SLUICE_VERSION, a->n_started, c->workers,
+		c->workers ? "" : " (handshakes inline on the cores)", RT.cores[0].io->name);
 	return 0;
 }
 

@@ -398,7 +398,7 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	if (c->user && !getpwnam(c->user))
 		return cfg_err(ld, "user", "no such user '%s'", c->user);
 	if ((rc = cfg_uint(ld, "cores", &c->cores, 1, 1, CFG_CORES_MAX)) ||
-	    (rc = cfg_uint(ld, "workers", &c->workers, 1, 1, CFG_CORES_MAX)) ||
+	    (rc = cfg_uint(ld, "workers", &c->workers, 1, 0, CFG_CORES_MAX)) ||
 	    (rc = cfg_uint(ld, "session_cache", &c->session_cache, 20480, 0, 10000000)) ||
 	    (rc = cfg_uint(ld, "tickets.rotate", &c->tickets.rotate, 3600, 60, 7 * 86400)) ||
 	    /* RFC 8446 4.6.1: no ticket lives longer than seven days */

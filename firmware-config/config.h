@@ -324,7 +324,8 @@ struct cfg {
 	bool run_as_root;         /* without user:, root may run the dataplane
 				     only when this says so; default false */
 	unsigned cores;           /* dataplane threads, default 1 */
-	unsigned workers;         /* TLS handshake threads, default 1 */
+	unsigned workers;         /* TLS handshake threads, default 1; 0: each
+				     core runs its own handshakes (inline) */
 	enum cfg_log_target log_target; /* default stderr */
 	struct cfg_timeouts timeouts;   /* defaults 300 / 60 / 600 */
 	struct cfg_listener *listeners;

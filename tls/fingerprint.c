@@ -26,6 +26,7 @@
  * suite 0xXXXX, the others (SSLv2-only ciphers) are left out of both; they
  * have no extensions. Neither spec says more about them.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,32 @@ struct sink {
 	size_t n;              /* bytes batched in buf for the digest */
 	unsigned char buf[256];
 };
+
+/*
+ * MD5 and SHA-256, fetched once for the process. EVP_md5() and
+ * EVP_sha256() are OpenSSL 3's legacy handles: each EVP_DigestInit_ex with
+ * one fetches the implementation again (a lock, a hash lookup and name
+ * compares), three times per ClientHello. A fetched EVP_MD is immutable
+ * and may be shared by threads; it is kept to the end (never freed: a
+ * core may still be reading a hello when another thread would free it).
+ */
+static EVP_MD *fp_md5, *fp_sha256;
+static pthread_once_t fp_md_once = PTHREAD_ONCE_INIT;
+
+static void fp_md_fetch(void)
+{
+	fp_md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+	fp_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The fetched digest, or the legacy handle if the fetch failed. */
+static const EVP_MD *fp_md(bool sha256)
+{
+	pthread_once(&fp_md_once, fp_md_fetch);
+	if (sha256)
+		return fp_sha256 ? fp_sha256 : EVP_sha256();
+	return fp_md5 ? fp_md5 : EVP_md5();
+}
 
 static void sink_open(struct sink *k, const EVP_MD *type, char *s, size_t cap)
 {
@@ -208,7 +235,7 @@ static void ja3(const struct fp_lists *l, struct hello *h)
 {
 	struct sink k;
 
-	sink_open(&k, EVP_md5(), h->ja3, sizeof(h->ja3));
+	sink_open(&k, fp_md(false), h->ja3, sizeof(h->ja3));
 	put_dec(&k, l->legacy_version);
 	put(&k, ",", 1);
 	put_list(&k, l->ciphers, l->nciphers, '-', false, true);
@@ -272,7 +299,7 @@ static bool ja4_hash(const uint16_t *v, size_t n, const uint16_t *sig, size_t ns
 		memcpy(out, "000000000000", 13);
 		return true;
 	}
-	sink_open(&k, EVP_sha256(), NULL, 0);
+	sink_open(&k, fp_md(true), NULL, 0);
 	put_list(&k, v, n, ',', true, false);
 	for (i = 0; i < nsig && hello_is_grease(sig[i]); i++)
 		;

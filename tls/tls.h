@@ -8,7 +8,9 @@
  * A handshake is a job (struct tls_job) that a core posts to a worker over a
  * single-producer/single-consumer ring. While the job is out, the worker owns
  * the SSL object and the session's two TLS byte buffers (struct tls_io); the
- * core touches neither until the job comes back. After the handshake the SSL
+ * core touches neither until the job comes back. With workers: 0 the core runs
+ * the job itself at the end of its pass (tlsw_kick), through the same code
+ * and the same rings, and takes it back in that pass. After the handshake the SSL
  * object stays with the core for the rest of the session: OpenSSL's record
  * layer (SSL_read/SSL_write) over the same BIO.
  */
@@ -155,13 +157,23 @@ struct tls_job {
 
 /*
  * The worker pool. tlsw_start() creates n_workers threads, each with its own
- * OSSL_LIB_CTX, and a ring pair per (core, worker). The SSL_CTXs come
+ * OSSL_LIB_CTX, and a ring pair per (core, worker). With n_workers 0 no
+ * thread starts: each core gets an OSSL_LIB_CTX and a ring pair of its own
+ * and runs its handshake steps inline (tlsw_kick). The SSL_CTXs come
  * from tlsw_ctxs_build(), once per configuration snapshot: for every cert
  * set and every policy it is used with, one SSL_CTX per certificate and
- * one combined, in every worker's own library context (built by the
- * caller's thread, never a core's). A job names its table.
+ * one combined, in every worker's (inline: every core's) own library
+ * context (built by the caller's thread, never a core's). A job names its
+ * table.
  */
 int tlsw_start(unsigned n_workers, unsigned n_cores, char *err, size_t errlen);
+/* workers: 0, the cores run the handshake steps themselves. */
+bool tlsw_inline(void);
+/* On core's own thread, before its first and after its last step: inline,
+ * the thread's ticket ciphers in the core's library context (0 or
+ * -ENOENT); nothing with workers. */
+int tlsw_core_enter(unsigned core);
+void tlsw_core_leave(unsigned core);
 struct tlsw_ctxs *tlsw_ctxs_build(struct tls_certset *const *sets, unsigned n_sets,
 				  char *err, size_t errlen);
 /* SSL objects made from them keep their SSL_CTX alive (OpenSSL counts). */
@@ -174,8 +186,13 @@ void tlsw_fini(void);
 /* Post a job from core; false if every ring of that core is full (the
  * caller keeps the job). */
 bool tlsw_post(unsigned core, struct tls_job *job);
-/* Wake the workers that core posted to since the last call. */
-void tlsw_kick(unsigned core);
+/* Wake the workers that core posted to since the last call; inline, run
+ * up to a batch of core's posted steps (they come back on tlsw_poll).
+ * Returns the steps run inline (0 with workers). */
+unsigned tlsw_kick(unsigned core);
+/* Inline: core has steps posted or run and not yet polled (its next pass
+ * must not wait). Always false with workers, whose eventfd wakes it. */
+bool tlsw_pending(unsigned core);
 /* Next finished job for core, or NULL. */
 struct tls_job *tlsw_poll(unsigned core);
 /* eventfd that becomes readable when jobs come back to core. */

@@ -8,6 +8,15 @@
  * carries jobs to the worker and one carries them back. A core wakes a worker
  * through the worker's eventfd, and a worker wakes a core through the core's
  * eventfd, which sits in the core's epoll set.
+ *
+ * With no workers (workers: 0) each core runs its own handshake steps, as
+ * nginx and HAProxy do: the core has a library context and SSL_CTXs of its
+ * own, a job goes on the core's own ring pair as it would to a worker, and
+ * tlsw_kick(), instead of waking a worker, runs at most TLSW_INLINE_BATCH of
+ * them through the same tlsw_handshake() a worker calls. No thread switch
+ * and no eventfd per step; a flood of steps waits on the ring between
+ * passes, where tlsw_fill() sees it and a gone client's step is skipped,
+ * as with a worker.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,7 +34,12 @@
 #include "tls.h"
 
 #define TLSW_RING 1024
+/* Inline: steps a core runs per pass. A full handshake's first step (the
+ * signature and the key exchange) takes about 150 us here, so a pass
+ * stays within a few ms and the other sessions' I/O goes on between. */
+#define TLSW_INLINE_BATCH 16
 
+/* A worker, or inline a core's handshake context (no thread, no evfd). */
 struct tlsw {
 	pthread_t thread;
 	int evfd;              /* cores write here after posting */
@@ -37,24 +51,32 @@ struct tlsw {
 
 static struct {
 	unsigned n_workers, n_cores;
-	struct tlsw *w;
-	struct ring *to_w;     /* [core * n_workers + worker] */
-	struct ring *to_c;     /* [worker * n_cores + core] */
+	bool inline_hs;        /* workers: 0, the cores run the steps */
+	unsigned n_ctx;        /* library contexts: n_workers, or inline n_cores */
+	unsigned n_rings;      /* each way: n_workers * n_cores, or inline n_cores */
+	struct tlsw *w;        /* [n_ctx] */
+	struct ring *to_w;     /* [core * n_workers + worker]; inline [core]:
+				  steps posted, not yet run */
+	struct ring *to_c;     /* [worker * n_cores + core]; inline [core]:
+				  steps run, not yet polled */
 	int *core_fd;          /* [core] */
 	unsigned *rr;          /* [core] next worker to try */
 	uint8_t *kick;         /* [core * n_workers + worker] posted since last kick */
-	uint32_t *out;         /* [core * n_workers + worker] jobs not yet back;
-				  kept below the ring size so returns never block */
+	uint32_t *out;         /* [core * n_workers + worker] (inline [core]) jobs
+				  not yet back; kept below the ring size so
+				  returns never block */
 	_Atomic bool stop;
 	pthread_barrier_t ready;
 } P;
 
 #define CTX_PER_SET ((TLS_CERTS_MAX + 1) * CFG_POLICY_COUNT)
 
-/* The SSL_CTXs of one configuration snapshot, every worker's own. */
+/* The SSL_CTXs of one configuration snapshot, every worker's (inline:
+ * every core's) own. */
 struct tlsw_ctxs {
-	unsigned n_sets, n_workers;
-	SSL_CTX **ctx[];       /* [worker][ctx_slot(set, cert, policy)]; NULL where unused */
+	unsigned n_sets, n_ctx;
+	SSL_CTX **ctx[];       /* [worker or core][ctx_slot(set, cert, policy)];
+				  NULL where unused */
 };
 
 /* Index in a worker's ctx table: per set, the combined SSL_CTX and one per
@@ -228,24 +250,39 @@ int tlsw_start(unsigned n_workers, unsigned n_cores, char *err, size_t errlen)
 	memset(&P, 0, sizeof(P));
 	P.n_workers = n_workers;
 	P.n_cores = n_cores;
-	P.w = calloc(n_workers, sizeof(*P.w));
-	P.to_w = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
-	P.to_c = calloc((size_t)n_workers * n_cores, sizeof(struct ring));
+	P.inline_hs = n_workers == 0;
+	P.n_ctx = P.inline_hs ? n_cores : n_workers;
+	P.n_rings = P.inline_hs ? n_cores : n_workers * n_cores;
+	P.w = calloc(P.n_ctx, sizeof(*P.w));
+	P.to_w = calloc(P.n_rings, sizeof(struct ring));
+	P.to_c = calloc(P.n_rings, sizeof(struct ring));
 	P.core_fd = calloc(n_cores, sizeof(int));
 	P.rr = calloc(n_cores, sizeof(unsigned));
-	P.kick = calloc((size_t)n_workers * n_cores, 1);
-	P.out = calloc((size_t)n_workers * n_cores, sizeof(uint32_t));
+	P.kick = calloc(P.n_rings, 1);
+	P.out = calloc(P.n_rings, sizeof(uint32_t));
 	if (!P.w || !P.to_w || !P.to_c || !P.core_fd || !P.rr || !P.kick || !P.out)
 		goto fail;
-	for (i = 0; i < n_workers * n_cores; i++)
+	for (i = 0; i < P.n_rings; i++)
 		if (ring_init(&P.to_w[i], TLSW_RING) < 0 || ring_init(&P.to_c[i], TLSW_RING) < 0)
 			goto fail;
+	/* Inline too: the stacks watch a core's eventfd, nothing rings it. */
 	for (i = 0; i < n_cores; i++) {
 		P.core_fd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (P.core_fd[i] < 0) {
 			rc = -errno;
 			goto fail;
 		}
+	}
+	if (P.inline_hs) {
+		/* Each core's context, made here: its thread fetches the ticket
+		 * ciphers in it when it starts (tlsw_core_enter). */
+		for (i = 0; i < n_cores; i++) {
+			P.w[i].id = i;
+			P.w[i].evfd = -1;
+			if (!(P.w[i].libctx = OSSL_LIB_CTX_new()))
+				goto fail;
+		}
+		return 0;
 	}
 	for (i = 0; i < n_workers; i++) {
 		P.w[i].evfd = eventfd(0, EFD_CLOEXEC);
@@ -282,6 +319,25 @@ fail:
 	return rc;
 }
 
+bool tlsw_inline(void)
+{
+	return P.inline_hs;
+}
+
+int tlsw_core_enter(unsigned core)
+{
+	if (!P.inline_hs)
+		return 0;
+	return tls_resume_thread_init(P.w[core].libctx);
+}
+
+void tlsw_core_leave(unsigned core)
+{
+	(void)core;
+	if (P.inline_hs)
+		tls_resume_thread_fini();
+}
+
 void tlsw_stop(void (*orphan)(struct tls_job *))
 {
 	unsigned i;
@@ -294,7 +350,7 @@ void tlsw_stop(void (*orphan)(struct tls_job *))
 		pthread_join(P.w[i].thread, NULL);
 	/* The cores have stopped: what is on the rings is nobody's. Freed
 	 * before the library contexts its SSL objects come from. */
-	for (i = 0; orphan && P.to_w && i < P.n_workers * P.n_cores; i++) {
+	for (i = 0; orphan && P.to_w && i < P.n_rings; i++) {
 		struct tls_job *j;
 
 		while (P.to_w[i].slot && (j = ring_pop(&P.to_w[i])))
@@ -311,11 +367,12 @@ void tlsw_fini(void)
 	/* Only now: a worker that ran a step for an SSL object made in another
 	 * worker's library context holds thread state of that context until
 	 * it exits. */
-	for (i = 0; P.w && i < P.n_workers; i++) {
+	for (i = 0; P.w && i < P.n_ctx; i++) {
 		OSSL_LIB_CTX_free(P.w[i].libctx);
-		close(P.w[i].evfd);
+		if (P.w[i].evfd >= 0)
+			close(P.w[i].evfd);
 	}
-	for (i = 0; P.to_w && i < P.n_workers * P.n_cores; i++) {
+	for (i = 0; P.to_w && i < P.n_rings; i++) {
 		ring_fini(&P.to_w[i]);
 		ring_fini(&P.to_c[i]);
 	}
@@ -337,6 +394,13 @@ bool tlsw_post(unsigned core, struct tls_job *job)
 	unsigned i, w;
 
 	job->core = (uint16_t)core;
+	if (P.inline_hs) {
+		/* The core's own ring; run by tlsw_kick() at the pass's end. */
+		if (P.out[core] >= TLSW_RING || !ring_push(&P.to_w[core], job))
+			return false;
+		P.out[core]++;
+		return true;
+	}
 	for (i = 0; i < P.n_workers; i++) {
 		w = (P.rr[core] + i) % P.n_workers;
 		if (P.out[core * P.n_workers + w] >= TLSW_RING)
@@ -351,17 +415,39 @@ bool tlsw_post(unsigned core, struct tls_job *job)
 	return false;
 }
 
-void tlsw_kick(unsigned core)
+/* Inline: run up to TLSW_INLINE_BATCH of core's posted steps, oldest
+ * first, onto its return ring. Returns how many ran. */
+static unsigned tlsw_run_inline(unsigned core)
+{
+	struct tls_job *j;
+	unsigned n;
+
+	for (n = 0; n < TLSW_INLINE_BATCH && (j = ring_pop(&P.to_w[core])); n++) {
+		tlsw_handshake(&P.w[core], j);
+		ring_push(&P.to_c[core], j); /* out[core] <= TLSW_RING: never full */
+	}
+	return n;
+}
+
+unsigned tlsw_kick(unsigned core)
 {
 	unsigned w;
 	uint64_t v = 1;
 
+	if (P.inline_hs)
+		return tlsw_run_inline(core);
 	for (w = 0; w < P.n_workers; w++) {
 		if (!P.kick[core * P.n_workers + w])
 			continue;
 		P.kick[core * P.n_workers + w] = 0;
 		(void)!write(P.w[w].evfd, &v, sizeof(v));
 	}
+	return 0;
+}
+
+bool tlsw_pending(unsigned core)
+{
+	return P.inline_hs && P.out[core];
 }
 
 struct tls_job *tlsw_poll(unsigned core)
@@ -369,6 +455,11 @@ struct tls_job *tlsw_poll(unsigned core)
 	unsigned w;
 	struct tls_job *j;
 
+	if (P.inline_hs) {
+		if ((j = ring_pop(&P.to_c[core])))
+			P.out[core]--;
+		return j;
+	}
 	for (w = 0; w < P.n_workers; w++) {
 		if ((j = ring_pop(&P.to_c[w * P.n_cores + core]))) {
 			P.out[core * P.n_workers + w]--;
@@ -387,6 +478,8 @@ unsigned tlsw_fill(unsigned core)
 {
 	uint64_t out = 0;
 
+	if (P.inline_hs)
+		return (unsigned)((uint64_t)P.out[core] * 100 / TLSW_RING);
 	for (unsigned w = 0; w < P.n_workers; w++)
 		out += P.out[core * P.n_workers + w];
 	return P.n_workers ? (unsigned)(out * 100 / ((uint64_t)P.n_workers * TLSW_RING)) : 0;
@@ -395,15 +488,15 @@ unsigned tlsw_fill(unsigned core)
 struct tlsw_ctxs *tlsw_ctxs_build(struct tls_certset *const *sets, unsigned n_sets,
 				  char *err, size_t errlen)
 {
-	struct tlsw_ctxs *t = calloc(1, sizeof(*t) + P.n_workers * sizeof(t->ctx[0]));
+	struct tlsw_ctxs *t = calloc(1, sizeof(*t) + P.n_ctx * sizeof(t->ctx[0]));
 
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	t->n_sets = n_sets;
-	t->n_workers = P.n_workers;
-	for (unsigned w = 0; w < P.n_workers; w++) {
+	t->n_ctx = P.n_ctx;
+	for (unsigned w = 0; w < P.n_ctx; w++) {
 		if (!(t->ctx[w] = calloc((size_t)(n_sets ? n_sets : 1) * CTX_PER_SET,
 					 sizeof(SSL_CTX *)))) {
 			snprintf(err, errlen, "out of memory");
@@ -437,7 +530,7 @@ void tlsw_ctxs_free(struct tlsw_ctxs *t)
 {
 	if (!t)
 		return;
-	for (unsigned w = 0; w < t->n_workers; w++) {
+	for (unsigned w = 0; w < t->n_ctx; w++) {
 		for (size_t s = 0; t->ctx[w] && s < (size_t)t->n_sets * CTX_PER_SET; s++)
 			SSL_CTX_free(t->ctx[w][s]);
 		free(t->ctx[w]);

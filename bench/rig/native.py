@@ -120,7 +120,8 @@ class NativeStack(Server):
         self.network()
         cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
                           {"@TAP_CLIENT@": self.tap_c, "@TAP_BACKEND@": self.tap_b,
-                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us)})
+                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us),
+                           "@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
         self.log = self.dir / "stderr.log"
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(self.rig.server_pin

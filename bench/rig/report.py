@@ -247,7 +247,11 @@ def write(data, results, plots_dir):
             f"and the sink on CPU {pin['client_cpus']}"
             + ("" if pin["taskset"] else " (one CPU only: no pinning possible)") + ". "
             f"Every server gets {data['workers']} worker(s) (one per server CPU) where it "
-            "has such a knob.",
+            "has such a knob"
+            + ("." if data.get("sluice_workers", data["workers"]) == data["workers"] else
+               f"; sluice runs with `workers: {data['sluice_workers']}`"
+               + (" (handshakes inline on its cores)." if data["sluice_workers"] == 0
+                  else ".")),
             "- Network: " + ("a network namespace of the rig's own (its loopback, "
                              "127.0.0.1, ports 7000-7999)." if data["netns"] else
                              "the host's loopback, ports 7000-7999."),
@@ -303,6 +307,12 @@ def write(data, results, plots_dir):
         out += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     else:
         out += ["(No plots: python3-matplotlib is not installed.)", ""]
+    out += ["## Where a handshake's CPU goes", "",
+            "A profile of sluice's full TLS 1.3 handshake by function group (libcrypto, "
+            "libssl, sluice's TLS glue, the session layer, the kernel, the allocator) and "
+            "what each optimisation bought, measured in alternating runs (A B A B A B, the "
+            "median of each), are in [HANDSHAKE.md](HANDSHAKE.md): this report is written "
+            "anew by every run, that one by hand.", ""]
     out += ["## Reproduce", "", "```sh", "sudo " + data["command"], "```", "",
             "Every figure of this run is also in the JSON file beside this report "
             "(`RESULTS.json`); `bench/run --report-from RESULTS.json` writes this report "

@@ -141,7 +141,8 @@ class Sluice(Server):
 
     def start(self, cert):
         self.fresh_dir()
-        cfg = self.render("sluice.yaml.in", self.dir / "sluice.yaml", cert)
+        cfg = self.render("sluice.yaml.in", self.dir / "sluice.yaml", cert,
+                          {"@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
         self.spawn([self.rig.sluice_bin, "-c", cfg],
                    listen=(SMTPS, SMTP_STARTTLS, IMAP_STARTTLS, IMAPS))
         # started = listening and the backends probed

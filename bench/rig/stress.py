@@ -79,7 +79,7 @@ class Ctx:
     def sluice_config(self):
         cfg = harness.load_example("mail-front.yaml")
         cfg["cores"] = 1
-        cfg["workers"] = 1
+        cfg["workers"] = self.args.sluice_workers   # 1, or 0: handshakes inline
         cfg["limits"] = {"nofile": NOFILE, "sessions_per_core": SESSIONS_PER_CORE}
         for b in cfg["backends"]:
             b["health_interval"] = 2        # back in service soon after a restart
@@ -354,6 +354,7 @@ class _NativeRig:
         self.sluice_bin = ctx.sluice_bin
         self.bdir = ctx.bdir
         self.workers = 1
+        self.sluice_workers = ctx.args.sluice_workers
         self.server_pin = ["taskset", "-c", ",".join(map(str, ctx.server_cpus))]
         self.client_pin = ctx.client_pin
         self.problems = ctx.problems
@@ -742,7 +743,7 @@ def run(args, scratch):
     ctx = Ctx(args, scratch)
     data = {"mode": "quick" if args.quick else "full", "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "seconds": ctx.seconds, "rate_per_s": ctx.rate, "nofile": NOFILE,
-            "sessions_per_core": SESSIONS_PER_CORE, "cores": 1, "workers": 1,
+            "sessions_per_core": SESSIONS_PER_CORE, "cores": 1, "workers": args.sluice_workers,
             "server_cpus": ctx.server_cpus, "client_cpus": ctx.client_cpus,
             "sluice": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                      stdout=subprocess.PIPE, text=True).stdout.strip(),

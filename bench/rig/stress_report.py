@@ -37,7 +37,7 @@ def write(data, path):
         f"sluice {data['sluice']} (`{data.get('sluice_bin', '?')}`), "
         f"{data['elapsed_s']} s in all.",
         "",
-        f"sluice: `cores: 1`, `workers: 1` on CPU {data['server_cpus']}, "
+        f"sluice: `cores: 1`, `workers: {data.get('workers', 1)}` on CPU {data['server_cpus']}, "
         f"`limits.nofile: {data['nofile']}` (and RLIMIT_NOFILE set to it from outside), "
         f"`limits.sessions_per_core: {data['sessions_per_core']}`, other limits at their "
         "defaults; behind it the real Postfix and Dovecot of tests/integration. The floods "

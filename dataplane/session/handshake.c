@@ -260,8 +260,10 @@ static int cipher_ctr(uint16_t id)
 	}
 }
 
-/* What the handshake agreed on, into the counters. */
-static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
+/* What the handshake agreed on, into the counters: the key that signed
+ * is the chosen certificate's (tc, its type read at load) or, from the
+ * set's combined SSL_CTX, OpenSSL's pick (k). */
+static void sess_count_tls(struct sess *s, const struct tls_cert *tc, const EVP_PKEY *k)
 {
 	int nid = SSL_get_negotiated_group(s->ssl);
 	const SSL_CIPHER *ciph = SSL_get_current_cipher(s->ssl);
@@ -288,8 +290,20 @@ static void sess_count_tls(struct sess *s, const EVP_PKEY *k)
 		snprintf(s->cert_kind, sizeof(s->cert_kind), "-"); /* none was sent */
 		return;
 	}
+	if (tc) {
+		snprintf(s->cert_kind, sizeof(s->cert_kind), "%s", tc->kind);
+		switch (tc->type) {
+		case TLS_KEY_RSA:        sctr_inc(s, CTR_cert_rsa); break;
+		case TLS_KEY_ED25519:    sctr_inc(s, CTR_cert_ed25519); break;
+		case TLS_KEY_ECDSA_P384: sctr_inc(s, CTR_cert_ecdsa_p384); break;
+		case TLS_KEY_ECDSA_P256: sctr_inc(s, CTR_cert_ecdsa_p256); break;
+		default: break;
+		}
+		return;
+	}
 	if (!k)
 		return;
+	tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
 	if (EVP_PKEY_is_a(k, "RSA"))
 		sctr_inc(s, CTR_cert_rsa);
 	else if (EVP_PKEY_is_a(k, "ED25519"))
@@ -335,7 +349,11 @@ static void sess_tls_up(struct sess *s)
 {
 	const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
 	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
-	EVP_PKEY *k = SSL_get_privatekey(s->ssl);
+	const struct tls_certset *set = s->l->sets[s->set];
+	/* The certificate certsel chose: what it is was read at load, not
+	 * asked of OpenSSL's key again per handshake (provider queries). */
+	const struct tls_cert *tc = s->cert < set->n ? &set->cert[s->cert] : NULL;
+	EVP_PKEY *k = tc ? NULL : SSL_get_privatekey(s->ssl);
 	struct proto_out o;
 
 	s->tls = true;
@@ -346,9 +364,7 @@ static void sess_tls_up(struct sess *s)
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->ssl));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", c ? SSL_CIPHER_get_name(c) : "-");
 	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
-	if (k)
-		tls_key_kind(k, s->cert_kind, sizeof(s->cert_kind));
-	sess_count_tls(s, k);
+	sess_count_tls(s, tc, k);
 	sess_fingerprint_done(s, true);
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);

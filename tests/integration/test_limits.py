@@ -21,7 +21,8 @@ needs:
   and leaves stress once the flood is gone;
 - handshake floods: clients that send a ClientHello and close cost no
   handshake step (handshake_jobs_skipped) and a delivery still lands;
-  limits.per_address.handshakes refuses the next full handshake.
+  limits.per_address.handshakes refuses the next full handshake; both
+  again with workers: 0, the cores running the steps (HandshakeFloodInline).
 """
 
 import os
@@ -406,6 +407,20 @@ class HandshakeFlood(LimitsCase):
         self.assertTrue(first_line(s).startswith(b"220 "))
         s.close()
         self.assertEqual(counters(sl)["handshake_refused_rate"], 1)
+
+
+
+class HandshakeFloodInline(HandshakeFlood):
+    """The same floods with workers: 0 (issue 14): the core runs the steps
+    itself, through the same job code, so a ClientHello-and-close costs no
+    step (handshake_jobs_skipped), a delivery still lands, and
+    limits.per_address.handshakes refuses before any work."""
+
+    def start(self, cfg):
+        cfg["workers"] = 0
+        sl = super().start(cfg)
+        self.assertEqual(sl.ctl("status")["workers"], 0)
+        return sl
 
 
 if __name__ == "__main__":

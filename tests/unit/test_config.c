@@ -401,9 +401,9 @@ static const struct bad_case bad_cases[] = {
 	{ "cores out of range",
 	  "cores: 65\n" BE LS,
 	  "t.yaml:1: cores: 65 is out of range (1..64)", NULL },
-	{ "workers zero",
-	  "workers: 0\n" BE LS,
-	  "t.yaml:1: workers: 0 is out of range (1..64)", NULL },
+	{ "workers out of range",
+	  "workers: 65\n" BE LS,
+	  "t.yaml:1: workers: 65 is out of range (0..64)", NULL },
 	{ "global timeout zero",
 	  "timeouts:\n  plaintext: 10\n  handshake: 0\n" BE LS,
 	  "t.yaml:3: timeouts.handshake: 0 is out of range (1..86400)", NULL },
@@ -472,6 +472,30 @@ static const struct bad_case bad_cases[] = {
 };
 
 /* Every broken document: rejected, exact prefix, nothing left in *out. */
+/* workers: 0 is the inline mode (each core runs its own handshakes);
+ * left out, one worker thread. */
+static void test_workers(void **state)
+{
+	(void)state;
+	static const struct { const char *doc; unsigned cores, workers; } t[] = {
+		{ "workers: 0\n" BE LS, 1, 0 },
+		{ "cores: 4\nworkers: 0\n" BE LS, 4, 0 },
+		{ "workers: 3\n" BE LS, 1, 3 },
+		{ BE LS, 1, 1 },
+	};
+
+	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char err[512];
+		struct cfg *c = NULL;
+
+		if (cfg_load_string(t[i].doc, strlen(t[i].doc), "w.yaml", &c, err, sizeof(err)))
+			fail_msg("case %u: %s", i, err);
+		assert_int_equal(c->cores, t[i].cores);
+		assert_int_equal(c->workers, t[i].workers);
+		cfg_free(c);
+	}
+}
+
 /* quirks: the keys come from the quirk table; what is not written gets the
  * table's default, a quirk with no switch stays fixed. */
 static void test_quirk_actions(void **state)
@@ -893,6 +917,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_quickstart),
 		cmocka_unit_test(test_embedded_default),
 		cmocka_unit_test(test_defaults_and_overrides),
+		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_quirk_actions),
 		cmocka_unit_test(test_detect_implicit_defaults),
 		cmocka_unit_test(test_metrics_addr),
