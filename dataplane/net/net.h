@@ -68,6 +68,9 @@ struct tcp_params {
 					 in [limit/2, limit*3/2), CVE-2016-5696) */
 	uint32_t challenge_ack_conn_us; /* least time between two challenge ACKs of one
 					   connection (Linux's tcp_invalid_ratelimit): 500 ms */
+	uint32_t buf_idle_us;      /* a connection's send or receive buffer, empty this
+				      long, is freed (allocated again on the next byte):
+				      1 s */
 	uint32_t pmtu_age_us;      /* a path MTU learnt from ICMP is raised back to the
 				      link's after this (RFC 1191 §6.3, RFC 8201 §4): 10 min */
 	uint16_t port_lo, port_hi; /* ephemeral ports: 32768..60999 */
