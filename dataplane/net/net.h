@@ -45,8 +45,9 @@ enum net_cc {
 
 /* TCP tunables. Zero fields take the default given at the right. */
 struct tcp_params {
-	uint32_t sndbuf;           /* send buffer bytes, power of 2 (256 KiB) */
-	uint32_t rcvbuf;           /* receive buffer bytes, power of 2 (256 KiB) */
+	uint32_t sndbuf;           /* bytes a connection may queue, power of 2 (256 KiB) */
+	uint32_t rcvbuf;           /* receive window, power of 2 (256 KiB); memory for
+				      both follows what is in flight (tcp_buf.c) */
 	uint32_t rto_init_us;      /* RFC 6298 §2.1: 1 s */
 	uint32_t rto_min_us;       /* 200 ms (RFC 6298 §2.4 says 1 s; see README) */
 	uint32_t rto_max_us;       /* RFC 6298 §2.5: 60 s */
