@@ -311,8 +311,9 @@ size_t nat_report(char *line, size_t len, size_t o)
 {
 	uint64_t net[NET_C__COUNT] = { 0 };
 	struct net_cycle_stats cs, tot = { 0 };
+	struct net_conn_stats ncs;
 	uint64_t rx = 0, tx = 0, txd = 0, nomb = 0, sout = 0, sdrop = 0, pauses = 0;
-	uint64_t busy = 0, idle = 0, rxb = 0, txb = 0;
+	uint64_t busy = 0, idle = 0, rxb = 0, txb = 0, conns = 0, bufb = 0;
 	unsigned k, i, n;
 
 	for (k = 0; k < RT.n_cores; k++) {
@@ -327,6 +328,9 @@ size_t nat_report(char *line, size_t len, size_t o)
 			for (n = 0; n < NET_C__COUNT; n++)
 				net[n] += v[n];
 			net_cycle_stats(q->st, &cs);
+			net_conn_stats(q->st, &ncs);
+			conns += ncs.conns;
+			bufb += ncs.buf_bytes;
 			tot.rx_frames += cs.rx_frames;
 			tot.rx_cycles += cs.rx_cycles;
 			tot.polls += cs.polls;
@@ -349,6 +353,9 @@ size_t nat_report(char *line, size_t len, size_t o)
 	for (n = 0; n < NET_C__COUNT; n++)
 		if (net[n])
 			OUT(" net_%s=%llu", net_counter_names[n], (unsigned long long)net[n]);
+	/* Gauges: connections held and the memory of their TCP buffers (an
+	 * idle connection holds none: net/tcp_buf.c). */
+	OUT(" nat_conns=%llu nat_buf_bytes=%llu", (unsigned long long)conns, (unsigned long long)bufb);
 	OUT(" nat_rx_frames=%llu nat_rx_bytes=%llu nat_tx_frames=%llu nat_tx_bytes=%llu "
 	    "nat_tx_drops=%llu nat_tx_nombuf=%llu nat_spread_out=%llu nat_spread_drops=%llu "
 	    "nat_pauses=%llu",

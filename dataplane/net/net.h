@@ -45,8 +45,9 @@ enum net_cc {
 
 /* TCP tunables. Zero fields take the default given at the right. */
 struct tcp_params {
-	uint32_t sndbuf;           /* send buffer bytes, power of 2 (256 KiB) */
-	uint32_t rcvbuf;           /* receive buffer bytes, power of 2 (256 KiB) */
+	uint32_t sndbuf;           /* bytes a connection may queue, power of 2 (256 KiB) */
+	uint32_t rcvbuf;           /* receive window, power of 2 (256 KiB); memory for
+				      both follows what is in flight (tcp_buf.c) */
 	uint32_t rto_init_us;      /* RFC 6298 §2.1: 1 s */
 	uint32_t rto_min_us;       /* 200 ms (RFC 6298 §2.4 says 1 s; see README) */
 	uint32_t rto_max_us;       /* RFC 6298 §2.5: 60 s */
@@ -68,6 +69,9 @@ struct tcp_params {
 					 in [limit/2, limit*3/2), CVE-2016-5696) */
 	uint32_t challenge_ack_conn_us; /* least time between two challenge ACKs of one
 					   connection (Linux's tcp_invalid_ratelimit): 500 ms */
+	uint32_t buf_idle_us;      /* a connection's send or receive buffer, empty this
+				      long, is freed (allocated again on the next byte):
+				      1 s */
 	uint32_t pmtu_age_us;      /* a path MTU learnt from ICMP is raised back to the
 				      link's after this (RFC 1191 §6.3, RFC 8201 §4): 10 min */
 	uint16_t port_lo, port_hi; /* ephemeral ports: 32768..60999 */

@@ -174,10 +174,21 @@ struct tcp_conn {
 	bool want_writable;          /* a tcp_send came up short */
 	bool rtt_timing;             /* a segment is timed (no timestamps) */
 	bool in_tw;                  /* on the stack's TIME_WAIT list */
+	bool on_bi;                  /* on the stack's buffer-idle list */
 	int soft_err;                /* ended by reset/timeout with bytes unread: tcp_read's
 					error once they are read */
-	struct tcp_conn *tw_prev, *tw_next; /* TIME_WAIT list, oldest first */
-	uint64_t tw_us;              /* entered TIME_WAIT */
+	/* One list at a time: TIME_WAIT (oldest first) holds no buffer, the
+	 * buffer-idle list (longest idle first) only connections that do. */
+	union {
+		struct {
+			struct tcp_conn *tw_prev, *tw_next;
+			uint64_t tw_us;      /* entered TIME_WAIT */
+		};
+		struct {
+			struct tcp_conn *bi_prev, *bi_next;
+			uint64_t bi_us;      /* its buffers last found empty */
+		};
+	};
 	uint64_t chack_us;           /* last challenge ACK (RFC 5961 §7 per connection) + 1 */
 	uint64_t pmtu_us;            /* last PMTU reduction (RFC 1191 §6.3 aging) */
 	struct tcp_timer tm[TCP_T__N];
@@ -209,6 +220,7 @@ struct tcp_conn {
 	/* Round trip and retransmission, RFC 6298 */
 	uint32_t srtt_us, rttvar_us, rto_us;
 	uint32_t rtt_seq;            /* timed sequence (Karn) */
+	uint32_t sbuf_mem;           /* bytes of sbuf allocated (below) */
 	uint64_t rtt_start_us;
 	uint32_t hs_rtt_us;          /* passive open: first SYN-ACK to its ACK by the
 				        clock, sent again or not (then an upper
@@ -226,10 +238,16 @@ struct tcp_conn {
 	struct seq_range sack[TCP_SACK_MAX]; /* sender scoreboard, sorted, above snd_una */
 	/* CUBIC, RFC 9438 §4 (in bytes and microseconds) */
 	uint32_t w_max;               /* W_max, bytes */
+	uint32_t rbuf_mem;           /* bytes of rbuf allocated (below) */
 	uint64_t epoch_us;
 	double cubic_k, w_est;
 
-	/* Buffers: byte of sequence s at buf[s & (size - 1)] */
+	/* Buffers (tcp_buf.c): sbuf_size and rbuf_size are the configured
+	 * sizes from ESTABLISHED on (0 before): what may be queued, and the
+	 * window we advertise. Memory follows what is in flight: a ring of
+	 * *_mem bytes (a power of two up to the size; NULL, 0: none), byte of
+	 * sequence s at buf[s & (mem - 1)], allocated on the first byte to
+	 * hold, grown as more is, and freed once empty for buf_idle_us. */
 	uint8_t *sbuf, *rbuf;
 	uint32_t sbuf_size, rbuf_size;
 
@@ -264,6 +282,7 @@ struct net_stack {
 					max_conns: bounded by each listener's syn_backlog) */
 	uint64_t buf_bytes;          /* send + receive buffers allocated */
 	struct tcp_conn *tw_head, *tw_tail; /* TIME_WAIT, oldest first */
+	struct tcp_conn *bi_head, *bi_tail; /* buffers empty, longest first (tcp_buf.c) */
 	uint32_t port_next;          /* RFC 6056 alg. 3 counter */
 	struct net_cycle_stats cyc;
 	struct tcp_conn *cur;        /* the connection the current frame went to */
@@ -362,7 +381,7 @@ void syncookie_ts_decode(uint32_t tsecr, int *wscale, bool *sack);
 
 /* tcp_conn.c: life cycle */
 struct tcp_conn *tcp_conn_new(struct net_stack *st, const struct tcp_tuple *t);
-int tcp_conn_buffers(struct tcp_conn *c);
+void tcp_conn_buffers(struct tcp_conn *c);
 void tcp_set_state(struct tcp_conn *c, uint8_t state);
 void tcp_conn_destroy(struct tcp_conn *c);
 void tcp_tw_trim(struct tcp_conn *c);
@@ -380,6 +399,23 @@ void net_reap(struct net_stack *st);
 void tcp_update_mss_state(struct tcp_conn *c);
 uint32_t tcp_eff_mss(const struct tcp_conn *c);
 uint32_t tcp_ts_now(const struct tcp_conn *c);
+
+/* Sequence of the oldest data byte still held in the send buffer. */
+static inline uint32_t tcp_snd_data_una(const struct tcp_conn *c)
+{
+	if (seq_gt(c->snd_una, c->snd_qend))
+		return c->snd_qend; /* the FIN is acked too */
+	return seq_max(c->snd_una, c->iss + 1);
+}
+
+/* tcp_buf.c: buffer memory that follows what is in flight */
+int tcp_sbuf_reserve(struct tcp_conn *c, uint32_t bytes);
+int tcp_rbuf_reserve(struct tcp_conn *c, uint32_t bytes);
+void tcp_buf_check(struct tcp_conn *c);
+void tcp_buf_unlist(struct tcp_conn *c);
+void tcp_buf_poll(struct net_stack *st);
+void tcp_free_sbuf(struct tcp_conn *c);
+void tcp_free_rbuf(struct tcp_conn *c);
 
 /* tcp_output.c */
 void tcp_output(struct tcp_conn *c);

@@ -47,6 +47,7 @@ static int params_fill(struct tcp_params *tp)
 	DEF(challenge_ack_limit, 1000);
 	DEF(challenge_ack_conn_us, 500000);
 	DEF(pmtu_age_us, 600000000u);
+	DEF(buf_idle_us, 1000000);
 	DEF(port_lo, 32768);
 	DEF(port_hi, 60999);
 	if (!pow2(tp->sndbuf) || !pow2(tp->rcvbuf) || tp->sndbuf < 4096 || tp->rcvbuf < 4096 ||
@@ -154,6 +155,7 @@ void net_poll(struct net_stack *st, uint64_t now_us)
 		st->now_us = now_us;
 	st->depth++;
 	wheel_advance(&st->wheel, st->now_us / 1000, tcp_timer_fire);
+	tcp_buf_poll(st);
 	if (st->now_us >= st->neigh_scan_us) {
 		neigh_poll(st);
 		st->neigh_scan_us = st->now_us + 100000;

@@ -250,20 +250,12 @@ void tcp_set_ops(struct tcp_conn *c, const struct tcp_ops *ops, void *ctx)
 	c->ctx = ctx;
 }
 
-/* Sequence of the oldest data byte still held in the send buffer. */
-static uint32_t snd_data_una(const struct tcp_conn *c)
-{
-	if (seq_gt(c->snd_una, c->snd_qend))
-		return c->snd_qend; /* the FIN is acked too */
-	return seq_max(c->snd_una, c->iss + 1);
-}
-
 /* Free bytes in the send buffer (0 before ESTABLISHED). */
 uint32_t tcp_send_space(const struct tcp_conn *c)
 {
-	if (!c->sbuf)
+	if (!c->sbuf_size)
 		return 0;
-	return c->sbuf_size - (c->snd_qend - snd_data_una(c));
+	return c->sbuf_size - (c->snd_qend - tcp_snd_data_una(c));
 }
 
 /* Copy into the send buffer at SND.QEND and let the send loop run. */
@@ -283,8 +275,10 @@ static ssize_t send_inner(struct tcp_conn *c, const void *data, size_t len)
 		c->want_writable = true;
 	if (n == 0)
 		return 0;
-	pos = c->snd_qend & (c->sbuf_size - 1);
-	first = c->sbuf_size - pos;
+	if (tcp_sbuf_reserve(c, c->snd_qend - tcp_snd_data_una(c) + n) < 0)
+		return -ENOMEM;
+	pos = c->snd_qend & (c->sbuf_mem - 1);
+	first = c->sbuf_mem - pos;
 	if (first > n)
 		first = n;
 	memcpy(c->sbuf + pos, data, first);
@@ -308,7 +302,7 @@ ssize_t tcp_send(struct tcp_conn *c, const void *data, size_t len)
 /* In-order bytes not yet read (the FIN is not a byte). */
 uint32_t tcp_readable(const struct tcp_conn *c)
 {
-	return c->rbuf ? c->rcv_nxt - c->rcv_read - (c->fin_rcvd ? 1u : 0u) : 0;
+	return c->rbuf ? c->rcv_nxt - c->rcv_read - (c->fin_rcvd ? 1u : 0u) : 0; /* none: nothing held */
 }
 
 /* The peer's FIN is in and every byte before it was read. */
@@ -335,8 +329,8 @@ static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 	n = len < avail ? (uint32_t)len : avail;
 	if (n == 0)
 		return avail == 0 && c->soft_err ? c->soft_err : 0;
-	pos = c->rcv_read & (c->rbuf_size - 1);
-	first = c->rbuf_size - pos;
+	pos = c->rcv_read & (c->rbuf_mem - 1);
+	first = c->rbuf_mem - pos;
 	if (first > n)
 		first = n;
 	memcpy(buf, c->rbuf + pos, first);
@@ -346,6 +340,7 @@ static ssize_t read_inner(struct tcp_conn *c, void *buf, size_t len)
 		tcp_tw_trim(c);
 		return n;
 	}
+	tcp_buf_check(c);
 	/* Window update when the right edge moves by a useful amount
 	 * (receiver SWS avoidance, RFC 9293 §3.8.6.2.2). */
 	edge = c->rcv_read + c->rbuf_size - (1u << c->rcv_ws);

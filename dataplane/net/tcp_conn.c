@@ -39,43 +39,13 @@ void tcp_set_state(struct tcp_conn *c, uint8_t state)
 	c->state = state;
 }
 
-/* Receive and send buffers, at ESTABLISHED (a SYN flood costs no buffer).
- * Returns 0 or -ENOMEM. */
-int tcp_conn_buffers(struct tcp_conn *c)
+/* At ESTABLISHED the connection may queue and receive up to its
+ * configured buffers (a SYN flood costs none); their memory comes with
+ * the first byte (tcp_buf.c). */
+void tcp_conn_buffers(struct tcp_conn *c)
 {
-	if (c->sbuf)
-		return 0;
 	c->sbuf_size = c->st->tp.sndbuf;
 	c->rbuf_size = c->st->tp.rcvbuf;
-	c->sbuf = malloc(c->sbuf_size);
-	c->rbuf = malloc(c->rbuf_size);
-	if (!c->sbuf || !c->rbuf) {
-		free(c->sbuf);
-		free(c->rbuf);
-		c->sbuf = c->rbuf = NULL;
-		return -ENOMEM;
-	}
-	c->st->buf_bytes += (uint64_t)c->sbuf_size + c->rbuf_size;
-	return 0;
-}
-
-/* Give the buffers back (their sizes stay: the window still reads them). */
-static void free_sbuf(struct tcp_conn *c)
-{
-	if (c->sbuf) {
-		c->st->buf_bytes -= c->sbuf_size;
-		free(c->sbuf);
-		c->sbuf = NULL;
-	}
-}
-
-static void free_rbuf(struct tcp_conn *c)
-{
-	if (c->rbuf) {
-		c->st->buf_bytes -= c->rbuf_size;
-		free(c->rbuf);
-		c->rbuf = NULL;
-	}
 }
 
 /* A connection in TIME_WAIT holds no buffers: everything we sent is
@@ -86,9 +56,9 @@ void tcp_tw_trim(struct tcp_conn *c)
 {
 	if (c->state != TCPS_TIME_WAIT)
 		return;
-	free_sbuf(c);
+	tcp_free_sbuf(c);
 	if (c->app_gone || tcp_readable(c) == 0)
-		free_rbuf(c);
+		tcp_free_rbuf(c);
 }
 
 /* Off the TIME_WAIT list. */
@@ -153,6 +123,7 @@ void tcp_conn_destroy(struct tcp_conn *c)
 	if (c->dead)
 		return;
 	tw_unlink(c);
+	tcp_buf_unlist(c);
 	for (k = 0; k < TCP_T__N; k++)
 		timer_cancel(&c->tm[k].t);
 	if (c->lst) {
@@ -294,11 +265,7 @@ void tcp_established(struct tcp_conn *c)
 		tcp_conn_destroy(c);
 		return;
 	}
-	if (tcp_conn_buffers(c) < 0) {
-		tcp_send_segment(c, c->snd_nxt, 0, TH_RST | TH_ACK);
-		tcp_conn_fail(c, -ENOMEM);
-		return;
-	}
+	tcp_conn_buffers(c);
 	c->rcv_read = c->rcv_nxt;
 	/* RFC 6298 §5.7: a SYN or SYN-ACK that had to be resent, and no RTT
 	 * sample: data starts with an RTO of at least 3 s. */
@@ -332,8 +299,8 @@ void net_reap(struct net_stack *st)
 
 	while ((c = st->graveyard)) {
 		st->graveyard = c->gnext;
-		free_sbuf(c);
-		free_rbuf(c);
+		tcp_free_sbuf(c);
+		tcp_free_rbuf(c);
 		free(c);
 	}
 }
@@ -345,6 +312,7 @@ void tcp_enter_timewait(struct tcp_conn *c)
 	struct net_stack *st = c->st;
 
 	tcp_set_state(c, TCPS_TIME_WAIT);
+	tcp_buf_unlist(c); /* its links are the TIME_WAIT list's from here */
 	timer_cancel(&c->tm[TCP_T_KEEP].t);
 	timer_cancel(&c->tm[TCP_T_DELACK].t);
 	c->rtx_mode = RTX_TIMEWAIT;

@@ -218,8 +218,15 @@ static bool take_data(struct tcp_conn *c, uint32_t seq, const uint8_t *data, uin
 			return false;
 		}
 	}
-	pos = seq & (c->rbuf_size - 1);
-	first = c->rbuf_size - pos;
+	/* We offered the window; the memory comes now. Without it the
+	 * segment goes as if it had been lost: the peer sends it again. */
+	if (tcp_rbuf_reserve(c, seq + len - c->rcv_read) < 0) {
+		net_count(st, NET_C_drop_tcp_buf_nomem);
+		c->ack_now = true;
+		return false;
+	}
+	pos = seq & (c->rbuf_mem - 1);
+	first = c->rbuf_mem - pos;
 	if (first > len)
 		first = len;
 	memcpy(c->rbuf + pos, data, first);
@@ -300,6 +307,7 @@ static int take_ack(struct tcp_conn *c, const struct tcp_seg *s, bool *writable)
 		tcp_sb_update(c, s);
 	tcp_ack_recovery(c, s, acked, false);
 	tcp_rtx_restart(c);
+	tcp_buf_check(c);
 	if (c->want_writable && !c->fin_queued && tcp_send_space(c) > 0) {
 		c->want_writable = false;
 		*writable = true;

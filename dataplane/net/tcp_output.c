@@ -46,7 +46,7 @@ static void tcp_xmit(struct net_stack *st, const struct xmit *x)
 		memcpy(th + NET_TCP_HLEN, x->opt, x->optlen);
 	if (x->dlen) {
 		const struct tcp_conn *c = x->data;
-		uint32_t pos = x->seq & (c->sbuf_size - 1), first = c->sbuf_size - pos;
+		uint32_t pos = x->seq & (c->sbuf_mem - 1), first = c->sbuf_mem - pos;
 
 		if (first > x->dlen)
 			first = x->dlen;
@@ -118,7 +118,10 @@ uint32_t tcp_rcv_wnd(struct tcp_conn *c)
 {
 	uint32_t unit = 1u << c->rcv_ws, used, freeb, w, old, gain;
 
-	if (!c->rbuf) /* SYN-RECEIVED or SYN-SENT: the SYN's unscaled window */
+	/* SYN-RECEIVED or SYN-SENT: the SYN's unscaled window. From
+	 * ESTABLISHED on, the configured buffer's, allocated or not: memory
+	 * comes with the bytes (tcp_buf.c). */
+	if (!c->rbuf_size)
 		return c->st->tp.rcvbuf < 65535 ? c->st->tp.rcvbuf : 65535;
 	used = c->rcv_nxt - c->rcv_read;
 	freeb = c->rbuf_size - used;

@@ -756,7 +756,7 @@ static void fz_teardown(void)
 	if (atomic_load(&F.snap.refs[0]))
 		fz_die("a session kept its snapshot");
 	for (unsigned i = 0; i < WHEEL_SLOTS; i++)
-		if (c->wheel.slot[i])
+		if (c->wheel.slot[i] || c->wheel.far[i])
 			fz_die("a timer outlived its session");
 	fz_trace();
 	for (unsigned i = 0; i < FZ_SIDES; i++) {

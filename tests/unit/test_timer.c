@@ -2,10 +2,12 @@
  * The timer wheel: every timer fires once, no earlier than its deadline and
  * no later than one tick after it, however the wheel is advanced (small
  * steps, big jumps, deadlines in the middle of a tick, re-arming from the
- * callback, timers further out than one turn).
+ * callback, timers further out than one turn); a far timer waits on the
+ * second level, untouched, until its turn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,6 +114,66 @@ static void test_big_jumps(void **state)
 	run(12345, steps, 4, 60000);
 }
 
+static void test_many_turns(void **state)
+{
+	/* deadlines up to 60 turns away (41 min), small and big steps */
+	static const uint64_t steps[] = { 40, 3, 900, 20 };
+
+	run(4242, steps, 4, 60ull * WHEEL_SLOTS * WHEEL_TICK_MS);
+}
+
+static void test_far_jumps(void **state)
+{
+	/* jumps of several turns at once over hours of deadlines */
+	static const uint64_t steps[] = { 7, 200000, 13, 1000000 };
+
+	run(99, steps, 4, 5ull * 3600 * 1000);
+}
+
+/* Where a timer waits: in a first-level slot, or on the second level. */
+static bool on_far(const struct timer *t)
+{
+	return t->pprev >= &W.far[0] && t->pprev < &W.far[WHEEL_SLOTS];
+}
+
+static bool on_near(const struct timer *t)
+{
+	return t->pprev >= &W.slot[0] && t->pprev < &W.slot[WHEEL_SLOTS];
+}
+
+/* A timer an hour out stays where it was put while the wheel turns (no
+ * work for it per turn: an idle session's timeout costs nothing until
+ * its last turn), comes down to the first level when its turn begins, and
+ * fires on time. */
+static void test_far_timer_untouched(void **state)
+{
+	struct item a = { 0 };
+	struct timer **where;
+
+	now = 123456;
+	wheel_init(&W, now);
+	a.deadline = now + 3600 * 1000;
+	timer_arm(&W, &a.t, a.deadline);
+	assert_true(on_far(&a.t));
+	where = a.t.pprev;
+	for (int k = 0; k < 3000; k++) { /* 50 min in steps of a second */
+		now += 1000;
+		wheel_advance(&W, now, on_fire);
+		assert_ptr_equal(a.t.pprev, where);
+	}
+	while (a.deadline - now > (uint64_t)WHEEL_SLOTS * WHEEL_TICK_MS) {
+		now += 1000;
+		wheel_advance(&W, now, on_fire);
+	}
+	while (!a.fired) {
+		now += 1;
+		wheel_advance(&W, now, on_fire);
+		if (!a.fired)
+			assert_true(on_near(&a.t) || on_far(&a.t));
+	}
+	assert_true(now >= a.deadline && now <= a.deadline + WHEEL_TICK_MS);
+}
+
 static void test_cancel(void **state)
 {
 	struct item a = { 0 }, b = { 0 };
@@ -135,6 +197,9 @@ int main(void)
 		cmocka_unit_test(test_steps_of_a_tick),
 		cmocka_unit_test(test_long_timers),
 		cmocka_unit_test(test_big_jumps),
+		cmocka_unit_test(test_many_turns),
+		cmocka_unit_test(test_far_jumps),
+		cmocka_unit_test(test_far_timer_untouched),
 		cmocka_unit_test(test_cancel),
 	};
 
