@@ -201,6 +201,48 @@ class Servers(unittest.TestCase):
         self.assertEqual(out["messages_accepted"], 30)
         self.assertEqual(len(PF.maildir_messages(tag.encode(), count=30, timeout=30)), 30)
 
+    def test_plaintext_sessions(self):
+        """--tls none: SMTP in plaintext delivers; Dovecot refuses the
+        plaintext login, which counts as auth (from another loopback
+        address than its own: a client talking to itself is secured)."""
+        tag = unique("lgp")
+        mark = PF.log_mark()
+        out = ok_run(self, loadgen("--workload", "smtp", "--tls", "none", "--port", PF_PLAIN,
+                                   "--count", 3, "--to", recipient(tag), "--subject", tag), 3)
+        self.assertEqual(out["tls_mode"], "none")
+        self.assertEqual(len(PF.maildir_messages(tag.encode(), count=3, timeout=30)), 3)
+        self.assertEqual(len(re.findall(r"disconnect from .* ehlo=1 mail=1 rcpt=1 data=1 "
+                                        r"quit=1 commands=5", PF.log(mark))), 3)
+        rc, out, _ = loadgen("--workload", "pop3", "--tls", "none", "--port", POP3, "--count", 2,
+                             "--source", "127.0.0.41")
+        self.assertEqual(rc, 1)
+        self.assertEqual(out["errors"]["auth"], 2, out["first_error"])
+        self.assertIn("Plaintext authentication disallowed", out["first_errors"]["auth"])
+
+    def test_idle_after_starttls(self):
+        """The idle workload holds IMAP connections before TLS, then after
+        STARTTLS and a NOOP, going on at a line on stdin each time."""
+        p = subprocess.Popen([str(LOADGEN), "--workload", "idle", "--tls", "starttls",
+                              "--protocol", "imap", "--port", str(IMAP), "--count", "5",
+                              "--json", "--timeout", "20"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            for phase in ("plain", "tls"):
+                line = json.loads(p.stdout.readline())
+                self.assertEqual(line, {"phase": phase, "held": 5, "failed": 0})
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            final = json.loads(p.stdout.readline())
+            self.assertEqual(p.wait(30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                f.close()
+        self.assertEqual((final["ops"], final["error_total"]), (5, 0), final["first_error"])
+
     def test_resume_only_when_asked(self):
         """Without --resume no session is offered; with it sluice resumes
         (the handshake workload over STARTTLS, as SMTP speaks it)."""
