@@ -305,6 +305,8 @@ static int run(struct lg *g)
 					g->started++;
 					g->failed++;
 					g->err[LG_E_overload]++;
+					lg_note_error(g, LG_E_overload,
+						      "due with --max-inflight ops in flight");
 				} else {
 					op_start(g, g->next_due);
 				}
