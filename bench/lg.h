@@ -114,7 +114,8 @@ struct lg {
 	uint64_t count;                 /* ops; 0: until --duration */
 	double timeout;                 /* per op, seconds */
 	size_t msg_size;
-	const char *user, *password;    /* imap LOGIN, pop3 USER/PASS */
+	const char *user, *password;    /* imap LOGIN, pop3 USER/PASS, smtp AUTH */
+	bool smtp_auth;                 /* --user given: smtp AUTH PLAIN after EHLO */
 	const char *mail_from, *rcpt_to, *ehlo_name, *subject;
 	char *cmds[8];                  /* commands built from the options (freed at exit) */
 	unsigned ncmds;

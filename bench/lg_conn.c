@@ -215,7 +215,8 @@ static int parse(struct lg *g, struct lg_conn *c)
 				return fail(g, LG_E_protocol, "SMTP reply", q);
 			if (q[3] == '-')
 				continue;
-			return q[0] == s->expect ? STEP_DONE : fail(g, LG_E_refused, "SMTP reply", q);
+			return q[0] == s->expect ? STEP_DONE
+				: fail(g, s->auth ? LG_E_auth : LG_E_refused, "SMTP reply", q);
 		case OP_IMAP: {
 			size_t tl = strlen(s->arg);
 			unsigned n;

@@ -59,8 +59,9 @@ static const struct optdef optdefs[] = {
 	{ "rcpt", O_RCPT, "ADDR", NULL },
 	{ "ehlo", O_EHLO, "NAME", "the EHLO name (loadgen.bench)" },
 	{ "subject", O_SUBJECT, "TEXT", "the message's Subject (sluice-loadgen)" },
-	{ "user", O_USER, "U", "imap LOGIN, pop3 USER (bob)" },
-	{ "password", O_PASSWORD, "P", "imap LOGIN, pop3 PASS (secret)" },
+	{ "user", O_USER, "U", "imap LOGIN, pop3 USER (bob); smtp: AUTH PLAIN after EHLO "
+	  "when given" },
+	{ "password", O_PASSWORD, "P", "imap LOGIN, pop3 PASS, smtp AUTH (secret)" },
 	{ "pass", O_PASS, "P", NULL },
 	{ "source", O_SOURCE, "IP[/N]", "bind clients to N addresses from IP up, round robin" },
 	{ "json", O_JSON, NULL, "one JSON object on stdout instead of the summary" },
@@ -360,7 +361,10 @@ int lg_parse_args(struct lg *g, int argc, char **argv)
 		case O_TO: case O_RCPT: g->rcpt_to = optarg; break;
 		case O_EHLO: g->ehlo_name = optarg; break;
 		case O_SUBJECT: g->subject = optarg; break;
-		case O_USER: g->user = optarg; break;
+		case O_USER:
+			g->user = optarg;
+			g->smtp_auth = true;
+			break;
 		case O_PASSWORD: case O_PASS: g->password = optarg; break;
 		case O_SOURCE:
 			if (parse_sources(g, optarg) < 0)

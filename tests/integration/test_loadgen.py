@@ -11,6 +11,7 @@ the Postfix:
     43093  Dovecot  IMAPS       implicit (993 style)
     43010  Dovecot  POP3        STLS (110 style)
     43095  Dovecot  POP3S       implicit (995 style)
+    43026  a second Postfix: submission with SMTP AUTH through Dovecot's SASL
     43099  nothing listens (connect refused)
 bob's INBOX holds one message, so that the imap workload fetches it and
 pop3 retrieves it (RETR 1). Every run is bounded by --count (or a short
@@ -34,7 +35,8 @@ IMAP, IMAPS, POP3, POP3S = 43043, 43093, 43010, 43095
 CLOSED = 43099
 NAME = "dovecot-lg.test"
 
-PF = DV = SL = None
+SUBMIT = 43026
+PF = DV = SL = PFA = None
 ROOT = None         # the test root's PEM (Dovecot's chain ends there)
 
 
@@ -64,6 +66,8 @@ class TlsDovecot(Dovecot):
                             f"inet_listener pop3s {{\n    address = 127.0.0.1\n"
                             f"    port = {POP3S}\n    ssl = yes\n")
         assert f"port = {IMAPS}" in text and f"port = {POP3S}" in text
+        # the SASL socket for PostfixAuth (Postfix's smtpd runs as postfix)
+        text += "service auth {\n  unix_listener auth-postfix {\n    mode = 0666\n  }\n}\n"
         text = text.replace("ssl = no\n", f"ssl = yes\nssl_cert = <{self.cert['cert']}\n"
                                           f"ssl_key = <{self.cert['key']}\n")
         self.conf.write_text(text)
@@ -80,8 +84,40 @@ class TlsDovecot(Dovecot):
         return not any(listening("127.0.0.1", p) for p in self.PORTS)
 
 
+class PostfixAuth(Postfix):
+    """The harness's Postfix on 127.0.0.1:43026 (and 43027 for PROXY,
+    unused), asking for SMTP AUTH after STARTTLS, checked by Dovecot
+    (smtpd_sasl_type = dovecot): a port 587 as most sites run it."""
+
+    def __init__(self, sasl_socket):
+        super().__init__(scratch() / "postfix-lg")
+        self.sasl_socket = sasl_socket
+
+    def _render(self):
+        super()._render()
+        master = self.etc / "master.cf"
+        text = master.read_text()
+        assert "127.0.0.1:10025 " in text and "127.0.0.1:10026 " in text
+        master.write_text(text.replace("127.0.0.1:10025 ", f"127.0.0.1:{SUBMIT} ")
+                          .replace("127.0.0.1:10026 ", "127.0.0.1:43027 "))
+        with open(self.etc / "main.cf", "a") as f:
+            f.write(f"\nsmtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n"
+                    f"smtpd_sasl_path = {self.sasl_socket}\nsmtpd_tls_auth_only = yes\n")
+
+    def _stop_stale(self):
+        self.stop()
+
+    ports_text = f"{SUBMIT}/43027"
+
+    def _listening(self):
+        return listening("127.0.0.1", SUBMIT) and listening("127.0.0.1", 43027)
+
+    def _ports_closed(self):
+        return not listening("127.0.0.1", SUBMIT) and not listening("127.0.0.1", 43027)
+
+
 def setUpModule():
-    global PF, DV, SL, ROOT
+    global PF, DV, SL, ROOT, PFA
     assert LOADGEN.exists(), f"{LOADGEN} does not exist: build first"
     assert not listening("127.0.0.1", CLOSED), f"something listens on {CLOSED}"
     certs = scratch() / "loadgen-pki"
@@ -99,10 +135,11 @@ def setUpModule():
     for l in front["listeners"]:
         l["address"] = f"127.0.0.1:{SL_SMTP if l['name'] == 'smtp' else SL_SUBMISSION}"
     SL = Sluice(front, "lg").start()
+    PFA = PostfixAuth(DV.dir / "run" / "auth-postfix").start()
 
 
 def tearDownModule():
-    stop_all(SL, DV, PF)
+    stop_all(SL, PFA, DV, PF)
 
 
 def loadgen(*args, json_out=True, timeout=120):
@@ -200,6 +237,24 @@ class Servers(unittest.TestCase):
         self.assertGreater(out["resumed_fraction"], 0, "sessions resumed through sluice")
         self.assertEqual(out["messages_accepted"], 30)
         self.assertEqual(len(PF.maildir_messages(tag.encode(), count=30, timeout=30)), 30)
+
+    def test_smtp_auth_on_submission(self):
+        """--user on an SMTP workload: AUTH PLAIN after the EHLO that
+        follows STARTTLS; Postfix (SASL by Dovecot) logs who logged in; a
+        wrong password is an auth error."""
+        tag = unique("lga")
+        mark = PFA.log_mark()
+        ok_run(self, loadgen("--workload", "smtp", "--port", SUBMIT, "--user", "bob",
+                             "--password", "secret", "--to", recipient(tag), "--subject", tag,
+                             "--count", 5, "--concurrency", 2), 5)
+        self.assertEqual(len(re.findall(r"client=\S+, sasl_method=PLAIN, sasl_username=bob",
+                                        PFA.log(mark))), 5, PFA.log(mark)[-2000:])
+        self.assertEqual(len(PFA.maildir_messages(tag.encode(), count=5, timeout=30)), 5)
+        rc, out, _ = loadgen("--workload", "smtp", "--port", SUBMIT, "--user", "bob",
+                             "--password", "wrong", "--count", 2, "--timeout", 20)
+        self.assertEqual(rc, 1)
+        self.assertEqual((out["ops"], out["errors"]["auth"]), (0, 2), out["first_error"])
+        self.assertRegex(out["first_errors"]["auth"], r"^SMTP reply: 535 ")
 
     def test_plaintext_sessions(self):
         """--tls none: SMTP in plaintext delivers; Dovecot refuses the
