@@ -1,6 +1,11 @@
 /*
- * The load generator's shared types: the run (struct lg), one client
+ * sluice-loadgen's shared types: the run (struct lg), one client
  * connection (struct lg_conn) and the workload scripts they follow.
+ *
+ * Files: loadgen.c (main, the event loop, connections), lg_conn.c (one
+ * connection's I/O and reply parsers), lg_script.c (the workload scripts and
+ * the message), lg_opts.c (the command line), lg_tlsctx.c (what the client
+ * offers and verifies), lg_report.c (progress line, summary, JSON).
  *
  * One thread, one epoll set. Each operation is one connection that walks a
  * script (connect, TLS, send, expect a reply, ...) and is timed from its
@@ -12,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -31,8 +37,11 @@ enum lg_op {
 	OP_TLS,         /* run the client handshake (implicit, or after STARTTLS) */
 	OP_SEND,        /* send arg */
 	OP_SEND_MSG,    /* send the message (--size bytes), dot-terminated */
+	OP_SEND_FETCH,  /* RETR 1 / FETCH 1 when there is a message, else LIST / NOOP */
 	OP_SMTP,        /* read an SMTP reply; its first digit must be expect */
 	OP_IMAP,        /* read IMAP responses up to the one tagged arg; must be OK */
+	OP_POP3,        /* read one POP3 reply line: +OK */
+	OP_POP3_MULTI,  /* +OK, then a multi-line body up to "." (RFC 1939 §3) */
 	OP_GREETING,    /* read one line: 220, * OK or +OK */
 	OP_HOLD,        /* idle workload: stop here until the rig says go */
 	OP_END,         /* the operation succeeded: close */
@@ -42,7 +51,14 @@ struct lg_step {
 	enum lg_op op;
 	const char *arg;        /* OP_SEND text, OP_IMAP tag, OP_HOLD phase name */
 	char expect;            /* OP_SMTP: '2' or '3' */
+	bool auth;              /* a refusal here is a failed login (LG_E_auth) */
+	bool count;             /* the reply to STAT or SELECT: message count kept */
 };
+
+/* How TLS starts (--tls). */
+enum lg_tls { LG_TLS_IMPLICIT, LG_TLS_STARTTLS, LG_TLS_NONE };
+/* The application protocol (--protocol, or the workload's own). */
+enum lg_proto { LG_P_ANY, LG_P_SMTP, LG_P_IMAP, LG_P_POP3 };
 
 #define LG_RBUF 8192
 
@@ -61,22 +77,36 @@ struct lg_conn {
 	size_t wleft;
 	size_t rlen;                    /* bytes in rbuf */
 	uint64_t lit_left;              /* IMAP literal bytes still to skip */
+	bool in_body;                   /* OP_POP3_MULTI: past the +OK line */
+	unsigned msgs;                  /* messages STAT or SELECT counted */
 	struct lg_conn *next_free;
 	char rbuf[LG_RBUF];
 };
 
-enum lg_workload { WL_HANDSHAKE, WL_RESUME, WL_SMTP, WL_IMAP, WL_BULK, WL_IDLE };
+enum lg_workload { WL_HANDSHAKE, WL_RESUME, WL_SMTP, WL_IMAP, WL_BULK, WL_IDLE, WL_POP3,
+		   WL_COUNT };
+extern const char *const lg_workload_names[WL_COUNT];
 
 struct lg {
 	/* options */
 	enum lg_workload wl;
 	const char *wl_name;
 	struct sockaddr_in dst;
+	const char *host;               /* --host as given (for the output) */
 	struct sockaddr_in *src;        /* source addresses, round robin; NULL: any */
 	unsigned nsrc, src_next;
-	int tls_version;                /* TLS1_2_VERSION or TLS1_3_VERSION */
-	const char *sig;                /* "ecdsa" or "rsa" */
-	bool implicit;                  /* smtp/bulk: TLS from the first byte */
+	enum lg_tls tls_mode;           /* --tls starttls|implicit|none */
+	enum lg_proto proto;
+	int tls_version;                /* TLS1_2_VERSION, TLS1_3_VERSION; 0: 1.2 to 1.3 */
+	const char *sig;                /* "ecdsa" or "rsa"; NULL: OpenSSL's list */
+	bool pin;                       /* --pin: X25519 and AES-128-GCM only */
+	bool implicit;                  /* tls_mode == LG_TLS_IMPLICIT (the JSON says so) */
+	bool resume;                    /* offer the newest session held */
+	bool verify;                    /* verify the server's certificate */
+	const char *ca_file;            /* --ca: trust anchors; NULL: the system's */
+	const char *servername;         /* SNI and the name verified; NULL: none */
+	bool json;                      /* --json: one JSON object, not the summary */
+	bool progress;                  /* a progress line a second on stderr */
 	unsigned concurrency;           /* closed loop */
 	double rate;                    /* open loop: ops per second; 0: closed */
 	unsigned max_inflight;          /* open loop cap */
@@ -84,13 +114,16 @@ struct lg {
 	uint64_t count;                 /* ops; 0: until --duration */
 	double timeout;                 /* per op, seconds */
 	size_t msg_size;
-	char *login_cmd;                /* "b LOGIN user pass\r\n" */
-	char *rcpt_cmd;                 /* "RCPT TO:<--rcpt>\r\n" */
+	const char *user, *password;    /* imap LOGIN, pop3 USER/PASS, smtp AUTH */
+	bool smtp_auth;                 /* --user given: smtp AUTH PLAIN after EHLO */
+	const char *mail_from, *rcpt_to, *ehlo_name, *subject;
+	char *cmds[8];                  /* commands built from the options (freed at exit) */
+	unsigned ncmds;
 
 	/* state */
 	SSL_CTX *ctx;
 	SSL_SESSION *session;           /* resume: the latest resumable session */
-	const struct lg_step *script;
+	struct lg_step *script;         /* built by lg_script_init, ends with OP_END */
 	char *msg;                      /* the message, dot-terminated */
 	size_t msg_len;
 	int ep;
@@ -101,7 +134,9 @@ struct lg {
 	uint64_t msgs_accepted;         /* 2xx replies to a message's final dot */
 	uint64_t msgs_unanswered;       /* final dot sent, no reply read */
 	uint64_t err[LG_E_COUNT];
-	char first_error[256];
+	char first_error[256];          /* the run's first, with its kind */
+	char first_err[LG_E_COUNT][200];        /* each kind's first */
+	uint64_t next_progress, prog_done;      /* progress line: when, ops then */
 	struct lg_conn **active;
 	unsigned nactive, cap_active;
 	struct lg_conn *free_list;
@@ -111,8 +146,30 @@ struct lg {
 };
 
 uint64_t lg_now(void);
-/* Build the script for g->wl; 0 or -EINVAL. */
+/* lg_script.c: build g->script for the workload, protocol and TLS mode
+ * (0, or -ENOMEM); the message for smtp and bulk (0 or -ENOMEM); the bytes
+ * a send step sends. */
 int lg_script_init(struct lg *g);
+int lg_make_message(struct lg *g);
+const char *lg_step_text(const struct lg *g, const struct lg_conn *c, size_t *len);
+/* lg_opts.c: the command line into g; 0, or -EINVAL with a message naming
+ * the bad option on stderr. */
+int lg_parse_args(struct lg *g, int argc, char **argv);
+/* lg_tlsctx.c: the client context for the options (NULL: see the error
+ * queue); a new SSL's name, session and host check. */
+SSL_CTX *lg_client_ctx(const struct lg *g);
+int lg_tls_prepare(struct lg *g, SSL *ssl);
+/* lg_report.c: note an error's words (the run's first, each kind's first);
+ * the progress line; the final JSON object or summary. */
+void lg_note_error(struct lg *g, int kind, const char *what);
+void lg_progress(struct lg *g, uint64_t now);
+void lg_report(const struct lg *g);
+/* The parts of lg_report (exported for the unit test): a latency for
+ * people, the JSON object and the summary for a run of secs seconds that
+ * took cpu_s of the client's CPU. */
+char *lg_fmt_us(char *buf, size_t len, uint64_t us);
+void lg_json(FILE *f, const struct lg *g, double secs, double cpu_s);
+void lg_summary(FILE *f, const struct lg *g, double secs, double cpu_s);
 /* Advance c as far as it goes without blocking; finishes or fails the op. */
 void lg_drive(struct lg *g, struct lg_conn *c);
 /* Called by lg_drive when an op ends (err < 0: success). */

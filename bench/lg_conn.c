@@ -1,8 +1,8 @@
 /*
- * The load generator's client side of one operation: the workload scripts,
- * and the state machine that walks one connection through its script
- * without ever blocking (plain or TLS I/O, reply parsers for SMTP, IMAP and
- * greetings).
+ * sluice-loadgen's client side of one operation: the state machine that
+ * walks one connection through its script (lg_script.c) without ever
+ * blocking: plain or TLS I/O, and the reply parsers for SMTP, IMAP, POP3
+ * and greetings.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,102 +20,13 @@
 #define STEP_DONE   (-1)
 #define STEP_AGAIN  (-2)
 
-#define EHLO "EHLO loadgen.bench\r\n"
-
-/* handshake and resume: implicit TLS, the greeting proves the server is
- * through its side of the handshake (TLS 1.3 lets the client finish first) */
-static const struct lg_step script_handshake[] = {
-	{ OP_TLS, NULL, 0 }, { OP_GREETING, NULL, 0 }, { OP_END, NULL, 0 },
-};
-
-/* RFC 5321 session with STARTTLS (RFC 3207), no pipelining: what a typical
- * MTA does once per message. */
-static struct lg_step script_smtp[] = {
-	{ OP_SMTP, NULL, '2' },
-	{ OP_SEND, EHLO, 0 }, { OP_SMTP, NULL, '2' },
-	{ OP_SEND, "STARTTLS\r\n", 0 }, { OP_SMTP, NULL, '2' },
-	{ OP_TLS, NULL, 0 },
-#define SMTP_AFTER_TLS 6
-	{ OP_SEND, EHLO, 0 }, { OP_SMTP, NULL, '2' },
-	{ OP_SEND, "MAIL FROM:<loadgen@bench.test>\r\n", 0 }, { OP_SMTP, NULL, '2' },
-#define SMTP_RCPT 10
-	{ OP_SEND, NULL, 0 }, { OP_SMTP, NULL, '2' },      /* --rcpt */
-	{ OP_SEND, "DATA\r\n", 0 }, { OP_SMTP, NULL, '3' },
-	{ OP_SEND_MSG, NULL, 0 }, { OP_SMTP, NULL, '2' },
-	{ OP_SEND, "QUIT\r\n", 0 }, { OP_SMTP, NULL, '2' },
-	{ OP_END, NULL, 0 },
-};
-
-/* The same session on implicit TLS (RFC 8314): TLS, greeting, then as above. */
-static const struct lg_step script_smtp_implicit_head[] = {
-	{ OP_TLS, NULL, 0 }, { OP_SMTP, NULL, '2' },
-};
-
-/* IMAP with STARTTLS (RFC 2595, RFC 9051): log in, open the inbox, fetch
- * the first message whole. The LOGIN line is filled in at start. */
-static struct lg_step script_imap[] = {
-	{ OP_GREETING, NULL, 0 },
-	{ OP_SEND, "a STARTTLS\r\n", 0 }, { OP_IMAP, "a", 0 },
-	{ OP_TLS, NULL, 0 },
-	{ OP_SEND, NULL, 0 }, { OP_IMAP, "b", 0 },
-#define IMAP_LOGIN 4
-	{ OP_SEND, "c SELECT INBOX\r\n", 0 }, { OP_IMAP, "c", 0 },
-	{ OP_SEND, "d FETCH 1 BODY[]\r\n", 0 }, { OP_IMAP, "d", 0 },
-	{ OP_SEND, "e LOGOUT\r\n", 0 }, { OP_IMAP, "e", 0 },
-	{ OP_END, NULL, 0 },
-};
-
-/* Idle: park after connect (the server holds a connection before TLS),
- * then after the handshake and greeting (an idle TLS connection). */
-static const struct lg_step script_idle[] = {
-	{ OP_HOLD, "plain", 0 },
-	{ OP_TLS, NULL, 0 }, { OP_GREETING, NULL, 0 },
-	{ OP_HOLD, "tls", 0 },
-	{ OP_END, NULL, 0 },
-};
-
-static struct lg_step script_smtp_implicit[sizeof(script_smtp) / sizeof(script_smtp[0])
-					  - SMTP_AFTER_TLS + 2];
-
-/* Builds g->script for the workload (and the message for smtp/bulk). */
-int lg_script_init(struct lg *g)
-{
-	size_t i, n_after = sizeof(script_smtp) / sizeof(script_smtp[0]) - SMTP_AFTER_TLS;
-
-	script_smtp[SMTP_RCPT].arg = g->rcpt_cmd;
-	memcpy(script_smtp_implicit, script_smtp_implicit_head,
-	       sizeof(script_smtp_implicit_head));
-	for (i = 0; i < n_after; i++)
-		script_smtp_implicit[2 + i] = script_smtp[SMTP_AFTER_TLS + i];
-
-	switch (g->wl) {
-	case WL_HANDSHAKE:
-	case WL_RESUME:
-		g->script = script_handshake;
-		break;
-	case WL_SMTP:
-	case WL_BULK:
-		g->script = g->implicit ? script_smtp_implicit : script_smtp;
-		break;
-	case WL_IMAP:
-		script_imap[IMAP_LOGIN].arg = g->login_cmd;
-		g->script = script_imap;
-		break;
-	case WL_IDLE:
-		g->script = script_idle;
-		break;
-	default:
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Note the first error's words for the JSON output. */
+/* Note the error's words for the output (lg_report.c); returns kind. */
 static int fail(struct lg *g, int kind, const char *fmt, const char *detail)
 {
-	if (!g->first_error[0])
-		snprintf(g->first_error, sizeof(g->first_error), "%s: %s%s%s",
-			 lg_err_names[kind], fmt, detail ? ": " : "", detail ? detail : "");
+	char buf[200];
+
+	snprintf(buf, sizeof(buf), "%s%s%s", fmt, detail ? ": " : "", detail ? detail : "");
+	lg_note_error(g, kind, buf);
 	return kind;
 }
 
@@ -140,6 +51,10 @@ static int ssl_result(struct lg *g, struct lg_conn *c, int r, const char *what)
 	default:
 		ERR_error_string_n(ERR_peek_last_error(), buf, sizeof(buf));
 		ERR_clear_error();
+		/* --verify: the chain or the name did not pass */
+		if (!c->tls && g->verify && SSL_get_verify_result(c->ssl) != X509_V_OK)
+			return fail(g, LG_E_verify, "certificate",
+				    X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
 		return fail(g, c->tls ? LG_E_closed : LG_E_tls, what, buf);
 	}
 }
@@ -155,9 +70,8 @@ static int step_tls(struct lg *g, struct lg_conn *c)
 		if (!(c->ssl = SSL_new(g->ctx)) || !SSL_set_fd(c->ssl, c->fd))
 			return fail(g, LG_E_tls, "SSL_new", NULL);
 		SSL_set_connect_state(c->ssl);
-		SSL_set_tlsext_host_name(c->ssl, "bench.test");
-		if (g->wl == WL_RESUME && g->session)
-			SSL_set_session(c->ssl, g->session);
+		if (lg_tls_prepare(g, c->ssl) < 0)
+			return fail(g, LG_E_tls, "SNI, session or name to verify", NULL);
 	}
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
@@ -170,15 +84,8 @@ static int step_tls(struct lg *g, struct lg_conn *c)
 /* Send the pending bytes of an OP_SEND / OP_SEND_MSG step. */
 static int step_send(struct lg *g, struct lg_conn *c)
 {
-	if (!c->wp) {
-		if (c->step->op == OP_SEND_MSG) {
-			c->wp = g->msg;
-			c->wleft = g->msg_len;
-		} else {
-			c->wp = c->step->arg;
-			c->wleft = strlen(c->step->arg);
-		}
-	}
+	if (!c->wp)
+		c->wp = lg_step_text(g, c, &c->wleft);
 	while (c->wleft) {
 		size_t chunk = c->wleft > (256u << 10) ? 256u << 10 : c->wleft;
 		ssize_t n;
@@ -308,17 +215,51 @@ static int parse(struct lg *g, struct lg_conn *c)
 				return fail(g, LG_E_protocol, "SMTP reply", q);
 			if (q[3] == '-')
 				continue;
-			return q[0] == s->expect ? STEP_DONE : fail(g, LG_E_refused, "SMTP reply", q);
+			return q[0] == s->expect ? STEP_DONE
+				: fail(g, s->auth ? LG_E_auth : LG_E_refused, "SMTP reply", q);
 		case OP_IMAP: {
 			size_t tl = strlen(s->arg);
+			unsigned n;
 
 			c->lit_left = literal_of(c->rbuf, len);
 			consume(c, len);
 			if (!strncmp(q, s->arg, tl) && q[tl] == ' ')
 				return !strncmp(q + tl + 1, "OK", 2) ? STEP_DONE
-					: fail(g, LG_E_refused, "IMAP reply", q);
+					: fail(g, s->auth ? LG_E_auth : LG_E_refused,
+					       "IMAP reply", q);
 			if (q[0] == '+' && q[1] == ' ')
 				return fail(g, LG_E_protocol, "unexpected continuation", q);
+			/* RFC 9051 §7.4.1: SELECT's "* n EXISTS" */
+			if (s->count && sscanf(q, "* %u EXISTS", &n) == 1)
+				c->msgs = n;
+			continue;
+		}
+		case OP_POP3:           /* RFC 1939 §3: "+OK ..." or "-ERR ..." */
+			consume(c, len);
+			if (!strncmp(q, "+OK", 3)) {
+				if (s->count && sscanf(q, "+OK %u", &c->msgs) != 1)
+					return fail(g, LG_E_protocol, "STAT reply", q);
+				return STEP_DONE;
+			}
+			if (!strncmp(q, "-ERR", 4))
+				return fail(g, s->auth ? LG_E_auth : LG_E_refused, "POP3 reply", q);
+			return fail(g, LG_E_protocol, "POP3 reply", q);
+		case OP_POP3_MULTI: {   /* +OK, then lines up to a lone "." */
+			bool dot = (len == 3 && !memcmp(c->rbuf, ".\r\n", 3)) ||
+				   (len == 2 && !memcmp(c->rbuf, ".\n", 2));
+
+			consume(c, len);
+			if (c->in_body) {
+				if (!dot)
+					continue;
+				c->in_body = false;
+				return STEP_DONE;
+			}
+			if (!strncmp(q, "-ERR", 4))
+				return fail(g, LG_E_refused, "POP3 reply", q);
+			if (strncmp(q, "+OK", 3))
+				return fail(g, LG_E_protocol, "POP3 reply", q);
+			c->in_body = true;
 			continue;
 		}
 		default:
@@ -340,9 +281,9 @@ static int step_expect(struct lg *g, struct lg_conn *c)
 	}
 }
 
-/* After a resumable handshake: count resumption, keep the newest session
- * (TLS 1.3 tickets arrive after the handshake, so this runs after the
- * greeting has been read). */
+/* --resume, at the end of a successful operation: count resumption, keep
+ * the newest session (TLS 1.3 tickets arrive after the handshake, so this
+ * runs once the server's first words after it have been read). */
 static void note_session(struct lg *g, struct lg_conn *c)
 {
 	SSL_SESSION *s;
@@ -370,12 +311,15 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 			break;
 		case OP_SEND:
 		case OP_SEND_MSG:
+		case OP_SEND_FETCH:
 			r = step_send(g, c);
 			if (r == STEP_DONE && c->step->op == OP_SEND_MSG)
 				g->payload_bytes += g->msg_len;
 			break;
 		case OP_SMTP:
 		case OP_IMAP:
+		case OP_POP3:
+		case OP_POP3_MULTI:
 		case OP_GREETING:
 			r = step_expect(g, c);
 			/* the reply to the message itself: one more the server
@@ -383,8 +327,6 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 			if (r == STEP_DONE && c->step->op == OP_SMTP &&
 			    c->step[-1].op == OP_SEND_MSG)
 				g->msgs_accepted++;
-			if (r == STEP_DONE && c->step->op == OP_GREETING && g->wl == WL_RESUME)
-				note_session(g, c);
 			break;
 		case OP_HOLD:
 			if (!c->held) {
@@ -396,6 +338,8 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 			r = STEP_DONE;
 			break;
 		case OP_END:
+			if (g->resume && c->ssl)
+				note_session(g, c);
 			lg_op_end(g, c, -1, NULL);
 			return;
 		default:

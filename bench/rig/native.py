@@ -4,7 +4,7 @@ rig, measured in busy cycles per operation beside the kernel stack.
     client netns sbc<tag>        sluice (the rig's netns)          backend netns sbb<tag>
     192.0.2.1  --tap sbtc<tag>-- port 0: 192.0.2.10
                                  port 1: 198.51.100.10 --tap sbtb<tag>-- 198.51.100.1
-    build/bench/loadgen                                             build/bench/sink
+    build/bench/sluice-loadgen                                      build/bench/sink
 
 <tag> is the outer bench/run's PID (SLUICE_BENCH_TAG), so the outer process
 can remove both namespaces after the inner one died however it died. The

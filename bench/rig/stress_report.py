@@ -46,7 +46,7 @@ def write(data, path):
         "(loopback, client addresses from 127.0.0.0/8); the native scenario in two more "
         "(RFC 5737 addresses).",
         "",
-        f"The legitimate client: build/bench/loadgen, open loop at {data['rate_per_s']:g} "
+        f"The legitimate client: build/bench/sluice-loadgen, open loop at {data['rate_per_s']:g} "
         "SMTP sessions a second (banner, EHLO, STARTTLS, TLS 1.3, EHLO, MAIL, RCPT, DATA "
         f"4 KiB, QUIT) on the submission port from 4 addresses, for {data['seconds']:g} s "
         "per scenario; latency from when each session was due.",
