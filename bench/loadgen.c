@@ -45,8 +45,6 @@ static const char *const workload_names[] = {
 	[WL_IMAP] = "imap", [WL_BULK] = "bulk", [WL_IDLE] = "idle",
 };
 
-#define STDIN_TAG ((void *)1)
-
 uint64_t lg_now(void)
 {
 	struct timespec ts;
@@ -55,15 +53,10 @@ uint64_t lg_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Register the epoll interest ev for c (no system call when unchanged). */
+/* The transport's interest in c's readiness (epoll; nothing natively). */
 void lg_set_events(struct lg *g, struct lg_conn *c, uint32_t ev)
 {
-	struct epoll_event e = { .events = ev, .data.ptr = c };
-
-	if (ev == c->events)
-		return;
-	epoll_ctl(g->ep, EPOLL_CTL_MOD, c->fd, &e);
-	c->events = ev;
+	g->io->want(g, c, ev);
 }
 
 /* ------------------------------------------------------- connections --- */
@@ -108,8 +101,7 @@ static void conn_put(struct lg *g, struct lg_conn *c)
 		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 		SSL_free(c->ssl);
 	}
-	if (c->fd >= 0)
-		close(c->fd);
+	g->io->close(g, c);
 	c->next_free = g->free_list;
 	g->free_list = c;
 }
@@ -149,12 +141,11 @@ void lg_hold(struct lg *g, struct lg_conn *c)
 	lg_set_events(g, c, EPOLLRDHUP);
 }
 
-/* Start one operation due at time t0: a non-blocking connect. */
+/* Start one operation due at time t0: the transport's TCP open. */
 static void op_start(struct lg *g, uint64_t t0)
 {
 	struct lg_conn *c = conn_get(g);
-	struct epoll_event e;
-	int one = 1;
+	int rc;
 
 	g->started++;
 	if (!c) {
@@ -165,52 +156,8 @@ static void op_start(struct lg *g, uint64_t t0)
 	c->t0 = t0;
 	c->deadline = lg_now() + (uint64_t)(g->timeout * 1e9);
 	c->step = g->script;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		goto fail;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (g->nsrc) {
-		struct sockaddr_in *s = &g->src[g->src_next++ % g->nsrc];
-
-		/* the port is chosen at connect(), per destination: no early
-		 * exhaustion of the source port range */
-		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		if (bind(c->fd, (struct sockaddr *)s, sizeof(*s)) < 0)
-			goto fail;
-	}
-	if (connect(c->fd, (struct sockaddr *)&g->dst, sizeof(g->dst)) < 0 &&
-	    errno != EINPROGRESS)
-		goto fail;
-	c->connecting = true;
-	c->events = EPOLLOUT;
-	e.events = EPOLLOUT;
-	e.data.ptr = c;
-	if (epoll_ctl(g->ep, EPOLL_CTL_ADD, c->fd, &e) < 0)
-		goto fail;
-	return;
-fail:
-	lg_op_end(g, c, LG_E_connect, strerror(errno));
-}
-
-/* An epoll event for c. */
-static void conn_event(struct lg *g, struct lg_conn *c, uint32_t ev)
-{
-	if (c->connecting) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err || (ev & (EPOLLERR | EPOLLHUP))) {
-			lg_op_end(g, c, LG_E_connect, strerror(err ? err : ECONNREFUSED));
-			return;
-		}
-		c->connecting = false;
-		lg_set_events(g, c, EPOLLIN);
-	} else if (c->held) {
-		lg_op_end(g, c, LG_E_closed, "server closed an idle connection");
-		return;
-	}
-	lg_drive(g, c);
+	if ((rc = g->io->connect(g, c)) < 0)
+		lg_op_end(g, c, LG_E_connect, strerror(-rc));
 }
 
 /* Fail every op past its deadline. */
@@ -292,16 +239,12 @@ static bool may_start(const struct lg *g, uint64_t now)
 /* The event loop: returns when no op may start and none is in flight. */
 static int run(struct lg *g)
 {
-	struct epoll_event ev[256], e = { .events = EPOLLIN, .data.ptr = STDIN_TAG };
 	uint64_t last_scan = 0;
 
-	if (g->wl == WL_IDLE)
-		epoll_ctl(g->ep, EPOLL_CTL_ADD, 0, &e);
 	g->t_begin = g->next_due = lg_now();
 	for (;;) {
 		uint64_t now = lg_now();
-		int i, n, wait_ms = 50;
-		bool go;
+		int wait_ms = 50, go;
 
 		if (g->rate > 0) {
 			while (may_start(g, now) && g->next_due <= now) {
@@ -329,16 +272,8 @@ static int run(struct lg *g)
 			if (g->hold_phase >= 2 && g->nactive == 0)
 				break;
 		}
-		n = epoll_wait(g->ep, ev, 256, wait_ms);
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		go = false;
-		for (i = 0; i < n; i++) {
-			if (ev[i].data.ptr == STDIN_TAG)
-				go = true;
-			else
-				conn_event(g, ev[i].data.ptr, ev[i].events);
-		}
+		if ((go = g->io->wait(g, wait_ms)) < 0)
+			return go;
 		/* after the batch: releasing may end connections that still had
 		 * an event in it */
 		if (go && idle_go(g) < 0)
@@ -451,7 +386,12 @@ static void usage(FILE *f)
 "  --timeout S         per op (30)\n"
 "  --user U --pass P   imap LOGIN (bob / secret)\n"
 "  --source IP[/N]     bind clients to N addresses from IP up, round robin\n"
-"  --rcpt ADDR         smtp, bulk: the recipient (sink@bench.test)\n");
+"  --rcpt ADDR         smtp, bulk: the recipient (sink@bench.test)\n"
+"native transport (no kernel on the data path; docs/loadgen.md):\n"
+"  --native VDEV       a DPDK port, e.g. net_memif0,role=client,socket=/tmp/m.sock\n"
+"  --native-addr A/L   the first client address and its prefix length\n"
+"  --native-addrs N    N client addresses from A up, connections in turn (1)\n"
+"  --native-cpu N      the CPU of the native loop (the first one allowed)\n");
 }
 
 static void print_json(const struct lg *g)
@@ -485,7 +425,7 @@ static void print_json(const struct lg *g)
 	       (unsigned long long)g->lat.max, hist_mean(&g->lat));
 	printf("\"payload_bytes\": %llu, \"messages_accepted\": %llu, "
 	       "\"messages_unanswered\": %llu, \"mib_per_s\": %.3f, "
-	       "\"resumed\": %llu, \"resumed_fraction\": %.4f, \"client_cpu_s\": %.3f}\n",
+	       "\"resumed\": %llu, \"resumed_fraction\": %.4f, \"client_cpu_s\": %.3f",
 	       (unsigned long long)g->payload_bytes, (unsigned long long)g->msgs_accepted,
 	       (unsigned long long)g->msgs_unanswered,
 	       secs > 0 ? (double)g->payload_bytes / 1048576.0 / secs : 0.0,
@@ -493,7 +433,38 @@ static void print_json(const struct lg *g)
 	       g->done ? (double)g->resumed / (double)g->done : 0.0,
 	       (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	if (g->io->json)
+		g->io->json(g);
+	printf("}\n");
 	fflush(stdout);
+}
+
+/* The native transport's options (lg_io_native.c). */
+enum { OPT_NATIVE = 1000, OPT_NATIVE_ADDR, OPT_NATIVE_ADDRS, OPT_NATIVE_CPU };
+
+static int native_opt(struct lg *g, int o, const char *arg)
+{
+	switch (o) {
+	case OPT_NATIVE:
+#ifdef LG_NATIVE
+		g->nat_dev = arg;
+		g->io = &lg_io_native;
+		return 0;
+#else
+		fprintf(stderr, "loadgen: built without DPDK: no --native\n");
+		return -ENOTSUP;
+#endif
+	case OPT_NATIVE_ADDR:
+		free(g->nat_addr);
+		return (g->nat_addr = strdup(arg)) ? 0 : -ENOMEM;
+	case OPT_NATIVE_ADDRS:
+		g->nat_addrs = (unsigned)strtoul(arg, NULL, 10);
+		return g->nat_addrs >= 1 && g->nat_addrs <= 256 ? 0 : -EINVAL;
+	case OPT_NATIVE_CPU:
+		g->nat_cpu = (int)strtol(arg, NULL, 10);
+		return g->nat_cpu >= 0 ? 0 : -EINVAL;
+	}
+	return -EINVAL;
 }
 
 /* Options into g; 0, or -EINVAL with a message on stderr. */
@@ -507,6 +478,8 @@ static int parse_args(struct lg *g, int argc, char **argv)
 		{ "count", 1, 0, 'n' }, { "size", 1, 0, 'z' }, { "timeout", 1, 0, 'T' },
 		{ "user", 1, 0, 'u' }, { "pass", 1, 0, 'P' }, { "source", 1, 0, 'S' },
 		{ "rcpt", 1, 0, 'R' },
+		{ "native", 1, 0, OPT_NATIVE }, { "native-addr", 1, 0, OPT_NATIVE_ADDR },
+		{ "native-addrs", 1, 0, OPT_NATIVE_ADDRS }, { "native-cpu", 1, 0, OPT_NATIVE_CPU },
 		{ "help", 0, 0, '?' }, { 0, 0, 0, 0 },
 	};
 	const char *host = "127.0.0.1", *user = "bob", *pass = "secret";
@@ -521,6 +494,8 @@ static int parse_args(struct lg *g, int argc, char **argv)
 	g->max_inflight = 10000;
 	g->timeout = 30;
 	g->wl_name = NULL;
+	g->io = &lg_io_kernel;
+	g->nat_cpu = -1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'h': host = optarg; break;
@@ -551,6 +526,10 @@ static int parse_args(struct lg *g, int argc, char **argv)
 			if (parse_sources(g, optarg) < 0)
 				goto bad;
 			break;
+		case OPT_NATIVE ... OPT_NATIVE_CPU:
+			if (native_opt(g, o, optarg) < 0)
+				goto bad;
+			break;
 		case '?':
 		default:
 			usage(stderr);
@@ -564,6 +543,10 @@ static int parse_args(struct lg *g, int argc, char **argv)
 	if ((int)g->wl < 0 || port < 1 || port > 65535 || !inet_aton(host, &g->dst.sin_addr)) {
 		fprintf(stderr, "loadgen: --workload (one of handshake, resume, smtp, imap, bulk,"
 			" idle), --port and a valid --host are required\n");
+		return -EINVAL;
+	}
+	if (g->nat_dev && (!g->nat_addr || g->nsrc)) {
+		fprintf(stderr, "loadgen: --native needs --native-addr (and no --source)\n");
 		return -EINVAL;
 	}
 	if (g->wl == WL_IDLE ? !g->count : (!g->count && g->duration <= 0)) {
@@ -610,10 +593,12 @@ int main(int argc, char **argv)
 			ERR_error_string(ERR_get_error(), NULL));
 		goto out;
 	}
-	if (lg_script_init(&g) < 0 || make_message(&g) < 0 || (g.ep = epoll_create1(0)) < 0) {
+	if (lg_script_init(&g) < 0 || make_message(&g) < 0) {
 		fprintf(stderr, "loadgen: set-up failed\n");
 		goto out;
 	}
+	if (g.io->init(&g) < 0)
+		goto out;
 	if ((rc = run(&g)) < 0) {
 		fprintf(stderr, "loadgen: %s\n", rc == -EPIPE ? "stdin closed before the idle"
 			" phases ended" : strerror(-rc));
@@ -631,11 +616,11 @@ out:
 		g.free_list = c->next_free;
 		free(c);
 	}
-	if (g.ep > 0)
-		close(g.ep);
+	g.io->fini(&g);
 	free(g.active);
 	free(g.msg);
 	free(g.src);
+	free(g.nat_addr);
 	free(g.login_cmd);
 	free(g.rcpt_cmd);
 	SSL_SESSION_free(g.session);
