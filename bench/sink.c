@@ -586,6 +586,13 @@ static int nat_accept(void *lctx, struct tcp_conn *tc)
 	return 0;
 }
 
+static volatile sig_atomic_t nat_stop;
+
+static void nat_on_term(int sig)
+{
+	nat_stop = 1;
+}
+
 /* Listen natively on the ports of specs ("IP:PORT"; the IP is ignored:
  * the port's address is natio's) and serve until killed. */
 static int run_native(const char *dev, const char *addr, int cpu, char **specs,
@@ -625,9 +632,14 @@ static int run_native(const char *dev, const char *addr, int cpu, char **specs,
 			return 1;
 		}
 	}
+	/* SIGTERM ends the loop: the EAL's runtime files go with natio_close */
+	signal(SIGTERM, nat_on_term);
+	signal(SIGINT, nat_on_term);
 	fprintf(stderr, "sink: native on %s, %s\n", dev, addr);
-	for (;;)
+	while (!nat_stop)
 		natio_idle(nio, natio_poll(nio));
+	natio_close(nio);
+	return 0;
 }
 #endif
 
