@@ -115,6 +115,8 @@ static int n_init(struct lg *g)
 
 static void n_fini(struct lg *g)
 {
+	if (g->nat)
+		natio_drain(g->nat, 1000);
 	natio_close(g->nat);
 	g->nat = NULL;
 }

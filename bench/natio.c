@@ -194,6 +194,24 @@ void natio_idle(struct natio *n, unsigned work)
 	n->s.pauses++;
 }
 
+void natio_drain(struct natio *n, unsigned max_ms)
+{
+	uint64_t end = natio_now_us() + (uint64_t)max_ms * 1000;
+
+	while (natio_now_us() < end) {
+		struct net_conn_stats cs;
+		unsigned i, open = 0;
+
+		for (i = 0; i < n->n_st; i++) {
+			net_conn_stats(n->st[i], &cs);
+			open += cs.conns;
+		}
+		if (!open)
+			return;
+		natio_idle(n, natio_poll(n));
+	}
+}
+
 void natio_stats(const struct natio *n, struct natio_stats *out)
 {
 	*out = n->s;

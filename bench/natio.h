@@ -73,6 +73,9 @@ void natio_idle(struct natio *n, unsigned work);
 /* Send what the stacks queued outside natio_poll (API calls in between). */
 void natio_flush(struct natio *n);
 void natio_stats(const struct natio *n, struct natio_stats *out);
+/* Poll until no connection is left but in TIME_WAIT (the closes finished:
+ * a peer is not left retransmitting to a port gone), at most max_ms. */
+void natio_drain(struct natio *n, unsigned max_ms);
 
 /*
  * A BIO over a native connection: reads with tcp_read(), writes with
