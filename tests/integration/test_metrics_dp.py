@@ -16,6 +16,11 @@ sluice with a real Postfix and a real Dovecot behind it.
 - Reloads (a sluice of its own): a listener keeps its series across a
   reload, one the reload removed keeps its last values, a new one starts
   at 0; the reload is counted (result ok, generation 2).
+- Failure reasons a client decides (a sluice of its own): a handshake
+  stalled past timeouts.handshake counts as `timeout`, a client that closes
+  after sluice's flight as `client_gone`.
+- Listener slots: with 64 listener names, the 63rd and 64th count as
+  listener="(other)", with one warning logged.
 - Resumption by kind (a sluice of its own): a TLS 1.2 session resumed from
   its ticket counts as `ticket`, one resumed by session ID (no tickets) as
   `cache`.
@@ -400,3 +405,117 @@ class ClientAlerts(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def tls_flight_then_close(host, port):
+    """A TLS 1.3 client that sends its ClientHello, reads sluice's whole
+    flight (ServerHello to Finished), then closes without its Finished:
+    the handshake can never end. The bytes sluice sent (to check that the
+    flight came)."""
+    import socket
+    import ssl
+    ctx = no_verify_context()
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="mx.test")
+    got = b""
+    with socket.create_connection((host, port), timeout=10,
+                                  source_address=(CLIENT, 0)) as s:
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        s.sendall(out.read())
+        # sluice's flight: read until a record of type 23 (the encrypted
+        # handshake) has come, then stop before answering it.
+        while b"\x17\x03\x03" not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+class FailureReasons(unittest.TestCase):
+    """The handshake failure reasons a client's behaviour decides: a
+    handshake that never ends within timeouts.handshake (`timeout`), a
+    client that vanished after sluice's flight (`client_gone`)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cfg = {"hostname": FRONT["hostname"], "cores": 1, "workers": 1,
+               "timeouts": {"plaintext": 30, "handshake": 2, "idle": 60},
+               "backends": FRONT["backends"],
+               "listeners": [listener("hsf", 31, "smtp", "implicit", "postfix")]}
+        cls.sl = Sluice(cfg, "metrics-hsfail").start()
+        cls.lab = dict(listener="hsf", proto="smtp", mode="implicit")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sl.stop()
+
+    def failures(self, reason):
+        v = parse(self.sl.ctl("metrics")["text"])[0]
+        return get(v, "sluice_tls_handshake_failures_total", reason=reason, **self.lab)
+
+    def test_handshake_that_never_ends_is_timeout(self):
+        import socket
+        before, gone = self.failures("timeout"), self.failures("client_gone")
+        host, port = self.sl.addr("hsf")
+        with socket.create_connection((host, port), timeout=10,
+                                      source_address=(CLIENT, 0)) as s:
+            # A handshake record header that promises 512 bytes, and 10 of them.
+            s.sendall(b"\x16\x03\x01\x02\x00" + b"\x01\x00\x01\xfc\x03\x03" + b"\x00" * 4)
+            t0 = __import__("time").monotonic()
+            self.assertEqual(s.recv(100), b"", "sluice closes the stalled handshake")
+            waited = __import__("time").monotonic() - t0
+        self.assertGreaterEqual(waited, 1.5, "closed by the 2 s handshake deadline, not earlier")
+        wait_until(lambda: self.failures("timeout") == before + 1, 10,
+                   "one handshake failure under reason timeout")
+        self.assertEqual(self.failures("client_gone"), gone, "and not as client_gone")
+
+    def test_client_gone_after_the_flight(self):
+        before = self.failures("client_gone")
+        host, port = self.sl.addr("hsf")
+        got = tls_flight_then_close(host, port)
+        self.assertIn(b"\x16\x03\x03", got, "sluice's ServerHello came")
+        wait_until(lambda: self.failures("client_gone") == before + 1, 10,
+                   "one handshake failure under reason client_gone")
+
+
+class ListenerSlots(unittest.TestCase):
+    """More listener names than metrics slots (62 named): the 63rd and
+    later count together as listener="(other)", with a warning logged once;
+    the first 62 keep their own series."""
+
+    PORTS = 43300   # 43300-43363: this class's (outside every helper range)
+
+    def test_overflow_counts_as_other(self):
+        ls = [{"name": f"l{i:02d}", "address": f"127.0.0.1:{self.PORTS + i}",
+               "protocol": "smtp", "tls": "starttls", "backend": "postfix"}
+              for i in range(64)]
+        cfg = {"hostname": FRONT["hostname"], "cores": 1, "workers": 1,
+               "backends": FRONT["backends"], "listeners": ls}
+        sl = Sluice(cfg, "metrics-slots").start()
+        try:
+            for name in ("l00", "l61", "l62", "l63"):
+                with smtplib.SMTP(*sl.addr(name), local_hostname="client.test",
+                                  source_address=client_source(CLIENT), timeout=20) as s:
+                    code, _ = s.ehlo()
+                    self.assertEqual(code, 250, name)
+
+            def sessions():
+                v = parse(sl.ctl("metrics")["text"])[0]
+                return {n: get(v, "sluice_sessions_total", listener=n)
+                        for n in ("l00", "l61", "l62", "l63", "(other)")}
+            got = wait_until(lambda: (lambda d: d if d["(other)"] == 2 else None)(sessions()),
+                             10, "two sessions under (other)")
+            self.assertEqual(got["l00"], 1, got)
+            self.assertEqual(got["l61"], 1, got)
+            self.assertEqual(got["l62"], 0, got)
+            self.assertEqual(got["l63"], 0, got)
+            warned = [l for l in sl.log_lines() if "count as (other)" in l]
+            self.assertEqual(len(warned), 1, warned)
+            self.assertIn("listener l62", warned[0])
+        finally:
+            sl.stop()
