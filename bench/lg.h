@@ -73,6 +73,7 @@ struct lg_io {
 	 * returns); true when the rig wrote a line on stdin. <0: error. */
 	int (*wait)(struct lg *g, int wait_ms);
 	void (*json)(const struct lg *g);               /* extra JSON members, or NULL */
+	unsigned start_burst;   /* closed loop: ops started per wait at most (0: all due) */
 	void (*fini)(struct lg *g);
 };
 extern const struct lg_io lg_io_kernel, lg_io_native;

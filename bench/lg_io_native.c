@@ -110,6 +110,9 @@ static int n_init(struct lg *g)
 		fprintf(stderr, "loadgen: native: %s\n", err);
 		return -EIO;
 	}
+	if (natio_resolve(g->nat, (const uint8_t *)&g->dst.sin_addr, 3000) < 0)
+		fprintf(stderr, "loadgen: native: no ARP reply from %s on every address\n",
+			inet_ntoa(g->dst.sin_addr));
 	return 0;
 }
 
@@ -211,7 +214,8 @@ static void n_json(const struct lg *g)
 	printf(", \"native\": {\"device\": \"%.*s\", \"addresses\": %u, \"tsc_hz\": %llu, "
 	       "\"busy_cycles\": %llu, \"idle_cycles\": %llu, \"busy_cycles_per_op\": %.0f, "
 	       "\"rx_frames\": %llu, \"tx_frames\": %llu, \"rx_bytes\": %llu, \"tx_bytes\": %llu, "
-	       "\"tx_drops\": %llu, \"tx_nombuf\": %llu, \"rx_unknown\": %llu, \"pauses\": %llu}",
+	       "\"tx_drops\": %llu, \"tx_nombuf\": %llu, \"rx_unknown\": %llu, \"pauses\": %llu, \"tcp_rto\": %llu, "
+	       "\"tcp_retrans_segs\": %llu}",
 	       (int)strcspn(g->nat_dev, ","), g->nat_dev,
 	       natio_n_stacks(g->nat), (unsigned long long)s.tsc_hz,
 	       (unsigned long long)s.busy_cycles, (unsigned long long)s.idle_cycles,
@@ -219,7 +223,8 @@ static void n_json(const struct lg *g)
 	       (unsigned long long)s.rx_frames, (unsigned long long)s.tx_frames,
 	       (unsigned long long)s.rx_bytes, (unsigned long long)s.tx_bytes,
 	       (unsigned long long)s.tx_drops, (unsigned long long)s.tx_nombuf,
-	       (unsigned long long)s.rx_unknown, (unsigned long long)s.pauses);
+	       (unsigned long long)s.rx_unknown, (unsigned long long)s.pauses,
+	       (unsigned long long)s.tcp_rto, (unsigned long long)s.tcp_retrans_segs);
 }
 
 const struct lg_io lg_io_native = {
@@ -234,4 +239,6 @@ const struct lg_io lg_io_native = {
 	.wait = n_wait,
 	.json = n_json,
 	.fini = n_fini,
+	/* thousands of SYNs in one pass would only wait in the port's queue */
+	.start_burst = 64,
 };

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -261,8 +262,9 @@ static int run(struct lg *g)
 				wait_ms = (int)((g->next_due - now) / 1000000);
 		} else {
 			unsigned c = g->wl == WL_IDLE ? (unsigned)g->count : g->concurrency;
+			unsigned budget = g->io->start_burst ? g->io->start_burst : UINT_MAX;
 
-			while (may_start(g, now) && g->nactive < c)
+			while (may_start(g, now) && g->nactive < c && budget--)
 				op_start(g, now);
 		}
 		if (!may_start(g, now) && g->nactive == 0)

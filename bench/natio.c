@@ -29,6 +29,7 @@
 #include <rte_mempool.h>
 
 #define NATIO_BURST 32
+#define NATIO_TXQ 2048             /* frames held while the port's ring is full */
 #define NATIO_DESC 1024
 
 struct natio {
@@ -39,7 +40,7 @@ struct natio {
 	uint32_t base4;                    /* the first local address, host order */
 	struct net_stack *st[NATIO_MAX_ADDRS];
 	unsigned n_st;
-	struct rte_mbuf *tx[NATIO_BURST];  /* frames queued by natio_tx */
+	struct rte_mbuf *tx[NATIO_TXQ];    /* frames queued by natio_tx, oldest first */
 	unsigned n_tx;
 	uint64_t pass_tsc, pass_tx;        /* the pass under way: its start, tx_frames then */
 	unsigned pass_rx, idle;
@@ -57,20 +58,25 @@ uint64_t natio_now_us(void)
 
 /* ---- frames out ----------------------------------------------------------- */
 
+/* Send what is queued, in bursts, while the port takes it. What it does
+ * not take waits for the next pass (a memif ring is full until the peer
+ * polls): a burst of SYNs or of a window's segments is not lost to it. */
 static void natio_burst(struct natio *n)
 {
-	uint16_t sent;
+	unsigned done = 0;
 
-	if (!n->n_tx)
-		return;
-	sent = rte_eth_tx_burst(n->port, 0, n->tx, (uint16_t)n->n_tx);
-	n->s.tx_frames += sent;
-	/* What the port did not take is still ours to free. */
-	if (sent < n->n_tx) {
-		n->s.tx_drops += n->n_tx - sent;
-		rte_pktmbuf_free_bulk(&n->tx[sent], n->n_tx - sent);
+	while (done < n->n_tx) {
+		uint16_t want = (uint16_t)RTE_MIN(n->n_tx - done, (unsigned)NATIO_BURST);
+		uint16_t sent = rte_eth_tx_burst(n->port, 0, n->tx + done, want);
+
+		done += sent;
+		n->s.tx_frames += sent;
+		if (sent < want)
+			break;
 	}
-	n->n_tx = 0;
+	if (done && done < n->n_tx)
+		memmove(n->tx, n->tx + done, (n->n_tx - done) * sizeof(n->tx[0]));
+	n->n_tx -= done;
 }
 
 /* net_config.tx: copy the frame into an mbuf of the batch. */
@@ -90,10 +96,15 @@ static void natio_tx(void *ctx, const uint8_t *frame, uint32_t len)
 		return;
 	}
 	memcpy(p, frame, len);
+	if (n->n_tx >= NATIO_BURST)
+		natio_burst(n);
+	if (n->n_tx == NATIO_TXQ) {    /* the peer is not polling: TCP sends it again */
+		rte_pktmbuf_free(m);
+		n->s.tx_drops++;
+		return;
+	}
 	n->s.tx_bytes += len;
 	n->tx[n->n_tx++] = m;
-	if (n->n_tx == NATIO_BURST)
-		natio_burst(n);
 }
 
 void natio_flush(struct natio *n)
@@ -194,6 +205,32 @@ void natio_idle(struct natio *n, unsigned work)
 	n->s.pauses++;
 }
 
+int natio_resolve(struct natio *n, const uint8_t peer4[4], unsigned max_ms)
+{
+	static const struct tcp_ops none;
+	struct tcp_connect_req req = { .rport = 9, .ops = &none };
+	uint64_t end = natio_now_us() + (uint64_t)max_ms * 1000;
+	unsigned i, left;
+
+	req.raddr.family = NET_AF4;
+	memcpy(req.raddr.a, peer4, 4);
+	for (i = 0; i < n->n_st; i++) {
+		struct tcp_conn *c;
+
+		if (net_counters(n->st[i])[NET_C_arp_reply_rx] == 0 &&
+		    tcp_connect(n->st[i], &req, &c) == 0)
+			tcp_abort(c);
+	}
+	do {
+		natio_idle(n, natio_poll(n));
+		for (i = left = 0; i < n->n_st; i++)
+			left += net_counters(n->st[i])[NET_C_arp_reply_rx] == 0;
+		if (!left)
+			return 0;
+	} while (natio_now_us() < end);
+	return -ETIMEDOUT;
+}
+
 void natio_drain(struct natio *n, unsigned max_ms)
 {
 	uint64_t end = natio_now_us() + (uint64_t)max_ms * 1000;
@@ -216,6 +253,12 @@ void natio_stats(const struct natio *n, struct natio_stats *out)
 {
 	*out = n->s;
 	out->tsc_hz = rte_get_tsc_hz();
+	for (unsigned i = 0; i < n->n_st; i++) {
+		const uint64_t *c = net_counters(n->st[i]);
+
+		out->tcp_rto += c[NET_C_tcp_rto];
+		out->tcp_retrans_segs += c[NET_C_tcp_retrans_segs];
+	}
 }
 
 unsigned natio_n_stacks(const struct natio *n)
@@ -433,6 +476,8 @@ void natio_close(struct natio *n)
 		return;
 	if (n->started) {
 		natio_burst(n);
+		rte_pktmbuf_free_bulk(n->tx, n->n_tx);
+		n->n_tx = 0;
 		rte_eth_dev_stop(n->port);
 		rte_eth_dev_close(n->port);
 	}

@@ -49,6 +49,7 @@ struct natio_stats {
 	uint64_t idle_cycles;      /* in passes that did not (pauses included) */
 	uint64_t passes, pauses;
 	uint64_t tsc_hz;
+	uint64_t tcp_rto, tcp_retrans_segs; /* summed over the stacks */
 };
 
 struct natio;
@@ -73,6 +74,12 @@ void natio_idle(struct natio *n, unsigned work);
 /* Send what the stacks queued outside natio_poll (API calls in between). */
 void natio_flush(struct natio *n);
 void natio_stats(const struct natio *n, struct natio_stats *out);
+/* Resolve peer's MAC from every stack before the run: the stack queues
+ * only 4 frames per unresolved neighbour, so a burst of first SYNs would
+ * lose the rest to a whole RTO. A SYN to port 9 (aborted at once; the peer
+ * sees a SYN and a RST, no session) starts each ARP; returns once every
+ * stack had a reply, or -ETIMEDOUT after max_ms. */
+int natio_resolve(struct natio *n, const uint8_t peer4[4], unsigned max_ms);
 /* Poll until no connection is left but in TIME_WAIT (the closes finished:
  * a peer is not left retransmitting to a port gone), at most max_ms. */
 void natio_drain(struct natio *n, unsigned max_ms);
