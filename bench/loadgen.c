@@ -389,7 +389,7 @@ static void usage(FILE *f)
 "  --user U --pass P   imap LOGIN (bob / secret)\n"
 "  --source IP[/N]     bind clients to N addresses from IP up, round robin\n"
 "  --rcpt ADDR         smtp, bulk: the recipient (sink@bench.test)\n"
-"native transport (no kernel on the data path; docs/loadgen.md):\n"
+"native transport (no kernel on the data path; bench/README.md):\n"
 "  --native VDEV       a DPDK port, e.g. net_memif0,role=client,socket=/tmp/m.sock\n"
 "  --native-addr A/L   the first client address and its prefix length\n"
 "  --native-addrs N    N client addresses from A up, connections in turn (1)\n"

@@ -545,9 +545,11 @@ static void nat_data(struct tcp_conn *tc, void *ctx)
 	conn_event(ctx, EPOLLIN);
 }
 
+/* Room to send: flush, and read what an earlier pass left unread (the
+ * stack calls data() only for new bytes; epoll would fire again). */
 static void nat_writable(struct tcp_conn *tc, void *ctx)
 {
-	conn_event(ctx, EPOLLOUT);
+	conn_event(ctx, EPOLLIN | EPOLLOUT);
 }
 
 /* The handle is gone (reset, or both sides done): free what is ours. */
