@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 
@@ -62,8 +63,40 @@ enum lg_proto { LG_P_ANY, LG_P_SMTP, LG_P_IMAP, LG_P_POP3 };
 
 #define LG_RBUF 8192
 
+struct lg;
+struct lg_conn;
+struct tcp_conn;
+struct natio;
+
+/*
+ * The transport under the scripts (lg_io_kernel.c: sockets and epoll;
+ * lg_io_native.c: sluice's TCP/IP over a DPDK port). Readiness reaches
+ * lg_drive() from the transport: epoll events, or the native stack's
+ * callbacks.
+ */
+struct lg_io {
+	const char *name;
+	int (*init)(struct lg *g);                       /* 0 or -errno, message on stderr */
+	int (*connect)(struct lg *g, struct lg_conn *c); /* start the TCP open: 0 or -errno */
+	/* bytes, or -EAGAIN (the transport calls lg_drive when it may go on),
+	 * or another -errno; recv: 0 at the peer's FIN */
+	ssize_t (*send)(struct lg_conn *c, const void *p, size_t n);
+	ssize_t (*recv)(struct lg_conn *c, void *p, size_t n);
+	int (*ssl_bind)(struct lg_conn *c, SSL *ssl);   /* 1, or 0 on failure */
+	void (*want)(struct lg *g, struct lg_conn *c, uint32_t ev); /* EPOLL* interest */
+	void (*close)(struct lg *g, struct lg_conn *c);
+	/* Wait up to wait_ms for events (the native loop takes one pass and
+	 * returns); true when the rig wrote a line on stdin. <0: error. */
+	int (*wait)(struct lg *g, int wait_ms);
+	void (*json)(const struct lg *g);               /* extra JSON members, or NULL */
+	unsigned start_burst;   /* closed loop: ops started per wait at most (0: all due) */
+	void (*fini)(struct lg *g);
+};
+extern const struct lg_io lg_io_kernel, lg_io_native;
+
 struct lg_conn {
-	int fd;
+	int fd;                         /* kernel transport */
+	struct tcp_conn *tc;            /* native transport; NULL once gone */
 	SSL *ssl;                       /* NULL before the handshake starts */
 	bool tls;                       /* handshake done: I/O goes through ssl */
 	bool connecting;                /* non-blocking connect() in progress */
@@ -120,7 +153,16 @@ struct lg {
 	char *cmds[8];                  /* commands built from the options (freed at exit) */
 	unsigned ncmds;
 
+	/* native transport (--native): lg_io_native.c */
+	const char *nat_dev;            /* DPDK vdev; NULL: kernel sockets */
+	const char *nat_addr;               /* "A/len": the first client address */
+	unsigned nat_addrs;             /* consecutive client addresses from it */
+	int nat_cpu;                    /* the EAL lcore's CPU; -1: the first allowed */
+	struct natio *nat;
+	unsigned nat_next;              /* round robin over the addresses */
+
 	/* state */
+	const struct lg_io *io;
 	SSL_CTX *ctx;
 	SSL_SESSION *session;           /* resume: the latest resumable session */
 	struct lg_step *script;         /* built by lg_script_init, ends with OP_END */

@@ -67,7 +67,7 @@ static int step_tls(struct lg *g, struct lg_conn *c)
 	if (!c->ssl) {
 		if (c->rlen)    /* RFC 3207 §4: nothing may follow the 220 */
 			return fail(g, LG_E_protocol, "bytes after the STARTTLS reply", NULL);
-		if (!(c->ssl = SSL_new(g->ctx)) || !SSL_set_fd(c->ssl, c->fd))
+		if (!(c->ssl = SSL_new(g->ctx)) || !g->io->ssl_bind(c, c->ssl))
 			return fail(g, LG_E_tls, "SSL_new", NULL);
 		SSL_set_connect_state(c->ssl);
 		if (lg_tls_prepare(g, c->ssl) < 0)
@@ -97,13 +97,13 @@ static int step_send(struct lg *g, struct lg_conn *c)
 				return ssl_result(g, c, r, "write");
 			n = r;
 		} else {
-			n = send(c->fd, c->wp, chunk, MSG_NOSIGNAL);
+			n = g->io->send(c, c->wp, chunk);
 			if (n < 0) {
-				if (errno == EAGAIN) {
+				if (n == -EAGAIN) {
 					lg_set_events(g, c, EPOLLIN | EPOLLOUT);
 					return STEP_AGAIN;
 				}
-				return fail(g, LG_E_closed, "send", strerror(errno));
+				return fail(g, LG_E_closed, "send", strerror((int)-n));
 			}
 		}
 		c->wp += n;
@@ -128,15 +128,15 @@ static int fill(struct lg *g, struct lg_conn *c)
 			return ssl_result(g, c, r, "read");
 		n = r;
 	} else {
-		n = recv(c->fd, c->rbuf + c->rlen, room, 0);
+		n = g->io->recv(c, c->rbuf + c->rlen, room);
 		if (n == 0)
 			return fail(g, LG_E_closed, "read", "EOF");
 		if (n < 0) {
-			if (errno == EAGAIN) {
+			if (n == -EAGAIN) {
 				lg_set_events(g, c, EPOLLIN);
 				return STEP_AGAIN;
 			}
-			return fail(g, LG_E_closed, "read", strerror(errno));
+			return fail(g, LG_E_closed, "read", strerror((int)-n));
 		}
 	}
 	c->rlen += (size_t)n;

@@ -19,7 +19,7 @@ enum {
 	O_SIG, O_PIN, O_RESUME, O_VERIFY, O_CA, O_SERVERNAME, O_CONCURRENCY, O_RATE,
 	O_MAX_INFLIGHT, O_DURATION, O_COUNT, O_TIMEOUT, O_SIZE, O_FROM, O_TO, O_RCPT,
 	O_EHLO, O_SUBJECT, O_USER, O_PASSWORD, O_PASS, O_SOURCE, O_JSON, O_PROGRESS,
-	O_NO_PROGRESS, O_HELP,
+	O_NO_PROGRESS, O_NATIVE, O_NATIVE_ADDR, O_NATIVE_ADDRS, O_NATIVE_CPU, O_HELP,
 };
 
 struct optdef {
@@ -68,6 +68,11 @@ static const struct optdef optdefs[] = {
 	{ "progress", O_PROGRESS, NULL, "a progress line a second on stderr (default when "
 	  "stderr is a terminal)" },
 	{ "no-progress", O_NO_PROGRESS, NULL, "no progress line" },
+	{ "native", O_NATIVE, "VDEV", "the native transport (no kernel on the data path): a DPDK "
+	  "port, e.g. net_memif0,role=client,socket=/tmp/m.sock" },
+	{ "native-addr", O_NATIVE_ADDR, "A/L", "native: the first client address and its prefix" },
+	{ "native-addrs", O_NATIVE_ADDRS, "N", "native: N client addresses from A up, in turn (1)" },
+	{ "native-cpu", O_NATIVE_CPU, "N", "native: the CPU of the loop (the first allowed)" },
 	{ "help", O_HELP, NULL, "this text" },
 };
 #define NOPTS (sizeof(optdefs) / sizeof(optdefs[0]))
@@ -83,6 +88,10 @@ static void usage(FILE *f)
 
 		if (!optdefs[i].help)
 			continue;
+#ifndef LG_NATIVE       /* the rig reads --help to know whether --native is there */
+		if (optdefs[i].id >= O_NATIVE && optdefs[i].id <= O_NATIVE_CPU)
+			continue;
+#endif
 		snprintf(left, sizeof(left), "--%s%s%s", optdefs[i].name,
 			 optdefs[i].arg ? " " : "", optdefs[i].arg ? optdefs[i].arg : "");
 		fprintf(f, "  %-22s %s\n", left, optdefs[i].help);
@@ -272,6 +281,8 @@ int lg_parse_args(struct lg *g, int argc, char **argv)
 	g->subject = "sluice-loadgen";
 	g->progress = isatty(2);
 	g->wl = WL_COUNT;
+	g->io = &lg_io_kernel;
+	g->nat_cpu = -1;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		const char *name = "";
@@ -373,6 +384,27 @@ int lg_parse_args(struct lg *g, int argc, char **argv)
 		case O_JSON: g->json = true; break;
 		case O_PROGRESS: g->progress = true; break;
 		case O_NO_PROGRESS: g->progress = false; break;
+		case O_NATIVE:
+#ifdef LG_NATIVE
+			g->nat_dev = optarg;
+			g->io = &lg_io_native;
+			break;
+#else
+			return bad("native", "'%s': this build has no DPDK (libdpdk-dev)", optarg);
+#endif
+		case O_NATIVE_ADDR:
+			g->nat_addr = optarg;
+			break;
+		case O_NATIVE_ADDRS:
+			if (num(name, optarg, 1, 256, &d) < 0)
+				return -EINVAL;
+			g->nat_addrs = (unsigned)d;
+			break;
+		case O_NATIVE_CPU:
+			if (num(name, optarg, 0, 4095, &d) < 0)
+				return -EINVAL;
+			g->nat_cpu = (int)d;
+			break;
 		case O_HELP:
 			usage(stdout);
 			return 1;
@@ -396,5 +428,7 @@ int lg_parse_args(struct lg *g, int argc, char **argv)
 			" imap, pop3, bulk or idle (see --help)\n");
 		return -EINVAL;
 	}
+	if (g->nat_dev && (!g->nat_addr || g->nsrc))
+		return bad("native", "'%s' needs --native-addr, and no --source", g->nat_dev);
 	return settle(g, host, port, tls_mode, proto);
 }

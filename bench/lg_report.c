@@ -145,9 +145,15 @@ void lg_json(FILE *f, const struct lg *g, double secs, double cpu_s)
 	fprintf(f, "\"host\": ");
 	json_str(f, g->host ? g->host : "");
 	fprintf(f, ", \"port\": %u, \"protocol\": \"%s\", \"tls_mode\": \"%s\", "
-		"\"resume\": %s, \"verify\": %s}\n",
+		"\"resume\": %s, \"verify\": %s",
 		ntohs(g->dst.sin_port), proto_names[g->proto], tls_names[g->tls_mode],
 		g->resume ? "true" : "false", g->verify ? "true" : "false");
+	if (g->io && g->io->json) {     /* the transport's own members (stdout) */
+		fflush(f);
+		g->io->json(g);
+		fflush(stdout);
+	}
+	fprintf(f, "}\n");
 }
 
 /* The summary for people (docs/loadgen.md, "Reading the output"). */

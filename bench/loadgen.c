@@ -20,6 +20,7 @@
  * and greeting. The rig reads the server's memory at each stop.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,15 +47,10 @@ uint64_t lg_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Register the epoll interest ev for c (no system call when unchanged). */
+/* The transport's interest in c's readiness (epoll; nothing natively). */
 void lg_set_events(struct lg *g, struct lg_conn *c, uint32_t ev)
 {
-	struct epoll_event e = { .events = ev, .data.ptr = c };
-
-	if (ev == c->events)
-		return;
-	epoll_ctl(g->ep, EPOLL_CTL_MOD, c->fd, &e);
-	c->events = ev;
+	g->io->want(g, c, ev);
 }
 
 /* ------------------------------------------------------- connections --- */
@@ -99,8 +95,7 @@ static void conn_put(struct lg *g, struct lg_conn *c)
 		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 		SSL_free(c->ssl);
 	}
-	if (c->fd >= 0)
-		close(c->fd);
+	g->io->close(g, c);
 	c->next_free = g->free_list;
 	g->free_list = c;
 }
@@ -139,12 +134,11 @@ void lg_hold(struct lg *g, struct lg_conn *c)
 	lg_set_events(g, c, EPOLLRDHUP);
 }
 
-/* Start one operation due at time t0: a non-blocking connect. */
+/* Start one operation due at time t0: the transport's TCP open. */
 static void op_start(struct lg *g, uint64_t t0)
 {
 	struct lg_conn *c = conn_get(g);
-	struct epoll_event e;
-	int one = 1;
+	int rc;
 
 	g->started++;
 	if (!c) {
@@ -155,52 +149,8 @@ static void op_start(struct lg *g, uint64_t t0)
 	c->t0 = t0;
 	c->deadline = lg_now() + (uint64_t)(g->timeout * 1e9);
 	c->step = g->script;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		goto fail;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (g->nsrc) {
-		struct sockaddr_in *s = &g->src[g->src_next++ % g->nsrc];
-
-		/* the port is chosen at connect(), per destination: no early
-		 * exhaustion of the source port range */
-		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		if (bind(c->fd, (struct sockaddr *)s, sizeof(*s)) < 0)
-			goto fail;
-	}
-	if (connect(c->fd, (struct sockaddr *)&g->dst, sizeof(g->dst)) < 0 &&
-	    errno != EINPROGRESS)
-		goto fail;
-	c->connecting = true;
-	c->events = EPOLLOUT;
-	e.events = EPOLLOUT;
-	e.data.ptr = c;
-	if (epoll_ctl(g->ep, EPOLL_CTL_ADD, c->fd, &e) < 0)
-		goto fail;
-	return;
-fail:
-	lg_op_end(g, c, LG_E_connect, strerror(errno));
-}
-
-/* An epoll event for c. */
-static void conn_event(struct lg *g, struct lg_conn *c, uint32_t ev)
-{
-	if (c->connecting) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err || (ev & (EPOLLERR | EPOLLHUP))) {
-			lg_op_end(g, c, LG_E_connect, strerror(err ? err : ECONNREFUSED));
-			return;
-		}
-		c->connecting = false;
-		lg_set_events(g, c, EPOLLIN);
-	} else if (c->held) {
-		lg_op_end(g, c, LG_E_closed, "server closed an idle connection");
-		return;
-	}
-	lg_drive(g, c);
+	if ((rc = g->io->connect(g, c)) < 0)
+		lg_op_end(g, c, LG_E_connect, strerror(-rc));
 }
 
 /* Fail every op past its deadline. */
@@ -287,17 +237,13 @@ static bool may_start(const struct lg *g, uint64_t now)
 /* The event loop: returns when no op may start and none is in flight. */
 static int run(struct lg *g)
 {
-	struct epoll_event ev[256], e = { .events = EPOLLIN, .data.ptr = STDIN_TAG };
 	uint64_t last_scan = 0;
 
-	if (g->wl == WL_IDLE)
-		epoll_ctl(g->ep, EPOLL_CTL_ADD, 0, &e);
 	g->t_begin = g->next_due = lg_now();
 	g->next_progress = g->t_begin + 1000000000u;
 	for (;;) {
 		uint64_t now = lg_now();
-		int i, n, wait_ms = 50;
-		bool go;
+		int wait_ms = 50, go;
 
 		if (g->rate > 0) {
 			while (may_start(g, now) && g->next_due <= now) {
@@ -318,8 +264,9 @@ static int run(struct lg *g)
 				wait_ms = 250;
 		} else {
 			unsigned c = g->wl == WL_IDLE ? (unsigned)g->count : g->concurrency;
+			unsigned budget = g->io->start_burst ? g->io->start_burst : UINT_MAX;
 
-			while (may_start(g, now) && g->nactive < c)
+			while (may_start(g, now) && g->nactive < c && budget--)
 				op_start(g, now);
 		}
 		if (!may_start(g, now) && g->nactive == 0)
@@ -329,16 +276,8 @@ static int run(struct lg *g)
 			if (g->hold_phase >= 2 && g->nactive == 0)
 				break;
 		}
-		n = epoll_wait(g->ep, ev, 256, wait_ms);
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		go = false;
-		for (i = 0; i < n; i++) {
-			if (ev[i].data.ptr == STDIN_TAG)
-				go = true;
-			else
-				conn_event(g, ev[i].data.ptr, ev[i].events);
-		}
+		if ((go = g->io->wait(g, wait_ms)) < 0)
+			return go;
 		/* after the batch: releasing may end connections that still had
 		 * an event in it */
 		if (go && idle_go(g) < 0)
@@ -389,10 +328,12 @@ int main(int argc, char **argv)
 		rc = g.ca_file ? 2 : 1;
 		goto out;
 	}
-	if (lg_script_init(&g) < 0 || lg_make_message(&g) < 0 || (g.ep = epoll_create1(0)) < 0) {
+	if (lg_script_init(&g) < 0 || lg_make_message(&g) < 0) {
 		fprintf(stderr, "sluice-loadgen: set-up failed\n");
 		goto out;
 	}
+	if (g.io->init(&g) < 0)
+		goto out;
 	if ((rc = run(&g)) < 0) {
 		fprintf(stderr, "sluice-loadgen: %s\n", rc == -EPIPE ? "stdin closed before the idle"
 			" phases ended" : strerror(-rc));
@@ -410,8 +351,7 @@ out:
 		g.free_list = c->next_free;
 		free(c);
 	}
-	if (g.ep > 0)
-		close(g.ep);
+	g.io->fini(&g);
 	free(g.active);
 	free(g.msg);
 	free(g.src);

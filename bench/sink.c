@@ -15,6 +15,10 @@
  *         QUIT (RFC 1939)
  * A connection may start with a PROXY protocol header, v1 or v2: it is
  * skipped, as is any TLV in it.
+ *
+ * With --native VDEV --native-addr A/LEN (built with DPDK) it listens on
+ * sluice's own TCP/IP over a DPDK port instead (bench/natio.h: net_memif
+ * in the rig), the same ports on that address: no kernel on the data path.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +36,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifdef SK_NATIVE
+#include "natio.h"
+#endif
+
 enum sk_proto { SK_SMTP, SK_IMAP, SK_POP3 };
 
 enum sk_state {
@@ -43,7 +51,8 @@ enum sk_state {
 };
 
 struct sk_conn {
-	int fd;
+	int fd;                 /* -1: a native connection */
+	struct tcp_conn *tc;    /* native; NULL once gone */
 	enum sk_proto proto;
 	enum sk_state state;
 	unsigned eod;           /* DATA: progress through CRLF . CRLF */
@@ -88,33 +97,76 @@ static int outs(struct sk_conn *c, const char *s)
 
 static void conn_close(struct sk_conn *c)
 {
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
+#ifdef SK_NATIVE
+	else if (c->tc)
+		tcp_close(c->tc);     /* nothing is called for it after this */
+#endif
 	free(c->out);
 	free(c);
+}
+
+/* The transport: bytes, -EAGAIN, or another -errno (recv: 0 at EOF). */
+static ssize_t sk_send(struct sk_conn *c, const void *p, size_t n)
+{
+	ssize_t r;
+
+#ifdef SK_NATIVE
+	if (c->fd < 0) {
+		if (!c->tc)
+			return -EPIPE;
+		r = tcp_send(c->tc, p, n);
+		return r == 0 ? -EAGAIN : r;
+	}
+#endif
+	r = send(c->fd, p, n, MSG_NOSIGNAL);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t sk_recv(struct sk_conn *c, void *p, size_t n)
+{
+	ssize_t r;
+
+#ifdef SK_NATIVE
+	if (c->fd < 0) {
+		if (!c->tc)
+			return -ECONNRESET;
+		r = tcp_read(c->tc, p, n);
+		return r == 0 && !tcp_eof(c->tc) ? -EAGAIN : r;
+	}
+#endif
+	r = recv(c->fd, p, n, 0);
+	return r < 0 ? -errno : r;
+}
+
+/* Epoll interest (native connections: the stack's callbacks say). */
+static void sk_want(struct sk_conn *c, uint32_t ev)
+{
+	struct epoll_event e = { .events = ev, .data.ptr = c };
+
+	if (c->fd >= 0)
+		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
 }
 
 /* Send what is pending; 0 when all is sent, 1 when the socket is full,
  * -1 when the connection is gone. Keeps EPOLLOUT interest accordingly. */
 static int flush(struct sk_conn *c)
 {
-	struct epoll_event e = { .data.ptr = c };
-
 	while (c->ooff < c->olen) {
-		ssize_t n = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL);
+		ssize_t n = sk_send(c, c->out + c->ooff, c->olen - c->ooff);
 
 		if (n < 0) {
-			if (errno != EAGAIN)
+			if (n != -EAGAIN)
 				return -1;
-			e.events = EPOLLIN | EPOLLOUT;
-			epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+			sk_want(c, EPOLLIN | EPOLLOUT);
 			return 1;
 		}
 		c->ooff += (size_t)n;
 	}
 	if (c->olen) {
 		c->olen = c->ooff = 0;
-		e.events = EPOLLIN;
-		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+		sk_want(c, EPOLLIN);
 	}
 	return 0;
 }
@@ -373,10 +425,10 @@ static void conn_event(struct sk_conn *c, uint32_t ev)
 
 	if (ev & EPOLLIN) {
 		for (;;) {
-			ssize_t n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+			ssize_t n = sk_recv(c, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
 			size_t used;
 
-			if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			if (n == 0 || (n < 0 && n != -EAGAIN)) {
 				conn_close(c);
 				return;
 			}
@@ -401,15 +453,15 @@ static void conn_event(struct sk_conn *c, uint32_t ev)
 		conn_close(c);
 }
 
+static const char *const greeting[] = {
+	[SK_SMTP] = "220 sink.bench ESMTP sink\r\n",
+	[SK_IMAP] = "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE "
+		    "AUTH=PLAIN] sink ready\r\n",
+	[SK_POP3] = "+OK sink ready\r\n",
+};
+
 static void accept_all(int lfd, enum sk_proto proto)
 {
-	static const char *const greeting[] = {
-		[SK_SMTP] = "220 sink.bench ESMTP sink\r\n",
-		[SK_IMAP] = "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE "
-			    "AUTH=PLAIN] sink ready\r\n",
-		[SK_POP3] = "+OK sink ready\r\n",
-	};
-
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 		struct epoll_event e = { .events = EPOLLIN };
@@ -485,13 +537,126 @@ static int make_message(size_t size)
 	return 0;
 }
 
+#ifdef SK_NATIVE
+/* ---- the native transport (--native) ------------------------------------ */
+
+static void nat_data(struct tcp_conn *tc, void *ctx)
+{
+	conn_event(ctx, EPOLLIN);
+}
+
+/* Room to send: flush, and read what an earlier pass left unread (the
+ * stack calls data() only for new bytes; epoll would fire again). */
+static void nat_writable(struct tcp_conn *tc, void *ctx)
+{
+	conn_event(ctx, EPOLLIN | EPOLLOUT);
+}
+
+/* The handle is gone (reset, or both sides done): free what is ours. */
+static void nat_closed(struct tcp_conn *tc, void *ctx, int err)
+{
+	struct sk_conn *c = ctx;
+
+	c->tc = NULL;
+	conn_close(c);
+}
+
+static const struct tcp_ops nat_ops = {
+	.data = nat_data, .writable = nat_writable, .closed = nat_closed,
+};
+
+/* A connection established on a native listener (lctx: the protocol). */
+static int nat_accept(void *lctx, struct tcp_conn *tc)
+{
+	struct sk_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;          /* a RST */
+	c->fd = -1;
+	c->tc = tc;
+	c->proto = (enum sk_proto)(uintptr_t)lctx;
+	c->state = ST_PROXY;
+	tcp_set_ops(tc, &nat_ops, c);
+	tcp_set_nodelay(tc, true);
+	outs(c, greeting[c->proto]);
+	if (flush(c) < 0) {
+		c->tc = NULL;
+		free(c->out);
+		free(c);
+		return -EPIPE;
+	}
+	return 0;
+}
+
+static volatile sig_atomic_t nat_stop;
+
+static void nat_on_term(int sig)
+{
+	nat_stop = 1;
+}
+
+/* Listen natively on the ports of specs ("IP:PORT"; the IP is ignored:
+ * the port's address is natio's) and serve until killed. */
+static int run_native(const char *dev, const char *addr, int cpu, char **specs,
+		      const enum sk_proto *protos, unsigned n)
+{
+	struct natio_config nc = { .device = dev, .prog = "sink", .cpu = cpu, .n_addrs = 1 };
+	char ip[32], err[256];
+	const char *slash = strchr(addr, '/');
+	struct in_addr a;
+	struct natio *nio;
+	unsigned i;
+
+	snprintf(ip, sizeof(ip), "%.*s", slash ? (int)(slash - addr) : (int)strlen(addr), addr);
+	if (!inet_aton(ip, &a)) {
+		fprintf(stderr, "sink: --native-addr wants A.B.C.D/LEN\n");
+		return 2;
+	}
+	memcpy(nc.ip4, &a, 4);
+	nc.plen = (uint8_t)(slash ? atoi(slash + 1) : 24);
+	nc.tcp.sndbuf = nc.tcp.rcvbuf = 64u << 10;
+	nc.tcp.max_conns = 1u << 20;
+	nc.tcp.syn_backlog = 4096;
+	if (!(nio = natio_open(&nc, err, sizeof(err)))) {
+		fprintf(stderr, "sink: native: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		const char *colon = strrchr(specs[i], ':');
+		long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+		struct tcp_listener *l;
+
+		if (port < 1 || port > 65535 ||
+		    tcp_listen(natio_stack(nio, 0), NULL, (uint16_t)port, nat_accept,
+			       (void *)(uintptr_t)protos[i], &l) < 0) {
+			fprintf(stderr, "sink: native: cannot listen on %s\n", specs[i]);
+			natio_close(nio);
+			return 1;
+		}
+	}
+	/* SIGTERM ends the loop: the EAL's runtime files go with natio_close */
+	signal(SIGTERM, nat_on_term);
+	signal(SIGINT, nat_on_term);
+	fprintf(stderr, "sink: native on %s, %s\n", dev, addr);
+	while (!nat_stop)
+		natio_idle(nio, natio_poll(nio));
+	natio_close(nio);
+	return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "smtp", 1, 0, 's' }, { "imap", 1, 0, 'i' }, { "pop3", 1, 0, 'p' },
-		{ "message-size", 1, 0, 'm' }, { 0, 0, 0, 0 },
+		{ "message-size", 1, 0, 'm' }, { "native", 1, 0, 'N' },
+		{ "native-addr", 1, 0, 'A' }, { "native-cpu", 1, 0, 'C' }, { 0, 0, 0, 0 },
 	};
 	struct { int fd; enum sk_proto proto; } lsn[16];
+	enum sk_proto protos[16];
+	char *specs[16];
+	const char *native = NULL, *native_addr = NULL;
+	int native_cpu = -1;
 	unsigned nl = 0, i;
 	size_t msize = 4096;
 	struct rlimit rl;
@@ -506,18 +671,44 @@ int main(int argc, char **argv)
 			msize = strtoul(optarg, NULL, 10);
 			continue;
 		}
+		if (o == 'N' || o == 'A' || o == 'C') {
+			if (o == 'N')
+				native = optarg;
+			else if (o == 'A')
+				native_addr = optarg;
+			else
+				native_cpu = atoi(optarg);
+			continue;
+		}
 		if (o == '?' || nl == 16) {
 			fprintf(stderr, "usage: sink [--smtp IP:PORT] [--imap IP:PORT] "
-				"[--pop3 IP:PORT] [--message-size B] (each may repeat)\n");
+				"[--pop3 IP:PORT] [--message-size B] (each may repeat)\n"
+				"            [--native VDEV --native-addr A/LEN [--native-cpu N]]\n");
 			return 2;
 		}
-		if ((lsn[nl].fd = listen_on(optarg)) < 0)
-			return 1;
-		lsn[nl++].proto = proto;
+		specs[nl] = optarg;
+		protos[nl++] = proto;
 	}
 	if (!nl || make_message(msize) < 0) {
 		fprintf(stderr, "sink: nothing to listen on\n");
 		return 2;
+	}
+	if (native) {
+#ifdef SK_NATIVE
+		if (!native_addr) {
+			fprintf(stderr, "sink: --native needs --native-addr\n");
+			return 2;
+		}
+		return run_native(native, native_addr, native_cpu, specs, protos, nl);
+#else
+		fprintf(stderr, "sink: built without DPDK: no --native\n");
+		return 2;
+#endif
+	}
+	for (i = 0; i < nl; i++) {
+		if ((lsn[i].fd = listen_on(specs[i])) < 0)
+			return 1;
+		lsn[i].proto = protos[i];
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

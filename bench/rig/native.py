@@ -1,5 +1,18 @@
-"""sluice on its native stack (DPDK net_tap ports, its own TCP/IP) in the
-rig, measured in busy cycles per operation beside the kernel stack.
+"""sluice on its native stack (its own TCP/IP on DPDK ports) in the rig,
+measured in busy cycles per operation beside the kernel stack. Two rows:
+
+NativeMemif (`--stack native`, JSON key sluice-native): no kernel on the
+data path. sluice's two ports are net_memif servers (shared memory, no
+system call per frame); the load generator and the sink are memif clients
+with their own user-space TCP/IP (bench/natio.c: the same net/ library):
+
+    build/bench/sluice-loadgen --native     sluice (the rig's netns)       build/bench/sink --native
+    192.0.2.1..4  ==memif client.sock== port 0: 192.0.2.10
+                                       port 1: 198.51.100.10 ==memif backend.sock== 198.51.100.1
+
+NativeStack (`--stack native-tap`, JSON key sluice-native-tap): the first
+native row, on net_tap ports, the load generator and the sink on the
+kernel's TCP/IP in namespaces of their own, every frame a syscall:
 
     client netns sbc<tag>        sluice (the rig's netns)          backend netns sbb<tag>
     192.0.2.1  --tap sbtc<tag>-- port 0: 192.0.2.10
@@ -89,7 +102,8 @@ class NativeStack(Server):
     """sluice with a `native:` section: the client and the sink each in a
     namespace of their own behind one of its net_tap ports."""
 
-    name, label = "sluice-native", "sluice (native stack)"
+    name, label = "sluice-native-tap", "sluice (native stack, net_tap)"
+    transport = "net_tap"
     ports = SMTP_PORTS
     host = SLUICE4
     note = ("sluice on DPDK net_tap ports (no hugepages), its own TCP/IP; the load "
@@ -119,7 +133,8 @@ class NativeStack(Server):
         self.fresh_dir()
         self.network()
         cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
-                          {"@TAP_CLIENT@": self.tap_c, "@TAP_BACKEND@": self.tap_b,
+                          {"@PORT_CLIENT@": f"net_tap0,iface={self.tap_c}",
+                           "@PORT_BACKEND@": f"net_tap1,iface={self.tap_b}",
                            "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us),
                            "@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
         self.log = self.dir / "stderr.log"
@@ -263,6 +278,8 @@ class NativeStack(Server):
         whole handshake there) and the core threads' on-CPU time (which
         also counts their idle polls before each pause). Every other
         thread sleeps when idle: its on-CPU time is work."""
+        if "native" in r:       # the load generator's own (natio) figures
+            r["loadgen_native"] = r.pop("native")
         b, a = before["counters"], after["counters"]
         if "nat_busy_cycles" not in a:
             raise RuntimeError("this sluice reports no nat_busy_cycles (built before it)")
@@ -309,3 +326,85 @@ class NativeStack(Server):
             r["wall_cpu_us_per_mib"] = r["cpu_us_per_mib"]
             r["cycles_per_mib"] = busy / mib
             r["cpu_us_per_mib"] = busy / tsc * 1e6 / mib
+
+
+MEMIF_ADDRS = 4             # client addresses 192.0.2.1..4: one stack each
+
+
+class NativeMemif(NativeStack):
+    """sluice with two net_memif ports (the memif servers); the load
+    generator and the sink are memif clients on their own TCP/IP
+    (loadgen --native, sink --native): no kernel between them and sluice.
+    No namespaces: nothing reaches the kernel's network."""
+
+    name, label = "sluice-native", "sluice (native stack, memif)"
+    transport = "net_memif"
+    note = ("sluice on two DPDK net_memif ports (no hugepages), its own TCP/IP; the load "
+            "generator and the sink on memif too, each with the same user-space TCP/IP "
+            "(bench/natio.c): no kernel on the data path; `cores` and `workers` as the "
+            "kernel row; CPU figure: busy cycles (see the native section)")
+
+    @classmethod
+    def available(cls, rig):
+        if not sluice_has_dpdk(rig.sluice_bin):
+            return False, "not available: this sluice is built without DPDK (libdpdk-dev)"
+        p = subprocess.run([str(rig.loadgen), "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if b"--native" not in p.stdout:
+            return False, "not available: the load generator is built without DPDK"
+        return True, ""
+
+    def __init__(self, rig):
+        Server.__init__(self, rig)
+        self.client_prefix = []
+        self.sink = None
+        self.made = False
+
+    def sock(self, which):
+        return self.dir / f"{which}.sock"
+
+    def memif(self, n, which, role):
+        return f"net_memif{n},role={role},socket={self.sock(which)},socket-abstract=no"
+
+    @property
+    def loadgen_args(self):
+        cpu = self.rig.client_cpus[0]
+        return ["--native", self.memif(0, "client", "client"), "--native-addr",
+                f"{CLIENT4}/24", "--native-addrs", str(MEMIF_ADDRS), "--native-cpu", str(cpu)]
+
+    def start(self, cert):
+        self.fresh_dir()
+        cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
+                          {"@PORT_CLIENT@": self.memif(0, "client", "server"),
+                           "@PORT_BACKEND@": self.memif(1, "backend", "server"),
+                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us)})
+        self.log = self.dir / "stderr.log"
+        with open(self.log, "wb") as err:
+            self.proc = subprocess.Popen(self.rig.server_pin
+                                         + [self.rig.sluice_bin, "-c", str(cfg)],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         start_new_session=True, cwd=self.dir)
+        deadline = time.monotonic() + 30
+        while " started: " not in self.log_text() or not all(
+                self.sock(w).exists() for w in ("client", "backend")):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("sluice (memif) did not start:\n" + self.log_text()[-2000:])
+            time.sleep(0.05)
+        self.start_sink()
+
+    def start_sink(self):
+        args = []
+        for proto, port in SINK.items():
+            args += [f"--{proto}", f"{BACK4}:{port}"]
+        args += ["--native", self.memif(0, "backend", "client"), "--native-addr",
+                 f"{BACK4}/24", "--native-cpu", str(self.rig.client_cpus[0])]
+        with open(self.dir / "sink.log", "wb") as log:
+            self.sink = subprocess.Popen(self.rig.client_pin
+                                         + [str(self.rig.bdir / "bench/sink")] + args,
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while "sink: native on" not in (self.dir / "sink.log").read_text(errors="replace"):
+            if self.sink.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the native sink did not start: "
+                                   + (self.dir / "sink.log").read_text(errors="replace"))
+            time.sleep(0.05)

@@ -89,13 +89,15 @@ def workload_table(data, w):
     out.append("")
     out += table(head, rows)
     peers = [(s["label"], ratio(sl, cost(key, s["results"].get(key))))
-             for n, s in data["servers"].items() if n not in ("sluice", "sluice-native")]
+             for n, s in data["servers"].items()
+             if n not in ("sluice", "sluice-native", "sluice-native-tap")]
     peers = [(l, x) for l, x in peers if x is not None]
     if sl is not None and peers:
         out += ["", "sluice against each peer (sluice's CPU ÷ the peer's; below 1: sluice "
                 "is cheaper): " + ", ".join(f"{l} {x:.2f}×" for l, x in peers) + "."]
-    nat = data["servers"].get("sluice-native", {}).get("results", {}).get(key) or {}
-    if "ops" in nat:
+    nat = [data["servers"].get(n, {}).get("results", {}).get(key) or {}
+           for n in ("sluice-native", "sluice-native-tap")]
+    if any("ops" in r for r in nat):
         out += ["", "The native stack's row shows busy cycles as µs, not the process's "
                 "CPU time (see \"The native stack beside the kernel stack\"); its "
                 "\"server CPU busy\" is wall CPU, polling included."]
@@ -329,7 +331,8 @@ def make_plots(data, d):
     except ImportError:
         return []
     d.mkdir(parents=True, exist_ok=True)
-    names = [n for n, s in data["servers"].items() if n != "sluice-native"]
+    names = [n for n, s in data["servers"].items()
+             if n not in ("sluice-native", "sluice-native-tap")]
     labels = [data["servers"][n]["label"] for n in names]
     keys = [w["key"] for w in data["workloads"] if w["family"] not in ("idle", "bulk")]
     out = []

@@ -22,13 +22,47 @@ def cycles(key, r, tsc):
     return None if c is None else c * tsc / 1e6
 
 
+ROWS = ("sluice-native", "sluice-native-tap")
+
+
+def transport(data, name):
+    """net_memif or net_tap: what a native row ran on (runs from before the
+    memif row had only the tap one, under sluice-native)."""
+    return data["servers"].get(name, {}).get("transport", "net_tap")
+
+
 def section(data):
     """Markdown lines; [] when the run had no native row."""
-    nat = data["servers"].get("sluice-native")
-    if not nat:
-        return []
+    out = []
+    for name in ROWS:
+        if name in data["servers"]:
+            out += _section(data, name)
+    return out
+
+
+MEMIF_INTRO = [
+    "**No kernel on the data path.** sluice's two ports are DPDK `net_memif` "
+    "servers: shared-memory rings, no system call per frame. The load generator "
+    "and the sink are memif clients with a user-space TCP/IP of their own "
+    "(`bench/natio.c`: sluice's `dataplane/net/` library and OpenSSL over a BIO on "
+    "its connections; `loadgen --native`, `sink --native`): the load generator "
+    "from 192.0.2.1-4 to 192.0.2.10, the sink at 198.51.100.1 behind 198.51.100.10. "
+    "What sluice spends is its own work: TLS, sessions, its TCP/IP and the memif "
+    "driver's copy of each frame into and out of the rings. The load generator's "
+    "own busy cycles (TSC in its loop passes that moved frames, which include its "
+    "TLS client and its TCP/IP) are shown beside sluice's: on this machine it "
+    "shares one CPU with the sink and spends about as much per operation as sluice, "
+    "so it bounds the rate.",
+    ""]
+
+
+def _section(data, name):
+    nat = data["servers"][name]
     tsc = data["references"].get("tsc_hz")
-    out = ["## The native stack beside the kernel stack", ""]
+    memif = transport(data, name) == "net_memif"
+    title = "## The native stack beside the kernel stack" + ("" if name == "sluice-native"
+                                                             else " (net_tap)")
+    out = [title, ""]
     results = nat.get("results", {})
     if all("na" in r for r in results.values()):
         why = next(iter(results.values()), {}).get("na", "not run")
@@ -36,7 +70,14 @@ def section(data):
     pause = data.get("native", {}).get("idle_pause_us")
     dpdk = next((r["native"]["tsc_hz_dpdk"] for r in results.values()
                  if r.get("native", {}).get("tsc_hz_dpdk")), None)
-    out += [
+    if memif:
+        out += [
+            "sluice on its own TCP/IP over two DPDK `net_memif` ports (no hugepages; "
+            f"`native.idle_pause_us: {pause}`), the same listeners, certificates, "
+            "`cores` and `workers` as the kernel row, on the server CPU; the load "
+            "generator and the sink on the other.", ""] + MEMIF_INTRO
+    else:
+        out += [
         "sluice on its own TCP/IP over two DPDK `net_tap` ports (no hugepages; "
         f"`native.idle_pause_us: {pause}`), the same listeners, certificates, "
         "`cores` and `workers` as the kernel row. The load generator runs in a "
@@ -45,7 +86,8 @@ def section(data):
         "198.51.100.1): the backends are on their own tap, as they would be on "
         "their own NIC. sluice itself stays in the rig's namespace, on the server "
         "CPU; the load generator and the sink on the other.",
-        "",
+        ""]
+    out += [
         "**Which figure is which.** The kernel row's figure is CPU time (user+system "
         "of the process, /proc/PID/stat), shown here in cycles as CPU seconds × the "
         "TSC rate. The native row's figure is **busy cycles**, not the process's CPU "
@@ -66,7 +108,9 @@ def section(data):
         + (f"; DPDK's own estimate in sluice (`nat_tsc_hz`): {fmt(dpdk / 1e6, 1)} MHz"
            if dpdk else "") + ". These are TSC (reference) cycles: the invariant TSC "
         "ticks at a fixed rate whatever clock the core runs at.",
-        "",
+        ""]
+    if not memif:
+        out += [
         "**What the tap costs, and where.** A `net_tap` port is a file descriptor: "
         "every frame sluice receives is a read() and every frame it sends a write() "
         "on it, and in that write() the kernel runs its half of the tap, which is the "
@@ -85,6 +129,8 @@ def section(data):
             "native ÷ kernel", "native wall CPU µs/op", "core system share",
             "core idle polls", "frames/op", "input cycles/rx frame",
             "ops/s kernel / native", "p99 ms kernel / native", "native errors"]
+    if memif:
+        head.insert(-3, "load generator busy cycles/op")
     rows, basis = [], []
     for w in data["workloads"]:
         key = w["key"]
@@ -109,13 +155,20 @@ def section(data):
         nn = n["native"]
         basis.append(nn["core_basis"])
         idle = nn.get("idle_poll_share")
-        rows.append([key + (" (per MiB)" if bulk else ""), fmt(cost(key, k)), fmt(kc, 0),
-                     fmt(nc, 0), fmt(ratio(nc, kc), 2, "×"), fmt(wall),
-                     fmt(None if sys_share is None else 100 * sys_share, 0, " %"),
-                     fmt(None if idle is None else 100 * idle, 1, " %"),
-                     fmt(n.get("frames_per_op"), 1), fmt(nn.get("input_cycles_per_rx_frame"), 0),
-                     f"{fmt(rate(k), 1)} / {fmt(rate(n), 1)}",
-                     f"{fmt(p99(k), 2)} / {fmt(p99(n), 2)}", f"{errs} of {n['started']}"])
+        row = [key + (" (per MiB)" if bulk else ""), fmt(cost(key, k)), fmt(kc, 0),
+               fmt(nc, 0), fmt(ratio(nc, kc), 2, "×"), fmt(wall),
+               fmt(None if sys_share is None else 100 * sys_share, 0, " %"),
+               fmt(None if idle is None else 100 * idle, 1, " %"),
+               fmt(n.get("frames_per_op"), 1), fmt(nn.get("input_cycles_per_rx_frame"), 0),
+               f"{fmt(rate(k), 1)} / {fmt(rate(n), 1)}",
+               f"{fmt(p99(k), 2)} / {fmt(p99(n), 2)}", f"{errs} of {n['started']}"]
+        if memif:
+            lg = n.get("loadgen_native") or {}
+            per = lg.get("busy_cycles_per_op")
+            if bulk and lg.get("busy_cycles") is not None and n.get("payload_bytes"):
+                per = lg["busy_cycles"] / (n["payload_bytes"] / (1 << 20))
+            row.insert(-3, fmt(per, 0))
+        rows.append(row)
     out += table(head, rows) + [""]
     cpu_basis = sum(1 for b in basis if not b.startswith("TSC"))
     out += [f"The cores' share came from the core threads' CPU time in {cpu_basis} of "
@@ -130,10 +183,13 @@ def section(data):
             "frame\" is what sluice's own TCP/IP spends on a received frame (Ethernet, "
             "IP, TCP input and the ACK it queues; from its `nat_cycles_per_frame`): "
             "the session work a frame wakes runs later and is not in it, nor the "
-            "tap's read() and write(). Set against the busy cycles per frame (busy "
+            + ("memif driver's copies. " if memif else "tap's read() and write(). ")
+            + "Set against the busy cycles per frame (busy "
             "cycles/op ÷ frames/op) it shows how small the stack's part is; the rest "
-            "is the TLS records, the relay and, above all (the system share), the "
-            "tap's syscalls. Every count behind these "
+            "is the TLS records, the relay"
+            + (" and the driver. " if memif else " and, above all (the system share), the "
+               "tap's syscalls. ")
+            + "Every count behind these "
             "figures (the counter deltas, each thread's user, system and on-CPU time) "
             "is in the JSON under `native`.", ""]
     idle = [w["key"] for w in data["workloads"] if w["family"] == "idle"]
@@ -176,7 +232,8 @@ def plot(data, d, plt, save):
     ax.set_ylabel("thousand TSC cycles per operation (log)")
     ax.set_yscale("log")
     ax.legend(fontsize=7)
-    ax.set_title("sluice: kernel stack against native stack (net_tap), cycles per operation")
+    ax.set_title("sluice: kernel stack against native stack ("
+                 + transport(data, "sluice-native") + "), cycles per operation")
     fig.tight_layout()
     return save(fig, Path(d) / "native_cycles.png", plt)
 

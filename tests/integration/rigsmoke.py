@@ -1,7 +1,7 @@
-"""What the smoke tests of bench/'s rigs (test_bench_smoke, test_stress_smoke)
-share: the rig run once, in quick mode, into a temporary folder; its JSON
-read; sluice's clean exit checked; and whether the sluice it runs links
-DPDK (the native stack's figures depend on it)."""
+"""What the smoke tests of bench/'s rigs (test_bench_smoke, test_bench_memif,
+test_stress_smoke) share: the rig run once, in quick mode, into a temporary
+folder; its JSON read; sluice's clean exit checked; and whether the sluice
+it runs links DPDK (the native stack's figures depend on it)."""
 
 import json
 import os

@@ -6,8 +6,10 @@ serves (operations, server CPU per operation, latency; memory per idle
 connection before and after TLS), the rest say why not; the references
 (crypto bound, OpenSSL floor) were measured; the report and the plots were
 written; sluice exited cleanly. The native stack's row (sluice on DPDK
-net_tap ports) has figures for every workload when the binary links DPDK,
-busy cycles per operation among them, and says why not otherwise.
+net_memif ports, the load generator and the sink on their own user-space
+TCP/IP: test_bench_memif.py looks closer) has figures for every workload
+when the binary links DPDK, busy cycles per operation among them, and says
+why not otherwise.
 """
 
 import unittest
@@ -117,6 +119,7 @@ class BenchQuick(RigQuick, unittest.TestCase):
                 if w == "bulk":
                     self.assertGreaterEqual(r["payload_bytes"], r["ops"] * 10 * 2**20)
                     self.assertGreater(r["cycles_per_mib"], 0)
+                self.assertGreater(r["loadgen_native"]["busy_cycles"], 0)
         text = self.results.read_text()
         self.assertIn("## The native stack beside the kernel stack", text)
         self.assertIn("native busy cycles/op", text)

@@ -1,0 +1,84 @@
+"""The memif rig's quick mode as a smoke test (issue 14): `bench/run --quick
+--stack native`, where sluice's two ports are net_memif and the load
+generator and the sink run their own user-space TCP/IP (bench/natio.c) on
+the other ends, so that no kernel is on the data path.
+
+Each workload ran a few hundred operations (bulk: a few messages; idle: 100
+connections held) with no error; sluice's busy cycles per operation, its
+stack's input cycles per frame and the load generator's own busy cycles are
+there; the frames went through memif (the load generator counted them on
+its net_memif port, sluice's cores counted theirs); sluice exited cleanly.
+No thresholds: the figures are the integrator's to read.
+"""
+
+import unittest
+
+from rigsmoke import RigQuick, sluice_links_dpdk
+
+WORKLOADS = ["idle", "handshake-tls13-ecdsa", "resume-tls13", "smtp", "imap", "bulk",
+             "handshake-tls12-rsa", "handshake-tls13-rsa"]
+
+
+@unittest.skipUnless(sluice_links_dpdk(), "sluice is built without DPDK: no memif row")
+class BenchMemifQuick(RigQuick, unittest.TestCase):
+    rig, prefix, timeout = "run", "bench-memif-", 600
+
+    @classmethod
+    def rig_args(cls, out):
+        cls.results, cls.plots, cls.json = out / "RESULTS.md", out / "plots", out / "run.json"
+        return ["--stack", "native", "--results", str(cls.results),
+                "--plots", str(cls.plots), "--json", str(cls.json)]
+
+    def setUp(self):
+        self.assertEqual(self.rc, 0, f"bench/run --quick --stack native failed:\n"
+                         f"{self.output[-4000:]}")
+        self.assertIsNotNone(self.data, "bench/run wrote no JSON")
+        self.row = self.data["servers"]["sluice-native"]
+
+    def test_row_is_memif(self):
+        self.assertEqual(self.row["transport"], "net_memif")
+        self.assertNotIn("sluice-native-tap", self.data["servers"])
+
+    def test_every_workload_has_figures_and_no_errors(self):
+        for w in WORKLOADS:
+            with self.subTest(workload=w):
+                r = self.row["results"][w]
+                self.assertNotIn("error", r)
+                self.assertNotIn("na", r)
+                self.assertEqual(r["error_total"], 0, r.get("first_error"))
+                self.assertGreater(r["ops"], 0)
+                if w == "idle":
+                    self.assertEqual(r["held"]["plain"], r["connections"])
+                    self.assertEqual(r["held"]["tls"], r["connections"])
+                    self.assertIsNotNone(r["bytes_per_conn_tls"])
+                    continue
+                if w != "bulk":
+                    self.assertGreaterEqual(r["ops"], 100, "a quick run is a few hundred ops")
+                else:
+                    self.assertGreaterEqual(r["payload_bytes"], r["ops"] * 10 * 2**20)
+                    self.assertGreater(r["cycles_per_mib"], 0)
+                n = r["native"]
+                self.assertGreater(n["delta"]["nat_rx_frames"], 0)
+                self.assertGreater(n["delta"]["nat_busy_cycles"], 0)
+                self.assertGreater(r["cycles_per_op"], 0)
+                self.assertGreater(n["input_cycles_per_rx_frame"], 0)
+                lg = r["loadgen_native"]
+                self.assertEqual(lg["device"], "net_memif0")
+                self.assertEqual(lg["addresses"], 4)
+                self.assertGreater(lg["busy_cycles"], 0)
+                self.assertGreater(lg["busy_cycles_per_op"], 0)
+                self.assertGreater(lg["rx_frames"], 0)
+                self.assertGreater(lg["tx_frames"], 0)
+                self.assertEqual(lg["rx_unknown"], 0)
+
+    def test_report_has_the_memif_section(self):
+        text = self.results.read_text()
+        self.assertIn("## The native stack beside the kernel stack", text)
+        self.assertIn("net_memif", text)
+        self.assertIn("load generator busy cycles/op", text)
+
+    # test_sluice_exited_cleanly: RigQuick's
+
+
+if __name__ == "__main__":
+    unittest.main()
