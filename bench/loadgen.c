@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,11 @@ static void idle_check_phase(struct lg *g)
 	if (g->waiting_go || g->held == 0 || g->held != g->nactive ||
 	    g->started < g->count || g->hold_phase >= 2)
 		return;
+	/* --idle-release freed each held connection's SSL between live
+	 * allocations: give the free pages back, so that what a held
+	 * connection costs is what it holds */
+	if (g->released)
+		malloc_trim(0);
 	if (g->json)
 		printf("{\"phase\": \"%s\", \"held\": %u, \"failed\": %llu, \"released\": %llu}\n",
 		       phase[g->hold_phase], g->held, (unsigned long long)g->failed,
