@@ -124,6 +124,9 @@ def classify(fr, files, binary_name):
     if owner.startswith("librte_"):
         return DRIVER
     if owner == binary_name:
+        # an inlined helper (rte_rdtsc, le64) has no file of its own: the
+        # function of sluice it was inlined into has
+        sym = next((s for s, d in fr if d == binary_name and s in files), sym)
         return sluice_group(sym, files)
     return owner
 

@@ -90,6 +90,7 @@ struct nat_core {
 	 * outside TLS and the session: the bench's cycles per packet. */
 	uint64_t drv_cycles;
 	uint64_t now_us;             /* the pass's time, for net_input/net_poll */
+	uint64_t poll_ms;            /* the millisecond of the last net_poll */
 	unsigned idle;               /* idle passes in a row */
 };
 
