@@ -377,7 +377,8 @@ class NativeMemif(NativeStack):
         cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
                           {"@PORT_CLIENT@": self.memif(0, "client", "server"),
                            "@PORT_BACKEND@": self.memif(1, "backend", "server"),
-                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us)})
+                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us),
+                           "@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
         self.log = self.dir / "stderr.log"
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(self.rig.server_pin
