@@ -325,7 +325,7 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 			/* the reply to the message itself: one more the server
 			 * took responsibility for (RFC 5321 §4.1.1.4) */
 			if (r == STEP_DONE && c->step->op == OP_SMTP &&
-			    c->step[-1].op == OP_SEND_MSG)
+			    c->step > g->script && c->step[-1].op == OP_SEND_MSG)
 				g->msgs_accepted++;
 			break;
 		case OP_HOLD:

@@ -10,6 +10,15 @@ and a sample in an interrupt's return to user space (in a VM perf samples
 with cpu-clock, whose own tick lands there) for the user code it
 interrupted.
 
+On the native stack (DPDK) the kernel's share becomes sluice's own:
+its TCP/IP stack (dataplane/net/), the driver (librte_* with the memif
+PMD, io/dpdk.c and io/native.c: the RX and TX bursts, mbufs, the frames'
+copies into them), and the polling of the idle loop (a sample under
+nat_idle or nat_pause, the kernel's ppoll of a pause included). An idle
+pass's empty RX burst counts as the driver's: the TSC split of busy and
+idle passes (nat_busy_cycles, nat_idle_cycles) says how much of the
+loop is idle.
+
     bench/perfgroups.py perf.data build/dataplane/sluice
 """
 
@@ -60,12 +69,21 @@ def samples(data):
     return out
 
 
+DRIVER = "driver (DPDK, memif PMD, io/dpdk.c, io/native.c)"
+POLLING = "polling (the idle loop: idle passes, pauses)"
+PAUSE = ("nat_idle", "nat_pause")
+
+
 def sluice_group(sym, files):
     f = files.get(sym, "")
     if f.startswith("tls/"):
         return "sluice TLS glue (tls/)"
     if f.startswith(("dataplane/session/", "dataplane/proto/", "dataplane/quirk/")):
         return "sluice session layer (session/, proto/)"
+    if f.startswith("dataplane/net/"):
+        return "sluice TCP/IP stack (net/)"
+    if f.startswith(("dataplane/io/dpdk.c", "dataplane/io/native.c")):
+        return DRIVER
     return "sluice I/O, core loop and the rest (io/, core.c, lib/)"
 
 
@@ -73,6 +91,8 @@ def classify(fr, files, binary_name):
     syms = [s for s, _ in fr]
     if any(s in ("sess_log", "log_msg", "logline_v") for s in syms):
         return "the per-session log line (formatting, write)"
+    if any(s in PAUSE for s in syms):
+        return POLLING
     sym, dso = fr[0]
     kernel = lambda d: "kernel" in d or d.startswith("[")
     if kernel(dso):
@@ -101,7 +121,12 @@ def classify(fr, files, binary_name):
         return "libssl"
     if owner.startswith("libjemalloc"):
         return "allocator (jemalloc)"
+    if owner.startswith("librte_"):
+        return DRIVER
     if owner == binary_name:
+        # an inlined helper (rte_rdtsc, le64) has no file of its own: the
+        # function of sluice it was inlined into has
+        sym = next((s for s, d in fr if d == binary_name and s in files), sym)
         return sluice_group(sym, files)
     return owner
 

@@ -301,6 +301,19 @@ class NativeStack(Server):
         fr = a.get("net_rx_frames", 0) - b.get("net_rx_frames", 0)
         rx_cyc = (a.get("nat_cycles_per_frame", 0) * a.get("net_rx_frames", 0)
                   - b.get("nat_cycles_per_frame", 0) * b.get("net_rx_frames", 0))
+        # The whole packet path outside TLS and the session, per frame
+        # both ways: the stacks' input, timers (every pass, idle ones too)
+        # and API calls (segments built and copied into mbufs, bytes
+        # copied out), plus the driver's RX bursts and frees and its TX
+        # bursts (nat_drv_cycles). None from a sluice without the sums.
+        stk = {k: a[k] - b.get(k, 0) for k in
+               ("nat_stack_rx_cycles", "nat_stack_poll_cycles", "nat_stack_api_cycles",
+                "nat_stack_api_calls", "nat_drv_cycles") if k in a}
+        pkts = d["nat_rx_frames"] + d["nat_tx_frames"]
+        stack_pp = None
+        if len(stk) == 5 and pkts > 0:
+            stack_pp = (stk["nat_stack_rx_cycles"] + stk["nat_stack_poll_cycles"]
+                        + stk["nat_stack_api_cycles"] + stk["nat_drv_cycles"]) / pkts
         core_cpu = groups["cores"][2] * tsc
         core = min(d["nat_busy_cycles"], core_cpu)
         rest = (groups["workers"][2] + groups["other"][2]) * tsc
@@ -314,7 +327,9 @@ class NativeStack(Server):
             "core_cycles": core, "core_basis": ("TSC busy count" if core < core_cpu
                                                 else "core threads' CPU time"),
             "other_cycles": rest, "busy_cycles": busy,
-            "input_cycles_per_rx_frame": rx_cyc / fr if fr > 0 else None,
+            "input_cycles_per_rx_frame": (stk["nat_stack_rx_cycles"] / fr if fr > 0 and stk
+                                          else rx_cyc / fr if fr > 0 else None),
+            "stack_cycles": stk, "stack_cycles_per_packet": stack_pp,
             "idle_poll_share": d["nat_idle_cycles"] / core_cpu if core_cpu else None}
         r["wall_cpu_us_per_op"] = r["cpu_us_per_op"]
         r["cpu_basis"] = "busy cycles"
@@ -377,7 +392,8 @@ class NativeMemif(NativeStack):
         cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
                           {"@PORT_CLIENT@": self.memif(0, "client", "server"),
                            "@PORT_BACKEND@": self.memif(1, "backend", "server"),
-                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us)})
+                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us),
+                           "@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
         self.log = self.dir / "stderr.log"
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(self.rig.server_pin

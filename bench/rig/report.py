@@ -314,7 +314,14 @@ def write(data, results, plots_dir):
             "libssl, sluice's TLS glue, the session layer, the kernel, the allocator) and "
             "what each optimisation bought, measured in alternating runs (A B A B A B, the "
             "median of each), are in [HANDSHAKE.md](HANDSHAKE.md): this report is written "
-            "anew by every run, that one by hand.", ""]
+            "anew by every run, that one by hand.", "",
+            "## Where a native handshake's cycles go",
+            "",
+            "The same profile on the native stack over net_memif (libcrypto, libssl, "
+            "sluice's TLS glue, the session layer, sluice's TCP/IP stack, the driver, "
+            "the polling), `workers: 1` against `workers: 0`, the stack's cycles per "
+            "packet before and after, and every alternating run behind them are in "
+            "[NATIVE.md](NATIVE.md), written by hand like HANDSHAKE.md.", ""]
     out += ["## Reproduce", "", "```sh", "sudo " + data["command"], "```", "",
             "Every figure of this run is also in the JSON file beside this report "
             "(`RESULTS.json`); `bench/run --report-from RESULTS.json` writes this report "

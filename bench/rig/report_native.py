@@ -128,6 +128,7 @@ def _section(data, name):
     head = ["workload", "kernel CPU µs/op", "kernel cycles/op", "native busy cycles/op",
             "native ÷ kernel", "native wall CPU µs/op", "core system share",
             "core idle polls", "frames/op", "input cycles/rx frame",
+            "stack cycles/packet",
             "ops/s kernel / native", "p99 ms kernel / native", "native errors"]
     if memif:
         head.insert(-3, "load generator busy cycles/op")
@@ -160,6 +161,7 @@ def _section(data, name):
                fmt(None if sys_share is None else 100 * sys_share, 0, " %"),
                fmt(None if idle is None else 100 * idle, 1, " %"),
                fmt(n.get("frames_per_op"), 1), fmt(nn.get("input_cycles_per_rx_frame"), 0),
+               fmt(nn.get("stack_cycles_per_packet"), 0),
                f"{fmt(rate(k), 1)} / {fmt(rate(n), 1)}",
                f"{fmt(p99(k), 2)} / {fmt(p99(n), 2)}", f"{errs} of {n['started']}"]
         if memif:
@@ -184,6 +186,12 @@ def _section(data, name):
             "IP, TCP input and the ACK it queues; from its `nat_cycles_per_frame`): "
             "the session work a frame wakes runs later and is not in it, nor the "
             + ("memif driver's copies. " if memif else "tap's read() and write(). ")
+            + "\"stack cycles/packet\" is the whole packet path outside TLS and the "
+            "session over frames both ways: the stacks' input, their timers (every "
+            "loop pass, idle ones too), the API calls (`tcp_send` building segments "
+            "and copying them into mbufs, `tcp_read` copying bytes out) and the "
+            "driver's bursts and mbuf frees (`nat_stack_*_cycles`, `nat_drv_cycles`; "
+            "the goal is at most 1,000). "
             + "Set against the busy cycles per frame (busy "
             "cycles/op ÷ frames/op) it shows how small the stack's part is; the rest "
             "is the TLS records, the relay"

@@ -71,6 +71,9 @@ class Server:
                      "@KEY@": str(c["key"]), "@COMBINED@": str(c["combined"]),
                      "@WORKERS@": str(self.rig.workers), **(extra or {})}.items():
             text = text.replace(k, v)
+        left = sorted(set(re.findall(r"@[A-Z_]+@", text)))
+        if left:  # a placeholder no one filled: say so, not a YAML error later
+            raise RuntimeError(f"{template}: {', '.join(left)} not given")
         out.write_text(text)
         return out
 

@@ -313,7 +313,7 @@ size_t nat_report(char *line, size_t len, size_t o)
 	struct net_cycle_stats cs, tot = { 0 };
 	struct net_conn_stats ncs;
 	uint64_t rx = 0, tx = 0, txd = 0, nomb = 0, sout = 0, sdrop = 0, pauses = 0;
-	uint64_t busy = 0, idle = 0, rxb = 0, txb = 0, conns = 0, bufb = 0;
+	uint64_t busy = 0, idle = 0, drv = 0, rxb = 0, txb = 0, conns = 0, bufb = 0;
 	unsigned k, i, n;
 
 	for (k = 0; k < RT.n_cores; k++) {
@@ -349,6 +349,7 @@ size_t nat_report(char *line, size_t len, size_t o)
 		pauses += nc->pauses;
 		busy += nc->busy_cycles;
 		idle += nc->idle_cycles;
+		drv += nc->drv_cycles;
 	}
 	for (n = 0; n < NET_C__COUNT; n++)
 		if (net[n])
@@ -392,5 +393,15 @@ size_t nat_report(char *line, size_t len, size_t o)
 	OUT(" nat_busy_cycles=%llu nat_idle_cycles=%llu nat_tsc_hz=%llu",
 	    (unsigned long long)busy, (unsigned long long)idle,
 	    (unsigned long long)rte_get_tsc_hz());
+	/* The packet path's sums, outside TLS and the session: the stacks'
+	 * input, timers and API calls (tcp_send's segments and their copies
+	 * into mbufs, tcp_read's copies out), and the driver's bursts and
+	 * frees (io/dpdk.c). Over frames both ways: the stack's cycles per
+	 * packet. */
+	OUT(" nat_stack_rx_cycles=%llu nat_stack_poll_cycles=%llu nat_stack_api_cycles=%llu "
+	    "nat_stack_api_calls=%llu nat_drv_cycles=%llu",
+	    (unsigned long long)tot.rx_cycles, (unsigned long long)tot.poll_cycles,
+	    (unsigned long long)tot.api_cycles, (unsigned long long)tot.api_calls,
+	    (unsigned long long)drv);
 	return o < len ? o : len - 1;
 }

@@ -83,7 +83,14 @@ struct nat_core {
 	uint64_t loops, idle_loops, pauses;
 	uint64_t busy_cycles, idle_cycles; /* TSC: loops that did work, and not */
 	uint64_t pass_tsc;           /* TSC at the start of this pass */
+	/* The packet path's TSC outside the stack's own account (net_input,
+	 * net_poll and API calls charge net_cycle_stats): the RX bursts and the
+	 * mbufs' frees of passes that received frames, the TX bursts of
+	 * flushes that sent. With net_cycle_stats the whole packet path
+	 * outside TLS and the session: the bench's cycles per packet. */
+	uint64_t drv_cycles;
 	uint64_t now_us;             /* the pass's time, for net_input/net_poll */
+	uint64_t poll_ms;            /* the millisecond of the last net_poll */
 	unsigned idle;               /* idle passes in a row */
 };
 

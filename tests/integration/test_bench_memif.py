@@ -5,7 +5,8 @@ the other ends, so that no kernel is on the data path.
 
 Each workload ran a few hundred operations (bulk: a few messages; idle: 100
 connections held) with no error; sluice's busy cycles per operation, its
-stack's input cycles per frame and the load generator's own busy cycles are
+stack's input cycles per frame, its stack cycles per packet and the load
+generator's own busy cycles are
 there; the frames went through memif (the load generator counted them on
 its net_memif port, sluice's cores counted theirs); sluice exited cleanly.
 No thresholds: the figures are the integrator's to read.
@@ -62,6 +63,11 @@ class BenchMemifQuick(RigQuick, unittest.TestCase):
                 self.assertGreater(n["delta"]["nat_busy_cycles"], 0)
                 self.assertGreater(r["cycles_per_op"], 0)
                 self.assertGreater(n["input_cycles_per_rx_frame"], 0)
+                # the whole packet path outside TLS, per frame both ways
+                # (bench/NATIVE.md): every part of it was counted
+                self.assertGreater(n["stack_cycles_per_packet"], 0)
+                for k in ("nat_stack_rx_cycles", "nat_stack_api_cycles", "nat_drv_cycles"):
+                    self.assertGreater(n["stack_cycles"][k], 0, k)
                 lg = r["loadgen_native"]
                 self.assertEqual(lg["device"], "net_memif0")
                 self.assertEqual(lg["addresses"], 4)
@@ -76,6 +82,8 @@ class BenchMemifQuick(RigQuick, unittest.TestCase):
         self.assertIn("## The native stack beside the kernel stack", text)
         self.assertIn("net_memif", text)
         self.assertIn("load generator busy cycles/op", text)
+        self.assertIn("stack cycles/packet", text)
+        self.assertIn("[NATIVE.md](NATIVE.md)", text)
 
     # test_sluice_exited_cleanly: RigQuick's
 

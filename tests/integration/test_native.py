@@ -831,10 +831,10 @@ class NativeIdleMemory(unittest.TestCase):
                                  # most of it OpenSSL's SSL object (README of net/)
 
     def allocated(self):
+        """jemalloc's stats.allocated, or None in a build without it (ASAN):
+        there only the buffers' release is checked."""
         a = SL.ctl("status").get("memory", {}).get("allocator")
-        if a is None:
-            self.skipTest("no allocator statistics (a build without jemalloc, or ASAN)")
-        return a["allocated"]
+        return None if a is None else a["allocated"]
 
     def test_idle_tls_sessions_hold_no_buffers(self):
         script = harness.scratch() / "hold_idle.py"
@@ -860,18 +860,27 @@ class NativeIdleMemory(unittest.TestCase):
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 time.sleep(1)
+                if base is None:
+                    rel = SL.counters().get("net_tcp_buf_released", 0) - before_c.get(
+                        "net_tcp_buf_released", 0)
+                    if rel >= self.HELD:
+                        break
+                    continue
                 per = (self.allocated() - base) / self.HELD
                 if per <= self.BUDGET:
                     time.sleep(2)        # settled: read once more
                     per = (self.allocated() - base) / self.HELD
                     break
             after_c = SL.counters()
-            print(f"\n  {self.HELD} idle TLS sessions (native): {per:.0f} bytes each "
-                  f"by jemalloc's stats.allocated; TCP buffers held {after_c.get('nat_buf_bytes')} "
+            print(f"\n  {self.HELD} idle TLS sessions (native): "
+                  + (f"{per:.0f} bytes each by jemalloc's stats.allocated; " if per is not None
+                     else "no allocator count in this build; ")
+                  + f"TCP buffers held {after_c.get('nat_buf_bytes')} "
                   f"bytes over {after_c.get('nat_conns')} connections", file=sys.stderr)
-            self.assertLessEqual(per, self.BUDGET,
-                                 f"{per:.0f} bytes allocated per idle TLS session (budget "
-                                 f"{self.BUDGET}): do idle connections keep TCP buffers?")
+            if base is not None:
+                self.assertLessEqual(per, self.BUDGET,
+                                     f"{per:.0f} bytes allocated per idle TLS session (budget "
+                                     f"{self.BUDGET}): do idle connections keep TCP buffers?")
             released = after_c.get("net_tcp_buf_released", 0) - before_c.get(
                 "net_tcp_buf_released", 0)
             self.assertGreaterEqual(released, self.HELD, "TCP buffers freed once idle")

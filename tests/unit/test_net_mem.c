@@ -304,7 +304,8 @@ static void test_after_idle_lossy(void **state)
  * what 1000 idle connections cost both stacks, after a handshake-sized
  * exchange: the struct tcp_conn of each end and nothing else (budget 1
  * KiB per end; it was 2 x 256 KiB before buffers followed what is in
- * flight). An allocator that keeps no count (ASAN's) skips it. */
+ * flight). Under an allocator that keeps no count (ASAN's) only the
+ * buffers are checked. */
 static void test_bytes_per_idle_conn(void **state)
 {
 	struct pair *p = pair_new(3, &(struct simlink_params){ .delay_us = 1000 }, NULL);
@@ -318,9 +319,13 @@ static void test_bytes_per_idle_conn(void **state)
 	exchange(p, 517, 2500, 10000000);
 	idle(p, 2000000);
 	after = mallinfo2().uordblks;
+	assert_int_equal(bufs(p->a) + bufs(p->b), 0);
 	if (before == 0 && after == 0) {
+		/* An allocator that keeps no count (ASAN's): what holds for
+		 * every build is checked above, the bytes in the other builds. */
+		print_message("no allocator count here: buffers checked, bytes not\n");
 		pair_free(p);
-		skip();
+		return;
 	}
 	per_end = (double)(after - before) / (2.0 * NCONN_MAX);
 	print_message("bytes per idle connection end: %.0f (struct tcp_conn %zu)\n", per_end,
