@@ -32,6 +32,7 @@
 #include "fpstat.h"
 #include "io/io.h"
 #include "log.h"
+#include "notify.h"
 #include "privs.h"
 #include "session/backend.h"
 #include "session/probe_loop.h"
@@ -333,9 +334,13 @@ static void app_signal_loop(struct app *a)
 			last_tick = time(NULL);
 			tls_resume_tick(last_tick);
 			reload_tick();
+			notify_watchdog();
 		}
 		sig = sigtimedwait(&a->sigs, NULL, &tick);
 		if (drain_tick()) {
+			/* A drain from the control socket (which undrain could
+			 * take back) tells systemd only now. */
+			notify_stopping("drained: exiting");
 			atomic_store(&RT.stop, true);
 			break;
 		}
@@ -360,9 +365,17 @@ static void app_signal_loop(struct app *a)
 			(void)reload_from_disk(a->path, err, sizeof(err)); /* logged there */
 		} else if (drain_active()) {
 			drain_abort(sig == SIGTERM ? "SIGTERM again" : "SIGINT again");
+			notify_stopping("stopping now: a second signal during the drain");
 			atomic_store(&RT.stop, true);
 		} else {
-			drain_start(drain_default_deadline(), sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			unsigned deadline = drain_default_deadline();
+			char why[96];
+
+			drain_start(deadline, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			/* A signal's drain is not taken back: stopping from now. */
+			snprintf(why, sizeof(why), "draining (%s): deadline %u s",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT", deadline);
+			notify_stopping(why);
 		}
 	}
 }
@@ -432,6 +445,8 @@ int main(int argc, char **argv)
 		app_teardown(&a);
 		return 1;
 	}
+	if (!atomic_load(&RT.stop)) /* every core started */
+		notify_ready(a.c->n_listeners, a.n_started, RT.cores[0].io->name, snap_current()->gen);
 	app_signal_loop(&a);
 	app_teardown(&a);
 	return 0;
