@@ -266,8 +266,12 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	/* The control socket is made as root; sluice-control talks to it. A
 	 * second sluice on the same machine (tests, benchmarks) serves without
 	 * one rather than not at all. */
-	if (ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr)) < 0)
+	if ((rc = ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr))) == -EPERM) {
+		snprintf(err, errlen, "%s", cerr);   /* a folder others may write: never */
+		return rc;
+	} else if (rc < 0) {
 		log_msg(LOG_WARNING, "no control socket: %s", cerr);
+	}
 	/* What is open now stays open: the lowest free descriptor is about
 	 * their count (stress mode adds the connections' sockets). */
 	if ((rc = dup(STDERR_FILENO)) >= 0) {
