@@ -286,7 +286,7 @@ class NativeStack(Server):
         tsc = self.rig.tsc_hz or a["nat_tsc_hz"]
         d = {k: a.get(k, 0) - b.get(k, 0) for k in
              ("nat_busy_cycles", "nat_idle_cycles", "nat_pauses", "nat_rx_frames",
-              "nat_tx_frames", "nat_rx_bytes", "nat_tx_bytes", "net_tcp_retrans_segs")}
+              "nat_tx_frames", "nat_tx_drops", "nat_spread_out", "nat_rx_bytes", "nat_tx_bytes", "net_tcp_retrans_segs")}
         threads, groups = {}, {g: [0.0, 0.0, 0.0] for g in ("cores", "workers", "other")}
         for comm, t in after["threads"].items():
             t0 = before["threads"].get(comm, [0.0, 0.0, 0.0])
@@ -385,7 +385,8 @@ class NativeMemif(NativeStack):
     def loadgen_args(self):
         cpu = self.rig.client_cpus[0]
         return ["--native", self.memif(0, "client", "client"), "--native-addr",
-                f"{CLIENT4}/24", "--native-addrs", str(MEMIF_ADDRS), "--native-cpu", str(cpu)]
+                f"{CLIENT4}/24", "--native-addrs", str(MEMIF_ADDRS), "--native-cpu", str(cpu),
+                "--native-queues", str(self.rig.workers)]
 
     def start(self, cert):
         self.fresh_dir()
@@ -413,7 +414,8 @@ class NativeMemif(NativeStack):
         for proto, port in SINK.items():
             args += [f"--{proto}", f"{BACK4}:{port}"]
         args += ["--native", self.memif(0, "backend", "client"), "--native-addr",
-                 f"{BACK4}/24", "--native-cpu", str(self.rig.client_cpus[0])]
+                 f"{BACK4}/24", "--native-cpu", str(self.rig.client_cpus[0]),
+                 "--native-queues", str(self.rig.workers)]     # one ring per sluice core
         with open(self.dir / "sink.log", "wb") as log:
             self.sink = subprocess.Popen(self.rig.client_pin
                                          + [str(self.rig.bdir / "bench/sink")] + args,
