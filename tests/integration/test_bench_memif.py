@@ -84,6 +84,8 @@ class BenchMemifQuick(RigQuick, unittest.TestCase):
         self.assertIn("load generator busy cycles/op", text)
         self.assertIn("stack cycles/packet", text)
         self.assertIn("[NATIVE.md](NATIVE.md)", text)
+        self.assertIn("## Goals of the native path", text)
+        self.assertIn("native SMTP STARTTLS session with a 4 KiB message", text)
 
     # test_sluice_exited_cleanly: RigQuick's
 
