@@ -91,11 +91,13 @@ class BenchMemifQuick(RigQuick, unittest.TestCase):
 
 
 @unittest.skipUnless(sluice_links_dpdk(), "sluice is built without DPDK: no memif row")
-class BenchMemifScalingQuick(RigQuick, unittest.TestCase):
+class BenchMemifScalingAndSizesQuick(RigQuick, unittest.TestCase):
     """`bench/run --scaling --stack native`: sluice on memif with 1 core and
     1 worker, then 2 and 2. The load generator and the sink open one ring
     per sluice core (--native-queues): a memif server sends only on the
-    rings its client opened, so a second core's replies were dropped."""
+    rings its client opened, so a second core's replies were dropped.
+    The same run has the SMTP session with a 4 KiB and a 64 KiB message:
+    the report's section on how a session's cost grows with its size."""
 
     rig, prefix, timeout = "run", "bench-memif-scaling-", 300
 
@@ -103,7 +105,8 @@ class BenchMemifScalingQuick(RigQuick, unittest.TestCase):
     def rig_args(cls, out):
         cls.results, cls.json = out / "RESULTS.md", out / "run.json"
         return ["--stack", "native", "--servers", "sluice", "--workloads",
-                "handshake-tls13-ecdsa", "--scaling", "--results", str(cls.results),
+                "handshake-tls13-ecdsa,smtp,smtp-64k", "--scaling", "--results",
+                str(cls.results),
                 "--plots", str(out / "plots"), "--json", str(cls.json)]
 
     def setUp(self):
@@ -136,6 +139,20 @@ class BenchMemifScalingQuick(RigQuick, unittest.TestCase):
         self.assertIn("## Worker scaling on the native stack", text)
         self.assertIn("What it predicts for 16 cores", text)
         self.assertIn("| 2 |", text)
+
+    def test_message_sizes(self):
+        res = self.data["servers"]["sluice-native"]["results"]
+        for k in ("smtp", "smtp-64k"):
+            with self.subTest(workload=k):
+                self.assertEqual(res[k]["error_total"], 0, res[k].get("first_error"))
+                self.assertGreater(res[k]["ops"], 0)
+        sizes = {w["key"]: w["size"] for w in self.data["workloads"]}
+        self.assertEqual(sizes["smtp-64k"], 65536)
+        self.assertGreater(res["smtp-64k"]["cycles_per_op"], res["smtp"]["cycles_per_op"],
+                           "60 KiB more of message costs something")
+        text = self.results.read_text()
+        self.assertIn("## How a session's cost grows with its message", text)
+        self.assertIn("64 KiB µs/op", text)
 
 
 if __name__ == "__main__":
