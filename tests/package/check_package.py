@@ -154,7 +154,8 @@ def build(t, work):
 
 
 def lint(t, changes):
-    rc, out = sh(["lintian", "--allow-root", "--fail-on", "error", changes], timeout=300)
+    rc, out = sh(["lintian", "--allow-root", "--display-info", "--fail-on", "error", changes],
+                 timeout=300)
     tags = [l for l in out.splitlines() if re.match(r"^[EWIPX]: ", l)]
     errors = [l for l in tags if l.startswith("E: ")]
     t.case("lintian: no error", rc == 0 and not errors, "\n".join(errors) or out[-2000:])
@@ -220,6 +221,19 @@ def installed(t, ch, deb):
                rc == 0 and m and float(m.group(1)) < 4.0, out[-1500:])
         if m:
             t.note(f"exposure {unit}: {m.group(1)} {m.group(2)}")
+    # The native stack's drop-in, as docs/packaging.md says to put it.
+    dropin = ch.path("/etc/systemd/system/sluice.service.d")
+    dropin.mkdir(parents=True)
+    shutil.copy(ch.path("/usr/share/doc/sluice/examples/sluice.service.d/native.conf"), dropin)
+    rc, out = ch.run("systemd-analyze", "verify", "--man=no", "sluice.service")
+    t.case("systemd-analyze verify: sluice.service with the native drop-in",
+           rc == 0 and not out.strip(), out)
+    rc, out = ch.run("systemd-analyze", "security", "--offline=yes", "--no-pager",
+                     "sluice.service")
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\w+)", out)
+    if m:
+        t.note(f"exposure sluice.service with native.conf: {m.group(1)} {m.group(2)}")
+    shutil.rmtree(dropin)
 
 
 def upgrade(t, ch, deb):
