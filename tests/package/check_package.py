@@ -132,6 +132,27 @@ class Chroot:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def clear_stale():
+    """Chroots an earlier run left (killed before its cleanup), older than
+    two hours: their mounts undone, the folders removed."""
+    mounts = [l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()]
+    for d in Path("/tmp").glob("sluice-pkg*-*"):
+        try:
+            if time.time() - d.stat().st_mtime < 7200:
+                continue
+        except OSError:
+            continue
+        for m in sorted((m for m in mounts if m.startswith(f"{d}/")), reverse=True):
+            subprocess.run(["umount", "-l", m])
+        # Never remove through a mount (the bind of /dev above all).
+        if any(l.split()[1].startswith(f"{d}/")
+               for l in Path("/proc/self/mounts").read_text().splitlines()):
+            print(f"# {d}: left by an earlier run, still mounted: left in place")
+            continue
+        print(f"# removing {d}, left by an earlier run")
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def build(t, work):
     src = work / "sluice"
     files = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others",
@@ -267,6 +288,7 @@ def main():
     if os.geteuid() != 0:
         print("1..1\nnot ok 1 - the package test runs as root (debootstrap, chroot, mount)")
         return 1
+    clear_stale()
     work = Path(tempfile.mkdtemp(prefix="sluice-pkgbuild-", dir="/tmp"))
     ch = None
     try:
