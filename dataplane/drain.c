@@ -116,11 +116,11 @@ int drain_stop(void)
 		atomic_fetch_add_explicit(&RT.drain_gen, 1, memory_order_release);
 	}
 	pthread_mutex_unlock(&D.lock);
-	if (!rc)
+	if (!rc) {
 		notify_status("serving again (undrained)");
-	if (!rc)
 		log_msg(LOG_INFO, "drain: undrained after %llu ms: accepting again, %u sessions open",
 			(unsigned long long)(clock_mono_ms() - D.t_start_ms), drain_sessions());
+	}
 	return rc;
 }
 
