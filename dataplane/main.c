@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "conn_limits.h"
 #include "core.h"
@@ -318,6 +319,24 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The core that has gone longest without a loop pass, and for how long
+ * (ms; 0 when every core passed since now_ms). For the watchdog. */
+static uint64_t cores_stalled(unsigned *which)
+{
+	uint64_t now = clock_mono_ms(), worst = 0;
+
+	*which = 0;
+	for (unsigned i = 0; i < RT.n_cores; i++) {
+		uint64_t t = atomic_load_explicit(&RT.cores[i].pub_pass_ms, memory_order_relaxed);
+
+		if (t && now > t && now - t > worst) {
+			worst = now - t;
+			*which = i;
+		}
+	}
+	return worst;
+}
+
 /* The main thread from here on: ticket-key upkeep once a second, the
  * drain's progress, and the signals: USR1 reports, USR2 rotates ticket
  * keys, INT/TERM drain (control.drain_deadline; a second one during the
@@ -325,6 +344,8 @@ static int app_start(struct app *a, char *err, size_t errlen)
 static void app_signal_loop(struct app *a)
 {
 	long long last_tick = 0;
+	uint64_t stalled_ms;
+	unsigned stalled;
 	int sig;
 
 	while (!atomic_load(&RT.stop)) {
@@ -338,7 +359,8 @@ static void app_signal_loop(struct app *a)
 			last_tick = time(NULL);
 			tls_resume_tick(last_tick);
 			reload_tick();
-			notify_watchdog();
+			stalled_ms = cores_stalled(&stalled);
+			notify_watchdog(stalled, stalled_ms);
 		}
 		sig = sigtimedwait(&a->sigs, NULL, &tick);
 		if (drain_tick()) {

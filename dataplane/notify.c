@@ -101,13 +101,24 @@ void notify_stopping(const char *why)
 	send_msg(msg);
 }
 
-void notify_watchdog(void)
+void notify_watchdog(unsigned stalled, uint64_t stalled_ms)
 {
 	static uint64_t last_ms;
+	static bool said;          /* the stall's STATUS= line was sent */
 	uint64_t usec = watchdog_usec(), now;
 
 	if (!usec)
 		return;
+	if (stalled_ms * 1000ull >= usec / 2) {
+		if (!said)
+			notify_status("core %u has not passed its loop for %llu ms: no more "
+				      "WATCHDOG=1", stalled, (unsigned long long)stalled_ms);
+		said = true;
+		return;
+	}
+	if (said)
+		notify_status("every core runs again");
+	said = false;
 	now = clock_mono_ms();
 	/* A quarter: the caller's tick is a second, so WatchdogSec=4s holds. */
 	if (last_ms && (now - last_ms) * 1000ull < usec / 4)

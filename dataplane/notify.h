@@ -15,7 +15,9 @@
  *   STATUS=...     one line for `systemctl status`: what serves, reloads,
  *                  drains
  *   WATCHDOG=1     with WatchdogSec=, from the main thread's once-a-second
- *                  tick (it proves the signal loop, drain and reload run)
+ *                  tick, while every core has run a loop pass within half
+ *                  of WatchdogSec: a core stuck in one pass stops the
+ *                  pings (STATUS= names it) and systemd restarts sluice
  */
 #ifndef SLUICE_NOTIFY_H
 #define SLUICE_NOTIFY_H
@@ -35,7 +37,9 @@ void notify_stopping(const char *why);
 /* STATUS= alone (printf-style). */
 void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* WATCHDOG=1 when the unit has WatchdogSec= and a quarter of it has
- * passed since the last one. The main thread, at least once a second. */
-void notify_watchdog(void);
+ * passed since the last one, unless core `stalled` has not passed its loop
+ * for stalled_ms, half of WatchdogSec or more. The main thread, at least
+ * once a second. */
+void notify_watchdog(unsigned stalled, uint64_t stalled_ms);
 
 #endif

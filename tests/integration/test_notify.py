@@ -9,7 +9,8 @@ as NOTIFY_SOCKET, and reads what arrives.
   generation, or why a bad file was refused); SIGTERM gives STOPPING=1 at
   once and sluice exits 0; a drain from the control socket says STATUS=
   draining, undrain takes it back, and STOPPING=1 comes only when such a
-  drain ends the process; WATCHDOG_USEC gets WATCHDOG=1 often enough.
+  drain ends the process; WATCHDOG_USEC gets WATCHDOG=1 often enough,
+  and none while a core is stuck (one thread stopped with ptrace).
 - sluice-control: READY=1 once its admin socket accepts; SIGHUP gives
   RELOADING=1 then READY=1; SIGTERM gives STOPPING=1.
 
@@ -17,6 +18,7 @@ Without NOTIFY_SOCKET (every other test) nothing is sent and nothing
 changes.
 """
 
+import ctypes
 import os
 import shutil
 import signal
@@ -104,6 +106,39 @@ def banner(addr, timeout=5):
             return s.recv(200).decode(errors="replace")
     except OSError as e:
         return f"error: {e}"
+
+
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+__WALL = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+
+
+def core_thread(pid, name):
+    """The thread id of pid's thread called name (sluice names its cores)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() == name:
+                return int(tid)
+    raise AssertionError(f"no thread {name} in process {pid}")
+
+
+def _ptrace(req, tid):
+    if _libc.ptrace(req, tid, None, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace({req:#x}, {tid}): {os.strerror(err)}")
+
+
+def stop_thread(tid):
+    """Stop one thread of a process, the others run on (ptrace's
+    interrupt; a signal would stop them all)."""
+    _ptrace(PTRACE_SEIZE, tid)
+    _ptrace(PTRACE_INTERRUPT, tid)
+    os.waitpid(tid, __WALL)
+
+
+def resume_thread(tid):
+    _ptrace(PTRACE_DETACH, tid)
 
 
 def config(port, **more):
@@ -230,6 +265,29 @@ class Dataplane(unittest.TestCase):
         self.assertGreaterEqual(self.ns.count("WATCHDOG") - n, 3,
                                 f"WatchdogSec=2s wants a WATCHDOG=1 at least every "
                                 f"second here: {self.ns.messages()}")
+
+    def test_watchdog_stops_when_a_core_stalls(self):
+        """A core stuck in one pass (here: stopped alone by ptrace, as a
+        deadlock would hold it) stops the pings, with a STATUS= naming it;
+        when it runs again, so do they."""
+        self.start(BASE + 7, WATCHDOG_USEC="2000000")
+        self.ns.wait("WATCHDOG")
+        core = core_thread(self.sl.proc.pid, "sl-core0")
+        stop_thread(core)
+        try:
+            wait_until(lambda: any("core 0 has not passed its loop" in m.get("STATUS", "")
+                                   for m in self.ns.messages()), 5,
+                       "STATUS= naming the stalled core")
+            n = self.ns.count("WATCHDOG")
+            time.sleep(2.5)
+            self.assertEqual(self.ns.count("WATCHDOG"), n,
+                             "WATCHDOG=1 went on while core 0 was stopped")
+        finally:
+            resume_thread(core)
+        n = len(self.ns.messages())
+        self.ns.wait("WATCHDOG", after=n, timeout=5)
+        self.assertTrue(any("every core runs again" in m.get("STATUS", "")
+                            for m in self.ns.messages()[n:]), self.ns.messages()[n:])
 
     def test_no_watchdog_without_watchdog_usec(self):
         self.start(BASE + 6)
