@@ -53,6 +53,8 @@ int adm_listen(struct ctl *ctl, const struct cfg_control *k, char *err, size_t e
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char dir[PATH_MAX];
+	const char *folder;
+	struct stat st;
 	struct group *g = NULL;
 	mode_t old;
 	int fd, rc;
@@ -68,10 +70,19 @@ int adm_listen(struct ctl *ctl, const struct cfg_control *k, char *err, size_t e
 	}
 	strcpy(sa.sun_path, k->socket);
 	strcpy(dir, k->socket);
-	if ((rc = make_dir(dirname(dir))) < 0) {
+	folder = dirname(dir);
+	if ((rc = make_dir(folder)) < 0) {
 		snprintf(err, errlen, "control.socket: cannot make the folder of %s: %s", k->socket,
 			 strerror(-rc));
 		return rc;
+	}
+	/* A folder anyone may write lets anyone serve a socket there that
+	 * sluicectl would take for sluice-control's. */
+	if (stat(folder, &st) == 0 && (st.st_mode & S_IWOTH)) {
+		snprintf(err, errlen, "control.socket: %s is writable by every user (mode %04o): "
+			 "chmod o-w %s (as packaged: 0750 root:sluice-admin)", folder,
+			 (unsigned)(st.st_mode & 07777), folder);
+		return -EPERM;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -27,6 +27,7 @@
 #include "ctl.h"
 #include "harden.h"
 #include "metrics_http.h"
+#include "notify.h"
 #include "sluice-build.h"
 #include "stage.h"
 #include "wipe.h"
@@ -86,6 +87,7 @@ static int on_signal(struct ctl *ctl, int sfd)
 		} else {
 			ctl_log(LOG_INFO, "%s: stopping (the dataplane and its sessions are not "
 			     "affected)", strsignal((int)si.ssi_signo));
+			ctl_notify_stopping("stopping; the dataplane and its sessions go on");
 			return 1;
 		}
 	}
@@ -170,6 +172,7 @@ int main(int argc, char **argv)
 	ctl.dp.on_attach_arg = &ctl;
 	ctl_log(LOG_INFO, "started: version %s, configuration %s, dataplane socket %s",
 	     SLUICE_VERSION, ctl.path ? ctl.path : "(embedded default)", ctl.dp.path);
+	ctl_notify_ready(ctl.socket_path);
 	for (;;) {
 		long long t;
 		unsigned n, k;
@@ -180,6 +183,8 @@ int main(int argc, char **argv)
 		ctl_tickets_tick(&ctl);
 		dp_tick(&ctl.dp, ctl.now_ms);
 		adm_tick(&ctl);
+		ctl_notify_attached(ctl.dp.attached, ctl.dp.path);
+		ctl_notify_watchdog();
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		ids[0] = 0;
 		n = 1;

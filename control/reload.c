@@ -6,6 +6,7 @@
 
 #include "clog.h"
 #include "ctl.h"
+#include "notify.h"
 #include "stage.h"
 
 struct reload_ctx {
@@ -59,6 +60,7 @@ static void reload_done(struct dp *dp, void *arg, json_t *a, const char *why)
 		ctl_changed(ctl);
 		ctl_log(LOG_INFO, "reload: %s loaded, generation %lld", ctl->path ? ctl->path
 		     : "(embedded default)", g);
+		ctl_notify_reloaded(true, g, NULL);
 		out = json_pack("{s:b,s:I}", "ok", 1, "generation", (json_int_t)g);
 		if (ctl->stage) {
 			/* Made against the configuration that just left. */
@@ -78,6 +80,7 @@ static void reload_done(struct dp *dp, void *arg, json_t *a, const char *why)
 			 : "nothing changed: ", e ? e : why ? why : "no reason given");
 		ctl_record(ctl, false, msg, 0);
 		ctl_log(LOG_ERR, "reload failed: %s", msg);
+		ctl_notify_reloaded(false, 0, msg);
 		out = jline_error("%s", msg);
 		bundle_free(&r->b);
 	}
@@ -102,15 +105,18 @@ json_t *ctl_reload(struct ctl *ctl, unsigned long long client)
 		return jline_error("out of memory");
 	r->ctl = ctl;
 	r->client = client;
+	ctl_notify_reloading();
 	if (bundle_read(&r->b, ctl->path, err, sizeof(err)) < 0) {
 		ctl_record(ctl, false, err, 0);
 		ctl_log(LOG_ERR, "reload refused, nothing changed: %s", err);
+		ctl_notify_reloaded(false, 0, err);
 		free(r);
 		return jline_error("%s", err);
 	}
 	if (!(req = bundle_load_request(&r->b, false, err, sizeof(err)))) {
 		ctl_record(ctl, false, err, 0);
 		ctl_log(LOG_ERR, "reload refused, nothing changed: %s", err);
+		ctl_notify_reloaded(false, 0, err);
 		bundle_free(&r->b);
 		free(r);
 		return jline_error("%s", err);

@@ -119,6 +119,7 @@ void *core_main(void *arg)
 		 * its timers from now, not from before the wait. */
 		t0 = clock_mono_ns();
 		c->now_ms = t0 / 1000000;
+		atomic_store_explicit(&c->pub_pass_ms, c->now_ms, memory_order_relaxed);
 		/* A reload is picked up here, once per pass: sessions accepted
 		 * from now on take this snapshot, those before keep theirs. */
 		c->snap = snap_enter(c->id);

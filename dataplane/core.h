@@ -74,6 +74,8 @@ struct core {
 	_Atomic unsigned pub_busy; /* while draining: sessions not yet closing
 				      with all sent */
 	_Atomic bool pub_stress;   /* stress, as of the last change */
+	_Atomic uint64_t pub_pass_ms; /* now_ms of its last pass (0: none yet):
+				      the watchdog's sign of life (notify.h) */
 };
 
 struct tls_certset;

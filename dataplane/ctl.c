@@ -320,11 +320,23 @@ static int ctl_prepare(const char *path, char *err, size_t errlen)
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) && slash != dir) {
+		struct stat st;
+
 		*slash = 0;
 		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 			snprintf(err, errlen, "control.dataplane_socket: cannot make %s: %s", dir,
 				 strerror(errno));
 			return -errno;
+		}
+		/* Anyone who may write the folder may put a socket of their own
+		 * where sluice-control looks for sluice's, and be sent the
+		 * certificates' keys with the next reload. */
+		if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH)) {
+			snprintf(err, errlen, "control.dataplane_socket: %s is writable by every "
+				 "user (mode %04o): another user could serve a socket of their own "
+				 "there; chmod o-w %s (as packaged: 0750 root:sluice-admin)", dir,
+				 (unsigned)(st.st_mode & 07777), dir);
+			return -EPERM;
 		}
 	}
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);

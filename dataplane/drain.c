@@ -24,6 +24,7 @@
 #include "drain.h"
 #include "io/io.h"
 #include "log.h"
+#include "notify.h"
 #include "session/session.h"
 #include "snap.h"
 
@@ -96,6 +97,7 @@ unsigned drain_start(unsigned deadline_s, const char *why)
 	else
 		log_msg(LOG_INFO, "drain: started by %s: deadline %u s, %u sessions open; new "
 			"connections refused, idle sessions get their goodbye", why, deadline_s, open);
+	notify_status("draining (%s): %u sessions open, deadline %u s", why, open, deadline_s);
 	return open;
 }
 
@@ -114,9 +116,11 @@ int drain_stop(void)
 		atomic_fetch_add_explicit(&RT.drain_gen, 1, memory_order_release);
 	}
 	pthread_mutex_unlock(&D.lock);
-	if (!rc)
+	if (!rc) {
+		notify_status("serving again (undrained)");
 		log_msg(LOG_INFO, "drain: undrained after %llu ms: accepting again, %u sessions open",
 			(unsigned long long)(clock_mono_ms() - D.t_start_ms), drain_sessions());
+	}
 	return rc;
 }
 

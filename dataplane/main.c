@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "conn_limits.h"
 #include "core.h"
@@ -32,6 +33,7 @@
 #include "fpstat.h"
 #include "io/io.h"
 #include "log.h"
+#include "notify.h"
 #include "privs.h"
 #include "session/backend.h"
 #include "session/probe_loop.h"
@@ -265,8 +267,12 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	/* The control socket is made as root; sluice-control talks to it. A
 	 * second sluice on the same machine (tests, benchmarks) serves without
 	 * one rather than not at all. */
-	if (ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr)) < 0)
+	if ((rc = ctl_start(c->control.dataplane_socket, NULL, cerr, sizeof(cerr))) == -EPERM) {
+		snprintf(err, errlen, "%s", cerr);   /* a folder others may write: never */
+		return rc;
+	} else if (rc < 0) {
 		log_msg(LOG_WARNING, "no control socket: %s", cerr);
+	}
 	/* What is open now stays open: the lowest free descriptor is about
 	 * their count (stress mode adds the connections' sockets). */
 	if ((rc = dup(STDERR_FILENO)) >= 0) {
@@ -313,6 +319,24 @@ static int app_start(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The core that has gone longest without a loop pass, and for how long
+ * (ms; 0 when every core passed since now_ms). For the watchdog. */
+static uint64_t cores_stalled(unsigned *which)
+{
+	uint64_t now = clock_mono_ms(), worst = 0;
+
+	*which = 0;
+	for (unsigned i = 0; i < RT.n_cores; i++) {
+		uint64_t t = atomic_load_explicit(&RT.cores[i].pub_pass_ms, memory_order_relaxed);
+
+		if (t && now > t && now - t > worst) {
+			worst = now - t;
+			*which = i;
+		}
+	}
+	return worst;
+}
+
 /* The main thread from here on: ticket-key upkeep once a second, the
  * drain's progress, and the signals: USR1 reports, USR2 rotates ticket
  * keys, INT/TERM drain (control.drain_deadline; a second one during the
@@ -320,6 +344,8 @@ static int app_start(struct app *a, char *err, size_t errlen)
 static void app_signal_loop(struct app *a)
 {
 	long long last_tick = 0;
+	uint64_t stalled_ms;
+	unsigned stalled;
 	int sig;
 
 	while (!atomic_load(&RT.stop)) {
@@ -333,9 +359,14 @@ static void app_signal_loop(struct app *a)
 			last_tick = time(NULL);
 			tls_resume_tick(last_tick);
 			reload_tick();
+			stalled_ms = cores_stalled(&stalled);
+			notify_watchdog(stalled, stalled_ms);
 		}
 		sig = sigtimedwait(&a->sigs, NULL, &tick);
 		if (drain_tick()) {
+			/* A drain from the control socket (which undrain could
+			 * take back) tells systemd only now. */
+			notify_stopping("drained: exiting");
 			atomic_store(&RT.stop, true);
 			break;
 		}
@@ -360,9 +391,17 @@ static void app_signal_loop(struct app *a)
 			(void)reload_from_disk(a->path, err, sizeof(err)); /* logged there */
 		} else if (drain_active()) {
 			drain_abort(sig == SIGTERM ? "SIGTERM again" : "SIGINT again");
+			notify_stopping("stopping now: a second signal during the drain");
 			atomic_store(&RT.stop, true);
 		} else {
-			drain_start(drain_default_deadline(), sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			unsigned deadline = drain_default_deadline();
+			char why[96];
+
+			drain_start(deadline, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			/* A signal's drain is not taken back: stopping from now. */
+			snprintf(why, sizeof(why), "draining (%s): deadline %u s",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT", deadline);
+			notify_stopping(why);
 		}
 	}
 }
@@ -432,6 +471,8 @@ int main(int argc, char **argv)
 		app_teardown(&a);
 		return 1;
 	}
+	if (!atomic_load(&RT.stop)) /* every core started */
+		notify_ready(a.c->n_listeners, a.n_started, RT.cores[0].io->name, snap_current()->gen);
 	app_signal_loop(&a);
 	app_teardown(&a);
 	return 0;

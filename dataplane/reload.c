@@ -23,6 +23,7 @@
 #include "io/io.h"
 #include "ctl.h"
 #include "log.h"
+#include "notify.h"
 #include "reload.h"
 #include "session/backend.h"
 #include "session/session.h"
@@ -211,6 +212,7 @@ static int finish(int rc, const char *source, char *err)
 	struct snap *s = snap_current();
 
 	record(rc == 0, source, err);
+	notify_reloaded(rc == 0, s->gen, err);
 	if (rc == 0)
 		log_msg(LOG_NOTICE, "reload from %s: generation %llu is serving", source,
 			(unsigned long long)s->gen);
@@ -226,6 +228,7 @@ int reload_from_disk(const char *path, char *err, size_t errlen)
 	int rc;
 
 	pthread_mutex_lock(&R.lock);
+	notify_reloading("SIGHUP");
 	err[0] = 0;
 	if (!path) {
 		snprintf(err, errlen, "running the embedded default configuration: there is no "
@@ -288,6 +291,7 @@ int ctl_load(json_t *req, json_t *ans, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&R.lock);
+	notify_reloading("sluice-control");
 	err[0] = 0;
 	if ((rc = files_from_json(json_object_get(req, "files"), &b, err, errlen)) == 0 &&
 	    (rc = tls_conf_load(json_string_value(yaml), json_string_length(yaml), path, &b, &tc,

@@ -853,11 +853,11 @@ class Sluice:
         """(host, port) of the listener with that name."""
         return self.listeners[listener]
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, env=None):
         """Start sluice; returns when every listener accepts and sluice has
         logged that it started (its cores run, the backends were probed).
         Fails if a port is already taken or sluice exits first (with its
-        stderr)."""
+        stderr). env: variables added to sluice's environment."""
         binary = sluice_bin()
         assert os.access(binary, os.X_OK), \
             f"{binary} does not exist: build first (meson compile -C build) or set SLUICE_BIN"
@@ -867,7 +867,8 @@ class Sluice:
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([binary, "-c", str(self.path)],
                                      stdin=subprocess.DEVNULL, stdout=self._err,
-                                     stderr=self._err, start_new_session=True)
+                                     stderr=self._err, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         _running.append(self)
         up = poll(lambda: self.proc.poll() is not None
                   or (all(listening(*a) for a in self.listeners.values())
@@ -1040,16 +1041,18 @@ class SluiceControl:
         self.proc = None
         self._err = None
 
-    def start(self, timeout=20):
+    def start(self, timeout=20, env=None):
         """Start sluice-control; returns once it has logged that it attached
-        to the dataplane (one more such line than before)."""
+        to the dataplane (one more such line than before). env: variables
+        added to its environment."""
         binary = control_bin("sluice-control")
         assert os.access(binary, os.X_OK), f"{binary} does not exist: build first"
         before = self.log_text().count("attached to dataplane pid ")
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([binary, "-c", str(self.sluice.path)],
                                      stdin=subprocess.DEVNULL, stdout=self._err,
-                                     stderr=self._err, start_new_session=True)
+                                     stderr=self._err, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         _running.append(self)
         up = poll(lambda: self.proc.poll() is not None
                   or self.log_text().count("attached to dataplane pid ") > before, timeout)
