@@ -59,7 +59,8 @@ class IdleScaleQuick(RigQuick, unittest.TestCase):
                 self.assertEqual(r["held"], n)
                 self.assertEqual(r["released"], n, "--idle-release freed every SSL")
                 self.assertEqual(r["sluice_sessions"], n, "sluice's status: sessions open")
-                self.assertEqual(r["loadgen_rc"], 0, r.get("first_error"))
+                self.assertEqual(r.get("loadgen_rc"), 0,
+                                 f"{r.get('first_error')} {r.get('loadgen_stderr')}")
                 self.assertEqual(r["probe"]["failed"], 0)
 
     def test_sluice_survives_memif_disconnects(self):
