@@ -15,6 +15,10 @@
  * brings the answer back to the connecting core (io/native.c). ARP, NDP
  * and the ICMP errors TCP uses go to every core: each stack keeps its own
  * neighbour table.
+ *
+ * A net_memif port's bursts run inside the core's slot of the interrupt
+ * gate (io/intr_gate.h): the driver unmaps a departed peer's rings in the
+ * EAL's interrupt thread, which the gate keeps out of the bursts.
  */
 #include <dirent.h>
 #include <errno.h>
