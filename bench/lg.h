@@ -159,6 +159,7 @@ struct lg {
 	const char *nat_addr;               /* "A/len": the first client address */
 	unsigned nat_addrs;             /* consecutive client addresses from it */
 	int nat_cpu;                    /* the EAL lcore's CPU; -1: the first allowed */
+	unsigned nat_queues;            /* the port's queue pairs (0: 1) */
 	struct natio *nat;
 	unsigned nat_next;              /* round robin over the addresses */
 

@@ -92,7 +92,7 @@ static int n_init(struct lg *g)
 {
 	struct natio_config nc = {
 		.device = g->nat_dev, .prog = "loadgen", .cpu = g->nat_cpu,
-		.n_addrs = g->nat_addrs ? g->nat_addrs : 1,
+		.n_addrs = g->nat_addrs ? g->nat_addrs : 1, .queues = g->nat_queues,
 	};
 	char err[256];
 

@@ -19,7 +19,7 @@ enum {
 	O_SIG, O_PIN, O_RESUME, O_VERIFY, O_CA, O_SERVERNAME, O_CONCURRENCY, O_RATE,
 	O_MAX_INFLIGHT, O_DURATION, O_COUNT, O_TIMEOUT, O_SIZE, O_FROM, O_TO, O_RCPT,
 	O_EHLO, O_SUBJECT, O_USER, O_PASSWORD, O_PASS, O_SOURCE, O_JSON, O_PROGRESS,
-	O_NO_PROGRESS, O_NATIVE, O_NATIVE_ADDR, O_NATIVE_ADDRS, O_NATIVE_CPU, O_HELP,
+	O_NO_PROGRESS, O_NATIVE, O_NATIVE_ADDR, O_NATIVE_ADDRS, O_NATIVE_QUEUES, O_NATIVE_CPU, O_HELP,
 	O_IDLE_RELEASE, O_PROBE,
 };
 
@@ -77,6 +77,8 @@ static const struct optdef optdefs[] = {
 	  "port, e.g. net_memif0,role=client,socket=/tmp/m.sock" },
 	{ "native-addr", O_NATIVE_ADDR, "A/L", "native: the first client address and its prefix" },
 	{ "native-addrs", O_NATIVE_ADDRS, "N", "native: N client addresses from A up, in turn (1)" },
+	{ "native-queues", O_NATIVE_QUEUES, "N", "native: RX/TX queue pairs, all polled (1); a "
+	  "memif server with N cores answers on N rings" },
 	{ "native-cpu", O_NATIVE_CPU, "N", "native: the CPU of the loop (the first allowed)" },
 	{ "help", O_HELP, NULL, "this text" },
 };
@@ -412,6 +414,11 @@ int lg_parse_args(struct lg *g, int argc, char **argv)
 			if (num(name, optarg, 1, 256, &d) < 0)
 				return -EINVAL;
 			g->nat_addrs = (unsigned)d;
+			break;
+		case O_NATIVE_QUEUES:
+			if (num(name, optarg, 1, 16, &d) < 0)
+				return -EINVAL;
+			g->nat_queues = (unsigned)d;
 			break;
 		case O_NATIVE_CPU:
 			if (num(name, optarg, 0, 4095, &d) < 0)

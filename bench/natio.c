@@ -1,6 +1,7 @@
 /*
  * natio: DPDK under the bench tools' native transport (natio.h). One EAL
- * lcore, one port with one RX/TX queue pair, one net stack per local IPv4
+ * lcore, one port with one RX/TX queue pair or more (all polled, TX on the
+ * first), one net stack per local IPv4
  * address. Modelled on dataplane/io/dpdk.c (frames copied into mbufs by the
  * stack's tx callback, sent in bursts, a pass's busy or idle TSC counted),
  * without its cores, rings and RSS: a bench process is one thread. A
@@ -170,37 +171,40 @@ static void natio_pass(struct natio *n)
 unsigned natio_poll(struct natio *n)
 {
 	struct rte_mbuf *pkts[NATIO_BURST];
+	unsigned i, k, total = 0;
 	uint64_t now;
-	unsigned i, k;
 	uint16_t got;
 
 	natio_pass(n);
 	now = natio_now_us();
-	if (n->gated)
-		intr_gate_enter(0);
-	got = rte_eth_rx_burst(n->port, 0, pkts, NATIO_BURST);
-	if (n->gated)
-		intr_gate_leave(0);
-	for (k = 0; k < got; k++) {
-		struct rte_mbuf *m = pkts[k];
-		uint32_t len = rte_pktmbuf_pkt_len(m);
-		const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
-		struct net_stack *st;
+	for (uint16_t q = 0; q < n->cfg.queues; q++) {
+		if (n->gated)
+			intr_gate_enter(0);
+		got = rte_eth_rx_burst(n->port, q, pkts, NATIO_BURST);
+		if (n->gated)
+			intr_gate_leave(0);
+		for (k = 0; k < got; k++) {
+			struct rte_mbuf *m = pkts[k];
+			uint32_t len = rte_pktmbuf_pkt_len(m);
+			const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+			struct net_stack *st;
 
-		n->s.rx_frames++;
-		n->s.rx_bytes += len;
-		/* one segment: the pool's mbufs hold a whole frame */
-		if (m->nb_segs == 1 && (st = natio_dest(n, f, len)))
-			net_input(st, f, len, now);
-		else
-			n->s.rx_unknown++;
-		rte_pktmbuf_free(m);
+			n->s.rx_frames++;
+			n->s.rx_bytes += len;
+			/* one segment: the pool's mbufs hold a whole frame */
+			if (m->nb_segs == 1 && (st = natio_dest(n, f, len)))
+				net_input(st, f, len, now);
+			else
+				n->s.rx_unknown++;
+			rte_pktmbuf_free(m);
+		}
+		total += got;
 	}
 	for (i = 0; i < n->n_st; i++)
 		net_poll(n->st[i], now);
 	natio_burst(n);
-	n->pass_rx = got;
-	return got;
+	n->pass_rx = total;
+	return total;
 }
 
 void natio_idle(struct natio *n, unsigned work)
@@ -355,7 +359,7 @@ static int natio_link_wait(struct natio *n, const char *name, char *err, size_t 
 	return -ETIMEDOUT;
 }
 
-/* The port: one queue pair, a pool of whole-frame mbufs, started. */
+/* The port: its queue pairs, a pool of whole-frame mbufs, started. */
 static int natio_port(struct natio *n, uint8_t mac[6], char *err, size_t errlen)
 {
 	char name[RTE_DEV_NAME_MAX_LEN];
@@ -387,11 +391,14 @@ static int natio_port(struct natio *n, uint8_t mac[6], char *err, size_t errlen)
 		n->gated = true;
 	}
 	memset(&conf, 0, sizeof(conf));
-	if ((rc = rte_eth_dev_configure(n->port, 1, 1, &conf)) < 0 ||
-	    (rc = rte_eth_dev_adjust_nb_rx_tx_desc(n->port, &rxd, &txd)) < 0 ||
-	    (rc = rte_eth_rx_queue_setup(n->port, 0, rxd, SOCKET_ID_ANY, NULL, n->pool)) < 0 ||
-	    (rc = rte_eth_tx_queue_setup(n->port, 0, txd, SOCKET_ID_ANY, NULL)) < 0)
+	if ((rc = rte_eth_dev_configure(n->port, n->cfg.queues, n->cfg.queues, &conf)) < 0 ||
+	    (rc = rte_eth_dev_adjust_nb_rx_tx_desc(n->port, &rxd, &txd)) < 0)
 		goto fail;
+	for (uint16_t q = 0; q < n->cfg.queues; q++)
+		if ((rc = rte_eth_rx_queue_setup(n->port, q, rxd, SOCKET_ID_ANY, NULL,
+						 n->pool)) < 0 ||
+		    (rc = rte_eth_tx_queue_setup(n->port, q, txd, SOCKET_ID_ANY, NULL)) < 0)
+			goto fail;
 	/* The same MAC every run (locally administered, from the first
 	 * address): a peer's neighbour entry from the last run stays right,
 	 * where a new random one would be a stale entry it keeps probing. */
@@ -436,6 +443,8 @@ struct natio *natio_open(const struct natio_config *cfg, char *err, size_t errle
 		n->cfg.n_addrs = 1;
 	if (!n->cfg.link_wait_ms)
 		n->cfg.link_wait_ms = 10000;
+	if (!n->cfg.queues)
+		n->cfg.queues = 1;
 	if (n->cfg.n_addrs > NATIO_MAX_ADDRS || !cfg->device || cfg->plen > 32) {
 		snprintf(err, errlen, "bad native configuration (at most %u addresses)",
 			 NATIO_MAX_ADDRS);

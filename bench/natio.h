@@ -38,6 +38,10 @@ struct natio_config {
 	unsigned idle_polls;       /* empty passes before natio_idle() pauses (0: 64) */
 	unsigned idle_pause_us;    /* the pause (0: 50 µs) */
 	unsigned link_wait_ms;     /* natio_open waits for the link (the memif peer): 10 s */
+	unsigned queues;           /* RX/TX queue pairs (0: 1). A memif peer sends only
+				    * on the rings its client opened: as many as the
+				    * server's cores. Frames go out on queue 0; every RX
+				    * queue is polled */
 	struct tcp_params tcp;     /* every stack's TCP tunables */
 };
 

@@ -597,10 +597,11 @@ static void nat_on_term(int sig)
 
 /* Listen natively on the ports of specs ("IP:PORT"; the IP is ignored:
  * the port's address is natio's) and serve until killed. */
-static int run_native(const char *dev, const char *addr, int cpu, char **specs,
-		      const enum sk_proto *protos, unsigned n)
+static int run_native(const char *dev, const char *addr, int cpu, unsigned queues,
+		      char **specs, const enum sk_proto *protos, unsigned n)
 {
-	struct natio_config nc = { .device = dev, .prog = "sink", .cpu = cpu, .n_addrs = 1 };
+	struct natio_config nc = { .device = dev, .prog = "sink", .cpu = cpu, .n_addrs = 1,
+				   .queues = queues };
 	char ip[32], err[256];
 	const char *slash = strchr(addr, '/');
 	struct in_addr a;
@@ -650,14 +651,15 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "smtp", 1, 0, 's' }, { "imap", 1, 0, 'i' }, { "pop3", 1, 0, 'p' },
 		{ "message-size", 1, 0, 'm' }, { "native", 1, 0, 'N' },
-		{ "native-addr", 1, 0, 'A' }, { "native-cpu", 1, 0, 'C' }, { 0, 0, 0, 0 },
+		{ "native-addr", 1, 0, 'A' }, { "native-cpu", 1, 0, 'C' },
+		{ "native-queues", 1, 0, 'Q' }, { 0, 0, 0, 0 },
 	};
 	struct { int fd; enum sk_proto proto; } lsn[16];
 	enum sk_proto protos[16];
 	char *specs[16];
 	const char *native = NULL, *native_addr = NULL;
 	int native_cpu = -1;
-	unsigned nl = 0, i;
+	unsigned nl = 0, i, native_queues = 1;
 	size_t msize = 4096;
 	struct rlimit rl;
 	int o;
@@ -671,8 +673,10 @@ int main(int argc, char **argv)
 			msize = strtoul(optarg, NULL, 10);
 			continue;
 		}
-		if (o == 'N' || o == 'A' || o == 'C') {
-			if (o == 'N')
+		if (o == 'N' || o == 'A' || o == 'C' || o == 'Q') {
+			if (o == 'Q')
+				native_queues = (unsigned)strtoul(optarg, NULL, 10);
+			else if (o == 'N')
 				native = optarg;
 			else if (o == 'A')
 				native_addr = optarg;
@@ -683,7 +687,8 @@ int main(int argc, char **argv)
 		if (o == '?' || nl == 16) {
 			fprintf(stderr, "usage: sink [--smtp IP:PORT] [--imap IP:PORT] "
 				"[--pop3 IP:PORT] [--message-size B] (each may repeat)\n"
-				"            [--native VDEV --native-addr A/LEN [--native-cpu N]]\n");
+				"            [--native VDEV --native-addr A/LEN [--native-cpu N] "
+				"[--native-queues N]]\n");
 			return 2;
 		}
 		specs[nl] = optarg;
@@ -699,7 +704,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "sink: --native needs --native-addr\n");
 			return 2;
 		}
-		return run_native(native, native_addr, native_cpu, specs, protos, nl);
+		return run_native(native, native_addr, native_cpu, native_queues, specs, protos,
+				  nl);
 #else
 		fprintf(stderr, "sink: built without DPDK: no --native\n");
 		return 2;

@@ -129,12 +129,11 @@ class NativeStack(Server):
 
     # -- set-up --
 
-    def start(self, cert):
-        self.fresh_dir()
-        self.network()
+    def launch(self, cert, port_client, port_backend, ready=lambda: True):
+        """sluice on the two port devices given, from the native template;
+        returns once it logged its start and ready() holds."""
         cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
-                          {"@PORT_CLIENT@": f"net_tap0,iface={self.tap_c}",
-                           "@PORT_BACKEND@": f"net_tap1,iface={self.tap_b}",
+                          {"@PORT_CLIENT@": port_client, "@PORT_BACKEND@": port_backend,
                            "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us),
                            "@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
         self.log = self.dir / "stderr.log"
@@ -144,10 +143,16 @@ class NativeStack(Server):
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                          start_new_session=True, cwd=self.dir)
         deadline = time.monotonic() + 30
-        while " started: " not in self.log_text():
+        while " started: " not in self.log_text() or not ready():
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("sluice (native) did not start:\n" + self.log_text()[-2000:])
+                raise RuntimeError(f"sluice ({self.transport}) did not start:\n"
+                                   + self.log_text()[-2000:])
             time.sleep(0.05)
+
+    def start(self, cert):
+        self.fresh_dir()
+        self.network()
+        self.launch(cert, f"net_tap0,iface={self.tap_c}", f"net_tap1,iface={self.tap_b}")
         self.attach()
         self.start_sink()
         # The stack answers once the taps are wired and ARP resolved.
@@ -286,7 +291,7 @@ class NativeStack(Server):
         tsc = self.rig.tsc_hz or a["nat_tsc_hz"]
         d = {k: a.get(k, 0) - b.get(k, 0) for k in
              ("nat_busy_cycles", "nat_idle_cycles", "nat_pauses", "nat_rx_frames",
-              "nat_tx_frames", "nat_rx_bytes", "nat_tx_bytes", "net_tcp_retrans_segs")}
+              "nat_tx_frames", "nat_tx_drops", "nat_spread_out", "nat_rx_bytes", "nat_tx_bytes", "net_tcp_retrans_segs")}
         threads, groups = {}, {g: [0.0, 0.0, 0.0] for g in ("cores", "workers", "other")}
         for comm, t in after["threads"].items():
             t0 = before["threads"].get(comm, [0.0, 0.0, 0.0])
@@ -385,27 +390,13 @@ class NativeMemif(NativeStack):
     def loadgen_args(self):
         cpu = self.rig.client_cpus[0]
         return ["--native", self.memif(0, "client", "client"), "--native-addr",
-                f"{CLIENT4}/24", "--native-addrs", str(MEMIF_ADDRS), "--native-cpu", str(cpu)]
+                f"{CLIENT4}/24", "--native-addrs", str(MEMIF_ADDRS), "--native-cpu", str(cpu),
+                "--native-queues", str(self.rig.workers)]
 
     def start(self, cert):
         self.fresh_dir()
-        cfg = self.render("sluice-native.yaml.in", self.dir / "sluice.yaml", cert,
-                          {"@PORT_CLIENT@": self.memif(0, "client", "server"),
-                           "@PORT_BACKEND@": self.memif(1, "backend", "server"),
-                           "@IDLE_PAUSE_US@": str(self.rig.args.idle_pause_us),
-                           "@SLUICE_WORKERS@": str(self.rig.sluice_workers)})
-        self.log = self.dir / "stderr.log"
-        with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen(self.rig.server_pin
-                                         + [self.rig.sluice_bin, "-c", str(cfg)],
-                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         start_new_session=True, cwd=self.dir)
-        deadline = time.monotonic() + 30
-        while " started: " not in self.log_text() or not all(
-                self.sock(w).exists() for w in ("client", "backend")):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("sluice (memif) did not start:\n" + self.log_text()[-2000:])
-            time.sleep(0.05)
+        self.launch(cert, self.memif(0, "client", "server"), self.memif(1, "backend", "server"),
+                    lambda: all(self.sock(w).exists() for w in ("client", "backend")))
         self.start_sink()
 
     def start_sink(self):
@@ -413,7 +404,8 @@ class NativeMemif(NativeStack):
         for proto, port in SINK.items():
             args += [f"--{proto}", f"{BACK4}:{port}"]
         args += ["--native", self.memif(0, "backend", "client"), "--native-addr",
-                 f"{BACK4}/24", "--native-cpu", str(self.rig.client_cpus[0])]
+                 f"{BACK4}/24", "--native-cpu", str(self.rig.client_cpus[0]),
+                 "--native-queues", str(self.rig.workers)]     # one ring per sluice core
         with open(self.dir / "sink.log", "wb") as log:
             self.sink = subprocess.Popen(self.rig.client_pin
                                          + [str(self.rig.bdir / "bench/sink")] + args,

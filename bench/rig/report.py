@@ -4,6 +4,8 @@ from pathlib import Path
 
 MiB = 1 << 20
 MSG = 4096      # the smtp and imap workloads' message size
+# The message of each session workload (bench/run's WORKLOADS), in bytes.
+SIZES = {"smtp": MSG, "imap": MSG, "smtp-64k": 64 << 10, "smtp-1m": 1 << 20}
 
 # Goals from issue 7: reported against, never asserted.
 GOAL_HS_NGINX, GOAL_HS_FLOOR, GOAL_STARTTLS_NGINX = 0.5, 1.1, 0.3
@@ -18,9 +20,9 @@ def references(key, refs):
               "handshake-tls13-rsa": "tls13_rsa", "resume-tls13": "resume_tls13"}
     if key in simple:
         return b[simple[key]], f[simple[key]]
-    if key in ("smtp", "imap"):
-        return (b["tls13_ecdsa"] + b["aes128gcm_per_mib"] * MSG / MiB,
-                f["tls13_ecdsa"] + f["read_per_mib"] * MSG / MiB)
+    if key in SIZES:
+        return (b["tls13_ecdsa"] + b["aes128gcm_per_mib"] * SIZES[key] / MiB,
+                f["tls13_ecdsa"] + f["read_per_mib"] * SIZES[key] / MiB)
     if key == "bulk":
         return b["aes128gcm_per_mib"], f["read_per_mib"]
     return None, None
@@ -224,6 +226,104 @@ def scaling_section(data):
             "machine), then `bench/run --scaling` on it.", ""]
 
 
+def scaling_native_section(data):
+    """The same comparison on the memif rig: busy cycles per handshake
+    (cores and workers) at each count, and what they predict for 16."""
+    sc = data.get("scaling_native")
+    if not sc:
+        return []
+    runs = sc["runs"]
+    base = (runs.get("1") or {}).get("ops_per_s")
+    base_cyc = (runs.get("1") or {}).get("cycles_per_op")
+    head = ["cores = workers", "ops/s", "× one", "busy kcycles/op", "× one's cycles",
+            "p50 ms", "p99 ms", "load gen. CPU", "errors"]
+    rows, last = [], None
+    ncpu = len(sc["cpus"])
+    for n, r in runs.items():
+        if "ops" not in r:
+            why = r.get("na") or (r.get("error") or "?").splitlines()[0]
+            rows.append([n, f"failed: {why}"] + [""] * (len(head) - 2))
+            continue
+        dur = r["duration_s"] or 0
+        cyc = r.get("cycles_per_op")
+        last = (int(n), r)
+        rows.append([n, fmt(r["ops_per_s"]), fmt(ratio(r["ops_per_s"], base), 2, "×"),
+                     fmt(cyc / 1e3 if cyc else None), fmt(ratio(cyc, base_cyc), 2, "×"),
+                     fmt(r["latency_us"]["p50"] / 1000, 2),
+                     fmt(r["latency_us"]["p99"] / 1000, 2),
+                     f"{100 * r['client_cpu_s'] / dur:.0f} %" if dur else "–",
+                     f"{sum(r['errors'].values())} of {r['started']}"])
+    out = ["## Worker scaling on the native stack (`--scaling --stack native`)", "",
+           f"sluice on net_memif, `{sc['workload']}`, with `cores` and `workers` set to "
+           f"each count in turn; sluice's cores and workers, the load generator (which "
+           f"polls its own memif port on one CPU) and the sink share all {ncpu} CPUs "
+           f"({sc['cpus']}). Busy cycles count the cores' loop passes that found work "
+           "and the workers' CPU time: sluice's work, not its waiting.", ""] + \
+        table(head, rows) + [""]
+    if last and last[1].get("cycles_per_op") and base_cyc:
+        n, r = last
+        tsc = (r.get("native") or {}).get("tsc_hz") or data["references"].get("tsc_hz")
+        if tsc:
+            hi, lo = 16 * tsc / base_cyc, 16 * tsc / r["cycles_per_op"]
+            out += [f"**What it predicts for 16 cores.** A handshake costs "
+                    f"{base_cyc / 1e3:.0f} k busy cycles at one core and "
+                    f"{r['cycles_per_op'] / 1e3:.0f} k at {n} "
+                    f"({ratio(r['cycles_per_op'], base_cyc):.2f}×). At {tsc / 1e9:.1f} GHz, "
+                    f"16 CPUs given wholly to sluice's cores and workers would do about "
+                    f"{lo:,.0f} to {hi:,.0f} handshakes a second: the upper figure if the "
+                    f"cost stays as at one core, the lower if it stays as at {n}. Here the "
+                    f"growth mixes two things this machine cannot separate: {n} cores, {n} "
+                    "workers, the load generator and the sink oversubscribe its CPUs (a core "
+                    "preempted inside a pass that found work counts that time as busy), and "
+                    "the one thing shared per handshake, the certificate set's SSL_CTX, "
+                    "whose locks cost OpenSSL 3.0 dearly under contention (openssl#20286). "
+                    "Each core owns its sessions and its TCP. A load generator for 16 such "
+                    "CPUs needs about as many again: a client's side of a handshake "
+                    "(verifying the certificate, its own key share) costs more than the "
+                    "server's.", ""]
+    out += [f"**Why {ncpu} CPUs bound it.** The throughput column is not sluice's "
+            "scaling: the load generator needs about one CPU for itself, so a second "
+            "core and worker get only what the client leaves. The cycles column is the "
+            "figure that carries over: if the cost per handshake does not grow with the "
+            "cores, throughput grows with them on a machine with CPUs to spare.", ""]
+    return out
+
+
+def size_section(data):
+    """How a session's cost grows with its message: the SMTP session at
+    each size run (smtp, smtp-64k, smtp-1m), sluice on each stack beside
+    the peers, and the cost of a MiB more of message between the sizes."""
+    keys = [k for k in SIZES if k.startswith("smtp")
+            and any(w["key"] == k for w in data["workloads"])]
+    if len(keys) < 2:
+        return []
+    refs = data["references"]
+    names = [n for n in data["servers"] if any(
+        "ops" in (data["servers"][n]["results"].get(k) or {}) for k in keys)]
+    head = ["server"] + [f"{SIZES[k] // 1024:,} KiB µs/op (× floor)" for k in keys] + \
+        ["µs per MiB more", "× AES-GCM bound"]
+    rows = []
+    bound = refs["bound_us"]["aes128gcm_per_mib"]
+    for n in names:
+        srv = data["servers"][n]
+        vals = [cost(k, srv["results"].get(k)) for k in keys]
+        cells = [f"{fmt(v)} ({fmt(ratio(v, references(k, refs)[1]), 2, '×')})"
+                 for k, v in zip(keys, vals)]
+        a, b = vals[0], vals[-1]
+        slope = None if a is None or b is None else \
+            (b - a) / ((SIZES[keys[-1]] - SIZES[keys[0]]) / MiB)
+        rows.append([srv["label"]] + cells + [fmt(slope), fmt(ratio(slope, bound), 2, "×")])
+    floors = ", ".join(f"{SIZES[k] // 1024:,} KiB {fmt(references(k, refs)[1])} µs"
+                       for k in keys)
+    return ["## How a session's cost grows with its message", "",
+            "The SMTP session (banner, EHLO, STARTTLS, EHLO, MAIL, RCPT, DATA, QUIT) "
+            "with each message size run; the native row in busy µs, the others in CPU "
+            f"µs, each against OpenSSL's floor for a handshake and that many bytes read "
+            f"({floors}). \"µs per MiB more\" is the slope from the smallest to the "
+            "largest size: what each further MiB of message costs, against the "
+            f"AES-128-GCM bound ({fmt(bound)} µs/MiB).", ""] + table(head, rows) + [""]
+
+
 def write(data, results, plots_dir):
     plots = make_plots(data, plots_dir)
     m, refs = data["machine"], data["references"]
@@ -299,7 +399,9 @@ def write(data, results, plots_dir):
         out += idle_table(data, w) if w["family"] == "idle" else workload_table(data, w)
     from . import report_native      # imports this module: here, not at the top
     out += report_native.section(data)
+    out += size_section(data)
     out += scaling_section(data)
+    out += scaling_native_section(data)
     out += ["## The servers", ""]
     for s in data["servers"].values():
         out.append(f"- **{s['label']}** ({s['version']}): {s['note']}.")
@@ -390,6 +492,27 @@ def make_plots(data, d):
             ax.set_title(f"Latency {q}")
         fig.tight_layout()
         out.append(save(fig, d / "latency.png", plt))
+
+    sizes = [k for k in SIZES if k.startswith("smtp")
+             and any(w["key"] == k for w in data["workloads"])]
+    if len(sizes) >= 2:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        xs = [SIZES[k] for k in sizes]
+        for n, s in data["servers"].items():
+            ys = [cost(k, s["results"].get(k)) for k in sizes]
+            if any(ys):
+                ax.plot([x for x, y in zip(xs, ys) if y], [y for y in ys if y], marker="o",
+                        label=s["label"])
+        ax.plot(xs, [references(k, data["references"])[1] for k in sizes], color="grey",
+                linestyle="dashed", label="OpenSSL floor")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("message bytes (log)")
+        ax.set_ylabel("server µs per SMTP session (log; native: busy µs)")
+        ax.set_title("A session's cost against its message size")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out.append(save(fig, d / "message_size.png", plt))
 
     idle = [w["key"] for w in data["workloads"] if w["family"] == "idle"]
     if idle:

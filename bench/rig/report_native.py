@@ -3,7 +3,7 @@ the kernel stack, what each figure counts, and its plot."""
 
 from pathlib import Path
 
-from .report import cost, fmt, ratio, table
+from .report import cost, fmt, ratio, references, table
 
 
 def _res(data, server, key):
@@ -37,7 +37,79 @@ def section(data):
     for name in ROWS:
         if name in data["servers"]:
             out += _section(data, name)
+    if "sluice-native" in data["servers"] and transport(data, "sluice-native") == "net_memif":
+        out += goals(data)
     return out
+
+
+# Goals from issue 14, each a ratio within this run: reported, never asserted.
+GOAL_NAT_HS_FLOOR, GOAL_NAT_HS_NGINX, GOAL_NAT_SMTP_FLOOR = 1.2, 0.6, 1.4
+GOAL_NAT_BULK_BOUND, GOAL_NAT_STACK_PP, GOAL_NAT_IDLE_KIB = 1.5, 1000, 6.0
+GOAL_KERNEL_HS_NGINX = 0.8
+
+
+def goals(data):
+    """The native path's goals, each from this run's own figures: the
+    memif row's busy µs against OpenSSL's floor and the crypto bound the
+    same run measured, and against nginx-mail on the kernel stack."""
+    refs = data["references"]
+    nat = lambda k: _res(data, "sluice-native", k)  # noqa: E731
+    ker = lambda srv, k: _res(data, srv, k)          # noqa: E731
+    out = ["## Goals of the native path (issue 14; each a ratio within this run, "
+           "reported, not asserted)", ""]
+
+    def line(goal, value, x, limit):
+        mark = "–" if x is None else ("met" if x <= limit else "not met")
+        out.append(f"- {goal}: {value} ({mark})")
+
+    hs = "handshake-tls13-ecdsa"
+    n_hs, fl = cost(hs, nat(hs)), references(hs, refs)[1]
+    x = ratio(n_hs, fl)
+    line(f"native full handshake (TLS 1.3 ECDSA P-256) at most {GOAL_NAT_HS_FLOOR}× "
+         "OpenSSL's floor", f"{fmt(x, 2, '×')} ({fmt(n_hs)} against {fmt(fl)} µs)",
+         x, GOAL_NAT_HS_FLOOR)
+    ng = cost(hs, ker("nginx", hs))
+    x = ratio(n_hs, ng)
+    line(f"native full handshake at most {GOAL_NAT_HS_NGINX}× nginx-mail's CPU on the "
+         "kernel stack", f"{fmt(x, 2, '×')} (nginx-mail {fmt(ng)} µs)", x, GOAL_NAT_HS_NGINX)
+    n_smtp, fl = cost("smtp", nat("smtp")), references("smtp", refs)[1]
+    x = ratio(n_smtp, fl)
+    line(f"native SMTP STARTTLS session with a 4 KiB message at most "
+         f"{GOAL_NAT_SMTP_FLOOR}× the floor (a handshake and 4 KiB read)",
+         f"{fmt(x, 2, '×')} ({fmt(n_smtp)} against {fmt(fl)} µs)", x, GOAL_NAT_SMTP_FLOOR)
+    n_bulk, bound = cost("bulk", nat("bulk")), references("bulk", refs)[0]
+    x = ratio(n_bulk, bound)
+    line(f"native bulk relay at most {GOAL_NAT_BULK_BOUND}× the AES-128-GCM bound",
+         f"{fmt(x, 2, '×')} ({fmt(n_bulk)} against {fmt(bound)} µs/MiB)", x,
+         GOAL_NAT_BULK_BOUND)
+    pp = {k: (nat(k) or {}).get("native", {}).get("stack_cycles_per_packet")
+          for k in (hs, "smtp", "bulk")}
+    worst = max((v for v in pp.values() if v), default=None)
+    line(f"native stack at most {GOAL_NAT_STACK_PP:,} cycles per packet outside TLS",
+         ", ".join(f"{k} {fmt(v, 0)}" for k, v in pp.items()), worst, GOAL_NAT_STACK_PP)
+    idle = (nat("idle") or _idle(data)) or {}
+    kib = idle.get("bytes_per_conn_tls")
+    kib = None if kib is None else kib / 1024
+    line(f"native idle TLS connection at most {GOAL_NAT_IDLE_KIB:g} KiB",
+         f"{fmt(kib, 1, ' KiB')} (PSS growth per connection; bench/idle-scale holds "
+         "many more)", kib, GOAL_NAT_IDLE_KIB)
+    k_hs = cost(hs, ker("sluice", hs))
+    x = ratio(k_hs, ng)
+    line(f"kernel-stack full handshake at most {GOAL_KERNEL_HS_NGINX}× nginx-mail's "
+         "(the goal is the median of three alternating runs; this is one)",
+         fmt(x, 2, "×"), x, GOAL_KERNEL_HS_NGINX)
+    sc = data.get("scaling_native", {}).get("runs", {})
+    one, two = sc.get("1", {}).get("cycles_per_op"), sc.get("2", {}).get("cycles_per_op")
+    out.append("- scaling, 2 cores and 2 workers against 1 and 1 on the memif rig: "
+               + (f"{ratio(two, one):.2f}× the busy cycles per handshake (see \"Worker "
+                  "scaling on the native stack\")" if one and two else
+                  "not measured by this run (`bench/run --scaling`)"))
+    return out + [""]
+
+
+def _idle(data):
+    r = data["servers"].get("sluice-native", {}).get("results", {}).get("idle") or {}
+    return r if "bytes_per_conn_tls" in r else None
 
 
 MEMIF_INTRO = [

@@ -84,8 +84,75 @@ class BenchMemifQuick(RigQuick, unittest.TestCase):
         self.assertIn("load generator busy cycles/op", text)
         self.assertIn("stack cycles/packet", text)
         self.assertIn("[NATIVE.md](NATIVE.md)", text)
+        self.assertIn("## Goals of the native path", text)
+        self.assertIn("native SMTP STARTTLS session with a 4 KiB message", text)
 
     # test_sluice_exited_cleanly: RigQuick's
+
+
+@unittest.skipUnless(sluice_links_dpdk(), "sluice is built without DPDK: no memif row")
+class BenchMemifScalingAndSizesQuick(RigQuick, unittest.TestCase):
+    """`bench/run --scaling --stack native`: sluice on memif with 1 core and
+    1 worker, then 2 and 2. The load generator and the sink open one ring
+    per sluice core (--native-queues): a memif server sends only on the
+    rings its client opened, so a second core's replies were dropped.
+    The same run has the SMTP session with a 4 KiB and a 64 KiB message:
+    the report's section on how a session's cost grows with its size."""
+
+    rig, prefix, timeout = "run", "bench-memif-scaling-", 300
+
+    @classmethod
+    def rig_args(cls, out):
+        cls.results, cls.json = out / "RESULTS.md", out / "run.json"
+        return ["--stack", "native", "--servers", "sluice", "--workloads",
+                "handshake-tls13-ecdsa,smtp,smtp-64k", "--scaling", "--results",
+                str(cls.results),
+                "--plots", str(out / "plots"), "--json", str(cls.json)]
+
+    def setUp(self):
+        self.assertEqual(self.rc, 0, f"bench/run --scaling failed:\n{self.output[-4000:]}")
+        self.assertIsNotNone(self.data, "bench/run wrote no JSON")
+
+    def test_both_counts_ran_without_errors(self):
+        runs = self.data["scaling_native"]["runs"]
+        self.assertEqual(sorted(runs), ["1", "2"])
+        for n, r in runs.items():
+            with self.subTest(cores=n):
+                self.assertNotIn("error", r)
+                self.assertEqual(r["error_total"], 0, r.get("first_error"))
+                self.assertGreaterEqual(r["ops"], 100)
+                self.assertGreater(r["cycles_per_op"], 0)
+                d = r["native"]["delta"]
+                self.assertEqual(d["nat_tx_drops"], 0, "a core's replies went nowhere")
+                self.assertEqual(r["loadgen_native"]["rx_unknown"], 0)
+
+    def test_two_cores_both_worked(self):
+        r = self.data["scaling_native"]["runs"]["2"]
+        threads = r["native"]["threads"]
+        self.assertGreater(r["native"]["delta"]["nat_spread_out"], 0,
+                           "frames for the second core went to it")
+        self.assertEqual(self.data["scaling_native"]["workload"], "handshake-tls13-ecdsa")
+        self.assertTrue(threads, "per-thread CPU times")
+
+    def test_report_has_the_native_scaling_section(self):
+        text = self.results.read_text()
+        self.assertIn("## Worker scaling on the native stack", text)
+        self.assertIn("What it predicts for 16 cores", text)
+        self.assertIn("| 2 |", text)
+
+    def test_message_sizes(self):
+        res = self.data["servers"]["sluice-native"]["results"]
+        for k in ("smtp", "smtp-64k"):
+            with self.subTest(workload=k):
+                self.assertEqual(res[k]["error_total"], 0, res[k].get("first_error"))
+                self.assertGreater(res[k]["ops"], 0)
+        sizes = {w["key"]: w["size"] for w in self.data["workloads"]}
+        self.assertEqual(sizes["smtp-64k"], 65536)
+        self.assertGreater(res["smtp-64k"]["cycles_per_op"], res["smtp"]["cycles_per_op"],
+                           "60 KiB more of message costs something")
+        text = self.results.read_text()
+        self.assertIn("## How a session's cost grows with its message", text)
+        self.assertIn("64 KiB µs/op", text)
 
 
 if __name__ == "__main__":
