@@ -101,6 +101,7 @@ struct lg_conn {
 	bool tls;                       /* handshake done: I/O goes through ssl */
 	bool connecting;                /* non-blocking connect() in progress */
 	bool held;                      /* parked at an OP_HOLD step */
+	bool probe;                     /* idle --probe: a new session timed while the rest are held */
 	const struct lg_step *step;     /* current step */
 	uint64_t t0;                    /* op start (or due time), ns */
 	uint64_t deadline;              /* ns; 0 while held */
@@ -113,7 +114,7 @@ struct lg_conn {
 	bool in_body;                   /* OP_POP3_MULTI: past the +OK line */
 	unsigned msgs;                  /* messages STAT or SELECT counted */
 	struct lg_conn *next_free;
-	char rbuf[LG_RBUF];
+	char *rbuf;                     /* LG_RBUF bytes; NULL once released (--idle-release) */
 };
 
 enum lg_workload { WL_HANDSHAKE, WL_RESUME, WL_SMTP, WL_IMAP, WL_BULK, WL_IDLE, WL_POP3,
@@ -185,6 +186,13 @@ struct lg {
 	struct lg_conn *free_list;
 	unsigned held, hold_phase;      /* idle workload */
 	bool waiting_go;
+	bool idle_release;              /* --idle-release: a parked TLS connection keeps only TCP */
+	uint64_t released;              /* connections whose SSL and buffer were freed */
+	unsigned probe_n;               /* --probe K: new sessions timed while the rest are held */
+	unsigned probe_started, probe_done, probe_failed;
+	bool probing;
+	struct lg_step *probe_script;   /* the handshake workload's script for the protocol */
+	struct hist probe_lat;          /* microseconds */
 	struct hist lat;                /* microseconds */
 };
 
@@ -219,5 +227,8 @@ void lg_drive(struct lg *g, struct lg_conn *c);
 void lg_op_end(struct lg *g, struct lg_conn *c, int err, const char *why);
 void lg_set_events(struct lg *g, struct lg_conn *c, uint32_t ev);
 void lg_hold(struct lg *g, struct lg_conn *c);
+/* --idle-release: free what a parked TLS connection needs only to read
+ * more (its SSL and read buffer); the TCP connection stays. */
+void lg_release(struct lg *g, struct lg_conn *c);
 
 #endif

@@ -116,7 +116,7 @@ static int step_send(struct lg *g, struct lg_conn *c)
 /* Read more into rbuf: DONE when bytes came, else AGAIN or an error. */
 static int fill(struct lg *g, struct lg_conn *c)
 {
-	size_t room = sizeof(c->rbuf) - c->rlen;
+	size_t room = LG_RBUF - c->rlen;
 	ssize_t n;
 
 	if (!room)
@@ -331,6 +331,8 @@ void lg_drive(struct lg *g, struct lg_conn *c)
 		case OP_HOLD:
 			if (!c->held) {
 				lg_hold(g, c);
+				if (c->tls && g->idle_release)
+					lg_release(g, c);
 				return;
 			}
 			c->held = false;        /* released by the rig */

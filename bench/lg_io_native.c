@@ -104,7 +104,7 @@ static int n_init(struct lg *g)
 	 * million idle ones cost. */
 	if (g->wl != WL_BULK)
 		nc.tcp.sndbuf = nc.tcp.rcvbuf = 64u << 10;
-	nc.tcp.max_conns = 1u << 20;
+	nc.tcp.max_conns = 1u << 17; /* per address: its ~28,000 ports and TIME_WAIT */
 	G = g;
 	if (!(g->nat = natio_open(&nc, err, sizeof(err)))) {
 		fprintf(stderr, "loadgen: native: %s\n", err);

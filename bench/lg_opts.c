@@ -20,6 +20,7 @@ enum {
 	O_MAX_INFLIGHT, O_DURATION, O_COUNT, O_TIMEOUT, O_SIZE, O_FROM, O_TO, O_RCPT,
 	O_EHLO, O_SUBJECT, O_USER, O_PASSWORD, O_PASS, O_SOURCE, O_JSON, O_PROGRESS,
 	O_NO_PROGRESS, O_NATIVE, O_NATIVE_ADDR, O_NATIVE_ADDRS, O_NATIVE_QUEUES, O_NATIVE_CPU, O_HELP,
+	O_IDLE_RELEASE, O_PROBE,
 };
 
 struct optdef {
@@ -52,6 +53,10 @@ static const struct optdef optdefs[] = {
 	  "as overload (10000)" },
 	{ "duration", O_DURATION, "S", "start ops for S seconds, then let those in flight end" },
 	{ "count", O_COUNT, "N", "N ops (idle: N connections held)" },
+	{ "idle-release", O_IDLE_RELEASE, NULL, "idle: a connection parked after TLS frees its "
+	  "SSL and read buffer, keeping only its TCP connection (nothing more is read)" },
+	{ "probe", O_PROBE, "K", "idle: once all are held, K new sessions one after another, "
+	  "timed (the latency under that load)" },
 	{ "timeout", O_TIMEOUT, "S", "per op (30)" },
 	{ "size", O_SIZE, "B", "message size in bytes (smtp 4096, bulk 10485760)" },
 	{ "from", O_FROM, "ADDR", "MAIL FROM (loadgen@bench.test)" },
@@ -237,8 +242,10 @@ static int settle(struct lg *g, const char *host, long port, int tls_mode, int p
 			g->wl == WL_IDLE ? " (idle: --count)" : "");
 		return -EINVAL;
 	}
-	if (g->rate > 0 && g->wl == WL_IDLE)
-		return bad("rate", "%s", "not with the idle workload (it holds --count connections)");
+	if ((g->idle_release || g->probe_n) && g->wl != WL_IDLE)
+		return bad(g->probe_n ? "probe" : "idle-release", "%s", "only with the idle workload");
+	if (g->idle_release && g->tls_mode == LG_TLS_NONE)
+		return bad("idle-release", "%s", "needs TLS (it frees the SSL of a parked connection)");
 	if (g->ca_file)
 		g->verify = true;
 	if (g->pin) {                   /* the rig's client, unless told otherwise */
@@ -360,6 +367,12 @@ int lg_parse_args(struct lg *g, int argc, char **argv)
 			if (num(name, optarg, 1, 1e15, &d) < 0)
 				return -EINVAL;
 			g->count = (uint64_t)d;
+			break;
+		case O_IDLE_RELEASE: g->idle_release = true; break;
+		case O_PROBE:
+			if (num(name, optarg, 1, 1000000, &d) < 0)
+				return -EINVAL;
+			g->probe_n = (unsigned)d;
 			break;
 		case O_TIMEOUT:
 			if (num(name, optarg, 0.001, 1e6, &g->timeout) < 0)

@@ -224,7 +224,9 @@ int lg_script_init(struct lg *g)
 
 	if (!b.s)
 		return -ENOMEM;
-	if (g->wl == WL_IDLE)           /* the server holds a connection before TLS */
+	/* the server holds a connection before TLS; with --rate the
+	 * connections go on to TLS as they open (a bounded handshake rate) */
+	if (g->wl == WL_IDLE && !(g->rate > 0))
 		add(&b, OP_HOLD, "plain", 0);
 	switch (g->tls_mode) {
 	case LG_TLS_IMPLICIT:
@@ -274,6 +276,16 @@ int lg_script_init(struct lg *g)
 		return rc;
 	}
 	g->script = b.s;
+	if (g->wl == WL_IDLE && g->probe_n) {
+		/* --probe: the same session without its stops, timed */
+		unsigned j = 0;
+
+		if (!(g->probe_script = calloc(b.n, sizeof(*b.s))))
+			return -ENOMEM;
+		for (i = 0; i < b.n; i++)
+			if (b.s[i].op != OP_HOLD)
+				g->probe_script[j++] = b.s[i];
+	}
 	return 0;
 }
 

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,15 +62,20 @@ static struct lg_conn *conn_get(struct lg *g)
 
 	if (c)
 		g->free_list = c->next_free;
-	else if (!(c = malloc(sizeof(*c))))
+	else if (!(c = calloc(1, sizeof(*c))))
 		return NULL;
 	memset(c, 0, offsetof(struct lg_conn, rbuf));
 	c->fd = -1;
+	if (!c->rbuf && !(c->rbuf = malloc(LG_RBUF))) {
+		free(c);
+		return NULL;
+	}
 	if (g->nactive == g->cap_active) {
 		unsigned cap = g->cap_active ? 2 * g->cap_active : 256;
 		struct lg_conn **a = realloc(g->active, cap * sizeof(*a));
 
 		if (!a) {
+			free(c->rbuf);
 			free(c);
 			return NULL;
 		}
@@ -105,6 +111,20 @@ void lg_op_end(struct lg *g, struct lg_conn *c, int err, const char *why)
 {
 	if (c->held)
 		g->held--;
+	if (c->probe) {
+		/* timed apart: the figure is a new session's latency under load */
+		g->probe_done++;
+		if (err < 0) {
+			hist_record(&g->probe_lat, (lg_now() - c->t0) / 1000);
+		} else {
+			g->probe_failed++;
+			g->err[err]++;
+			if (why)
+				lg_note_error(g, err, why);
+		}
+		conn_put(g, c);
+		return;
+	}
 	if (err < 0) {
 		g->done++;
 		hist_record(&g->lat, (lg_now() - c->t0) / 1000);
@@ -134,23 +154,55 @@ void lg_hold(struct lg *g, struct lg_conn *c)
 	lg_set_events(g, c, EPOLLRDHUP);
 }
 
-/* Start one operation due at time t0: the transport's TCP open. */
-static void op_start(struct lg *g, uint64_t t0)
+/* --idle-release: the SSL (about 8 KiB of OpenSSL's client state, the
+ * traffic keys with it) and the read buffer go; the parked connection is
+ * its struct lg_conn and the transport's TCP connection. It can only be
+ * closed from here on: the rig asks nothing more of it. */
+void lg_release(struct lg *g, struct lg_conn *c)
+{
+	if (c->ssl) {
+		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	free(c->rbuf);
+	c->rbuf = NULL;
+	c->rlen = 0;
+	g->released++;
+}
+
+/* Start one operation due at time t0 (a --probe session when probe): the
+ * transport's TCP open. */
+static void op_start_as(struct lg *g, uint64_t t0, bool probe)
 {
 	struct lg_conn *c = conn_get(g);
 	int rc;
 
-	g->started++;
+	if (probe)
+		g->probe_started++;
+	else
+		g->started++;
 	if (!c) {
-		g->failed++;
+		if (probe) {
+			g->probe_done++;
+			g->probe_failed++;
+		} else {
+			g->failed++;
+		}
 		g->err[LG_E_connect]++;
 		return;
 	}
 	c->t0 = t0;
 	c->deadline = lg_now() + (uint64_t)(g->timeout * 1e9);
-	c->step = g->script;
+	c->probe = probe;
+	c->step = probe ? g->probe_script : g->script;
 	if ((rc = g->io->connect(g, c)) < 0)
 		lg_op_end(g, c, LG_E_connect, strerror(-rc));
+}
+
+static void op_start(struct lg *g, uint64_t t0)
+{
+	op_start_as(g, t0, false);
 }
 
 /* Fail every op past its deadline. */
@@ -178,9 +230,15 @@ static void idle_check_phase(struct lg *g)
 	if (g->waiting_go || g->held == 0 || g->held != g->nactive ||
 	    g->started < g->count || g->hold_phase >= 2)
 		return;
+	/* --idle-release freed each held connection's SSL between live
+	 * allocations: give the free pages back, so that what a held
+	 * connection costs is what it holds */
+	if (g->released)
+		malloc_trim(0);
 	if (g->json)
-		printf("{\"phase\": \"%s\", \"held\": %u, \"failed\": %llu}\n",
-		       phase[g->hold_phase], g->held, (unsigned long long)g->failed);
+		printf("{\"phase\": \"%s\", \"held\": %u, \"failed\": %llu, \"released\": %llu}\n",
+		       phase[g->hold_phase], g->held, (unsigned long long)g->failed,
+		       (unsigned long long)g->released);
 	else
 		printf("%u connections held %s (%llu failed); a line on stdin goes on\n",
 		       g->held, g->hold_phase ? "after TLS and the greeting" : "before TLS",
@@ -189,12 +247,13 @@ static void idle_check_phase(struct lg *g)
 	g->waiting_go = true;
 }
 
+static int idle_release_all(struct lg *g);
+
 /* A line from the rig on stdin: release the parked connections. */
 static int idle_go(struct lg *g)
 {
 	char buf[64];
 	ssize_t n = read(0, buf, sizeof(buf));
-	unsigned i;
 
 	if (n <= 0)
 		return -1;              /* the rig went away: stop */
@@ -202,6 +261,19 @@ static int idle_go(struct lg *g)
 		return 0;
 	g->waiting_go = false;
 	g->hold_phase++;
+	if (g->hold_phase == 2 && g->probe_n && !g->probing) {
+		/* the probes first, the held connections still open */
+		g->probing = true;
+		return 0;
+	}
+	return idle_release_all(g);
+}
+
+/* Let every parked connection go on (to TLS, or to its close). */
+static int idle_release_all(struct lg *g)
+{
+	unsigned i;
+
 	for (i = 0; i < g->nactive; i++) {
 		struct lg_conn *c = g->active[i];
 
@@ -221,6 +293,36 @@ static int idle_go(struct lg *g)
 		free(copy);
 	}
 	return 0;
+}
+
+/* --probe: one new session at a time while the rest are held; when the
+ * last has ended, its line, then the held ones are let go. */
+static int idle_probe(struct lg *g)
+{
+	if (g->probe_started < g->probe_n) {
+		if (g->probe_started == g->probe_done)
+			op_start_as(g, lg_now(), true);
+		return 0;
+	}
+	if (g->probe_done < g->probe_n)
+		return 0;
+	g->probing = false;
+	g->probe_n = 0;         /* done: the next go is the release */
+	if (g->json)
+		printf("{\"phase\": \"probe\", \"probes\": %u, \"failed\": %u, \"held\": %u, "
+		       "\"p50_us\": %llu, \"p90_us\": %llu, \"p99_us\": %llu, \"max_us\": %llu}\n",
+		       g->probe_done, g->probe_failed, g->held,
+		       (unsigned long long)hist_quantile(&g->probe_lat, 0.50),
+		       (unsigned long long)hist_quantile(&g->probe_lat, 0.90),
+		       (unsigned long long)hist_quantile(&g->probe_lat, 0.99),
+		       (unsigned long long)g->probe_lat.max);
+	else
+		printf("%u new sessions with %u held (%u failed): p50 %llu µs, p99 %llu µs\n",
+		       g->probe_done, g->held, g->probe_failed,
+		       (unsigned long long)hist_quantile(&g->probe_lat, 0.50),
+		       (unsigned long long)hist_quantile(&g->probe_lat, 0.99));
+	fflush(stdout);
+	return idle_release_all(g);
 }
 
 /* -------------------------------------------------------------- run --- */
@@ -247,7 +349,8 @@ static int run(struct lg *g)
 
 		if (g->rate > 0) {
 			while (may_start(g, now) && g->next_due <= now) {
-				if (g->nactive >= g->max_inflight) {
+				/* parked idle connections are not in flight */
+				if (g->nactive - g->held >= g->max_inflight) {
 					g->started++;
 					g->failed++;
 					g->err[LG_E_overload]++;
@@ -272,6 +375,8 @@ static int run(struct lg *g)
 		if (!may_start(g, now) && g->nactive == 0)
 			break;
 		if (g->wl == WL_IDLE) {
+			if (g->probing && idle_probe(g) < 0)
+				return -ENOMEM;
 			idle_check_phase(g);
 			if (g->hold_phase >= 2 && g->nactive == 0)
 				break;
@@ -334,6 +439,8 @@ int main(int argc, char **argv)
 	}
 	if (g.io->init(&g) < 0)
 		goto out;
+	if (g.wl == WL_IDLE && g.rate > 0)
+		g.hold_phase = 1;       /* no stop before TLS: the next is "tls" */
 	if ((rc = run(&g)) < 0) {
 		fprintf(stderr, "sluice-loadgen: %s\n", rc == -EPIPE ? "stdin closed before the idle"
 			" phases ended" : strerror(-rc));
@@ -349,6 +456,7 @@ out:
 		struct lg_conn *c = g.free_list;
 
 		g.free_list = c->next_free;
+		free(c->rbuf);
 		free(c);
 	}
 	g.io->fini(&g);
@@ -356,6 +464,7 @@ out:
 	free(g.msg);
 	free(g.src);
 	free(g.script);
+	free(g.probe_script);
 	while (g.ncmds)
 		free(g.cmds[--g.ncmds]);
 	SSL_SESSION_free(g.session);

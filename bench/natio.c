@@ -4,7 +4,10 @@
  * first), one net stack per local IPv4
  * address. Modelled on dataplane/io/dpdk.c (frames copied into mbufs by the
  * stack's tx callback, sent in bursts, a pass's busy or idle TSC counted),
- * without its cores, rings and RSS: a bench process is one thread.
+ * without its cores, rings and RSS: a bench process is one thread. A
+ * net_memif port's bursts run inside the interrupt gate (slot 0): the
+ * peer's disconnect unmaps the rings in the EAL's interrupt thread
+ * (dataplane/io/intr_gate.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +23,7 @@
 /* Before DPDK: <netinet/ip6.h> (through rte_ip.h) defines ip6_plen as a
  * macro, and net.h has a field of that name. */
 #include "natio.h"
+#include "io/intr_gate.h"
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -37,6 +41,7 @@ struct natio {
 	struct natio_config cfg;
 	uint16_t port;
 	bool eal_up, started;
+	bool gated;                        /* bursts inside the interrupt gate */
 	struct rte_mempool *pool;
 	uint32_t base4;                    /* the first local address, host order */
 	struct net_stack *st[NATIO_MAX_ADDRS];
@@ -68,8 +73,13 @@ static void natio_burst(struct natio *n)
 
 	while (done < n->n_tx) {
 		uint16_t want = (uint16_t)RTE_MIN(n->n_tx - done, (unsigned)NATIO_BURST);
-		uint16_t sent = rte_eth_tx_burst(n->port, 0, n->tx + done, want);
+		uint16_t sent;
 
+		if (n->gated)
+			intr_gate_enter(0);
+		sent = rte_eth_tx_burst(n->port, 0, n->tx + done, want);
+		if (n->gated)
+			intr_gate_leave(0);
 		done += sent;
 		n->s.tx_frames += sent;
 		if (sent < want)
@@ -168,7 +178,11 @@ unsigned natio_poll(struct natio *n)
 	natio_pass(n);
 	now = natio_now_us();
 	for (uint16_t q = 0; q < n->cfg.queues; q++) {
+		if (n->gated)
+			intr_gate_enter(0);
 		got = rte_eth_rx_burst(n->port, q, pkts, NATIO_BURST);
+		if (n->gated)
+			intr_gate_leave(0);
 		for (k = 0; k < got; k++) {
 			struct rte_mbuf *m = pkts[k];
 			uint32_t len = rte_pktmbuf_pkt_len(m);
@@ -368,6 +382,14 @@ static int natio_port(struct natio *n, uint8_t mac[6], char *err, size_t errlen)
 			 rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	if (!strncmp(name, "net_memif", 9)) {
+		if ((rc = intr_gate_init(1)) < 0) {
+			snprintf(err, errlen, "%s: cannot set up the interrupt gate: %s", name,
+				 strerror(-rc));
+			return rc;
+		}
+		n->gated = true;
+	}
 	memset(&conf, 0, sizeof(conf));
 	if ((rc = rte_eth_dev_configure(n->port, n->cfg.queues, n->cfg.queues, &conf)) < 0 ||
 	    (rc = rte_eth_dev_adjust_nb_rx_tx_desc(n->port, &rxd, &txd)) < 0)
@@ -490,6 +512,8 @@ void natio_close(struct natio *n)
 		rte_eth_dev_stop(n->port);
 		rte_eth_dev_close(n->port);
 	}
+	if (n->gated)
+		intr_gate_fini();
 	for (i = 0; i < n->n_st; i++)
 		net_stack_free(n->st[i]);
 	rte_mempool_free(n->pool);

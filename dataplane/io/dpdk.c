@@ -15,6 +15,10 @@
  * brings the answer back to the connecting core (io/native.c). ARP, NDP
  * and the ICMP errors TCP uses go to every core: each stack keeps its own
  * neighbour table.
+ *
+ * A net_memif port's bursts run inside the core's slot of the interrupt
+ * gate (io/intr_gate.h): the driver unmaps a departed peer's rings in the
+ * EAL's interrupt thread, which the gate keeps out of the bursts.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +52,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "io/intr_gate.h"
 #include "io/io.h"
 #include "io/native.h"
 #include "log.h"
@@ -67,6 +72,7 @@ static struct {
 	unsigned n_cores;
 	uint32_t seed;                   /* keys the software spread */
 	bool eal_up, started[NAT_PORTS_MAX];
+	bool gate;                       /* io/intr_gate.h is up (a net_memif port) */
 } N;
 
 uint64_t nat_cycles(void *ctx)
@@ -170,6 +176,33 @@ static int nat_classify(const struct nat_port *p, const uint8_t *f, uint32_t len
 
 /* ---- frames in and out --------------------------------------------------- */
 
+/* The bursts of a port whose driver the EAL's interrupt thread can pull
+ * the rings from under (net_memif: io/intr_gate.h) run inside this core's
+ * slot of the gate. */
+static uint16_t nat_rx_burst(struct nat_pq *q, struct rte_mbuf **pkts)
+{
+	uint16_t n;
+
+	if (!q->port->gated)
+		return rte_eth_rx_burst(q->port->id, q->rxq, pkts, NAT_BURST);
+	intr_gate_enter(q->nc->core->id);
+	n = rte_eth_rx_burst(q->port->id, q->rxq, pkts, NAT_BURST);
+	intr_gate_leave(q->nc->core->id);
+	return n;
+}
+
+static uint16_t nat_tx_burst(struct nat_pq *q)
+{
+	uint16_t n;
+
+	if (!q->port->gated)
+		return rte_eth_tx_burst(q->port->id, q->txq, q->tx, q->n_tx);
+	intr_gate_enter(q->nc->core->id);
+	n = rte_eth_tx_burst(q->port->id, q->txq, q->tx, q->n_tx);
+	intr_gate_leave(q->nc->core->id);
+	return n;
+}
+
 void nat_tx(void *ctx, const uint8_t *frame, uint32_t len)
 {
 	struct nat_pq *q = ctx;
@@ -190,7 +223,7 @@ void nat_tx(void *ctx, const uint8_t *frame, uint32_t len)
 	q->tx[q->n_tx++] = m;
 	q->tx_bytes += len;
 	if (q->n_tx == NAT_BURST) {
-		uint16_t sent = rte_eth_tx_burst(q->port->id, q->txq, q->tx, q->n_tx);
+		uint16_t sent = nat_tx_burst(q);
 
 		q->tx_frames += sent;
 		/* What the NIC did not take is still ours to free. */
@@ -208,7 +241,7 @@ static void nat_flush(struct nat_pq *q)
 
 	if (!q->n_tx)
 		return;
-	sent = rte_eth_tx_burst(q->port->id, q->txq, q->tx, q->n_tx);
+	sent = nat_tx_burst(q);
 	q->tx_frames += sent;
 	if (sent < q->n_tx) {
 		q->tx_drops += q->n_tx - sent;
@@ -325,7 +358,7 @@ static unsigned nat_poll(struct core *c)
 
 		if (!q->has_rxq)
 			continue;
-		n = rte_eth_rx_burst(q->port->id, q->rxq, pkts, NAT_BURST);
+		n = nat_rx_burst(q, pkts);
 		for (k = 0; k < n; k++)
 			nat_rx_one(nc, pkts[k], nc->now_us);
 		work += n;
@@ -533,6 +566,7 @@ static int nat_port_setup(const struct cfg *c, unsigned i, unsigned n_cores, cha
 	N.pidx[p->id] = (uint8_t)i;
 	if ((rc = rte_eth_dev_info_get(p->id, &di)) < 0)
 		goto dev_fail;
+	p->gated = intr_gate_wanted(di.driver_name);
 	if (di.max_tx_queues < n_cores) {
 		snprintf(err, errlen, "%s:%u: native.ports[%u]: %s has %u TX queues for %u "
 			 "cores (each core needs one)", c->path, pc->line, i, pc->name,
@@ -646,6 +680,15 @@ int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *er
 	for (i = 0; i < n->n_ports; i++)
 		if ((rc = nat_port_setup(c, i, n_cores, err, errlen)) < 0)
 			return rc;
+	for (i = 0; i < n->n_ports && !N.gate; i++)
+		if (N.port[i].gated) {
+			if ((rc = intr_gate_init(n_cores)) < 0) {
+				snprintf(err, errlen, "native: cannot set up the interrupt gate "
+					 "that %s needs: %s", N.port[i].cfg->name, strerror(-rc));
+				return rc;
+			}
+			N.gate = true;
+		}
 	if (!(N.cores = calloc(n_cores, sizeof(*N.cores))))
 		return -ENOMEM;
 	for (k = 0; k < n_cores; k++) {
@@ -706,6 +749,8 @@ void nat_fini(void)
 			rte_eth_dev_stop(N.port[i].id);
 			rte_eth_dev_close(N.port[i].id);
 		}
+	if (N.gate)
+		intr_gate_fini();
 	for (k = 0; N.cores && k < N.n_cores; k++) {
 		if (!N.cores[k])
 			continue;

@@ -43,6 +43,7 @@ struct nat_port {
 	struct rte_mempool *pool;
 	uint8_t mac[6];
 	uint32_t mtu;
+	bool gated;                  /* bursts inside io/intr_gate.h (net_memif) */
 };
 
 struct nat_pq;
