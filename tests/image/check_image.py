@@ -26,6 +26,7 @@ SLUICE_IMAGE_KVM=1 says the host's works. Everything made is removed.
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -213,7 +214,7 @@ def main():
             return 1
         t.note(f"first banner {boot_s:.0f} s after qemu started: {line}")
 
-        msg_id = harness.message_id("image")
+        msg_id = harness.message_id(harness.unique("image"))
         rc, out = sh(["swaks", "--server", "127.0.0.1", "--port", str(port), "--tls",
                       "--ehlo", "client.test", "--from", "sender@example.org",
                       "--to", harness.recipient("image"),
@@ -221,7 +222,7 @@ def main():
                       "--timeout", "60"], timeout=120)
         t.case("swaks: STARTTLS through the appliance, 250 for the message",
                rc == 0 and "250" in out, out[-3000:])
-        got = postfix.maildir_messages(containing=msg_id, count=1, timeout=30)
+        got = postfix.maildir_messages(containing=msg_id.encode(), count=1, timeout=30)
         t.case("the message is in Postfix's Maildir on the host", bool(got),
                postfix.log()[-2000:])
 
@@ -229,10 +230,17 @@ def main():
                       f"127.0.0.1:{port}", "-brief"], input=b"QUIT\r\n", timeout=60)
         t.case("the certificate was made by the guest at its first boot (CN = sluice)",
                "CN = sluice" in out or "CN=sluice" in out, out[-2000:])
-        text = serial.read_text(errors="replace")
+        def console():
+            """The serial log without the terminal's escape sequences."""
+            raw_text = serial.read_text(errors="replace")
+            return re.sub(r"\x1b\[[0-9;=?]*[A-Za-z]", "", raw_text)
+
+        text = console()
         t.case("the serial console: the first-boot step read the EFI partition's "
                "sluice.yaml", "configuration from /boot/efi/sluice/sluice.yaml" in text
                or "sluice-firstboot" in text, text[-3000:])
+        harness.poll(lambda: "sluice login:" in console(), 90)
+        text = console()
         t.case("the serial console: a login prompt", "sluice login:" in text, text[-3000:])
     except Exception as e:
         t.case("the image test ran to its end", False, repr(e))
