@@ -282,6 +282,8 @@ def upgrade(t, ch, deb):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keep", action="store_true", help="leave the chroot in /tmp")
+    ap.add_argument("--keep-deb", metavar="DIR",
+                    help="copy the built .deb here (the image test installs it)")
     args = ap.parse_args()
     t = Tap()
     t0 = time.monotonic()
@@ -295,6 +297,9 @@ def main():
         deb, changes = build(t, work)
         if not deb:
             return 1
+        if args.keep_deb:
+            Path(args.keep_deb).mkdir(parents=True, exist_ok=True)
+            shutil.copy(deb, Path(args.keep_deb) / deb.name)
         lint(t, changes)
         ch = Chroot()
         rc, out = ch.bootstrap()

@@ -1,0 +1,263 @@
+#!/usr/bin/python3
+"""The appliance image, end to end (docs/image.md). Output: TAP.
+
+    tests/image/check_image.py --deb sluice_*.deb [--keep]
+
+  1. image/build: sluice.raw and sluice.qcow2 from the package (the .debs
+     it downloads cached in $SLUICE_IMAGE_CACHE, default
+     /var/cache/sluice-ci/image);
+  2. the disk: a GPT with the EFI system partition and the root partition;
+     the qcow2 a valid image of the same size; no certificate or key in it
+     (each appliance makes its own);
+  3. a copy of the raw image with a sluice.yaml in its EFI partition's
+     sluice/ folder (written with mtools, no mount), booted by qemu with
+     UEFI firmware (OVMF), a serial console to a file and user-mode
+     networking: the guest's port 25 forwarded from a loopback port, the
+     host's loopback reached from the guest as 10.0.2.2;
+  4. through it: a real Postfix started here (tests/integration/harness.py)
+     behind sluice in the guest; swaks sends a message with STARTTLS to the
+     forwarded port and it lands in Postfix's Maildir; the certificate
+     sluice presents was made by the guest at its first boot (CN=sluice);
+     the serial console shows the first-boot step and a login prompt.
+
+qemu runs under TCG (software emulation): KVM is used only where
+SLUICE_IMAGE_KVM=1 says the host's works. Everything made is removed.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import harness  # noqa: E402
+
+CACHE = Path(os.environ.get("SLUICE_IMAGE_CACHE", "/var/cache/sluice-ci/image"))
+OVMF_CODE, OVMF_VARS = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
+MiB = 1 << 20
+BOOT_TIMEOUT = 420
+
+VM_CONFIG = """\
+# the image test's sluice (tests/image/check_image.py): port 25 of the
+# guest, Postfix on the host's loopback (10.0.2.2 from the guest) behind it
+user: sluice
+cores: 1
+workers: 1
+log: stderr
+cert_sets:
+  - name: host
+    certs:
+      - {cert: /etc/sluice/sluice.pem, key: /etc/sluice/sluice.key}
+backends:
+  - {name: postfix, protocol: smtp, proxy: v2, servers: ["10.0.2.2:10026"],
+     health_interval: 5}
+listeners:
+  - {name: smtp, address: "0.0.0.0:25", protocol: smtp, tls: starttls,
+     backend: postfix, cert_sets: [host]}
+"""
+
+
+class Tap:
+    def __init__(self):
+        self.n = self.failed = 0
+
+    def case(self, name, ok, why=""):
+        self.n += 1
+        print(f"{'ok' if ok else 'not ok'} {self.n} - {name}", flush=True)
+        if not ok:
+            self.failed += 1
+            for line in str(why).strip().splitlines()[-30:]:
+                print(f"# {line}", flush=True)
+        return ok
+
+    def note(self, text):
+        for line in str(text).strip().splitlines():
+            print(f"# {line}", flush=True)
+
+
+def sh(cmd, timeout=900, input=None):
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(list(map(str, cmd)), input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        out, rc = p.stdout.decode(errors="replace"), p.returncode
+    except subprocess.TimeoutExpired as e:
+        out, rc = (e.output or b"").decode(errors="replace") + f"\n(timed out after {timeout} s)", -1
+    print(f"# + {' '.join(map(str, cmd))[:160]}  [{time.monotonic() - t0:.0f} s, rc {rc}]",
+          flush=True)
+    return rc, out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def partitions(raw):
+    import json
+    rc, out = sh(["sfdisk", "--json", raw])
+    return json.loads(out)["partitiontable"] if rc == 0 else None
+
+
+def root_files(raw, part, work):
+    """`debugfs` listings of /etc/sluice in the root partition (copied out
+    sparsely: debugfs reads a file system image, not a disk)."""
+    img = work / "root.img"
+    sh(["dd", f"if={raw}", f"of={img}", "bs=512", f"skip={part['start']}",
+        f"count={part['size']}", "conv=sparse", "status=none"])
+    rc, out = sh(["debugfs", "-R", "ls -l /etc/sluice", img])
+    img.unlink(missing_ok=True)
+    return out if rc == 0 else ""
+
+
+def banner(port, timeout):
+    """The first line a connection to port gets, or None by the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 5) as s:
+                s.settimeout(10)
+                line = s.makefile("rb").readline().decode(errors="replace")
+                if line.startswith("220"):
+                    s.sendall(b"QUIT\r\n")
+                    return line.strip()
+        except OSError:
+            pass
+        time.sleep(3)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--deb", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the images and the serial log")
+    a = ap.parse_args()
+    t = Tap()
+    t0 = time.monotonic()
+    if os.geteuid() != 0:
+        print("1..1\nnot ok 1 - the image test runs as root (mmdebstrap, file ownership)")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="sluice-imagetest-", dir="/var/tmp"))
+    qemu = postfix = None
+    try:
+        rc, out = sh([sys.executable, REPO / "image" / "build", "--deb", a.deb, "--out", work,
+                      "--cache", CACHE], timeout=1500)
+        raw, qcow = work / "sluice.raw", work / "sluice.qcow2"
+        if not t.case("image/build makes sluice.raw and sluice.qcow2",
+                      rc == 0 and raw.exists() and qcow.exists(), out[-4000:]):
+            return 1
+        pt = partitions(raw)
+        parts = (pt or {}).get("partitions", [])
+        types = [p.get("type") for p in parts]
+        t.case("the raw disk: GPT, an EFI system partition then the root partition",
+               pt and pt.get("label") == "gpt" and types == [
+                   "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+                   "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"], str(pt))
+        rc, out = sh(["qemu-img", "info", "--output=json", qcow])
+        import json
+        info = json.loads(out) if rc == 0 else {}
+        t.case("sluice.qcow2: a qcow2 image of the raw disk's size",
+               info.get("format") == "qcow2" and info.get("virtual-size") == raw.stat().st_size,
+               out)
+        listing = root_files(raw, parts[1], work) if len(parts) == 2 else ""
+        t.case("the image holds the package's configuration and no certificate or key "
+               "(each appliance makes its own)",
+               "sluice.yaml" in listing and "sluice.key" not in listing
+               and "sluice.pem" not in listing, listing)
+
+        # the operator's configuration, in the EFI partition, no mount
+        boot = work / "boot.raw"
+        sh(["cp", "--sparse=always", raw, boot])
+        (work / "sluice.yaml").write_text(VM_CONFIG)
+        off = parts[0]["start"] * 512
+        rc, out = sh(["mcopy", "-o", "-i", f"{boot}@@{off}", work / "sluice.yaml",
+                      "::/sluice/sluice.yaml"])
+        t.case("mcopy puts sluice.yaml into the EFI partition's sluice/ folder", rc == 0, out)
+
+        postfix = harness.Postfix(work / "postfix").start()
+        port = free_port()
+        vars_ = work / "OVMF_VARS.fd"
+        shutil.copy(OVMF_VARS, vars_)
+        serial = work / "serial.log"
+        accel = "kvm" if os.environ.get("SLUICE_IMAGE_KVM") == "1" else "tcg"
+        # Debian's DPDK needs x86-64-v2 (SSE4.2, POPCNT), which TCG's
+        # default qemu64 model lacks: sluice would die of SIGILL at load
+        cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}",
+               "-cpu", "host" if accel == "kvm" else "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt",
+               "-device", "virtio-rng-pci", "-m", "1024",
+               "-smp", "2", "-display", "none", "-vga", "none", "-monitor", "none",
+               "-serial", f"file:{serial}",
+               "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+               "-drive", f"if=pflash,format=raw,file={vars_}",
+               "-drive", f"file={boot},format=raw,if=virtio",
+               "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:25",
+               "-device", "virtio-net-pci,netdev=n0"]
+        print("# + " + " ".join(cmd), flush=True)
+        qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        tb = time.monotonic()
+        line = banner(port, BOOT_TIMEOUT)
+        boot_s = time.monotonic() - tb
+        text = serial.read_text(errors="replace") if serial.exists() else ""
+        if not t.case(f"the image boots under qemu ({accel}, UEFI) and sluice greets on "
+                      "port 25", line is not None,
+                      f"no 220 in {BOOT_TIMEOUT} s; serial console:\n{text[-4000:]}"):
+            return 1
+        t.note(f"first banner {boot_s:.0f} s after qemu started: {line}")
+
+        msg_id = harness.message_id(harness.unique("image"))
+        rc, out = sh(["swaks", "--server", "127.0.0.1", "--port", str(port), "--tls",
+                      "--ehlo", "client.test", "--from", "sender@example.org",
+                      "--to", harness.recipient("image"),
+                      "--header", f"Message-Id: {msg_id}", "--body", "through the appliance",
+                      "--timeout", "60"], timeout=120)
+        t.case("swaks: STARTTLS through the appliance, 250 for the message",
+               rc == 0 and "250" in out, out[-3000:])
+        got = postfix.maildir_messages(containing=msg_id.encode(), count=1, timeout=30)
+        t.case("the message is in Postfix's Maildir on the host", bool(got),
+               postfix.log()[-2000:])
+
+        rc, out = sh(["openssl", "s_client", "-starttls", "smtp", "-connect",
+                      f"127.0.0.1:{port}", "-brief"], input=b"QUIT\r\n", timeout=60)
+        t.case("the certificate was made by the guest at its first boot (CN = sluice)",
+               "CN = sluice" in out or "CN=sluice" in out, out[-2000:])
+        def console():
+            """The serial log without the terminal's escape sequences."""
+            raw_text = serial.read_text(errors="replace")
+            return re.sub(r"\x1b\[[0-9;=?]*[A-Za-z]", "", raw_text)
+
+        text = console()
+        t.case("the serial console: the first-boot step read the EFI partition's "
+               "sluice.yaml", "configuration from /boot/efi/sluice/sluice.yaml" in text
+               or "sluice-firstboot" in text, text[-3000:])
+        harness.poll(lambda: "sluice login:" in console(), 90)
+        text = console()
+        t.case("the serial console: a login prompt", "sluice login:" in text, text[-3000:])
+    except Exception as e:
+        t.case("the image test ran to its end", False, repr(e))
+    finally:
+        if qemu:
+            qemu.kill()
+            qemu.wait(10)
+        if postfix:
+            postfix.stop()
+        if a.keep:
+            t.note(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"1..{t.n}")
+        t.note(f"image test: {time.monotonic() - t0:.0f} s")
+    return 1 if t.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
