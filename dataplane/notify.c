@@ -1,50 +1,13 @@
 /*
- * sd_notify(3) for the dataplane (notify.h says what is sent when).
- * libsystemd's sd_notify() returns 0 without NOTIFY_SOCKET, so a sluice
- * started from a shell sends nothing; errors are ignored: systemd being
- * away must never stop the mail.
+ * What the dataplane tells systemd, and when (notify.h; lib/sdnotify.h
+ * sends it, and says why nothing fails when systemd is away).
  */
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "clock.h"
 #include "notify.h"
-#include "sluice-build.h"
-
-#if HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-
-static void send_msg(const char *msg)
-{
-	(void)sd_notify(0, msg);
-}
-
-/* The watchdog's interval in µs (0: none), read once: WATCHDOG_USEC and
- * WATCHDOG_PID do not change while the process runs. */
-static uint64_t watchdog_usec(void)
-{
-	static int known;
-	static uint64_t usec;
-
-	if (!known) {
-		known = 1;
-		if (sd_watchdog_enabled(0, &usec) <= 0)
-			usec = 0;
-	}
-	return usec;
-}
-#else
-static void send_msg(const char *msg)
-{
-	(void)msg;
-}
-
-static uint64_t watchdog_usec(void)
-{
-	return 0;
-}
-#endif
+#include "sdnotify.h"
 
 void notify_status(const char *fmt, ...)
 {
@@ -55,7 +18,7 @@ void notify_status(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	va_end(ap);
-	send_msg(msg);
+	sdnotify_send(msg);
 }
 
 void notify_ready(unsigned n_listeners, unsigned cores, const char *stack, uint64_t gen)
@@ -64,20 +27,16 @@ void notify_ready(unsigned n_listeners, unsigned cores, const char *stack, uint6
 
 	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving %u listeners on %u cores (%s stack), "
 		 "generation %llu", n_listeners, cores, stack, (unsigned long long)gen);
-	send_msg(msg);
+	sdnotify_send(msg);
 }
 
 void notify_reloading(const char *source)
 {
 	char msg[256];
 
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading (%s)",
-		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000,
-		 source);
-	send_msg(msg);
+		 (unsigned long long)clock_mono_us(), source);
+	sdnotify_send(msg);
 }
 
 void notify_reloaded(bool ok, uint64_t gen, const char *err)
@@ -90,7 +49,7 @@ void notify_reloaded(bool ok, uint64_t gen, const char *err)
 	else
 		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving generation %llu; the last "
 			 "reload was refused: %.400s", (unsigned long long)gen, err);
-	send_msg(msg);
+	sdnotify_send(msg);
 }
 
 void notify_stopping(const char *why)
@@ -98,14 +57,14 @@ void notify_stopping(const char *why)
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), "STOPPING=1\nSTATUS=%s", why);
-	send_msg(msg);
+	sdnotify_send(msg);
 }
 
 void notify_watchdog(unsigned stalled, uint64_t stalled_ms)
 {
 	static uint64_t last_ms;
 	static bool said;          /* the stall's STATUS= line was sent */
-	uint64_t usec = watchdog_usec(), now;
+	uint64_t usec = sdnotify_watchdog_usec(), now;
 
 	if (!usec)
 		return;
@@ -124,5 +83,5 @@ void notify_watchdog(unsigned stalled, uint64_t stalled_ms)
 	if (last_ms && (now - last_ms) * 1000ull < usec / 4)
 		return;
 	last_ms = now;
-	send_msg("WATCHDOG=1");
+	sdnotify_send("WATCHDOG=1");
 }
