@@ -188,6 +188,24 @@ def goals(data):
     return out + [""]
 
 
+def scaling_rows(runs, width, base, cells):
+    """The rows of a scaling table: the count, ops/s and its ratio to one,
+    the section's own cells(r, duration), the load generator's CPU and the
+    errors; a run that failed says why."""
+    rows = []
+    for n, r in runs.items():
+        if "ops" not in r:
+            why = r.get("na") or (r.get("error") or "?").splitlines()[0]
+            rows.append([n, f"failed: {why}"] + [""] * (width - 2))
+            continue
+        dur = r["duration_s"] or 0
+        rows.append([n, fmt(r["ops_per_s"]), fmt(ratio(r["ops_per_s"], base), 2, "×")]
+                    + cells(r, dur)
+                    + [f"{100 * r['client_cpu_s'] / dur:.0f} %" if dur else "–",
+                       f"{sum(r['errors'].values())} of {r['started']}"])
+    return rows
+
+
 def scaling_section(data):
     """Worker scaling: sluice with 1 and 2 (or more) cores and workers."""
     sc = data.get("scaling")
@@ -197,20 +215,13 @@ def scaling_section(data):
     base = (runs.get("1") or {}).get("ops_per_s")
     head = ["cores = workers", "ops/s", "× one worker", "CPU µs/op", "p50 ms", "p99 ms",
             "server CPU (of all CPUs)", "load gen. CPU", "errors"]
-    rows = []
     ncpu = len(sc["cpus"])
-    for n, r in runs.items():
-        if "ops" not in r:
-            why = r.get("na") or (r.get("error") or "?").splitlines()[0]
-            rows.append([n, f"failed: {why}"] + [""] * (len(head) - 2))
-            continue
-        dur = r["duration_s"] or 0
-        rows.append([n, fmt(r["ops_per_s"]), fmt(ratio(r["ops_per_s"], base), 2, "×"),
-                     fmt(r["cpu_us_per_op"]), fmt(r["latency_us"]["p50"] / 1000, 2),
-                     fmt(r["latency_us"]["p99"] / 1000, 2),
-                     f"{100 * r['server_cpu_s'] / dur / ncpu:.0f} %" if dur else "–",
-                     f"{100 * r['client_cpu_s'] / dur:.0f} %" if dur else "–",
-                     f"{sum(r['errors'].values())} of {r['started']}"])
+
+    def cells(r, dur):
+        return [fmt(r["cpu_us_per_op"]), fmt(r["latency_us"]["p50"] / 1000, 2),
+                fmt(r["latency_us"]["p99"] / 1000, 2),
+                f"{100 * r['server_cpu_s'] / dur / ncpu:.0f} %" if dur else "–"]
+    rows = scaling_rows(runs, len(head), base, cells)
     return ["## Worker scaling (`--scaling`)", "",
             f"sluice on the kernel stack, `{sc['workload']}`, with `cores` and `workers` "
             f"set to each count in turn; no pinning: sluice, the load generator and the "
@@ -237,22 +248,15 @@ def scaling_native_section(data):
     base_cyc = (runs.get("1") or {}).get("cycles_per_op")
     head = ["cores = workers", "ops/s", "× one", "busy kcycles/op", "× one's cycles",
             "p50 ms", "p99 ms", "load gen. CPU", "errors"]
-    rows, last = [], None
     ncpu = len(sc["cpus"])
-    for n, r in runs.items():
-        if "ops" not in r:
-            why = r.get("na") or (r.get("error") or "?").splitlines()[0]
-            rows.append([n, f"failed: {why}"] + [""] * (len(head) - 2))
-            continue
-        dur = r["duration_s"] or 0
+
+    def cells(r, dur):
         cyc = r.get("cycles_per_op")
-        last = (int(n), r)
-        rows.append([n, fmt(r["ops_per_s"]), fmt(ratio(r["ops_per_s"], base), 2, "×"),
-                     fmt(cyc / 1e3 if cyc else None), fmt(ratio(cyc, base_cyc), 2, "×"),
-                     fmt(r["latency_us"]["p50"] / 1000, 2),
-                     fmt(r["latency_us"]["p99"] / 1000, 2),
-                     f"{100 * r['client_cpu_s'] / dur:.0f} %" if dur else "–",
-                     f"{sum(r['errors'].values())} of {r['started']}"])
+        return [fmt(cyc / 1e3 if cyc else None), fmt(ratio(cyc, base_cyc), 2, "×"),
+                fmt(r["latency_us"]["p50"] / 1000, 2), fmt(r["latency_us"]["p99"] / 1000, 2)]
+    rows = scaling_rows(runs, len(head), base, cells)
+    done = [(int(n), r) for n, r in runs.items() if "ops" in r]
+    last = done[-1] if done else None
     out = ["## Worker scaling on the native stack (`--scaling --stack native`)", "",
            f"sluice on net_memif, `{sc['workload']}`, with `cores` and `workers` set to "
            f"each count in turn; sluice's cores and workers, the load generator (which "
