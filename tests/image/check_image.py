@@ -37,7 +37,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "tests" / "package"))
 import harness  # noqa: E402
+from check_package import Tap, sh  # noqa: E402  (the TAP output and the runner)
 
 CACHE = Path(os.environ.get("SLUICE_IMAGE_CACHE", "/var/cache/sluice-ci/image"))
 OVMF_CODE, OVMF_VARS = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
@@ -62,38 +64,6 @@ listeners:
   - {name: smtp, address: "0.0.0.0:25", protocol: smtp, tls: starttls,
      backend: postfix, cert_sets: [host]}
 """
-
-
-class Tap:
-    def __init__(self):
-        self.n = self.failed = 0
-
-    def case(self, name, ok, why=""):
-        self.n += 1
-        print(f"{'ok' if ok else 'not ok'} {self.n} - {name}", flush=True)
-        if not ok:
-            self.failed += 1
-            for line in str(why).strip().splitlines()[-30:]:
-                print(f"# {line}", flush=True)
-        return ok
-
-    def note(self, text):
-        for line in str(text).strip().splitlines():
-            print(f"# {line}", flush=True)
-
-
-def sh(cmd, timeout=900, input=None):
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(list(map(str, cmd)), input=input, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout,
-                           stdin=None if input is not None else subprocess.DEVNULL)
-        out, rc = p.stdout.decode(errors="replace"), p.returncode
-    except subprocess.TimeoutExpired as e:
-        out, rc = (e.output or b"").decode(errors="replace") + f"\n(timed out after {timeout} s)", -1
-    print(f"# + {' '.join(map(str, cmd))[:160]}  [{time.monotonic() - t0:.0f} s, rc {rc}]",
-          flush=True)
-    return rc, out
 
 
 def free_port():

@@ -63,10 +63,13 @@ class Tap:
 
 
 def sh(cmd, timeout=600, **kw):
-    """Run cmd; (returncode, stdout+stderr)."""
+    """Run cmd (standard input closed, or input=bytes); (returncode,
+    stdout+stderr). tests/image/check_image.py uses it too."""
     t0 = time.monotonic()
+    if "input" not in kw:
+        kw["stdin"] = subprocess.DEVNULL
     try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout, env=kw.pop("env", ENV),
                            **kw)
         out, rc = p.stdout.decode(errors="replace"), p.returncode
