@@ -614,8 +614,14 @@ class NativeImapPop3(unittest.TestCase):
         self.assertGreater(d.get("net_tcp_retrans_segs", 0), 0, d)
         # Most losses are repaired from the client's SACKs, not by the
         # retransmission timer (before the RFC 6675 duplicate-ACK fix,
-        # about 60 % were: 38 s for the 10 MiB).
-        self.assertLess(4 * d.get("net_tcp_rto", 0), dropped, d)
+        # about 60 % were: 38 s for the 10 MiB). Usually some 10 RTOs for
+        # 300 losses; once, on a loaded machine, 78 RTOs (178 fast
+        # retransmits): without RACK-TLP a lost retransmission, or a loss
+        # in the small window after an RTO, waits for the timer, and the
+        # go-back-N after it resends what the client had SACKed. So the
+        # claim is checked as stated (fast repairs outnumber timeouts),
+        # not as a ratio that one bad run crosses.
+        self.assertGreater(d.get("net_tcp_fast_retransmit", 0), d.get("net_tcp_rto", 0), d)
 
     def test_openssl_starttls_imap(self):
         rc, out = client("openssl", "s_client", "-starttls", "imap", "-connect",
