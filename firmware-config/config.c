@@ -189,6 +189,7 @@ static const cyaml_schema_field_t cfg_control_fields[] = {
 	STR("dataplane_socket", OPT, struct cfg_control, dataplane_socket),
 	STR("admin_group", OPT, struct cfg_control, admin_group),
 	CYAML_FIELD_UINT("drain_deadline", OPT, struct cfg_control, drain_deadline),
+	CYAML_FIELD_UINT("drain_grace", OPT, struct cfg_control, drain_grace),
 	CYAML_FIELD_UINT("cert_margin_days", OPT, struct cfg_control, cert_margin_days),
 	CYAML_FIELD_UINT("fingerprint_window", OPT, struct cfg_control, fingerprint_window),
 	CYAML_FIELD_UINT("ticket_keys", OPT, struct cfg_control, ticket_keys),
@@ -334,6 +335,7 @@ static int cfg_check_control(struct cfg_ld *ld, struct cfg_control *k)
 	if (k->admin_group && !getgrnam(k->admin_group))
 		return cfg_err(ld, "control.admin_group", "no such group '%s'", k->admin_group);
 	if ((rc = cfg_uint(ld, "control.drain_deadline", &k->drain_deadline, 60, 1, 86400)) ||
+	    (rc = cfg_uint(ld, "control.drain_grace", &k->drain_grace, 0, 0, 3600)) ||
 	    (rc = cfg_uint(ld, "control.cert_margin_days", &k->cert_margin_days, 14, 0, 365)) ||
 	    (rc = cfg_uint(ld, "control.fingerprint_window", &k->fingerprint_window, 86400, 60,
 			   30 * 86400)) ||

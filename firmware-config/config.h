@@ -146,6 +146,9 @@ struct cfg_control {
 				     the admin socket; NULL: root only */
 	unsigned drain_deadline;  /* seconds a drain (and SIGTERM) lets busy
 				     sessions finish; default 60 */
+	unsigned drain_grace;     /* seconds a drain keeps accepting while
+				     health already says draining (a fleet's
+				     route withdrawal); default 0 */
 	unsigned cert_margin_days; /* a change that brings a certificate whose
 				     notAfter is closer is refused unless forced;
 				     default 14 */
