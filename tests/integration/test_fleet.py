@@ -423,6 +423,91 @@ class Fleet(unittest.TestCase):
         line = [kv for kv in self.boxes[i].conn_logs() if kv.get("resumed") not in (None, "-")]
         self.assertTrue(line, f"box {i} logged no resumed session")
 
+    def test_3_drain_under_load(self):
+        """sluicectl drain on box 2 while clients deliver: health fails at
+        once, ExaBGP withdraws the route, BIRD drops the next hop within
+        the health checker's time and inside the grace; the sessions in
+        flight on box 2 finish there (the router keeps their flows) and
+        the new ones go to boxes 1 and 3; box 2 exits 0 when done."""
+        prefix = unique("drain")
+        tags = [f"{prefix}-{n}" for n in range(120)]
+        p = load(tags, slow=0.8, concurrency=8)
+        sl2 = self.boxes[2]
+        # Drain when box 2 has sessions in flight (ECMP sends it a third).
+        wait_until(lambda: sl2.ctl("status").get("sessions", 0) >= 2, 20,
+                   "two sessions in flight on box 2")
+        t_drain = time.time()
+        rc, out, err = self.controls[2].ctl("drain")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.controls[2].ctl("health")[0], 1, "health fails at once")
+        took = wait_nexthops({box_addr(1), box_addr(3)}, 15)
+        t_withdrawn = t_drain + took
+        rs = results(p, 300)
+        print(f"\n  drain of box 2: its next hop left BIRD's table {took:.2f} s after "
+              f"sluicectl drain (control.drain_grace {GRACE} s)", file=sys.stderr)
+        self.assertLess(took, min(WITHDRAW_BOUND, GRACE), self.diagnostics())
+
+        attempts = [a for r in rs for a in r["attempts"]]
+        failed = [a for a in attempts if a["code"] != 250]
+        self.assertEqual(failed, [], "no delivery fails")
+        in_flight = [a for a in attempts if a["box"] == "box2.fleet.test"
+                     and a["t0"] < t_drain < a["t1"]]
+        in_grace = [a for a in attempts if a["box"] == "box2.fleet.test"
+                    and t_drain < a["t0"] < t_withdrawn]
+        after = per_box([a for a in attempts if a["t0"] > t_withdrawn + 0.2])
+        print(f"  box 2 had {len(in_flight)} sessions in flight at the drain and took "
+              f"{len(in_grace)} more before the withdrawal, all delivered; "
+              f"sessions after it: {after}", file=sys.stderr)
+        self.assertGreaterEqual(len(in_flight), 2)
+        self.assertNotIn("box2.fleet.test", after)
+        self.assertEqual(set(after), {"box1.fleet.test", "box3.fleet.test"}, after)
+        self.assert_exactly(prefix, tags)
+
+        try:
+            rc = sl2.proc.wait(40)
+        except subprocess.TimeoutExpired:
+            rc = None
+        self.assertEqual(rc, 0, sl2.log_text()[-3000:])
+        self.assertRegex(sl2.log_text(), r"drain: done after \d+ ms: no session left")
+
+    def test_4_sigkill_one_box(self):
+        """SIGKILL box 3's sluice under load: sluicectl health fails,
+        ExaBGP withdraws the route; the sessions box 3 had are lost and
+        the clients' retries succeed on box 1. The time from the kill to
+        the withdrawal is printed."""
+        prefix = unique("kill")
+        tags = [f"{prefix}-{n}" for n in range(60)]
+        p = load(tags, slow=0.5, retries=30, concurrency=6)
+        sl3 = self.boxes[3]
+        wait_until(lambda: sl3.ctl("status").get("sessions", 0) >= 1, 20,
+                   "a session in flight on box 3")
+        t_kill = time.time()
+        os.kill(sl3.proc.pid, signal.SIGKILL)
+        took = wait_nexthops({box_addr(1)}, 15)
+        t_withdrawn = t_kill + took
+        rs = results(p, 300)
+        print(f"\n  SIGKILL of box 3: its next hop left BIRD's table {took:.2f} s later",
+              file=sys.stderr)
+        self.assertLess(took, WITHDRAW_BOUND, self.diagnostics())
+        last = [r["attempts"][-1] for r in rs]
+        self.assertEqual([a["code"] for a in last], [250] * len(tags),
+                         "every delivery succeeds in the end")
+        retried = [r for r in rs if len(r["attempts"]) > 1]
+        after = per_box([a for r in rs for a in r["attempts"] if a["t0"] > t_withdrawn + 0.2])
+        print(f"  {len(retried)} deliveries retried, all delivered; sessions after the "
+              f"withdrawal: {after}", file=sys.stderr)
+        self.assertGreaterEqual(len(retried), 1, "the session in flight on box 3 was lost")
+        self.assertEqual(set(after), {"box1.fleet.test"}, after)
+        # At least once each. A session killed between Postfix's queueing and
+        # the client's 250 is delivered and retried: SMTP's own duplicate,
+        # at most one per session lost.
+        wait_until(lambda: set(self.delivered(prefix)) >= set(tags), 30,
+                   "every message in the Maildir")
+        got = self.delivered(prefix)
+        doubles = sum(n - 1 for n in got.values())
+        self.assertLessEqual(doubles, len(retried), got)
+        self.assertEqual(set(got), set(tags))
+
 
 if __name__ == "__main__":
     unittest.main()
