@@ -141,6 +141,7 @@ static const cyaml_schema_field_t cfg_tickets_fields[] = {
 	STR("key_file", OPT, struct cfg_tickets, key_file),
 	CYAML_FIELD_UINT("rotate", OPT, struct cfg_tickets, rotate),
 	CYAML_FIELD_UINT("lifetime", OPT, struct cfg_tickets, lifetime),
+	STR("export", OPT, struct cfg_tickets, export_file),
 	CYAML_FIELD_END
 };
 
@@ -412,6 +413,14 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	if (c->tickets.key_file && cfg_present(ld, "tickets.rotate"))
 		return cfg_err(ld, "tickets.rotate", "not with tickets.key_file: the key "
 			       "file's keys are used, in its order, and it is re-read when it changes");
+	if (c->tickets.export_file && c->tickets.key_file)
+		return cfg_err(ld, "tickets.export", "not with tickets.key_file: this box reads "
+			       "its keys; export them from the box whose sluice-control makes them");
+	if (c->tickets.export_file && !c->tickets.enabled)
+		return cfg_err(ld, "tickets.export", "not with tickets.enabled: false");
+	if (c->tickets.export_file && c->tickets.export_file[0] != '/')
+		return cfg_err(ld, "tickets.export", "'%s' is not an absolute path",
+			       c->tickets.export_file);
 	if ((rc = cfg_check_control(ld, &c->control)) || (rc = cfg_check_limits(ld, c)))
 		return rc;
 	return cfg_timeouts(ld, "timeouts", &c->timeouts, NULL);

@@ -130,6 +130,9 @@ struct cfg_tickets {
 	unsigned rotate;          /* seconds between new keys (no key_file);
 				     default 3600 */
 	unsigned lifetime;        /* seconds a ticket is honoured; default 7200 */
+	char *export_file;        /* sluice-control writes the keys it makes
+				     there, with their windows, for the other
+				     boxes' tickets.key_file; NULL: not */
 	unsigned key_file_line;   /* of tickets.key_file, for messages */
 };
 

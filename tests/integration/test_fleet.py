@@ -256,7 +256,7 @@ class BoxSluice(Sluice):
         return ns_listening(NS_BOX[self.i], 25)
 
 
-def box_config(i, key_file, d):
+def box_config(i, tickets, d):
     return {
         "hostname": f"box{i}.fleet.test",
         "cores": 2, "workers": 1,
@@ -264,7 +264,7 @@ def box_config(i, key_file, d):
                       "servers": [f"{MAIL}:10026"], "health_interval": 2}],
         "listeners": [{"name": "smtp", "address": f"{VIP}:25", "protocol": "smtp",
                        "tls": "starttls", "backend": "postfix"}],
-        "tickets": {"key_file": str(key_file)},
+        "tickets": tickets,
         "limits": {"exempt": ["198.51.100.0/24"]},
         "control": {"drain_deadline": 30, "drain_grace": GRACE,
                     "dataplane_socket": str(d / f"box{i}.dp.sock"),
@@ -330,16 +330,22 @@ class Fleet(unittest.TestCase):
     def _start(cls):
         build_network()
         cls.pf = NsPostfix(NS_M, (MAIL,), cls.dir / "postfix").start()
-        # The fleet's ticket keys: one file, the same on every box (HAProxy's
-        # format; the penultimate line seals).
-        cls.keys = cls.dir / "ticket.keys"
-        cls.keys.write_text("".join(
-            sh("openssl", "rand", "-base64", "80").replace("\n", "") + "\n" for _ in range(3)))
-        cls.keys.chmod(0o600)
         cls.bird = Bird(cls.dir)
         cls.bird.start()
+        # The fleet's ticket keys: box 1's sluice-control makes them and
+        # writes them with their windows (tickets.export); the test copies
+        # the file to the other boxes, as configuration management would.
+        cls.export = cls.dir / "exported.keys"
         for i in BOXES:
-            sl = BoxSluice(box_config(i, cls.keys, cls.dir), i).start()
+            if i == 1:
+                tickets = {"export": str(cls.export)}
+            else:
+                wait_until(cls.export.exists, 20, "box 1's sluice-control to export its keys")
+                copy = cls.dir / f"box{i}.keys"
+                shutil.copyfile(cls.export, copy)
+                copy.chmod(0o600)
+                tickets = {"key_file": str(copy)}
+            sl = BoxSluice(box_config(i, tickets, cls.dir), i).start()
             cls.boxes[i] = sl
             ctl = SluiceControl(sl)
             ctl.run_in = tuple(in_ns(NS_BOX[i]))
@@ -414,6 +420,21 @@ class Fleet(unittest.TestCase):
         self.assert_exactly(prefix, tags)
 
     def test_2_a_ticket_resumes_on_another_box(self):
+        """Box 1's sluice-control exported this window's key and the next
+        one's (mode 0600); boxes 2 and 3 read a copy: a ticket from any box
+        resumes on any other."""
+        self.assertEqual(self.export.stat().st_mode & 0o777, 0o600)
+        lines = [l for l in self.export.read_text().splitlines() if l and l[0] != "#"]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(all(re.fullmatch(r"\S+Z \S+Z [A-Za-z0-9+/=]{108}", l) for l in lines))
+        shown = {i: self.boxes[i].ctl("tickets_show") for i in BOXES}
+        self.assertEqual([shown[i]["source"] for i in BOXES],
+                         ["sluice-control", "key_file", "key_file"], shown)
+        ring = [(k["name"], k["not_before"], k["not_after"], k["sealing"])
+                for k in shown[1]["keys"]]
+        for i in (2, 3):
+            self.assertEqual([(k["name"], k["not_before"], k["not_after"], k["sealing"])
+                              for k in shown[i]["keys"]], ring, "the same keys, windows, seal")
         r = clients("resume", {"vip": VIP, "source": CLIENT, "tries": 40}, 120)[0]
         print(f"\n  ticket from {r['first']} resumed on {r['second']}: {r.get('reused')}",
               file=sys.stderr)
