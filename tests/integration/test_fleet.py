@@ -22,7 +22,10 @@ Tests, in order (each builds on the one before):
      that start after the withdrawal land on boxes 1 and 3; box 2 exits 0
      once its sessions are done;
   4. SIGKILL box 3's sluice under load: the route is withdrawn (the time
-     printed), the clients' retries succeed on box 1.
+     printed), the clients' retries succeed on box 1;
+  5. boxes 2 and 3 back, the router's flow-keeping rules removed: a drain
+     of box 1 resets its sessions in flight, and (hash-threshold ECMP)
+     some of box 2's; what got a 250 is delivered once, nothing else.
 
 Run as root: cd tests/integration && python3 -m unittest test_fleet
 """
@@ -371,6 +374,7 @@ class Fleet(unittest.TestCase):
                 sl.proc.wait(10)
             if sl.proc:
                 harness._running.remove(sl)
+                sl._err.close()
                 sl.proc = None
         stop_all(cls.pf)
         destroy_network()
@@ -528,6 +532,48 @@ class Fleet(unittest.TestCase):
         doubles = sum(n - 1 for n in got.values())
         self.assertLessEqual(doubles, len(retried), got)
         self.assertEqual(set(got), set(tags))
+
+    def test_5_without_flow_memory_a_drain_resets(self):
+        """The same drain on a router that only hashes (the flow-keeping
+        rules removed): the sessions in flight on the drained box are
+        reset when its route goes, and with hash-threshold ECMP some of
+        another box's are too; what got a 250 is still delivered once.
+        This is what docs/fleet.md warns of."""
+        for i in (2, 3):                       # back in the fleet
+            sl = self.boxes[i]
+            if sl.proc:
+                harness._running.remove(sl)
+                sl._err.close()
+                sl.proc = None
+            sl.start()
+        wait_nexthops({box_addr(i) for i in BOXES}, 20)
+        sh(*in_ns(NS_R, "nft", "delete", "table", "ip", "fleet"))
+        for i in BOXES:
+            sh("ip", "-n", NS_R, "rule", "del", "fwmark", str(i), "lookup", str(100 + i))
+        prefix = unique("stateless")
+        tags = [f"{prefix}-{n}" for n in range(48)]
+        p = load(tags, slow=3.0, concurrency=12)
+        sl1 = self.boxes[1]
+        wait_until(lambda: sl1.ctl("status").get("sessions", 0) >= 2, 20,
+                   "two sessions in flight on box 1")
+        t_drain = time.time()
+        self.assertEqual(self.controls[1].ctl("drain")[0], 0)
+        took = wait_nexthops({box_addr(2), box_addr(3)}, 15)
+        t_withdrawn = t_drain + took
+        rs = results(p, 300)
+        attempts = [a for r in rs for a in r["attempts"]]
+        cut = [a for a in attempts if a["t0"] < t_withdrawn < a["t1"] and a["code"] != 250]
+        spanning = [a for a in attempts if a["t0"] < t_withdrawn < a["t1"]]
+        on_box1 = [a for a in spanning if a["box"] == "box1.fleet.test"]
+        print(f"\n  without flow memory: {len(cut)} of the {len(spanning)} sessions open at "
+              f"the withdrawal failed, by box {per_box(cut)}; box 1 had {len(on_box1)}",
+              file=sys.stderr)
+        self.assertGreaterEqual(len(on_box1), 1)
+        self.assertTrue(all(a["code"] != 250 for a in on_box1), on_box1)
+        acked = [r["tag"] for r in rs if r["attempts"][-1]["code"] == 250]
+        self.assertEqual(set(self.delivered(prefix)) - set(acked), set(),
+                         "nothing delivered that was not acknowledged")
+        self.assert_exactly(prefix, acked)
 
 
 if __name__ == "__main__":
