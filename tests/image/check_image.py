@@ -28,7 +28,9 @@
      the NIC and says the binding and the hugepages are missing (exit 1),
      `sluice-setup apply --force` loads vfio-pci, binds the NIC with
      driverctl and reserves hugepages through sysfs (the image has no
-     python, so no dpdk-hugepages.py), and `check` then says ready (exit 0).
+     python, so no dpdk-hugepages.py), and `check` then says ready (exit 0);
+     then a second sluice runs its native stack on that NIC (DPDK's e1000
+     driver on vfio-pci) and stops cleanly on SIGINT.
 
 qemu runs under TCG (software emulation): KVM is used only where
 SLUICE_IMAGE_KVM=1 says the host's works. Everything made is removed.
@@ -57,10 +59,16 @@ MiB = 1 << 20
 BOOT_TIMEOUT = 420
 
 NIC = "0000:00:05.0"         # the e1000e's address (-device ...,addr=0x5)
-# The native stack on that NIC, for sluice-setup only (sluice serves the
-# kernel-stack VM_CONFIG): 64 MiB of hugepages.
+# The native stack on that NIC, for sluice-setup and a second sluice started
+# by hand (the service's sluice serves the kernel-stack VM_CONFIG): 64 MiB
+# of hugepages, its own control socket.
 NATIVE_CONFIG = f"""\
 hostname: sluice
+user: sluice
+cores: 1
+workers: 1
+log: stderr
+control: {{dataplane_socket: /run/sluice-native/dataplane.sock}}
 backends:
   - {{name: pf, protocol: smtp, servers: ["192.0.2.1:10026"]}}
 listeners:
@@ -249,6 +257,8 @@ def native_setup(t, ttys1):
                          rf"not vfio-pci: driverctl set-override {NIC} vfio-pci", out)
            and re.search(rf"ok: NIC {NIC}: IOMMU group \d+", out)
            and "missing: vfio-pci: available but not loaded" in out
+           and "ok: DPDK: the drivers in" in out
+           and f"ok: NIC {NIC}: DPDK driver net_e1000_em (librte_net_e1000.so" in out
            and "missing: hugepages: none reserved" in out, out)
     rc, out = sh_.run(f"sluice-setup apply --force {cfg}", timeout=180)
     t.case("sluice-setup apply --force: modprobe vfio-pci, driverctl set-override, "
@@ -266,7 +276,19 @@ def native_setup(t, ttys1):
            and "ok: hugepages: 32 of 2M reserved" in out and "ready:" in out
            and "missing:" not in out and rc2 == 0
            and re.search(r"drivers/vfio-pci\n32\nvfio-pci", facts), out + facts)
-    t.note(f"sluice-setup in the guest: {time.monotonic() - t1:.0f} s")
+    rc, out = sh_.run("mkdir -m 0750 -p /run/sluice-native; "
+                      f"sluice {cfg} >/tmp/native.log 2>&1 & "
+                      "for i in $(seq 90); do grep -q -e 'started:' -e '^sluice: ' "
+                      "/tmp/native.log && break; sleep 1; done; cat /tmp/native.log", timeout=150)
+    started = "native stack" in out and "started:" in out
+    rc, end = sh_.run("kill -INT %1; wait %1", timeout=90)
+    t.case("sluice runs its native stack on the NIC sluice-setup bound: DPDK's e1000 "
+           "driver over vfio-pci and qemu's IOMMU, frames sent, a clean exit on SIGINT",
+           started and f"Probe PCI driver: net_e1000_em (8086:10d3) device: {NIC}" in out
+           and f"native port {NIC} (port 0, net_e1000_em)" in out
+           and rc == 0 and "drain: done" in end
+           and re.search(r"nat_tx_frames=[1-9]", end), out + end)
+    t.note(f"sluice-setup and the native sluice in the guest: {time.monotonic() - t1:.0f} s")
 
 
 def main():

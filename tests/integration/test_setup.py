@@ -6,6 +6,7 @@ machine's real sysfs, with the configuration read by `sluice --ports`:
   net_tap ports, eal.hugepages: false     no NIC binding, no hugepages        0
   a PCI address this machine lacks        "no such PCI device"                1
   a real PCI device of this machine       its driver and interface, as sysfs 1
+  a vdev whose DPDK driver is missing     its Debian package                  1
   net_tap ports, hugepages, none reserved "none reserved"                     1
     then `apply`: dpdk-hugepages.py reserves them, check says so           0
     the same without dpdk-hugepages.py: nr_hugepages written in sysfs     0
@@ -102,8 +103,22 @@ class Setup(unittest.TestCase):
         self.assertIn("ok: ports: only virtual devices (net_tap0 net_tap1): no NIC binding "
                       "and no IOMMU needed", out)
         self.assertIn("hugepages: not needed (eal.hugepages: false", out)
+        self.assertRegex(out, r"ok: DPDK: the drivers in \S+ \(mempool_ring bus_vdev net_tap\)")
         self.assertNotIn("missing:", out)
         self.assertIn("ready:", out)
+
+    def test_a_vdev_without_its_driver(self):
+        """Debian's DPDK loads drivers as plugins: one not installed is named
+        with its package (net_nosuch stands for a driver this machine lacks)."""
+        pmds = sorted(Path("/usr/lib").glob("*/dpdk/pmds-*"))
+        if not pmds:
+            self.fail("no DPDK plugin folder on this machine (libdpdk-dev)")
+        abi = pmds[0].name.split("-")[1].split(".")[0]
+        self.assertFalse(list(pmds[0].glob("librte_net_nosuch.so*")))
+        rc, out = self.setup_cmd(native("{hugepages: false}", "net_nosuch0,x=1"), "check")
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"missing: DPDK: drivers not installed: apt-get install "
+                      f"librte-net-nosuch{abi} (plugins the EAL loads from {pmds[0]})", out)
 
     def test_absent_pci_address(self):
         addr = next(a for a in ("0000:7f:1f.7", "0000:7e:1e.6") if not (PCI / a).exists())
@@ -130,6 +145,10 @@ class Setup(unittest.TestCase):
         vendor = (PCI / addr / "vendor").read_text().strip()[2:]
         device = (PCI / addr / "device").read_text().strip()[2:]
         self.assertIn(f"info: NIC {addr}: [{vendor}:{device}]", out)
+        # the DPDK driver for it, from the PCI ids in the installed plugins
+        self.assertRegex(out, rf"ok: NIC {addr}: DPDK driver \S+ \(librte_net_\w+\.so\.\d+\)"
+                         rf"|missing: NIC {addr}: no installed DPDK driver knows "
+                         rf"\[{vendor}:{device}\]")
         for i in ifaces:
             up = int(Path(f"/sys/class/net/{i}/flags").read_text(), 16) & 1
             self.assertEqual(f"interface {i} is up: binding takes it" in out, bool(up), out)
@@ -209,7 +228,7 @@ class Hugepages(unittest.TestCase):
         bin_ = self.dir / "bin"
         bin_.mkdir()
         for tool in ("sh", "sed", "awk", "cat", "grep", "tr", "head", "wc", "find", "basename",
-                     "dirname", "readlink", "uname", "id", "mkdir", "mount", "lspci"):
+                     "dirname", "readlink", "uname", "id", "mkdir", "mount", "lspci", "sort"):
             where = shutil.which(tool)
             if where:
                 (bin_ / tool).symlink_to(where)
