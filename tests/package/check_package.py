@@ -7,7 +7,8 @@
      clone holds, no build folders) in a scratch folder, then
      `dpkg-buildpackage -us -uc -b` there as root (DEB_BUILD_OPTIONS=nocheck:
      the unit tests run in tests/run's own sections);
-  2. lintian on the .changes: no error (the warnings are printed);
+  2. the .deb recommends the DPDK driver plugins (shlibs cannot see them);
+     lintian on the .changes: no error (the warnings are printed);
   3. a fresh `debootstrap bookworm` in a folder under /tmp (minbase plus
      systemd, as a Debian 12 machine has), its .debs cached in
      $SLUICE_PKG_CACHE (default /var/cache/sluice-ci) between runs, and
@@ -172,6 +173,13 @@ def build(t, work):
     if not t.case("dpkg-buildpackage -us -uc -b builds sluice_*.deb", rc == 0 and debs,
                   out[-4000:]):
         return None, None
+    # DPDK's drivers are plugins the EAL loads: shlibs cannot see them
+    rc, rec = sh(["dpkg-deb", "-f", debs[0], "Recommends"])
+    t.case("Recommends: the DPDK drivers every native port needs (ring mempool, PCI and "
+           "vdev buses, net_tap), with the ABI built against",
+           all(re.search(rf"\b{p}\d+\b", rec) for p in
+               ("librte-mempool-ring", "librte-bus-pci", "librte-bus-vdev", "librte-net-tap")),
+           rec)
     warnings = [l for l in out.splitlines() if "warning:" in l]
     if warnings:
         t.note("compiler warnings under dpkg-buildflags:\n" + "\n".join(warnings[:20]))
