@@ -51,6 +51,7 @@ struct ctl {
 	} last;                   /* the last reload or commit */
 	struct stage *stage;      /* NULL: nothing staged */
 	long long started;        /* seconds since the epoch */
+	unsigned long tickets_export_errors; /* tickets.export writes that failed */
 	long long now_ms;
 };
 

@@ -114,5 +114,7 @@ void metrics_own_write(FILE *f, const struct ctl *ctl, bool dp_up)
 	fprintf(f, "%s %d\n", fam[MO_DATAPLANE_UP].name, dp_up);
 	certs(f, ctl);
 	ticket_age(f);
+	head(f, MO_TICKET_EXPORT_ERRORS);
+	fprintf(f, "%s %lu\n", fam[MO_TICKET_EXPORT_ERRORS].name, ctl->tickets_export_errors);
 	reloads(f, ctl);
 }

@@ -3,7 +3,8 @@
  * of control/tickets.c (made, rotated by the clock, wiped) pushed with the
  * dataplane's `tickets` command whenever it changes and each time the
  * dataplane is attached (it may be a new process with keys of its own),
- * and the verbs tickets show and tickets rotate.
+ * and the verbs tickets show and tickets rotate. With tickets.export the
+ * ring also goes to that file whenever it changes (ticket_export.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,9 +13,37 @@
 
 #include "clog.h"
 #include "ctl.h"
+#include "control/ticket_export.h"
 #include "control/tickets.h"
 
 static long long last_tick;     /* seconds: the ring is looked at once a second */
+static bool export_due;         /* the ring changed and the file is not yet written */
+static char export_err[512];    /* the last failure, said once */
+
+/* tickets.export, if set: the ring to the file, now or at the next tick. */
+static void export(struct ctl *ctl)
+{
+	const char *path = ctl->cur.tc.c->tickets.export_file;
+	char err[sizeof(export_err)];
+	int n;
+
+	export_due = false;
+	if (!path)
+		return;
+	if ((n = tk_export(path, (long long)time(NULL), err, sizeof(err))) < 0) {
+		export_due = true;
+		ctl->tickets_export_errors++;
+		if (strcmp(err, export_err))
+			ctl_log(LOG_ERR, "tickets.export: %s; tried again each second, and the "
+				"boxes keep the keys they have", err);
+		snprintf(export_err, sizeof(export_err), "%s", err);
+		return;
+	}
+	if (export_err[0])
+		ctl_log(LOG_INFO, "tickets.export: %s written again", path);
+	export_err[0] = 0;
+	ctl_log(LOG_DEBUG, "tickets.export: %d keys written to %s", n, path);
+}
 
 /* The answer to a push: logged when refused (the keys stay here and go
  * again on the next change or attach). */
@@ -67,6 +96,7 @@ void ctl_changed(struct ctl *ctl)
 	/* Keys already made stay when they are still made here. */
 	(void)tk_ring_init(ctl->cur.tc.c);
 	push(ctl, NULL);
+	export(ctl);
 }
 
 void ctl_tickets_tick(struct ctl *ctl)
@@ -76,8 +106,12 @@ void ctl_tickets_tick(struct ctl *ctl)
 	if (now == last_tick)
 		return;
 	last_tick = now;
-	if (tk_ring_tick(now))
+	if (tk_ring_tick(now)) {
 		push(ctl, NULL);
+		export(ctl);
+	} else if (export_due) {
+		export(ctl);
+	}
 }
 
 void ctl_tickets_attached(struct ctl *ctl)
@@ -132,6 +166,7 @@ json_t *adm_tickets_rotate(struct ctl *ctl, struct adm_client *c, json_t *req)
 	if (rc < 0)
 		return jline_error("cannot make a ticket key: %s", strerror(-rc));
 	ctl_log(LOG_INFO, "tickets rotate (by %s): a new sealing key", c->who);
+	export(ctl);
 	if (!(l = adm_later(ctl, c)))
 		return jline_error("out of memory");
 	if (!push(ctl, l)) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "secmem.h"
@@ -185,6 +186,38 @@ int tk_ring_rotate_at(long long now)
 int tk_ring_rotate_now(void)
 {
 	return tk_ring_rotate_at((long long)time(NULL));
+}
+
+static void tk_rfc3339(char out[24], long long t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, 24, "1970-01-01T00:00:00Z");
+}
+
+int tk_ring_write(FILE *f)
+{
+	unsigned char raw[80];
+	unsigned char b64[4 * 80 / 3 + 4];
+	char nb[24], na[24];
+	int rc = (int)R.n;
+
+	for (unsigned i = 0; i < R.n && rc >= 0; i++) {
+		/* HAProxy's order: name, AES, HMAC (as tls/ticket_file.c reads). */
+		memcpy(raw, R.key[i].name, 16);
+		memcpy(raw + 16, R.key[i].aes, 32);
+		memcpy(raw + 48, R.key[i].hmac, 32);
+		EVP_EncodeBlock(b64, raw, sizeof(raw));
+		tk_rfc3339(nb, R.key[i].not_before);
+		tk_rfc3339(na, R.key[i].not_after);
+		if (fprintf(f, "%s %s %s\n", nb, na, (const char *)b64) < 0)
+			rc = -EIO;
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(b64, sizeof(b64));
+	return rc;
 }
 
 static void tk_hex(char *out, const unsigned char *b, size_t n)

@@ -34,6 +34,7 @@
 #define SLUICE_CONTROL_TICKETS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -67,6 +68,12 @@ void tk_request_free(json_t *req);
  * "not_after", "sealing"}]}: never key material. A new reference. */
 json_t *tk_ring_show(void);
 json_t *tk_ring_show_at(long long now);
+/* Write the ring to f (unbuffered: no copy of a key stays in stdio's
+ * buffers) in the windowed key-file format of tls/ticket_file.c, one
+ * "NOT_BEFORE NOT_AFTER KEY" line per key, newest first; what the other
+ * boxes of a fleet read as tickets.key_file (tickets.export). The number
+ * of keys, or -EIO. */
+int tk_ring_write(FILE *f);
 /* Wipe every key. */
 void tk_ring_fini(void);
 

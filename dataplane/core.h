@@ -65,7 +65,9 @@ struct core {
 	uint64_t snap_gen;         /* its generation: the listeners follow it */
 	/* Drain (drain.c): what this core acts on, read from RT once a pass. */
 	unsigned drain_gen;        /* the RT.drain_gen acted on */
+	bool drain_on;             /* a drain runs (in its grace or past it) */
 	bool draining;             /* goodbyes are due; listeners stopped */
+	uint64_t drain_accept_ms;  /* listeners accept until then (the grace) */
 	uint64_t drain_until_ms;   /* the deadline (clock_mono_ms) */
 	uint64_t drain_sweep_ms;   /* the next sweep of all sessions */
 	/* Published once a pass for the main and control threads. */
@@ -93,6 +95,7 @@ struct runtime {
 	 * core at the top of a pass when drain_gen moved. */
 	_Atomic unsigned drain_gen;
 	_Atomic bool draining;
+	_Atomic uint64_t drain_accept_ms; /* end of control.drain_grace */
 	_Atomic uint64_t drain_until_ms;
 	unsigned nofile;           /* RLIMIT_NOFILE (soft) as set at start */
 	unsigned fd_base;          /* descriptors open once started (about) */

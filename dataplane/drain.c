@@ -30,7 +30,7 @@
 
 #define DRAIN_SWEEP_MS 100      /* a core looks at all its sessions this often */
 #define DRAIN_REPORT_MS 60000   /* "N sessions left" this often */
-#define DRAIN_GRACE_MS 2000     /* past the deadline, a core that has not cut
+#define DRAIN_LATE_MS 2000      /* past the deadline, a core that has not cut
 				   yet is not waited for */
 
 static struct {
@@ -58,6 +58,14 @@ unsigned drain_default_deadline(void)
 	return snap_current()->tc.c->control.drain_deadline;
 }
 
+/* control.drain_grace, within the deadline. */
+static unsigned drain_grace(unsigned deadline_s)
+{
+	unsigned g = snap_current()->tc.c->control.drain_grace;
+
+	return g < deadline_s ? g : deadline_s;
+}
+
 unsigned drain_sessions(void)
 {
 	unsigned n = 0;
@@ -75,13 +83,16 @@ bool drain_active(void)
 unsigned drain_start(unsigned deadline_s, const char *why)
 {
 	uint64_t now = clock_mono_ms();
-	unsigned open = drain_sessions();
+	unsigned open = drain_sessions(), grace = drain_grace(deadline_s);
 	bool again;
 
 	pthread_mutex_lock(&D.lock);
 	again = D.active;
 	atomic_store_explicit(&RT.drain_until_ms, now + deadline_s * 1000ull,
 			      memory_order_relaxed);
+	if (!again)
+		atomic_store_explicit(&RT.drain_accept_ms, now + grace * 1000ull,
+				      memory_order_relaxed);
 	atomic_store_explicit(&RT.draining, true, memory_order_relaxed);
 	atomic_fetch_add_explicit(&RT.drain_gen, 1, memory_order_release);
 	if (!again) {
@@ -94,6 +105,11 @@ unsigned drain_start(unsigned deadline_s, const char *why)
 	if (again)
 		log_msg(LOG_INFO, "drain: %s: deadline now %u s from now, %u sessions open", why,
 			deadline_s, open);
+	else if (grace)
+		log_msg(LOG_INFO, "drain: started by %s: deadline %u s, %u sessions open; health "
+			"says draining now, new connections are taken for %u s more (control."
+			"drain_grace), then refused, and idle sessions get their goodbye", why,
+			deadline_s, open, grace);
 	else
 		log_msg(LOG_INFO, "drain: started by %s: deadline %u s, %u sessions open; new "
 			"connections refused, idle sessions get their goodbye", why, deadline_s, open);
@@ -135,7 +151,7 @@ void drain_abort(const char *why)
 
 bool drain_tick(void)
 {
-	uint64_t now = clock_mono_ms(), until;
+	uint64_t now = clock_mono_ms(), until, accept;
 	unsigned gen, busy = 0;
 	bool seen = true, stop;
 
@@ -146,6 +162,7 @@ bool drain_tick(void)
 	}
 	gen = atomic_load_explicit(&RT.drain_gen, memory_order_relaxed);
 	until = atomic_load_explicit(&RT.drain_until_ms, memory_order_relaxed);
+	accept = atomic_load_explicit(&RT.drain_accept_ms, memory_order_relaxed);
 	for (unsigned i = 0; i < RT.n_cores; i++) {
 		struct core *c = &RT.cores[i];
 
@@ -154,7 +171,7 @@ bool drain_tick(void)
 		else
 			busy += atomic_load_explicit(&c->pub_busy, memory_order_relaxed);
 	}
-	stop = (seen && busy == 0) || now >= until + DRAIN_GRACE_MS;
+	stop = (seen && busy == 0 && now >= accept) || now >= until + DRAIN_LATE_MS;
 	if (stop)
 		D.over = true;
 	pthread_mutex_unlock(&D.lock);
@@ -190,12 +207,27 @@ void drain_core_pass(struct core *c)
 
 		c->drain_gen = gen;
 		c->drain_until_ms = atomic_load_explicit(&RT.drain_until_ms, memory_order_relaxed);
-		if (c->draining != on && c->io->listen)
-			c->io->listen(c, !on);
-		c->draining = on;
+		c->drain_accept_ms = atomic_load_explicit(&RT.drain_accept_ms, memory_order_relaxed);
+		if (!on && c->draining && c->io->listen)
+			c->io->listen(c, true); /* undrained */
+		if (!on)
+			c->draining = false;
+		c->drain_on = on;
 		c->drain_sweep_ms = 0; /* sweep in this pass */
 	}
-	if (c->draining) {
+	/* The grace (control.drain_grace): health says draining, so that the
+	 * routing moves new flows elsewhere, while the listeners still take
+	 * the ones that arrive meanwhile. Then they stop and goodbyes are due. */
+	if (c->drain_on && !c->draining && c->now_ms >= c->drain_accept_ms) {
+		if (c->io->listen)
+			c->io->listen(c, false);
+		c->draining = true;
+	}
+	if (c->drain_on && !c->draining) {
+		/* Still accepting: one more than open, so that drain_tick never
+		 * stops the process while a core may take a connection. */
+		atomic_store_explicit(&c->pub_busy, c->n_sess + 1, memory_order_relaxed);
+	} else if (c->draining) {
 		if (c->now_ms >= c->drain_until_ms) {
 			sess_drain_cut(c);
 			atomic_store_explicit(&c->pub_busy, 0, memory_order_relaxed);

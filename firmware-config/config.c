@@ -141,6 +141,7 @@ static const cyaml_schema_field_t cfg_tickets_fields[] = {
 	STR("key_file", OPT, struct cfg_tickets, key_file),
 	CYAML_FIELD_UINT("rotate", OPT, struct cfg_tickets, rotate),
 	CYAML_FIELD_UINT("lifetime", OPT, struct cfg_tickets, lifetime),
+	STR("export", OPT, struct cfg_tickets, export_file),
 	CYAML_FIELD_END
 };
 
@@ -189,6 +190,7 @@ static const cyaml_schema_field_t cfg_control_fields[] = {
 	STR("dataplane_socket", OPT, struct cfg_control, dataplane_socket),
 	STR("admin_group", OPT, struct cfg_control, admin_group),
 	CYAML_FIELD_UINT("drain_deadline", OPT, struct cfg_control, drain_deadline),
+	CYAML_FIELD_UINT("drain_grace", OPT, struct cfg_control, drain_grace),
 	CYAML_FIELD_UINT("cert_margin_days", OPT, struct cfg_control, cert_margin_days),
 	CYAML_FIELD_UINT("fingerprint_window", OPT, struct cfg_control, fingerprint_window),
 	CYAML_FIELD_UINT("ticket_keys", OPT, struct cfg_control, ticket_keys),
@@ -334,6 +336,7 @@ static int cfg_check_control(struct cfg_ld *ld, struct cfg_control *k)
 	if (k->admin_group && !getgrnam(k->admin_group))
 		return cfg_err(ld, "control.admin_group", "no such group '%s'", k->admin_group);
 	if ((rc = cfg_uint(ld, "control.drain_deadline", &k->drain_deadline, 60, 1, 86400)) ||
+	    (rc = cfg_uint(ld, "control.drain_grace", &k->drain_grace, 0, 0, 3600)) ||
 	    (rc = cfg_uint(ld, "control.cert_margin_days", &k->cert_margin_days, 14, 0, 365)) ||
 	    (rc = cfg_uint(ld, "control.fingerprint_window", &k->fingerprint_window, 86400, 60,
 			   30 * 86400)) ||
@@ -410,6 +413,14 @@ static int cfg_check_global(struct cfg_ld *ld, struct cfg *c)
 	if (c->tickets.key_file && cfg_present(ld, "tickets.rotate"))
 		return cfg_err(ld, "tickets.rotate", "not with tickets.key_file: the key "
 			       "file's keys are used, in its order, and it is re-read when it changes");
+	if (c->tickets.export_file && c->tickets.key_file)
+		return cfg_err(ld, "tickets.export", "not with tickets.key_file: this box reads "
+			       "its keys; export them from the box whose sluice-control makes them");
+	if (c->tickets.export_file && !c->tickets.enabled)
+		return cfg_err(ld, "tickets.export", "not with tickets.enabled: false");
+	if (c->tickets.export_file && c->tickets.export_file[0] != '/')
+		return cfg_err(ld, "tickets.export", "'%s' is not an absolute path",
+			       c->tickets.export_file);
 	if ((rc = cfg_check_control(ld, &c->control)) || (rc = cfg_check_limits(ld, c)))
 		return rc;
 	return cfg_timeouts(ld, "timeouts", &c->timeouts, NULL);

@@ -130,6 +130,9 @@ struct cfg_tickets {
 	unsigned rotate;          /* seconds between new keys (no key_file);
 				     default 3600 */
 	unsigned lifetime;        /* seconds a ticket is honoured; default 7200 */
+	char *export_file;        /* sluice-control writes the keys it makes
+				     there, with their windows, for the other
+				     boxes' tickets.key_file; NULL: not */
 	unsigned key_file_line;   /* of tickets.key_file, for messages */
 };
 
@@ -146,6 +149,9 @@ struct cfg_control {
 				     the admin socket; NULL: root only */
 	unsigned drain_deadline;  /* seconds a drain (and SIGTERM) lets busy
 				     sessions finish; default 60 */
+	unsigned drain_grace;     /* seconds a drain keeps accepting while
+				     health already says draining (a fleet's
+				     route withdrawal); default 0 */
 	unsigned cert_margin_days; /* a change that brings a certificate whose
 				     notAfter is closer is refused unless forced;
 				     default 14 */

@@ -57,6 +57,7 @@ static struct {
 	 * the control thread: atomic), and whether the failure was logged. */
 	_Atomic unsigned long long file_errors;
 	bool file_err_said;
+	bool file_stale_said;     /* "no key of the file may seal" logged */
 	unsigned rotate, lifetime;
 } TK = { .lock = PTHREAD_RWLOCK_INITIALIZER, .key = tk_store.v };
 
@@ -256,6 +257,16 @@ static void tk_tick_file(long long now)
 	char e[512];
 	int n;
 
+	/* A file with windows (sluice's format) runs out when nobody renews
+	 * it: said once, and again after it was renewed and ran out again. */
+	pthread_rwlock_rdlock(&TK.lock);
+	bool stale = tls_ticket_sealing(TK.key, TK.n, now) < 0;
+	pthread_rwlock_unlock(&TK.lock);
+	if (stale && !TK.file_stale_said)
+		tk_log(4 /* LOG_WARNING */, "tickets: no key of %s may seal now (their windows "
+		       "are over, or not begun: check the clocks); no new tickets until the file "
+		       "is renewed", TK.fc.tickets.key_file);
+	TK.file_stale_said = stale;
 	if (stat(TK.fc.tickets.key_file, &st) < 0) {
 		snprintf(e, sizeof(e), "%s: %s", TK.fc.tickets.key_file, strerror(errno));
 		tk_file_error(e);

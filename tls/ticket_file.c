@@ -16,10 +16,21 @@
  *  - nginx's ssl_session_ticket_key: binary, 80 bytes per key (name 16,
  *    HMAC 32, AES-256 32), the first seals, every key opens; what sluice
  *    read before (one or more keys in one file).
+ *  - sluice's own, with windows: text, one key per line as
+ *    "NOT_BEFORE NOT_AFTER KEY", the times in RFC 3339 UTC
+ *    (2026-12-05T11:00:00Z), the key as in HAProxy's format. What
+ *    sluice-control writes with tickets.export (control/ticket_export.c):
+ *    a key seals from its not_before and opens until its not_after, by
+ *    each box's own clock, so the boxes of a fleet switch keys together
+ *    however late the file reached them, as long as it came one window
+ *    ahead. The newest key whose window has begun seals; 1 to 16 keys.
  *
  * Either is refused when group or others have any access to it (mode &
  * 077): a ticket key decrypts every session it sealed.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strptime, timegm */
+#endif
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -28,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -115,6 +127,7 @@ static bool tk_is_text(const char *d, size_t len)
 		if (ch == '#' && (i == 0 || d[i - 1] == '\n'))
 			comment = true;
 		else if (!(ch == '+' || ch == '/' || ch == '=' || ch == '\r' || ch == ' ' ||
+			   ch == '-' || ch == ':' ||
 			   ch == '\t' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
 			   (ch >= 'A' && ch <= 'Z')))
 			return false;
@@ -210,6 +223,146 @@ out:
 	return rc;
 }
 
+/* An RFC 3339 UTC time (2026-12-05T11:00:00Z) of n bytes at s: seconds
+ * since the epoch, or -1. */
+static long long tk_time(const char *s, size_t n)
+{
+	char buf[32];
+	struct tm tm = { 0 };
+	const char *end;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	end = strptime(buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -1;
+	return (long long)timegm(&tm);
+}
+
+/* The next whitespace-separated field of the line [*s, end): its start and
+ * length, *s moved past it; false at the end. */
+static bool tk_field(const char **s, const char *end, const char **f, size_t *n)
+{
+	while (*s < end && (**s == ' ' || **s == '\t'))
+		(*s)++;
+	if (*s == end)
+		return false;
+	*f = *s;
+	while (*s < end && **s != ' ' && **s != '\t')
+		(*s)++;
+	*n = (size_t)(*s - *f);
+	return true;
+}
+
+/* Does the first key line of d have more than one field (the windowed
+ * format, three when right; HAProxy's lines have one)? */
+static bool tk_is_windowed(const char *d)
+{
+	for (const char *p = d; *p;) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p), *s = p, *f;
+		size_t n;
+		unsigned fields = 0;
+
+		while (tk_field(&s, end, &f, &n))
+			if (*f == '#' && !fields)
+				break;
+			else
+				fields++;
+		if (fields)
+			return fields > 1;
+		p = nl ? nl + 1 : end;
+	}
+	return false;
+}
+
+/* sluice's windowed format: see the top of this file. */
+static int tk_parse_windowed(const char *path, const char *d, struct tls_ticket_key *keys,
+			     char *err, size_t errlen)
+{
+	unsigned char raw[81];
+	unsigned n = 0, lineno = 0;
+	int size = 0, rc = -EINVAL;
+
+	for (const char *p = d; *p;) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p), *s = p;
+		const char *f[4];
+		size_t fl[4];
+		unsigned fields = 0;
+		long long nb, na;
+		int len;
+
+		lineno++;
+		p = nl ? nl + 1 : end;
+		while (end > s && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		while (fields < 4 && tk_field(&s, end, &f[fields], &fl[fields]))
+			fields++;
+		if (!fields || *f[0] == '#')
+			continue;
+		if (fields != 3) {
+			snprintf(err, errlen, "%s: line %u: not NOT_BEFORE NOT_AFTER KEY (the "
+				 "times in RFC 3339 UTC, 2026-12-05T11:00:00Z; the key base64)",
+				 path, lineno);
+			goto out;
+		}
+		if ((nb = tk_time(f[0], fl[0])) < 0 || (na = tk_time(f[1], fl[1])) < 0) {
+			snprintf(err, errlen, "%s: line %u: a time is not RFC 3339 UTC "
+				 "(2026-12-05T11:00:00Z)", path, lineno);
+			goto out;
+		}
+		if (na <= nb) {
+			snprintf(err, errlen, "%s: line %u: NOT_AFTER is not after NOT_BEFORE",
+				 path, lineno);
+			goto out;
+		}
+		len = tk_b64(f[2], fl[2], raw);
+		if (len != 48 && len != 80) {
+			snprintf(err, errlen, "%s: line %u: not a base64 key of 48 or 80 bytes",
+				 path, lineno);
+			goto out;
+		}
+		if (size && len != size) {
+			snprintf(err, errlen, "%s: line %u: a %d-byte key after %d-byte ones; "
+				 "all keys of a file have one size", path, lineno, len, size);
+			goto out;
+		}
+		size = len;
+		if (n == TLS_TICKET_KEYS_MAX) {
+			snprintf(err, errlen, "%s: line %u: more than %d keys", path, lineno,
+				 TLS_TICKET_KEYS_MAX);
+			goto out;
+		}
+		/* In the ring newest first: the key that seals is the first
+		 * whose window has begun (tls_ticket_sealing). */
+		unsigned i = n;
+
+		while (i > 0 && keys[i - 1].not_before < nb) {
+			keys[i] = keys[i - 1];
+			i--;
+		}
+		memset(&keys[i], 0, sizeof(keys[i]));
+		memcpy(keys[i].name, raw, 16);
+		keys[i].aes_len = keys[i].hmac_len = (unsigned char)((len - 16) / 2);
+		memcpy(keys[i].aes, raw + 16, keys[i].aes_len);
+		memcpy(keys[i].hmac, raw + 16 + keys[i].aes_len, keys[i].hmac_len);
+		keys[i].not_before = nb;
+		keys[i].not_after = na;
+		n++;
+	}
+	if (!n) {
+		snprintf(err, errlen, "%s: no key", path);
+		goto out;
+	}
+	rc = (int)n;
+out:
+	if (rc < 0)
+		OPENSSL_cleanse(keys, TLS_TICKET_KEYS_MAX * sizeof(*keys));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rc;
+}
+
 /* nginx's: 80 bytes per key, name, HMAC, AES. */
 static int tk_parse_nginx(const char *path, const unsigned char *d, size_t len,
 			  struct tls_ticket_key *keys, long long now, char *err, size_t errlen)
@@ -246,6 +399,8 @@ int tls_ticket_file_read(const struct cfg *c, struct tls_ticket_key *keys, long 
 		snprintf(err, errlen, "%s: mode %04o: group or others may read it, and a ticket "
 			 "key decrypts every session it sealed (chmod 600 %s)", path, mode, path);
 		rc = -EPERM;
+	} else if (len && tk_is_text(data, len) && tk_is_windowed(data)) {
+		rc = tk_parse_windowed(path, data, keys, err, errlen);
 	} else if (len && tk_is_text(data, len)) {
 		rc = tk_parse_haproxy(c, data, keys, now, err, errlen);
 	} else {

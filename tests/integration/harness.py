@@ -829,6 +829,8 @@ class Sluice:
     """sluice in the foreground on a config (a dict, written to a scratch
     file, or the path of a file), stderr captured to a file."""
 
+    run_in = ()    # words before the command (ip netns exec NS)
+
     def __init__(self, config, name="sluice"):
         self.name = f"{name}-{os.getpid()}-{next(_instances)}"
         if isinstance(config, dict):
@@ -865,14 +867,13 @@ class Sluice:
             if listening(host, port):
                 _stop_stale_sluice(port)
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([binary, "-c", str(self.path)],
+        self.proc = subprocess.Popen([*self.run_in, binary, "-c", str(self.path)],
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, start_new_session=True,
                                      env={**os.environ, **(env or {})})
         _running.append(self)
         up = poll(lambda: self.proc.poll() is not None
-                  or (all(listening(*a) for a in self.listeners.values())
-                      and " started: " in self.log_text()), timeout)
+                  or (self._accepting() and " started: " in self.log_text()), timeout)
         if self.proc.poll() is not None:
             raise AssertionError(f"sluice exited with {self.proc.returncode} at start:\n"
                                  + self.log_text()[-3000:])
@@ -881,6 +882,10 @@ class Sluice:
             raise AssertionError(f"sluice did not listen on {list(self.listeners.values())}"
                                  f" within {timeout} s:\n" + self.log_text()[-3000:])
         return self
+
+    def _accepting(self):
+        """Every listener accepts (a subclass in a namespace looks there)."""
+        return all(listening(*a) for a in self.listeners.values())
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1025,6 +1030,8 @@ class SluiceControl:
     0755 first so that a test can let another user reach the socket), and
     sluicectl against it. kill() is SIGKILL, start() again re-attaches."""
 
+    run_in = ()    # words before the command (ip netns exec NS)
+
     def __init__(self, sluice, **control):
         self.sluice = sluice
         self.dir = scratch() / f"{sluice.name}.ctl"
@@ -1049,7 +1056,7 @@ class SluiceControl:
         assert os.access(binary, os.X_OK), f"{binary} does not exist: build first"
         before = self.log_text().count("attached to dataplane pid ")
         self._err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([binary, "-c", str(self.sluice.path)],
+        self.proc = subprocess.Popen([*self.run_in, binary, "-c", str(self.sluice.path)],
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, start_new_session=True,
                                      env={**os.environ, **(env or {})})

@@ -389,6 +389,42 @@ class Drain(unittest.TestCase):
         self.assertIn("drain: started by control: deadline 1 s", sl.log_text())
         self.assertIn("1 busy sessions cut", sl.log_text())
 
+    def test_grace_accepts_while_health_fails(self):
+        """control.drain_grace: health fails at once (a fleet's health
+        checker withdraws the route), but the listeners take new
+        connections until the grace ends, and those are served in full;
+        an idle session hears its goodbye only after the grace; then new
+        connections are refused; the busy session is cut at the deadline."""
+        cfg = drain_config(deadline=5)
+        cfg["control"]["drain_grace"] = 2
+        self.sl = sl = Sluice(cfg, "drain-grace").start()
+        busy = SlowData(sl, None)                      # inside DATA: holds the drain
+        busy.start()
+        with Smtp(sl.addr("smtp")) as idle:
+            idle.reply()
+            t0 = time.monotonic()
+            self.assertTrue(sl.ctl("drain")["ok"])
+            self.assertEqual(sl.ctl("health"), {"ok": True, "serving": False, "draining": True})
+            tag = unique("grace")
+            with smtplib.SMTP(*sl.addr("smtp"), timeout=10,
+                              source_address=client_source()) as c:
+                c.starttls(context=no_verify_context())
+                c.sendmail(SENDER, [recipient(tag)], dot_stuff(make_message(tag)))
+                c.quit()
+            self.assertLess(time.monotonic() - t0, 1.8, "the delivery ended within the grace")
+            code, lines = idle.reply()
+            waited = time.monotonic() - t0
+            self.assertEqual(code, 421, lines)
+            self.assertGreater(waited, 1.8, "the goodbye came before the grace ended")
+        self.assertTrue(refused(sl, "smtp"), "a connection after the grace")
+        wait_until(lambda: delivered(tag) == 1, 20, "the message taken in the grace, delivered")
+        self.assertEqual(exit_status(sl, 10), 0)
+        self.assertGreater(time.monotonic() - t0, 4.5, "the busy session held it to the deadline")
+        busy.join(5)
+        self.assertIsNotNone(busy.closed_at)
+        self.assertIn("new connections are taken for 2 s more (control.drain_grace)",
+                      sl.log_text())
+
     def test_reload_during_drain(self):
         """A listener that a reload adds while sluice drains does not
         listen either; undrain starts it with the others."""

@@ -308,6 +308,15 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "tickets.export beside a key file",
+	  BE LS "tickets:\n  key_file: /etc/sluice/ticket.keys\n  export: /run/sluice/keys\n",
+	  "t.yaml:13: tickets.export: not with tickets.key_file", NULL },
+	{ "tickets.export: a relative path",
+	  BE LS "tickets:\n  export: ticket.keys\n",
+	  "t.yaml:12: tickets.export: 'ticket.keys' is not an absolute path", NULL },
+	{ "control.drain_grace out of range",
+	  BE LS "control:\n  drain_grace: 4000\n",
+	  "t.yaml:12: control.drain_grace: ", NULL },
 	{ "control.metrics: a host name",
 	  BE LS "control:\n  metrics: localhost:9925\n",
 	  "t.yaml:12: control.metrics: 'localhost' is not a numeric IPv4 address", NULL },

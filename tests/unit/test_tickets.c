@@ -479,6 +479,112 @@ static void file_refusals(void **state)
 	assert_non_null(strstr(err, "79 bytes; expected 80 per key"));
 }
 
+/* sluice-control's ring written with tickets.export's format and read
+ * back as a box's key file: the same keys, windows and sealing order. */
+static void file_windowed_round_trip(void **state)
+{
+	struct tls_ticket_key ring[TK_RING_MAX], k[TLS_TICKET_KEYS_MAX];
+	char path[300], err[512];
+	struct cfg c = mkcfg(NULL);
+	FILE *f;
+	unsigned n;
+
+	(void)state;
+	tk_ring_fini();
+	assert_int_equal(tk_ring_init(&c), 0);
+	assert_true(tk_ring_tick(T0));
+	assert_true(tk_ring_tick(T0 + R));      /* three keys: last, this, next window */
+	n = ring_keys(ring);
+	assert_int_equal(n, 3);
+	snprintf(path, sizeof(path), "%s/export.keys", tmpdir);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs("# written by the test\n\n", f) >= 0, 1);
+	assert_int_equal(tk_ring_write(f), 3);
+	fclose(f);
+	assert_int_equal(chmod(path, 0600), 0);
+	c = mkcfg(path);
+	assert_int_equal(tls_ticket_file_read(&c, k, T0 + R, NULL, err, sizeof(err)), 3);
+	for (unsigned i = 0; i < n; i++) {
+		assert_memory_equal(k[i].name, ring[i].name, 16);
+		assert_memory_equal(k[i].aes, ring[i].aes, 32);
+		assert_memory_equal(k[i].hmac, ring[i].hmac, 32);
+		assert_int_equal(k[i].not_before, ring[i].not_before);
+		assert_int_equal(k[i].not_after, ring[i].not_after);
+	}
+	/* Each box switches by its clock: this window's key now, the next
+	 * one's from its start, the oldest still opens but no longer seals. */
+	assert_int_equal(tls_ticket_sealing(k, 3, T0 + R), 1);
+	assert_int_equal(tls_ticket_sealing(k, 3, W0 + 2 * R), 0);
+	assert_int_equal(tls_ticket_opening(k, 3, k[2].name, T0 + R), 2);
+	assert_int_equal(tls_ticket_opening(k, 3, k[2].name, k[2].not_after), -1);
+	/* No key whose time has come: nothing seals (no tickets), as a file
+	 * nobody renews ends. */
+	assert_int_equal(tls_ticket_sealing(k, 3, W0 - 1), -1);
+	tk_ring_fini();
+}
+
+/* The windowed format's refusals name the line and what is wrong; a file
+ * written out of order is put in order (newest first). */
+static void file_windowed_lines(void **state)
+{
+	struct tls_ticket_key k[TLS_TICKET_KEYS_MAX];
+	unsigned char raw[80];
+	char key[120], text[4096], err[512];
+	struct cfg c;
+
+	(void)state;
+	memset(raw, 9, sizeof(raw));
+	b64line(key, raw, 80);
+	key[strlen(key) - 1] = 0;             /* no newline */
+	snprintf(text, sizeof(text),
+		 "2026-12-05T10:00:00Z 2026-12-05T13:00:00Z %s\n"
+		 "2026-12-05T12:00:00Z 2026-12-05T15:00:00Z %s\n"
+		 "2026-12-05T11:00:00Z 2026-12-05T14:00:00Z %s\n", key, key, key);
+	c = mkcfg(write_file("w.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), 3);
+	assert_int_equal(k[0].not_before, 1796464800LL + 2 * 3600);
+	assert_int_equal(k[1].not_before, 1796464800LL + 3600);
+	assert_int_equal(k[2].not_before, 1796464800LL);
+	assert_int_equal(k[2].not_after, 1796464800LL + 3 * 3600);
+
+	snprintf(text, sizeof(text), "2026-12-05T10:00:00Z 2026-12-05T13:00:00Z %s\n%s\n", key,
+		 key);
+	c = mkcfg(write_file("w2.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "w2.keys: line 2: not NOT_BEFORE NOT_AFTER KEY"));
+
+	snprintf(text, sizeof(text), "2026-12-05 10:00 2026-12-05T13:00:00Z %s\n", key);
+	c = mkcfg(write_file("w3.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "line 1: not NOT_BEFORE NOT_AFTER KEY"));
+
+	snprintf(text, sizeof(text), "2026-12-05T10:00:00 2026-12-05T13:00:00Z %s\n", key);
+	c = mkcfg(write_file("w4.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "line 1: a time is not RFC 3339 UTC"));
+
+	snprintf(text, sizeof(text), "2026-12-05T13:00:00Z 2026-12-05T13:00:00Z %s\n", key);
+	c = mkcfg(write_file("w5.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "line 1: NOT_AFTER is not after NOT_BEFORE"));
+
+	snprintf(text, sizeof(text), "2026-12-05T10:00:00Z 2026-12-05T13:00:00Z c2hvcnQ=\n");
+	c = mkcfg(write_file("w6.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "line 1: not a base64 key of 48 or 80 bytes"));
+
+	text[0] = 0;
+	for (int i = 0; i < 17; i++) {
+		char l[200];
+
+		snprintf(l, sizeof(l), "2026-12-05T10:00:%02dZ 2026-12-05T13:00:00Z %s\n", i, key);
+		strcat(text, l);
+	}
+	c = mkcfg(write_file("w7.keys", text, strlen(text), 0600));
+	assert_int_equal(tls_ticket_file_read(&c, k, 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "line 17: more than 16 keys"));
+}
+
 static int files_setup(void **state)
 {
 	(void)state;
@@ -508,6 +614,8 @@ int main(void)
 		cmocka_unit_test(file_haproxy_order),
 		cmocka_unit_test(file_haproxy_48),
 		cmocka_unit_test(file_refusals),
+		cmocka_unit_test(file_windowed_round_trip),
+		cmocka_unit_test(file_windowed_lines),
 	};
 
 	return cmocka_run_group_tests_name("ticket keys", tests, files_setup, files_teardown);
