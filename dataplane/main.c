@@ -3,6 +3,7 @@
  *
  *   sluice [-c FILE]          run (without -c: the embedded default)
  *   sluice --check [-c FILE]  validate the configuration and certificates
+ *   sluice --ports [-c FILE]  what the native stack needs of the machine
  *
  * Every check that can fail runs before anything starts; a failure prints
  * FILE:LINE: KEY: reason and exits 1. Nothing fails fatally after that.
@@ -34,6 +35,7 @@
 #include "io/io.h"
 #include "log.h"
 #include "notify.h"
+#include "ports.h"
 #include "privs.h"
 #include "session/backend.h"
 #include "session/probe_loop.h"
@@ -72,10 +74,11 @@ const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_deca
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice [-c FILE] [--check]\n"
+		"usage: sluice [-c FILE] [--check | --ports]\n"
 		"       sluice explain [-c FILE] [--listener NAME] [--from ADDR] HEX | fields\n"
 		"  -c, --config FILE  configuration (default: the embedded quick-start one)\n"
 		"      --check        validate configuration and certificates, then exit\n"
+		"      --ports        print the native stack's ports and memory (sluice-setup)\n"
 		"  -V, --version      print the version\n");
 }
 
@@ -121,6 +124,7 @@ static void report_fingerprints(void)
 struct app {
 	const char *path;          /* -c FILE, or NULL: the embedded default */
 	bool check;                /* --check */
+	bool ports;                /* --ports */
 	struct cfg *c;             /* the start-up configuration (RT.cfg) */
 	struct tls_conf tc;        /* it, with its certificates: the first
 				      snapshot takes it over */
@@ -137,6 +141,7 @@ static int parse_args(struct app *a, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
+		{ "ports", no_argument, NULL, 'p' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -150,6 +155,9 @@ static int parse_args(struct app *a, int argc, char **argv)
 			break;
 		case 'k':
 			a->check = true;
+			break;
+		case 'p':
+			a->ports = true;
 			break;
 		case 'V':
 			printf("sluice %s\n", SLUICE_VERSION);
@@ -456,6 +464,8 @@ int main(int argc, char **argv)
 	}
 	if ((rc = parse_args(&a, argc, argv)) >= 0)
 		return rc;
+	if (a.ports)
+		return ports_main(a.path);
 	if ((rc = app_setup(&a, err, sizeof(err))) < 0) {
 		fprintf(stderr, "sluice: %s\n", err[0] ? err : strerror(-rc));
 		return 1;

@@ -18,7 +18,19 @@
      behind sluice in the guest; swaks sends a message with STARTTLS to the
      forwarded port and it lands in Postfix's Maildir; the certificate
      sluice presents was made by the guest at its first boot (CN=sluice);
-     the serial console shows the first-boot step and a login prompt.
+     the serial console shows the first-boot step and a login prompt;
+  5. the native stack's set-up (man sluice-setup): the guest boots with
+     qemu's IOMMU (intel-iommu, intel_iommu=on iommu=pt added to the boot
+     entry in the copy) and a second NIC, an e1000e at 0000:00:05.0 on a
+     user network of its own; over a root shell on the second serial port
+     (an autologin getty written into the copy's root file system with
+     debugfs, for this test only) `sluice-setup check` finds the IOMMU and
+     the NIC and says the binding and the hugepages are missing (exit 1),
+     `sluice-setup apply --force` loads vfio-pci, binds the NIC with
+     driverctl and reserves hugepages through sysfs (the image has no
+     python, so no dpdk-hugepages.py), and `check` then says ready (exit 0);
+     then a second sluice runs its native stack on that NIC (DPDK's e1000
+     driver on vfio-pci) and stops cleanly on SIGINT.
 
 qemu runs under TCG (software emulation): KVM is used only where
 SLUICE_IMAGE_KVM=1 says the host's works. Everything made is removed.
@@ -45,6 +57,33 @@ CACHE = Path(os.environ.get("SLUICE_IMAGE_CACHE", "/var/cache/sluice-ci/image"))
 OVMF_CODE, OVMF_VARS = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
 MiB = 1 << 20
 BOOT_TIMEOUT = 420
+
+NIC = "0000:00:05.0"         # the e1000e's address (-device ...,addr=0x5)
+# The native stack on that NIC, for sluice-setup and a second sluice started
+# by hand (the service's sluice serves the kernel-stack VM_CONFIG): 64 MiB
+# of hugepages, its own control socket.
+NATIVE_CONFIG = f"""\
+hostname: sluice
+user: sluice
+cores: 1
+workers: 1
+log: stderr
+control: {{dataplane_socket: /run/sluice-native/dataplane.sock}}
+backends:
+  - {{name: pf, protocol: smtp, servers: ["192.0.2.1:10026"]}}
+listeners:
+  - {{name: smtp, address: "192.0.2.10:25", protocol: smtp, tls: starttls, backend: pf}}
+native:
+  eal: {{memory_mb: 64}}
+  ports:
+    - {{device: "{NIC}", ipv4: 192.0.2.10/24}}
+"""
+# A root shell on ttyS1 for the test (never in the appliance itself).
+AUTOLOGIN = """\
+[Service]
+ExecStart=
+ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200 %I $TERM
+"""
 
 VM_CONFIG = """\
 # the image test's sluice (tests/image/check_image.py): port 25 of the
@@ -89,6 +128,101 @@ def root_files(raw, part, work):
     return out if rc == 0 else ""
 
 
+def dd_part(src, dst, off, size, back=False):
+    """Copy size bytes at off of src out to dst, or (back) dst's back into src."""
+    io = ([f"if={dst}", f"of={src}", f"seek={off}", "oflag=seek_bytes", "conv=notrunc,sparse"]
+          if back else [f"if={src}", f"of={dst}", f"skip={off}", f"count={size}",
+                        "iflag=skip_bytes,count_bytes", "conv=sparse"])
+    return sh(["dd", "bs=4M", "status=none", *io])
+
+
+def add_test_shell(boot, part, work):
+    """An autologin root getty on ttyS1 written into the boot copy's root
+    file system with debugfs -w (no mount, no loop device)."""
+    img, dropin, cmds = work / "root-rw.img", work / "autologin.conf", work / "debugfs.cmds"
+    off, size = part["start"] * 512, part["size"] * 512
+    dropin.write_text(AUTOLOGIN)
+    d = "/etc/systemd/system/serial-getty@ttyS1.service.d"
+    cmds.write_text(f"mkdir {d}\nwrite {dropin} {d}/autologin.conf\n"
+                    "symlink /etc/systemd/system/getty.target.wants/serial-getty@ttyS1.service "
+                    "/lib/systemd/system/serial-getty@.service\n")
+    out = ""
+    for step in (lambda: dd_part(boot, img, off, size),
+                 lambda: sh(["debugfs", "-w", "-f", cmds, img]),
+                 lambda: sh(["debugfs", "-R", f"ls -l {d}", img]),
+                 lambda: dd_part(boot, img, off, size, back=True)):
+        rc, o = step()
+        out += o
+        if rc != 0:
+            break
+    img.unlink(missing_ok=True)
+    return rc == 0 and "autologin.conf" in out, out
+
+
+def boot_options(boot, off, extra):
+    """Add extra to the boot entry's kernel command line (mtools)."""
+    entry = "::/loader/entries/sluice.conf"
+    rc, text = sh(["mtype", "-i", f"{boot}@@{off}", entry])
+    if rc != 0 or "\noptions " not in text:
+        return False, text
+    local = boot.parent / "sluice.conf"
+    local.write_text(text.replace("\noptions ", f"\noptions {extra} ", 1))
+    rc, out = sh(["mcopy", "-o", "-i", f"{boot}@@{off}", local, entry])
+    return rc == 0, text + out
+
+
+class SerialShell:
+    """The root shell on the guest's ttyS1 (qemu's unix socket): run a
+    command, get its output and exit status."""
+
+    def __init__(self, path, timeout):
+        deadline = time.monotonic() + timeout
+        self.buf = ""
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(str(path))
+                break
+            except OSError:
+                self.s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def read_until(self, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = re.sub(r"\x1b\[[0-9;=?]*[A-Za-z]|\r", "", self.buf)
+            m = re.search(pattern, text)
+            if m:
+                self.buf = ""
+                return text, m
+            self.s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                got = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            if not got:
+                break
+            self.buf += got.decode(errors="replace")
+        return re.sub(r"\x1b\[[0-9;=?]*[A-Za-z]|\r", "", self.buf), None
+
+    def login(self, timeout):
+        """Wait for the autologin shell: prod it until it answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.s.sendall(b"echo shell-$((6*7))\n")
+            text, m = self.read_until(r"shell-42", 5)
+            if m:
+                return True, text
+        return False, text
+
+    def run(self, cmd, timeout=120):
+        self.s.sendall(f'{cmd}; echo "@@rc=$?@@"\n'.encode())
+        text, m = self.read_until(r"@@rc=(\d+)@@", timeout)
+        return (int(m.group(1)) if m else None), text
+
+
 def banner(port, timeout):
     """The first line a connection to port gets, or None by the deadline."""
     deadline = time.monotonic() + timeout
@@ -104,6 +238,59 @@ def banner(port, timeout):
             pass
         time.sleep(3)
     return None
+
+
+def native_setup(t, ttys1):
+    """sluice-setup check, apply, check in the guest (docstring, step 5)."""
+    t1 = time.monotonic()
+    sh_ = SerialShell(ttys1, 30)
+    ok, text = sh_.login(60)
+    if not t.case("a root shell on the guest's ttyS1", ok, text[-2000:]):
+        return
+    cfg = "-c /boot/efi/sluice/native.yaml"
+    rc, out = sh_.run(f"sluice-setup check {cfg}")
+    t.case("sluice-setup check in the guest: the IOMMU on, the e1000e found on its kernel "
+           "driver, the binding and the hugepages missing, exit 1",
+           rc == 1 and re.search(r"ok: IOMMU: on, \d+ groups", out)
+           and f"info: NIC {NIC}: [8086:10d3]" in out
+           and re.search(rf"missing: NIC {NIC}: bound to the kernel's e1000e \(interface \w+\), "
+                         rf"not vfio-pci: driverctl set-override {NIC} vfio-pci", out)
+           and re.search(rf"ok: NIC {NIC}: IOMMU group \d+", out)
+           and "missing: vfio-pci: available but not loaded" in out
+           and "ok: DPDK: the drivers in" in out
+           and f"ok: NIC {NIC}: DPDK driver net_e1000_em (librte_net_e1000.so" in out
+           and "missing: hugepages: none reserved" in out, out)
+    rc, out = sh_.run(f"sluice-setup apply --force {cfg}", timeout=180)
+    t.case("sluice-setup apply --force: modprobe vfio-pci, driverctl set-override, "
+           "hugepages through sysfs (no dpdk-hugepages.py in the image), exit 0",
+           rc == 0 and "+ modprobe vfio-pci" in out
+           and f"+ driverctl set-override {NIC} vfio-pci" in out
+           and "dpdk-hugepages.py not found (Debian package dpdk): writing 32 to" in out, out)
+    rc, out = sh_.run(f"sluice-setup check {cfg}")
+    rc2, facts = sh_.run(f"readlink /sys/bus/pci/devices/{NIC}/driver; "
+                         "cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages; "
+                         f"cat /etc/driverctl.d/pci-{NIC}")
+    t.case("sluice-setup check again: the NIC on vfio-pci (as sysfs and driverctl's "
+           "saved override say), 32 hugepages, ready, exit 0",
+           rc == 0 and f"ok: NIC {NIC}: bound to vfio-pci" in out
+           and "ok: hugepages: 32 of 2M reserved" in out and "ready:" in out
+           and "missing:" not in out and rc2 == 0
+           and re.search(r"drivers/vfio-pci\n32\nvfio-pci", facts), out + facts)
+    rc, out = sh_.run("mkdir -m 0750 -p /run/sluice-native; "
+                      f"sluice {cfg} >/tmp/native.log 2>&1 & "
+                      "for i in $(seq 90); do grep -q -e 'started:' -e '^sluice: ' "
+                      "/tmp/native.log && break; sleep 1; done; cat /tmp/native.log", timeout=150)
+    started = "native stack" in out and "started:" in out
+    # a few seconds for the first probe round (ARP for the backend), then stop
+    rc, end = sh_.run("sleep 3; kill -INT %1; wait %1; echo exit=$?; cat /tmp/native.log",
+                      timeout=90)
+    t.case("sluice runs its native stack on the NIC sluice-setup bound: DPDK's e1000 "
+           "driver over vfio-pci and qemu's IOMMU, frames sent, a clean exit on SIGINT",
+           started and f"Probe PCI driver: net_e1000_em (8086:10d3) device: {NIC}" in out
+           and f"native port {NIC} (port 0, net_e1000_em)" in out
+           and "exit=0" in end and "drain: done" in end
+           and re.search(r"nat_tx_frames=[1-9]", end), out + end)
+    t.note(f"sluice-setup and the native sluice in the guest: {time.monotonic() - t1:.0f} s")
 
 
 def main():
@@ -152,20 +339,35 @@ def main():
         rc, out = sh(["mcopy", "-o", "-i", f"{boot}@@{off}", work / "sluice.yaml",
                       "::/sluice/sluice.yaml"])
         t.case("mcopy puts sluice.yaml into the EFI partition's sluice/ folder", rc == 0, out)
+        # for sluice-setup: a native configuration, the IOMMU on, a shell
+        (work / "native.yaml").write_text(NATIVE_CONFIG)
+        rc, out = sh(["mcopy", "-o", "-i", f"{boot}@@{off}", work / "native.yaml",
+                      "::/sluice/native.yaml"])
+        ok, text = boot_options(boot, off, "intel_iommu=on iommu=pt")
+        shell_ok, shell_out = add_test_shell(boot, parts[1], work)
+        t.case("the test's copy: native.yaml in the EFI partition, intel_iommu=on iommu=pt "
+               "on the kernel command line, a root shell on ttyS1 (debugfs)",
+               rc == 0 and ok and shell_ok, out + text + shell_out)
 
         postfix = harness.Postfix(work / "postfix").start()
         port = free_port()
         vars_ = work / "OVMF_VARS.fd"
         shutil.copy(OVMF_VARS, vars_)
-        serial = work / "serial.log"
+        serial, ttys1 = work / "serial.log", work / "ttyS1.sock"
         accel = "kvm" if os.environ.get("SLUICE_IMAGE_KVM") == "1" else "tcg"
         # Debian's DPDK needs x86-64-v2 (SSE4.2, POPCNT), which TCG's
         # default qemu64 model lacks: sluice would die of SIGILL at load
-        cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}",
+        # qemu's IOMMU first (before the PCI devices it translates for);
+        # interrupt remapping without x2APIC's extended mode, which TCG lacks
+        cmd = ["qemu-system-x86_64", "-machine",
+               f"q35,accel={accel}" + (",kernel-irqchip=split" if accel == "kvm" else ""),
                "-cpu", "host" if accel == "kvm" else "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt",
+               "-device", "intel-iommu,intremap=on,eim=off",
+               "-netdev", "user,id=n1,net=198.51.100.0/24,restrict=on",
+               "-device", "e1000e,netdev=n1,addr=0x5",
                "-device", "virtio-rng-pci", "-m", "1024",
                "-smp", "2", "-display", "none", "-vga", "none", "-monitor", "none",
-               "-serial", f"file:{serial}",
+               "-serial", f"file:{serial}", "-serial", f"unix:{ttys1},server=on,wait=off",
                "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                "-drive", f"if=pflash,format=raw,file={vars_}",
                "-drive", f"file={boot},format=raw,if=virtio",
@@ -212,6 +414,7 @@ def main():
         harness.poll(lambda: "sluice login:" in console(), 90)
         text = console()
         t.case("the serial console: a login prompt", "sluice login:" in text, text[-3000:])
+        native_setup(t, ttys1)
     except Exception as e:
         t.case("the image test ran to its end", False, repr(e))
     finally:

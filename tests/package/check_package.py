@@ -7,13 +7,15 @@
      clone holds, no build folders) in a scratch folder, then
      `dpkg-buildpackage -us -uc -b` there as root (DEB_BUILD_OPTIONS=nocheck:
      the unit tests run in tests/run's own sections);
-  2. lintian on the .changes: no error (the warnings are printed);
+  2. the .deb recommends the DPDK driver plugins (shlibs cannot see them);
+     lintian on the .changes: no error (the warnings are printed);
   3. a fresh `debootstrap bookworm` in a folder under /tmp (minbase plus
      systemd, as a Debian 12 machine has), its .debs cached in
      $SLUICE_PKG_CACHE (default /var/cache/sluice-ci) between runs, and
      `apt-get install ./sluice_*.deb` in it (apt fetches the dependencies
      from deb.debian.org; they are cached too);
-  4. in the chroot: `sluice --check -c /etc/sluice/sluice.yaml`; the users
+  4. in the chroot: `sluice --check -c /etc/sluice/sluice.yaml`; `sluice-setup
+     check` (the kernel stack: nothing to set up); the users
      and groups; the folders' owners and modes; the generated certificate;
      the conffile; the units enabled; `systemd-analyze verify` on the units;
      `systemd-analyze security --offline=yes`: the exposure figures;
@@ -171,6 +173,13 @@ def build(t, work):
     if not t.case("dpkg-buildpackage -us -uc -b builds sluice_*.deb", rc == 0 and debs,
                   out[-4000:]):
         return None, None
+    # DPDK's drivers are plugins the EAL loads: shlibs cannot see them
+    rc, rec = sh(["dpkg-deb", "-f", debs[0], "Recommends"])
+    t.case("Recommends: the DPDK drivers every native port needs (ring mempool, PCI and "
+           "vdev buses, net_tap), with the ABI built against",
+           all(re.search(rf"\b{p}\d+\b", rec) for p in
+               ("librte-mempool-ring", "librte-bus-pci", "librte-bus-vdev", "librte-net-tap")),
+           rec)
     warnings = [l for l in out.splitlines() if "warning:" in l]
     if warnings:
         t.note("compiler warnings under dpkg-buildflags:\n" + "\n".join(warnings[:20]))
@@ -196,6 +205,10 @@ def installed(t, ch, deb):
     rc, out = ch.run("/usr/sbin/sluice", "--check", "-c", "/etc/sluice/sluice.yaml")
     t.case("sluice --check -c /etc/sluice/sluice.yaml in the chroot", rc == 0
            and "ok: 7 listeners" in out, out)
+    rc, out = ch.run("/usr/sbin/sluice-setup", "check")
+    t.case("sluice-setup check in the chroot: the packaged configuration is the kernel "
+           "stack, nothing to set up (exit 0)",
+           rc == 0 and "the kernel stack (no native: section)" in out, out)
 
     def ent(db, name):
         rc, out = ch.run("getent", db, name)
@@ -229,7 +242,7 @@ def installed(t, ch, deb):
            all((wants / u).is_symlink() for u in ("sluice.service", "sluice-control.service")),
            sorted(p.name for p in wants.iterdir()) if wants.exists() else "no wants folder")
     for page in ("man8/sluice.8.gz", "man8/sluicectl.8.gz", "man8/sluice-control.8.gz",
-                 "man5/sluice.yaml.5.gz"):
+                 "man8/sluice-setup.8.gz", "man5/sluice.yaml.5.gz"):
         t.case(f"/usr/share/man/{page} installed", ch.path(f"/usr/share/man/{page}").exists())
     t.case("bash completion for sluicectl installed",
            ch.path("/usr/share/bash-completion/completions/sluicectl").exists())
