@@ -15,7 +15,9 @@ namespaces with RFC 5737 addresses, removed at the end:
 
 Tests, in order (each builds on the one before):
   1. deliveries spread over the three boxes (the per-box counts printed);
-  2. a TLS ticket from one box resumes on another (a shared key file);
+  2. a TLS ticket from one box resumes on another (box 1's exported keys);
+     the maintenance file withdraws a box and brings it back; each box's
+     metrics answer on its own address;
   3. drain box 2 under load: the router loses its next hop within the
      health checker's time, inside control.drain_grace; no delivery fails;
      every 250 is in the Maildir exactly once, nothing else is; sessions
@@ -447,6 +449,25 @@ class Fleet(unittest.TestCase):
         i = int(r["second"][3])
         line = [kv for kv in self.boxes[i].conn_logs() if kv.get("resumed") not in (None, "-")]
         self.assertTrue(line, f"box {i} logged no resumed session")
+
+    def test_2b_maintenance_file_and_metrics(self):
+        """The maintenance file withdraws a healthy box and its removal
+        brings it back (ExaBGP's --disable); each box's metrics endpoint
+        answers on its own address, where a Prometheus would scrape it."""
+        m = self.exabgp[3].maintenance
+        m.touch()
+        try:
+            took = wait_nexthops({box_addr(1), box_addr(2)}, 10)
+        finally:
+            m.unlink()
+        back = wait_nexthops({box_addr(i) for i in BOXES}, 10)
+        print(f"\n  maintenance file on box 3: withdrawn after {took:.2f} s, back "
+              f"{back:.2f} s after its removal", file=sys.stderr)
+        for i in BOXES:
+            out = sh(*in_ns(NS_R, "curl", "-sS", "--max-time", "5",
+                            f"http://{box_addr(i)}:9925/metrics"))
+            self.assertRegex(out, r"(?m)^sluice_dataplane_up 1$", f"box {i}")
+            self.assertRegex(out, r'(?m)^sluice_sessions_total\{listener="smtp"', f"box {i}")
 
     def test_3_drain_under_load(self):
         """sluicectl drain on box 2 while clients deliver: health fails at
