@@ -108,7 +108,7 @@ static void smtp_note_helo(struct smtp_state *st, const char *a, size_t n)
 		a++, n--;
 	for (i = 0; i < n && i < sizeof(st->helo) - 1 && a[i] != ' ' && a[i] != '\t' &&
 		    a[i] != '\r' && a[i] != '\n'; i++)
-		st->helo[i] = isalnum((unsigned char)a[i]) || strchr(".-_:[]", a[i]) ? a[i] : '?';
+		st->helo[i] = isalnum((unsigned char)a[i]) || (a[i] && strchr(".-_:[]", a[i])) ? a[i] : '?';
 	st->helo[i] = 0;
 }
 
