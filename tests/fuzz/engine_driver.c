@@ -229,6 +229,18 @@ static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
 		}
 		free(before);
 		start += ok;
+		if (ps->inject_due) {
+			/* the trace header (SMTP): written whole, replacing at
+			 * most what is left of the segment, and the tracker goes
+			 * on */
+			static uint8_t out[2048];
+			size_t skip = len + 1, w;
+
+			w = ops->c2b_inject(env, ps, buf + start, end - start, out, sizeof(out), &skip);
+			if (ps->inject_due || !w || skip > end - start)
+				abort();
+			start += skip;
+		}
 		if (ps->tls_held) {
 			bool stop = false;
 
@@ -244,7 +256,9 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 	const struct proto_ops *ops = proto_get(e->proto);
 	struct proto_caps fixed = { .n = e->n_fixed };
 	struct proto_caps *probed = NULL;
-	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0 };
+	static const struct proto_trace trace = { "192.0.2.1", "using TLSv1.3 with cipher "
+		"TLS_AES_128_GCM_SHA256 (128/128 bits)\r\n\t key-exchange X25519", 0 };
+	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0, &trace };
 	struct proto_sess ps = { 0 };
 	size_t a, b;
 	unsigned seed;
@@ -256,6 +270,7 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 		fixed.item[i] = (char *)e->fixed_caps[i];
 	env.tls_mode = (enum cfg_tls)(data[0] & 3);
 	env.tls_available = data[0] & 4;
+	ps.trace = data[0] & 8; /* listeners[].trace_header */
 	seed = data[0] >> 4;
 	a = 5 + ((size_t)data[1] << 8 | data[2]);
 	if (a > size)

@@ -89,7 +89,7 @@ class TraceHeader(unittest.TestCase):
         log = SL.conn_log(*src)
         if tls:
             m = re.search(r"\(using (TLSv1\.[23]) with cipher (\S+) \((\d+)/(\d+) bits\)\n"
-                          r"\t key-exchange (\S+)", line)
+                          r"\t key-exchange ([A-Z0-9]+)", line)
             self.assertIsNotNone(m, line)
             self.assertEqual(m.group(1), log["tls"], log)
             self.assertEqual(m.group(2), log["cipher"], log)
