@@ -412,6 +412,22 @@ class Fleet(unittest.TestCase):
         got = self.delivered(prefix)
         self.assertEqual(got, {t: 1 for t in acked})
 
+    def drain_under_load(self, i, tags, slow, concurrency):
+        """Clients deliver tags; once box i has two sessions in flight,
+        sluicectl drain there (health fails at once). Returns the clients,
+        the drain's time, and the seconds until the router lost box i."""
+        p = load(tags, slow=slow, concurrency=concurrency)
+        sl = self.boxes[i]
+        wait_until(lambda: sl.ctl("status").get("sessions", 0) >= 2, 20,
+                   f"two sessions in flight on box {i}")
+        t_drain = time.time()
+        rc, out, err = self.controls[i].ctl("drain")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.controls[i].ctl("health")[0], 1, "health fails at once")
+        took = wait_nexthops({box_addr(k) for k in BOXES if self.boxes[k].running()} -
+                             {box_addr(i)}, 15)
+        return p, t_drain, took
+
     def test_1_deliveries_spread_over_the_boxes(self):
         prefix = unique("spread")
         tags = [f"{prefix}-{n}" for n in range(60)]
@@ -477,16 +493,8 @@ class Fleet(unittest.TestCase):
         the new ones go to boxes 1 and 3; box 2 exits 0 when done."""
         prefix = unique("drain")
         tags = [f"{prefix}-{n}" for n in range(120)]
-        p = load(tags, slow=0.8, concurrency=8)
         sl2 = self.boxes[2]
-        # Drain when box 2 has sessions in flight (ECMP sends it a third).
-        wait_until(lambda: sl2.ctl("status").get("sessions", 0) >= 2, 20,
-                   "two sessions in flight on box 2")
-        t_drain = time.time()
-        rc, out, err = self.controls[2].ctl("drain")
-        self.assertEqual(rc, 0, out + err)
-        self.assertEqual(self.controls[2].ctl("health")[0], 1, "health fails at once")
-        took = wait_nexthops({box_addr(1), box_addr(3)}, 15)
+        p, t_drain, took = self.drain_under_load(2, tags, slow=0.8, concurrency=8)
         t_withdrawn = t_drain + took
         rs = results(p, 300)
         print(f"\n  drain of box 2: its next hop left BIRD's table {took:.2f} s after "
@@ -573,13 +581,7 @@ class Fleet(unittest.TestCase):
             sh("ip", "-n", NS_R, "rule", "del", "fwmark", str(i), "lookup", str(100 + i))
         prefix = unique("stateless")
         tags = [f"{prefix}-{n}" for n in range(48)]
-        p = load(tags, slow=3.0, concurrency=12)
-        sl1 = self.boxes[1]
-        wait_until(lambda: sl1.ctl("status").get("sessions", 0) >= 2, 20,
-                   "two sessions in flight on box 1")
-        t_drain = time.time()
-        self.assertEqual(self.controls[1].ctl("drain")[0], 0)
-        took = wait_nexthops({box_addr(2), box_addr(3)}, 15)
+        p, t_drain, took = self.drain_under_load(1, tags, slow=3.0, concurrency=12)
         t_withdrawn = t_drain + took
         rs = results(p, 300)
         attempts = [a for r in rs for a in r["attempts"]]
