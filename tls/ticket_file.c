@@ -122,8 +122,13 @@ static bool tk_is_text(const char *d, size_t len)
 			comment = false;
 			continue;
 		}
-		if (comment)
+		if (comment) {
+			/* A comment is text too: an nginx key whose first
+			 * byte is '#' (one in 256) is not one long comment. */
+			if ((ch < 0x20 || ch > 0x7e) && ch != '\t' && ch != '\r')
+				return false;
 			continue;
+		}
 		if (ch == '#' && (i == 0 || d[i - 1] == '\n'))
 			comment = true;
 		else if (!(ch == '+' || ch == '/' || ch == '=' || ch == '\r' || ch == ' ' ||
