@@ -161,6 +161,34 @@ static int tk_b64(const char *s, size_t n, unsigned char *out)
 	return len;
 }
 
+/* The base64 key s[0, l) of line lineno into k (name, AES, HMAC in
+ * HAProxy's order; no window): 48 or 80 bytes, the size of the keys before
+ * it (*size, 0 for the first). 0, or -EINVAL with the reason in err. */
+static int tk_line_key(const char *path, unsigned lineno, const char *s, size_t l, int *size,
+		       struct tls_ticket_key *k, char *err, size_t errlen)
+{
+	unsigned char raw[81];
+	int n = tk_b64(s, l, raw), rc = -EINVAL;
+
+	if (n != 48 && n != 80) {
+		snprintf(err, errlen, "%s: line %u: not a base64 key of 48 or 80 bytes "
+			 "(make one with: openssl rand 80 | base64 -w0)", path, lineno);
+	} else if (*size && n != *size) {
+		snprintf(err, errlen, "%s: line %u: a %d-byte key after %d-byte ones; "
+			 "all keys of a file have one size", path, lineno, n, *size);
+	} else {
+		*size = n;
+		memset(k, 0, sizeof(*k));
+		memcpy(k->name, raw, 16);
+		k->aes_len = k->hmac_len = (unsigned char)((n - 16) / 2);
+		memcpy(k->aes, raw + 16, k->aes_len);
+		memcpy(k->hmac, raw + 16 + k->aes_len, k->hmac_len);
+		rc = 0;
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return rc;
+}
+
 /* HAProxy's tls-ticket-keys: see the top of this file. */
 static int tk_parse_haproxy(const struct cfg *c, char *d, struct tls_ticket_key *keys,
 			    long long now, char *err, size_t errlen)
@@ -168,9 +196,8 @@ static int tk_parse_haproxy(const struct cfg *c, char *d, struct tls_ticket_key 
 	const char *path = c->tickets.key_file;
 	unsigned need = c->control.ticket_keys ? c->control.ticket_keys : 3;
 	struct tls_ticket_key ring[TLS_TICKET_KEYS_MAX]; /* slot line % need, as HAProxy */
-	unsigned char raw[81];
 	unsigned lines = 0, lineno = 0, head;
-	int size = 0, n, rc = -EINVAL;
+	int size = 0, rc = -EINVAL;
 	char *p = d, *nl;
 
 	if (need > TLS_TICKET_KEYS_MAX)
@@ -188,26 +215,9 @@ static int tk_parse_haproxy(const struct cfg *c, char *d, struct tls_ticket_key 
 			s++, l--;
 		if (!l || *s == '#')
 			continue;
-		n = tk_b64(s, l, raw);
-		if (n != 48 && n != 80) {
-			snprintf(err, errlen, "%s: line %u: not a base64 key of 48 or 80 bytes "
-				 "(make one with: openssl rand 80 | base64 -w0)", path, lineno);
+		if (tk_line_key(path, lineno, s, l, &size, &ring[lines % need], err, errlen) < 0)
 			goto out;
-		}
-		if (size && n != size) {
-			snprintf(err, errlen, "%s: line %u: a %d-byte key after %d-byte ones; "
-				 "all keys of a file have one size", path, lineno, n, size);
-			goto out;
-		}
-		size = n;
-		struct tls_ticket_key *k = &ring[lines % need];
-
-		memset(k, 0, sizeof(*k));
-		memcpy(k->name, raw, 16);
-		k->aes_len = k->hmac_len = (unsigned char)((n - 16) / 2);
-		memcpy(k->aes, raw + 16, k->aes_len);
-		memcpy(k->hmac, raw + 16 + k->aes_len, k->hmac_len);
-		k->not_before = now;
+		ring[lines % need].not_before = now;
 		lines++;
 	}
 	if (lines < need) {
@@ -224,7 +234,6 @@ static int tk_parse_haproxy(const struct cfg *c, char *d, struct tls_ticket_key 
 	rc = (int)need;
 out:
 	OPENSSL_cleanse(ring, sizeof(ring));
-	OPENSSL_cleanse(raw, sizeof(raw));
 	return rc;
 }
 
@@ -286,7 +295,6 @@ static bool tk_is_windowed(const char *d)
 static int tk_parse_windowed(const char *path, const char *d, struct tls_ticket_key *keys,
 			     char *err, size_t errlen)
 {
-	unsigned char raw[81];
 	unsigned n = 0, lineno = 0;
 	int size = 0, rc = -EINVAL;
 
@@ -296,7 +304,6 @@ static int tk_parse_windowed(const char *path, const char *d, struct tls_ticket_
 		size_t fl[4];
 		unsigned fields = 0;
 		long long nb, na;
-		int len;
 
 		lineno++;
 		p = nl ? nl + 1 : end;
@@ -322,18 +329,6 @@ static int tk_parse_windowed(const char *path, const char *d, struct tls_ticket_
 				 path, lineno);
 			goto out;
 		}
-		len = tk_b64(f[2], fl[2], raw);
-		if (len != 48 && len != 80) {
-			snprintf(err, errlen, "%s: line %u: not a base64 key of 48 or 80 bytes",
-				 path, lineno);
-			goto out;
-		}
-		if (size && len != size) {
-			snprintf(err, errlen, "%s: line %u: a %d-byte key after %d-byte ones; "
-				 "all keys of a file have one size", path, lineno, len, size);
-			goto out;
-		}
-		size = len;
 		if (n == TLS_TICKET_KEYS_MAX) {
 			snprintf(err, errlen, "%s: line %u: more than %d keys", path, lineno,
 				 TLS_TICKET_KEYS_MAX);
@@ -343,15 +338,16 @@ static int tk_parse_windowed(const char *path, const char *d, struct tls_ticket_
 		 * whose window has begun (tls_ticket_sealing). */
 		unsigned i = n;
 
+		struct tls_ticket_key k;
+
+		if (tk_line_key(path, lineno, f[2], fl[2], &size, &k, err, errlen) < 0)
+			goto out;
 		while (i > 0 && keys[i - 1].not_before < nb) {
 			keys[i] = keys[i - 1];
 			i--;
 		}
-		memset(&keys[i], 0, sizeof(keys[i]));
-		memcpy(keys[i].name, raw, 16);
-		keys[i].aes_len = keys[i].hmac_len = (unsigned char)((len - 16) / 2);
-		memcpy(keys[i].aes, raw + 16, keys[i].aes_len);
-		memcpy(keys[i].hmac, raw + 16 + keys[i].aes_len, keys[i].hmac_len);
+		keys[i] = k;
+		OPENSSL_cleanse(&k, sizeof(k));
 		keys[i].not_before = nb;
 		keys[i].not_after = na;
 		n++;
@@ -364,7 +360,6 @@ static int tk_parse_windowed(const char *path, const char *d, struct tls_ticket_
 out:
 	if (rc < 0)
 		OPENSSL_cleanse(keys, TLS_TICKET_KEYS_MAX * sizeof(*keys));
-	OPENSSL_cleanse(raw, sizeof(raw));
 	return rc;
 }
 
