@@ -51,6 +51,16 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 	for (i = 0; i < c->n_backends; i++) {
 		const struct cfg_backend *b = &c->backends[i];
 
+		if (b->tls.tls != CFG_BE_TLS_OFF) {
+			/* The file asks for protection the sessions cannot give
+			 * yet: refuse rather than relay in plaintext. */
+			be_pools_free(p, c->n_backends);
+			snprintf(err, errlen, "%s:%u: backends[%u].tls: %s: TLS to a backend is "
+				 "not supported by this sluice yet (docs/configuration.md, "
+				 "\"Backend TLS\")", c->path ? c->path : "-", b->line, i,
+				 cfg_be_tls_name(b->tls.tls));
+			return -ENOTSUP;
+		}
 		p[i].cfg = b;
 		p[i].ops = proto_get(b->protocol);
 		p[i].n = b->n_servers;
