@@ -108,6 +108,29 @@ void sess_backend_failed(struct sess *s, const char *why);
  * if the session moved. */
 bool sess_backend(struct sess *s);
 
+/* Connect backend server idx (a new attempt, or the same server again):
+ * 0, or what io_connect returned. */
+int sess_backend_connect(struct sess *s, int idx);
+
+/* backend_tls.c: TLS to the backend, under bin/bout */
+/* Does this session's backend pool speak TLS? */
+bool sess_be_tls_wanted(const struct sess *s);
+/* The backend connection is up, its PROXY header in bout: that header to
+ * the wire in plaintext, then the client SSL object (the conservative
+ * hello if the server is remembered as needing it). False when the
+ * session is closing (out of memory). */
+bool sess_be_tls_begin(struct sess *s);
+/* One handshake step: 1 done, 0 wants I/O, -1 failed (then the session
+ * either reconnects for the conservative hello or is closing). */
+int sess_be_tls_handshake(struct sess *s);
+/* After the handshake: bcin -> bin (SSL_read), bout -> bcout
+ * (SSL_write). True if anything moved. */
+bool sess_be_tls_pump(struct sess *s);
+/* Nothing more from the backend waits to reach bin's reader. */
+bool sess_be_drained(const struct sess *s);
+/* Free the backend's TLS state and its ciphertext buffers. */
+void sess_be_tls_free(struct sess *s);
+
 /* goodbye.c */
 /* Drain: the protocol's goodbye if this is a safe point (and, relaying,
  * the backend's polite end). True if it was said: the session closes. */
