@@ -160,7 +160,9 @@ enum tls_client_fail tls_client_classify(SSL *ssl, int ssl_error, unsigned long 
 
 	if (vr != X509_V_OK || reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
 		snprintf(why, wlen, "certificate verification failed: %s",
-			 X509_verify_cert_error_string(vr));
+			 vr == X509_V_ERR_APPLICATION_VERIFICATION
+			 ? "its public key is not the pinned one (pin_sha256)"
+			 : X509_verify_cert_error_string(vr));
 		return TLSC_FAIL_VERIFY;
 	}
 	if (before_sh && (alert == SSL_AD_PROTOCOL_VERSION || alert == SSL_AD_HANDSHAKE_FAILURE)) {
