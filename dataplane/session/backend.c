@@ -53,15 +53,14 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 	for (i = 0; i < c->n_backends; i++) {
 		const struct cfg_backend *b = &c->backends[i];
 
-		if (b->tls.tls != CFG_BE_TLS_OFF &&
-		    (b->tls.mode != CFG_BE_TLS_IMPLICIT || c->native)) {
+		if (b->tls.tls != CFG_BE_TLS_OFF && c->native) {
 			/* The file asks for protection the sessions cannot give
 			 * yet: refuse rather than relay in plaintext. */
 			be_pools_free(p, c->n_backends);
 			snprintf(err, errlen, "%s:%u: backends[%u].tls_mode: %s: not supported by "
-				 "this sluice yet (implicit TLS on the kernel stack is; "
-				 "docs/configuration.md, \"Backend TLS\")", c->path ? c->path : "-",
-				 b->line, i, c->native ? "on the native stack" : "starttls");
+				 "this sluice yet on the native stack (docs/configuration.md, "
+				 "\"Backend TLS\")", c->path ? c->path : "-", b->line, i,
+				 b->tls.mode == CFG_BE_TLS_IMPLICIT ? "implicit" : "starttls");
 			return -ENOTSUP;
 		}
 		if (b->tls.tls != CFG_BE_TLS_OFF &&
@@ -423,8 +422,9 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 			    names ? (struct sockaddr *)&peer : NULL);
 	if (rc < 0)
 		goto out;
-	if (p->cfg->tls.tls != CFG_BE_TLS_OFF) {
-		/* implicit (be_pools_init refuses the rest for now) */
+	if (p->cfg->tls.tls != CFG_BE_TLS_OFF && p->cfg->tls.mode == CFG_BE_TLS_IMPLICIT) {
+		/* STARTTLS backends are probed in plaintext: what sluice
+		 * advertises before TLS is what they offer before it. */
 		ssl = probe_tls(p, s, &fd, pr->out, pr->out_len, why, wlen);
 		pr->out_len = 0;
 		if (!ssl) {

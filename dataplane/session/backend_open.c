@@ -165,7 +165,7 @@ bool sess_backend(struct sess *s)
 		}
 		if (!sess_backend_up(s))
 			return true;
-		if (sess_be_tls_wanted(s) && !sess_be_tls_begin(s))
+		if (sess_be_tls_wanted(s) && !sess_be_tls_up(s))
 			return true;
 		did = true;
 	}
@@ -201,6 +201,13 @@ bool sess_backend(struct sess *s)
 		if (ev != LR_LINE) {
 			sess_backend_failed(s, "backend sent an overlong line");
 			return true;
+		}
+		if (s->bst_on) {
+			buf_consume(&s->bin, (uint32_t)used);
+			did = true;
+			if (!sess_be_starttls_line(s, line.p, line.len))
+				return true;
+			continue;
 		}
 		po_reset(&o);
 		s->l->ops->backend_line(&env, &s->ps, line.p, line.len, &o);

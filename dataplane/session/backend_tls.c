@@ -38,6 +38,7 @@ bool sess_be_tls_wanted(const struct sess *s)
 
 void sess_be_tls_free(struct sess *s)
 {
+	s->bst_on = false;
 	SSL_free(s->be_ssl);
 	s->be_ssl = NULL;
 	s->be_tls = false;
@@ -122,6 +123,78 @@ static void sess_be_tls_failed(struct sess *s, int e, unsigned long err)
 	}
 }
 
+bool sess_be_tls_up(struct sess *s)
+{
+	const struct cfg_backend_tls *t = &s->l->pool->cfg->tls;
+
+	if (t->mode == CFG_BE_TLS_IMPLICIT)
+		return sess_be_tls_begin(s);
+	bst_init(&s->bst, s->l->pool->cfg->protocol);
+	s->bst_on = true;
+	return true;
+}
+
+/* After the handshake (or without TLS, where tls: on allows): the engine
+ * opens the backend as if it had just connected, from the greeting the
+ * backend gave before STARTTLS. */
+static void sess_be_replay_greeting(struct sess *s)
+{
+	buf_put(&s->bin, s->bst.greeting, (uint32_t)s->bst.glen);
+	buf_put(&s->bin, "\r\n", 2);
+}
+
+bool sess_be_starttls_line(struct sess *s, const char *l, size_t len)
+{
+	const struct cfg_backend_tls *t = &s->l->pool->cfg->tls;
+	char out[320], r[200];
+	size_t n;
+
+	switch (bst_line(&s->bst, s->l->cfg->hostname, l, len, out, sizeof(out), &n)) {
+	case BST_MORE:
+		return true;
+	case BST_SEND:
+		if (buf_put(&s->bout, out, (uint32_t)n) != n)
+			break;
+		return true;
+	case BST_TLS:
+		s->bst_on = false;
+		if (buf_len(&s->bin)) {
+			/* Bytes behind the go-ahead were sent before TLS could
+			 * start: never taken as coming from inside it (rule
+			 * 2.1's twin, CVE-2011-0411 on the server side). */
+			sctr_inc(s, CTR_backend_tls_failed);
+			sess_backend_failed(s, "TLS to the backend: it sent bytes after its "
+					    "STARTTLS reply");
+			return false;
+		}
+		sess_be_tls_begin(s);
+		return false;
+	case BST_ABSENT:
+		s->bst_on = false;
+		if (t->tls == CFG_BE_TLS_ON) {
+			sctr_inc(s, CTR_backend_tls_absent);
+			sess_be_replay_greeting(s);
+			return true;
+		}
+		sctr_inc(s, CTR_backend_tls_failed);
+		snprintf(r, sizeof(r), "TLS to backend %s: it offers no STARTTLS (tls: required)",
+			 s->l->pool->srv[s->be_idx].name);
+		log_msg(LOG_WARNING, "backend %s: no STARTTLS offered (tls: required)",
+			s->l->pool->srv[s->be_idx].name);
+		sess_backend_failed(s, r);
+		return false;
+	case BST_FAIL:
+		s->bst_on = false;
+		sctr_inc(s, CTR_backend_tls_failed);
+		snprintf(r, sizeof(r), "TLS to backend %s: %s", s->l->pool->srv[s->be_idx].name,
+			 s->bst.why ? s->bst.why : "refused");
+		sess_backend_failed(s, r);
+		return false;
+	}
+	sess_backend_failed(s, "TLS to the backend: no room for a command");
+	return false;
+}
+
 int sess_be_tls_handshake(struct sess *s)
 {
 	int rc, e;
@@ -138,6 +211,8 @@ int sess_be_tls_handshake(struct sess *s)
 		snprintf(s->be_tls_version, sizeof(s->be_tls_version), "%s",
 			 SSL_get_version(s->be_ssl));
 		sctr_inc(s, CTR_backend_tls_ok);
+		if (s->l->pool->cfg->tls.mode == CFG_BE_TLS_STARTTLS)
+			sess_be_replay_greeting(s);
 		return 1;
 	}
 	e = SSL_get_error(s->be_ssl, rc);

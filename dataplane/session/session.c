@@ -677,7 +677,8 @@ static void sess_log(struct sess *s)
 		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), s->hold_ms, be,
 		s->be_tls_version[0] ? s->be_tls_version : "none",
 		!sess_be_tls_wanted(s) || s->be_idx < 0 ? "-" :
-		s->be_tls_fell_back ? "fallback" : s->be_tls_cons ? "remembered" : "normal",
+		s->be_tls_fell_back ? "fallback" : s->be_tls_cons ? "remembered" :
+		s->be_tls_version[0] ? "normal" : "-",
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),

@@ -18,6 +18,7 @@
 #include "conn_limits.h"
 #include "core.h"
 #include "net/tcp_stream.h"
+#include "proto/be_starttls.h"
 #include "proto/linereader.h"
 #include "proto/proto.h"
 #include "stream.h"
@@ -74,6 +75,7 @@ struct sess {
 	struct tls_io btio;         /* what the backend's BIO reads and writes */
 	SSL *be_ssl;                /* TLS to the backend (backend_tls.c);
 				       freed with the backend connection */
+	struct bst bst;             /* STARTTLS with the backend, while bst_on */
 	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
 	SSL *ssl;                   /* set once a handshake started; the
 				       record layer after it (SSL_read/SSL_write
@@ -114,6 +116,8 @@ struct sess {
 	bool be_tls;                /* TLS to the backend is up */
 	bool be_tls_cons;           /* with the conservative hello */
 	bool be_tls_fell_back;      /* this session retried with it */
+	bool bst_on;                /* backend lines go to bst_line, not the
+				       engine (STARTTLS with the backend) */
 	bool be_tls_in_done;        /* the backend's TLS ended (close_notify,
 				       EOF or an error): nothing more to read */
 	bool be_retiring;           /* rule 2.7: the plaintext backend was told

@@ -126,6 +126,12 @@ int sess_be_tls_handshake(struct sess *s);
 /* After the handshake: bcin -> bin (SSL_read), bout -> bcout
  * (SSL_write). True if anything moved. */
 bool sess_be_tls_pump(struct sess *s);
+/* The backend connection is up (PROXY header queued): implicit TLS
+ * begins, or STARTTLS's opening. False when the session is closing. */
+bool sess_be_tls_up(struct sess *s);
+/* SS_BACKEND with bst_on: one backend line of the STARTTLS opening. False
+ * when the session is closing (refused) or TLS begins (stop reading). */
+bool sess_be_starttls_line(struct sess *s, const char *l, size_t len);
 /* Nothing more from the backend waits to reach bin's reader. */
 bool sess_be_drained(const struct sess *s);
 /* Free the backend's TLS state and its ciphertext buffers. */

@@ -8,6 +8,10 @@ against real servers started here:
     through sluice, secured;
   - a wrong certificate (a pin of another key; a name the certificate does
     not carry): the client gets 421, counted and logged, no fallback tried;
+  - STARTTLS to the same Postfix (its PROXY port offers it) and to
+    Dovecot's IMAP and POP3 (STARTTLS, STLS);
+  - tls: on against a Postfix port that offers no STARTTLS: plaintext,
+    counted; tls: required there: 421, logged;
   - an intolerant server: a TLS 1.2-only Postfix port behind a small proxy
     here that closes any connection whose ClientHello carries TLS 1.3's
     supported_versions. The first session gets there by the fallback (the
@@ -38,6 +42,7 @@ CLIENT = "127.0.0.61"
 PF_TLS = 43611        # Postfix, implicit TLS, PROXY v2 first
 PF_TLS12 = 43612      # Postfix, implicit TLS 1.2 only, no PROXY
 DC_IMAPS = 43613      # Dovecot imaps, PROXY v2 first
+PF_NOTLS = 43614      # Postfix without STARTTLS, PROXY v2 first
 INTOLERANT = 43620    # the proxy in front of PF_TLS12
 NAME = "mx.backend.test"
 
@@ -72,7 +77,7 @@ class TlsPostfix(Postfix):
     """The reference Postfix plus two implicit-TLS ports with the test CA's
     certificate: PF_TLS (PROXY v2 first) and PF_TLS12 (TLS 1.2 only)."""
 
-    ports_text = f"10025/10026/{PF_TLS}/{PF_TLS12}"
+    ports_text = f"10025/10026/{PF_TLS}/{PF_TLS12}/{PF_NOTLS}"
 
     def __init__(self):
         super().__init__(SCRATCH / "postfix-btls")
@@ -86,11 +91,13 @@ class TlsPostfix(Postfix):
                     "-o smtpd_upstream_proxy_protocol=haproxy\n")
             f.write(f"127.0.0.1:{PF_TLS12} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
                     "-o smtpd_tls_protocols=!SSLv2,!SSLv3,!TLSv1,!TLSv1.1,!TLSv1.3\n")
+            f.write(f"127.0.0.1:{PF_NOTLS} inet n - n - - smtpd -o smtpd_tls_security_level=none "
+                    "-o smtpd_upstream_proxy_protocol=haproxy\n")
 
     def _listening(self):
         from harness import listening
         return super()._listening() and all(listening("127.0.0.1", p)
-                                            for p in (PF_TLS, PF_TLS12))
+                                            for p in (PF_TLS, PF_TLS12, PF_NOTLS))
 
 
 class TlsDovecot(Dovecot):
@@ -326,6 +333,80 @@ class BackendTls(unittest.TestCase):
         self.assertIn("TLS", login["line"])
         log = sl.conn_log(CLIENT)
         self.assertEqual(log["backend_tls"], "TLSv1.3", log)
+
+    def test_postfix_starttls(self):
+        """STARTTLS to Postfix's PROXY port: EHLO, STARTTLS, 220, the
+        handshake verified by the CA file, EHLO again; mail lands."""
+        sl = self.start(config(43670, [
+            {"name": "st", "protocol": "smtp", "proxy": "v2",
+             "servers": ["127.0.0.1:10026"], "tls": "required", "tls_mode": "starttls",
+             "ca_file": PKI.ca_file, "server_name": NAME}]), "btls-st")
+        since = PF.log_mark()
+        tag = send_one(sl, "st", self)
+        PF.maildir_messages(containing=message_id(tag))
+        log = sl.conn_log(CLIENT)
+        self.assertEqual(log["backend_tls"], "TLSv1.3", log)
+        self.assertEqual(log["result"], "ok", log)
+        wait_until(lambda: "TLS connection established from" in PF.log(since)
+                   and f"[{CLIENT}]" in PF.log(since), 10,
+                   "Postfix's TLS line for the client's address")
+        self.assertEqual(sl.counters().get("backend_tls_ok", 0), 1)
+
+    def test_dovecot_starttls_imap_pop3(self):
+        """STARTTLS to Dovecot's IMAP, STLS to its POP3: logins through
+        sluice, Dovecot saw TLS."""
+        sl = self.start(config(43675, [
+            {"name": "imap", "protocol": "imap", "proxy": "v2",
+             "servers": ["127.0.0.1:10144"], "tls": "required", "tls_mode": "starttls",
+             "ca_file": PKI.ca_file, "server_name": NAME},
+            {"name": "pop3", "protocol": "pop3", "proxy": "v2",
+             "servers": ["127.0.0.1:10111"], "tls": "required", "tls_mode": "starttls",
+             "ca_file": PKI.ca_file, "server_name": NAME}]), "btls-dcst")
+        import poplib
+        from harness import POP3_SSL
+        host, port = sl.addr("imap")
+        since = DC.log_mark()
+        m = IMAP4_SSL(host, port, source=CLIENT, ssl_context=no_verify_context())
+        m.login(MAIL_USER, MAIL_PASSWORD)
+        m.logout()
+        login = DC.login(CLIENT, since=since)
+        self.assertEqual(login["proto"], "imap")
+        self.assertIn("TLS", login["line"])
+        self.assertEqual(sl.conn_log(CLIENT)["backend_tls"], "TLSv1.3")
+        host, port = sl.addr("pop3")
+        since = DC.log_mark()
+        p = POP3_SSL(host, port, source=CLIENT, context=no_verify_context())
+        p.user(MAIL_USER)
+        p.pass_(MAIL_PASSWORD)
+        p.quit()
+        login = DC.login(CLIENT, since=since)
+        self.assertEqual(login["proto"], "pop3")
+        self.assertIn("TLS", login["line"])
+        self.assertEqual(sl.counters().get("backend_tls_ok", 0), 2)
+
+    def test_starttls_absent(self):
+        """A Postfix port without STARTTLS: tls: on relays in plaintext,
+        counted; tls: required refuses with 421, logged."""
+        sl = self.start(config(43685, [
+            {"name": "on", "protocol": "smtp", "proxy": "v2",
+             "servers": [f"127.0.0.1:{PF_NOTLS}"], "tls": "on", "pin_sha256": PKI.pin},
+            {"name": "req", "protocol": "smtp", "proxy": "v2",
+             "servers": [f"127.0.0.1:{PF_NOTLS}"], "tls": "required", "pin_sha256": PKI.pin}]),
+            "btls-absent")
+        tag = send_one(sl, "on", self)
+        PF.maildir_messages(containing=message_id(tag))
+        log = sl.conn_log(CLIENT)
+        self.assertEqual(log["backend_tls"], "none", log)
+        self.assertEqual(log["result"], "ok", log)
+        text = refused(sl, "req")
+        self.assertIn("421 4.4.2", text)
+        log = sl.conn_log(CLIENT)
+        self.assertEqual(log["listener"], "req")
+        self.assertIn("offers no STARTTLS", log["reason"])
+        c = sl.counters()
+        self.assertEqual(c.get("backend_tls_absent", 0), 1, c)
+        self.assertEqual(c.get("backend_tls_failed", 0), 1, c)
+        self.assertEqual(c.get("backend_tls_ok", 0), 0, c)
 
     def test_wrong_certificate_refused_without_fallback(self):
         """A pin of another key, and a name the certificate does not carry:
