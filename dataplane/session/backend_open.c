@@ -203,10 +203,19 @@ bool sess_backend(struct sess *s)
 			return true;
 		}
 		if (s->bst_on) {
-			buf_consume(&s->bin, (uint32_t)used);
+			/* line.p points into bin: consumed after the call */
+			bool go_on = sess_be_starttls_line(s, line.p, line.len,
+							   buf_len(&s->bin) - (uint32_t)used);
+
+			if (buf_len(&s->bin) >= used)
+				buf_consume(&s->bin, (uint32_t)used);
 			did = true;
-			if (!sess_be_starttls_line(s, line.p, line.len))
+			if (!go_on)
 				return true;
+			if (s->bst_replay) {
+				s->bst_replay = false;
+				sess_be_replay_greeting(s);
+			}
 			continue;
 		}
 		po_reset(&o);

@@ -137,13 +137,13 @@ bool sess_be_tls_up(struct sess *s)
 /* After the handshake (or without TLS, where tls: on allows): the engine
  * opens the backend as if it had just connected, from the greeting the
  * backend gave before STARTTLS. */
-static void sess_be_replay_greeting(struct sess *s)
+void sess_be_replay_greeting(struct sess *s)
 {
 	buf_put(&s->bin, s->bst.greeting, (uint32_t)s->bst.glen);
 	buf_put(&s->bin, "\r\n", 2);
 }
 
-bool sess_be_starttls_line(struct sess *s, const char *l, size_t len)
+bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t rest)
 {
 	const struct cfg_backend_tls *t = &s->l->pool->cfg->tls;
 	char out[320], r[200];
@@ -158,7 +158,7 @@ bool sess_be_starttls_line(struct sess *s, const char *l, size_t len)
 		return true;
 	case BST_TLS:
 		s->bst_on = false;
-		if (buf_len(&s->bin)) {
+		if (rest) {
 			/* Bytes behind the go-ahead were sent before TLS could
 			 * start: never taken as coming from inside it (rule
 			 * 2.1's twin, CVE-2011-0411 on the server side). */
@@ -172,8 +172,10 @@ bool sess_be_starttls_line(struct sess *s, const char *l, size_t len)
 	case BST_ABSENT:
 		s->bst_on = false;
 		if (t->tls == CFG_BE_TLS_ON) {
+			/* The engine opens the backend from its greeting, in
+			 * plaintext (after this line is consumed). */
 			sctr_inc(s, CTR_backend_tls_absent);
-			sess_be_replay_greeting(s);
+			s->bst_replay = true;
 			return true;
 		}
 		sctr_inc(s, CTR_backend_tls_failed);

@@ -129,9 +129,13 @@ bool sess_be_tls_pump(struct sess *s);
 /* The backend connection is up (PROXY header queued): implicit TLS
  * begins, or STARTTLS's opening. False when the session is closing. */
 bool sess_be_tls_up(struct sess *s);
-/* SS_BACKEND with bst_on: one backend line of the STARTTLS opening. False
+/* SS_BACKEND with bst_on: one backend line of the STARTTLS opening (l in
+ * bin, rest: the bytes behind it there, which the caller consumes). False
  * when the session is closing (refused) or TLS begins (stop reading). */
-bool sess_be_starttls_line(struct sess *s, const char *l, size_t len);
+bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t rest);
+/* Put the greeting kept by the STARTTLS opening in (empty) bin: the engine
+ * opens the backend from it. */
+void sess_be_replay_greeting(struct sess *s);
 /* Nothing more from the backend waits to reach bin's reader. */
 bool sess_be_drained(const struct sess *s);
 /* Free the backend's TLS state and its ciphertext buffers. */
