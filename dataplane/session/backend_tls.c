@@ -42,6 +42,7 @@ void sess_be_tls_free(struct sess *s)
 	SSL_free(s->be_ssl);
 	s->be_ssl = NULL;
 	s->be_tls = false;
+	s->be_tls_close_sent = false;
 	buf_free(&s->bcin);
 	buf_free(&s->bcout);
 	memset(&s->btio, 0, sizeof(s->btio));
@@ -272,4 +273,14 @@ bool sess_be_drained(const struct sess *s)
 {
 	return buf_len(&s->bin) == 0 &&
 	       (!s->be_ssl || !s->be_tls || s->be_tls_in_done || buf_len(&s->bcin) == 0);
+}
+
+bool sess_be_tls_close(struct sess *s)
+{
+	if (!s->be_tls || s->be_tls_close_sent)
+		return false;
+	s->be_tls_close_sent = true;
+	SSL_shutdown(s->be_ssl);
+	ERR_clear_error();
+	return buf_len(&s->bcout) > 0;
 }

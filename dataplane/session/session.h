@@ -119,6 +119,7 @@ struct sess {
 	bool bst_on;                /* backend lines go to bst_line, not the
 				       engine (STARTTLS with the backend) */
 	bool bst_replay;            /* give the engine the kept greeting */
+	bool be_tls_close_sent;     /* our close_notify to the backend queued */
 	bool be_tls_in_done;        /* the backend's TLS ended (close_notify,
 				       EOF or an error): nothing more to read */
 	bool be_retiring;           /* rule 2.7: the plaintext backend was told

@@ -138,6 +138,9 @@ bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t r
 void sess_be_replay_greeting(struct sess *s);
 /* Nothing more from the backend waits to reach bin's reader. */
 bool sess_be_drained(const struct sess *s);
+/* The client is done: queue the close_notify to the backend, once. True
+ * when it waits in bcout (send the FIN after it). */
+bool sess_be_tls_close(struct sess *s);
 /* Free the backend's TLS state and its ciphertext buffers. */
 void sess_be_tls_free(struct sess *s);
 

@@ -86,6 +86,8 @@ class TlsPostfix(Postfix):
         super()._render()
         shutil.copy(PKI.pair["cert"], self.etc / "backend-cert.pem")
         shutil.copy(PKI.pair["key"], self.etc / "backend-key.pem")
+        with open(self.etc / "main.cf", "a") as f:
+            f.write("smtpd_tls_loglevel = 1\n")   # "TLS connection established from"
         with open(self.etc / "master.cf", "a") as f:
             f.write(f"127.0.0.1:{PF_TLS} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
                     "-o smtpd_upstream_proxy_protocol=haproxy\n")
@@ -330,7 +332,7 @@ class BackendTls(unittest.TestCase):
         m.logout()
         login = DC.login(CLIENT, since=since)
         self.assertTrue(login["secured"], login)
-        self.assertIn("TLS", login["line"])
+        self.assertRegex(login["line"], r", TLS, ")
         log = sl.conn_log(CLIENT)
         self.assertEqual(log["backend_tls"], "TLSv1.3", log)
 
@@ -371,7 +373,7 @@ class BackendTls(unittest.TestCase):
         m.logout()
         login = DC.login(CLIENT, since=since)
         self.assertEqual(login["proto"], "imap")
-        self.assertIn("TLS", login["line"])
+        self.assertRegex(login["line"], r", TLS, ")
         self.assertEqual(sl.conn_log(CLIENT)["backend_tls"], "TLSv1.3")
         host, port = sl.addr("pop3")
         since = DC.log_mark()
@@ -381,7 +383,7 @@ class BackendTls(unittest.TestCase):
         p.quit()
         login = DC.login(CLIENT, since=since)
         self.assertEqual(login["proto"], "pop3")
-        self.assertIn("TLS", login["line"])
+        self.assertRegex(login["line"], r", TLS, ")
         self.assertEqual(sl.counters().get("backend_tls_ok", 0), 2)
 
     def test_starttls_absent(self):
