@@ -298,6 +298,9 @@ struct cfg_listener {
 					 587). 0: greet at once. Default
 					 CFG_DETECT_IMPLICIT_MS on tls: required,
 					 0 on starttls */
+	bool trace_header;        /* SMTP: a Received: line of sluice's own
+				     hop (with the TLS facts) at the start of
+				     each message relayed; default false */
 	unsigned line;
 	/* resolved by the loader */
 	struct sockaddr_storage addr;

@@ -307,8 +307,10 @@ void proto_sess_tls(struct proto_sess *ps)
 {
 	uint16_t errors = ps->errors, denied = ps->denied, junk = ps->junk;
 	uint8_t repeats = ps->repeats;
+	bool trace = ps->trace;
 
 	memset(ps, 0, sizeof(*ps));
+	ps->trace = trace;      /* the listener's setting, not something learned */
 	ps->errors = errors;
 	ps->denied = denied;
 	ps->junk = junk; /* one budget for the whole dialogue */

@@ -76,6 +76,19 @@ struct proto_env {
 					  sluice's own dialogue (limits.
 					  junk_commands; the session may lower
 					  it, e.g. under stress); 0: no limit */
+	const struct proto_trace *trace; /* c2b_inject's facts; else NULL */
+};
+
+/* What a trace header says of this hop (c2b_inject; listeners[].
+ * trace_header), gathered by the session: the engine only writes it. */
+struct proto_trace {
+	const char *client;            /* the address literal's inside:
+					  "198.51.100.7", "IPv6:2001:db8::7" */
+	const char *tls;               /* "" without TLS, else Postfix's words:
+					  "using TLSv1.3 with cipher
+					  TLS_AES_256_GCM_SHA384 (256/256 bits)
+					  key-exchange X25519" */
+	long long now;                 /* seconds since the epoch (UTC) */
 };
 
 /*
@@ -163,6 +176,10 @@ struct proto_sess {
 	uint8_t b_cur_len;      /* bytes of b_cur: >0 means inside a backend line */
 	char b_cur[4];          /* how the backend line in progress began */
 	char last_reply[4];     /* how the last complete backend line began */
+	bool trace;             /* relay: add a trace header to each message
+				   (listeners[].trace_header; c2b_inject) */
+	bool inject_due;        /* relay: the c2b tracker stopped where the
+				   engine's c2b_inject adds bytes of its own */
 	bool idle_wait;         /* relay: the one command in flight waits on
 				   the client, not the backend (IMAP IDLE once
 				   its "+" came): the server may still speak */
@@ -229,6 +246,15 @@ struct proto_ops {
 	 * scan stops before the line and sets ps->tls_held: the session
 	 * decides (proto_late_starttls). NULL: everything passes. */
 	size_t (*c2b_scan)(struct proto_sess *, uint8_t *p, size_t len);
+	/* Relay: the tracker stopped with ps->inject_due at the head of the
+	 * client bytes p[0, len) (everything before it went to the backend).
+	 * Writes what goes to the backend there into out (room bytes; 0 when
+	 * it does not fit: nothing changed) and sets *skip to the client
+	 * bytes it replaces (SMTP: the trace header before a message; a BDAT
+	 * line rewritten to count it). Clears inject_due when it wrote. NULL
+	 * for engines that never set inject_due. */
+	size_t (*c2b_inject)(const struct proto_env *, struct proto_sess *, const uint8_t *p,
+			     size_t len, uint8_t *out, size_t room, size_t *skip);
 	/* Relay: look at backend bytes on their way to the client (count
 	 * final replies in ps->replies, remember how the last line began,
 	 * follow the state that starttls_allowed reads). May be NULL. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -64,6 +65,13 @@ struct smtp_state {
 	size_t acc_len;
 	uint32_t data_at;       /* ps->cmds at the last DATA */
 	uint64_t chunk_left;    /* bytes of a BDAT chunk still to pass */
+	/* The trace header (ps->trace; smtp_c2b_inject). */
+	char helo[64];          /* the client's EHLO/HELO name, made safe */
+	bool authed;            /* a 235 came: ESMTPA (RFC 3848) */
+	bool bdat_first;        /* a MAIL went by: its first BDAT gets the line */
+	uint8_t inj;            /* enum smtp_inj: what inject_due is for */
+	bool inj_last;          /* the BDAT to rewrite has LAST */
+	uint64_t inj_chunk;     /* ... and this chunk size */
 	struct {
 		uint32_t n;     /* the relayed command's number (ps->cmds) */
 		uint8_t kind;   /* enum smtp_kind, never K_OTHER */
@@ -71,6 +79,8 @@ struct smtp_state {
 };
 
 _Static_assert(sizeof(struct smtp_state) <= PROTO_PRIV_MAX, "smtp_state fits ps->priv");
+
+enum smtp_inj { INJ_NONE, INJ_DATA, INJ_BDAT };
 
 /* The engine's own state in the session's room for it. */
 static struct smtp_state *smtp_st(struct proto_sess *ps)
@@ -84,6 +94,22 @@ static void smtp_error(const struct proto_env *env, struct proto_sess *ps,
 		       struct proto_out *o, int ctr, const char *reason)
 {
 	proto_error(&smtp_ops, env, ps, o, ctr, reason);
+}
+
+/* Keep the client's EHLO/HELO name for the trace header: what a domain
+ * or an address literal may hold, anything else as '?', at most 63
+ * bytes (a Received: line must not carry the client's CR, LF or
+ * parentheses). */
+static void smtp_note_helo(struct smtp_state *st, const char *a, size_t n)
+{
+	size_t i;
+
+	while (n && (*a == ' ' || *a == '\t'))
+		a++, n--;
+	for (i = 0; i < n && i < sizeof(st->helo) - 1 && a[i] != ' ' && a[i] != '\t' &&
+		    a[i] != '\r' && a[i] != '\n'; i++)
+		st->helo[i] = isalnum((unsigned char)a[i]) || (a[i] && strchr(".-_:[]", a[i])) ? a[i] : '?';
+	st->helo[i] = 0;
 }
 
 /* EHLO/HELO before TLS: sluice's own reply, the line kept for the replay;
@@ -101,6 +127,7 @@ static void cmd_ehlo(const struct proto_env *env, struct proto_sess *ps,
 		smtp_error(env, ps, o, CTR_bad_syntax, "EHLO without a name");
 		return;
 	}
+	smtp_note_helo(st, pl->arg, pl->arg_len);
 	if (ps->in_tls) {
 		/* After TLS the backend answers EHLO: the client gets the real
 		 * capabilities (AUTH among them), STARTTLS filtered out. */
@@ -576,8 +603,8 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 	struct smtp_state *st = smtp_st(ps);
 	size_t i = 0;
 
-	if (ps->tls_held)
-		return 0; /* nothing passes the held STARTTLS */
+	if (ps->tls_held || ps->inject_due)
+		return 0; /* nothing passes the held STARTTLS, or the trace line's place */
 	while (i < len) {
 		switch (st->rmode) {
 		case RM_CHUNK: {
@@ -597,6 +624,12 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 				return i;
 			st->rmode = strncmp(ps->last_reply, "354", 3) ? RM_COMMAND : RM_BODY;
 			st->rstate = 1;
+			if (st->rmode == RM_BODY && ps->trace) {
+				/* The message starts here: its trace line first. */
+				st->inj = INJ_DATA;
+				ps->inject_due = true;
+				return i;
+			}
 			break;
 		case RM_BODY:
 			while (i < len && st->rmode == RM_BODY) {
@@ -668,6 +701,26 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 				ps->tls_held = true; /* rule 2.7: the session decides */
 				return i;
 			}
+			if (smtp_verb_is(l, ll, "EHLO") || smtp_verb_is(l, ll, "HELO")) {
+				smtp_note_helo(st, (const char *)l + 4, ll - 4);
+				st->ehlo = smtp_verb_is(l, ll, "EHLO");
+			}
+			if (ps->trace && smtp_verb_is(l, ll, "MAIL"))
+				st->bdat_first = true;
+			if (ps->trace && st->bdat_first && smtp_verb_is(l, ll, "BDAT")) {
+				uint64_t n;
+
+				if (smtp_bdat_size(l, ll, &n) == 0) {
+					/* A message's first chunk: the line is
+					 * rewritten to count the trace line that
+					 * goes in front of the chunk. */
+					st->inj = INJ_BDAT;
+					st->inj_chunk = n;
+					st->inj_last = smtp_kind_of(l, ll) == K_END;
+					ps->inject_due = true;
+					return i;
+				}
+			}
 			smtp_sent(ps, st, smtp_kind_of(l, ll));
 			if (smtp_verb_is(l, ll, "STARTTLS")) {
 				memcpy(l, SMTP_DENIED_VERB, 8);
@@ -689,6 +742,74 @@ static size_t smtp_c2b_scan(struct proto_sess *ps, uint8_t *p, size_t len)
 		}
 	}
 	return i;
+}
+
+/*
+ * The trace header (listeners[].trace_header), RFC 5321 4.4's Received:
+ * line of sluice's hop, in front of each message: at the body's start
+ * after DATA's 354, or in the first BDAT chunk after a MAIL, whose line
+ * is rewritten to count it (RFC 3030: the chunk size is the bytes that
+ * follow). With the TLS facts in Postfix's words and RFC 3848's protocol
+ * names (ESMTPS, ESMTPSA...). The message itself passes unchanged.
+ */
+static size_t smtp_trace_line(const struct proto_env *env, const struct smtp_state *st,
+			      char *out, size_t n)
+{
+	const struct proto_trace *t = env->trace;
+	char date[48];
+	struct tm tm;
+	time_t now;
+	int w;
+
+	if (!t)
+		return 0;
+	now = (time_t)t->now;
+	if (!gmtime_r(&now, &tm) ||
+	    !strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm))
+		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
+	w = snprintf(out, n, "Received: from %s ([%s])\r\n%s%s%s\tby %.255s (sluice) with %s%s%s;"
+		     "\r\n\t%s\r\n", st->helo[0] ? st->helo : "unknown", t->client,
+		     *t->tls ? "\t(" : "", t->tls, *t->tls ? ")\r\n" : "", env->hostname,
+		     st->ehlo ? "ESMTP" : "SMTP", *t->tls ? "S" : "", st->authed ? "A" : "", date);
+	return w > 0 && (size_t)w < n ? (size_t)w : 0;
+}
+
+static size_t smtp_c2b_inject(const struct proto_env *env, struct proto_sess *ps,
+			      const uint8_t *p, size_t len, uint8_t *out, size_t room,
+			      size_t *skip)
+{
+	struct smtp_state *st = smtp_st(ps);
+	char hdr[1024], line[64];
+	size_t h = smtp_trace_line(env, st, hdr, sizeof(hdr)), k = 0;
+	const uint8_t *lf;
+
+	*skip = 0;
+	if (st->inj == INJ_BDAT) {
+		if (!(lf = memchr(p, '\n', len))) { /* never: the tracker saw the line */
+			ps->inject_due = false;
+			st->inj = INJ_NONE;
+			return 0;
+		}
+		k = (size_t)snprintf(line, sizeof(line), "BDAT %llu%s\r\n",
+				     (unsigned long long)(st->inj_chunk + h),
+				     st->inj_last ? " LAST" : "");
+		if (k + h > room)
+			return 0;
+		memcpy(out, line, k);
+		*skip = (size_t)(lf - p) + 1;
+		smtp_sent(ps, st, st->inj_last ? K_END : K_OTHER);
+		st->bdat_first = false;
+		if (st->inj_chunk) {
+			st->chunk_left = st->inj_chunk;
+			st->rmode = RM_CHUNK;
+		}
+	} else if (h > room) {
+		return 0;
+	}
+	memcpy(out + k, hdr, h);
+	ps->inject_due = false;
+	st->inj = INJ_NONE;
+	return k + h;
 }
 
 /* A final reply came to relayed command number ps->replies: follow the
@@ -739,6 +860,8 @@ static void smtp_b2c_scan(struct proto_sess *ps, const uint8_t *p, size_t len)
 		memset(ps->last_reply, 0, sizeof(ps->last_reply));
 		memcpy(ps->last_reply, ps->b_cur, ps->b_cur_len);
 		if (ps->b_cur_len < 4 || ps->b_cur[3] == ' ' || ps->b_cur[3] == '\r') {
+			if (ps->b_cur_len >= 3 && !memcmp(ps->b_cur, "235", 3))
+				st->authed = true; /* RFC 4954: authenticated */
 			ps->replies++;
 			smtp_replied(ps, st, ps->b_cur_len ? ps->b_cur[0] : 0);
 		}
@@ -828,6 +951,7 @@ const struct proto_ops smtp_ops = {
 	.probe_line = smtp_probe_line,
 	.starttls_again = smtp_starttls_again,
 	.c2b_scan = smtp_c2b_scan,
+	.c2b_inject = smtp_c2b_inject,
 	.b2c_scan = smtp_b2c_scan,
 	.goodbye = smtp_goodbye,
 	.mid_response = smtp_mid_response,

@@ -30,17 +30,14 @@ void sess_retire_step(struct sess *s, bool now)
 	s->be_fin_sent = false;
 }
 
-/* Client -> backend: plaintext from pin (TLS) or cin, through the engine's
- * tracker, into bout. s->scan_ok bytes at the head are already approved. */
-bool sess_pump_c2b(struct sess *s)
+/* One pass client -> backend: the engine's tracker over what is new in
+ * src, then what it approved (s->scan_ok bytes at the head) into bout. */
+static bool sess_pump_c2b_once(struct sess *s, struct buf *src)
 {
-	struct buf *src = s->tls ? &s->pin : &s->cin;
 	uint32_t n, room;
 	bool did = false;
 
-	if (s->tls)
-		did = sess_tls_pull(s, &s->pin);
-	if (buf_len(src) > s->scan_ok) {
+	if (buf_len(src) > s->scan_ok && !s->ps.inject_due) {
 		bool tracked = !s->ps.untracked;
 
 		if (s->l->ops->c2b_scan)
@@ -51,8 +48,9 @@ bool sess_pump_c2b(struct sess *s)
 		if (!s->l->ops->c2b_scan)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
-		 * acts on a line without its LF. (A held STARTTLS does not.) */
-		if (sess_client_eof(s) && !s->ps.tls_held)
+		 * acts on a line without its LF. (A held STARTTLS does not,
+		 * nor what waits behind a trace header.) */
+		if (sess_client_eof(s) && !s->ps.tls_held && !s->ps.inject_due)
 			s->scan_ok = buf_len(src);
 	}
 	n = s->scan_ok;
@@ -66,6 +64,26 @@ bool sess_pump_c2b(struct sess *s)
 		s->scan_ok -= n;
 		s->bytes_in += n;
 		sctr_add(s, CTR_bytes_from_client, n);
+		did = true;
+	}
+	return did;
+}
+
+/* Client -> backend: plaintext from pin (TLS) or cin, through the engine's
+ * tracker, into bout. The tracker may stop where the engine adds bytes of
+ * its own (a trace header, session/trace.c): what it approved goes first,
+ * then those, then it scans on. */
+bool sess_pump_c2b(struct sess *s)
+{
+	struct buf *src = s->tls ? &s->pin : &s->cin;
+	bool did = false;
+
+	if (s->tls)
+		did = sess_tls_pull(s, &s->pin);
+	for (;;) {
+		did |= sess_pump_c2b_once(s, src);
+		if (!s->ps.inject_due || s->scan_ok || !sess_inject(s, src))
+			break;
 		did = true;
 	}
 	return did;

@@ -566,6 +566,7 @@ static struct sess *sess_new(struct core *c, const struct listener *l,
 	s->policy = (uint8_t)cfg_policy_for(l->cfg, (const struct sockaddr *)peer);
 	s->cert = TLS_CERT_ANY;
 	s->local = *local;
+	s->ps.trace = l->cfg->trace_header;
 	s->be.fd = -1;
 	s->be.kind = SK_DEAD;
 	s->be_idx = -1;

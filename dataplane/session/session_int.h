@@ -156,6 +156,10 @@ void sess_retire_step(struct sess *s, bool now);
 /* Client -> backend: plaintext through the engine's tracker into bout.
  * Returns true if anything moved. */
 bool sess_pump_c2b(struct sess *s);
+/* Relay: the engine's bytes where its tracker stopped for them
+ * (ps.inject_due: the trace header, session/trace.c) into bout, replacing
+ * what the engine says of src's head. false while bout has no room. */
+bool sess_inject(struct sess *s, struct buf *src);
 /* SS_RELAY: both directions, then the half-closes. Returns true if the
  * session moved. */
 bool sess_relay(struct sess *s);

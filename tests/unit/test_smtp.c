@@ -498,7 +498,7 @@ static void test_tls_ehlo_long_reply_stays_complete(void **state)
 {
 	enum { KW = 40 };
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
 	struct proto_sess ps;
 	struct proto_out o;
 	static char all[16384];
@@ -625,7 +625,7 @@ static void test_backend_lost(void **state)
 		{ "421 4.3.2 backend.test shutting down", NULL },
 	};
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0 };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct proto_sess ps;
@@ -744,7 +744,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0 };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL };
 	struct proto_sess ps;
 	struct proto_out o;
 
@@ -1117,10 +1117,142 @@ static void test_relay_bdat_strict(void **state)
 	RELAY(&starttls_caps, good);
 }
 
+/* ---- the trace header (listeners[].trace_header) ------------------------ */
+
+/* The session's c2b pump (session/relay.c) in small: segments of client
+ * bytes, each after the backend bytes it answers; what the tracker
+ * approves goes to out, and where it stops for the engine's bytes,
+ * c2b_inject's go first, replacing what it says. */
+struct tstep {
+	const char *backend, *in;
+};
+
+static size_t trace_run(struct proto_sess *ps, const struct proto_env *env,
+			const struct tstep *t, size_t n, char *out, size_t room)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	static uint8_t buf[8192];
+	size_t held = 0, o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(t[i].in);
+
+		if (t[i].backend)
+			ops->b2c_scan(ps, (const uint8_t *)t[i].backend, strlen(t[i].backend));
+		memcpy(buf + held, t[i].in, len);
+		len += held;
+		for (;;) {
+			size_t went = ops->c2b_scan(ps, buf, len), skip = 0, w;
+
+			assert_true(o + went < room);
+			memcpy(out + o, buf, went);
+			o += went;
+			memmove(buf, buf + went, len - went);
+			len -= went;
+			if (!ps->inject_due)
+				break;
+			w = ops->c2b_inject(env, ps, buf, len, (uint8_t *)out + o, room - o, &skip);
+			assert_false(ps->inject_due);
+			o += w;
+			memmove(buf, buf + skip, len - skip);
+			len -= skip;
+		}
+		held = len;
+	}
+	out[o] = 0;
+	return o;
+}
+
+#define TRACE_TLS "using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n" \
+		  "\t key-exchange X25519"
+#define TRACE_LINE(proto) \
+	"Received: from client.example ([198.51.100.7])\r\n" \
+	"\t(" TRACE_TLS ")\r\n" \
+	"\tby mx.test (sluice) with " proto ";\r\n" \
+	"\tSat, 05 Dec 2026 11:30:00 +0000\r\n"
+
+static void test_trace_header(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	const struct proto_trace tr = { "198.51.100.7", TRACE_TLS, 1796470200LL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, &tr };
+	struct proto_sess ps;
+	static char out[16384], want[16384];
+	/* Two messages by DATA (dot-stuffed lines stay as they are), then one
+	 * by BDAT in two chunks after an AUTH: ESMTPSA, only the first chunk's
+	 * line rewritten, and the tracker still knows where commands start. */
+	static const struct tstep t[] = {
+		{ NULL, "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n"
+			"RCPT TO:<b@test.local>\r\nDATA\r\n" },
+		{ "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+		  "Subject: one\r\n\r\n..leading dot\r\n.\r\n" },
+		{ "250 queued\r\n", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@test.local>\r\nDATA\r\n" },
+		{ "250 ok\r\n250 ok\r\n354 go\r\n", "Subject: two\r\n\r\nbody\r\n.\r\n" },
+		{ "250 queued\r\n", "AUTH PLAIN AGIAYw==\r\n" },
+		{ "235 2.7.0 Authentication successful\r\n",
+		  "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@test.local>\r\nBDAT 10\r\n0123456789"
+		  "BDAT 4 LAST\r\nabcdSTARTTLS\r\n" },
+	};
+	size_t n;
+
+	(void)state;
+	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true;
+	ps.trace = true;
+	n = trace_run(&ps, &env, t, sizeof(t) / sizeof(t[0]), out, sizeof(out));
+	snprintf(want, sizeof(want), "%s%s%s%s%s%s%s%s%s%zu%s%s",
+		 "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@test.local>\r\n"
+		 "DATA\r\n",
+		 TRACE_LINE("ESMTPS"), "Subject: one\r\n\r\n..leading dot\r\n.\r\n",
+		 "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@test.local>\r\nDATA\r\n",
+		 TRACE_LINE("ESMTPS"), "Subject: two\r\n\r\nbody\r\n.\r\n",
+		 "AUTH PLAIN AGIAYw==\r\n",
+		 "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@test.local>\r\n", "BDAT ",
+		 10 + strlen(TRACE_LINE("ESMTPSA")), "\r\n",
+		 TRACE_LINE("ESMTPSA") "0123456789BDAT 4 LAST\r\nabcdXTLSDENY\r\n");
+	assert_string_equal(out, want);
+	assert_int_equal(n, strlen(want));
+	ops->fini(&ps);
+}
+
+/* Off (the default), nothing is added; a HELO client without TLS gets
+ * "SMTP", and a name that could break the header is made safe. */
+static void test_trace_header_plain(void **state)
+{
+	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
+	const struct proto_trace tr = { "IPv6:2001:db8::7", "", 1796470200LL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, &tr };
+	struct proto_sess ps;
+	static char out[4096];
+	static const struct tstep t[] = {
+		{ NULL, "HELO bad(name)\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n" },
+		{ "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n", "x\r\n.\r\n" },
+	};
+
+	(void)state;
+	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true;
+	trace_run(&ps, &env, t, 2, out, sizeof(out));
+	assert_string_equal(out, "HELO bad(name)\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n");
+	ops->fini(&ps);
+
+	memset(&ps, 0, sizeof(ps));
+	ps.in_tls = true;
+	ps.trace = true;
+	trace_run(&ps, &env, t, 2, out, sizeof(out));
+	assert_string_equal(out, "HELO bad(name)\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
+			    "Received: from bad?name? ([IPv6:2001:db8::7])\r\n"
+			    "\tby mx.test (sluice) with SMTP;\r\n"
+			    "\tSat, 05 Dec 2026 11:30:00 +0000\r\nx\r\n.\r\n");
+	ops->fini(&ps);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_banner),
+		cmocka_unit_test(test_trace_header),
+		cmocka_unit_test(test_trace_header_plain),
 		cmocka_unit_test(test_ehlo_lists_backend_caps),
 		cmocka_unit_test(test_ehlo_without_caps),
 		cmocka_unit_test(test_helo),
