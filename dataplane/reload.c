@@ -82,6 +82,16 @@ static int fixed_listeners(const struct cfg *old, const struct cfg *nu, char *er
 	return 0;
 }
 
+/* Same TLS to the backend in both files? */
+static bool be_tls_same(const struct cfg_backend_tls *a, const struct cfg_backend_tls *b)
+{
+	return a->tls == b->tls && a->mode == b->mode && a->min_version == b->min_version &&
+	       a->fallback_memory == b->fallback_memory &&
+	       str_eq(a->server_name, b->server_name) && str_eq(a->ca_file, b->ca_file) &&
+	       str_eq(a->pin_sha256, b->pin_sha256) && str_eq(a->client_cert, b->client_cert) &&
+	       str_eq(a->client_key, b->client_key);
+}
+
 /* What differs from the running start-up configuration in a way only a
  * restart can apply; 0, or -EINVAL with "FILE:LINE: KEY: reason". */
 static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err, size_t errlen)
@@ -125,7 +135,8 @@ static int needs_restart(const struct cfg *old, const struct cfg *nu, char *err,
 				"restart to apply", b->name);
 		same = a->protocol == b->protocol && a->proxy == b->proxy &&
 		       a->n_servers == b->n_servers && a->connect_timeout == b->connect_timeout &&
-		       a->health_interval == b->health_interval;
+		       a->health_interval == b->health_interval &&
+		       be_tls_same(&a->tls, &b->tls);
 		for (unsigned k = 0; same && k < b->n_servers; k++)
 			same = !strcmp(a->servers[k], b->servers[k]);
 		if (!same)

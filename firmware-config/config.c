@@ -45,6 +45,16 @@ static const cyaml_strval_t cfg_tls_strs[] = {
 static const cyaml_strval_t cfg_proxy_strs[] = {
 	{ "v2", CFG_PROXY_V2 }, { "v1", CFG_PROXY_V1 }, { "none", CFG_PROXY_NONE },
 };
+static const cyaml_strval_t cfg_be_tls_strs[] = {
+	{ "off", CFG_BE_TLS_OFF }, { "on", CFG_BE_TLS_ON }, { "required", CFG_BE_TLS_REQUIRED },
+};
+static const cyaml_strval_t cfg_be_tls_mode_strs[] = {
+	{ "starttls", CFG_BE_TLS_STARTTLS }, { "implicit", CFG_BE_TLS_IMPLICIT },
+};
+static const cyaml_strval_t cfg_tls_version_strs[] = {
+	{ "TLSv1", CFG_TLS_V1_0 }, { "TLSv1.1", CFG_TLS_V1_1 },
+	{ "TLSv1.2", CFG_TLS_V1_2 }, { "TLSv1.3", CFG_TLS_V1_3 },
+};
 static const cyaml_strval_t cfg_log_strs[] = {
 	{ "stderr", CFG_LOG_STDERR }, { "syslog", CFG_LOG_SYSLOG },
 };
@@ -153,6 +163,16 @@ static const cyaml_schema_field_t cfg_backend_fields[] = {
 				   n_servers, &cfg_string_schema, 1, CFG_SERVERS_MAX),
 	CYAML_FIELD_UINT("connect_timeout", OPT, struct cfg_backend, connect_timeout),
 	CYAML_FIELD_UINT("health_interval", OPT, struct cfg_backend, health_interval),
+	/* TLS to the backend: checked in config_backend_tls.c */
+	ENUM("tls", OPT, struct cfg_backend, tls.tls, cfg_be_tls_strs),
+	ENUM("tls_mode", OPT, struct cfg_backend, tls.mode, cfg_be_tls_mode_strs),
+	STR("server_name", OPT, struct cfg_backend, tls.server_name),
+	STR("ca_file", OPT, struct cfg_backend, tls.ca_file),
+	STR("pin_sha256", OPT, struct cfg_backend, tls.pin_sha256),
+	STR("client_cert", OPT, struct cfg_backend, tls.client_cert),
+	STR("client_key", OPT, struct cfg_backend, tls.client_key),
+	ENUM("min_version", OPT, struct cfg_backend, tls.min_version, cfg_tls_version_strs),
+	CYAML_FIELD_UINT("fallback_memory", OPT, struct cfg_backend, tls.fallback_memory),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t cfg_backend_schema = {
@@ -448,7 +468,8 @@ static int cfg_check_backend(struct cfg_ld *ld, struct cfg *c, unsigned i)
 	if ((rc = cfg_uint(ld, p, &b->connect_timeout, 5, 1, 300)))
 		return rc;
 	snprintf(p, sizeof(p), "backends[%u].health_interval", i);
-	if ((rc = cfg_uint(ld, p, &b->health_interval, 10, 1, 3600)))
+	if ((rc = cfg_uint(ld, p, &b->health_interval, 10, 1, 3600)) ||
+	    (rc = cfg_check_backend_tls(ld, c, i)))
 		return rc;
 
 	b->addrs = calloc(b->n_servers, sizeof(*b->addrs));
@@ -802,6 +823,16 @@ const char *cfg_proto_name(enum cfg_proto p)
 const char *cfg_tls_name(enum cfg_tls t)
 {
 	return cfg_strval(cfg_tls_strs, CYAML_ARRAY_LEN(cfg_tls_strs), t);
+}
+
+const char *cfg_be_tls_name(enum cfg_be_tls t)
+{
+	return cfg_strval(cfg_be_tls_strs, CYAML_ARRAY_LEN(cfg_be_tls_strs), t);
+}
+
+const char *cfg_tls_version_name(enum cfg_tls_version v)
+{
+	return cfg_strval(cfg_tls_version_strs, CYAML_ARRAY_LEN(cfg_tls_version_strs), v);
 }
 
 const char *cfg_policy_name(enum cfg_policy p)

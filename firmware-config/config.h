@@ -204,6 +204,54 @@ struct cfg_limits {
 	struct cfg_net *exempt_nets; /* n_exempt */
 };
 
+/* TLS from sluice to a backend (docs/configuration.md "backend TLS"). */
+enum cfg_be_tls {
+	CFG_BE_TLS_OFF,      /* plaintext (the default) */
+	CFG_BE_TLS_ON,       /* STARTTLS when the backend offers it, else
+				plaintext; once TLS is tried, a failure is a
+				refusal, never plaintext */
+	CFG_BE_TLS_REQUIRED, /* TLS, verified, or the client gets the
+				protocol's temporary error */
+};
+
+enum cfg_be_tls_mode {
+	CFG_BE_TLS_STARTTLS, /* the protocol's STARTTLS/STLS (the default) */
+	CFG_BE_TLS_IMPLICIT, /* TLS from the first byte (465, 993, 995) */
+};
+
+/* TLS protocol versions, in order (OpenSSL's TLS1_x_VERSION by tls/). */
+enum cfg_tls_version {
+	CFG_TLS_V1_0,
+	CFG_TLS_V1_1,
+	CFG_TLS_V1_2,
+	CFG_TLS_V1_3,
+};
+
+#define CFG_PIN_LEN 32            /* SHA-256 */
+#define CFG_FALLBACK_MEMORY_DEFAULT 3600
+
+struct cfg_backend_tls {
+	enum cfg_be_tls tls;
+	enum cfg_be_tls_mode mode;   /* `tls_mode` */
+	char *server_name;        /* SNI and the name checked against the
+				     certificate (RFC 6125); required with
+				     ca_file */
+	char *ca_file;            /* PEM trust anchors for the backend's chain */
+	char *pin_sha256;         /* base64 SHA-256 of the DER
+				     SubjectPublicKeyInfo (RFC 7469 2.4);
+				     the pin alone decides (as DANE-EE 3 1 1,
+				     RFC 7671 5.1): no chain, no name check */
+	char *client_cert;        /* PEM, sent when the backend asks */
+	char *client_key;
+	enum cfg_tls_version min_version; /* default TLSv1.2 */
+	unsigned fallback_memory; /* seconds a server that needed the
+				     conservative hello gets it straight away;
+				     default 3600; 0: not remembered */
+	/* resolved by the loader */
+	unsigned char pin[CFG_PIN_LEN];
+	bool has_pin;
+};
+
 struct cfg_backend {
 	char *name;
 	enum cfg_proto protocol;
@@ -212,6 +260,7 @@ struct cfg_backend {
 	unsigned n_servers;
 	unsigned connect_timeout; /* seconds, default 5 */
 	unsigned health_interval; /* seconds between probes, default 10 */
+	struct cfg_backend_tls tls; /* flat keys of the backend's mapping */
 	unsigned line;
 	/* resolved by the loader, n_servers entries */
 	struct sockaddr_storage *addrs;
@@ -377,6 +426,8 @@ extern const size_t cfg_default_yaml_len;
 const char *cfg_proto_name(enum cfg_proto p);
 const char *cfg_tls_name(enum cfg_tls t);
 const char *cfg_policy_name(enum cfg_policy p);
+const char *cfg_be_tls_name(enum cfg_be_tls t);
+const char *cfg_tls_version_name(enum cfg_tls_version v);
 /* The key of quirk q under `quirks:` ("bare_lf"), and its action's name
  * ("allow", "close", or "fixed" for a quirk with no switch). */
 const char *cfg_quirk_key(enum cfg_quirk q);

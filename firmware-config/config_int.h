@@ -119,4 +119,8 @@ int cfg_check_limits(struct cfg_ld *ld, struct cfg *c);
 /* Listener i's limits: the global per_address where not given. */
 int cfg_check_listener_limits(struct cfg_ld *ld, struct cfg *c, unsigned i);
 
+/* Backend i's TLS keys (config_backend_tls.c): defaults, what goes with
+ * what, the pin decoded, the files readable. 0 or -EINVAL. */
+int cfg_check_backend_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
+
 #endif

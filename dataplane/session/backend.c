@@ -30,6 +30,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <openssl/err.h>
+
 #include "clock.h"
 #include "core.h"
 #include "log.h"
@@ -51,6 +53,26 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 	for (i = 0; i < c->n_backends; i++) {
 		const struct cfg_backend *b = &c->backends[i];
 
+		if (b->tls.tls != CFG_BE_TLS_OFF && c->native) {
+			/* The file asks for protection the sessions cannot give
+			 * yet: refuse rather than relay in plaintext. */
+			be_pools_free(p, c->n_backends);
+			snprintf(err, errlen, "%s:%u: backends[%u].tls_mode: %s: not supported by "
+				 "this sluice yet on the native stack (docs/configuration.md, "
+				 "\"Backend TLS\")", c->path ? c->path : "-", b->line, i,
+				 b->tls.mode == CFG_BE_TLS_IMPLICIT ? "implicit" : "starttls");
+			return -ENOTSUP;
+		}
+		if (b->tls.tls != CFG_BE_TLS_OFF &&
+		    tls_client_init(&p[i].tlsc, &b->tls, err, errlen) < 0) {
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s", err);
+			be_pools_free(p, c->n_backends);
+			snprintf(err, errlen, "%s:%u: backends[%u]: %s", c->path ? c->path : "-",
+				 b->line, i, why);
+			return -EINVAL;
+		}
 		p[i].cfg = b;
 		p[i].ops = proto_get(b->protocol);
 		p[i].n = b->n_servers;
@@ -84,6 +106,7 @@ void be_pools_free(struct be_pool *p, unsigned n)
 			caps_free(p[i].retired[k].caps);
 		free(p[i].retired);
 		free(p[i].srv);
+		tls_client_free(&p[i].tlsc);
 	}
 	free(p);
 }
@@ -301,13 +324,72 @@ void be_probe_end(struct be_probe *pr)
 	pr->caps = NULL;
 }
 
-/* Send what the conversation queued. 0 or -errno. */
-static int probe_flush(int fd, struct be_probe *pr)
+/* Send what the conversation queued (through TLS when ssl). 0 or -errno. */
+static int probe_flush(int fd, SSL *ssl, struct be_probe *pr)
 {
-	int rc = send_all(fd, pr->out, pr->out_len);
+	int rc = 0;
 
+	if (!ssl)
+		rc = send_all(fd, pr->out, pr->out_len);
+	else if (pr->out_len && SSL_write(ssl, pr->out, (int)pr->out_len) <= 0)
+		rc = -EPIPE;
 	pr->out_len = 0;
 	return rc;
+}
+
+static ssize_t probe_recv(int fd, SSL *ssl, char *buf, size_t n)
+{
+	if (!ssl)
+		return recv(fd, buf, n, 0);
+	int r = SSL_read(ssl, buf, (int)n);
+
+	if (r <= 0 && SSL_get_error(ssl, r) == SSL_ERROR_SYSCALL && errno)
+		return -1;
+	return r < 0 ? 0 : r;
+}
+
+/*
+ * Implicit TLS to server s over fd (blocking, with the socket's timeouts),
+ * the PROXY header in plaintext first, as the sessions do: the normal
+ * hello, once more the conservative one after a failure that looks like
+ * intolerance (on a new connection). The probe does not record the
+ * fallback: sessions do, count and log it. The SSL object, or NULL with
+ * why[] filled (*fdp may be replaced).
+ */
+static SSL *probe_tls(const struct be_pool *p, const struct be_server *s, int *fdp,
+		      const void *hdr, size_t hlen, char *why, size_t wlen)
+{
+	bool cons = atomic_load(&s->fallback_until_ms) > clock_mono_ms();
+
+	for (;;) {
+		SSL *ssl = tls_client_ssl(&p->tlsc, cons);
+		unsigned long e;
+		int rc;
+
+		if (!ssl || send_all(*fdp, hdr, hlen) < 0 || SSL_set_fd(ssl, *fdp) != 1) {
+			snprintf(why, wlen, "TLS: cannot start");
+			SSL_free(ssl);
+			return NULL;
+		}
+		ERR_clear_error();
+		rc = SSL_connect(ssl);
+		if (rc == 1)
+			return ssl;
+		rc = SSL_get_error(ssl, rc);
+		e = ERR_peek_error();
+		char w[160];
+		enum tls_client_fail f = tls_client_classify(ssl, rc, e, w, sizeof(w));
+
+		ERR_clear_error();
+		SSL_free(ssl);
+		snprintf(why, wlen, "TLS%s: %.90s", cons ? " (conservative hello)" : "", w);
+		if (f != TLSC_FAIL_INTOLERANT || cons || !p->tlsc.conservative)
+			return NULL;
+		cons = true;
+		close(*fdp);
+		if ((*fdp = probe_connect(s, p->cfg->connect_timeout)) < 0)
+			return NULL;
+	}
 }
 
 /*
@@ -321,6 +403,7 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 	struct sockaddr_storage me, peer;
 	socklen_t ml = sizeof(me), pl = sizeof(peer);
 	struct be_probe *pr;
+	SSL *ssl = NULL;
 	bool names;
 	int fd, rc;
 
@@ -339,13 +422,23 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 			    names ? (struct sockaddr *)&peer : NULL);
 	if (rc < 0)
 		goto out;
+	if (p->cfg->tls.tls != CFG_BE_TLS_OFF && p->cfg->tls.mode == CFG_BE_TLS_IMPLICIT) {
+		/* STARTTLS backends are probed in plaintext: what sluice
+		 * advertises before TLS is what they offer before it. */
+		ssl = probe_tls(p, s, &fd, pr->out, pr->out_len, why, wlen);
+		pr->out_len = 0;
+		if (!ssl) {
+			rc = -EPROTO;
+			goto out;
+		}
+	}
 	for (;;) {
 		char buf[4096];
 		ssize_t n;
 
-		if ((rc = probe_flush(fd, pr)) < 0)
+		if ((rc = probe_flush(fd, ssl, pr)) < 0)
 			goto io_fail;
-		n = recv(fd, buf, sizeof(buf), 0);
+		n = probe_recv(fd, ssl, buf, sizeof(buf));
 		if (n <= 0) {
 			rc = n < 0 ? -errno : -ECONNRESET;
 			goto io_fail;
@@ -354,13 +447,15 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {
-			probe_flush(fd, pr);   /* the QUIT */
+			probe_flush(fd, ssl, pr);   /* the QUIT */
 			*out = be_probe_take(pr);
 			rc = 0;
 			/* Read its answer up to the server's FIN (or the
 			 * timeout): a close with bytes unread would reset. */
+			if (ssl)
+				SSL_shutdown(ssl);
 			shutdown(fd, SHUT_WR);
-			while (recv(fd, buf, sizeof(buf), 0) > 0)
+			while (probe_recv(fd, ssl, buf, sizeof(buf)) > 0)
 				;
 			goto out;
 		}
@@ -368,7 +463,9 @@ static int probe_one(const struct be_pool *p, const struct be_server *s,
 io_fail:
 	snprintf(why, wlen, "%s", rc == -EAGAIN ? "timed out" : strerror(-rc));
 out:
-	close(fd);
+	SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
 	be_probe_end(pr);
 	free(pr);
 	return rc;

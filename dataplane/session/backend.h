@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "client.h"
 #include "config.h"
 #include "proto/proto.h"
 #include "session/proxyproto.h"
@@ -24,6 +25,9 @@ struct be_server {
 	bool probe_down;                 /* the last probe failed (the prober's) */
 	_Atomic uint64_t probed_ms;      /* the last probe's end (clock_mono_ms);
 					    0: never (the metrics' probe age) */
+	_Atomic uint64_t fallback_until_ms; /* TLS to it: the conservative hello
+					    straight away until then
+					    (fallback_memory); 0 never */
 };
 
 /* A replaced capability snapshot, freed once no core can still read it. */
@@ -34,6 +38,7 @@ struct be_retired {
 
 struct be_pool {
 	const struct cfg_backend *cfg;
+	struct tls_client tlsc;             /* cfg->tls.tls != off: its contexts */
 	const struct proto_ops *ops;
 	unsigned n;
 	struct be_server *srv;

@@ -46,6 +46,23 @@ bool sess_backend_lost(struct sess *s, int idx, int err)
 	return true;
 }
 
+int sess_backend_connect(struct sess *s, int idx)
+{
+	struct be_pool *p = s->l->pool;
+	int rc;
+
+	sess_be_tls_free(s);
+	s->be.owner = s;
+	s->be.wake = sess_stream_wake;
+	s->be.wake_arg = s;
+	rc = io_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr, p->srv[idx].len);
+	if (rc == 0) {
+		s->be_idx = idx;
+		sess_arm(s, p->cfg->connect_timeout * 1000ull);
+	}
+	return rc;
+}
+
 /* Connect the next backend server, or tell the client none is there. */
 void sess_backend_next(struct sess *s)
 {
@@ -63,16 +80,10 @@ void sess_backend_next(struct sess *s)
 			sess_closing(s, NULL, NULL);
 			return;
 		}
-		s->be.owner = s;
-		s->be.wake = sess_stream_wake;
-		s->be.wake_arg = s;
-		rc = io_connect(s->core, &s->be, (struct sockaddr *)&p->srv[idx].addr,
-				p->srv[idx].len);
-		if (rc == 0) {
-			s->be_idx = idx;
-			sess_arm(s, p->cfg->connect_timeout * 1000ull);
+		s->be_tls_cons = false; /* a new server: its own memory decides */
+		rc = sess_backend_connect(s, idx);
+		if (rc == 0)
 			return;
-		}
 		if (!sess_backend_lost(s, idx, rc))
 			return;
 	}
@@ -154,6 +165,20 @@ bool sess_backend(struct sess *s)
 		}
 		if (!sess_backend_up(s))
 			return true;
+		if (sess_be_tls_wanted(s) && !sess_be_tls_up(s))
+			return true;
+		did = true;
+	}
+	if (s->be_ssl && !s->be_tls) {
+		/* Nothing is read from or written to the backend in
+		 * plaintext until its handshake is done (rule 2.4's twin). */
+		int rc = sess_be_tls_handshake(s);
+
+		if (rc < 0)
+			return true;
+		if (rc == 0)
+			return did;
+		sess_be_tls_pump(s);
 		did = true;
 	}
 	/* Hold the client's bytes (decrypted) until the backend is ready. */
@@ -176,6 +201,22 @@ bool sess_backend(struct sess *s)
 		if (ev != LR_LINE) {
 			sess_backend_failed(s, "backend sent an overlong line");
 			return true;
+		}
+		if (s->bst_on) {
+			/* line.p points into bin: consumed after the call */
+			bool go_on = sess_be_starttls_line(s, line.p, line.len,
+							   buf_len(&s->bin) - (uint32_t)used);
+
+			if (buf_len(&s->bin) >= used)
+				buf_consume(&s->bin, (uint32_t)used);
+			did = true;
+			if (!go_on)
+				return true;
+			if (s->bst_replay) {
+				s->bst_replay = false;
+				sess_be_replay_greeting(s);
+			}
+			continue;
 		}
 		po_reset(&o);
 		s->l->ops->backend_line(&env, &s->ps, line.p, line.len, &o);

@@ -186,15 +186,19 @@ bool sess_relay(struct sess *s)
 	}
 	/* Client finished: pass the FIN on once its bytes are out. */
 	if (sess_client_done(s) && buf_len(s->tls ? &s->pin : &s->cin) == 0 &&
-	    buf_len(&s->bout) == 0 &&
+	    buf_len(&s->bout) == 0 && buf_len(&s->bcout) == 0 &&
 	    !s->be_fin_sent && stream_is_open(&s->be)) {
+		/* TLS to the backend: its close_notify first, sent before
+		 * the FIN (bcout must drain again). */
+		if (sess_be_tls_close(s))
+			return true;
 		sess_set_result(s, "ok", "client closed");
 		stream_shutdown_wr(&s->be);
 		s->be_fin_sent = true;
 		did = true;
 	}
 	/* Backend finished or failed: its last bytes out, then close. */
-	if ((s->be.eof || s->be.failed) && buf_len(&s->bin) == 0) {
+	if ((s->be.eof || s->be.failed) && sess_be_drained(s)) {
 		struct proto_env env = sess_env(s);
 		struct proto_out o;
 

@@ -136,6 +136,7 @@ void sess_close_backend(struct sess *s)
 		stream_close(&s->be);
 	buf_free(&s->bin);
 	buf_free(&s->bout);
+	sess_be_tls_free(s);
 }
 
 /* Stop relaying; the client gets what is queued for it, then the close. */
@@ -345,12 +346,17 @@ static bool sess_read(struct sess *s)
 	}
 	if (s->cli.eof)
 		s->tio.in_eof = true;
+	/* Under TLS to the backend its ciphertext lands in bcin. */
+	struct buf *bw = s->be_ssl ? &s->bcin : &s->bin;
+
 	while (stream_is_open(&s->be) && !s->be.connecting && s->be.readable && !s->be.eof &&
-	       !s->be.failed && buf_room(&s->bin)) {
-		if (stream_recv(&s->be, &s->bin) <= 0)
+	       !s->be.failed && buf_room(bw)) {
+		if (stream_recv(&s->be, bw) <= 0)
 			break;
 		did = true;
 	}
+	if (s->be_tls)
+		did |= sess_be_tls_pump(s);
 	return did;
 }
 
@@ -363,9 +369,13 @@ bool sess_flush(struct sess *s)
 			did = true;
 		else
 			break;
-	while (stream_is_open(&s->be) && buf_len(&s->bout) && s->be.writable && !s->be.connecting &&
+	struct buf *bw = s->be_ssl ? &s->bcout : &s->bout;
+
+	if (s->be_tls)
+		did |= sess_be_tls_pump(s);
+	while (stream_is_open(&s->be) && buf_len(bw) && s->be.writable && !s->be.connecting &&
 	       !s->be.failed)
-		if (stream_send(&s->be, &s->bout) > 0)
+		if (stream_send(&s->be, bw) > 0)
 			did = true;
 		else
 			break;
@@ -655,7 +665,8 @@ static void sess_log(struct sess *s)
 	log_msg(LOG_INFO,
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
 		"policy=%s resumed=%s "
-		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s hold_ms=%u backend=%s in=%llu out=%llu ms=%llu "
+		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s hold_ms=%u backend=%s backend_tls=%s "
+		"backend_hello=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
@@ -665,6 +676,10 @@ static void sess_log(struct sess *s)
 		logsafe_name(s->sni, strlen(s->sni), sni, sizeof(sni)),
 		s->tls ? s->cert_kind : "-", s->ja4[0] ? s->ja4 : "-",
 		s->starttls ? "yes" : "no", quirk_list(s->quirks, quirks, sizeof(quirks)), s->hold_ms, be,
+		s->be_tls_version[0] ? s->be_tls_version : "none",
+		!sess_be_tls_wanted(s) || s->be_idx < 0 ? "-" :
+		s->be_tls_fell_back ? "fallback" : s->be_tls_cons ? "remembered" :
+		s->be_tls_version[0] ? "normal" : "-",
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),

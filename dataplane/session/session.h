@@ -18,6 +18,7 @@
 #include "conn_limits.h"
 #include "core.h"
 #include "net/tcp_stream.h"
+#include "proto/be_starttls.h"
 #include "proto/linereader.h"
 #include "proto/proto.h"
 #include "stream.h"
@@ -68,7 +69,13 @@ struct sess {
 	};
 	struct buf cin, cout;       /* client wire bytes (ciphertext under TLS) */
 	struct buf pin;             /* client plaintext after TLS, before relay */
-	struct buf bin, bout;       /* backend wire bytes */
+	struct buf bin, bout;       /* backend wire bytes; its plaintext under
+				       TLS to the backend */
+	struct buf bcin, bcout;     /* TLS to the backend: its ciphertext */
+	struct tls_io btio;         /* what the backend's BIO reads and writes */
+	SSL *be_ssl;                /* TLS to the backend (backend_tls.c);
+				       freed with the backend connection */
+	struct bst bst;             /* STARTTLS with the backend, while bst_on */
 	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
 	SSL *ssl;                   /* set once a handshake started; the
 				       record layer after it (SSL_read/SSL_write
@@ -106,6 +113,15 @@ struct sess {
 	bool resumed;               /* the handshake resumed a session */
 	bool be_fin_sent;
 	bool be_connected;
+	bool be_tls;                /* TLS to the backend is up */
+	bool be_tls_cons;           /* with the conservative hello */
+	bool be_tls_fell_back;      /* this session retried with it */
+	bool bst_on;                /* backend lines go to bst_line, not the
+				       engine (STARTTLS with the backend) */
+	bool bst_replay;            /* give the engine the kept greeting */
+	bool be_tls_close_sent;     /* our close_notify to the backend queued */
+	bool be_tls_in_done;        /* the backend's TLS ended (close_notify,
+				       EOF or an error): nothing more to read */
 	bool be_retiring;           /* rule 2.7: the plaintext backend was told
 				       QUIT/LOGOUT; what it still sends is
 				       swallowed, then it is closed */
@@ -127,6 +143,7 @@ struct sess {
 	char reason[360];
 	char tls_version[16];
 	char tls_cipher[64];
+	char be_tls_version[16];    /* TLS to the backend, "" none */
 	char sni[128];
 	char cert_kind[24];
 	char ja4[40];               /* the client's JA4 fingerprint */

@@ -108,6 +108,42 @@ void sess_backend_failed(struct sess *s, const char *why);
  * if the session moved. */
 bool sess_backend(struct sess *s);
 
+/* Connect backend server idx (a new attempt, or the same server again):
+ * 0, or what io_connect returned. */
+int sess_backend_connect(struct sess *s, int idx);
+
+/* backend_tls.c: TLS to the backend, under bin/bout */
+/* Does this session's backend pool speak TLS? */
+bool sess_be_tls_wanted(const struct sess *s);
+/* The backend connection is up, its PROXY header in bout: that header to
+ * the wire in plaintext, then the client SSL object (the conservative
+ * hello if the server is remembered as needing it). False when the
+ * session is closing (out of memory). */
+bool sess_be_tls_begin(struct sess *s);
+/* One handshake step: 1 done, 0 wants I/O, -1 failed (then the session
+ * either reconnects for the conservative hello or is closing). */
+int sess_be_tls_handshake(struct sess *s);
+/* After the handshake: bcin -> bin (SSL_read), bout -> bcout
+ * (SSL_write). True if anything moved. */
+bool sess_be_tls_pump(struct sess *s);
+/* The backend connection is up (PROXY header queued): implicit TLS
+ * begins, or STARTTLS's opening. False when the session is closing. */
+bool sess_be_tls_up(struct sess *s);
+/* SS_BACKEND with bst_on: one backend line of the STARTTLS opening (l in
+ * bin, rest: the bytes behind it there, which the caller consumes). False
+ * when the session is closing (refused) or TLS begins (stop reading). */
+bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t rest);
+/* Put the greeting kept by the STARTTLS opening in (empty) bin: the engine
+ * opens the backend from it. */
+void sess_be_replay_greeting(struct sess *s);
+/* Nothing more from the backend waits to reach bin's reader. */
+bool sess_be_drained(const struct sess *s);
+/* The client is done: queue the close_notify to the backend, once. True
+ * when it waits in bcout (send the FIN after it). */
+bool sess_be_tls_close(struct sess *s);
+/* Free the backend's TLS state and its ciphertext buffers. */
+void sess_be_tls_free(struct sess *s);
+
 /* goodbye.c */
 /* Drain: the protocol's goodbye if this is a safe point (and, relaying,
  * the backend's polite end). True if it was said: the session closes. */

@@ -298,6 +298,7 @@ static void test_metrics_addr(void **state)
 	"    protocol: smtp\n" \
 	"    tls: starttls\n" \
 	"    backend: pf\n"
+#define PIN "LXEWQrcmsEQBYnyp+6wy9chTD7GQPMTbAiWHF5IaSIE=" /* base64(sha256("x")) */
 /* BE is 4 lines and LS 6: after "X\n" BE LS, listeners[0] starts at line 7. */
 
 struct bad_case {
@@ -308,6 +309,67 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	/* TLS to the backend (config_backend_tls.c); BE's mapping goes on at line 5 */
+	{ "backend tls: a bad value",
+	  BE "    tls: maybe\n" LS,
+	  "t.yaml:5: backends[0].tls: invalid value 'maybe' (expected off, on, required)", NULL },
+	{ "backend tls without ca_file or pin",
+	  BE "    tls: required\n" LS,
+	  "t.yaml:5: backends[0].tls: needs ca_file or pin_sha256", NULL },
+	{ "backend tls: on with implicit TLS",
+	  BE "    tls: on\n    tls_mode: implicit\n    pin_sha256: " PIN "\n" LS,
+	  "t.yaml:6: backends[0].tls_mode: implicit TLS is not offered", "write tls: required" },
+	{ "backend tls_mode: a bad value",
+	  BE "    tls: required\n    tls_mode: ssl\n" LS,
+	  "t.yaml:6: backends[0].tls_mode: invalid value 'ssl' (expected starttls, implicit)", NULL },
+	{ "backend ca_file without server_name",
+	  BE "    tls: required\n    ca_file: /etc/passwd\n" LS,
+	  "t.yaml:6: backends[0].ca_file: needs server_name", NULL },
+	{ "backend ca_file and pin together",
+	  BE "    tls: required\n    ca_file: /etc/passwd\n    server_name: mx.example\n"
+	  "    pin_sha256: " PIN "\n" LS,
+	  "t.yaml:8: backends[0].pin_sha256: not with ca_file", NULL },
+	{ "backend pin: hex, not base64",
+	  BE "    tls: required\n    pin_sha256: 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881\n" LS,
+	  "t.yaml:6: backends[0].pin_sha256: '2d711642", "is not the base64 of a SHA-256" },
+	{ "backend pin: base64 of 33 bytes",
+	  BE "    tls: required\n    pin_sha256: LXEWQrcmsEQBYnyp+6wy9chTD7GQPMTbAiWHF5IaSIEA\n" LS,
+	  "t.yaml:6: backends[0].pin_sha256: ", "is not the base64 of a SHA-256" },
+	{ "backend pin: not base64",
+	  BE "    tls: required\n    pin_sha256: LXEWQrcmsEQBYnyp+6wy9ch*D7GQPMTbAiWHF5IaSIE=\n" LS,
+	  "t.yaml:6: backends[0].pin_sha256: ", "is not the base64 of a SHA-256" },
+	{ "backend ca_file missing",
+	  BE "    tls: required\n    ca_file: /nonexistent/ca.pem\n    server_name: mx.example\n" LS,
+	  "t.yaml:6: backends[0].ca_file: cannot read '/nonexistent/ca.pem': No such file", NULL },
+	{ "backend ca_file relative",
+	  BE "    tls: required\n    ca_file: ca.pem\n    server_name: mx.example\n" LS,
+	  "t.yaml:6: backends[0].ca_file: 'ca.pem' is not an absolute path", NULL },
+	{ "backend server_name not a host name",
+	  BE "    tls: required\n    pin_sha256: " PIN "\n    server_name: '*.example'\n" LS,
+	  "t.yaml:7: backends[0].server_name: '*.example' is not a host name", NULL },
+	{ "backend client_cert without client_key",
+	  BE "    tls: required\n    pin_sha256: " PIN "\n    client_cert: /etc/passwd\n" LS,
+	  "t.yaml:7: backends[0].client_cert: client_cert and client_key go together", NULL },
+	{ "backend client_key without client_cert",
+	  BE "    tls: required\n    pin_sha256: " PIN "\n    client_key: /etc/passwd\n" LS,
+	  "t.yaml:7: backends[0].client_key: client_cert and client_key go together", NULL },
+	{ "backend client_key unreadable",
+	  BE "    tls: required\n    pin_sha256: " PIN "\n    client_cert: /etc/passwd\n"
+	  "    client_key: /nonexistent.key\n" LS,
+	  "t.yaml:8: backends[0].client_key: cannot read '/nonexistent.key'", NULL },
+	{ "backend min_version: a bad value",
+	  BE "    tls: required\n    pin_sha256: " PIN "\n    min_version: SSLv3\n" LS,
+	  "t.yaml:7: backends[0].min_version: invalid value 'SSLv3' (expected TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)",
+	  NULL },
+	{ "backend fallback_memory out of range",
+	  BE "    tls: required\n    pin_sha256: " PIN "\n    fallback_memory: 9999999\n" LS,
+	  "t.yaml:7: backends[0].fallback_memory: 9999999 is out of range (0..2592000)", NULL },
+	{ "backend TLS keys with tls: off",
+	  BE "    server_name: mx.example\n" LS,
+	  "t.yaml:5: backends[0].server_name: only with tls: on or required", NULL },
+	{ "backend TLS keys with no tls key",
+	  BE "    tls: off\n    min_version: TLSv1.3\n" LS,
+	  "t.yaml:6: backends[0].min_version: only with tls: on or required", NULL },
 	{ "tickets.export beside a key file",
 	  BE LS "tickets:\n  key_file: /etc/sluice/ticket.keys\n  export: /run/sluice/keys\n",
 	  "t.yaml:13: tickets.export: not with tickets.key_file", NULL },
@@ -595,6 +657,54 @@ static void test_detect_implicit_defaults(void **state)
 				 c->listeners[0].detect_implicit_ms, cases[i].want);
 		cfg_free(c);
 	}
+}
+
+/* A backend's TLS keys: defaults, what is written, the pin decoded. */
+static void test_backend_tls(void **state)
+{
+	(void)state;
+	static const char doc[] =
+		BE "    tls: required\n    tls_mode: implicit\n    pin_sha256: " PIN "\n"
+		"    server_name: imap.example.net\n    client_cert: /etc/passwd\n"
+		"    client_key: /etc/passwd\n    min_version: TLSv1.3\n    fallback_memory: 0\n"
+		"  - name: opportunistic\n    protocol: smtp\n    servers: [127.0.0.1:10027]\n"
+		"    tls: on\n    ca_file: /etc/passwd\n    server_name: mx.example\n"
+		"  - name: plain\n    protocol: smtp\n    servers: [127.0.0.1:10028]\n" LS;
+	static const unsigned char pin[32] = {
+		0x2d, 0x71, 0x16, 0x42, 0xb7, 0x26, 0xb0, 0x44, 0x01, 0x62, 0x7c, 0xa9, 0xfb, 0xac,
+		0x32, 0xf5, 0xc8, 0x53, 0x0f, 0xb1, 0x90, 0x3c, 0xc4, 0xdb, 0x02, 0x25, 0x87, 0x17,
+		0x92, 0x1a, 0x48, 0x81,
+	};
+	char err[512];
+	struct cfg *c = NULL;
+
+	if (cfg_load_string(doc, strlen(doc), "d.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	const struct cfg_backend_tls *t = &c->backends[0].tls;
+	assert_int_equal(t->tls, CFG_BE_TLS_REQUIRED);
+	assert_int_equal(t->mode, CFG_BE_TLS_IMPLICIT);
+	assert_true(t->has_pin);
+	assert_memory_equal(t->pin, pin, sizeof(pin));
+	assert_string_equal(t->server_name, "imap.example.net");
+	assert_string_equal(t->client_cert, "/etc/passwd");
+	assert_int_equal(t->min_version, CFG_TLS_V1_3);
+	assert_int_equal(t->fallback_memory, 0);
+	assert_string_equal(cfg_be_tls_name(t->tls), "required");
+	assert_string_equal(cfg_tls_version_name(t->min_version), "TLSv1.3");
+
+	t = &c->backends[1].tls;
+	assert_int_equal(t->tls, CFG_BE_TLS_ON);
+	assert_int_equal(t->mode, CFG_BE_TLS_STARTTLS);
+	assert_false(t->has_pin);
+	assert_string_equal(t->ca_file, "/etc/passwd");
+	assert_int_equal(t->min_version, CFG_TLS_V1_2);
+	assert_int_equal(t->fallback_memory, CFG_FALLBACK_MEMORY_DEFAULT);
+
+	t = &c->backends[2].tls;
+	assert_int_equal(t->tls, CFG_BE_TLS_OFF);
+	assert_null(t->server_name);
+	assert_string_equal(cfg_be_tls_name(t->tls), "off");
+	cfg_free(c);
 }
 
 static void test_bad_documents(void **state)
@@ -930,6 +1040,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_quirk_actions),
 		cmocka_unit_test(test_detect_implicit_defaults),
 		cmocka_unit_test(test_metrics_addr),
+		cmocka_unit_test(test_backend_tls),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),

@@ -1,0 +1,266 @@
+/*
+ * sluice as a TLS client of a backend (tls/client.c): real handshakes in
+ * memory against an OpenSSL server, verified by pin and by CA file and
+ * name, and how failures are classed: verification failures never look
+ * like intolerance; a server that closes after the ClientHello, or sends
+ * protocol_version before any ServerHello, does.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "client.h"
+
+static EVP_PKEY *key;
+static X509 *crt;
+static char ca_path[64];
+
+/* A self-signed P-256 certificate for mx.example. */
+static int setup(void **state)
+{
+	(void)state;
+	X509_NAME *n;
+	X509_EXTENSION *ext;
+	X509V3_CTX v3;
+	FILE *f;
+	int fd;
+
+	key = EVP_EC_gen("P-256");
+	crt = X509_new();
+	X509_set_version(crt, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(crt), 1);
+	X509_gmtime_adj(X509_getm_notBefore(crt), -60);
+	X509_gmtime_adj(X509_getm_notAfter(crt), 3600);
+	X509_set_pubkey(crt, key);
+	n = X509_get_subject_name(crt);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"mx.example", -1,
+				   -1, 0);
+	X509_set_issuer_name(crt, n);
+	X509V3_set_ctx(&v3, crt, crt, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:mx.example");
+	X509_add_ext(crt, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+	X509_add_ext(crt, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(crt, key, EVP_sha256());
+	snprintf(ca_path, sizeof(ca_path), "/tmp/test_tls_client.XXXXXX");
+	fd = mkstemp(ca_path);
+	f = fdopen(fd, "w");
+	PEM_write_X509(f, crt);
+	fclose(f);
+	return key && crt ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(ca_path);
+	X509_free(crt);
+	EVP_PKEY_free(key);
+	return 0;
+}
+
+/* The server: TLS max_version (0: any), min_version (0: any). */
+static SSL *server(int min, int max)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *s;
+
+	SSL_CTX_use_certificate(ctx, crt);
+	SSL_CTX_use_PrivateKey(ctx, key);
+	SSL_CTX_set_min_proto_version(ctx, min);
+	SSL_CTX_set_max_proto_version(ctx, max);
+	s = SSL_new(ctx);
+	SSL_CTX_free(ctx);
+	SSL_set_accept_state(s);
+	return s;
+}
+
+/* Run both sides until the client finishes or fails; the client's last
+ * SSL_get_error (0: done) and the first error of its queue in *err. */
+static int run(SSL *c, SSL *s, unsigned long *err)
+{
+	BIO *cb, *sb;
+
+	BIO_new_bio_pair(&cb, 0, &sb, 0);
+	SSL_set_bio(c, cb, cb);
+	SSL_set_bio(s, sb, sb);
+	for (int i = 0; i < 20; i++) {
+		int rc, e;
+
+		ERR_clear_error();
+		rc = SSL_do_handshake(c);
+		e = rc == 1 ? 0 : SSL_get_error(c, rc);
+		*err = ERR_peek_error();
+		if (rc == 1 || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE))
+			return e;
+		SSL_do_handshake(s);
+		ERR_clear_error();
+	}
+	return -1;
+}
+
+static struct cfg_backend_tls pin_cfg(void)
+{
+	struct cfg_backend_tls t = { .tls = CFG_BE_TLS_REQUIRED, .min_version = CFG_TLS_V1_2,
+				     .has_pin = true, .server_name = "mx.example" };
+
+	assert_int_equal(tls_spki_sha256(crt, t.pin), 0);
+	return t;
+}
+
+static void test_pin(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = pin_cfg();
+	struct tls_client tc;
+	unsigned long err;
+	char err_s[256], why[160];
+
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	/* The right key: TLS 1.3, and the conservative hello gets TLS 1.2. */
+	for (int cons = 0; cons < 2; cons++) {
+		SSL *c = tls_client_ssl(&tc, cons), *s = server(0, 0);
+
+		assert_int_equal(run(c, s, &err), 0);
+		assert_int_equal(SSL_version(c), cons ? TLS1_2_VERSION : TLS1_3_VERSION);
+		SSL_free(c);
+		SSL_free(s);
+	}
+	tls_client_free(&tc);
+
+	/* Another key: a verification failure, never intolerance. */
+	t.pin[0] ^= 1;
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	SSL *c = tls_client_ssl(&tc, false), *s = server(0, 0);
+	int e = run(c, s, &err);
+
+	assert_int_not_equal(e, 0);
+	assert_int_equal(tls_client_classify(c, e, err, why, sizeof(why)), TLSC_FAIL_VERIFY);
+	assert_non_null(strstr(why, "certificate verification failed"));
+	SSL_free(c);
+	SSL_free(s);
+	tls_client_free(&tc);
+}
+
+static void test_ca_and_name(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = { .tls = CFG_BE_TLS_REQUIRED, .min_version = CFG_TLS_V1_2,
+				     .ca_file = ca_path, .server_name = "mx.example" };
+	struct tls_client tc;
+	unsigned long err;
+	char err_s[256], why[160];
+	SSL *c, *s;
+	int e;
+
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	c = tls_client_ssl(&tc, false);
+	s = server(0, 0);
+	assert_int_equal(run(c, s, &err), 0);
+	SSL_free(c);
+	SSL_free(s);
+	tls_client_free(&tc);
+
+	t.server_name = "other.example";
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	c = tls_client_ssl(&tc, false);
+	s = server(0, 0);
+	e = run(c, s, &err);
+	assert_int_not_equal(e, 0);
+	assert_int_equal(tls_client_classify(c, e, err, why, sizeof(why)), TLSC_FAIL_VERIFY);
+	assert_non_null(strstr(why, "hostname mismatch"));
+	SSL_free(c);
+	SSL_free(s);
+	tls_client_free(&tc);
+}
+
+/* A server that wants TLS 1.3 answers the conservative hello with
+ * protocol_version before any ServerHello: that looks like intolerance. */
+static void test_alert_before_server_hello(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = pin_cfg();
+	struct tls_client tc;
+	unsigned long err;
+	char err_s[256], why[160];
+
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	SSL *c = tls_client_ssl(&tc, true), *s = server(TLS1_3_VERSION, 0);
+	int e = run(c, s, &err);
+
+	assert_int_not_equal(e, 0);
+	assert_int_equal(tls_client_classify(c, e, err, why, sizeof(why)), TLSC_FAIL_INTOLERANT);
+	assert_non_null(strstr(why, "protocol version"));
+	SSL_free(c);
+	SSL_free(s);
+	tls_client_free(&tc);
+}
+
+/* The server closes after the ClientHello. */
+static void test_close_after_hello(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = pin_cfg();
+	struct tls_client tc;
+	char err_s[256], why[160];
+	BIO *cb, *sb;
+	int rc, e;
+
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	SSL *c = tls_client_ssl(&tc, false);
+
+	BIO_new_bio_pair(&cb, 0, &sb, 0);
+	SSL_set_bio(c, cb, cb);
+	assert_int_equal(SSL_get_error(c, SSL_do_handshake(c)), SSL_ERROR_WANT_READ);
+	BIO_shutdown_wr(sb); /* the hello read by nobody, then EOF */
+	ERR_clear_error();
+	rc = SSL_do_handshake(c);
+	e = SSL_get_error(c, rc);
+	assert_int_equal(tls_client_classify(c, e, ERR_peek_error(), why, sizeof(why)),
+			 TLSC_FAIL_INTOLERANT);
+	assert_string_equal(why, "connection closed after the ClientHello");
+	SSL_free(c);
+	BIO_free(sb);
+	tls_client_free(&tc);
+}
+
+/* min_version TLSv1.3 leaves no room for the conservative hello. */
+static void test_no_fallback_below_min(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = pin_cfg();
+	struct tls_client tc;
+	char err_s[256];
+
+	t.min_version = CFG_TLS_V1_3;
+	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	assert_non_null(tc.normal);
+	assert_null(tc.conservative);
+	assert_null(tls_client_ssl(&tc, true));
+	tls_client_free(&tc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pin),
+		cmocka_unit_test(test_ca_and_name),
+		cmocka_unit_test(test_alert_before_server_hello),
+		cmocka_unit_test(test_close_after_hello),
+		cmocka_unit_test(test_no_fallback_below_min),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
