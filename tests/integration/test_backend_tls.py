@@ -105,10 +105,11 @@ class TlsPostfix(Postfix):
                     "-o smtpd_upstream_proxy_protocol=haproxy\n")
             # asks for a client certificate, verified against the test CA:
             # Postfix logs "Trusted TLS connection" for one it verified,
-            # "Anonymous" when none came
+            # "Anonymous" when none came, and its Received: line names the
+            # certificate's CN
             f.write(f"127.0.0.1:{PF_CCERT} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
                     "-o smtpd_upstream_proxy_protocol=haproxy -o smtpd_tls_ask_ccert=yes "
-                    f"-o smtpd_tls_CAfile={PKI.ca_file}\n")
+                    f"-o smtpd_tls_CAfile={PKI.ca_file} -o smtpd_tls_received_header=yes\n")
 
     def _listening(self):
         from harness import listening
@@ -360,16 +361,23 @@ class BackendTls(unittest.TestCase):
                          server_name=NAME)]), "btls-ccert")
         since = PF.log_mark()
         tag, log = send_one(sl, "with-cert")
-        self.assertIn(message_id(tag).encode(), landed(tag))
+        msg = landed(tag)
+        self.assertIn(message_id(tag).encode(), msg)
         self.assertEqual(log["result"], "ok", log)
+        # smtpd_tls_received_header: the client certificate's CN, verified
+        self.assertRegex(msg.decode(errors="replace"),
+                         r'\(Client CN "sluice\.client\.test", Issuer "sluice backend test CA"'
+                         r' \(verified OK\)\)')
         wait_until(lambda: "Trusted TLS connection established from" in PF.log(since), 10,
                    "Postfix's line for a verified client certificate")
         text = PF.log(since)
-        self.assertIn("sluice.client.test", text)   # smtpd: "client certificate verified"
+        self.assertIn("client-signature ECDSA", text)
         self.assertNotIn("Anonymous TLS connection", text)
         since = PF.log_mark()
         tag, log = send_one(sl, "without")
-        self.assertIn(message_id(tag).encode(), landed(tag))
+        msg = landed(tag)
+        self.assertIn(message_id(tag).encode(), msg)
+        self.assertNotIn(b"Client CN", msg)
         wait_until(lambda: "Anonymous TLS connection established from" in PF.log(since), 10,
                    "Postfix's line for a client without a certificate")
         self.assertNotIn("Trusted TLS connection", PF.log(since))
