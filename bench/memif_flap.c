@@ -17,7 +17,6 @@
  * Prints one JSON line {"flaps": N, "connected": K, "frames": S}; exit
  * status 0 when every connect came up, 1 otherwise, 2 on bad usage.
  */
-#include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -26,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "flatdir.h"
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -93,24 +94,6 @@ static unsigned fill(uint16_t port, struct rte_mempool *pool, unsigned want, uns
 		}
 	}
 	return done;
-}
-
-/* The EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind;
- * ours alone (the prefix carries our pid): remove it. */
-static void rm_runtime_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' &&
-		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
-			unlink(path);
-	closedir(d);
-	rmdir(dir);
 }
 
 static void usage(void)
@@ -197,6 +180,6 @@ out:
 	rte_mempool_free(pool);
 	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
 	rte_eal_cleanup();
-	rm_runtime_dir(rundir);
+	flatdir_remove(rundir);
 	return up == count ? 0 : 1;
 }

@@ -9,7 +9,6 @@
  * peer's disconnect unmaps the rings in the EAL's interrupt thread
  * (dataplane/io/intr_gate.h).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
@@ -22,6 +21,7 @@
 
 /* Before DPDK: <netinet/ip6.h> (through rte_ip.h) defines ip6_plen as a
  * macro, and net.h has a field of that name. */
+#include "flatdir.h"
 #include "natio.h"
 #include "io/intr_gate.h"
 
@@ -481,24 +481,6 @@ fail:
 	return NULL;
 }
 
-/* The EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind;
- * ours alone (the prefix carries our pid): remove it. */
-static void natio_rm_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' &&
-		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
-			unlink(path);
-	closedir(d);
-	rmdir(dir);
-}
-
 void natio_close(struct natio *n)
 {
 	unsigned i;
@@ -520,7 +502,7 @@ void natio_close(struct natio *n)
 	if (n->eal_up) {
 		rte_eal_cleanup();
 		if (n->runtime_dir[0])
-			natio_rm_dir(n->runtime_dir);
+			flatdir_remove(n->runtime_dir);
 	}
 	free(n);
 }

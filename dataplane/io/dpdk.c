@@ -20,7 +20,6 @@
  * gate (io/intr_gate.h): the driver unmaps a departed peer's rings in the
  * EAL's interrupt thread, which the gate keeps out of the bursts.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -52,6 +51,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "flatdir.h"
 #include "io/intr_gate.h"
 #include "io/io.h"
 #include "io/native.h"
@@ -722,24 +722,6 @@ int nat_init(const struct cfg *c, struct core *cores, unsigned n_cores, char *er
 	return 0;
 }
 
-/* The EAL leaves its runtime directory (/var/run/dpdk/PREFIX, with the
- * shared config files when there are any) behind: remove it. */
-static void nat_rm_runtime_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' &&
-		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
-			unlink(path);
-	closedir(d);
-	rmdir(dir);
-}
-
 void nat_fini(void)
 {
 	unsigned i, k;
@@ -770,7 +752,7 @@ void nat_fini(void)
 		snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
 		rte_eal_cleanup();
 		if (own)
-			nat_rm_runtime_dir(dir);
+			flatdir_remove(dir);
 	}
 	memset(&N, 0, sizeof(N));
 }
