@@ -4,8 +4,11 @@
  * explicit, never openssl.cnf's (the process loads none).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -27,6 +30,66 @@ int tls_spki_sha256(X509 *x, unsigned char out[32])
 	rc = EVP_Digest(der, (size_t)n, out, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32
 	     ? 0 : -1;
 	OPENSSL_free(der);
+	return rc;
+}
+
+/* One server's last session for resumption. */
+struct tls_client_slot {
+	pthread_mutex_t mu;
+	SSL_SESSION *sess;      /* owned; NULL: none yet */
+};
+
+/* The SSL ex_data index that names a connection's slot. */
+static int slot_idx = -1;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+
+static void slot_idx_init(void)
+{
+	slot_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* SSL_CTX_sess_set_new_cb: a copy of a session (TLS 1.3: a
+ * NewSessionTicket read after the handshake; TLS 1.2: at its end)
+ * replaces the slot's. A copy: a connection freed without its
+ * close_notify marks its own session not resumable (SSL_free, RFC 5246
+ * 7.2.1's old rule), and a backend that just closes is common. Returns 0:
+ * the connection keeps its own. */
+static int slot_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_client_slot *sl = slot_idx >= 0 ? SSL_get_ex_data(ssl, slot_idx) : NULL;
+	SSL_SESSION *old;
+
+	if (!sl || !SSL_SESSION_is_resumable(sess) || !(sess = SSL_SESSION_dup(sess)))
+		return 0;
+	pthread_mutex_lock(&sl->mu);
+	old = sl->sess;
+	sl->sess = sess;
+	pthread_mutex_unlock(&sl->mu);
+	SSL_SESSION_free(old);
+	return 0;
+}
+
+/* Offer a copy of sl's session on ssl if it has not expired; 0 or -1. */
+static int slot_offer(struct tls_client_slot *sl, SSL *ssl)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&sl->mu);
+	if (sl->sess) {
+		time_t now = time(NULL);
+
+		if (SSL_SESSION_get_time(sl->sess) + SSL_SESSION_get_timeout(sl->sess) > now) {
+			/* a copy again: the connection's fate is its own */
+			SSL_SESSION *d = SSL_SESSION_dup(sl->sess);
+
+			rc = d && SSL_set_session(ssl, d) == 1 ? 0 : -1;
+			SSL_SESSION_free(d);
+		} else {
+			SSL_SESSION_free(sl->sess);
+			sl->sess = NULL;
+		}
+	}
+	pthread_mutex_unlock(&sl->mu);
 	return rc;
 }
 
@@ -82,6 +145,15 @@ static SSL_CTX *client_ctx(const struct cfg_backend_tls *cfg, bool conservative,
 		goto fail;
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	if (!conservative) {
+		/* Resumption from the slots: OpenSSL's own client cache stays
+		 * off (it would need a lookup by server of its own). A session
+		 * is offered for an hour at most, whatever the server's hint. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+					       SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, slot_new_session);
+		SSL_CTX_set_timeout(ctx, 3600);
+	}
 	if (cfg->has_pin) {
 		SSL_CTX_set_cert_verify_callback(ctx, pin_verify, (void *)cfg);
 	} else if (SSL_CTX_load_verify_file(ctx, cfg->ca_file) != 1) {
@@ -107,13 +179,26 @@ fail:
 	return NULL;
 }
 
-int tls_client_init(struct tls_client *t, const struct cfg_backend_tls *cfg, char *err,
-		    size_t errlen)
+int tls_client_init(struct tls_client *t, const struct cfg_backend_tls *cfg, unsigned n_servers,
+		    char *err, size_t errlen)
 {
 	memset(t, 0, sizeof(*t));
 	t->cfg = cfg;
-	if (!(t->normal = client_ctx(cfg, false, err, errlen)))
+	pthread_once(&slot_once, slot_idx_init);
+	if (slot_idx < 0) {
+		snprintf(err, errlen, "client SSL_CTX: no ex_data index");
+		return -ENOMEM;
+	}
+	if (n_servers && !(t->slots = calloc(n_servers, sizeof(*t->slots)))) {
+		snprintf(err, errlen, "client SSL_CTX: out of memory");
+		return -ENOMEM;
+	}
+	for (; t->n_slots < n_servers; t->n_slots++)
+		pthread_mutex_init(&t->slots[t->n_slots].mu, NULL);
+	if (!(t->normal = client_ctx(cfg, false, err, errlen))) {
+		tls_client_free(t);
 		return -EINVAL;
+	}
 	/* No conservative hello below min_version: with TLS 1.3 required
 	 * there is none. */
 	if (cfg->min_version <= CFG_TLS_V1_2 &&
@@ -129,15 +214,30 @@ void tls_client_free(struct tls_client *t)
 	SSL_CTX_free(t->normal);
 	SSL_CTX_free(t->conservative);
 	t->normal = t->conservative = NULL;
+	for (unsigned i = 0; i < t->n_slots; i++) {
+		SSL_SESSION_free(t->slots[i].sess);
+		pthread_mutex_destroy(&t->slots[i].mu);
+	}
+	free(t->slots);
+	t->slots = NULL;
+	t->n_slots = 0;
 }
 
-SSL *tls_client_ssl(const struct tls_client *t, bool conservative)
+SSL *tls_client_ssl(const struct tls_client *t, bool conservative, int server)
 {
 	SSL_CTX *ctx = conservative ? t->conservative : t->normal;
 	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
 
 	if (!ssl)
 		return NULL;
+	if (!conservative && server >= 0 && (unsigned)server < t->n_slots) {
+		struct tls_client_slot *sl = &t->slots[server];
+
+		if (SSL_set_ex_data(ssl, slot_idx, sl) != 1 || slot_offer(sl, ssl) < 0) {
+			SSL_free(ssl);
+			return NULL;
+		}
+	}
 	if (t->cfg->server_name &&
 	    (SSL_set_tlsext_host_name(ssl, t->cfg->server_name) != 1 ||
 	     /* with a pin the name is not checked (pin_verify) */

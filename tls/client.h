@@ -15,13 +15,19 @@
 
 #include "config.h"
 
+struct tls_client_slot;
+
 /* A backend's two client contexts: the normal hello, and the
  * conservative one (TLS 1.2 only, fewer extensions; NULL when min_version
- * leaves no room for it). */
+ * leaves no room for it); and per server, the last session it gave on the
+ * normal hello, offered to resume (RFC 8446 2.2, RFC 5077): every core
+ * shares them (a lock per server, taken twice per backend connection). */
 struct tls_client {
 	const struct cfg_backend_tls *cfg;
 	SSL_CTX *normal;
 	SSL_CTX *conservative;
+	unsigned n_slots;
+	struct tls_client_slot *slots;
 };
 
 /* What a failed client handshake was. */
@@ -34,14 +40,19 @@ enum tls_client_fail {
 				  attack or a mistake, never a fallback */
 };
 
-/* Build t's contexts from cfg (files read now). 0, or -EINVAL with err. */
-int tls_client_init(struct tls_client *t, const struct cfg_backend_tls *cfg, char *err,
-		    size_t errlen);
+/* Build t's contexts from cfg (files read now), with a session slot for
+ * each of n_servers. 0, or -EINVAL with err (-ENOMEM). */
+int tls_client_init(struct tls_client *t, const struct cfg_backend_tls *cfg, unsigned n_servers,
+		    char *err, size_t errlen);
 void tls_client_free(struct tls_client *t);
 
 /* A client SSL object for one connection: SNI and the name to verify
- * from cfg. NULL on out of memory. The caller sets its BIO or fd. */
-SSL *tls_client_ssl(const struct tls_client *t, bool conservative);
+ * from cfg. With server >= 0 (and the normal hello) it offers that
+ * server's last session, if one is still valid, and keeps the sessions
+ * this connection is given in its slot; with -1 it makes a full handshake
+ * (the probes: they check the certificate each time). NULL on out of
+ * memory. The caller sets its BIO or fd. */
+SSL *tls_client_ssl(const struct tls_client *t, bool conservative, int server);
 
 /* Classify a handshake that failed (rc from SSL_do_handshake, the first
  * error of OpenSSL's queue taken before). Fills why[]. */

@@ -64,7 +64,7 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 			return -ENOTSUP;
 		}
 		if (b->tls.tls != CFG_BE_TLS_OFF &&
-		    tls_client_init(&p[i].tlsc, &b->tls, err, errlen) < 0) {
+		    tls_client_init(&p[i].tlsc, &b->tls, b->n_servers, err, errlen) < 0) {
 			char why[256];
 
 			snprintf(why, sizeof(why), "%s", err);
@@ -362,7 +362,7 @@ static SSL *probe_tls(const struct be_pool *p, const struct be_server *s, int *f
 	bool cons = atomic_load(&s->fallback_until_ms) > clock_mono_ms();
 
 	for (;;) {
-		SSL *ssl = tls_client_ssl(&p->tlsc, cons);
+		SSL *ssl = tls_client_ssl(&p->tlsc, cons, -1); /* full: checks the certificate */
 		unsigned long e;
 		int rc;
 

@@ -12,6 +12,10 @@
  * handshake's signature on the workers. Moving it to the workers is a
  * later step.
  *
+ * Resumption (tls/client.h): each connection offers its server's last
+ * session, from the normal hello; the probes never do (they check the
+ * certificate each time).
+ *
  * Intolerance (tls/client.h): a handshake that fails before any
  * ServerHello by a reset, a close or a protocol_version/handshake_failure
  * alert is tried once more on a new connection to the same server with
@@ -67,7 +71,7 @@ bool sess_be_tls_begin(struct sess *s)
 	s->btio.in = &s->bcin;
 	s->btio.out = &s->bcout;
 	s->btio.in_eof = false;
-	s->be_ssl = tls_client_ssl(&p->tlsc, s->be_tls_cons);
+	s->be_ssl = tls_client_ssl(&p->tlsc, s->be_tls_cons, s->be_idx);
 	b = s->be_ssl ? tls_bio_new(&s->btio) : NULL;
 	if (!b)
 		goto fail;
@@ -214,6 +218,8 @@ int sess_be_tls_handshake(struct sess *s)
 		snprintf(s->be_tls_version, sizeof(s->be_tls_version), "%s",
 			 SSL_get_version(s->be_ssl));
 		sctr_inc(s, CTR_backend_tls_ok);
+		if ((s->be_tls_resumed = SSL_session_reused(s->be_ssl)))
+			sctr_inc(s, CTR_backend_tls_resumed);
 		if (s->l->pool->cfg->tls.mode == CFG_BE_TLS_STARTTLS)
 			sess_be_replay_greeting(s);
 		return 1;

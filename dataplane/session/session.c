@@ -666,7 +666,7 @@ static void sess_log(struct sess *s)
 		"conn=%llx listener=%s client=%s server=%s proto=%s tls=%s cipher=%s "
 		"policy=%s resumed=%s "
 		"sni=%s cert=%s ja4=%s starttls=%s quirks=%s hold_ms=%u backend=%s backend_tls=%s "
-		"backend_hello=%s in=%llu out=%llu ms=%llu "
+		"backend_hello=%s backend_resumed=%s in=%llu out=%llu ms=%llu "
 		"result=%s reason=\"%s\"",
 		(unsigned long long)s->id, s->l->cfg->name, fmt_addr(&s->peer, peer, sizeof(peer)),
 		fmt_addr(&s->local, local, sizeof(local)), s->l->ops->name,
@@ -680,6 +680,7 @@ static void sess_log(struct sess *s)
 		!sess_be_tls_wanted(s) || s->be_idx < 0 ? "-" :
 		s->be_tls_fell_back ? "fallback" : s->be_tls_cons ? "remembered" :
 		s->be_tls_version[0] ? "normal" : "-",
+		!s->be_tls_version[0] ? "-" : s->be_tls_resumed ? "yes" : "no",
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)(s->core->now_ms - s->t_start),

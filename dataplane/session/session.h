@@ -116,6 +116,7 @@ struct sess {
 	bool be_tls;                /* TLS to the backend is up */
 	bool be_tls_cons;           /* with the conservative hello */
 	bool be_tls_fell_back;      /* this session retried with it */
+	bool be_tls_resumed;        /* the backend resumed the last session */
 	bool bst_on;                /* backend lines go to bst_line, not the
 				       engine (STARTTLS with the backend) */
 	bool bst_replay;            /* give the engine the kept greeting */

@@ -6,6 +6,8 @@ against real servers started here:
     lands through sluice, verified by the CA file and the name, and by a pin;
   - Dovecot with ssl on its imaps listener (PROXY v2 first): a login
     through sluice, secured;
+  - resumption: a server's next session resumes the TLS session it gave
+    the last one;
   - a client certificate (client_cert, client_key) that Postfix, asking
     for one, verifies against the test CA;
   - a wrong certificate (a pin of another key; a name the certificate does
@@ -347,6 +349,24 @@ class BackendTls(unittest.TestCase):
         c = sl.counters()
         self.assertEqual(c.get("backend_tls_ok", 0), 2, c)
         self.assertEqual(c.get("backend_tls_fallback", 0), 0, c)
+
+    def test_resumption(self):
+        """A server's next session resumes the TLS session it gave the
+        last one (no certificate sent or verified again); Postfix
+        delivers each message. The backend probe never resumes."""
+        sl = self.start(config(43697, [
+            smtp_backend("resume", ca_file=PKI.ca_file, server_name=NAME)]), "btls-resume")
+        logs = []
+        for _ in range(3):
+            tag, log = send_one(sl, "resume")
+            self.assertIn(message_id(tag).encode(), landed(tag))
+            self.assertEqual(log["result"], "ok", log)
+            logs.append(log)
+        self.assertEqual([l["backend_resumed"] for l in logs], ["no", "yes", "yes"], logs)
+        self.assertTrue(all(l["backend_tls"] == "TLSv1.3" for l in logs), logs)
+        c = sl.counters()
+        self.assertEqual(c.get("backend_tls_ok", 0), 3, c)
+        self.assertEqual(c.get("backend_tls_resumed", 0), 2, c)
 
     def test_client_certificate(self):
         """With client_cert and client_key, sluice shows Postfix its

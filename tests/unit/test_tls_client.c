@@ -3,10 +3,12 @@
  * memory against an OpenSSL server, verified by pin and by CA file and
  * name, and how failures are classed: verification failures never look
  * like intolerance; a server that closes after the ClientHello, or sends
- * protocol_version before any ServerHello, does.
+ * protocol_version before any ServerHello, does; a server's next
+ * connection resumes the session it gave.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,10 +131,10 @@ static void test_pin(void **state)
 	unsigned long err;
 	char err_s[256], why[160];
 
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
 	/* The right key: TLS 1.3, and the conservative hello gets TLS 1.2. */
 	for (int cons = 0; cons < 2; cons++) {
-		SSL *c = tls_client_ssl(&tc, cons), *s = server(0, 0);
+		SSL *c = tls_client_ssl(&tc, cons, -1), *s = server(0, 0);
 
 		assert_int_equal(run(c, s, &err), 0);
 		assert_int_equal(SSL_version(c), cons ? TLS1_2_VERSION : TLS1_3_VERSION);
@@ -143,8 +145,8 @@ static void test_pin(void **state)
 
 	/* Another key: a verification failure, never intolerance. */
 	t.pin[0] ^= 1;
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
-	SSL *c = tls_client_ssl(&tc, false), *s = server(0, 0);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+	SSL *c = tls_client_ssl(&tc, false, -1), *s = server(0, 0);
 	int e = run(c, s, &err);
 
 	assert_int_not_equal(e, 0);
@@ -166,8 +168,8 @@ static void test_ca_and_name(void **state)
 	SSL *c, *s;
 	int e;
 
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
-	c = tls_client_ssl(&tc, false);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+	c = tls_client_ssl(&tc, false, -1);
 	s = server(0, 0);
 	assert_int_equal(run(c, s, &err), 0);
 	SSL_free(c);
@@ -175,8 +177,8 @@ static void test_ca_and_name(void **state)
 	tls_client_free(&tc);
 
 	t.server_name = "other.example";
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
-	c = tls_client_ssl(&tc, false);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+	c = tls_client_ssl(&tc, false, -1);
 	s = server(0, 0);
 	e = run(c, s, &err);
 	assert_int_not_equal(e, 0);
@@ -197,8 +199,8 @@ static void test_alert_before_server_hello(void **state)
 	unsigned long err;
 	char err_s[256], why[160];
 
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
-	SSL *c = tls_client_ssl(&tc, true), *s = server(TLS1_3_VERSION, 0);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+	SSL *c = tls_client_ssl(&tc, true, -1), *s = server(TLS1_3_VERSION, 0);
 	int e = run(c, s, &err);
 
 	assert_int_not_equal(e, 0);
@@ -219,8 +221,8 @@ static void test_close_after_hello(void **state)
 	BIO *cb, *sb;
 	int rc, e;
 
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
-	SSL *c = tls_client_ssl(&tc, false);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+	SSL *c = tls_client_ssl(&tc, false, -1);
 
 	BIO_new_bio_pair(&cb, 0, &sb, 0);
 	SSL_set_bio(c, cb, cb);
@@ -246,11 +248,74 @@ static void test_no_fallback_below_min(void **state)
 	char err_s[256];
 
 	t.min_version = CFG_TLS_V1_3;
-	assert_int_equal(tls_client_init(&tc, &t, err_s, sizeof(err_s)), 0);
+	assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
 	assert_non_null(tc.normal);
 	assert_null(tc.conservative);
-	assert_null(tls_client_ssl(&tc, true));
+	assert_null(tls_client_ssl(&tc, true, -1));
 	tls_client_free(&tc);
+}
+
+/* After the client's handshake: the server finishes (TLS 1.3 sends its
+ * tickets then) and the client reads what came. No close_notify, as with
+ * a backend that just closes. */
+static void settle(SSL *c, SSL *s)
+{
+	char b;
+
+	SSL_do_handshake(s);
+	SSL_read(c, &b, 1);
+	ERR_clear_error();
+}
+
+/* One handshake of tc's (server slot, hello) against a server of sctx;
+ * did it resume? */
+static bool resumed(struct tls_client *tc, SSL_CTX *sctx, bool cons, int slot)
+{
+	SSL *c = tls_client_ssl(tc, cons, slot), *s = SSL_new(sctx);
+	unsigned long err;
+	bool r;
+
+	SSL_set_accept_state(s);
+	assert_int_equal(run(c, s, &err), 0);
+	settle(c, s);
+	r = SSL_session_reused(c);
+
+	SSL_free(c);
+	SSL_free(s);
+	return r;
+}
+
+/* A server's slot: its next connection resumes the session it gave, on
+ * TLS 1.3 (a ticket after the handshake) and TLS 1.2 (a ticket in it);
+ * other slots, the probes' -1 and the conservative hello do not. */
+static void test_resumption(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = pin_cfg();
+	struct tls_client tc;
+	char err_s[256];
+
+	for (int v = 0; v < 2; v++) {
+		SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+
+		SSL_CTX_use_certificate(sctx, crt);
+		SSL_CTX_use_PrivateKey(sctx, key);
+		SSL_CTX_set_max_proto_version(sctx, v ? TLS1_2_VERSION : 0);
+		assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+		assert_false(resumed(&tc, sctx, false, 0));     /* nothing to offer yet */
+		assert_true(resumed(&tc, sctx, false, 0));      /* the session it gave */
+		assert_true(resumed(&tc, sctx, false, 0));      /* and the next one's */
+		assert_false(resumed(&tc, sctx, false, -1));    /* a probe: full */
+		assert_false(resumed(&tc, sctx, true, 0));      /* conservative: full */
+		assert_false(resumed(&tc, sctx, false, 1));     /* another server's slot */
+		assert_true(resumed(&tc, sctx, false, 1));
+		tls_client_free(&tc);
+		/* a new configuration (a reload) starts with empty slots */
+		assert_int_equal(tls_client_init(&tc, &t, 2, err_s, sizeof(err_s)), 0);
+		assert_false(resumed(&tc, sctx, false, 0));
+		tls_client_free(&tc);
+		SSL_CTX_free(sctx);
+	}
 }
 
 int main(void)
@@ -261,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_alert_before_server_hello),
 		cmocka_unit_test(test_close_after_hello),
 		cmocka_unit_test(test_no_fallback_below_min),
+		cmocka_unit_test(test_resumption),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
