@@ -47,30 +47,6 @@ static int cfg_base64(const char *s, unsigned char *out, size_t cap)
 	return (int)n;
 }
 
-/* A DNS host name (RFC 1123 2.1): labels of letters, digits and hyphens,
- * no wildcard, at most 253 characters. */
-static bool cfg_dns_name_ok(const char *n)
-{
-	size_t label = 0, len = strlen(n);
-
-	if (!len || len > CFG_HOSTNAME_MAX || n[len - 1] == '.')
-		return false;
-	for (; *n; n++) {
-		if (*n == '.') {
-			if (!label)
-				return false;
-			label = 0;
-		} else if ((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
-			   (*n >= '0' && *n <= '9') || *n == '-') {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return label > 0;
-}
-
 /* p = "backends[i].key" (p holds CFG_PATH_MAX). */
 static void cfg_tls_key(char *p, unsigned i, const char *key)
 {
@@ -144,7 +120,7 @@ int cfg_check_backend_tls(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		return cfg_err(ld, p, "needs server_name: the name the backend's "
 			       "certificate must carry");
 	cfg_tls_key(p, i, "server_name");
-	if (t->server_name && !cfg_dns_name_ok(t->server_name))
+	if (t->server_name && !cfg_host_name_ok(t->server_name, false))
 		return cfg_err(ld, p, "'%s' is not a host name", t->server_name);
 	if (!!t->client_cert != !!t->client_key) {
 		cfg_tls_key(p, i, t->client_cert ? "client_cert" : "client_key");

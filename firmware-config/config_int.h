@@ -128,6 +128,11 @@ int cfg_check_backend_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
  * name, host names, key types, lines); listener i's cert sets resolved,
  * its policy and network rules parsed. 0 or -EINVAL/-ENOMEM. */
 int cfg_check_cert_set(struct cfg_ld *ld, struct cfg *c, unsigned i);
+/* A host name (RFC 1123 2.1): labels of letters, digits and hyphens (not
+ * first), at most 253 characters, no final dot; with wildcard, "*." may
+ * come before it (RFC 6125 6.4.3: the leftmost label only), as a
+ * certificate may carry it. */
+bool cfg_host_name_ok(const char *n, bool wildcard);
 int cfg_check_listener_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
 
 #endif

@@ -13,13 +13,11 @@
 
 static const char *const cfg_key_kinds[] = { "ecdsa-p256", "ecdsa-p384", "ed25519", "rsa" };
 
-/* A host name as a certificate may carry it: labels of letters, digits and
- * hyphens, or "*." before such a name (RFC 6125 6.4.3: leftmost label only). */
-static bool cfg_host_name_ok(const char *n)
+bool cfg_host_name_ok(const char *n, bool wildcard)
 {
 	size_t label = 0;
 
-	if (!strncmp(n, "*.", 2))
+	if (wildcard && !strncmp(n, "*.", 2))
 		n += 2;
 	if (!*n || strlen(n) > 253)
 		return false;
@@ -54,7 +52,7 @@ int cfg_check_cert_set(struct cfg_ld *ld, struct cfg *c, unsigned i)
 				       cs->name, c->cert_sets[j].line);
 	for (unsigned j = 0; j < cs->n_names; j++) {
 		snprintf(p, sizeof(p), "cert_sets[%u].names[%u]", i, j);
-		if (!cfg_host_name_ok(cs->names[j]))
+		if (!cfg_host_name_ok(cs->names[j], true))
 			return cfg_err(ld, p, "'%s' is not a host name (a wildcard is '*.' "
 				       "before a name)", cs->names[j]);
 	}

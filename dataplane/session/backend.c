@@ -53,16 +53,6 @@ int be_pools_init(const struct cfg *c, struct be_pool **pools, char *err, size_t
 	for (i = 0; i < c->n_backends; i++) {
 		const struct cfg_backend *b = &c->backends[i];
 
-		if (b->tls.tls != CFG_BE_TLS_OFF && c->native) {
-			/* The file asks for protection the sessions cannot give
-			 * yet: refuse rather than relay in plaintext. */
-			be_pools_free(p, c->n_backends);
-			snprintf(err, errlen, "%s:%u: backends[%u].tls_mode: %s: not supported by "
-				 "this sluice yet on the native stack (docs/configuration.md, "
-				 "\"Backend TLS\")", c->path ? c->path : "-", b->line, i,
-				 b->tls.mode == CFG_BE_TLS_IMPLICIT ? "implicit" : "starttls");
-			return -ENOTSUP;
-		}
 		if (b->tls.tls != CFG_BE_TLS_OFF &&
 		    tls_client_init(&p[i].tlsc, &b->tls, b->n_servers, err, errlen) < 0) {
 			char why[256];

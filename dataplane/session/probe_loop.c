@@ -15,16 +15,29 @@
  * The streams' wake callbacks only note that a probe has something to do;
  * the conversation moves in probe_loop_poll(), from core 0's loop, never
  * from inside the stack.
+ *
+ * A backend with implicit TLS (docs/configuration.md "Backend TLS") is
+ * probed inside TLS, as the kernel stack's probe thread does: the PROXY
+ * header in plaintext, then a full client handshake (never resumed: the
+ * probe checks the certificate every time) over the connection's buffers,
+ * the conversation through SSL_read/SSL_write, close_notify before the
+ * FIN. It begins with the conservative hello while the server is
+ * remembered as needing it; the fallback itself is the sessions' to find
+ * (a probe that meets intolerance fails, the next session retries and
+ * remembers). STARTTLS backends are probed in plaintext.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "io/io.h"
 #include "net/tcp_stream.h"
 #include "session/backend.h"
 #include "session/probe_loop.h"
+#include "tls.h"
 
 /* One server's probe. */
 struct nprobe {
@@ -34,7 +47,11 @@ struct nprobe {
 		struct stream st;            /* the connection, on either stack */
 		struct tcp_stream st_native; /* room for a native one */
 	};
-	struct buf in, out;          /* the server's bytes; ours not taken yet */
+	struct buf in, out;          /* the server's bytes; ours not taken yet
+					(under TLS: ciphertext) */
+	SSL *ssl;                    /* implicit TLS to the server, or NULL */
+	struct tls_io tio;           /* ssl's BIO: in and out */
+	bool tls_up;                 /* its handshake is done */
 	bool busy;                   /* a probe is under way (st may be closed) */
 	bool draining;               /* result given; reading until the server's FIN */
 	bool woken;                  /* the stack reported something */
@@ -94,6 +111,9 @@ int probe_loop_setup(struct be_pool *pools, unsigned n, const char *hostname)
 /* The connection is no longer needed: let it go, the probe is idle. */
 static void np_release(struct nprobe *np)
 {
+	SSL_free(np->ssl);
+	np->ssl = NULL;
+	np->tls_up = false;
 	stream_close(&np->st);   /* RST if the server's bytes were left unread */
 	buf_free(&np->in);
 	buf_free(&np->out);
@@ -105,7 +125,14 @@ static void np_release(struct nprobe *np)
  * wake-up). 0 or -errno. */
 static int np_flush(struct nprobe *np)
 {
-	if (np->pr.out_len) {
+	if (np->pr.out_len && np->tls_up) {
+		/* a few hundred bytes: one record into an empty buffer */
+		if (SSL_write(np->ssl, np->pr.out, (int)np->pr.out_len) <= 0) {
+			ERR_clear_error();
+			return -EPROTO;
+		}
+		np->pr.out_len = 0;
+	} else if (np->pr.out_len && !np->ssl) {
 		buf_put(&np->out, np->pr.out, (uint32_t)np->pr.out_len);
 		np->pr.out_len = 0;
 	}
@@ -127,6 +154,11 @@ static void np_finish(struct nprobe *np, int rc, const char *why, uint64_t now_m
 	be_probe_end(&np->pr);
 	be_probe_result(np->pool, np->srv, rc, caps, why, np->verbose, now_ms);
 	if (rc == 0 && stream_is_open(&np->st) && !np->st.failed) {
+		if (np->ssl) {
+			SSL_shutdown(np->ssl);   /* close_notify, after the QUIT */
+			ERR_clear_error();
+			stream_send(&np->st, &np->out);
+		}
 		stream_shutdown_wr(&np->st);
 		np->draining = true;
 		np->deadline_ms = now_ms + np->pool->cfg->connect_timeout * 1000ull;
@@ -170,6 +202,73 @@ static void np_start(struct core *c, struct nprobe *np, bool verbose, uint64_t n
 	}
 }
 
+/* Implicit TLS: the PROXY header the probe queued goes first, in
+ * plaintext; then the ClientHello. 0 or -ENOMEM. */
+static int np_tls_begin(struct nprobe *np, uint64_t now_ms)
+{
+	const struct be_server *s = &np->pool->srv[np->srv];
+	bool cons = atomic_load_explicit(&s->fallback_until_ms, memory_order_relaxed) > now_ms;
+	BIO *b;
+
+	if (np->pr.out_len &&
+	    buf_put(&np->out, np->pr.out, (uint32_t)np->pr.out_len) != np->pr.out_len)
+		return -ENOMEM;
+	np->pr.out_len = 0;
+	np->tio.in = &np->in;
+	np->tio.out = &np->out;
+	np->tio.in_eof = false;
+	np->tls_up = false;
+	np->ssl = tls_client_ssl(&np->pool->tlsc, cons, -1); /* full: checks the certificate */
+	b = np->ssl ? tls_bio_new(&np->tio) : NULL;
+	if (!b) {
+		SSL_free(np->ssl);
+		np->ssl = NULL;
+		return -ENOMEM;
+	}
+	SSL_set_bio(np->ssl, b, b);
+	SSL_do_handshake(np->ssl);   /* the ClientHello into out */
+	ERR_clear_error();
+	return 0;
+}
+
+/* Under TLS: the handshake as far as it goes, then the server's plaintext
+ * to the conversation. Returns be_probe_input's 0 or 1, or a negative
+ * errno with why[] filled. */
+static int np_tls_input(struct nprobe *np, char *why, size_t wlen)
+{
+	char buf[4096];
+	int n, rc;
+
+	np->tio.in_eof = np->st.eof || np->st.failed;
+	if (!np->tls_up) {
+		ERR_clear_error();
+		n = SSL_do_handshake(np->ssl);
+		if (n != 1) {
+			int e = SSL_get_error(np->ssl, n);
+			unsigned long err = ERR_peek_error();
+			char w[160];
+
+			if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+			    !np->tio.in_eof)
+				return 0;
+			if (np->tio.in_eof && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE))
+				e = SSL_ERROR_SYSCALL;
+			tls_client_classify(np->ssl, e, err, w, sizeof(w));
+			ERR_clear_error();
+			snprintf(why, wlen, "TLS: %.100s", w);
+			return -EPROTO;
+		}
+		np->tls_up = true;
+	}
+	while ((n = SSL_read(np->ssl, buf, sizeof(buf))) > 0)
+		if ((rc = be_probe_input(&np->pr, buf, (size_t)n, why, wlen)) != 0) {
+			ERR_clear_error();
+			return rc;
+		}
+	ERR_clear_error();
+	return 0;
+}
+
 /* Not connected before: is it now? Returns 0 when the conversation can
  * begin, 1 to wait, or -1 when the probe finished. */
 static int np_begin(struct nprobe *np, uint64_t now_ms)
@@ -197,6 +296,11 @@ static int np_begin(struct nprobe *np, uint64_t now_ms)
 		np_finish(np, rc, why, now_ms);
 		return -1;
 	}
+	if (np->pool->cfg->tls.tls != CFG_BE_TLS_OFF &&
+	    np->pool->cfg->tls.mode == CFG_BE_TLS_IMPLICIT && np_tls_begin(np, now_ms) < 0) {
+		np_finish(np, -ENOMEM, "TLS: cannot start", now_ms);
+		return -1;
+	}
 	np->deadline_ms = now_ms + np->pool->cfg->connect_timeout * 1000ull;
 	return 0;
 }
@@ -215,17 +319,26 @@ static void np_step(struct nprobe *np, uint64_t now_ms)
 	if (!np->pr.p && np_begin(np, now_ms) != 0)
 		return;
 	for (;;) {
+		bool got;
+
 		if ((rc = np_flush(np)) < 0) {
 			snprintf(why, sizeof(why), "%s", strerror(-rc));
 			np_finish(np, rc, why, now_ms);
 			return;
 		}
-		if (stream_recv(&np->st, &np->in) == 0)
-			break;
-		np->deadline_ms = now_ms + np->pool->cfg->connect_timeout * 1000ull;
-		rc = be_probe_input(&np->pr, buf_head(&np->in), buf_len(&np->in), why,
-				    sizeof(why));
-		buf_consume(&np->in, buf_len(&np->in));
+		got = stream_recv(&np->st, &np->in) > 0;
+		if (got)
+			np->deadline_ms = now_ms + np->pool->cfg->connect_timeout * 1000ull;
+		if (np->ssl) {
+			/* also without new bytes: the close may end the handshake */
+			rc = np_tls_input(np, why, sizeof(why));
+		} else if (got) {
+			rc = be_probe_input(&np->pr, buf_head(&np->in), buf_len(&np->in), why,
+					    sizeof(why));
+			buf_consume(&np->in, buf_len(&np->in));
+		} else {
+			rc = 0;
+		}
 		if (rc < 0) {
 			np_finish(np, rc, why, now_ms);
 			return;
@@ -235,6 +348,13 @@ static void np_step(struct nprobe *np, uint64_t now_ms)
 			np_finish(np, 0, "", now_ms);
 			return;
 		}
+		if (!got)
+			break;
+	}
+	if (np->ssl && (rc = np_flush(np)) < 0) { /* what the handshake made last */
+		snprintf(why, sizeof(why), "%s", strerror(-rc));
+		np_finish(np, rc, why, now_ms);
+		return;
 	}
 	if (np->st.failed) {
 		rc = np->st.err ? -np->st.err : -ECONNRESET;

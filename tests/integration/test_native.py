@@ -16,6 +16,8 @@ connects the two. The 10 MiB transfers run once clean and twice with
 nftables dropping 3 % of the packets in the client namespace (an upload and
 a download). NativeMemif adds a second sluice whose client side is a
 net_memif port, with dpdk-testpmd as the memif server (see its comment).
+One backend is reached with TLS (an implicit-TLS Postfix port verified by a
+test CA): its probes and its sessions speak TLS over the native stack.
 
 Run as root: cd tests/integration && python3 -m unittest test_native
 (SLUICE_BIN names another binary; it must be built with DPDK.)
@@ -36,11 +38,12 @@ os.environ.setdefault("SLUICE_TEST_SCRATCH",
                       str(Path(tempfile.gettempdir()) / "sluice-native-it"))
 
 import harness  # noqa: E402
-from harness import (Sluice, big_message,  # noqa: E402
+import pki  # noqa: E402
+from harness import (Sluice, big_message, scratch,  # noqa: E402
                      compare_message, make_message, message_id, poll, run,
                      sha256, mime_payload, unique, wait_until, MAIL_USER,
                      MAIL_PASSWORD)
-from netns import NsDovecot, NsPostfix, in_ns, sh  # noqa: E402
+from netns import NsDovecot, NsPostfix, in_ns, ns_listening, sh  # noqa: E402
 
 TAG = str(os.getpid() % 100000)
 NS_C, NS_B = f"slnc{TAG}", f"slnb{TAG}"          # namespaces
@@ -53,8 +56,30 @@ LOSS_PERCENT = 3
 HEALTH_S = 2                 # the backends' health_interval
 DEAD_PORT = 10099            # nothing listens there in the backend namespace
 DEAD_LISTENER = 2525         # sluice's listener for that backend
+BTLS_PORT = 10465            # Postfix, implicit TLS, PROXY v2 first (backend TLS)
+BTLS_LISTENER = 2465         # sluice's listener for that backend
+BTLS_NAME = "mx.backend.test"
 LIVE_POOLS = {"pf": f"{BACK4}:10026", "pf6": f"[{BACK6}]:10026", "dv": f"{BACK4}:10144",
-              "dv6": f"[{BACK6}]:10144", "pop": f"{BACK4}:10111"}
+              "dv6": f"[{BACK6}]:10144", "pop": f"{BACK4}:10111",
+              "pftls": f"{BACK4}:{BTLS_PORT}"}
+
+
+class BackendPki:
+    """A test CA and Postfix's certificate for BTLS_NAME from it: sluice
+    verifies the backend by the CA file and the name."""
+
+    def __init__(self):
+        d = scratch() / "native-btls"
+        d.mkdir(parents=True, exist_ok=True)
+        ca_k, k = pki.key("p256"), pki.key("p256")
+        ca = pki.cert(ca_k, ["sluice native backend CA"], ca=True)
+        self.ca_file = str(d / "ca.pem")
+        Path(self.ca_file).write_bytes(pki.pem_cert(ca))
+        self.pair = pki.write_pair(d, "backend", [pki.cert(k, [BTLS_NAME], issuer=(ca, ca_k))], k)
+        os.chmod(self.pair["key"], 0o644)   # Postfix's smtpd reads it
+
+
+BPKI = BackendPki()
 
 
 # ---------------------------------------------------------------- network ---
@@ -151,6 +176,10 @@ def config():
             {"name": "dv6", "protocol": "imap", "servers": servers6(10144)},
             {"name": "pop", "protocol": "pop3", "servers": servers(10111)},
             {"name": "dead", "protocol": "smtp", "servers": servers(DEAD_PORT)},
+            # TLS to the backend over the native stack, probes included
+            {"name": "pftls", "protocol": "smtp", "servers": servers(BTLS_PORT),
+             "tls": "required", "tls_mode": "implicit", "ca_file": BPKI.ca_file,
+             "server_name": BTLS_NAME},
         )],
         "listeners": [
             {"name": "smtp", "address": f"{SLUICE4}:25", "protocol": "smtp",
@@ -170,6 +199,8 @@ def config():
              "tls": "starttls", "backend": "pop"},
             {"name": "dead", "address": f"{SLUICE4}:{DEAD_LISTENER}", "protocol": "smtp",
              "tls": "starttls", "backend": "dead"},
+            {"name": "smtps-btls", "address": f"{SLUICE4}:{BTLS_LISTENER}", "protocol": "smtp",
+             "tls": "implicit", "backend": "pftls"},
         ],
         "native": {
             "eal": {"hugepages": False, "memory_mb": 256},
@@ -232,7 +263,22 @@ class Rig:
         self.net.destroy()
 
 
-PF = NsPostfix(NS_B, (BACK4, BACK6))
+class NsTlsPostfix(NsPostfix):
+    """The namespace's Postfix plus an implicit-TLS port (PROXY v2 first)
+    with BPKI's certificate."""
+
+    def _render(self):
+        super()._render()
+        with open(self.etc / "master.cf", "a") as f:
+            f.write(f"{BACK4}:{BTLS_PORT} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
+                    "-o smtpd_upstream_proxy_protocol=haproxy "
+                    f"-o smtpd_tls_chain_files={BPKI.pair['key']},{BPKI.pair['cert']}\n")
+
+    def _listening(self):
+        return super()._listening() and ns_listening(self.ns, BTLS_PORT)
+
+
+PF = NsTlsPostfix(NS_B, (BACK4, BACK6))
 DV = NsDovecot(NS_B, (BACK4, BACK6), (f"{SLUICE_B4}/32", f"{SLUICE_B6}/128"))
 RIG = Rig((PF, DV))
 SL = None
@@ -340,6 +386,38 @@ class NativeSmtp(unittest.TestCase):
         self.assertEqual(kv["result"], "ok", kv)
         self.assertTrue(kv["tls"].startswith("TLS"), kv)
         self.assertEqual(kv["starttls"], "yes")
+
+    def test_backend_tls_implicit(self):
+        """TLS to the backend over the native stack: the probe found the
+        implicit-TLS Postfix port up inside TLS (the rig waited for it),
+        and mail through sluice lands there verified by the CA file and
+        the name; the second session resumes the first's TLS session."""
+        logs = []
+        for i in range(2):
+            tag = unique("natbtls")
+            rc, out = client_py(
+                "import smtplib, ssl\n"
+                "ctx = ssl.create_default_context(); ctx.check_hostname = False\n"
+                "ctx.verify_mode = ssl.CERT_NONE\n"
+                f"s = smtplib.SMTP_SSL('{SLUICE4}', {BTLS_LISTENER}, context=ctx, timeout=30)\n"
+                "print('port', s.sock.getsockname()[1])\n"
+                "s.ehlo('client.test')\n"
+                "s.sendmail('sender@client.test', ['bob@test.local'], "
+                f"'Message-ID: {message_id(tag)}\\r\\nSubject: btls\\r\\n\\r\\nnative\\r\\n')\n"
+                "s.quit()\n")
+            self.assertEqual(rc, 0, out)
+            msg = self.deliver(message_id(tag))
+            # Postfix's own trace: TLS on its side, the client's address
+            self.assertIn(f"[{CLIENT4}])\n\tby backend.test (Postfix) with ESMTPS".encode(), msg)
+            port = int(re.search(r"port (\d+)", out).group(1))
+            logs.append(SL.conn_log(CLIENT4, port))
+        for kv in logs:
+            self.assertEqual(kv["listener"], "smtps-btls", kv)
+            self.assertEqual(kv["result"], "ok", kv)
+            self.assertEqual(kv["backend_tls"], "TLSv1.3", kv)
+            self.assertEqual(kv["backend_hello"], "normal", kv)
+        self.assertEqual([kv["backend_resumed"] for kv in logs], ["no", "yes"], logs)
+        self.assertTrue(probed_up("pftls", f"{BACK4}:{BTLS_PORT}"))
 
     def test_swaks_starttls_ipv6(self):
         """The same on IPv6, both sides: client and backend over IPv6."""
