@@ -123,4 +123,9 @@ int cfg_check_listener_limits(struct cfg_ld *ld, struct cfg *c, unsigned i);
  * what, the pin decoded, the files readable. 0 or -EINVAL. */
 int cfg_check_backend_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
 
+/* A listener's ftp: mapping (config_ftp.c): defaults, the port range and
+ * the data address parsed; only with protocol ftp. 0 or -EINVAL. */
+extern const cyaml_schema_field_t cfg_ftp_fields[];
+int cfg_check_listener_ftp(struct cfg_ld *ld, struct cfg *c, unsigned i);
+
 #endif

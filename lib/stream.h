@@ -27,6 +27,7 @@ enum stream_kind {
 	SK_CLIENT,
 	SK_BACKEND,
 	SK_WAKE,
+	SK_PASSIVE,    /* a listener of one connection (io_ops.listen_one) */
 	SK_DEAD,       /* closed: late events are ignored */
 };
 

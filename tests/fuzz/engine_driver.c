@@ -258,7 +258,7 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 	struct proto_caps *probed = NULL;
 	static const struct proto_trace trace = { "192.0.2.1", "using TLSv1.3 with cipher "
 		"TLS_AES_128_GCM_SHA256 (128/128 bits)\r\n\t key-exchange X25519", 0 };
-	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0, &trace };
+	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0, &trace, false };
 	struct proto_sess ps = { 0 };
 	size_t a, b;
 	unsigned seed;

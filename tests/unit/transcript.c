@@ -244,7 +244,7 @@ void transcript_lost_is_silent(const struct transcript_proto *tp, const char *co
 			       size_t n)
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 
 	for (size_t i = 0; i < n; i++) {
 		struct proto_sess ps;
@@ -333,7 +333,7 @@ void transcript_relay(const struct transcript_proto *tp, const struct setup *su,
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
 	struct proto_caps *caps = caps_make(su->caps);
-	struct proto_env env = { "mx.test", su->mode, su->tls_available, caps, 0, NULL };
+	struct proto_env env = { "mx.test", su->mode, su->tls_available, caps, 0, NULL, false };
 	struct proto_sess ps;
 	uint8_t *buf = malloc(4096);
 	char why[1024] = "";
@@ -382,7 +382,7 @@ void transcript_many_caps(const struct transcript_proto *tp, const char *tail,
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(list);
-	env = (struct proto_env){ "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL };
+	env = (struct proto_env){ "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL, false };
 	memset(&ps, 0, sizeof(ps));
 	if (greeting) {
 		po_reset(greeting);
@@ -440,7 +440,7 @@ void transcript_idle_timeout(const struct transcript_proto *tp, bool tls, const 
 			     const char *say, const struct idle_step *t, size_t n)
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 	struct proto_sess ps;
 	struct proto_out o;
 
