@@ -213,6 +213,16 @@ static void kern_close(struct stream *s)
 	s->kind = SK_DEAD;
 }
 
+/* stream_abort(): SO_LINGER 0, so that close() sends a reset. */
+static void kern_abort(struct stream *s)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (s->fd >= 0)
+		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	kern_close(s);
+}
+
 /* stream_addrs(): getpeername() and getsockname(). */
 static int kern_addrs(struct stream *s, struct sockaddr_storage *peer,
 		      struct sockaddr_storage *local)
@@ -276,6 +286,7 @@ static const struct stream_ops kern_stream_ops = {
 	.shutdown_wr = kern_shutdown_wr,
 	.connected = kern_connected,
 	.close = kern_close,
+	.abort = kern_abort,
 	.addrs = kern_addrs,
 	.rtt_us = kern_rtt_us,
 };

@@ -8,21 +8,25 @@
  *   FD_LISTEN     a plain listening socket, one accept, ftp.data_timeout;
  *                 a connection from another address than the control
  *                 connection's is closed, counted and logged
+ *   FD_CONNECT    sluice connects to the backend's data port at once, on
+ *                 the backend server's address (never another host: a 227
+ *                 naming one was refused, the FTP bounce of RFC 2577):
+ *                 the server sends its 150 only once its data connection
+ *                 is there, and many clients (Python's ftplib) start TLS
+ *                 only after the 150
  *   FD_HANDSHAKE  PROT P: the TLS server handshake, on the TLS workers as
  *                 the control connection's; then the checks: its session
  *                 must resume the control connection's (ftp.
  *                 require_resumption), TLS <= 1.2 must have the extended
- *                 master secret (ftp.require_ems)
- *   FD_CONNECT    sluice connects to the backend's data port, on the
- *                 backend server's address (never another host: a 227
- *                 naming one was refused, the FTP bounce of RFC 2577)
+ *                 master secret (ftp.require_ems). No byte moves before.
  *   FD_RELAY      bytes both ways; the half-closes passed on; the 226 on
  *                 the control connection is the backend's
  *
- * A refused data connection is closed: the backend then answers the
- * transfer command itself when its own accept times out (425), so the
- * control connection never carries a reply of sluice's that the backend's
- * would follow.
+ * A refused data connection is closed, and the backend's data connection
+ * reset, not ended: the backend answers the transfer command itself (426,
+ * or 425 when it was never connected), so the control connection never
+ * carries a reply of sluice's that the backend's would follow, and an
+ * upload cut short is never taken for a complete one.
  *
  * "Of this control connection" (the check Windows Schannel and FileZilla
  * Server make, since the attack on unbound data connections): a session
@@ -93,11 +97,14 @@ struct fdata {
 };
 
 /* Free what d holds, now or (job out) when the job comes back. */
-static void fdata_destroy(struct fdata *d)
+static void fdata_destroy(struct fdata *d, bool abort)
 {
 	stream_close(&d->ls);
 	stream_close(&d->cli);
-	stream_close(&d->be);
+	if (abort)
+		stream_abort(&d->be);
+	else
+		stream_close(&d->be);
 	if (d->job_out) {
 		atomic_store_explicit(&d->job.cancelled, true, memory_order_release);
 		d->dead = true;
@@ -132,7 +139,7 @@ static void fdata_end(struct sess *s, int ctr, const char *why)
 			"reason=\"%s\"", (unsigned long long)s->id, s->l->cfg->name,
 			d->peer[0] ? d->peer : "-", why);
 	s->fdata = NULL;
-	fdata_destroy(d);
+	fdata_destroy(d, why != NULL || ctr == CTR_ftp_data_failed);
 }
 
 void fdata_free(struct sess *s)
@@ -300,11 +307,7 @@ static bool fdata_accept(struct sess *s, struct fdata *d)
 		}
 		fmt_addr(&peer, d->peer, sizeof(d->peer));
 		stream_close(&d->ls);
-		if (d->d.tls) {
-			d->state = FD_HANDSHAKE;
-		} else {
-			d->state = FD_CONNECT;
-		}
+		d->state = FD_CONNECT;
 		return true;
 	}
 	return did;
@@ -404,7 +407,7 @@ static void fdata_tls_done(struct sess *s, struct fdata *d)
 			return;
 		}
 	}
-	d->state = FD_CONNECT;
+	d->state = FD_RELAY;
 }
 
 static void fdata_job_done(struct tls_job *j)
@@ -415,7 +418,7 @@ static void fdata_job_done(struct tls_job *j)
 	d->job_out = false;
 	d->ssl = j->ssl;
 	if (d->dead) {
-		fdata_destroy(d);
+		fdata_destroy(d, true);
 		return;
 	}
 	switch (j->status) {
@@ -636,9 +639,6 @@ bool fdata_run(struct sess *s)
 		case FD_LISTEN:
 			moved |= fdata_accept(s, d);
 			break;
-		case FD_HANDSHAKE:
-			moved |= fdata_handshake(s, d);
-			break;
 		case FD_CONNECT:
 			d->be = (struct stream){ .owner = s, .wake = sess_stream_wake, .wake_arg = s,
 						 .fd = -1, .kind = SK_DEAD };
@@ -649,21 +649,27 @@ bool fdata_run(struct sess *s)
 					  "data port");
 				return true;
 			}
-			d->state = FD_RELAY;
+			d->state = d->d.tls ? FD_HANDSHAKE : FD_RELAY;
 			moved = true;
 			break;
 		case FD_RELAY:
-			if (d->be.connecting) {
+		case FD_HANDSHAKE:
+			if (d->be.connecting && (d->be.writable || d->be.hup)) {
 				rc = stream_connected(&d->be);
-				if (rc == -EINPROGRESS)
-					break;
-				if (rc < 0) {
+				if (rc < 0 && rc != -EINPROGRESS) {
 					fdata_end(s, CTR_ftp_data_failed, "backend's data port refused "
 						  "the connection");
 					return true;
 				}
-				d->be.writable = true;
+				if (rc == 0)
+					d->be.writable = moved = true;
 			}
+			if (d->state == FD_HANDSHAKE) {
+				moved |= fdata_handshake(s, d);
+				break;
+			}
+			if (d->be.connecting)
+				break;
 			moved |= fdata_relay(s, d);
 			if (s->fdata == d)
 				moved |= fdata_client_io(d);
