@@ -352,6 +352,8 @@ static void ftp_lost(const struct proto_env *env, struct proto_sess *ps,
 {
 	if (ftp_cst(ps)->b_multi)
 		return;
+	if ((len >= 3 && !strncmp(last, "221", 3)) || (len >= 3 && !strncmp(last, "421", 3)))
+		return; /* it said goodbye (QUIT) or closed with its own 421 */
 	po_reply(o, "421 %s Service not available, closing control connection.\r\n",
 		 env->hostname);
 }
