@@ -55,7 +55,8 @@ char *dup_exact(const char *s, size_t len)
 }
 
 /* Does the reply list STARTTLS (STLS) among capabilities: SMTP's EHLO
- * answer, IMAP's CAPABILITY answer (not its greeting), POP3's CAPA? */
+ * answer, IMAP's CAPABILITY answer (not its greeting), POP3's CAPA, FTP's
+ * FEAT (AUTH TLS)? */
 static bool lists_starttls(const struct proto_out *o)
 {
 	char *r = strndup(o->reply, o->reply_len);
@@ -63,6 +64,7 @@ static bool lists_starttls(const struct proto_out *o)
 
 	assert_non_null(r);
 	yes = strstr(r, "250 STARTTLS\r\n") || strstr(r, "\nSTLS\r\n") ||
+	      strstr(r, "\n AUTH TLS\r\n") ||
 	      (!strncmp(r, "* CAPABILITY ", 13) && strstr(r, " STARTTLS"));
 	free(r);
 	return yes;
