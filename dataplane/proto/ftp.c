@@ -265,7 +265,6 @@ static const struct proto_cmd ftp_cmds[] = {
 	{ "PASS", PC_TLS_FIRST, true,  ftp_login, PJ_PROGRESS },
 	{ "ACCT", PC_TLS_FIRST, true,  ftp_login, PJ_PROGRESS },
 	{ "AUTH", PC_STARTTLS,  false, NULL, PJ_PROGRESS },
-	{ "AUTH", PC_LOCAL,     true,  ftp_auth_other, PJ_JUNK },
 	{ "PBSZ", PC_LOCAL,     true,  ftp_pbsz_prot, PJ_REPEAT },
 	{ "PROT", PC_LOCAL,     true,  ftp_pbsz_prot, PJ_REPEAT },
 	{ "FEAT", PC_LOCAL,     false, ftp_feat, PJ_REPEAT },
@@ -292,6 +291,12 @@ static void ftp_client_line(const struct proto_env *env, struct proto_sess *ps,
 	if (ftp_parse(line, len, &pl) < 0) {
 		po_reply(o, "500 Unknown command.\r\n");
 		ftp_error(env, ps, o, CTR_bad_syntax, len ? "bad command" : "empty line");
+		return;
+	}
+	if (!strcasecmp(pl.verb, "AUTH") && pl.arg_len) {
+		/* A mechanism other than TLS (the grammar took TLS's away). */
+		if (!proto_junk(&ftp_ops, env, ps, o))
+			ftp_auth_other(env, ps, &pl, o);
 		return;
 	}
 	if (!(cmd = proto_find(&ftp_ops, &pl))) {
