@@ -103,6 +103,8 @@ static int ftp_parse(const char *l, size_t len, struct proto_line *pl)
 		i++;
 	pl->arg = l + i;
 	pl->arg_len = len - i;
+	if (!strcasecmp(pl->verb, "AUTH") && !pl->arg_len)
+		return -1; /* AUTH names its mechanism (RFC 2228 4) */
 	if (!strcasecmp(pl->verb, "AUTH") &&
 	    ((pl->arg_len == 3 && (!strncasecmp(pl->arg, "TLS", 3) ||
 				   !strncasecmp(pl->arg, "SSL", 3))) ||

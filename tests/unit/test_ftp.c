@@ -97,6 +97,7 @@ static void test_auth(void **state)
 {
 	static const struct step t[] = {
 		CXK("AUTH GSSAPI", "504 Security mechanism not understood.\r\n", 0, CTR_bad_syntax),
+		CXK("AUTH ", "500 Unknown command.\r\n", 0, CTR_bad_syntax), /* no mechanism */
 		CX("auth ssl", "234 AUTH TLS successful.\r\n", PO_STARTTLS),
 		TLS_UP,
 		CXK("AUTH TLS", "503 Already in TLS.\r\n", 0, CTR_starttls_in_tls),
