@@ -534,7 +534,6 @@ void sess_timer(struct timer *t)
 			if (dl && dl > now && dl - now < left)
 				left = dl - now;
 			sess_arm(s, left);
-			sess_run(s);
 			return;
 		}
 	}
