@@ -235,6 +235,47 @@ class Ftp(unittest.TestCase):
         self.assertEqual(out.getvalue(), b"hello\r\n" * 100)
         self.assertEqual(self.delta(before, "ftp_data_resumed"), 1)
 
+    def test_other_control_session_refused(self):
+        """A data connection resuming a TLS session, but another control
+        connection's (TLS 1.3 tickets and TLS 1.2 tickets): refused."""
+        (ROOT / "pub" / "other.txt").write_bytes(b"other\n")
+        for tls12 in (False, True):
+            before = self.counters()
+            mark = len(SL.log_text())
+            ctx = client_ctx(tls12=tls12)
+            a = login(ctx=ctx)
+            a.retrbinary("RETR pub/other.txt", io.BytesIO().write)  # a's session resumable
+            b = login(ctx=ctx)
+            b.sendcmd("TYPE I")
+            host, port = b.makepasv()
+            raw = socket.create_connection((host, port), timeout=10)
+            b.putcmd("RETR pub/other.txt")
+            tls = b.context.wrap_socket(raw, server_hostname="127.0.0.1", session=a.sock.session)
+            self.assertTrue(tls.session_reused, "the client did resume a's session")
+            with self.assertRaises((ftplib.Error, OSError, EOFError)):
+                tls.recv(100) or b.voidresp()
+                b.voidresp()
+            tls.close()
+            wait_until(lambda: "resumed a TLS session not of this control connection"
+                       in SL.log_text()[mark:], 10, "the refusal's log line")
+            self.assertEqual(self.delta(before, "ftp_data_refused_resumption"), 1, tls12)
+            a.quit()
+            b.close()
+
+    def test_tls12_session_id_resumption(self):
+        """TLS 1.2 without tickets: the data connection resumes the control
+        session from the session-ID cache; accepted."""
+        (ROOT / "pub" / "sid.txt").write_bytes(b"sid\n")
+        ctx = client_ctx(tls12=True)
+        ctx.options |= ssl.OP_NO_TICKET
+        before = self.counters()
+        f = login(ctx=ctx)
+        out = io.BytesIO()
+        f.retrbinary("RETR pub/sid.txt", out.write)
+        f.quit()
+        self.assertEqual(out.getvalue(), b"sid\n")
+        self.assertEqual(self.delta(before, "ftp_data_resumed"), 1)
+
     def test_epsv_and_pasv(self):
         (ROOT / "pub" / "e.txt").write_bytes(b"epsv\n")
         f = login()
