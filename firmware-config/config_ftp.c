@@ -75,6 +75,11 @@ int cfg_check_listener_ftp(struct cfg_ld *ld, struct cfg *c, unsigned i)
 			       "connections need listeners opened per transfer); run this "
 			       "listener on the kernel stack (no native: section)");
 	}
+	if (l->be && l->be->tls.tls != CFG_BE_TLS_OFF) {
+		snprintf(p, sizeof(p), "listeners[%u].backend", i);
+		return cfg_err(ld, p, "backend '%s': TLS to an FTP backend is not offered (its "
+			       "data connections are plain); set its tls: off", l->backend);
+	}
 	snprintf(p, sizeof(p), "listeners[%u].ftp.require_resumption", i);
 	if (!cfg_present(ld, p))
 		f->require_resumption = true; /* Schannel's and FileZilla's rule */

@@ -799,6 +799,12 @@ static const struct bad_case ftp_bad_cases[] = {
 	  "t.yaml:12: listeners[0].ftp.data_timeout:", NULL },
 	{ "ftp keys on an smtp listener", BE LS "    ftp: {data_ports: 1-2}\n",
 	  "t.yaml:11: listeners[0].ftp: only for protocol ftp", NULL },
+	{ "ftp backend with TLS",
+	  "backends:\n  - name: vs\n    protocol: ftp\n    proxy: none\n    tls: required\n"
+	  "    pin_sha256: " PIN "\n    servers: [127.0.0.1:2121]\n"
+	  "listeners:\n  - name: ftp\n    address: 127.0.0.1:2021\n    protocol: ftp\n"
+	  "    tls: required\n    backend: vs\n    ftp: {data_ports: 1-2}\n",
+	  "t.yaml:13: listeners[0].backend: backend 'vs': TLS to an FTP backend is not offered", NULL },
 	{ "ftp on the native stack",
 	  FBE FLS "    ftp: {data_ports: 1-2}\nnative:\n  ports:\n    - device: net_tap0\n"
 	  "      ipv4: 127.0.0.1/8\n",
