@@ -1,7 +1,8 @@
 /*
  * What config.c shares with the loader's other parts: the line index
  * (config_lines.c), the error messages (config_errors.c), addresses
- * (config_addr.c) and the native section (config_native.c): the load context, the error helpers and the
+ * (config_addr.c), the native section (config_native.c), limits, backend TLS
+ * and certificates (config_tls.c): the load context, the error helpers and the
  * schema pieces. Not for the rest of sluice, which reads config.h.
  */
 #ifndef SLUICE_CONFIG_INT_H
@@ -122,6 +123,12 @@ int cfg_check_listener_limits(struct cfg_ld *ld, struct cfg *c, unsigned i);
 /* Backend i's TLS keys (config_backend_tls.c): defaults, what goes with
  * what, the pin decoded, the files readable. 0 or -EINVAL. */
 int cfg_check_backend_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
+
+/* Certificates and TLS policy (config_tls.c): cert set i checked (unique
+ * name, host names, key types, lines); listener i's cert sets resolved,
+ * its policy and network rules parsed. 0 or -EINVAL/-ENOMEM. */
+int cfg_check_cert_set(struct cfg_ld *ld, struct cfg *c, unsigned i);
+int cfg_check_listener_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
 
 /* A listener's ftp: mapping (config_ftp.c): defaults, the port range and
  * the data address parsed; only with protocol ftp. 0 or -EINVAL. */

@@ -20,8 +20,8 @@
      sluice presents was made by the guest at its first boot (CN=sluice);
      the serial console shows the first-boot step and a login prompt;
   5. the native stack's set-up (man sluice-setup): the guest boots with
-     qemu's IOMMU (intel-iommu, intel_iommu=on iommu=pt added to the boot
-     entry in the copy) and a second NIC, an e1000e at 0000:00:05.0 on a
+     qemu's IOMMU (intel-iommu; the image's boot entry carries
+     intel_iommu=on iommu=pt) and a second NIC, an e1000e at 0000:00:05.0 on a
      user network of its own; over a root shell on the second serial port
      (an autologin getty written into the copy's root file system with
      debugfs, for this test only) `sluice-setup check` finds the IOMMU and
@@ -159,16 +159,12 @@ def add_test_shell(boot, part, work):
     return rc == 0 and "autologin.conf" in out, out
 
 
-def boot_options(boot, off, extra):
-    """Add extra to the boot entry's kernel command line (mtools)."""
+def boot_options(boot, off, wanted):
+    """Does the boot entry's kernel command line carry wanted (mtools)?"""
     entry = "::/loader/entries/sluice.conf"
     rc, text = sh(["mtype", "-i", f"{boot}@@{off}", entry])
-    if rc != 0 or "\noptions " not in text:
-        return False, text
-    local = boot.parent / "sluice.conf"
-    local.write_text(text.replace("\noptions ", f"\noptions {extra} ", 1))
-    rc, out = sh(["mcopy", "-o", "-i", f"{boot}@@{off}", local, entry])
-    return rc == 0, text + out
+    opts = [line for line in text.splitlines() if line.startswith("options ")]
+    return rc == 0 and len(opts) == 1 and f" {wanted} " in opts[0] + " ", text
 
 
 class SerialShell:
@@ -269,13 +265,17 @@ def native_setup(t, ttys1):
     rc, out = sh_.run(f"sluice-setup check {cfg}")
     rc2, facts = sh_.run(f"readlink /sys/bus/pci/devices/{NIC}/driver; "
                          "cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages; "
-                         f"cat /etc/driverctl.d/pci-{NIC}")
+                         f"cat /etc/driverctl.d/pci-{NIC}; "
+                         "grep -v '^#' /etc/tmpfiles.d/sluice-hugepages.conf")
     t.case("sluice-setup check again: the NIC on vfio-pci (as sysfs and driverctl's "
-           "saved override say), 32 hugepages, ready, exit 0",
+           "saved override say), 32 hugepages kept for the next boot (tmpfiles.d), "
+           "ready, exit 0",
            rc == 0 and f"ok: NIC {NIC}: bound to vfio-pci" in out
            and "ok: hugepages: 32 of 2M reserved" in out and "ready:" in out
            and "missing:" not in out and rc2 == 0
-           and re.search(r"drivers/vfio-pci\n32\nvfio-pci", facts), out + facts)
+           and re.search(r"drivers/vfio-pci\n32\nvfio-pci\n"
+                         r"w /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages - - - - 32",
+                         facts), out + facts)
     rc, out = sh_.run("mkdir -m 0750 -p /run/sluice-native; "
                       f"sluice {cfg} >/tmp/native.log 2>&1 & "
                       "for i in $(seq 90); do grep -q -e 'started:' -e '^sluice: ' "
@@ -345,8 +345,8 @@ def main():
                       "::/sluice/native.yaml"])
         ok, text = boot_options(boot, off, "intel_iommu=on iommu=pt")
         shell_ok, shell_out = add_test_shell(boot, parts[1], work)
-        t.case("the test's copy: native.yaml in the EFI partition, intel_iommu=on iommu=pt "
-               "on the kernel command line, a root shell on ttyS1 (debugfs)",
+        t.case("the image's boot entry turns the IOMMU on (intel_iommu=on iommu=pt); the "
+               "test's copy: native.yaml in the EFI partition, a root shell on ttyS1 (debugfs)",
                rc == 0 and ok and shell_ok, out + text + shell_out)
 
         postfix = harness.Postfix(work / "postfix").start()

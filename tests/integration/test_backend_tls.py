@@ -6,6 +6,8 @@ against real servers started here:
     lands through sluice, verified by the CA file and the name, and by a pin;
   - Dovecot with ssl on its imaps listener (PROXY v2 first): a login
     through sluice, secured;
+  - a client certificate (client_cert, client_key) that Postfix, asking
+    for one, verifies against the test CA;
   - a wrong certificate (a pin of another key; a name the certificate does
     not carry): the client gets 421, counted and logged, no fallback tried;
   - STARTTLS to the same Postfix (its PROXY port offers it) and to
@@ -43,6 +45,7 @@ PF_TLS = 43611        # Postfix, implicit TLS, PROXY v2 first
 PF_TLS12 = 43612      # Postfix, implicit TLS 1.2 only, no PROXY
 DC_IMAPS = 43613      # Dovecot imaps, PROXY v2 first
 PF_NOTLS = 43614      # Postfix without STARTTLS, PROXY v2 first
+PF_CCERT = 43615      # Postfix, implicit TLS, asks for a client certificate
 INTOLERANT = 43620    # the proxy in front of PF_TLS12
 NAME = "mx.backend.test"
 
@@ -71,13 +74,18 @@ class Pki:
         os.chmod(self.pair["key"], 0o644)   # Postfix's and Dovecot's readers
         self.pin = spki_pin(self.leaf)
         self.other_pin = spki_pin(pki.cert(pki.key("p256"), [NAME]))
+        # sluice's client certificate, from the same CA
+        ck = pki.key("p256")
+        self.client = pki.write_pair(d, "sluice-client",
+                                     [pki.cert(ck, ["sluice.client.test"],
+                                               issuer=(self.ca, ca_k))], ck)
 
 
 class TlsPostfix(Postfix):
     """The reference Postfix plus two implicit-TLS ports with the test CA's
     certificate: PF_TLS (PROXY v2 first) and PF_TLS12 (TLS 1.2 only)."""
 
-    ports_text = f"10025/10026/{PF_TLS}/{PF_TLS12}/{PF_NOTLS}"
+    ports_text = f"10025/10026/{PF_TLS}/{PF_TLS12}/{PF_NOTLS}/{PF_CCERT}"
 
     def __init__(self):
         super().__init__(SCRATCH / "postfix-btls")
@@ -95,11 +103,18 @@ class TlsPostfix(Postfix):
                     "-o smtpd_tls_protocols=!SSLv2,!SSLv3,!TLSv1,!TLSv1.1,!TLSv1.3\n")
             f.write(f"127.0.0.1:{PF_NOTLS} inet n - n - - smtpd -o smtpd_tls_security_level=none "
                     "-o smtpd_upstream_proxy_protocol=haproxy\n")
+            # asks for a client certificate, verified against the test CA:
+            # Postfix logs "Trusted TLS connection" for one it verified,
+            # "Anonymous" when none came, and its Received: line names the
+            # certificate's CN
+            f.write(f"127.0.0.1:{PF_CCERT} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
+                    "-o smtpd_upstream_proxy_protocol=haproxy -o smtpd_tls_ask_ccert=yes "
+                    f"-o smtpd_tls_CAfile={PKI.ca_file} -o smtpd_tls_received_header=yes\n")
 
     def _listening(self):
         from harness import listening
         return super()._listening() and all(listening("127.0.0.1", p)
-                                            for p in (PF_TLS, PF_TLS12, PF_NOTLS))
+                                            for p in (PF_TLS, PF_TLS12, PF_NOTLS, PF_CCERT))
 
 
 class TlsDovecot(Dovecot):
@@ -332,6 +347,40 @@ class BackendTls(unittest.TestCase):
         c = sl.counters()
         self.assertEqual(c.get("backend_tls_ok", 0), 2, c)
         self.assertEqual(c.get("backend_tls_fallback", 0), 0, c)
+
+    def test_client_certificate(self):
+        """With client_cert and client_key, sluice shows Postfix its
+        certificate: Postfix, asking for one, verifies it against the test
+        CA ("Trusted TLS connection", the subject's name in its log); the
+        same backend without them is an anonymous client there."""
+        sl = self.start(config(43695, [
+            smtp_backend("with-cert", servers=[f"127.0.0.1:{PF_CCERT}"], ca_file=PKI.ca_file,
+                         server_name=NAME, client_cert=PKI.client["cert"],
+                         client_key=PKI.client["key"]),
+            smtp_backend("without", servers=[f"127.0.0.1:{PF_CCERT}"], ca_file=PKI.ca_file,
+                         server_name=NAME)]), "btls-ccert")
+        since = PF.log_mark()
+        tag, log = send_one(sl, "with-cert")
+        msg = landed(tag)
+        self.assertIn(message_id(tag).encode(), msg)
+        self.assertEqual(log["result"], "ok", log)
+        # smtpd_tls_received_header: the client certificate's CN, verified
+        self.assertRegex(msg.decode(errors="replace"),
+                         r'\(Client CN "sluice\.client\.test", Issuer "sluice backend test CA"'
+                         r' \(verified OK\)\)')
+        wait_until(lambda: "Trusted TLS connection established from" in PF.log(since), 10,
+                   "Postfix's line for a verified client certificate")
+        text = PF.log(since)
+        self.assertIn("client-signature ECDSA", text)
+        self.assertNotIn("Anonymous TLS connection", text)
+        since = PF.log_mark()
+        tag, log = send_one(sl, "without")
+        msg = landed(tag)
+        self.assertIn(message_id(tag).encode(), msg)
+        self.assertNotIn(b"Client CN", msg)
+        wait_until(lambda: "Anonymous TLS connection established from" in PF.log(since), 10,
+                   "Postfix's line for a client without a certificate")
+        self.assertNotIn("Trusted TLS connection", PF.log(since))
 
     def test_dovecot_imaps(self):
         """An IMAP login through sluice to Dovecot's imaps listener: Dovecot

@@ -10,6 +10,7 @@ machine's real sysfs, with the configuration read by `sluice --ports`:
   net_tap ports, hugepages, none reserved "none reserved"                     1
     then `apply`: dpdk-hugepages.py reserves them, check says so           0
     the same without dpdk-hugepages.py: nr_hugepages written in sysfs     0
+    both: kept across reboots (a tmpfiles.d line systemd-tmpfiles runs)
   a key sluice refuses                    sluice's message, with the key      2
 
 Hugepages are reserved for real and the machine's previous reservation
@@ -80,7 +81,8 @@ class Setup(unittest.TestCase):
         """sluice-setup ARGS -c (a file holding yaml): (exit status, output)."""
         cfg = self.dir / "sluice.yaml"
         cfg.write_text(yaml)
-        env = {**os.environ, "SLUICE": sluice_bin()}
+        env = {**os.environ, "SLUICE": sluice_bin(),
+               "SLUICE_SETUP_TMPFILES_D": str(self.dir / "tmpfiles.d")}
         if path:
             env["PATH"] = path
         cmd = args[:1] + ("-c", str(cfg)) + args[1:]
@@ -205,6 +207,21 @@ class Hugepages(unittest.TestCase):
         self.assertTrue(hugetlbfs_mounts(), "hugetlbfs mounted")
         self.assertIn("ok: hugetlbfs: mounted on", out)
 
+    def kept_across_reboots(self):
+        """The tmpfiles.d line apply wrote does at boot what apply did:
+        with the pages given back, systemd-tmpfiles --create (what
+        systemd-tmpfiles-setup.service runs at boot) reserves them again."""
+        conf = self.dir / "tmpfiles.d" / "sluice-hugepages.conf"
+        self.assertIn(f"w {HP2M}/nr_hugepages - - - - 32\n", conf.read_text())
+        for m in hugetlbfs_mounts():
+            if m not in self.mounts:
+                subprocess.run(["umount", m], check=False)
+        (HP2M / "nr_hugepages").write_text("0\n")
+        p = subprocess.run(["systemd-tmpfiles", "--create", str(conf)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertEqual(int((HP2M / "nr_hugepages").read_text()), 32)
+
     def test_check_apply_check(self):
         rc, out = self.setup_cmd(self.YAML, "check")
         self.assertEqual(rc, 1, out)
@@ -213,10 +230,12 @@ class Hugepages(unittest.TestCase):
         rc, out = self.setup_cmd(self.YAML, "apply")
         self.assertEqual(rc, 0, out)
         self.assertIn("+ dpdk-hugepages.py -p 2M --reserve 64M --mount", out)
-        self.assertIn("for good: hugepagesz=2M hugepages=32 on the kernel command line", out)
+        self.assertIn("hugepages: kept across reboots by ", out)
+        self.assertIn("hugepagesz=2M hugepages=32 on the kernel command line", out)
         rc, out = self.setup_cmd(self.YAML, "check")
         self.assertEqual(rc, 0, out)
         self.reserved_and_reported(out)
+        self.kept_across_reboots()
         self.assertIn("ready:", out)
         # again: a large enough reservation is left alone
         rc, out = self.setup_cmd(self.YAML, "apply")
@@ -228,7 +247,7 @@ class Hugepages(unittest.TestCase):
         bin_ = self.dir / "bin"
         bin_.mkdir()
         for tool in ("sh", "sed", "awk", "cat", "grep", "tr", "head", "wc", "find", "basename",
-                     "dirname", "readlink", "uname", "id", "mkdir", "mount", "lspci", "sort"):
+                     "dirname", "readlink", "uname", "id", "mkdir", "mount", "lspci", "sort", "mv", "rm"):
             where = shutil.which(tool)
             if where:
                 (bin_ / tool).symlink_to(where)
@@ -237,6 +256,7 @@ class Hugepages(unittest.TestCase):
         self.assertIn("dpdk-hugepages.py not found (Debian package dpdk): writing 32 to "
                       f"{HP2M}/nr_hugepages instead", out)
         self.reserved_and_reported(out)
+        self.kept_across_reboots()
         if not self.mounts:
             self.assertIn("+ mount -t hugetlbfs -o pagesize=2M nodev /dev/hugepages", out)
 
