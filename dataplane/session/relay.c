@@ -50,8 +50,10 @@ static bool sess_pump_c2b_once(struct sess *s, struct buf *src)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
 		 * acts on a line without its LF. (A held STARTTLS does not,
-		 * nor what waits behind a trace header.) */
-		if (sess_client_eof(s) && !s->ps.tls_held && !s->ps.inject_due)
+		 * nor what waits behind a trace header, nor a line sluice
+		 * answers itself.) */
+		if (sess_client_eof(s) && !s->ps.tls_held && !s->ps.inject_due &&
+		    !s->ps.local_due)
 			s->scan_ok = buf_len(src);
 	}
 	n = s->scan_ok;
@@ -150,6 +152,10 @@ static bool sess_c2b_local(struct sess *s)
 		return false;
 	if (buf_room(&s->cout) < PO_REPLY_MAX + 512)
 		return false;
+	if (!buf_len(src)) {
+		s->ps.local_due = false; /* the line is gone (the session moved on) */
+		return true;
+	}
 	lr_init(&lr, s->l->ops->line_max);
 	if (lr_next(&lr, buf_head(src), buf_len(src), &line, &used) != LR_LINE)
 		return false;
