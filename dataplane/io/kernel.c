@@ -329,10 +329,13 @@ static int kern_listen_one(struct core *c, struct stream *s, const struct sockad
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	stream_wake_fn wake = s->wake;
 	void *arg = s->wake_arg;
-	int rc;
+	int one = 1, rc;
 
 	if (fd < 0)
 		return -errno;
+	/* SO_REUSEADDR: the port's last connection may linger in TIME_WAIT;
+	 * a socket listening there still makes bind() fail (no REUSEPORT). */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, addr, len) < 0 || listen(fd, 1) < 0) {
 		rc = -errno;
 		close(fd);
