@@ -18,7 +18,12 @@ default), as Windows Schannel and FileZilla Server insist.
     ftp.require_ems is set;
   - PORT refused (502); PROT C refused (534);
   - a data connection from another address (127.0.0.2) closed, counted
-    and logged.
+    and logged;
+  - a data connection resuming another control connection's session
+    refused (TLS 1.3 and TLS 1.2 tickets); TLS 1.2 session-ID resumption
+    accepted;
+  - a backend whose 227 names another host (a scripted server in the
+    test): 425, counted, logged, no data listener (the FTP bounce).
 """
 
 import ftplib
@@ -30,6 +35,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
@@ -39,7 +45,7 @@ BASE = 44400                  # this module's ports: 44300-44449
 VSFTPD_PORT = BASE + 21
 SIZE = 10 * 1024 * 1024
 SSL_OP_NO_EXTENDED_MASTER_SECRET = 1   # OpenSSL 3.0's bit 0 (ssl.h)
-VS = SL = None
+VS = SL = FAKE = None
 ROOT = None
 
 
@@ -82,12 +88,52 @@ class Vsftpd:
             self.proc.wait(10)
 
 
+class FakeFtp(threading.Thread):
+    """A scripted FTP server whose PASV answer names another host than its
+    own (an FTP bounce attempt): 220, USER/PASS 230, PASV 227 naming
+    192.0.2.1, FEAT 211, QUIT 221, anything else 200."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(8)
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        with c:
+            f = c.makefile("rb")
+            c.sendall(b"220 fake\r\n")
+            for line in f:
+                verb = line.split()[0].upper() if line.split() else b""
+                if verb == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                c.sendall({b"USER": b"331 pass\r\n", b"PASS": b"230 in\r\n",
+                           b"FEAT": b"211-Features:\r\n PASV\r\n211 End\r\n",
+                           b"PASV": b"227 Entering Passive Mode (192,0,2,1,4,1).\r\n"}
+                          .get(verb, b"200 ok\r\n"))
+
+    def stop(self):
+        self.sock.close()
+
+
 def setUpModule():
-    global VS, SL, ROOT
+    global VS, SL, ROOT, FAKE
     ROOT = scratch() / f"ftp-{os.getpid()}"
     shutil.rmtree(ROOT, ignore_errors=True)
     ROOT.mkdir(parents=True)
     VS = Vsftpd(ROOT).start()
+    FAKE = FakeFtp(BASE + 22)
+    FAKE.start()
     data = {"data_ports": f"{BASE - 100}-{BASE - 51}", "data_address": "127.0.0.1"}
     cfg = {
         "hostname": "ftp.sluice.test",
@@ -96,7 +142,9 @@ def setUpModule():
         "log": "stderr",
         "run_as_root": True,
         "backends": [{"name": "vsftpd", "protocol": "ftp", "proxy": "none",
-                      "servers": [f"127.0.0.1:{VSFTPD_PORT}"]}],
+                      "servers": [f"127.0.0.1:{VSFTPD_PORT}"]},
+                     {"name": "fake", "protocol": "ftp", "proxy": "none",
+                      "servers": [f"127.0.0.1:{BASE + 22}"]}],
         "listeners": [
             {"name": "ftp", "address": f"127.0.0.1:{BASE + 1}", "protocol": "ftp",
              "tls": "required", "backend": "vsftpd", "ftp": dict(data)},
@@ -105,6 +153,8 @@ def setUpModule():
             {"name": "ems", "address": f"127.0.0.1:{BASE + 3}", "protocol": "ftp",
              "tls": "required", "backend": "vsftpd",
              "ftp": dict(data, require_ems=True)},
+            {"name": "bounce", "address": f"127.0.0.1:{BASE + 4}", "protocol": "ftp",
+             "tls": "required", "backend": "fake", "ftp": dict(data)},
         ],
     }
     SL = Sluice(cfg, "ftp").start()
@@ -112,6 +162,8 @@ def setUpModule():
 
 def tearDownModule():
     stop_all(SL)
+    if FAKE:
+        FAKE.stop()
     if VS:
         VS.stop()
     if ROOT:
@@ -275,6 +327,20 @@ class Ftp(unittest.TestCase):
         f.quit()
         self.assertEqual(out.getvalue(), b"sid\n")
         self.assertEqual(self.delta(before, "ftp_data_resumed"), 1)
+
+    def test_bounce_refused(self):
+        """A 227 naming a host other than the backend server's: 425, and
+        sluice connects nowhere (RFC 2577)."""
+        before = self.counters()
+        f = login(port=BASE + 4)
+        with self.assertRaises(ftplib.error_temp) as e:
+            f.sendcmd("PASV")
+        self.assertTrue(str(e.exception).startswith("425"), e.exception)
+        self.assertTrue(f.sendcmd("NOOP").startswith("200"))  # in step still
+        f.quit()
+        self.assertEqual(self.delta(before, "ftp_data_bounce"), 1)
+        self.assertEqual(self.delta(before, "ftp_data_listen"), 0)
+        wait_until(lambda: "event=ftp-bounce" in SL.log_text(), 10, "the bounce logged")
 
     def test_epsv_and_pasv(self):
         (ROOT / "pub" / "e.txt").write_bytes(b"epsv\n")
