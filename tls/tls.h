@@ -135,6 +135,9 @@ struct tlsw_ctxs;
 
 struct tls_job {
 	void *owner;        /* the session; the worker never looks inside */
+	void (*done)(struct tls_job *); /* the core's handler for a job that is
+				       not a session's own handshake (an FTP
+				       data connection's); NULL: the session's */
 	SSL *ssl;           /* NULL on the first post: the worker creates it */
 	struct tls_io *io;
 	const struct tlsw_ctxs *ctxs; /* the SSL_CTXs of the session's snapshot
