@@ -39,6 +39,8 @@ enum ftp_kind {
 	K_PASV,       /* a 227 names the backend's data port */
 	K_EPSV,       /* a 229 does */
 	K_LOGIN,      /* USER, PASS, ACCT: a 230 logs in */
+	K_XFER,       /* RETR, STOR, STOU, APPE, LIST, NLST, MLSD: a 2yz says
+			 the transfer over the data connection completed */
 };
 
 #define FTP_KINDS 32
@@ -426,6 +428,11 @@ static void ftp_sent(struct proto_sess *ps, struct ftp_state *st, const uint8_t 
 	else if (ftp_verb_is(l, e, "USER") || ftp_verb_is(l, e, "PASS") ||
 		 ftp_verb_is(l, e, "ACCT"))
 		k = K_LOGIN;
+	else if (ftp_verb_is(l, e, "RETR") || ftp_verb_is(l, e, "STOR") ||
+		 ftp_verb_is(l, e, "STOU") || ftp_verb_is(l, e, "APPE") ||
+		 ftp_verb_is(l, e, "LIST") || ftp_verb_is(l, e, "NLST") ||
+		 ftp_verb_is(l, e, "MLSD"))
+		k = K_XFER;
 	ps->cmds++;
 	if (ps->cmds - ps->replies > FTP_KINDS)
 		st->kinds_lost = true;
@@ -510,18 +517,25 @@ static enum ftp_kind ftp_next_kind(const struct proto_sess *ps)
 	return (enum ftp_kind)st->kind[ps->replies % FTP_KINDS];
 }
 
-/* Backend -> client: what may go before the reply to PASV/EPSV, which the
- * session hands to b2c_line whole. */
+/* Backend -> client: what may go before the reply to PASV/EPSV, or before
+ * a transfer's final reply while its data connection is not relaying (or
+ * ended before it did), which the session hands to b2c_line whole. A 1yz
+ * passes: clients start the data connection's TLS after the 150. */
 static size_t ftp_b2c_safe(const struct proto_sess *ps, const uint8_t *p, size_t len)
 {
 	const struct ftp_state *st = ftp_cst(ps);
 	const uint8_t *lf;
 	enum ftp_kind k;
+	/* at a line's start: a 2yz waits for its data connection; any final
+	 * reply after one that ended unrelayed is looked at */
+	bool xfer = len && ((ps->data_pending && p[0] == '2') ||
+			    (ps->data_refused && p[0] != '1'));
 
-	if (!st->kinds_pasv)
+	if (!st->kinds_pasv && !xfer)
 		return len;
 	k = ftp_next_kind(ps);
-	if (ps->b_cur_len == 0 && !st->b_multi && (k == K_PASV || k == K_EPSV))
+	if (ps->b_cur_len == 0 && !st->b_multi &&
+	    (k == K_PASV || k == K_EPSV || (xfer && k == K_XFER)))
 		return 0;
 	lf = memchr(p, '\n', len);
 	return lf ? (size_t)(lf - p) + 1 : len;
@@ -595,6 +609,25 @@ static int ftp_b2c_line(const struct proto_env *env, struct proto_sess *ps, cons
 	int rc;
 
 	memset(d, 0, sizeof(*d));
+	if (k == K_XFER) {
+		/* The transfer's final reply: it waits while its data
+		 * connection is checked; a 2yz for one that ended before it
+		 * relayed a byte would tell the client a transfer completed
+		 * that never reached it (a download it did not get, an
+		 * upload the server stored empty): 426 instead (RFC 959
+		 * 4.2: connection closed, transfer aborted). */
+		if (ps->data_pending)
+			return l[0] == '2' ? 2 : 0; /* an error goes at once */
+		if (!ps->data_refused)
+			return 0;
+		ps->data_refused = false;
+		if (len < 4 || l[0] != '2' || l[3] != ' ')
+			return 0; /* the server's own error, as it is */
+		po_reply(o, "426 Connection closed; transfer aborted.\r\n");
+		o->counter = CTR_ftp_xfer_aborted;
+		o->reason = "the data connection was refused";
+		return -1;
+	}
 	if (len < 4 || l[3] != ' ')
 		return 0; /* an error reply, a multi-line one: as it is */
 	if (k == K_PASV && !strncmp(l, "227", 3)) {

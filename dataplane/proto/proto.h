@@ -197,6 +197,12 @@ struct proto_sess {
 				   sluice answers itself there (FTP: PBSZ,
 				   PROT, PORT); proto_ops.c2b_local once
 				   every earlier command has its reply */
+	bool data_pending;      /* relay: a data connection was accepted and is
+				   not relaying yet (its TLS checks): the
+				   transfer's completion reply waits (FTP) */
+	bool data_refused;      /* relay: that data connection ended before it
+				   relayed a byte: a 2xx completion of the
+				   transfer would be false (FTP: made 426) */
 	bool idle_wait;         /* relay: the one command in flight waits on
 				   the client, not the backend (IMAP IDLE once
 				   its "+" came): the server may still speak */
@@ -285,8 +291,10 @@ struct proto_ops {
 	/* Relay: that whole backend line l (CR LF stripped). 0: it goes as
 	 * it is; 1: a data connection as *d says is wanted, the session
 	 * opens it and asks data_reply for the line in its place; -1: o
-	 * holds the line that replaces it (a refusal). The session then
-	 * passes the original line to b2c_scan, as if it had been relayed. */
+	 * holds the line that replaces it (a refusal); 2: not yet, the
+	 * line waits in the buffer until ps->data_pending is cleared. The
+	 * session then passes the original line to b2c_scan, as if it had
+	 * been relayed. */
 	int (*b2c_line)(const struct proto_env *, struct proto_sess *, const char *l,
 			size_t len, struct proto_data *d, struct proto_out *o);
 	/* The answer naming the session's data port d->host, d->port. */

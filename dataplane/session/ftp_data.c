@@ -134,6 +134,11 @@ static void fdata_end(struct sess *s, int ctr, const char *why)
 		return;
 	if (ctr >= 0)
 		sctr_inc(s, ctr);
+	/* Accepted but never relayed: the transfer's 2yz would be false
+	 * (ftp_b2c_line makes it 426); the reply waits no longer. */
+	if (d->state == FD_CONNECT || d->state == FD_HANDSHAKE)
+		s->ps.data_refused = true;
+	s->ps.data_pending = false;
 	if (why)
 		log_msg(LOG_NOTICE, "event=ftp-data conn=%llx listener=%s client=%s result=refused "
 			"reason=\"%s\"", (unsigned long long)s->id, s->l->cfg->name,
@@ -194,7 +199,7 @@ static int fdata_listen(struct sess *s, struct fdata *d)
 }
 
 /* The backend's answer to PASV/EPSV, whole: see ftp_data.h. */
-void fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o)
+int fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o)
 {
 	struct proto_env env = sess_env(s);
 	struct proto_data pd;
@@ -204,8 +209,10 @@ void fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *
 
 	po_reset(o);
 	r = s->l->ops->b2c_line(&env, &s->ps, l, len, &pd, o);
+	if (r == 2)
+		return 1; /* a transfer's reply, its data connection checked */
 	if (r <= 0)
-		return; /* o empty: the line as it is; else the refusal */
+		return 0; /* o empty: the line as it is; else the refusal */
 	if (!fdata_be_ip4(s, be4) || (!pd.epsv && memcmp(pd.be_host, be4, 4))) {
 		po_reply(o, "425 Cannot open data connection.\r\n");
 		o->counter = CTR_ftp_data_bounce;
@@ -213,12 +220,12 @@ void fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *
 			"reason=\"a 227 naming a host other than the backend server\"",
 			(unsigned long long)s->id, s->l->cfg->name, pd.be_host[0], pd.be_host[1],
 			pd.be_host[2], pd.be_host[3]);
-		return;
+		return 0;
 	}
 	fdata_free(s); /* a new PASV replaces the one not used */
 	if (!(d = calloc(1, sizeof(*d)))) {
 		po_reply(o, "425 Cannot open data connection.\r\n");
-		return;
+		return 0;
 	}
 	d->s = s;
 	d->d = pd;
@@ -236,7 +243,7 @@ void fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *
 		log_msg(LOG_WARNING, "event=ftp-data conn=%llx listener=%s result=no-port "
 			"reason=\"%s\"", (unsigned long long)s->id, s->l->cfg->name,
 			rc == -EADDRINUSE ? "every port of ftp.data_ports is taken" : strerror(-rc));
-		return;
+		return 0;
 	}
 	s->fdata = d;
 	d->state = FD_LISTEN;
@@ -245,6 +252,7 @@ void fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *
 	s->l->ops->data_reply(&env, &s->ps, &d->d, o);
 	if (s->tm.expire_ms > d->deadline_ms || !timer_armed(&s->tm))
 		sess_arm(s, d->deadline_ms - s->core->now_ms);
+	return 0;
 }
 
 /* Same IP address, whatever the ports (and v4 in v6 as v4). */
@@ -308,6 +316,9 @@ static bool fdata_accept(struct sess *s, struct fdata *d)
 		fmt_addr(&peer, d->peer, sizeof(d->peer));
 		stream_close(&d->ls);
 		d->state = FD_CONNECT;
+		/* the transfer's final reply waits until it relays */
+		s->ps.data_pending = true;
+		s->ps.data_refused = false;
 		return true;
 	}
 	return did;
@@ -408,6 +419,7 @@ static void fdata_tls_done(struct sess *s, struct fdata *d)
 		}
 	}
 	d->state = FD_RELAY;
+	s->ps.data_pending = false;
 }
 
 static void fdata_job_done(struct tls_job *j)
@@ -650,6 +662,8 @@ bool fdata_run(struct sess *s)
 				return true;
 			}
 			d->state = d->d.tls ? FD_HANDSHAKE : FD_RELAY;
+			if (d->state == FD_RELAY)
+				s->ps.data_pending = false;
 			moved = true;
 			break;
 		case FD_RELAY:

@@ -15,10 +15,11 @@
 struct sess;
 
 /* The backend's whole line l that the engine's b2c_safe stopped at (the
- * reply to PASV/EPSV). o empty: relay the line as it is; else o->reply
- * replaces it (sluice's data port in a 227/229, or a 425), counted in
- * o->counter. */
-void fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o);
+ * reply to PASV/EPSV, or a transfer's final reply). Returns 1 when the
+ * line must wait (its data connection is being checked); else 0 with o
+ * empty: relay the line as it is; or o->reply replaces it (sluice's data
+ * port in a 227/229, a 425, a 426), counted in o->counter. */
+int fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o);
 /* The data connection's I/O, from sess_run. True if anything moved. */
 bool fdata_run(struct sess *s);
 /* The data connection's deadline (a listener's data_timeout, the linger

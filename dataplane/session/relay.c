@@ -119,8 +119,8 @@ static bool sess_b2c_line(struct sess *s)
 	while (whole && len && (h[len - 1] == '\n' || h[len - 1] == '\r'))
 		len--;
 	po_reset(&o);
-	if (whole)
-		fdata_passive(s, (const char *)h, len, &o);
+	if (whole && fdata_passive(s, (const char *)h, len, &o) == 1)
+		return false; /* a transfer's reply: its data connection is checked */
 	if (!o.reply_len && sess_to_client(s, h, total) < 0)
 		return false;
 	sess_apply(s, &o);

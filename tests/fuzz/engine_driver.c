@@ -278,7 +278,9 @@ static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
 
 /* The backend's bytes again, now in the relay, as sluice relays them:
  * up to b2c_safe, and where it stops the whole line to b2c_line (FTP: the
- * answer to PASV/EPSV), whose replacement must be a whole reply. */
+ * answer to PASV/EPSV, a transfer's reply while its data connection is
+ * checked or after it was refused), whose replacement must be a whole
+ * reply. */
 static void fz_b2c(const struct fz_engine *e, const struct proto_ops *ops,
 		   const struct proto_env *env, struct proto_sess *ps, const uint8_t *p,
 		   size_t len)
@@ -307,8 +309,18 @@ static void fz_b2c(const struct fz_engine *e, const struct proto_ops *ops,
 			po_reset(&o);
 			r = ops->b2c_line(env, ps, line, l, &d, &o);
 			free(line);
-			if (r < -1 || r > 1 || (r == -1) != (o.reply_len != 0))
+			if (r < -1 || r > 2 || (r == -1) != (o.reply_len != 0) ||
+			    (r == 2 && (o.reply_len || !ps->data_pending)))
 				abort();
+			if (r == 2) {
+				/* the line waits for its data connection's checks,
+				 * which end now: relayed, or refused (one bit of the
+				 * input); then the same line again */
+				ps->data_pending = false;
+				ps->data_refused = l & 1;
+				n = 0;
+				continue;
+			}
 			if (r == 1) {
 				d.host[0] = 192, d.host[1] = 0, d.host[2] = 2, d.host[3] = 1;
 				d.port = 44100;
@@ -316,6 +328,10 @@ static void fz_b2c(const struct fz_engine *e, const struct proto_ops *ops,
 				ops->data_reply(env, ps, &d, &o);
 				if (!o.reply_len || !d.be_port)
 					abort();
+				/* the client's data connection, accepted: the
+				 * transfer's reply waits (one bit of the input) */
+				ps->data_pending = d.be_port & 1;
+				ps->data_refused = false;
 			}
 			if (o.reply_len)
 				e->check_out(&o);

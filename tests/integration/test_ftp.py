@@ -272,8 +272,24 @@ class Ftp(unittest.TestCase):
         before = self.counters()
         mark = len(SL.log_text())
         f = login(cls=ftplib.FTP_TLS)
-        with self.assertRaises((ftplib.error_temp, ssl.SSLError, OSError, EOFError)):
-            f.retrbinary("RETR pub/small.txt", io.BytesIO().write)
+        got = io.BytesIO()
+        try:
+            f.retrbinary("RETR pub/small.txt", got.write)
+            self.fail("a refused data connection's transfer completed")
+        except ftplib.error_temp as e:
+            reply = str(e)
+        except (ssl.SSLError, OSError, EOFError):
+            # the data connection's end raised first: the reply is still due
+            with self.assertRaises(ftplib.error_temp) as cm:
+                f.voidresp()
+            reply = str(cm.exception)
+        # Never a 226 for a file the client did not get: the server's own
+        # 426, or its 226 made 426 by sluice (ftp_xfer_aborted) when the
+        # server had written the file before sluice refused the client.
+        self.assertTrue(reply.startswith("426 "), reply)
+        self.assertEqual(got.getvalue(), b"")
+        if reply.startswith("426 Connection closed; transfer aborted"):   # sluice's words
+            self.assertEqual(self.delta(before, "ftp_xfer_aborted"), 1)
         f.close()
         wait_until(lambda: "not a resumption of the control connection" in SL.log_text()[mark:],
                    10, "the refusal's log line")

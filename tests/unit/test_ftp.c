@@ -364,6 +364,76 @@ static void test_relay_passive_bad_lines(void **state)
 	assert_int_equal(rl_b2c(&r, "227 Entering Passive Mode (1,2,3,4,5,6).\r\n", &d, &o), 2);
 }
 
+/* A line through b2c_safe and, if it stops there, b2c_line (CR LF off):
+ * b2c_line's verdict, or 3 when the line passed as it is. */
+static int rl_line(struct rl *r, const char *l, struct proto_out *o)
+{
+	size_t n = strlen(l);
+	struct proto_data d;
+	char *copy;
+	int v;
+
+	if (r->ops->b2c_safe(&r->ps, (const uint8_t *)l, n) == n) {
+		r->ops->b2c_scan(&r->ps, (const uint8_t *)l, n);
+		return 3;
+	}
+	copy = malloc(n - 2);
+	memcpy(copy, l, n - 2);
+	po_reset(o);
+	v = r->ops->b2c_line(&r->env, &r->ps, copy, n - 2, &d, o);
+	free(copy);
+	if (v != 2)
+		r->ops->b2c_scan(&r->ps, (const uint8_t *)l, n); /* relayed or replaced */
+	return v;
+}
+
+/* A transfer's final 2yz waits while its data connection is checked
+ * (data_pending) and goes once it relays; after a data connection that
+ * ended before it relayed (data_refused) a 2yz becomes 426, the server's
+ * own error passes; a 1yz and errors never wait, nor a 2yz to another
+ * command. */
+static void test_relay_transfer_reply(void **state)
+{
+	static const char l150[] = "150 Opening BINARY mode data connection.\r\n";
+	static const char l226[] = "226 Transfer complete.\r\n";
+	struct rl r;
+	struct proto_out o;
+	char buf[64];
+
+	rl_init(&r, true);
+	rl_c2b(&r, "RETR f\r\n", buf);
+	r.ps.data_pending = true;
+	assert_int_equal(rl_line(&r, l150, &o), 3);      /* TLS begins after it */
+	assert_int_equal(rl_line(&r, l226, &o), 2);      /* waits, not relayed */
+	assert_int_equal(r.ps.replies, 0);
+	r.ps.data_pending = false;                       /* relaying now */
+	assert_int_equal(rl_line(&r, l226, &o), 3);
+	assert_int_equal(r.ps.replies, 1);
+
+	rl_c2b(&r, "STOR g\r\n", buf);
+	r.ps.data_refused = true;
+	assert_int_equal(rl_line(&r, l150, &o), 3);
+	assert_int_equal(rl_line(&r, l226, &o), -1);
+	o.reply[o.reply_len] = 0;
+	assert_string_equal(o.reply, "426 Connection closed; transfer aborted.\r\n");
+	assert_int_equal(o.counter, CTR_ftp_xfer_aborted);
+	assert_false(r.ps.data_refused);
+	assert_int_equal(r.ps.replies, 2);
+
+	rl_c2b(&r, "RETR h\r\n", buf);
+	r.ps.data_refused = true;
+	assert_int_equal(rl_line(&r, "426 Failure writing network stream.\r\n", &o), 0);
+	assert_int_equal(o.reply_len, 0);
+	assert_false(r.ps.data_refused);
+
+	rl_c2b(&r, "RETR i\r\n", buf);
+	r.ps.data_pending = true;
+	assert_int_equal(rl_line(&r, "550 Failed to open file.\r\n", &o), 3);
+	rl_c2b(&r, "NOOP\r\n", buf);
+	assert_int_equal(rl_line(&r, "200 NOOP ok.\r\n", &o), 3);
+	assert_int_equal(r.ps.replies, r.ps.cmds);
+}
+
 /* PBSZ, PROT, PORT, EPRT stop the tracker (local_due): sluice answers them;
  * AUTH inside TLS becomes XUTH; a multi-line reply is counted once. */
 static void test_relay_local_commands(void **state)
@@ -435,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_relay_passive_rewrite),
 		cmocka_unit_test(test_relay_passive_bad_lines),
+		cmocka_unit_test(test_relay_transfer_reply),
 		cmocka_unit_test(test_relay_local_commands),
 		cmocka_unit_test(test_late_auth),
 	};
