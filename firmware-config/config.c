@@ -464,7 +464,9 @@ static int cfg_check_backend(struct cfg_ld *ld, struct cfg *c, unsigned i)
 				       b->name, c->backends[j].line);
 	snprintf(p, sizeof(p), "backends[%u].proxy", i);
 	if (!cfg_present(ld, p))
-		b->proxy = CFG_PROXY_V2;
+		/* FTP servers of note read no PROXY header (ProFTPD's
+		 * mod_proxy_protocol does: proxy: v2 for it) */
+		b->proxy = b->protocol == CFG_PROTO_FTP ? CFG_PROXY_NONE : CFG_PROXY_V2;
 	snprintf(p, sizeof(p), "backends[%u].connect_timeout", i);
 	if ((rc = cfg_uint(ld, p, &b->connect_timeout, 5, 1, 300)))
 		return rc;

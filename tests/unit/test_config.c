@@ -782,6 +782,24 @@ static void test_ftp(void **state)
 	cfg_free(c);
 }
 
+/* An FTP backend sends no PROXY header unless told: vsftpd reads none. */
+static void test_ftp_proxy_default(void **state)
+{
+	static const char doc[] = "backends:\n  - name: vs\n    protocol: ftp\n"
+		"    servers: [127.0.0.1:2121]\n  - name: pp\n    protocol: ftp\n"
+		"    proxy: v2\n    servers: [127.0.0.1:2122]\n" FLS
+		"    ftp: {data_ports: 44100-44199}\n";
+	char err[512];
+	struct cfg *c;
+
+	(void)state;
+	if (cfg_load_string(doc, strlen(doc), "f.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c->backends[0].proxy, CFG_PROXY_NONE);
+	assert_int_equal(c->backends[1].proxy, CFG_PROXY_V2);
+	cfg_free(c);
+}
+
 static const struct bad_case ftp_bad_cases[] = {
 	{ "ftp without data_ports", FBE FLS,
 	  "t.yaml:9: listeners[0].protocol: protocol ftp needs ftp.data_ports", NULL },
@@ -1145,6 +1163,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_metrics_addr),
 		cmocka_unit_test(test_backend_tls),
 		cmocka_unit_test(test_ftp),
+		cmocka_unit_test(test_ftp_proxy_default),
 		cmocka_unit_test(test_ftp_bad),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
