@@ -198,6 +198,7 @@ static const cyaml_schema_field_t cfg_listener_fields[] = {
 			    cfg_timeouts_fields),
 	CYAML_FIELD_UINT("detect_implicit_ms", OPT, struct cfg_listener, detect_implicit_ms),
 	CYAML_FIELD_BOOL("trace_header", OPT, struct cfg_listener, trace_header),
+	CYAML_FIELD_MAPPING("ftp", OPT, struct cfg_listener, ftp, cfg_ftp_fields),
 	CYAML_FIELD_MAPPING("quirks", OPT, struct cfg_listener, quirks, cfg_quirks_fields),
 	CYAML_FIELD_MAPPING("limits", OPT, struct cfg_listener, limits, cfg_addr_limits_fields),
 	CYAML_FIELD_END
@@ -463,7 +464,9 @@ static int cfg_check_backend(struct cfg_ld *ld, struct cfg *c, unsigned i)
 				       b->name, c->backends[j].line);
 	snprintf(p, sizeof(p), "backends[%u].proxy", i);
 	if (!cfg_present(ld, p))
-		b->proxy = CFG_PROXY_V2;
+		/* FTP servers of note read no PROXY header (ProFTPD's
+		 * mod_proxy_protocol does: proxy: v2 for it) */
+		b->proxy = b->protocol == CFG_PROTO_FTP ? CFG_PROXY_NONE : CFG_PROXY_V2;
 	snprintf(p, sizeof(p), "backends[%u].connect_timeout", i);
 	if ((rc = cfg_uint(ld, p, &b->connect_timeout, 5, 1, 300)))
 		return rc;
@@ -545,6 +548,8 @@ static int cfg_check_listener(struct cfg_ld *ld, struct cfg *c, unsigned i)
 	if (l->trace_header && l->protocol != CFG_PROTO_SMTP)
 		return cfg_err(ld, p, "only for protocol smtp (a Received: line is SMTP's)");
 	if ((rc = cfg_check_listener_tls(ld, c, i)))
+		return rc;
+	if ((rc = cfg_check_listener_ftp(ld, c, i)))
 		return rc;
 	if ((rc = cfg_check_listener_limits(ld, c, i)))
 		return rc;

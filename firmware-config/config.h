@@ -270,6 +270,26 @@ struct cfg_backend {
 #define CFG_DETECT_IMPLICIT_MS     200  /* default on tls: required */
 #define CFG_DETECT_IMPLICIT_MAX_MS 5000
 
+/* A listener's ftp: mapping (protocol ftp, RFC 4217; docs/ftp.md). */
+struct cfg_ftp {
+	char *data_ports;         /* "44100-44199": the passive data ports */
+	char *data_address;       /* the IPv4 address sluice's 227/229 name and
+				     its data listeners bind; default: the
+				     listener's own address */
+	bool require_resumption;  /* a data connection's TLS session must
+				     resume the control connection's;
+				     default true */
+	bool require_ems;         /* refuse TLS <= 1.2 without the extended
+				     master secret (RFC 7627); default false */
+	bool allow_prot_c;        /* PROT C (clear data) accepted; default
+				     false: 534 */
+	unsigned data_timeout;    /* s a data listener waits for its
+				     connection; default 30 */
+	/* resolved by the loader */
+	unsigned port_lo, port_hi;
+	struct sockaddr_storage data_addr;
+};
+
 struct cfg_listener {
 	char *name;
 	char *address;            /* as written: "127.0.0.1:2525", "[::1]:25" */
@@ -301,6 +321,7 @@ struct cfg_listener {
 	bool trace_header;        /* SMTP: a Received: line of sluice's own
 				     hop (with the TLS facts) at the start of
 				     each message relayed; default false */
+	struct cfg_ftp ftp;       /* protocol ftp: the data connections */
 	unsigned line;
 	/* resolved by the loader */
 	struct sockaddr_storage addr;

@@ -135,4 +135,9 @@ int cfg_check_cert_set(struct cfg_ld *ld, struct cfg *c, unsigned i);
 bool cfg_host_name_ok(const char *n, bool wildcard);
 int cfg_check_listener_tls(struct cfg_ld *ld, struct cfg *c, unsigned i);
 
+/* A listener's ftp: mapping (config_ftp.c): defaults, the port range and
+ * the data address parsed; only with protocol ftp. 0 or -EINVAL. */
+extern const cyaml_schema_field_t cfg_ftp_fields[];
+int cfg_check_listener_ftp(struct cfg_ld *ld, struct cfg *c, unsigned i);
+
 #endif

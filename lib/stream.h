@@ -27,6 +27,7 @@ enum stream_kind {
 	SK_CLIENT,
 	SK_BACKEND,
 	SK_WAKE,
+	SK_PASSIVE,    /* a listener of one connection (io_ops.listen_one) */
 	SK_DEAD,       /* closed: late events are ignored */
 };
 
@@ -49,6 +50,9 @@ struct stream_ops {
 	void (*shutdown_wr)(struct stream *s);
 	int (*connected)(struct stream *s);
 	void (*close)(struct stream *s);
+	/* Close with a reset, not a FIN: the peer must not take the end for
+	 * a complete transfer. NULL: close. */
+	void (*abort)(struct stream *s);
 	/* The connection's addresses. 0 or -errno. */
 	int (*addrs)(struct stream *s, struct sockaddr_storage *peer,
 		     struct sockaddr_storage *local);
@@ -124,6 +128,15 @@ static inline void stream_close(struct stream *s)
 {
 	if (stream_is_open(s))
 		s->ops->close(s);
+	s->kind = SK_DEAD;
+}
+
+/* Close with a reset where the stack can (the peer sees an error, not
+ * the end of the data); the stream is dead. */
+static inline void stream_abort(struct stream *s)
+{
+	if (stream_is_open(s))
+		(s->ops->abort ? s->ops->abort : s->ops->close)(s);
 	s->kind = SK_DEAD;
 }
 

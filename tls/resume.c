@@ -513,6 +513,35 @@ void tls_resume_thread_fini(void)
 	tk_aes128 = tk_aes256 = NULL;
 }
 
+/*
+ * A ticket is being issued (SSL_CTX_set_session_ticket_cb): the session
+ * it seals gets a random token of its own unless it has one, which a
+ * session resumed from a ticket keeps (ssl_session_dup copies it). So
+ * every ticket of one line of sessions carries the token of the full
+ * handshake that began it, and sluice can tell that an FTP data
+ * connection resumed its control connection's session and not another
+ * (dataplane/session/ftp_data.c). OpenSSL seals it inside the ticket.
+ */
+static int tk_gen_cb(SSL *ssl, void *arg)
+{
+	SSL_SESSION *ss = SSL_get0_session(ssl) ? SSL_get1_session(ssl) : NULL;
+	unsigned char tok[TLS_TICKET_TOKEN_LEN];
+	void *have = NULL;
+	size_t n = 0;
+	int ok = 1;
+
+	(void)arg;
+	if (!ss)
+		return 1;
+	if (SSL_SESSION_get0_ticket_appdata(ss, &have, &n) != 1 || n == 0) {
+		if (RAND_bytes(tok, sizeof(tok)) != 1 ||
+		    SSL_SESSION_set1_ticket_appdata(ss, tok, sizeof(tok)) != 1)
+			ok = 0;
+	}
+	SSL_SESSION_free(ss);
+	return ok;
+}
+
 int tls_resume_setup(SSL_CTX *ctx)
 {
 	SSL_CTX_set_timeout(ctx, TK.lifetime ? TK.lifetime : 7200);
@@ -521,7 +550,8 @@ int tls_resume_setup(SSL_CTX *ctx)
 		/* One ticket per TLS 1.3 handshake: a mail client holds one
 		 * connection per account. */
 		SSL_CTX_set_num_tickets(ctx, 1);
-		if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tk_cb) != 1)
+		if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tk_cb) != 1 ||
+		    SSL_CTX_set_session_ticket_cb(ctx, tk_gen_cb, NULL, NULL) != 1)
 			return -EINVAL;
 	} else {
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);

@@ -21,6 +21,7 @@
 #include "config.h"
 
 #define TLS_TICKET_KEYS_MAX 16
+#define TLS_TICKET_TOKEN_LEN 16 /* the token each ticket carries (resume.c) */
 
 /* One ticket key. RFC 5077 4's recommended construction: a 16-byte name
  * that the ticket carries in clear, AES-CBC (128 or 256) and HMAC-SHA256. */

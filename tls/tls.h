@@ -150,6 +150,9 @@ struct tlsw_ctxs;
 
 struct tls_job {
 	void *owner;        /* the session; the worker never looks inside */
+	void (*done)(struct tls_job *); /* the core's handler for a job that is
+				       not a session's own handshake (an FTP
+				       data connection's); NULL: the session's */
 	SSL *ssl;           /* TLSJ_SERVER: NULL on the first post, the worker
 			       creates it; TLSJ_CLIENT: always set */
 	uint8_t kind;       /* enum tls_job_kind */

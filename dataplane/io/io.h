@@ -58,6 +58,18 @@ struct io_ops {
 	 * when connected and must not move. 0 or -errno. */
 	int (*connect)(struct core *c, struct stream *s, const struct sockaddr *addr,
 		       socklen_t len);
+	/* A listener for one connection (FTP's passive data port): a plain
+	 * socket bound to addr (no SO_REUSEPORT: a port taken is
+	 * -EADDRINUSE), watched; s->owner, s->wake and s->wake_arg are the
+	 * caller's, set before; s must not move. 0 or -errno. NULL: the
+	 * stack has none. */
+	int (*listen_one)(struct core *c, struct stream *s, const struct sockaddr *addr,
+			  socklen_t len);
+	/* Accept one connection of listener ls into out (opened there, with
+	 * ls's wake callback); *peer its address. 0, -EAGAIN when none
+	 * waits, or -errno. */
+	int (*accept_one)(struct core *c, struct stream *ls, struct stream *out,
+			  struct sockaddr_storage *peer);
 	/* A reload changed the listeners: this core listens on lfd[0, n)
 	 * from now on (listener i's socket for this core), in the new
 	 * order. NULL: the stack's listeners are fixed at start-up. */

@@ -79,7 +79,7 @@ static int kern_watch(struct kern_core *kc, struct stream *s)
 		.data.ptr = s,
 	};
 
-	if (s->kind == SK_LISTENER || s->kind == SK_WAKE)
+	if (s->kind == SK_LISTENER || s->kind == SK_WAKE || s->kind == SK_PASSIVE)
 		ev.events = EPOLLIN | EPOLLET;
 	return epoll_ctl(kc->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
 }
@@ -213,6 +213,16 @@ static void kern_close(struct stream *s)
 	s->kind = SK_DEAD;
 }
 
+/* stream_abort(): SO_LINGER 0, so that close() sends a reset. */
+static void kern_abort(struct stream *s)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (s->fd >= 0)
+		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	kern_close(s);
+}
+
 /* stream_addrs(): getpeername() and getsockname(). */
 static int kern_addrs(struct stream *s, struct sockaddr_storage *peer,
 		      struct sockaddr_storage *local)
@@ -276,6 +286,7 @@ static const struct stream_ops kern_stream_ops = {
 	.shutdown_wr = kern_shutdown_wr,
 	.connected = kern_connected,
 	.close = kern_close,
+	.abort = kern_abort,
 	.addrs = kern_addrs,
 	.rtt_us = kern_rtt_us,
 };
@@ -308,6 +319,65 @@ static int kern_connect(struct core *c, struct stream *s, const struct sockaddr 
 		return rc;
 	}
 	s->connecting = true;
+	return 0;
+}
+
+/* io_ops.listen_one: a plain listening socket of backlog 1, watched. */
+static int kern_listen_one(struct core *c, struct stream *s, const struct sockaddr *addr,
+			   socklen_t len)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	stream_wake_fn wake = s->wake;
+	void *arg = s->wake_arg;
+	int one = 1, rc;
+
+	if (fd < 0)
+		return -errno;
+	/* SO_REUSEADDR: the port's last connection may linger in TIME_WAIT;
+	 * a socket listening there still makes bind() fail (no REUSEPORT). */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, addr, len) < 0 || listen(fd, 1) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	kern_make(c->io_core, s, fd, SK_PASSIVE, s->owner);
+	s->readable = true; /* one may wait already */
+	if ((rc = kern_open(s, wake, arg)) < 0) {
+		close(fd);
+		s->fd = -1;
+		s->kind = SK_DEAD;
+	}
+	return rc;
+}
+
+/* io_ops.accept_one: one connection of ls, opened at out. */
+static int kern_accept_one(struct core *c, struct stream *ls, struct stream *out,
+			   struct sockaddr_storage *peer)
+{
+	socklen_t pl = sizeof(*peer);
+	int one = 1, rc;
+	int fd = accept4(ls->fd, (struct sockaddr *)peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+			ls->readable = false;
+			return -EAGAIN;
+		}
+		return rc;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	kern_make(c->io_core, out, fd, SK_CLIENT, out->owner);
+	atomic_fetch_add_explicit(&RT.socks, 1, memory_order_relaxed);
+	if ((rc = kern_open(out, ls->wake, ls->wake_arg)) < 0) {
+		atomic_fetch_sub_explicit(&RT.socks, 1, memory_order_relaxed);
+		close(fd);
+		out->fd = -1;
+		out->kind = SK_DEAD;
+		return rc;
+	}
+	out->writable = true;
 	return 0;
 }
 
@@ -436,6 +506,11 @@ static unsigned kern_poll(struct core *c)
 			/* The jobs themselves are the loop's; EAGAIN: a spurious edge. */
 			(void)!read(s->fd, &v, sizeof(v));
 			break;
+		case SK_PASSIVE:
+			s->readable = true;
+			if (s->wake)
+				s->wake(s, s->wake_arg);
+			break;
 		case SK_CLIENT:
 		case SK_BACKEND:
 			if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -537,6 +612,8 @@ const struct io_ops kern_io_ops = {
 	.leave = kern_leave,
 	.listen = kern_listen_set,
 	.connect = kern_connect,
+	.listen_one = kern_listen_one,
+	.accept_one = kern_accept_one,
 	.relisten = kern_relisten,
 };
 

@@ -77,6 +77,7 @@ struct proto_env {
 					  junk_commands; the session may lower
 					  it, e.g. under stress); 0: no limit */
 	const struct proto_trace *trace; /* c2b_inject's facts; else NULL */
+	bool ftp_allow_prot_c;         /* listeners[].ftp.allow_prot_c */
 };
 
 /* What a trace header says of this hop (c2b_inject; listeners[].
@@ -139,6 +140,18 @@ struct proto_sess;
 struct proto_env;
 struct proto_out;
 
+/* A data connection an engine asks the session for (FTP's passive mode,
+ * RFC 959 4.1.2 PASV, RFC 2428 EPSV): from the backend's answer, and what
+ * the session opened in its place. */
+struct proto_data {
+	bool epsv;              /* 229 (EPSV), else 227 (PASV) */
+	bool tls;               /* PROT P: the client's data connection is TLS */
+	uint8_t be_host[4];     /* the host a 227 named; zero for a 229 */
+	uint16_t be_port;       /* the backend's data port */
+	uint8_t host[4];        /* the session's: its data address */
+	uint16_t port;          /* and the port it listens on */
+};
+
 /* One command of an engine's table: its class decides the shared rules
  * (proto_dispatch); fn does the engine's part, if any is left. */
 struct proto_cmd {
@@ -180,6 +193,16 @@ struct proto_sess {
 				   (listeners[].trace_header; c2b_inject) */
 	bool inject_due;        /* relay: the c2b tracker stopped where the
 				   engine's c2b_inject adds bytes of its own */
+	bool local_due;         /* relay: the c2b tracker stopped at a command
+				   sluice answers itself there (FTP: PBSZ,
+				   PROT, PORT); proto_ops.c2b_local once
+				   every earlier command has its reply */
+	bool data_pending;      /* relay: a data connection was accepted and is
+				   not relaying yet (its TLS checks): the
+				   transfer's completion reply waits (FTP) */
+	bool data_refused;      /* relay: that data connection ended before it
+				   relayed a byte: a 2xx completion of the
+				   transfer would be false (FTP: made 426) */
 	bool idle_wait;         /* relay: the one command in flight waits on
 				   the client, not the backend (IMAP IDLE once
 				   its "+" came): the server may still speak */
@@ -255,6 +278,28 @@ struct proto_ops {
 	 * for engines that never set inject_due. */
 	size_t (*c2b_inject)(const struct proto_env *, struct proto_sess *, const uint8_t *p,
 			     size_t len, uint8_t *out, size_t room, size_t *skip);
+	/* Relay: the tracker stopped with ps->local_due before the client
+	 * line l (CR LF stripped), every earlier command answered: sluice's
+	 * own answer in o (FTP: PBSZ, PROT, PORT refused). NULL for engines
+	 * that never set local_due. */
+	void (*c2b_local)(const struct proto_env *, struct proto_sess *, const char *l,
+			  size_t len, struct proto_out *o);
+	/* Relay: how many of the backend bytes p[0, len) may go to the
+	 * client before a line the engine must see whole (b2c_line); 0 when
+	 * one starts at p. Changes nothing. NULL: all of them. */
+	size_t (*b2c_safe)(const struct proto_sess *, const uint8_t *p, size_t len);
+	/* Relay: that whole backend line l (CR LF stripped). 0: it goes as
+	 * it is; 1: a data connection as *d says is wanted, the session
+	 * opens it and asks data_reply for the line in its place; -1: o
+	 * holds the line that replaces it (a refusal); 2: not yet, the
+	 * line waits in the buffer until ps->data_pending is cleared. The
+	 * session then passes the original line to b2c_scan, as if it had
+	 * been relayed. */
+	int (*b2c_line)(const struct proto_env *, struct proto_sess *, const char *l,
+			size_t len, struct proto_data *d, struct proto_out *o);
+	/* The answer naming the session's data port d->host, d->port. */
+	void (*data_reply)(const struct proto_env *, struct proto_sess *,
+			   const struct proto_data *d, struct proto_out *o);
 	/* Relay: look at backend bytes on their way to the client (count
 	 * final replies in ps->replies, remember how the last line began,
 	 * follow the state that starttls_allowed reads). May be NULL. */

@@ -519,14 +519,17 @@ void be_probe_result(struct be_pool *p, unsigned i, int rc, struct proto_caps *c
 		caps_free(caps);
 		/* Held down until the next round. */
 		atomic_store(&s->down_until_ms, now_ms + p->cfg->health_interval * 1000ull);
-		if (verbose || !was_down)
+		/* Once per state change, and again when the reason changes
+		 * (a server refused, then up but its certificate failing). */
+		if (verbose || !was_down || strcmp(why, s->down_why))
 			log_msg(LOG_WARNING, "backend %s %s: down: %s", p->cfg->name, s->name,
 				why);
+		snprintf(s->down_why, sizeof(s->down_why), "%s", why);
 	}
 }
 
 /* Probe every server of pool p; verbose logs every result, otherwise only
- * changes of state. */
+ * changes of state (and of the reason a server is down). */
 static void be_probe_pool(struct be_pool *p, const char *hostname, bool verbose)
 {
 	unsigned i;

@@ -23,6 +23,8 @@ struct be_server {
 	char name[64];                   /* "127.0.0.1:10026" */
 	_Atomic uint64_t down_until_ms;  /* skipped until then; 0 = up */
 	bool probe_down;                 /* the last probe failed (the prober's) */
+	char down_why[128];              /* and why (the prober's): a new
+					    reason is logged again */
 	_Atomic uint64_t probed_ms;      /* the last probe's end (clock_mono_ms);
 					    0: never (the metrics' probe age) */
 	_Atomic uint64_t fallback_until_ms; /* TLS to it: the conservative hello

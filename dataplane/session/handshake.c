@@ -21,6 +21,7 @@
 #include "quirk/quirk.h"
 #include "hello.h"
 #include "session/backend.h"
+#include "session/ftp_data.h"
 #include "session/session.h"
 #include "session/session_int.h"
 #include "fpstat.h"
@@ -366,6 +367,10 @@ static void sess_tls_up(struct sess *s)
 	snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
 	sess_count_tls(s, tc, k);
 	sess_fingerprint_done(s, true);
+	if (!fdata_control_tls(s)) { /* FTP: ftp.require_ems */
+		sess_closing(s, NULL, NULL);
+		return;
+	}
 	s->l->ops->tls_started(&s->ps);
 	lr_init(&s->lr, s->l->ops->line_max);
 	s->state = SS_DIALOGUE;
@@ -660,6 +665,9 @@ void sess_job_done(struct tls_job *j)
 {
 	struct sess *s = j->owner;
 
+	if (fdata_job(j))
+		return; /* an FTP data connection's */
+
 	s->job_out = false;
 	s->ssl = j->ssl;
 	if (j->skipped)
@@ -715,6 +723,9 @@ void sess_cancel_job(struct sess *s)
 void sess_job_orphan(struct tls_job *j)
 {
 	struct sess *s = j->owner;
+
+	if (fdata_job(j))
+		return; /* its session freed it already: the job's return does */
 
 	if (j->kind == TLSJ_CLIENT) {
 		s->be_job_out = false;

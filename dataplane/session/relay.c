@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "session/ftp_data.h"
 #include "session/session.h"
 #include "session/session_int.h"
 
@@ -49,8 +50,10 @@ static bool sess_pump_c2b_once(struct sess *s, struct buf *src)
 			s->scan_ok = buf_len(src);
 		/* At the end, an unfinished line goes as it is: no server
 		 * acts on a line without its LF. (A held STARTTLS does not,
-		 * nor what waits behind a trace header.) */
-		if (sess_client_eof(s) && !s->ps.tls_held && !s->ps.inject_due)
+		 * nor what waits behind a trace header, nor a line sluice
+		 * answers itself.) */
+		if (sess_client_eof(s) && !s->ps.tls_held && !s->ps.inject_due &&
+		    !s->ps.local_due)
 			s->scan_ok = buf_len(src);
 	}
 	n = s->scan_ok;
@@ -89,6 +92,82 @@ bool sess_pump_c2b(struct sess *s)
 	return did;
 }
 
+/*
+ * The backend line the engine's b2c_safe stopped at, whole (FTP: the
+ * answer to PASV/EPSV, ftp_data.c): relayed as it is or replaced by the
+ * engine's line, then given to the tracker as if relayed. Returns true
+ * when it went; false while it is incomplete or the client's buffer has
+ * no room for it.
+ */
+static bool sess_b2c_line(struct sess *s)
+{
+	const uint8_t *h = buf_head(&s->bin);
+	uint32_t avail = buf_len(&s->bin), total, len;
+	const uint8_t *lf = memchr(h, '\n', avail);
+	struct proto_out o;
+
+	bool whole = lf && lf - h < 1024;
+
+	if (!lf && avail < 1024 && !s->be.eof && !s->be.failed)
+		return false;
+	if (buf_room(&s->cout) < PO_REPLY_MAX + 512)
+		return false;
+	/* A line too long is not the reply the engine waits for: its head
+	 * goes as bytes, and the tracker is inside a line after it. */
+	total = whole ? (uint32_t)(lf - h) + 1 : (avail < 1024 ? avail : 1024);
+	len = total;
+	while (whole && len && (h[len - 1] == '\n' || h[len - 1] == '\r'))
+		len--;
+	po_reset(&o);
+	if (whole && fdata_passive(s, (const char *)h, len, &o) == 1)
+		return false; /* a transfer's reply: its data connection is checked */
+	if (!o.reply_len && sess_to_client(s, h, total) < 0)
+		return false;
+	sess_apply(s, &o);
+	if (s->l->ops->b2c_scan)
+		s->l->ops->b2c_scan(&s->ps, h, total);
+	buf_consume(&s->bin, total);
+	s->bytes_out += total;
+	sctr_add(s, CTR_bytes_to_client, total);
+	return true;
+}
+
+/*
+ * A client line the engine's c2b tracker stopped at, to be answered by
+ * sluice (ps.local_due: FTP's PBSZ, PROT, PORT), once what came before it
+ * went to the backend and every earlier command has its reply. Returns
+ * true when it was answered.
+ */
+static bool sess_c2b_local(struct sess *s)
+{
+	struct buf *src = s->tls ? &s->pin : &s->cin;
+	struct linereader lr;
+	struct lr_line line;
+	struct proto_env env;
+	struct proto_out o;
+	size_t used;
+
+	if (s->scan_ok || !s->l->ops->c2b_local || s->ps.replies < s->ps.cmds ||
+	    s->ps.b_cur_len || (s->l->ops->mid_response && s->l->ops->mid_response(&s->ps)))
+		return false;
+	if (buf_room(&s->cout) < PO_REPLY_MAX + 512)
+		return false;
+	if (!buf_len(src)) {
+		s->ps.local_due = false; /* the line is gone (the session moved on) */
+		return true;
+	}
+	lr_init(&lr, s->l->ops->line_max);
+	if (lr_next(&lr, buf_head(src), buf_len(src), &line, &used) != LR_LINE)
+		return false;
+	env = sess_env(s);
+	po_reset(&o);
+	s->l->ops->c2b_local(&env, &s->ps, line.p, line.len, &o);
+	buf_consume(src, (uint32_t)used);
+	s->bytes_in += used;
+	sess_apply(s, &o);
+	return true;
+}
+
 /* Backend -> client. */
 static bool sess_pump_b2c(struct sess *s)
 {
@@ -96,6 +175,16 @@ static bool sess_pump_b2c(struct sess *s)
 
 	while (buf_len(&s->bin) && !s->cli.failed) {
 		uint32_t n = buf_len(&s->bin);
+
+		if (s->l->ops->b2c_safe) {
+			n = (uint32_t)s->l->ops->b2c_safe(&s->ps, buf_head(&s->bin), n);
+			if (n == 0) {
+				if (!sess_b2c_line(s))
+					break;
+				did = true;
+				continue;
+			}
+		}
 
 		if (s->tls) {
 			int w;
@@ -171,6 +260,12 @@ bool sess_relay(struct sess *s)
 	if (s->c2b)
 		did |= sess_pump_c2b(s);
 	did |= sess_pump_b2c(s);
+	if (s->ps.local_due && sess_c2b_local(s)) {
+		s->t_active = s->core->now_ms;
+		return true;
+	}
+	if (s->fdata)
+		did |= fdata_run(s);
 	if (s->ps.tls_held && sess_late_starttls(s)) {
 		s->t_active = s->core->now_ms;
 		return true;

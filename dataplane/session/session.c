@@ -32,6 +32,7 @@
 #include "quirk/quirk.h"
 #include "hello.h"
 #include "session/backend.h"
+#include "session/ftp_data.h"
 #include "session/proxyproto.h"
 #include "session/session.h"
 #include "session/session_int.h"
@@ -73,6 +74,7 @@ struct proto_env sess_env(const struct sess *s)
 		.tls_available = s->l->tls_available,
 		.caps = be_caps(s->l->pool),
 		.junk_limit = s->snap->tc.c->limits.junk_commands,
+		.ftp_allow_prot_c = s->l->cfg->ftp.allow_prot_c,
 	};
 	return e;
 }
@@ -350,8 +352,8 @@ static bool sess_read(struct sess *s)
 	 * a worker has it (be_job_out): the stream stays readable till then. */
 	struct buf *bw = s->be_ssl ? &s->bcin : &s->bin;
 
-	while (!s->be_job_out && stream_is_open(&s->be) && !s->be.connecting && s->be.readable && !s->be.eof &&
-	       !s->be.failed && buf_room(bw)) {
+	while (!s->be_job_out && stream_is_open(&s->be) && !s->be.connecting && s->be.readable &&
+	       !s->be.eof && !s->be.failed && buf_room(bw)) {
 		if (stream_recv(&s->be, bw) <= 0)
 			break;
 		did = true;
@@ -526,11 +528,18 @@ void sess_timer(struct timer *t)
 			sess_backend_failed(s, "backend did not answer in time");
 		}
 		break;
-	case SS_RELAY:
+	case SS_RELAY: {
+		uint64_t dl = fdata_deadline(s); /* FTP: a data listener's end */
+
 		if (now - s->t_active < to->idle * 1000ull) {
-			sess_arm(s, to->idle * 1000ull - (now - s->t_active));
+			uint64_t left = to->idle * 1000ull - (now - s->t_active);
+
+			if (dl && dl > now && dl - now < left)
+				left = dl - now;
+			sess_arm(s, left);
 			return;
 		}
+	}
 		sctr_inc(s, CTR_timeout_idle);
 		sess_set_result(s, "timeout", "idle for %us", to->idle);
 		/* Words only between the backend's responses (not inside a
@@ -700,6 +709,7 @@ void sess_finish(struct sess *s)
 	if (s->cli.kind != SK_DEAD) {
 		stream_close(&s->cli);
 		sess_close_backend(s);
+		fdata_free(s);
 		timer_cancel(&s->tm);
 		sctr_add(s, CTR_starttls_in_tls, s->ps.denied);
 		if (s->ps.denied)
@@ -763,6 +773,7 @@ void sess_reap(struct core *c)
 
 void sess_free(struct sess *s)
 {
+	fdata_free(s); /* before the SSL object its checks read */
 	sess_tls_release(s);
 	SSL_free(s->ssl);
 	buf_free(&s->cin);

@@ -25,6 +25,7 @@
 #include "tls.h"
 
 struct be_pool;
+struct fdata;
 
 /* A listener at run time; shared read-only by all cores. */
 struct listener {
@@ -166,6 +167,7 @@ struct sess {
 	struct lim_ticket lim;      /* its count in the address table */
 	struct sess *ph_next, *ph_prev; /* core's ph list (session/admit.c) */
 	bool on_ph;
+	struct fdata *fdata;        /* FTP: the data connection (ftp_data.c) */
 };
 
 /* A session's counters: its listener's slot on its core. */

@@ -241,6 +241,31 @@ static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
 				abort();
 			start += skip;
 		}
+		if (ps->local_due) {
+			/* a line sluice answers in the relay (FTP: PBSZ, PROT,
+			 * PORT): whole, at the head, answered whole */
+			const uint8_t *lf = memchr(buf + start, '\n', end - start);
+			struct proto_out o;
+			char *l;
+			size_t ll;
+
+			if (!ops->c2b_local)
+				abort();
+			if (!lf)
+				continue; /* more of it comes with the next piece */
+			ll = (size_t)(lf - (buf + start));
+			l = malloc(ll ? ll : 1);
+			if (!l)
+				abort();
+			memcpy(l, buf + start, ll);
+			po_reset(&o);
+			ops->c2b_local(env, ps, l, ll && l[ll - 1] == '\r' ? ll - 1 : ll, &o);
+			free(l);
+			if (ps->local_due || o.to_backend_len || o.flags)
+				abort();
+			e->check_out(&o);
+			start += ll + 1;
+		}
 		if (ps->tls_held) {
 			bool stop = false;
 
@@ -251,6 +276,73 @@ static void fz_tracker(const struct fz_engine *e, const struct proto_ops *ops,
 	}
 }
 
+/* The backend's bytes again, now in the relay, as sluice relays them:
+ * up to b2c_safe, and where it stops the whole line to b2c_line (FTP: the
+ * answer to PASV/EPSV, a transfer's reply while its data connection is
+ * checked or after it was refused), whose replacement must be a whole
+ * reply. */
+static void fz_b2c(const struct fz_engine *e, const struct proto_ops *ops,
+		   const struct proto_env *env, struct proto_sess *ps, const uint8_t *p,
+		   size_t len)
+{
+	while (len) {
+		size_t n = ops->b2c_safe ? ops->b2c_safe(ps, p, len) : len;
+
+		if (n > len)
+			abort();
+		if (n == 0) {
+			const uint8_t *lf = memchr(p, '\n', len);
+			struct proto_data d;
+			struct proto_out o;
+			size_t l;
+			char *line;
+			int r;
+
+			n = lf ? (size_t)(lf - p) + 1 : len;
+			l = n;
+			while (l && (p[l - 1] == '\n' || p[l - 1] == '\r'))
+				l--;
+			line = malloc(l ? l : 1);
+			if (!line)
+				abort();
+			memcpy(line, p, l);
+			po_reset(&o);
+			r = ops->b2c_line(env, ps, line, l, &d, &o);
+			free(line);
+			if (r < -1 || r > 2 || (r == -1) != (o.reply_len != 0) ||
+			    (r == 2 && (o.reply_len || !ps->data_pending)))
+				abort();
+			if (r == 2) {
+				/* the line waits for its data connection's checks,
+				 * which end now: relayed, or refused (one bit of the
+				 * input); then the same line again */
+				ps->data_pending = false;
+				ps->data_refused = l & 1;
+				n = 0;
+				continue;
+			}
+			if (r == 1) {
+				d.host[0] = 192, d.host[1] = 0, d.host[2] = 2, d.host[3] = 1;
+				d.port = 44100;
+				po_reset(&o);
+				ops->data_reply(env, ps, &d, &o);
+				if (!o.reply_len || !d.be_port)
+					abort();
+				/* the client's data connection, accepted: the
+				 * transfer's reply waits (one bit of the input) */
+				ps->data_pending = d.be_port & 1;
+				ps->data_refused = false;
+			}
+			if (o.reply_len)
+				e->check_out(&o);
+		}
+		if (ops->b2c_scan)
+			ops->b2c_scan(ps, p, n);
+		p += n;
+		len -= n;
+	}
+}
+
 int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 {
 	const struct proto_ops *ops = proto_get(e->proto);
@@ -258,7 +350,7 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 	struct proto_caps *probed = NULL;
 	static const struct proto_trace trace = { "192.0.2.1", "using TLSv1.3 with cipher "
 		"TLS_AES_128_GCM_SHA256 (128/128 bits)\r\n\t key-exchange X25519", 0 };
-	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0, &trace };
+	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &fixed, 0, &trace, false };
 	struct proto_sess ps = { 0 };
 	size_t a, b;
 	unsigned seed;
@@ -290,6 +382,7 @@ int fz_run(const struct fz_engine *e, const uint8_t *data, size_t size)
 	memcpy(buf, data + b, size - b);
 	fz_tracker(e, ops, &env, &ps, buf, size - b, seed);
 	free(buf);
+	fz_b2c(e, ops, &env, &ps, data + a, b - a);
 	if (ops->fini)
 		ops->fini(&ps);
 	caps_free(probed);

@@ -1,7 +1,7 @@
 /*
  * The session layer (dataplane/session/) driven by a script: client
  * connections on a listener of each protocol and TLS mode, through the
- * real engines (SMTP, IMAP, POP3), the real timer wheel and backend pool,
+ * real engines (SMTP, IMAP, POP3, FTP), the real timer wheel and backend pool,
  * on a scripted in-memory stack (struct stream_ops and struct io_ops of
  * its own: the target is the session's state machine, not a network).
  * tests/fuzz/session_seeds.py writes the seed corpus in this encoding:
@@ -103,6 +103,8 @@ static const char fz_yaml[] =
 	"     servers: [192.0.2.143:10143]}\n"
 	"  - {name: dvp, protocol: pop3, proxy: none, connect_timeout: 3,\n"
 	"     servers: [192.0.2.110:10110]}\n"
+	"  - {name: vs, protocol: ftp, proxy: none, connect_timeout: 3,\n"
+	"     servers: [192.0.2.21:10021]}\n"
 	"listeners:\n"
 #define L(n, port, proto, tls, be, extra) \
 	"  - {name: " n ", address: '127.0.0.1:" port "', protocol: " proto \
@@ -119,7 +121,9 @@ static const char fz_yaml[] =
 	L("p-off", "2021", "pop3", "'off'", "dvp", "")
 	L("p-stls", "2022", "pop3", "starttls", "dvp", "")
 	L("p-req", "2023", "pop3", "required", "dvp", "")
-	L("p-impl", "2024", "pop3", "implicit", "dvp", "");
+	L("p-impl", "2024", "pop3", "implicit", "dvp", "")
+	L("f-off", "2031", "ftp", "'off'", "vs", ", ftp: {data_ports: 2100-2101}")
+	L("f-stls", "2032", "ftp", "starttls", "vs", ", ftp: {data_ports: 2100-2101}");
 #undef L
 
 /* One end of a scripted connection, as the session sees it. */

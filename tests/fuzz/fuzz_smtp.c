@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
 	static char *items[] = { "PIPELINING", "SIZE 1000", "AUTH PLAIN", "STARTTLS", "8BITMIME" };
 	struct proto_caps caps = { .n = 5 };
-	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &caps, 0, NULL };
+	struct proto_env env = { "fuzz.test", CFG_TLS_STARTTLS, true, &caps, 0, NULL, false };
 	struct proto_sess ps = { 0 };
 	struct proto_out o;
 	struct linereader lr;

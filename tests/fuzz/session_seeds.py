@@ -15,7 +15,8 @@ from pathlib import Path
 
 LISTENERS = ["s-off", "s-stls", "s-req", "s-impl", "s-detect",
              "i-off", "i-stls", "i-req", "i-impl",
-             "p-off", "p-stls", "p-req", "p-impl"]
+             "p-off", "p-stls", "p-req", "p-impl",
+             "f-off", "f-stls"]
 
 # A TLS 1.2/1.3 ClientHello (openssl s_client, SNI mx.fuzz.test) is long;
 # this one is a minimal valid TLS 1.2 hello: the parser reads it whole.
@@ -63,6 +64,20 @@ class Script:
 
 def seeds():
     out = {}
+    # FTP in plaintext: login relayed, PBSZ/PROT/PORT answered by sluice in
+    # the relay, the backend's 227/229 handed over whole (this stack opens
+    # no data listener: 425), a late AUTH TLS refused after login.
+    out["ftp-relay"] = (Script("f-off")
+        .c("FEAT\nUSER anonymous\n").up().s("220 (vsFTPd 3.0.5)\n")
+        .s("331 Please specify the password.\n").c("PASS x\n").s("230 Login successful.\n")
+        .c("PBSZ 0\nPROT P\nPORT 1,2,3,4,5,6\nTYPE I\nPASV\n")
+        .s("200 Switching to Binary mode.\n227 Entering Passive Mode (192,0,2,21,4,1).\n")
+        .c("EPSV\n").s("229 Entering Extended Passive Mode (|||1025|)\n")
+        .c("PASV\n").s("227 Entering Passive Mode (198,51,100,1,4,1).\n")
+        .c("AUTH TLS\nQUIT\n").s("221 Goodbye.\n").op(BE_FIN, CLI_FIN).b)
+    out["ftp-starttls"] = (Script("f-stls")
+        .c("USER a\n").up().s("220 ready\n331 ok\n").c("AUTH TLS\n").s("221 bye\n")
+        .op(BE_FIN).c(client_hello()).op(WORKER).b)
     # SMTP: a delivery in plaintext (port 25 style) through to the relay.
     out["smtp-relay"] = (Script("s-stls")
         .c("EHLO client.test\n").c("MAIL FROM:<a@client.test>\n")

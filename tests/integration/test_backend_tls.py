@@ -16,6 +16,8 @@ against real servers started here:
     Dovecot's IMAP and POP3 (STARTTLS, STLS);
   - tls: on against a Postfix port that offers no STARTTLS: plaintext,
     counted; tls: required there: 421, logged;
+  - a probe's new reason for a server that stays down is logged again
+    (refused, then a certificate that fails verification);
   - an intolerant server: a TLS 1.2-only Postfix port behind a small proxy
     here that closes any connection whose ClientHello carries TLS 1.3's
     supported_versions. The first session gets there by the fallback (the
@@ -37,6 +39,7 @@ import smtplib
 import socket
 import struct
 import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -533,6 +536,48 @@ class BackendTls(unittest.TestCase):
         self.assertEqual(c.get("backend_tls_fallback", 0), 0, c)
         self.assertEqual(c.get("backend_tls_ok", 0), 0, c)
         self.assertNotIn("conservative hello", sl.log_text())
+
+    def test_probe_logs_a_new_reason(self):
+        """A server that stays down is logged again when the reason
+        changes: first nothing listens (refused), then a TLS server there
+        whose certificate fails verification; the probe says so."""
+        port = 43698
+        sl = self.start(config(43699, [
+            smtp_backend("flip", servers=[f"127.0.0.1:{port}"], proxy="none",
+                         ca_file=PKI.ca_file, server_name=NAME, health_interval=1)]),
+            "btls-flip")
+        head = f"backend flip 127.0.0.1:{port}: down: "
+        wait_until(lambda: head + "connect: Connection refused" in sl.log_text(), 10,
+                   "the probe finding nothing listening")
+        import ssl
+        pair = pki.leaf(scratch() / "backend-tls", "p256", names=("other.test",))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pair["cert"], pair["key"])
+        lsn = socket.create_server(("127.0.0.1", port))
+        self.addCleanup(lsn.close)
+        lsn.settimeout(0.5)
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    c, _ = lsn.accept()
+                except OSError:
+                    continue
+                try:
+                    ctx.wrap_socket(c, server_side=True).close()
+                except (ssl.SSLError, OSError):
+                    c.close()
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 5)
+        self.addCleanup(stop.set)
+        wait_until(lambda: head + "TLS: certificate verification failed" in sl.log_text(), 10,
+                   "the probe's new reason logged")
+        # once per reason: the same failure is not logged each round
+        time.sleep(2.5)
+        self.assertEqual(sl.log_text().count(head + "TLS: certificate verification failed"),
+                         1, sl.log_text()[-2000:])
 
     def test_intolerant_server(self):
         """First session: the normal hello dropped, the fallback through;

@@ -726,6 +726,127 @@ static void test_bad_documents(void **state)
 	}
 }
 
+/* ---- protocol ftp (config_ftp.c) ----------------------------------------- */
+
+#define FBE \
+	"backends:\n" \
+	"  - name: vs\n" \
+	"    protocol: ftp\n" \
+	"    proxy: none\n" \
+	"    servers: [127.0.0.1:2121]\n"
+#define FLS \
+	"listeners:\n" \
+	"  - name: ftp\n" \
+	"    address: 127.0.0.1:2021\n" \
+	"    protocol: ftp\n" \
+	"    tls: required\n" \
+	"    backend: vs\n"
+/* FBE is 5 lines and FLS 6: the listener's keys go on at line 12. */
+
+/* listeners[].ftp: defaults, the range and the data address. */
+static void test_ftp(void **state)
+{
+	static const char doc1[] = FBE FLS "    ftp: {data_ports: 44100-44199}\n";
+	static const char doc2[] = FBE FLS "    ftp:\n      data_ports: \"44100\"\n"
+		"      data_address: 192.0.2.10\n      require_resumption: false\n"
+		"      require_ems: true\n      allow_prot_c: true\n      data_timeout: 5\n";
+	char err[512];
+	struct cfg *c;
+	const struct cfg_ftp *f;
+
+	(void)state;
+	if (cfg_load_string(doc1, strlen(doc1), "f.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	f = &c->listeners[0].ftp;
+	assert_int_equal(c->listeners[0].protocol, CFG_PROTO_FTP);
+	assert_int_equal(f->port_lo, 44100);
+	assert_int_equal(f->port_hi, 44199);
+	assert_true(f->require_resumption);
+	assert_false(f->require_ems);
+	assert_false(f->allow_prot_c);
+	assert_int_equal(f->data_timeout, 30);
+	assert_int_equal(((const struct sockaddr_in *)&f->data_addr)->sin_addr.s_addr,
+			 htonl(0x7f000001));
+	cfg_free(c);
+	if (cfg_load_string(doc2, strlen(doc2), "f.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	f = &c->listeners[0].ftp;
+	assert_int_equal(f->port_lo, 44100);
+	assert_int_equal(f->port_hi, 44100);
+	assert_false(f->require_resumption);
+	assert_true(f->require_ems);
+	assert_true(f->allow_prot_c);
+	assert_int_equal(f->data_timeout, 5);
+	assert_int_equal(((const struct sockaddr_in *)&f->data_addr)->sin_addr.s_addr,
+			 htonl(0xc000020a));
+	cfg_free(c);
+}
+
+/* An FTP backend sends no PROXY header unless told: vsftpd reads none. */
+static void test_ftp_proxy_default(void **state)
+{
+	static const char doc[] = "backends:\n  - name: vs\n    protocol: ftp\n"
+		"    servers: [127.0.0.1:2121]\n  - name: pp\n    protocol: ftp\n"
+		"    proxy: v2\n    servers: [127.0.0.1:2122]\n" FLS
+		"    ftp: {data_ports: 44100-44199}\n";
+	char err[512];
+	struct cfg *c;
+
+	(void)state;
+	if (cfg_load_string(doc, strlen(doc), "f.yaml", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c->backends[0].proxy, CFG_PROXY_NONE);
+	assert_int_equal(c->backends[1].proxy, CFG_PROXY_V2);
+	cfg_free(c);
+}
+
+static const struct bad_case ftp_bad_cases[] = {
+	{ "ftp without data_ports", FBE FLS,
+	  "t.yaml:9: listeners[0].protocol: protocol ftp needs ftp.data_ports", NULL },
+	{ "data_ports not a range", FBE FLS "    ftp: {data_ports: 44199-44100}\n",
+	  "t.yaml:12: listeners[0].ftp.data_ports: '44199-44100' is not a port range", NULL },
+	{ "data_ports with a word", FBE FLS "    ftp: {data_ports: lots}\n",
+	  "t.yaml:12: listeners[0].ftp.data_ports: 'lots' is not a port range", NULL },
+	{ "data_address IPv6", FBE FLS "    ftp: {data_ports: 1-2, data_address: \"2001:db8::1\"}\n",
+	  "t.yaml:12: listeners[0].ftp.data_address: '2001:db8::1' is not an IPv4 address", NULL },
+	{ "wildcard listener without data_address",
+	  FBE "listeners:\n  - name: ftp\n    address: 0.0.0.0:2021\n    protocol: ftp\n"
+	  "    tls: required\n    backend: vs\n    ftp: {data_ports: 1-2}\n",
+	  "t.yaml:12: listeners[0].ftp.data_address: needed", NULL },
+	{ "data_timeout out of range", FBE FLS "    ftp: {data_ports: 1-2, data_timeout: 0}\n",
+	  "t.yaml:12: listeners[0].ftp.data_timeout:", NULL },
+	{ "ftp keys on an smtp listener", BE LS "    ftp: {data_ports: 1-2}\n",
+	  "t.yaml:11: listeners[0].ftp: only for protocol ftp", NULL },
+	{ "ftp backend with TLS",
+	  "backends:\n  - name: vs\n    protocol: ftp\n    proxy: none\n    tls: required\n"
+	  "    pin_sha256: " PIN "\n    servers: [127.0.0.1:2121]\n"
+	  "listeners:\n  - name: ftp\n    address: 127.0.0.1:2021\n    protocol: ftp\n"
+	  "    tls: required\n    backend: vs\n    ftp: {data_ports: 1-2}\n",
+	  "t.yaml:13: listeners[0].backend: backend 'vs': TLS to an FTP backend is not offered", NULL },
+	{ "ftp on the native stack",
+	  FBE FLS "    ftp: {data_ports: 1-2}\nnative:\n  ports:\n    - device: net_tap0\n"
+	  "      ipv4: 127.0.0.1/8\n",
+	  "t.yaml:9: listeners[0].protocol: ftp is not supported on the native stack", NULL },
+};
+
+static void test_ftp_bad(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(ftp_bad_cases) / sizeof(ftp_bad_cases[0]); i++) {
+		const struct bad_case *t = &ftp_bad_cases[i];
+		struct cfg *c = (struct cfg *)&c;
+		char err[512] = "";
+		int rc;
+
+		rc = cfg_load_string(t->yaml, strlen(t->yaml), "t.yaml", &c, err, sizeof(err));
+		if (rc != -EINVAL || strncmp(err, t->prefix, strlen(t->prefix)) ||
+		    (t->reason && !strstr(err, t->reason)))
+			fail_msg("%s: rc %d, got\n    %s\nwant prefix\n    %s", t->what, rc, err,
+				 t->prefix);
+		assert_null(c);
+	}
+}
+
 /* A bad document read from a file is named by its path. */
 static void test_bad_file(void **state)
 {
@@ -1041,6 +1162,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_detect_implicit_defaults),
 		cmocka_unit_test(test_metrics_addr),
 		cmocka_unit_test(test_backend_tls),
+		cmocka_unit_test(test_ftp),
+		cmocka_unit_test(test_ftp_proxy_default),
+		cmocka_unit_test(test_ftp_bad),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_missing_file),

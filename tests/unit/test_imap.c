@@ -142,7 +142,7 @@ static void stream_init(struct stream *s, const struct setup *su, size_t cap)
 	memset(s, 0, sizeof(*s));
 	s->ops = proto_get(CFG_PROTO_IMAP);
 	s->caps = caps_make(su->caps);
-	s->env = (struct proto_env){ "mx.test", su->mode, su->tls_available, s->caps, 0, NULL };
+	s->env = (struct proto_env){ "mx.test", su->mode, su->tls_available, s->caps, 0, NULL, false };
 	lr_init(&s->lr, s->ops->line_max);
 	s->cap = cap;
 	s->buf = malloc(cap ? cap : 1);
@@ -829,7 +829,7 @@ static void test_literal_too_large(void **state)
 static void test_literal_sync_too_large_not_invited(void **state)
 {
 	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 	static const char *const lines[] = { "a ID (\"name\" {70000}", "a ID {999999999}" };
 
 	for (size_t i = 0; i < 2; i++) {
@@ -1304,7 +1304,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_IMAP);
-	struct proto_env env = { "mx.test", CFG_TLS_REQUIRED, true, caps, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_REQUIRED, true, caps, 0, NULL, false };
 	struct proto_sess ps;
 	struct proto_out o;
 	static const char cap[] = "* CAPABILITY " DOVECOT_LIST " STARTTLS LOGINDISABLED\r\n"

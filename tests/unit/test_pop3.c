@@ -512,7 +512,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_POP3);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL, false };
 	struct proto_sess ps;
 	struct proto_out o;
 	static const char want[] = CAPA_HEAD CAPA_BASE CAPA_AUTH "STLS\r\n.\r\n";

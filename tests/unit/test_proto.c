@@ -79,7 +79,7 @@ static void test_dispatch_classes(void **state)
 
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			const struct dispatch_case *c = &cases[i];
-			struct proto_env env = { "mx.test", c->mode, c->cert, NULL, 0, NULL };
+			struct proto_env env = { "mx.test", c->mode, c->cert, NULL, 0, NULL, false };
 			struct proto_line pl = { .tag = "t1", .verb = "X", .arg = c->arg,
 						 .arg_len = strlen(c->arg) };
 			struct proto_sess ps;
@@ -133,7 +133,7 @@ static void test_error_limit(void **state)
 {
 	for (size_t p = 0; p < sizeof(protos) / sizeof(protos[0]); p++) {
 		const struct proto_ops *ops = proto_get(protos[p]);
-		struct proto_env env = { "mx.test", CFG_TLS_REQUIRED, true, NULL, 0, NULL };
+		struct proto_env env = { "mx.test", CFG_TLS_REQUIRED, true, NULL, 0, NULL, false };
 		struct proto_line pl = { .tag = "t1", .verb = "X", .arg = "" };
 		struct proto_sess ps;
 		struct proto_out o;

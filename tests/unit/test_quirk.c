@@ -43,7 +43,7 @@ static const struct again_case cases[] = {
 
 static void test_starttls_again(void **state)
 {
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct proto_ops *ops = proto_get(cases[i].proto);

@@ -498,7 +498,7 @@ static void test_tls_ehlo_long_reply_stays_complete(void **state)
 {
 	enum { KW = 40 };
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 	struct proto_sess ps;
 	struct proto_out o;
 	static char all[16384];
@@ -625,7 +625,7 @@ static void test_backend_lost(void **state)
 		{ "421 4.3.2 backend.test shutting down", NULL },
 	};
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct proto_sess ps;
@@ -744,7 +744,7 @@ static void test_probe(void **state)
 	};
 	struct proto_caps *caps = transcript_probe(&TP, t, sizeof(t) / sizeof(t[0]));
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL, false };
 	struct proto_sess ps;
 	struct proto_out o;
 
@@ -1175,7 +1175,7 @@ static void test_trace_header(void **state)
 {
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
 	const struct proto_trace tr = { "198.51.100.7", TRACE_TLS, 1796470200LL };
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, &tr };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, &tr, false };
 	struct proto_sess ps;
 	static char out[16384], want[16384];
 	/* Two messages by DATA (dot-stuffed lines stay as they are), then one
@@ -1221,7 +1221,7 @@ static void test_trace_header_plain(void **state)
 {
 	const struct proto_ops *ops = proto_get(CFG_PROTO_SMTP);
 	const struct proto_trace tr = { "IPv6:2001:db8::7", "", 1796470200LL };
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, &tr };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, &tr, false };
 	struct proto_sess ps;
 	static char out[4096];
 	static const struct tstep t[] = {

@@ -55,7 +55,8 @@ char *dup_exact(const char *s, size_t len)
 }
 
 /* Does the reply list STARTTLS (STLS) among capabilities: SMTP's EHLO
- * answer, IMAP's CAPABILITY answer (not its greeting), POP3's CAPA? */
+ * answer, IMAP's CAPABILITY answer (not its greeting), POP3's CAPA, FTP's
+ * FEAT (AUTH TLS)? */
 static bool lists_starttls(const struct proto_out *o)
 {
 	char *r = strndup(o->reply, o->reply_len);
@@ -63,6 +64,7 @@ static bool lists_starttls(const struct proto_out *o)
 
 	assert_non_null(r);
 	yes = strstr(r, "250 STARTTLS\r\n") || strstr(r, "\nSTLS\r\n") ||
+	      strstr(r, "\n AUTH TLS\r\n") ||
 	      (!strncmp(r, "* CAPABILITY ", 13) && strstr(r, " STARTTLS"));
 	free(r);
 	return yes;
@@ -244,7 +246,7 @@ void transcript_lost_is_silent(const struct transcript_proto *tp, const char *co
 			       size_t n)
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 
 	for (size_t i = 0; i < n; i++) {
 		struct proto_sess ps;
@@ -333,7 +335,7 @@ void transcript_relay(const struct transcript_proto *tp, const struct setup *su,
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
 	struct proto_caps *caps = caps_make(su->caps);
-	struct proto_env env = { "mx.test", su->mode, su->tls_available, caps, 0, NULL };
+	struct proto_env env = { "mx.test", su->mode, su->tls_available, caps, 0, NULL, false };
 	struct proto_sess ps;
 	uint8_t *buf = malloc(4096);
 	char why[1024] = "";
@@ -382,7 +384,7 @@ void transcript_many_caps(const struct transcript_proto *tp, const char *tail,
 	}
 	list[CAPS_MAX] = NULL;
 	caps = caps_make(list);
-	env = (struct proto_env){ "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL };
+	env = (struct proto_env){ "mx.test", CFG_TLS_STARTTLS, true, caps, 0, NULL, false };
 	memset(&ps, 0, sizeof(ps));
 	if (greeting) {
 		po_reset(greeting);
@@ -440,7 +442,7 @@ void transcript_idle_timeout(const struct transcript_proto *tp, bool tls, const 
 			     const char *say, const struct idle_step *t, size_t n)
 {
 	const struct proto_ops *ops = proto_get(tp->proto);
-	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL };
+	struct proto_env env = { "mx.test", CFG_TLS_STARTTLS, true, NULL, 0, NULL, false };
 	struct proto_sess ps;
 	struct proto_out o;
 
