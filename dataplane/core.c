@@ -7,7 +7,8 @@
  *   drain           a drain or undrain asked for (drain.c): listeners,
  *                   goodbyes, the deadline; the counts published
  *   io->poll        what arrived: streams woken, connections accepted
- *   worker jobs     handshakes that came back (sess_job_done)
+ *   worker jobs     handshakes that came back (sess_job_done; sluice's
+ *                   own to a backend: sess_be_job_done)
  *   run-again list  sessions woken or left with work (sess_run_again)
  *   probes          core 0, when the stack asks for them (session/probe_loop.c)
  *   timer wheel     the sessions' timers (sess_timer)
@@ -70,7 +71,8 @@ static void core_new_snap(struct core *c)
 	c->snap_gen = s->gen;
 }
 
-/* Handshake jobs that came back: each to its session. Returns how many. */
+/* Handshake jobs that came back: each to its session, a client's
+ * handshake or sluice's own to the backend. Returns how many. */
 static unsigned core_jobs_back(struct core *c)
 {
 	struct tls_job *j;
@@ -78,7 +80,10 @@ static unsigned core_jobs_back(struct core *c)
 
 	while ((j = tlsw_poll(c->id))) {
 		c->jobs_back++;
-		sess_job_done(j);
+		if (j->kind == TLSJ_CLIENT)
+			sess_be_job_done(j);
+		else
+			sess_job_done(j);
 		n++;
 	}
 	return n;

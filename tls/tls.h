@@ -13,6 +13,13 @@
  * and the same rings, and takes it back in that pass. After the handshake the SSL
  * object stays with the core for the rest of the session: OpenSSL's record
  * layer (SSL_read/SSL_write) over the same BIO.
+ *
+ * The same rings carry sluice's client handshakes to its backends
+ * (TLSJ_CLIENT): the core makes the SSL object (tls/client.h, from the
+ * default library context, its BIO over the session's backend buffers),
+ * and the worker only runs SSL_do_handshake on it. OpenSSL's error queue
+ * is per thread, so the worker keeps what a failure needs (ssl_error,
+ * err) in the job; the core classifies from those.
  */
 #ifndef SLUICE_TLS_H
 #define SLUICE_TLS_H
@@ -131,6 +138,14 @@ enum tls_job_status {
 	TLSJ_FAIL,        /* failed; reason says why, alerts may be in out */
 };
 
+/* Which side of a TLS handshake sluice is in a job. */
+enum tls_job_kind {
+	TLSJ_SERVER,      /* a client's handshake: the worker makes the SSL
+			     object from ctxs on the first step */
+	TLSJ_CLIENT,      /* sluice's to a backend: the SSL object is the
+			     core's (ssl set), the worker runs the steps */
+};
+
 struct tlsw_ctxs;
 
 struct tls_job {
@@ -138,7 +153,9 @@ struct tls_job {
 	void (*done)(struct tls_job *); /* the core's handler for a job that is
 				       not a session's own handshake (an FTP
 				       data connection's); NULL: the session's */
-	SSL *ssl;           /* NULL on the first post: the worker creates it */
+	SSL *ssl;           /* TLSJ_SERVER: NULL on the first post, the worker
+			       creates it; TLSJ_CLIENT: always set */
+	uint8_t kind;       /* enum tls_job_kind */
 	struct tls_io *io;
 	const struct tlsw_ctxs *ctxs; /* the SSL_CTXs of the session's snapshot
 				       (the session keeps it alive) */
@@ -154,8 +171,13 @@ struct tls_job {
 			       client is gone (closed, timed out); the worker
 			       skips the step (no signature for nobody) */
 	char reason[120];   /* on TLSJ_FAIL */
-	int16_t peer_alert; /* on TLSJ_FAIL: the alert the client sent
+	int16_t peer_alert; /* on TLSJ_FAIL: the alert the peer sent
 			       (tls/alerts.def), or -1 */
+	int ssl_error;      /* set by the worker: SSL_get_error of the step
+			       (SSL_ERROR_NONE when done) */
+	unsigned long err;  /* set by the worker: the first error OpenSSL
+			       queued in the step (ERR_peek_error), or 0; the
+			       worker's queue is its own thread's */
 };
 
 /*

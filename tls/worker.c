@@ -17,6 +17,10 @@
  * and no eventfd per step; a flood of steps waits on the ring between
  * passes, where tlsw_fill() sees it and a gone client's step is skipped,
  * as with a worker.
+ *
+ * sluice's own client handshakes to its backends go the same way as jobs
+ * of kind TLSJ_CLIENT (tls.h): only the key exchange and the certificate
+ * check leave the core.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -111,16 +115,29 @@ static int16_t peer_alert_of(unsigned long e)
 	return (int16_t)(r - SSL_AD_REASON_OFFSET);
 }
 
-/* Run one step of a handshake; the job says how far it got. */
+/* Run one step of a handshake; the job says how far it got. A client's
+ * handshake (TLSJ_SERVER) gets its SSL object made here on the first
+ * step, from this worker's own SSL_CTX; sluice's to a backend
+ * (TLSJ_CLIENT) comes with the core's, made in the default library
+ * context, which is safe to drive from this thread while the core leaves
+ * it alone (the job is out). Its new-session callback (tls/client.c) may
+ * fire here: the slots take their lock. */
 static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 {
 	int rc, e;
 
 	j->skipped = false;
 	j->peer_alert = -1;
+	j->ssl_error = SSL_ERROR_NONE;
+	j->err = 0;
 	if (tlsw_cancelled(j))
 		return;
 	ERR_clear_error();
+	if (j->kind == TLSJ_CLIENT && !j->ssl) { /* the core makes it: a bug */
+		j->status = TLSJ_FAIL;
+		snprintf(j->reason, sizeof(j->reason), "client job without an SSL object");
+		return;
+	}
 	if (!j->ssl) {
 		BIO *b;
 
@@ -161,27 +178,33 @@ static void tlsw_handshake(struct tlsw *w, struct tls_job *j)
 		return;
 	}
 	e = SSL_get_error(j->ssl, rc);
-	j->peer_alert = peer_alert_of(ERR_peek_error());
+	/* This thread's error queue: what the core needs of it goes back in
+	 * the job (tls_client_classify reads err, not the queue). */
+	j->ssl_error = e;
+	j->err = ERR_peek_error();
+	j->peer_alert = peer_alert_of(j->err);
 	switch (e) {
 	case SSL_ERROR_WANT_READ:
 		j->status = TLSJ_WANT_READ;
-		return;
+		break;
 	case SSL_ERROR_WANT_WRITE:
 		j->status = TLSJ_WANT_WRITE;
-		return;
+		break;
 	case SSL_ERROR_ZERO_RETURN:
 	case SSL_ERROR_SYSCALL:
 		j->status = TLSJ_FAIL;
 		if (ERR_peek_error())
 			tls_err_string(j->reason, sizeof(j->reason));
 		else
-			snprintf(j->reason, sizeof(j->reason), "client closed during the handshake");
-		return;
+			snprintf(j->reason, sizeof(j->reason), "%s closed during the handshake",
+				 j->kind == TLSJ_CLIENT ? "server" : "client");
+		break;
 	default:
 		j->status = TLSJ_FAIL;
 		tls_err_string(j->reason, sizeof(j->reason));
-		return;
+		break;
 	}
+	ERR_clear_error(); /* nothing left for the next job on this thread */
 }
 
 static void *tlsw_main(void *arg)

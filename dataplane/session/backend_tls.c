@@ -6,11 +6,18 @@
  * hold its plaintext, so the engines' backend_line, the relay and the
  * half-closes work as on a plaintext backend.
  *
- * The client handshake runs on the core, not on a worker: one per backend
- * connection (verification and one key exchange, no signature of ours
- * unless a client certificate is asked for), against the client-side
- * handshake's signature on the workers. Moving it to the workers is a
- * later step.
+ * The client handshake runs on the TLS workers, as the client side's
+ * does: the core makes the SSL object (sess_be_tls_begin), then posts each
+ * step as a job of kind TLSJ_CLIENT (s->be_job) when its input is there,
+ * and takes it back in sess_be_job_done. While the job is out the worker
+ * owns be_ssl, bcin and bcout (s->be_job_out): sess_read and sess_flush
+ * leave the backend's side alone, the backend stream waits readable, and
+ * a backend given up meanwhile (a timer, the client gone) has its TLS
+ * state freed only when the job comes back (be_job_drop; s->dead for the
+ * session, as with the client's job). With workers: 0 the core runs the
+ * step itself at the end of its pass (tlsw_kick). OpenSSL's error queue
+ * is the worker's: the job carries SSL_get_error's value and the first
+ * queued error back, and tls_client_classify reads those on the core.
  *
  * Resumption (tls/client.h): each connection offers its server's last
  * session, from the normal hello; the probes never do (they check the
@@ -23,6 +30,7 @@
  * seconds. A verification failure is never retried.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -43,6 +51,20 @@ bool sess_be_tls_wanted(const struct sess *s)
 void sess_be_tls_free(struct sess *s)
 {
 	s->bst_on = false;
+	s->be_tls = false;
+	s->be_tls_close_sent = false;
+	if (s->be_job_out) {
+		/* The worker holds be_ssl, bcin and bcout: freed when the job
+		 * comes back (sess_be_job_done), its step skipped if it has
+		 * not run yet (no key exchange for a backend given up). */
+		s->be_job_drop = true;
+		atomic_store_explicit(&s->be_job.cancelled, true, memory_order_release);
+		return;
+	}
+	s->be_job_drop = false;
+	s->be_hs_steps = 0;
+	s->be_hs_left = 0;
+	s->be_hs_want_write = false;
 	SSL_free(s->be_ssl);
 	s->be_ssl = NULL;
 	s->be_tls = false;
@@ -204,16 +226,50 @@ bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t r
 
 int sess_be_tls_handshake(struct sess *s)
 {
-	int rc, e;
+	bool eof = s->be.eof || s->be.failed;
 
 	if (s->be_tls)
 		return 1;
 	if (!s->be_ssl)
 		return -1;
-	s->btio.in_eof = s->be.eof || s->be.failed;
-	ERR_clear_error();
-	rc = SSL_do_handshake(s->be_ssl);
-	if (rc == 1) {
+	if (s->be_job_out)
+		return 0;
+	/* A step only when it has something new to work on: the first, more
+	 * bytes from the backend, its close, or room in bcout after a step
+	 * that found none. */
+	if (s->be_hs_steps && buf_len(&s->bcin) <= s->be_hs_left && !(eof && !s->btio.in_eof) &&
+	    !(s->be_hs_want_write && buf_len(&s->bcout) == 0))
+		return 0;
+	if (s->be_hs_want_write && buf_len(&s->bcout) && !eof)
+		return 0;
+	s->be_hs_want_write = false;
+	s->btio.in_eof = eof;
+	memset(&s->be_job, 0, sizeof(s->be_job));
+	s->be_job.owner = s;
+	s->be_job.kind = TLSJ_CLIENT;
+	s->be_job.ssl = s->be_ssl;
+	s->be_job.io = &s->btio;
+	s->be_job.peer_alert = -1;
+	if (!tlsw_post(s->core->id, &s->be_job)) {
+		sctr_inc(s, CTR_worker_queue_full);
+		sess_backend_failed(s, "TLS to the backend: all TLS workers are busy");
+		return -1;
+	}
+	sctr_inc(s, CTR_backend_tls_jobs);
+	s->core->jobs_posted++;
+	if (s->be_hs_steps < UINT8_MAX)
+		s->be_hs_steps++;
+	s->be_job_out = true;
+	return 0;
+}
+
+/* A step came back from the worker: 1 done, 0 wants I/O, -1 failed (the
+ * session either reconnects for the conservative hello or is closing). */
+static int sess_be_tls_step_done(struct sess *s, const struct tls_job *j)
+{
+	int e = j->ssl_error;
+
+	if (j->status == TLSJ_DONE) {
 		s->be_tls = true;
 		snprintf(s->be_tls_version, sizeof(s->be_tls_version), "%s",
 			 SSL_get_version(s->be_ssl));
@@ -224,13 +280,34 @@ int sess_be_tls_handshake(struct sess *s)
 			sess_be_replay_greeting(s);
 		return 1;
 	}
-	e = SSL_get_error(s->be_ssl, rc);
-	if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && !s->be.failed)
+	if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && !s->be.failed) {
+		s->be_hs_left = buf_len(&s->bcin);
+		s->be_hs_want_write = e == SSL_ERROR_WANT_WRITE;
 		return 0;
+	}
 	if (s->be.failed && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE))
 		e = SSL_ERROR_SYSCALL; /* reset */
-	sess_be_tls_failed(s, e, ERR_peek_error());
+	sess_be_tls_failed(s, e, j->err);
 	return -1;
+}
+
+void sess_be_job_done(struct tls_job *j)
+{
+	struct sess *s = j->owner;
+
+	s->be_job_out = false;
+	if (s->be_job_drop || s->dead) {
+		/* Given up while the step ran: now that the worker let go. */
+		s->be_job_drop = false;
+		sess_be_tls_free(s);
+		if (s->dead) {
+			sess_finish(s);
+			return;
+		}
+	} else {
+		(void)sess_be_tls_step_done(s, j);
+	}
+	sess_run(s);
 }
 
 bool sess_be_tls_pump(struct sess *s)

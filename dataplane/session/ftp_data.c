@@ -350,6 +350,7 @@ static bool fdata_handshake(struct sess *s, struct fdata *d)
 	d->want_write_first = false;
 	d->tio.in_eof = d->cli.eof;
 	d->job.owner = d;
+	d->job.kind = TLSJ_SERVER;
 	d->job.done = fdata_job_done;
 	d->job.ssl = d->ssl;
 	d->job.io = &d->tio;

@@ -639,6 +639,7 @@ bool sess_handshake(struct sess *s)
 	s->want_write_first = false;
 	s->tio.in_eof = s->cli.eof;
 	s->job.owner = s;
+	s->job.kind = TLSJ_SERVER;
 	s->job.ssl = s->ssl;
 	s->job.io = &s->tio;
 	s->job.sid = s->l->cfg->name;
@@ -726,6 +727,14 @@ void sess_job_orphan(struct tls_job *j)
 	if (fdata_job(j))
 		return; /* its session freed it already: the job's return does */
 
-	s->ssl = j->ssl; /* the worker's to give back, and it did */
+	if (j->kind == TLSJ_CLIENT) {
+		s->be_job_out = false;
+		sess_be_tls_free(s); /* be_ssl, bcin, bcout: ours again */
+	} else {
+		s->job_out = false;
+		s->ssl = j->ssl; /* the worker's to give back, and it did */
+	}
+	if (s->job_out || s->be_job_out)
+		return; /* its other job is still on a ring: freed with that */
 	sess_free(s);
 }

@@ -348,11 +348,12 @@ static bool sess_read(struct sess *s)
 	}
 	if (s->cli.eof)
 		s->tio.in_eof = true;
-	/* Under TLS to the backend its ciphertext lands in bcin. */
+	/* Under TLS to the backend its ciphertext lands in bcin; not while
+	 * a worker has it (be_job_out): the stream stays readable till then. */
 	struct buf *bw = s->be_ssl ? &s->bcin : &s->bin;
 
-	while (stream_is_open(&s->be) && !s->be.connecting && s->be.readable && !s->be.eof &&
-	       !s->be.failed && buf_room(bw)) {
+	while (!s->be_job_out && stream_is_open(&s->be) && !s->be.connecting && s->be.readable &&
+	       !s->be.eof && !s->be.failed && buf_room(bw)) {
 		if (stream_recv(&s->be, bw) <= 0)
 			break;
 		did = true;
@@ -373,6 +374,8 @@ bool sess_flush(struct sess *s)
 			break;
 	struct buf *bw = s->be_ssl ? &s->bcout : &s->bout;
 
+	if (s->be_job_out)
+		return did; /* bcout is the worker's until its step is back */
 	if (s->be_tls)
 		did |= sess_be_tls_pump(s);
 	while (stream_is_open(&s->be) && buf_len(bw) && s->be.writable && !s->be.connecting &&
@@ -725,11 +728,13 @@ void sess_finish(struct sess *s)
 		if (c->stress)
 			sess_stress_check(c);
 	}
-	if (s->job_out) {
-		s->dead = true; /* sess_job_done comes back here */
+	if (s->job_out || s->be_job_out) {
+		s->dead = true; /* sess_job_done or sess_be_job_done comes back here */
 		/* The worker skips the step if it has not run it yet: no
-		 * signature for a client that is gone. */
-		atomic_store_explicit(&s->job.cancelled, true, memory_order_release);
+		 * signature for a client that is gone (the backend's step was
+		 * cancelled by sess_close_backend). */
+		if (s->job_out)
+			atomic_store_explicit(&s->job.cancelled, true, memory_order_release);
 		return;
 	}
 	s->next_dead = c->dead;

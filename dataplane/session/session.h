@@ -75,7 +75,9 @@ struct sess {
 	struct buf bcin, bcout;     /* TLS to the backend: its ciphertext */
 	struct tls_io btio;         /* what the backend's BIO reads and writes */
 	SSL *be_ssl;                /* TLS to the backend (backend_tls.c);
-				       freed with the backend connection */
+				       freed with the backend connection, or
+				       when be_job comes back if it was out */
+	struct tls_job be_job;      /* its handshake step, when out (be_job_out) */
 	struct bst bst;             /* STARTTLS with the backend, while bst_on */
 	struct tls_io tio;          /* what the BIO reads and writes: cin, cout */
 	SSL *ssl;                   /* set once a handshake started; the
@@ -118,6 +120,15 @@ struct sess {
 	bool be_tls_cons;           /* with the conservative hello */
 	bool be_tls_fell_back;      /* this session retried with it */
 	bool be_tls_resumed;        /* the backend resumed the last session */
+	bool be_job_out;            /* a worker owns be_ssl, bcin and bcout */
+	bool be_job_drop;           /* the backend was given up while be_job was
+				       out: its TLS state is freed when it
+				       comes back */
+	bool be_hs_want_write;      /* its last step found bcout full: post
+				       again once bcout drained */
+	uint8_t be_hs_steps;        /* handshake steps run on this connection
+				       (capped) */
+	uint32_t be_hs_left;        /* bcin bytes the last step left */
 	bool bst_on;                /* backend lines go to bst_line, not the
 				       engine (STARTTLS with the backend) */
 	bool bst_replay;            /* give the engine the kept greeting */
@@ -171,10 +182,14 @@ static inline void sctr_add(struct sess *s, int id, uint64_t n)
  * the stack, not open) into its own stream, opens it there and runs in
  * the loop's run-again step. 0, or -errno: st is still the caller's. */
 int sess_accept(struct core *c, const struct listener *l, struct stream *st);
-/* A handshake job came back. */
+/* A handshake job came back: a client's (TLSJ_SERVER). */
 void sess_job_done(struct tls_job *j);
-/* At shutdown, after the cores stopped: a job that never came back; its
- * session (closed already) is freed. */
+/* A handshake job came back: sluice's to the backend (TLSJ_CLIENT,
+ * backend_tls.c). */
+void sess_be_job_done(struct tls_job *j);
+/* At shutdown, after the cores stopped: a job (either kind) that never
+ * came back; its session (closed already) is freed once it has none
+ * out. */
 void sess_job_orphan(struct tls_job *j);
 /* Descriptors ran out: the stack accepted st from its reserve for
  * listener l; the protocol's temporary refusal is said (session/admit.c). */

@@ -120,8 +120,10 @@ bool sess_be_tls_wanted(const struct sess *s);
  * hello if the server is remembered as needing it). False when the
  * session is closing (out of memory). */
 bool sess_be_tls_begin(struct sess *s);
-/* One handshake step: 1 done, 0 wants I/O, -1 failed (then the session
- * either reconnects for the conservative hello or is closing). */
+/* The handshake: 1 done; 0 under way (a step posted to a worker now or
+ * before, or waiting for I/O: sess_be_job_done takes the step back); -1
+ * failed (then the session either reconnects for the conservative hello
+ * or is closing). */
 int sess_be_tls_handshake(struct sess *s);
 /* After the handshake: bcin -> bin (SSL_read), bout -> bcout
  * (SSL_write). True if anything moved. */
@@ -141,7 +143,9 @@ bool sess_be_drained(const struct sess *s);
 /* The client is done: queue the close_notify to the backend, once. True
  * when it waits in bcout (send the FIN after it). */
 bool sess_be_tls_close(struct sess *s);
-/* Free the backend's TLS state and its ciphertext buffers. */
+/* Free the backend's TLS state and its ciphertext buffers; while a
+ * worker holds them (be_job_out), mark them to be freed when its step
+ * comes back, and cancel the step. */
 void sess_be_tls_free(struct sess *s);
 
 /* goodbye.c */

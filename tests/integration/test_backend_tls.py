@@ -23,7 +23,12 @@ against real servers started here:
     supported_versions. The first session gets there by the fallback (the
     normal hello dropped, the conservative one through), the next one
     straight by the conservative hello while the server is remembered
-    (fallback_memory); counters and log lines say which.
+    (fallback_memory); counters and log lines say which;
+  - clients that reset while their backend's handshake is under way.
+
+The handshake's steps are jobs for a TLS worker (workers: 1, BackendTls);
+BackendTlsInline runs every scenario again with workers: 0, where the core
+runs the same jobs itself.
 """
 
 import base64
@@ -239,6 +244,12 @@ class IntolerantProxy:
 
     def stop(self):
         self.stopping = True
+        try:
+            # wakes the accept() blocked on it, which else keeps the
+            # port bound for the next test's proxy
+            self.lsn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.lsn.close()
 
 
@@ -320,9 +331,14 @@ def refused(sluice, listener):
 
 
 class BackendTls(unittest.TestCase):
+    """With a TLS worker: the backend handshake's steps are jobs the core
+    posts to it (backend_tls_jobs)."""
+
+    workers = 1
 
     def start(self, cfg, name):
-        sl = Sluice(cfg, name).start()
+        cfg["workers"] = self.workers
+        sl = Sluice(cfg, f"{name}-w{self.workers}").start()
         self.addCleanup(sl.stop)
         return sl
 
@@ -352,6 +368,9 @@ class BackendTls(unittest.TestCase):
         c = sl.counters()
         self.assertEqual(c.get("backend_tls_ok", 0), 2, c)
         self.assertEqual(c.get("backend_tls_fallback", 0), 0, c)
+        # each handshake's steps went as jobs: the ClientHello, then the
+        # server's flight (more if it came in pieces)
+        self.assertGreaterEqual(c.get("backend_tls_jobs", 0), 2 * 2, c)
 
     def test_resumption(self):
         """A server's next session resumes the TLS session it gave the
@@ -595,6 +614,41 @@ class BackendTls(unittest.TestCase):
         self.assertEqual(c.get("backend_tls_fallback", 0), 1, c)
         self.assertEqual(c.get("backend_tls_fallback_remembered", 0), 1, c)
         self.assertEqual(c.get("backend_tls_ok", 0), 2, c)
+
+    def test_clients_gone_during_backend_handshake(self):
+        """Clients that send EHLO (the backend is opened for it) and reset
+        at once: sessions end while their backend's connect or handshake
+        step is under way, some while the step is with the worker (freed
+        when it comes back); every session is closed and counted, a normal
+        one afterwards delivers, and sluice stops cleanly (the ASAN build:
+        no leak, no use after free)."""
+        sl = self.start(config(43690, [
+            smtp_backend("gone", ca_file=PKI.ca_file, server_name=NAME)]), "btls-gone")
+        host, port = sl.addr("gone")
+        n = 40
+        for _ in range(n):
+            raw = socket.create_connection((host, port), timeout=20, source_address=(CLIENT, 0))
+            s = no_verify_context().wrap_socket(raw, server_hostname="mail-front.test")
+            s.recv(4096)                      # the greeting
+            s.sendall(b"EHLO client.test\r\n")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()                         # a reset
+        tag, log = send_one(sl, "gone")
+        self.assertIn(message_id(tag).encode(), landed(tag))
+        self.assertEqual(log["result"], "ok", log)
+        wait_until(lambda: sl.counters().get("conn_closed", 0) == n + 1, 15,
+                   "every session closed")
+        c = sl.counters()
+        self.assertEqual(c.get("conn_accepted", 0), n + 1, c)
+        self.assertGreaterEqual(c.get("backend_tls_ok", 0), 1, c)
+
+
+class BackendTlsInline(BackendTls):
+    """The same scenarios with workers: 0: the core runs each backend
+    handshake step itself, at the end of its pass, through the same jobs
+    (tlsw_kick)."""
+
+    workers = 0
 
 
 if __name__ == "__main__":

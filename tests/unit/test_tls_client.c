@@ -4,7 +4,9 @@
  * name, and how failures are classed: verification failures never look
  * like intolerance; a server that closes after the ClientHello, or sends
  * protocol_version before any ServerHello, does; a server's next
- * connection resumes the session it gave.
+ * connection resumes the session it gave. The same handshakes as jobs of
+ * kind TLSJ_CLIENT (tls/worker.c), run by a worker thread and inline
+ * (workers: 0), classed here from what the job brought back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -23,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "client.h"
+#include "tls.h"
 
 static EVP_PKEY *key;
 static X509 *crt;
@@ -318,6 +322,122 @@ static void test_resumption(void **state)
 	}
 }
 
+/* One step of c's handshake as a TLSJ_CLIENT job on core 0's rings: to a
+ * worker (or inline, run by tlsw_kick), and back. */
+static void job_step(struct tls_job *j)
+{
+	struct timespec ts = { 0, 1000000 };
+	struct tls_job *back = NULL;
+
+	atomic_store(&j->cancelled, false);
+	assert_true(tlsw_post(0, j));
+	tlsw_kick(0);
+	for (int i = 0; i < 5000 && !(back = tlsw_poll(0)); i++)
+		nanosleep(&ts, NULL);
+	assert_ptr_equal(back, j);
+}
+
+/*
+ * Client c against server s over two byte buffers, c's steps as jobs, s's
+ * here; with eof_after_hello the server reads nothing and closes after
+ * the client's first step. Returns the last job's status; the job in *j.
+ */
+static int job_run(SSL *c, SSL *s, struct tls_job *j, bool eof_after_hello)
+{
+	struct buf c2s = { 0 }, s2c = { 0 };
+	struct tls_io cio = { .in = &s2c, .out = &c2s }, sio = { .in = &c2s, .out = &s2c };
+	BIO *cb = tls_bio_new(&cio), *sb = tls_bio_new(&sio);
+
+	SSL_set_bio(c, cb, cb);
+	SSL_set_bio(s, sb, sb);
+	memset(j, 0, sizeof(*j));
+	j->kind = TLSJ_CLIENT;
+	j->ssl = c;
+	j->io = &cio;
+	for (int i = 0; i < 20; i++) {
+		job_step(j);
+		/* The worker's error queue is its own, and it leaves it empty;
+		 * inline it is this thread's, emptied the same. */
+		assert_int_equal(ERR_peek_error(), 0);
+		if (j->status == TLSJ_DONE || j->status == TLSJ_FAIL)
+			break;
+		if (eof_after_hello) {
+			cio.in_eof = true;
+			continue;
+		}
+		SSL_do_handshake(s);
+		ERR_clear_error();
+	}
+	SSL_set_bio(c, NULL, NULL); /* frees both BIOs before the buffers */
+	SSL_set_bio(s, NULL, NULL);
+	buf_free(&c2s);
+	buf_free(&s2c);
+	return j->status;
+}
+
+/* Handshakes as worker jobs, with a worker thread and inline: done; a
+ * wrong pin is a verification failure; a close after the ClientHello and
+ * a protocol_version alert before any ServerHello look like intolerance,
+ * all classed from the job's ssl_error and err. */
+static void test_worker_jobs(void **state)
+{
+	(void)state;
+	struct cfg_backend_tls t = pin_cfg(), tb = t; /* the contexts keep &t, &tb */
+	struct tls_client tc, bad;
+	struct tls_job j;
+	char err_s[256], why[160];
+
+	tb.pin[0] ^= 1; /* another key's */
+	assert_int_equal(tls_bio_init(), 0);
+	for (int workers = 1; workers >= 0; workers--) { /* a worker thread, then inline */
+		assert_int_equal(tlsw_start((unsigned)workers, 1, err_s, sizeof(err_s)), 0);
+		assert_int_equal(tlsw_inline(), workers == 0);
+		assert_int_equal(tls_client_init(&tc, &t, 1, err_s, sizeof(err_s)), 0);
+		assert_int_equal(tls_client_init(&bad, &tb, 1, err_s, sizeof(err_s)), 0);
+
+		SSL *c = tls_client_ssl(&tc, false, 0), *s = server(0, 0);
+
+		assert_int_equal(job_run(c, s, &j, false), TLSJ_DONE);
+		assert_int_equal(SSL_version(c), TLS1_3_VERSION);
+		SSL_free(c);
+		SSL_free(s);
+
+		c = tls_client_ssl(&bad, false, -1);
+		s = server(0, 0);
+		assert_int_equal(job_run(c, s, &j, false), TLSJ_FAIL);
+		assert_int_equal(tls_client_classify(c, j.ssl_error, j.err, why, sizeof(why)),
+				 TLSC_FAIL_VERIFY);
+		assert_non_null(strstr(why, "certificate verification failed"));
+		SSL_free(c);
+		SSL_free(s);
+
+		c = tls_client_ssl(&tc, false, -1);
+		s = server(0, 0);
+		assert_int_equal(job_run(c, s, &j, true), TLSJ_FAIL);
+		assert_int_equal(tls_client_classify(c, j.ssl_error, j.err, why, sizeof(why)),
+				 TLSC_FAIL_INTOLERANT);
+		assert_string_equal(why, "connection closed after the ClientHello");
+		SSL_free(c);
+		SSL_free(s);
+
+		c = tls_client_ssl(&tc, true, -1);
+		s = server(TLS1_3_VERSION, 0);
+		assert_int_equal(job_run(c, s, &j, false), TLSJ_FAIL);
+		assert_int_not_equal(j.err, 0);
+		assert_int_equal(tls_client_classify(c, j.ssl_error, j.err, why, sizeof(why)),
+				 TLSC_FAIL_INTOLERANT);
+		assert_non_null(strstr(why, "protocol version"));
+		SSL_free(c);
+		SSL_free(s);
+
+		tls_client_free(&tc);
+		tls_client_free(&bad);
+		tlsw_stop(NULL);
+		tlsw_fini();
+	}
+	tls_bio_fini();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_close_after_hello),
 		cmocka_unit_test(test_no_fallback_below_min),
 		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_worker_jobs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
