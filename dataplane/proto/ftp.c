@@ -92,19 +92,8 @@ static void ftp_error(const struct proto_env *env, struct proto_sess *ps,
  */
 static int ftp_parse(const char *l, size_t len, struct proto_line *pl)
 {
-	size_t i = 0, c = 0;
-
-	memset(pl, 0, sizeof(*pl));
-	while (len && (l[len - 1] == ' ' || l[len - 1] == '\t'))
-		len--;
-	while (i < len && c < sizeof(pl->verb) - 1 && isalpha((unsigned char)l[i]))
-		pl->verb[c++] = l[i++];
-	if (c == 0 || (i < len && l[i] != ' '))
+	if (proto_parse_verb(l, len, pl) < 0)
 		return -1;
-	while (i < len && l[i] == ' ')
-		i++;
-	pl->arg = l + i;
-	pl->arg_len = len - i;
 	if (!strcasecmp(pl->verb, "AUTH") && !pl->arg_len)
 		return -1; /* AUTH names its mechanism (RFC 2228 4) */
 	if (!strcasecmp(pl->verb, "AUTH") &&

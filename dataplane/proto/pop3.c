@@ -106,20 +106,7 @@ static void pop3_error(const struct proto_env *env, struct proto_sess *ps,
 /* The grammar: a keyword of letters, blanks, the arguments (RFC 1939 3). */
 static int pop3_parse(const char *l, size_t len, struct proto_line *pl)
 {
-	size_t i = 0, c = 0;
-
-	memset(pl, 0, sizeof(*pl));
-	while (len && (l[len - 1] == ' ' || l[len - 1] == '\t'))
-		len--;
-	while (i < len && c < sizeof(pl->verb) - 1 && isalpha((unsigned char)l[i]))
-		pl->verb[c++] = l[i++];
-	if (c == 0 || (i < len && l[i] != ' '))
-		return -1;
-	while (i < len && l[i] == ' ')
-		i++;
-	pl->arg = l + i;
-	pl->arg_len = len - i;
-	return 0;
+	return proto_parse_verb(l, len, pl);
 }
 
 /* USER, PASS, APOP, AUTH where TLS is up or not required: the backend

@@ -1,4 +1,5 @@
 /* The protocol table and helpers shared by the engines. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -316,4 +317,22 @@ void proto_sess_tls(struct proto_sess *ps)
 	ps->junk = junk; /* one budget for the whole dialogue */
 	ps->repeats = repeats;
 	ps->in_tls = true;
+}
+
+int proto_parse_verb(const char *l, size_t len, struct proto_line *pl)
+{
+	size_t i = 0, c = 0;
+
+	memset(pl, 0, sizeof(*pl));
+	while (len && (l[len - 1] == ' ' || l[len - 1] == '\t'))
+		len--;
+	while (i < len && c < sizeof(pl->verb) - 1 && isalpha((unsigned char)l[i]))
+		pl->verb[c++] = l[i++];
+	if (c == 0 || (i < len && l[i] != ' '))
+		return -1;
+	while (i < len && l[i] == ' ')
+		i++;
+	pl->arg = l + i;
+	pl->arg_len = len - i;
+	return 0;
 }

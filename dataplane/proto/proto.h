@@ -332,6 +332,10 @@ void caps_free(struct proto_caps *c);
 /* Rule 2.2: forget the relay's counts and the engine's state (the engine
  * frees what it points to first); the session is in TLS from here. */
 void proto_sess_tls(struct proto_sess *ps);
+/* The grammar of POP3 (RFC 1939 3) and FTP (RFC 959 5.3.1): a verb of
+ * letters, blanks, the argument (trailing blanks not counted) into *pl.
+ * 0, or -1 for a line that does not begin so. */
+int proto_parse_verb(const char *l, size_t len, struct proto_line *pl);
 /* The word w of the engine into o, with tag in front where it is tagged. */
 void proto_say(const struct proto_ops *ops, const struct proto_env *env,
 	       struct proto_out *o, enum proto_word w, const char *tag);
