@@ -998,13 +998,17 @@ class Sluice:
         return [kv for kv in map(parse_kv, self.log_lines())
                 if "client" in kv and "listener" in kv]
 
-    def conn_log(self, ip, port=None, timeout=10):
+    def conn_log(self, ip, port=None, timeout=10, listener=None):
         """The per-connection line of client ip(:port), once it is written
-        (at close). With port=None the client's latest one."""
+        (at close). With port=None the client's latest one. With listener,
+        only that listener's lines: two connections in a row from one
+        address can get the same source port, and the first one's line
+        must not stand in for the second's."""
         def find():
             found = [kv for kv in self.conn_logs()
                      if _addr(kv["client"])[0] == ip
-                     and (port is None or _addr(kv["client"])[1] == port)]
+                     and (port is None or _addr(kv["client"])[1] == port)
+                     and (listener is None or kv["listener"] == listener)]
             return found[-1] if found else None
         return wait_until(find, timeout,
                           f"sluice's connection log line for client={ip}:{port or '*'}")

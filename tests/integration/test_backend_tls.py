@@ -293,7 +293,7 @@ def send_one(sluice, listener):
         src = s.sock.getsockname()[1]
         s.ehlo("client.test")
         s.sendmail(SENDER, [recipient(tag)], make_message(tag))
-    return tag, sluice.conn_log(CLIENT, src)
+    return tag, sluice.conn_log(CLIENT, src, listener=listener)
 
 
 def landed(tag):
@@ -327,7 +327,7 @@ def refused(sluice, listener):
             data += d
     finally:
         s.close()
-    return data.decode(errors="replace"), sluice.conn_log(CLIENT, src)
+    return data.decode(errors="replace"), sluice.conn_log(CLIENT, src, listener=listener)
 
 
 class BackendTls(unittest.TestCase):
