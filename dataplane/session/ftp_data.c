@@ -19,6 +19,9 @@
  *                 must resume the control connection's (ftp.
  *                 require_resumption), TLS <= 1.2 must have the extended
  *                 master secret (ftp.require_ems). No byte moves before.
+ *                 From the accept until bytes move, timeouts.handshake
+ *                 (a client that trickles a ClientHello in keeps the
+ *                 control session active, but not this stage open)
  *   FD_RELAY      bytes both ways; the half-closes passed on; the 226 on
  *                 the control connection is the backend's
  *
@@ -89,8 +92,9 @@ struct fdata {
 	uint32_t hs_left;
 	bool tls_up, tls_in_done, tls_failed, close_sent;
 	bool be_fin_sent, cli_fin_sent, counted;
-	uint64_t deadline_ms;      /* FD_LISTEN: data_timeout; after our FIN:
-				      the linger */
+	uint64_t deadline_ms;      /* FD_LISTEN: data_timeout; from the
+				      accept to the relay: timeouts.
+				      handshake; after our FIN: the linger */
 	struct sockaddr_storage be_addr;
 	socklen_t be_len;
 	char peer[64];
@@ -150,6 +154,13 @@ static void fdata_end(struct sess *s, int ctr, const char *why)
 void fdata_free(struct sess *s)
 {
 	fdata_end(s, -1, NULL);
+}
+
+/* The session's timer no later than d's deadline. */
+static void fdata_arm(struct sess *s, const struct fdata *d)
+{
+	if (!timer_armed(&s->tm) || s->tm.expire_ms > d->deadline_ms)
+		sess_arm(s, d->deadline_ms > s->core->now_ms ? d->deadline_ms - s->core->now_ms : 0);
 }
 
 /* The backend server's IPv4 address, or false. */
@@ -250,8 +261,7 @@ int fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o
 	d->deadline_ms = s->core->now_ms + s->l->cfg->ftp.data_timeout * 1000ull;
 	sctr_inc(s, CTR_ftp_data_listen);
 	s->l->ops->data_reply(&env, &s->ps, &d->d, o);
-	if (s->tm.expire_ms > d->deadline_ms || !timer_armed(&s->tm))
-		sess_arm(s, d->deadline_ms - s->core->now_ms);
+	fdata_arm(s, d);
 	return 0;
 }
 
@@ -282,6 +292,16 @@ static bool fdata_same_host(const struct sockaddr_storage *a, const struct socka
 		}
 	}
 	return nx && nx == ny && !memcmp(x, y, nx);
+}
+
+/* Accepted, not relaying yet: the backend's data port still connecting,
+ * or the TLS handshake not done. Bytes that trickle in keep the control
+ * session active, so this has a deadline of its own from the accept, as
+ * a control connection's handshake has. */
+static bool fdata_setting_up(const struct fdata *d)
+{
+	return d->state == FD_CONNECT || d->state == FD_HANDSHAKE ||
+	       (d->state == FD_RELAY && d->be.connecting);
 }
 
 /* FD_LISTEN: take the one connection; one from elsewhere is closed. */
@@ -316,6 +336,8 @@ static bool fdata_accept(struct sess *s, struct fdata *d)
 		fmt_addr(&peer, d->peer, sizeof(d->peer));
 		stream_close(&d->ls);
 		d->state = FD_CONNECT;
+		d->deadline_ms = s->core->now_ms + sess_handshake_ms(s);
+		fdata_arm(s, d);
 		/* the transfer's final reply waits until it relays */
 		s->ps.data_pending = true;
 		s->ps.data_refused = false;
@@ -708,6 +730,14 @@ uint64_t fdata_deadline(struct sess *s)
 
 	if (!d)
 		return 0;
+	if (fdata_setting_up(d)) {
+		if (s->core->now_ms < d->deadline_ms)
+			return d->deadline_ms;
+		fdata_end(s, CTR_ftp_data_timeout_setup, d->state == FD_HANDSHAKE
+			  ? "data connection's TLS handshake not done in timeouts.handshake"
+			  : "backend's data port not connected in timeouts.handshake");
+		return 0;
+	}
 	if (d->state == FD_LISTEN || d->cli_fin_sent) {
 		if (s->core->now_ms >= d->deadline_ms) {
 			if (d->state == FD_LISTEN)

@@ -529,7 +529,8 @@ void sess_timer(struct timer *t)
 		}
 		break;
 	case SS_RELAY: {
-		uint64_t dl = fdata_deadline(s); /* FTP: a data listener's end */
+		bool had_data = s->fdata != NULL;
+		uint64_t dl = fdata_deadline(s); /* FTP: a data connection's deadlines */
 
 		if (now - s->t_active < to->idle * 1000ull) {
 			uint64_t left = to->idle * 1000ull - (now - s->t_active);
@@ -537,6 +538,8 @@ void sess_timer(struct timer *t)
 			if (dl && dl > now && dl - now < left)
 				left = dl - now;
 			sess_arm(s, left);
+			if (had_data && !s->fdata)
+				break; /* it ended: a transfer reply it held moves now */
 			return;
 		}
 	}

@@ -155,6 +155,9 @@ def setUpModule():
              "ftp": dict(data, require_ems=True)},
             {"name": "bounce", "address": f"127.0.0.1:{BASE + 4}", "protocol": "ftp",
              "tls": "required", "backend": "fake", "ftp": dict(data)},
+            {"name": "slow", "address": f"127.0.0.1:{BASE + 5}", "protocol": "ftp",
+             "tls": "required", "backend": "vsftpd", "ftp": dict(data),
+             "timeouts": {"handshake": 2}},
         ],
     }
     SL = Sluice(cfg, "ftp").start()
@@ -465,6 +468,62 @@ class Ftp(unittest.TestCase):
                    SL.log_text()[mark:], 10, "the refusal's log line")
         self.assertEqual(self.delta(before, "ftp_data_foreign"), 1)
         f.close()
+
+    def test_data_handshake_deadline(self):
+        """A data connection that trickles half a ClientHello in and stops:
+        closed at timeouts.handshake from its accept (2 s on this listener),
+        counted, logged; the transfer is not acknowledged, and the control
+        connection goes on."""
+        (ROOT / "pub" / "slow.txt").write_bytes(b"slow\n" * 1000)
+        before = self.counters()
+        mark = len(SL.log_text())
+        f = login(port=BASE + 5)
+        f.sendcmd("TYPE I")
+        resp = f.sendcmd("EPSV")
+        port = int(resp.split("|||")[1].split("|")[0])
+        d = socket.create_connection(("127.0.0.1", port), timeout=10)
+        f.putcmd("RETR pub/slow.txt")
+        started = time.monotonic()
+        # a TLS record header and a few bytes of a ClientHello, a byte a
+        # half second: each one moves the session
+        hello = bytes.fromhex("16030100c8010000c40303")
+        closed = None
+        for b in hello:
+            try:
+                d.sendall(bytes([b]))
+            except OSError:
+                closed = time.monotonic()
+                break
+            d.settimeout(0.5)
+            try:
+                if d.recv(100) == b"":
+                    closed = time.monotonic()
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = time.monotonic()
+                break
+        d.settimeout(10)
+        if closed is None:
+            try:
+                self.assertEqual(d.recv(100), b"")
+            except ConnectionResetError:
+                pass
+            closed = time.monotonic()
+        d.close()
+        self.assertGreaterEqual(closed - started, 1.5)
+        self.assertLess(closed - started, 4.5)
+        # the server's 150 first, then never a 2yz for a file not sent
+        self.assertEqual(f.getresp()[:3], "150")
+        with self.assertRaises((ftplib.error_temp, ftplib.error_perm)) as cm:
+            f.voidresp()
+        self.assertRegex(str(cm.exception), r"^42[56] ")
+        wait_until(lambda: "TLS handshake not done in timeouts.handshake" in
+                   SL.log_text()[mark:], 10, "the deadline's log line")
+        self.assertEqual(self.delta(before, "ftp_data_timeout_setup"), 1)
+        self.assertEqual(f.voidcmd("NOOP")[:3], "200")
+        f.quit()
 
 
 if __name__ == "__main__":
