@@ -148,12 +148,18 @@ static void fdata_end(struct sess *s, int ctr, const char *why)
 			"reason=\"%s\"", (unsigned long long)s->id, s->l->cfg->name,
 			d->peer[0] ? d->peer : "-", why);
 	s->fdata = NULL;
-	fdata_destroy(d, why != NULL || ctr == CTR_ftp_data_failed);
+	/* a cut transfer is reset on the backend's side: never a FIN that
+	 * would end an upload as if complete */
+	fdata_destroy(d, why != NULL || ctr == CTR_ftp_data_failed || ctr == CTR_ftp_data_cut);
 }
 
 void fdata_free(struct sess *s)
 {
-	fdata_end(s, -1, NULL);
+	const struct fdata *d = s->fdata;
+
+	/* past our FIN to the client, it relayed to the end */
+	fdata_end(s, !d || d->state == FD_LISTEN ? -1
+		  : d->cli_fin_sent ? CTR_ftp_data_ok : CTR_ftp_data_cut, NULL);
 }
 
 /* The session's timer no later than d's deadline. */
@@ -385,6 +391,7 @@ static bool fdata_handshake(struct sess *s, struct fdata *d)
 	d->job.peer_alert = -1;
 	atomic_store_explicit(&d->job.cancelled, false, memory_order_relaxed);
 	if (!tlsw_post(s->core->id, &d->job)) {
+		sctr_inc(s, CTR_ftp_data_busy);
 		fdata_end(s, CTR_worker_queue_full, "all TLS workers are busy");
 		return true;
 	}
@@ -422,6 +429,7 @@ static void fdata_tls_done(struct sess *s, struct fdata *d)
 	if (!ems) {
 		sctr_inc(s, CTR_ftp_no_ems);
 		if (f->require_ems) {
+			sctr_inc(s, CTR_ftp_data_refused_ems);
 			fdata_end(s, CTR_ftp_refused_ems, "data connection without the extended "
 				  "master secret (ftp.require_ems)");
 			return;

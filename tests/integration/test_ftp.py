@@ -34,6 +34,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -56,6 +57,7 @@ class Vsftpd:
     def __init__(self, root):
         self.root = root
         self.conf = root / "vsftpd.conf"
+        self.log = root / "vsftpd.log"
         self.proc = None
 
     def start(self, timeout=10):
@@ -73,7 +75,8 @@ class Vsftpd:
             "pasv_enable=YES", f"pasv_min_port={BASE}", f"pasv_max_port={BASE + 19}",
             # A refused data connection: the client hears 425 soon.
             "accept_timeout=5", "connect_timeout=5", "seccomp_sandbox=NO",
-            "xferlog_enable=NO", ""]))
+            # its transfer log: "OK UPLOAD" or "FAIL UPLOAD" per file
+            "xferlog_enable=YES", f"vsftpd_log_file={self.log}", ""]))
         self.proc = subprocess.Popen([tool("vsftpd"), str(self.conf)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
@@ -524,6 +527,40 @@ class Ftp(unittest.TestCase):
         self.assertEqual(self.delta(before, "ftp_data_timeout_setup"), 1)
         self.assertEqual(f.voidcmd("NOOP")[:3], "200")
         f.quit()
+        self.assertRegex(SL.ctl("metrics")["text"],
+                         r'\nsluice_ftp_data_connections_total\{listener="slow",[^}]*'
+                         r'result="setup_timeout"\} 1\n')
+
+    def test_control_reset_mid_upload(self):
+        """The control connection is reset while an upload's data connection
+        relays: the data connection is cut (reset on the backend's side,
+        never a FIN that ends the upload as if complete), counted."""
+        before = self.counters()
+        f = login()
+        f.sendcmd("TYPE I")
+        d = f.transfercmd("STOR pub/cut.bin")
+        d.sendall(os.urandom(1 << 20))
+        wait_until(lambda: self.delta(before, "ftp_data_bytes_in") > 0, 10,
+                   "the upload relaying")
+        # the control connection reset, no QUIT: the session ends
+        f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        f.close()
+        wait_until(lambda: self.delta(before, "ftp_data_cut") == 1, 10,
+                   "the data connection counted as cut")
+        d.settimeout(10)
+        with self.assertRaises((OSError, ssl.SSLError, AssertionError)):
+            while d.send(b"x" * 65536):
+                pass
+        d.close()
+        self.assertEqual(self.delta(before, "ftp_data_ok"), 0)
+        wait_until(lambda: re.search(r"FAIL UPLOAD: .*/pub/cut\.bin",
+                                     VS.log.read_text()), 10, "vsftpd's FAIL UPLOAD line")
+        self.assertNotRegex(VS.log.read_text(), r"OK UPLOAD: .*/pub/cut\.bin")
+        text = SL.ctl("metrics")["text"]
+        self.assertRegex(text, r'\nsluice_ftp_data_connections_total\{listener="ftp",[^}]*'
+                         r'result="cut"\} [1-9]')
+        self.assertRegex(text, r'\nsluice_ftp_data_received_bytes_total\{listener="ftp",'
+                         r'[^}]*\} [1-9]')
 
 
 if __name__ == "__main__":
