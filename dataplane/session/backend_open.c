@@ -74,8 +74,13 @@ void sess_backend_next(struct sess *s)
 		int rc;
 
 		if (idx < 0) {
+			/* a server's TLS failure is the reason (sess_be_tls_next) */
+			char last[sizeof(s->reason)];
+
+			snprintf(last, sizeof(last), "%s", s->reason);
 			sctr_inc(s, CTR_backend_unavailable);
-			sess_set_result(s, "backend-failed", "no backend server reachable");
+			sess_set_result(s, "backend-failed", "%s",
+					last[0] ? last : "no backend server reachable");
 			sess_engine(s, &o, unavailable);
 			sess_closing(s, NULL, NULL);
 			return;
@@ -234,6 +239,8 @@ bool sess_backend(struct sess *s)
 			sess_pump_c2b(s);
 		}
 		if (o.flags & PO_RELAY) {
+			if (!s->result)
+				s->reason[0] = '\0'; /* an earlier server's failure */
 			s->b2c = true;
 			s->state = SS_RELAY;
 			if (!s->tls)

@@ -105,7 +105,30 @@ fail:
 	return false;
 }
 
-/* The handshake failed: retry with the conservative hello, or refuse. */
+/*
+ * The server failed TLS (its certificate, its STARTTLS, its handshake):
+ * it is skipped for a while, as one that refuses connections is, and the
+ * session tries the next server of the pool, from a new connection and a
+ * full handshake (never a weaker one: the conservative hello is only
+ * ever the same server's retry after intolerance). With none left the
+ * client hears the temporary error, and the log the last server's reason.
+ */
+static void sess_be_tls_next(struct sess *s, const char *why)
+{
+	if (!s->result)
+		snprintf(s->reason, sizeof(s->reason), "%s", why);
+	be_mark_down(s->l->pool, s->be_idx, s->core->now_ms);
+	sess_be_tls_free(s);
+	if (stream_is_open(&s->be))
+		stream_close(&s->be);
+	buf_free(&s->bin);
+	buf_free(&s->bout);
+	s->be_connected = false;
+	sess_backend_next(s);
+}
+
+/* The handshake failed: retry with the conservative hello, or the next
+ * server. */
 static void sess_be_tls_failed(struct sess *s, int e, unsigned long err)
 {
 	struct be_pool *p = s->l->pool;
@@ -146,7 +169,7 @@ static void sess_be_tls_failed(struct sess *s, int e, unsigned long err)
 
 		snprintf(r, sizeof(r), "TLS to backend %s%s: %s", srv->name,
 			 s->be_tls_cons ? " (conservative hello)" : "", why);
-		sess_backend_failed(s, r);
+		sess_be_tls_next(s, r);
 	}
 }
 
@@ -190,8 +213,11 @@ bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t r
 			 * start: never taken as coming from inside it (rule
 			 * 2.1's twin, CVE-2011-0411 on the server side). */
 			sctr_inc(s, CTR_backend_tls_failed);
-			sess_backend_failed(s, "TLS to the backend: it sent bytes after its "
-					    "STARTTLS reply");
+			snprintf(r, sizeof(r), "TLS to backend %s: it sent bytes after its "
+				 "STARTTLS reply", s->l->pool->srv[s->be_idx].name);
+			log_msg(LOG_WARNING, "backend %s: bytes after its STARTTLS reply",
+				s->l->pool->srv[s->be_idx].name);
+			sess_be_tls_next(s, r);
 			return false;
 		}
 		sess_be_tls_begin(s);
@@ -210,14 +236,16 @@ bool sess_be_starttls_line(struct sess *s, const char *l, size_t len, uint32_t r
 			 s->l->pool->srv[s->be_idx].name);
 		log_msg(LOG_WARNING, "backend %s: no STARTTLS offered (tls: required)",
 			s->l->pool->srv[s->be_idx].name);
-		sess_backend_failed(s, r);
+		sess_be_tls_next(s, r);
 		return false;
 	case BST_FAIL:
 		s->bst_on = false;
 		sctr_inc(s, CTR_backend_tls_failed);
 		snprintf(r, sizeof(r), "TLS to backend %s: %s", s->l->pool->srv[s->be_idx].name,
 			 s->bst.why ? s->bst.why : "refused");
-		sess_backend_failed(s, r);
+		log_msg(LOG_WARNING, "backend %s: STARTTLS: %s", s->l->pool->srv[s->be_idx].name,
+			s->bst.why ? s->bst.why : "refused");
+		sess_be_tls_next(s, r);
 		return false;
 	}
 	sess_backend_failed(s, "TLS to the backend: no room for a command");

@@ -56,6 +56,7 @@ PF_TLS12 = 43612      # Postfix, implicit TLS 1.2 only, no PROXY
 DC_IMAPS = 43613      # Dovecot imaps, PROXY v2 first
 PF_NOTLS = 43614      # Postfix without STARTTLS, PROXY v2 first
 PF_CCERT = 43615      # Postfix, implicit TLS, asks for a client certificate
+PF_WRONG = 43616      # Postfix, STARTTLS, a certificate for another name, PROXY v2 first
 INTOLERANT = 43620    # the proxy in front of PF_TLS12
 NAME = "mx.backend.test"
 
@@ -84,6 +85,12 @@ class Pki:
         os.chmod(self.pair["key"], 0o644)   # Postfix's and Dovecot's readers
         self.pin = spki_pin(self.leaf)
         self.other_pin = spki_pin(pki.cert(pki.key("p256"), [NAME]))
+        # the same CA's certificate for a name sluice does not ask for
+        wk = pki.key("p256")
+        self.wrong = pki.write_pair(d, "backend-wrong",
+                                    [pki.cert(wk, ["wrong.backend.test"],
+                                              issuer=(self.ca, ca_k))], wk)
+        os.chmod(self.wrong["key"], 0o644)
         # sluice's client certificate, from the same CA
         ck = pki.key("p256")
         self.client = pki.write_pair(d, "sluice-client",
@@ -95,7 +102,7 @@ class TlsPostfix(Postfix):
     """The reference Postfix plus two implicit-TLS ports with the test CA's
     certificate: PF_TLS (PROXY v2 first) and PF_TLS12 (TLS 1.2 only)."""
 
-    ports_text = f"10025/10026/{PF_TLS}/{PF_TLS12}/{PF_NOTLS}/{PF_CCERT}"
+    ports_text = f"10025/10026/{PF_TLS}/{PF_TLS12}/{PF_NOTLS}/{PF_CCERT}/{PF_WRONG}"
 
     def __init__(self):
         super().__init__(SCRATCH / "postfix-btls")
@@ -120,11 +127,16 @@ class TlsPostfix(Postfix):
             f.write(f"127.0.0.1:{PF_CCERT} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
                     "-o smtpd_upstream_proxy_protocol=haproxy -o smtpd_tls_ask_ccert=yes "
                     f"-o smtpd_tls_CAfile={PKI.ca_file} -o smtpd_tls_received_header=yes\n")
+            # STARTTLS with a certificate for wrong.backend.test
+            f.write(f"127.0.0.1:{PF_WRONG} inet n - n - - smtpd "
+                    "-o smtpd_upstream_proxy_protocol=haproxy "
+                    f"-o smtpd_tls_chain_files={PKI.wrong['key']},{PKI.wrong['cert']}\n")
 
     def _listening(self):
         from harness import listening
         return super()._listening() and all(listening("127.0.0.1", p)
-                                            for p in (PF_TLS, PF_TLS12, PF_NOTLS, PF_CCERT))
+                                            for p in (PF_TLS, PF_TLS12, PF_NOTLS, PF_CCERT,
+                                                      PF_WRONG))
 
 
 class TlsDovecot(Dovecot):
@@ -535,6 +547,37 @@ class BackendTls(unittest.TestCase):
         self.assertGreaterEqual(c.get("backend_tls_verify_failed", 0), 2, c)
         self.assertEqual(c.get("backend_tls_fallback", 0), 0, c)
         self.assertEqual(c.get("backend_tls_ok", 0), 0, c)
+        self.assertNotIn("conservative hello", sl.log_text())
+
+    def test_failover_past_a_wrong_certificate(self):
+        """A pool of two STARTTLS servers, one showing a certificate for
+        another name (its plaintext probe finds it up): a session that
+        meets it first goes on to the other server, and the mail lands;
+        the bad server is counted, logged, and skipped for a while, and
+        never retried with a weaker hello."""
+        sl = self.start(config(43660, [
+            {"name": "pair", "protocol": "smtp", "proxy": "v2",
+             "servers": [f"127.0.0.1:{PF_WRONG}", "127.0.0.1:10026"],
+             "tls": "required", "tls_mode": "starttls",
+             "ca_file": PKI.ca_file, "server_name": NAME}]), "btls-failover")
+        # each session's first pick alternates with its id: of two, one
+        # meets the wrong certificate first, once its skip has run out
+        for i in range(2):
+            if i:
+                time.sleep(2.2)
+            tag, log = send_one(sl, "pair")
+            self.assertIn(b"with ESMTPS", landed(tag))
+            self.assertEqual(log["result"], "ok", log)
+            self.assertEqual(log["backend"], "127.0.0.1:10026", log)
+            self.assertEqual(log["backend_tls"], "TLSv1.3", log)
+            self.assertNotIn("certificate", log["reason"], log)   # not the first server's
+        c = sl.counters()
+        self.assertEqual(c.get("backend_tls_verify_failed", 0), 1, c)
+        self.assertEqual(c.get("backend_tls_ok", 0), 2, c)
+        self.assertEqual(c.get("backend_tls_fallback", 0), 0, c)
+        self.assertEqual(c.get("backend_unavailable", 0), 0, c)
+        self.assertIn(f"backend 127.0.0.1:{PF_WRONG}: TLS: certificate verification failed",
+                      sl.log_text())
         self.assertNotIn("conservative hello", sl.log_text())
 
     def test_probe_logs_a_new_reason(self):
