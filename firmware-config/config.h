@@ -273,9 +273,10 @@ struct cfg_backend {
 /* A listener's ftp: mapping (protocol ftp, RFC 4217; docs/ftp.md). */
 struct cfg_ftp {
 	char *data_ports;         /* "44100-44199": the passive data ports */
-	char *data_address;       /* the IPv4 address sluice's 227/229 name and
-				     its data listeners bind; default: the
-				     listener's own address */
+	char *data_address;       /* the address sluice's data listeners bind
+				     and its 227 answers name: of the
+				     listener's family (IPv6: EPSV only);
+				     default: the listener's own address */
 	bool require_resumption;  /* a data connection's TLS session must
 				     resume the control connection's;
 				     default true */

@@ -97,21 +97,42 @@ int cfg_check_listener_ftp(struct cfg_ld *ld, struct cfg *c, unsigned i)
 		return cfg_err(ld, p, "'%s' is not a port range (expected LO-HI, e.g. "
 			       "44100-44199)", f->data_ports);
 	snprintf(p, sizeof(p), "listeners[%u].ftp.data_address", i);
+	/* The listener's family: its clients connect from that family
+	 * (an IPv6 listener is IPV6_V6ONLY), and a data connection must
+	 * come from the control connection's address. */
+	memset(&f->data_addr, 0, sizeof(f->data_addr));
 	if (f->data_address) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&f->data_addr;
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&f->data_addr;
 
-		memset(&f->data_addr, 0, sizeof(f->data_addr));
-		sin->sin_family = AF_INET;
-		if (inet_pton(AF_INET, f->data_address, &sin->sin_addr) != 1)
-			return cfg_err(ld, p, "'%s' is not an IPv4 address (a 227 answer "
-				       "can name only IPv4)", f->data_address);
+		if (l->addr.ss_family == AF_INET6) {
+			sin6->sin6_family = AF_INET6;
+			if (inet_pton(AF_INET6, f->data_address, &sin6->sin6_addr) != 1 ||
+			    IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+				return cfg_err(ld, p, "'%s' is not an IPv6 address (the listener's "
+					       "address is IPv6, so are its clients')",
+					       f->data_address);
+		} else {
+			sin->sin_family = AF_INET;
+			if (inet_pton(AF_INET, f->data_address, &sin->sin_addr) != 1 ||
+			    sin->sin_addr.s_addr == htonl(INADDR_ANY))
+				return cfg_err(ld, p, "'%s' is not an IPv4 address (the listener's "
+					       "address is IPv4, so are its clients'; a 227 "
+					       "answer names it)", f->data_address);
+		}
 	} else {
-		if (l->addr.ss_family != AF_INET ||
-		    ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY))
-			return cfg_err(ld, p, "needed: the listener's address is not one IPv4 "
-				       "address that clients can reach");
+		bool any = l->addr.ss_family == AF_INET
+			   ? ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY)
+			   : IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&l->addr)->sin6_addr);
+
+		if (any)
+			return cfg_err(ld, p, "needed: the listener's address is not one address "
+				       "that clients can reach");
 		f->data_addr = l->addr;
-		((struct sockaddr_in *)&f->data_addr)->sin_port = 0;
+		if (l->addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&f->data_addr)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&f->data_addr)->sin6_port = 0;
 	}
 	return 0;
 }

@@ -189,24 +189,29 @@ static int fdata_listen(struct sess *s, struct fdata *d)
 	static _Atomic unsigned cursor;
 	const struct cfg_ftp *f = &s->l->cfg->ftp;
 	unsigned n = f->port_hi - f->port_lo + 1, start;
-	struct sockaddr_in a;
+	struct sockaddr_storage a = f->data_addr;
+	bool v6 = a.ss_family == AF_INET6;
 
 	if (!s->core->io->listen_one)
 		return -ENOTSUP;
-	memcpy(&a, &f->data_addr, sizeof(a));
 	start = atomic_fetch_add_explicit(&cursor, 1, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		unsigned port = f->port_lo + (start + i) % n;
 		int rc;
 
-		a.sin_port = htons((uint16_t)port);
+		if (v6)
+			((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
 		d->ls = (struct stream){ .owner = s, .wake = sess_stream_wake, .wake_arg = s,
 					 .fd = -1, .kind = SK_DEAD };
 		rc = s->core->io->listen_one(s->core, &d->ls, (const struct sockaddr *)&a,
-					     sizeof(a));
+					     v6 ? sizeof(struct sockaddr_in6)
+						: sizeof(struct sockaddr_in));
 		if (rc == 0) {
 			d->d.port = (uint16_t)port;
-			memcpy(d->d.host, &a.sin_addr, 4);
+			if (!v6)
+				memcpy(d->d.host, &((struct sockaddr_in *)&a)->sin_addr, 4);
 			return 0;
 		}
 		if (rc != -EADDRINUSE)
@@ -230,7 +235,15 @@ int fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o
 		return 1; /* a transfer's reply, its data connection checked */
 	if (r <= 0)
 		return 0; /* o empty: the line as it is; else the refusal */
-	if (!fdata_be_ip4(s, be4) || (!pd.epsv && memcmp(pd.be_host, be4, 4))) {
+	if (!pd.epsv && s->l->cfg->ftp.data_addr.ss_family == AF_INET6) {
+		/* a 227 names only IPv4, and this listener's clients are IPv6
+		 * (RFC 2428 3: EPSV) */
+		po_reply(o, "425 Use EPSV over IPv6.\r\n");
+		o->counter = CTR_ftp_pasv_v6_refused;
+		return 0;
+	}
+	if (s->be_idx < 0 ||
+	    (!pd.epsv && (!fdata_be_ip4(s, be4) || memcmp(pd.be_host, be4, 4)))) {
 		po_reply(o, "425 Cannot open data connection.\r\n");
 		o->counter = CTR_ftp_data_bounce;
 		log_msg(LOG_WARNING, "event=ftp-bounce conn=%llx listener=%s backend_host=%u.%u.%u.%u "
@@ -252,7 +265,10 @@ int fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o
 	d->tio.out = &d->cout;
 	memcpy(&d->be_addr, &s->l->pool->srv[s->be_idx].addr, sizeof(d->be_addr));
 	d->be_len = s->l->pool->srv[s->be_idx].len;
-	((struct sockaddr_in *)&d->be_addr)->sin_port = htons(pd.be_port);
+	if (d->be_addr.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&d->be_addr)->sin6_port = htons(pd.be_port);
+	else
+		((struct sockaddr_in *)&d->be_addr)->sin_port = htons(pd.be_port);
 	if ((rc = fdata_listen(s, d)) < 0) {
 		free(d);
 		po_reply(o, "425 Cannot open data connection.\r\n");

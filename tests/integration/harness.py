@@ -177,17 +177,27 @@ def run(cmd, input=None, timeout=30, env=None):
 
 
 def _listen_sockets():
-    """[(ip, port, inode)] of the IPv4 TCP sockets in LISTEN state."""
+    """[(ip, port, inode)] of the TCP sockets in LISTEN state, IPv4 and
+    IPv6."""
     out = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if fields[3] != "0A":                   # TCP_LISTEN
-                continue
-            addr, port = fields[1].split(":")
-            out.append((socket.inet_ntoa(bytes.fromhex(addr)[::-1]), int(port, 16),
-                        fields[9]))
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            f = open(name)
+        except FileNotFoundError:       # no IPv6 in this kernel
+            continue
+        with f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] != "0A":                   # TCP_LISTEN
+                    continue
+                addr, port = fields[1].split(":")
+                raw = bytes.fromhex(addr)
+                # each 32-bit word in the host's (little-endian) order
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                ip = (socket.inet_ntoa(raw) if len(raw) == 4
+                      else socket.inet_ntop(socket.AF_INET6, raw))
+                out.append((ip, int(port, 16), fields[9]))
     return out
 
 
@@ -195,7 +205,7 @@ def listening(host, port):
     """True if some socket listens on host:port (or on the wildcard): the
     kernel then completes connections, so connecting would succeed, without
     the log noise of a probe connection."""
-    return any(p == port and ip in (host, "0.0.0.0") for ip, p, _ in _listen_sockets())
+    return any(p == port and ip in (host, "0.0.0.0", "::") for ip, p, _ in _listen_sockets())
 
 
 def listener_pids(port):

@@ -161,9 +161,16 @@ def setUpModule():
             {"name": "slow", "address": f"127.0.0.1:{BASE + 5}", "protocol": "ftp",
              "tls": "required", "backend": "vsftpd", "ftp": dict(data),
              "timeouts": {"handshake": 2}},
+            {"name": "v6", "address": f"[::1]:{BASE + 6}", "protocol": "ftp",
+             "tls": "required", "backend": "vsftpd",
+             "ftp": dict(data, data_address="::1")},
         ],
     }
-    SL = Sluice(cfg, "ftp").start()
+    try:
+        SL = Sluice(cfg, "ftp").start()
+    except BaseException:
+        tearDownModule()    # unittest does not when setUpModule fails
+        raise
 
 
 def tearDownModule():
@@ -245,6 +252,38 @@ class Ftp(unittest.TestCase):
                                 SIZE)
         self.assertGreaterEqual(after["ftp_data_bytes_out"] - before.get("ftp_data_bytes_out", 0),
                                 SIZE)
+        down.unlink()
+        src.unlink()
+
+    def test_ipv6_client(self):
+        """A client on IPv6 (the backend on IPv4): curl's EPSV gets a data
+        port on sluice's IPv6 data address; upload and download, sha256
+        equal; PASV, whose 227 names only IPv4, is refused with 425."""
+        src = scratch() / f"v6-up-{os.getpid()}.bin"
+        src.write_bytes(os.urandom(1 << 20))
+        down = scratch() / f"v6-down-{os.getpid()}.bin"
+        before = self.counters()
+        run([tool("curl"), "-sS", "--ssl-reqd", "-k", "-T", str(src),
+             f"ftp://[::1]:{BASE + 6}/pub/v6.bin"], timeout=60)
+        self.assertEqual(sha256(ROOT / "pub" / "v6.bin"), sha256(src))
+        run([tool("curl"), "-sS", "--ssl-reqd", "-k", "-o", str(down),
+             f"ftp://[::1]:{BASE + 6}/pub/v6.bin"], timeout=60)
+        self.assertEqual(sha256(down), sha256(src))
+        self.assertEqual(self.delta(before, "ftp_data_resumed"), 2)
+        self.assertEqual(self.delta(before, "ftp_data_ok"), 2)
+        f = Resuming(context=client_ctx(), timeout=30)
+        f.connect("::1", BASE + 6)
+        f.auth()
+        f.login()
+        f.prot_p()
+        with self.assertRaises(ftplib.error_temp) as cm:
+            f.sendcmd("PASV")
+        self.assertTrue(str(cm.exception).startswith("425 Use EPSV"), cm.exception)
+        self.assertEqual(self.delta(before, "ftp_pasv_v6_refused"), 1)
+        out = io.BytesIO()
+        f.retrbinary("RETR pub/v6.bin", out.write)     # EPSV: ftplib on IPv6
+        self.assertEqual(hashlib.sha256(out.getvalue()).hexdigest(), sha256(src))
+        f.quit()
         down.unlink()
         src.unlink()
 

@@ -780,6 +780,28 @@ static void test_ftp(void **state)
 	assert_int_equal(((const struct sockaddr_in *)&f->data_addr)->sin_addr.s_addr,
 			 htonl(0xc000020a));
 	cfg_free(c);
+	/* an IPv6 listener: its own address, or an IPv6 data_address */
+	for (int k = 0; k < 2; k++) {
+		static const char *const docs[] = {
+			FBE "listeners:\n  - name: ftp\n    address: \"[2001:db8::5]:2021\"\n"
+			"    protocol: ftp\n    tls: required\n    backend: vs\n"
+			"    ftp: {data_ports: 1-2}\n",
+			FBE "listeners:\n  - name: ftp\n    address: \"[::]:2021\"\n"
+			"    protocol: ftp\n    tls: required\n    backend: vs\n"
+			"    ftp: {data_ports: 1-2, data_address: \"2001:db8::5\"}\n",
+		};
+		const struct sockaddr_in6 *a6;
+		struct in6_addr want;
+
+		if (cfg_load_string(docs[k], strlen(docs[k]), "f.yaml", &c, err, sizeof(err)))
+			fail_msg("%s", err);
+		a6 = (const struct sockaddr_in6 *)&c->listeners[0].ftp.data_addr;
+		assert_int_equal(a6->sin6_family, AF_INET6);
+		assert_int_equal(a6->sin6_port, 0);
+		assert_int_equal(inet_pton(AF_INET6, "2001:db8::5", &want), 1);
+		assert_memory_equal(&a6->sin6_addr, &want, sizeof(want));
+		cfg_free(c);
+	}
 }
 
 /* An FTP backend sends no PROXY header unless told: vsftpd reads none. */
@@ -809,6 +831,14 @@ static const struct bad_case ftp_bad_cases[] = {
 	  "t.yaml:12: listeners[0].ftp.data_ports: 'lots' is not a port range", NULL },
 	{ "data_address IPv6", FBE FLS "    ftp: {data_ports: 1-2, data_address: \"2001:db8::1\"}\n",
 	  "t.yaml:12: listeners[0].ftp.data_address: '2001:db8::1' is not an IPv4 address", NULL },
+	{ "data_address IPv4 on an IPv6 listener",
+	  FBE "listeners:\n  - name: ftp\n    address: \"[2001:db8::5]:2021\"\n    protocol: ftp\n"
+	  "    tls: required\n    backend: vs\n    ftp: {data_ports: 1-2, data_address: 192.0.2.1}\n",
+	  "t.yaml:12: listeners[0].ftp.data_address: '192.0.2.1' is not an IPv6 address", NULL },
+	{ "IPv6 wildcard listener without data_address",
+	  FBE "listeners:\n  - name: ftp\n    address: \"[::]:2021\"\n    protocol: ftp\n"
+	  "    tls: required\n    backend: vs\n    ftp: {data_ports: 1-2}\n",
+	  "t.yaml:12: listeners[0].ftp.data_address: needed", NULL },
 	{ "wildcard listener without data_address",
 	  FBE "listeners:\n  - name: ftp\n    address: 0.0.0.0:2021\n    protocol: ftp\n"
 	  "    tls: required\n    backend: vs\n    ftp: {data_ports: 1-2}\n",
