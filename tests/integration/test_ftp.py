@@ -570,6 +570,33 @@ class Ftp(unittest.TestCase):
                          r'\nsluice_ftp_data_connections_total\{listener="slow",[^}]*'
                          r'result="setup_timeout"\} 1\n')
 
+    def test_abor_mid_download(self):
+        """ABOR while a download relays (what curl and lftp send when a
+        transfer is cut short): the server's 426 and its ABOR reply reach
+        the client, no reply is held or made up, the control connection
+        goes on."""
+        big = ROOT / "pub" / "abor.bin"
+        big.write_bytes(os.urandom(SIZE))
+        before = self.counters()
+        f = login()
+        f.sendcmd("TYPE I")
+        d = f.transfercmd("RETR pub/abor.bin")
+        got = 0
+        while got < 256 << 10:
+            got += len(d.recv(65536))
+        f.sock.sendall(b"ABOR\r\n")   # no urgent data under TLS
+        d.close()
+        replies = [f.getline() for _ in range(2)]
+        codes = [r[:3] for r in replies]
+        # RFC 959 4.1.3: the transfer's reply (426, or 226 when it had
+        # ended), then ABOR's (226, or 225 when the transfer was over)
+        self.assertIn(codes[0], ("426", "226"), replies)
+        self.assertIn(codes[1], ("225", "226"), replies)
+        self.assertEqual(f.voidcmd("NOOP")[:3], "200")
+        f.quit()
+        self.assertEqual(self.delta(before, "ftp_xfer_aborted"), 0)
+        big.unlink()
+
     def test_control_reset_mid_upload(self):
         """The control connection is reset while an upload's data connection
         relays: the data connection is cut (reset on the backend's side,
