@@ -54,6 +54,7 @@ struct ftp_state {
 	bool c_long;            /* c2b: inside a line over the limit */
 	bool kinds_lost;        /* more in flight than kind[] holds */
 	bool b_multi;           /* b2c: inside a multi-line reply */
+	bool xfer_426;          /* b2c: inside a multi-line 2yz made 426 */
 	char b_code[3];         /* its code */
 	uint8_t kind[FTP_KINDS]; /* enum ftp_kind of relayed command n at
 				    [(n - 1) % FTP_KINDS] */
@@ -520,6 +521,10 @@ static size_t ftp_b2c_safe(const struct proto_sess *ps, const uint8_t *p, size_t
 	bool xfer = len && ((ps->data_pending && p[0] == '2') ||
 			    (ps->data_refused && p[0] != '1'));
 
+	if (st->xfer_426)
+		/* each line of the reply made 426, whole: its end is too */
+		return ps->b_cur_len == 0 ? 0 : len;
+
 	if (!st->kinds_pasv && !xfer)
 		return len;
 	k = ftp_next_kind(ps);
@@ -598,6 +603,17 @@ static int ftp_b2c_line(const struct proto_env *env, struct proto_sess *ps, cons
 	int rc;
 
 	memset(d, 0, sizeof(*d));
+	if (ftp_cst(ps)->xfer_426) {
+		struct ftp_state *st = ftp_st(ps);
+
+		/* the rest of a multi-line 2yz made 426: its text passes, its
+		 * end line (the code and a space, RFC 959 4.2) is the 426's */
+		if (len < 3 || memcmp(l, st->b_code, 3) || (len > 3 && l[3] != ' '))
+			return 0;
+		st->xfer_426 = false;
+		po_reply(o, "426 Connection closed; transfer aborted.\r\n");
+		return -1;
+	}
 	if (k == K_XFER) {
 		/* The transfer's final reply: it waits while its data
 		 * connection is checked; a 2yz for one that ended before it
@@ -610,9 +626,16 @@ static int ftp_b2c_line(const struct proto_env *env, struct proto_sess *ps, cons
 		if (!ps->data_refused)
 			return 0;
 		ps->data_refused = false;
-		if (len < 4 || l[0] != '2' || l[3] != ' ')
+		if (len < 4 || l[0] != '2' || (l[3] != ' ' && l[3] != '-'))
 			return 0; /* the server's own error, as it is */
-		po_reply(o, "426 Connection closed; transfer aborted.\r\n");
+		if (l[3] == '-') {
+			/* a multi-line 2yz (Pure-FTPd's 226): 426 from its
+			 * first line to its last */
+			ftp_st(ps)->xfer_426 = true;
+			po_reply(o, "426-Connection closed; transfer aborted.\r\n");
+		} else {
+			po_reply(o, "426 Connection closed; transfer aborted.\r\n");
+		}
 		o->counter = CTR_ftp_xfer_aborted;
 		o->reason = "the data connection was refused";
 		return -1;

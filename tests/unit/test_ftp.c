@@ -426,6 +426,25 @@ static void test_relay_transfer_reply(void **state)
 	assert_int_equal(o.reply_len, 0);
 	assert_false(r.ps.data_refused);
 
+	/* a multi-line 2yz (Pure-FTPd's): 426 from its first line to its
+	 * end; its text between passes; the reply is counted once */
+	rl_c2b(&r, "RETR m\r\n", buf);
+	r.ps.data_refused = true;
+	assert_int_equal(rl_line(&r, "226-File successfully transferred\r\n", &o), -1);
+	o.reply[o.reply_len] = 0;
+	assert_string_equal(o.reply, "426-Connection closed; transfer aborted.\r\n");
+	assert_int_equal(o.counter, CTR_ftp_xfer_aborted);
+	assert_int_equal(rl_line(&r, "226-0.002 seconds (measured here)\r\n", &o), 0);
+	assert_int_equal(o.reply_len, 0);
+	assert_int_equal(rl_line(&r, "    some text\r\n", &o), 0);
+	assert_int_equal(rl_line(&r, "226 1.00 Mbytes per second\r\n", &o), -1);
+	o.reply[o.reply_len] = 0;
+	assert_string_equal(o.reply, "426 Connection closed; transfer aborted.\r\n");
+	assert_int_equal(r.ps.replies, r.ps.cmds);
+	rl_c2b(&r, "NOOP\r\n", buf);
+	assert_int_equal(rl_line(&r, "200 NOOP ok.\r\n", &o), 3);  /* as it is again */
+	assert_int_equal(r.ps.replies, r.ps.cmds);
+
 	rl_c2b(&r, "RETR i\r\n", buf);
 	r.ps.data_pending = true;
 	assert_int_equal(rl_line(&r, "550 Failed to open file.\r\n", &o), 3);
