@@ -113,17 +113,23 @@ fail:
  * ever the same server's retry after intolerance). With none left the
  * client hears the temporary error, and the log the last server's reason.
  */
-static void sess_be_tls_next(struct sess *s, const char *why)
+/* Drop the backend connection and what it carried, for a new one. */
+static void sess_be_drop(struct sess *s)
 {
-	if (!s->result)
-		snprintf(s->reason, sizeof(s->reason), "%s", why);
-	be_mark_down(s->l->pool, s->be_idx, s->core->now_ms);
 	sess_be_tls_free(s);
 	if (stream_is_open(&s->be))
 		stream_close(&s->be);
 	buf_free(&s->bin);
 	buf_free(&s->bout);
 	s->be_connected = false;
+}
+
+static void sess_be_tls_next(struct sess *s, const char *why)
+{
+	if (!s->result)
+		snprintf(s->reason, sizeof(s->reason), "%s", why);
+	be_mark_down(s->l->pool, s->be_idx, s->core->now_ms);
+	sess_be_drop(s);
 	sess_backend_next(s);
 }
 
@@ -149,12 +155,7 @@ static void sess_be_tls_failed(struct sess *s, int e, unsigned long err)
 			srv->name, why, mem);
 		s->be_tls_cons = true;
 		s->be_tls_fell_back = true;
-		sess_be_tls_free(s);
-		if (stream_is_open(&s->be))
-			stream_close(&s->be);
-		buf_free(&s->bin);
-		buf_free(&s->bout);
-		s->be_connected = false;
+		sess_be_drop(s);
 		int rc = sess_backend_connect(s, s->be_idx);
 
 		if (rc && sess_backend_lost(s, s->be_idx, rc))
