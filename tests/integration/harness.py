@@ -1008,14 +1008,15 @@ class Sluice:
         return [kv for kv in map(parse_kv, self.log_lines())
                 if "client" in kv and "listener" in kv]
 
-    def conn_log(self, ip, port=None, timeout=10, listener=None):
+    def conn_log(self, ip, port=None, timeout=10, listener=None, after=None):
         """The per-connection line of client ip(:port), once it is written
-        (at close). With port=None the client's latest one. With listener,
-        only that listener's lines: two connections in a row from one
-        address can get the same source port, and the first one's line
-        must not stand in for the second's."""
+        (at close). With port=None the client's latest one. Two connections
+        in a row from one address can get the same source port, and the
+        first one's line must not stand in for the second's: with
+        listener, only that listener's lines; with after (len(conn_logs())
+        before the connection was made), only lines written since."""
         def find():
-            found = [kv for kv in self.conn_logs()
+            found = [kv for kv in self.conn_logs()[after or 0:]
                      if _addr(kv["client"])[0] == ip
                      and (port is None or _addr(kv["client"])[1] == port)
                      and (listener is None or kv["listener"] == listener)]

@@ -51,6 +51,7 @@ from harness import (SENDER, Dovecot, MAIL_USER, MAIL_PASSWORD, IMAP4_SSL, Postf
                      stop_all, unique, wait_until, SCRATCH)
 
 CLIENT = "127.0.0.61"
+GONE_CLIENT = "127.0.0.62"   # test_clients_gone_during_backend_handshake's resets
 PF_TLS = 43611        # Postfix, implicit TLS, PROXY v2 first
 PF_TLS12 = 43612      # Postfix, implicit TLS 1.2 only, no PROXY
 DC_IMAPS = 43613      # Dovecot imaps, PROXY v2 first
@@ -300,12 +301,13 @@ def send_one(sluice, listener):
     log line for the session."""
     tag = unique("btls")
     host, port = sluice.addr(listener)
+    mark = len(sluice.conn_logs())
     with smtplib.SMTP_SSL(host, port, context=no_verify_context(), timeout=20,
                           source_address=(CLIENT, 0)) as s:
         src = s.sock.getsockname()[1]
         s.ehlo("client.test")
         s.sendmail(SENDER, [recipient(tag)], make_message(tag))
-    return tag, sluice.conn_log(CLIENT, src, listener=listener)
+    return tag, sluice.conn_log(CLIENT, src, listener=listener, after=mark)
 
 
 def landed(tag):
@@ -318,6 +320,7 @@ def refused(sluice, listener):
     close, and sluice's log line for the session."""
     host, port = sluice.addr(listener)
     import ssl
+    mark = len(sluice.conn_logs())
     raw = socket.create_connection((host, port), timeout=20, source_address=(CLIENT, 0))
     src = raw.getsockname()[1]
     s = no_verify_context().wrap_socket(raw, server_hostname="mail-front.test")
@@ -339,7 +342,8 @@ def refused(sluice, listener):
             data += d
     finally:
         s.close()
-    return data.decode(errors="replace"), sluice.conn_log(CLIENT, src, listener=listener)
+    return data.decode(errors="replace"), sluice.conn_log(CLIENT, src, listener=listener,
+                                                          after=mark)
 
 
 class BackendTls(unittest.TestCase):
@@ -670,7 +674,10 @@ class BackendTls(unittest.TestCase):
         host, port = sl.addr("gone")
         n = 40
         for _ in range(n):
-            raw = socket.create_connection((host, port), timeout=20, source_address=(CLIENT, 0))
+            # from an address of their own: a reset frees its source port
+            # at once, and the normal session's line is found by its port
+            raw = socket.create_connection((host, port), timeout=20,
+                                           source_address=(GONE_CLIENT, 0))
             s = no_verify_context().wrap_socket(raw, server_hostname="mail-front.test")
             s.recv(4096)                      # the greeting
             s.sendall(b"EHLO client.test\r\n")
