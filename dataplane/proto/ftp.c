@@ -521,9 +521,15 @@ static size_t ftp_b2c_safe(const struct proto_sess *ps, const uint8_t *p, size_t
 	bool xfer = len && ((ps->data_pending && p[0] == '2') ||
 			    (ps->data_refused && p[0] != '1'));
 
-	if (st->xfer_426)
-		/* each line of the reply made 426, whole: its end is too */
-		return ps->b_cur_len == 0 ? 0 : len;
+	if (st->xfer_426) {
+		/* each line of the reply made 426 is looked at whole, so its
+		 * end is found; past the head of an overlong one (its rest
+		 * as bytes), up to that line's end only */
+		if (ps->b_cur_len == 0)
+			return 0;
+		lf = memchr(p, '\n', len);
+		return lf ? (size_t)(lf - p) + 1 : len;
+	}
 
 	if (!st->kinds_pasv && !xfer)
 		return len;

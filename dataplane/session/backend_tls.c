@@ -105,14 +105,6 @@ fail:
 	return false;
 }
 
-/*
- * The server failed TLS (its certificate, its STARTTLS, its handshake):
- * it is skipped for a while, as one that refuses connections is, and the
- * session tries the next server of the pool, from a new connection and a
- * full handshake (never a weaker one: the conservative hello is only
- * ever the same server's retry after intolerance). With none left the
- * client hears the temporary error, and the log the last server's reason.
- */
 /* Drop the backend connection and what it carried, for a new one. */
 static void sess_be_drop(struct sess *s)
 {
@@ -124,6 +116,14 @@ static void sess_be_drop(struct sess *s)
 	s->be_connected = false;
 }
 
+/*
+ * The server failed TLS (its certificate, its STARTTLS, its handshake):
+ * it is skipped for a while, as one that refuses connections is, and the
+ * session tries the next server of the pool, from a new connection and a
+ * full handshake (never a weaker one: the conservative hello is only
+ * ever the same server's retry after intolerance). With none left the
+ * client hears the temporary error, and the log the last server's reason.
+ */
 static void sess_be_tls_next(struct sess *s, const char *why)
 {
 	if (!s->result)
