@@ -169,6 +169,15 @@ static void fdata_arm(struct sess *s, const struct fdata *d)
 		sess_arm(s, d->deadline_ms > s->core->now_ms ? d->deadline_ms - s->core->now_ms : 0);
 }
 
+/* a's port, IPv4 or IPv6. */
+static void fdata_set_port(struct sockaddr_storage *a, uint16_t port)
+{
+	if (a->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)a)->sin_port = htons(port);
+}
+
 /* The backend server's IPv4 address, or false. */
 static bool fdata_be_ip4(const struct sess *s, uint8_t out[4])
 {
@@ -199,10 +208,7 @@ static int fdata_listen(struct sess *s, struct fdata *d)
 		unsigned port = f->port_lo + (start + i) % n;
 		int rc;
 
-		if (v6)
-			((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
-		else
-			((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+		fdata_set_port(&a, (uint16_t)port);
 		d->ls = (struct stream){ .owner = s, .wake = sess_stream_wake, .wake_arg = s,
 					 .fd = -1, .kind = SK_DEAD };
 		rc = s->core->io->listen_one(s->core, &d->ls, (const struct sockaddr *)&a,
@@ -265,10 +271,7 @@ int fdata_passive(struct sess *s, const char *l, size_t len, struct proto_out *o
 	d->tio.out = &d->cout;
 	memcpy(&d->be_addr, &s->l->pool->srv[s->be_idx].addr, sizeof(d->be_addr));
 	d->be_len = s->l->pool->srv[s->be_idx].len;
-	if (d->be_addr.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&d->be_addr)->sin6_port = htons(pd.be_port);
-	else
-		((struct sockaddr_in *)&d->be_addr)->sin_port = htons(pd.be_port);
+	fdata_set_port(&d->be_addr, pd.be_port);
 	if ((rc = fdata_listen(s, d)) < 0) {
 		free(d);
 		po_reply(o, "425 Cannot open data connection.\r\n");
